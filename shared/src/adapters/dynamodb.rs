@@ -1,0 +1,214 @@
+//! [`OrderStore`] on a DynamoDB table keyed by `order_number`.
+//!
+//! Item layout: the key, the GSI key `client_platform_order`, the state as plain
+//! attributes (readable in the console, updatable with conditions), and the
+//! accepted request as canonical JSON in `order`, never rewritten.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Order, OrderNumber};
+use crate::error::{FieldError, StoreError};
+use crate::ports::{Insert, OrderStore};
+use crate::record::{OrderRecord, format_time};
+
+/// The GSI that finds a client's orders by marketplace order number.
+pub const PLATFORM_ORDER_INDEX: &str = "by_client_platform_order";
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoOrderStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoOrderStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl OrderStore for DynamoOrderStore {
+    async fn insert_new(&self, record: &OrderRecord) -> Result<Insert, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .condition_expression("attribute_not_exists(order_number)")
+            // Hands back the stored order in the same round trip when it exists.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Insert::Inserted),
+            Err(SdkError::ServiceError(service)) => match service.into_err() {
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    let stored = match failed.item {
+                        Some(item) => from_item(&item)?,
+                        None => self.get(&record.order.order_number).await?.ok_or_else(|| {
+                            StoreError::Failed("condition failed but no order is stored".into())
+                        })?,
+                    };
+                    Ok(Insert::AlreadyExists(Box::new(stored)))
+                }
+                other => Err(classify_service(other)),
+            },
+            Err(other) => Err(classify(other)),
+        }
+    }
+
+    async fn get(&self, order_number: &OrderNumber) -> Result<Option<OrderRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("order_number", AttributeValue::S(order_number.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        output.item.as_ref().map(from_item).transpose()
+    }
+
+    async fn orders_with_platform_order(
+        &self,
+        client_platform_order_key: &str,
+    ) -> Result<Vec<OrderNumber>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PLATFORM_ORDER_INDEX)
+            .key_condition_expression("client_platform_order = :key")
+            .expression_attribute_values(
+                ":key",
+                AttributeValue::S(client_platform_order_key.to_owned()),
+            )
+            .limit(10)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(output
+            .items()
+            .iter()
+            .filter_map(|item| string(item, "order_number"))
+            .filter_map(|number| OrderNumber::parse(&number).ok())
+            .collect())
+    }
+}
+
+/// Throttling and transport failures may pass; anything else will not.
+fn classify<E>(err: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let transient = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => is_transient(service.err().code()),
+        _ => false,
+    };
+    wrap(transient, Box::new(err))
+}
+
+fn classify_service<E>(err: E) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    wrap(is_transient(err.code()), Box::new(err))
+}
+
+fn is_transient(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "ThrottlingException"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+        )
+    )
+}
+
+fn wrap(transient: bool, err: Box<dyn std::error::Error + Send + Sync>) -> StoreError {
+    if transient {
+        StoreError::Unavailable(err)
+    } else {
+        StoreError::Failed(err)
+    }
+}
+
+fn to_item(record: &OrderRecord) -> Item {
+    let order = &record.order;
+    let mut item = Item::from([
+        ("order_number".into(), s(order.order_number.as_str())),
+        ("client_code".into(), s(&order.client_code)),
+        ("request_hash".into(), s(&record.request_hash)),
+        ("status".into(), s(record.status.as_str())),
+        ("created_at".into(), s(&format_time(record.created_at))),
+        ("order".into(), s(&json(order))),
+    ]);
+    if let Some(key) = order.client_platform_order_key() {
+        item.insert("client_platform_order".into(), s(&key));
+    }
+    if !record.findings.is_empty() {
+        item.insert("findings".into(), s(&json(&record.findings)));
+    }
+    item
+}
+
+fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
+    let number = string(item, "order_number").unwrap_or_default();
+    let corrupt = |reason: String| StoreError::Corrupt {
+        order_number: number.clone(),
+        reason,
+    };
+    let required = |name: &str| string(item, name).ok_or_else(|| corrupt(format!("no {name}")));
+
+    let order: Order =
+        serde_json::from_str(&required("order")?).map_err(|err| corrupt(err.to_string()))?;
+    let findings: Vec<FieldError> = match string(item, "findings") {
+        Some(findings) => {
+            serde_json::from_str(&findings).map_err(|err| corrupt(err.to_string()))?
+        }
+        None => Vec::new(),
+    };
+    let created_at = DateTime::parse_from_rfc3339(&required("created_at")?)
+        .map_err(|err| corrupt(err.to_string()))?
+        .with_timezone(&Utc);
+    Ok(OrderRecord {
+        order,
+        request_hash: required("request_hash")?,
+        status: required("status")?.parse().map_err(corrupt)?,
+        created_at,
+        findings,
+    })
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("order data has only string keys and always serialises")
+}
+
+fn string(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value.clone()),
+        _ => None,
+    }
+}

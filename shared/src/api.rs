@@ -1,0 +1,182 @@
+//! The HTTP face of the core: the `{code, data, message}` envelope of spec 000,
+//! and the one place where errors become status codes.
+//!
+//! Client mistakes get a message that helps them fix the request; our own
+//! failures are logged with their cause chain and answered with a generic text.
+
+use http::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{IntakeError, StoreError};
+
+/// A response ready to hand to whatever transport serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    /// Extra headers; `Content-Type: application/json` is implied.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+/// Every way a request can fail, whatever route it took.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no such route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("the body must be JSON")]
+    UnsupportedMediaType,
+    #[error(transparent)]
+    Intake(#[from] IntakeError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::Intake(err.into())
+    }
+}
+
+/// A successful answer in the envelope.
+pub fn success(status: StatusCode, data: &impl Serialize, message: &str) -> ApiResponse {
+    envelope(status, json!(data), message)
+}
+
+fn envelope(status: StatusCode, data: serde_json::Value, message: &str) -> ApiResponse {
+    let body = json!({ "code": status.as_u16(), "data": data, "message": message });
+    ApiResponse {
+        status,
+        headers: Vec::new(),
+        body: body.to_string(),
+    }
+}
+
+/// Accepts `application/json` and `application/<anything>+json`, with parameters.
+pub fn require_json(content_type: Option<&str>) -> Result<(), ApiError> {
+    let essence = content_type
+        .and_then(|value| value.split(';').next())
+        .map(|value| value.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(other) if other.starts_with("application/") && other.ends_with("+json") => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+impl ApiError {
+    /// The answer for this error. Logs our own failures; never leaks them.
+    #[must_use]
+    pub fn into_response(self) -> ApiResponse {
+        use IntakeError as E;
+        match self {
+            Self::NoRoute => envelope(StatusCode::NOT_FOUND, json!(null), "no such route"),
+            Self::MethodNotAllowed { allow } => {
+                let mut response = envelope(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    json!(null),
+                    &format!("method not allowed; use {allow}"),
+                );
+                response.headers.push(("allow", allow.to_owned()));
+                response
+            }
+            Self::UnsupportedMediaType => envelope(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!(null),
+                "send the body as JSON with Content-Type: application/json",
+            ),
+            Self::Intake(E::Invalid(errors)) => envelope(
+                StatusCode::BAD_REQUEST,
+                json!({ "errors": errors }),
+                &format!(
+                    "the request has {} problem(s); see data.errors",
+                    errors.len()
+                ),
+            ),
+            Self::Intake(E::Unprocessable(errors)) => envelope(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "errors": errors }),
+                &format!(
+                    "real_time_response is true and the order has {} data-quality problem(s); see data.errors",
+                    errors.len()
+                ),
+            ),
+            Self::Intake(err @ E::BodyTooLarge { limit, .. }) => envelope(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "limit_bytes": limit }),
+                &err.to_string(),
+            ),
+            Self::Intake(err @ E::LabelTooLarge { limit, .. }) => envelope(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "field": "logistics_provider.label_base64", "limit_bytes": limit }),
+                &format!("{err}; send a link to the label in logistics_provider.label_url instead"),
+            ),
+            Self::Intake(E::Conflict(number)) => envelope(
+                StatusCode::CONFLICT,
+                json!({ "order_number": number }),
+                &format!(
+                    "order {number} already exists with different content; resend it unchanged, or use a new order_number"
+                ),
+            ),
+            Self::Intake(err @ E::NotFound(_)) => {
+                envelope(StatusCode::NOT_FOUND, json!(null), &err.to_string())
+            }
+            Self::Intake(E::Store(err)) => store_failure(&err),
+        }
+    }
+}
+
+fn store_failure(err: &StoreError) -> ApiResponse {
+    tracing::error!(error = %err, cause = ?std::error::Error::source(err), "order store failure");
+    match err {
+        StoreError::Unavailable(_) => {
+            let mut response = envelope(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!(null),
+                "temporarily unavailable; retry the same request, it is safe to repeat",
+            );
+            response.headers.push(("retry-after", "1".to_owned()));
+            response
+        }
+        StoreError::Failed(_) | StoreError::Corrupt { .. } => envelope(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!(null),
+            "internal error; it has been logged",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types_with_parameters_are_accepted() {
+        assert!(require_json(Some("application/json")).is_ok());
+        assert!(require_json(Some("Application/JSON; charset=utf-8")).is_ok());
+        assert!(require_json(Some("application/vnd.erp+json")).is_ok());
+        assert!(require_json(Some("text/plain")).is_err());
+        assert!(require_json(None).is_err());
+    }
+
+    #[test]
+    fn validation_errors_are_listed_under_data_errors() {
+        let response = ApiError::from(IntakeError::Invalid(vec![crate::error::FieldError::new(
+            "receiver.country_code",
+            "is required",
+        )]))
+        .into_response();
+        let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["code"], 400);
+        assert_eq!(body["data"]["errors"][0]["field"], "receiver.country_code");
+    }
+
+    #[test]
+    fn store_failures_do_not_leak_their_cause() {
+        let response =
+            ApiError::from(StoreError::Failed("secret table arn".into())).into_response();
+        assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!response.body.contains("secret"));
+    }
+}

@@ -1,0 +1,82 @@
+//! Typed configuration, read once at start-up.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One warehouse the service ships from, keyed by its `centre_code`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Warehouse {
+    /// The warehouse's code at the callback partner (spec 001 `WarehouseCode`).
+    pub partner_warehouse_code: String,
+    /// ISO 3166-1 alpha-2 country of the warehouse (spec 001 `Country`).
+    pub country: String,
+    pub city: String,
+    /// IANA time zone, e.g. `Asia/Manila`; spec 001 times are local to it.
+    pub time_zone: String,
+}
+
+/// Every warehouse, from the `WAREHOUSES` JSON (`{"mabang": {...}, ...}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Warehouses(BTreeMap<String, Warehouse>);
+
+/// Configuration that cannot be used; start-up fails with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl Warehouses {
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        serde_json::from_str(json).map_err(|err| ConfigError::Invalid {
+            name: "WAREHOUSES",
+            reason: err.to_string(),
+        })
+    }
+
+    #[must_use]
+    pub fn get(&self, centre_code: &str) -> Option<&Warehouse> {
+        self.0.get(centre_code)
+    }
+
+    pub fn codes(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+/// Reads a required environment variable.
+pub fn required_env(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_warehouses_keyed_by_centre_code() {
+        let warehouses = Warehouses::from_json(
+            r#"{"mabang": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            warehouses.get("mabang").map(|w| w.city.as_str()),
+            Some("Manila")
+        );
+        assert!(warehouses.get("nowhere").is_none());
+    }
+
+    #[test]
+    fn a_misspelt_warehouse_field_is_a_config_error() {
+        let err = Warehouses::from_json(r#"{"x": {"partner_code": "PH"}}"#).unwrap_err();
+        assert!(err.to_string().contains("WAREHOUSES"), "{err}");
+    }
+}

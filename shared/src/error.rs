@@ -1,0 +1,59 @@
+//! Errors of the core, one enum per layer. [`crate::api`] is the one place that
+//! turns them into HTTP answers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::OrderNumber;
+
+/// One problem with a request, located by its JSON path (`receiver.country_code`,
+/// `items[1].qty`, `$` for the body as a whole).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A failure of the order store. Never the caller's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttling, timeouts, connection errors: retrying later can succeed.
+    #[error("the order store is unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("the order store request failed")]
+    Failed(#[source] BoxError),
+    #[error("stored order {order_number} cannot be read: {reason}")]
+    Corrupt {
+        order_number: String,
+        reason: String,
+    },
+}
+
+/// Why an order was not accepted, or not found.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("the request has {} problem(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error("the body is {size} bytes; the limit is {limit} bytes")]
+    BodyTooLarge { size: usize, limit: usize },
+    #[error("logistics_provider.label_base64 is {size} bytes; the limit is {limit} bytes")]
+    LabelTooLarge { size: usize, limit: usize },
+    #[error("real-time validation found {} problem(s)", .0.len())]
+    Unprocessable(Vec<FieldError>),
+    #[error("order {0} already exists with different content")]
+    Conflict(OrderNumber),
+    #[error("order {0} does not exist")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

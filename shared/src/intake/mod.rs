@@ -1,0 +1,115 @@
+//! Order intake (spec 000): parse, check, store once, answer.
+
+pub mod findings;
+pub mod limits;
+mod parse;
+mod reader;
+
+pub use parse::{OrderRequest, parse_order};
+
+use crate::config::Warehouses;
+use crate::domain::OrderNumber;
+use crate::error::{FieldError, IntakeError};
+use crate::ports::{Clock, Insert, OrderStore};
+use crate::record::OrderRecord;
+use crate::view::OrderView;
+
+/// What became of an accepted order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored now (201).
+    Created(OrderView),
+    /// The identical order was already stored; nothing was written (200).
+    Replayed(OrderView),
+}
+
+/// The intake use cases over an order store.
+#[derive(Debug)]
+pub struct Intake<S, C> {
+    store: S,
+    warehouses: Warehouses,
+    clock: C,
+}
+
+impl<S: OrderStore, C: Clock> Intake<S, C> {
+    pub fn new(store: S, warehouses: Warehouses, clock: C) -> Self {
+        Self {
+            store,
+            warehouses,
+            clock,
+        }
+    }
+
+    /// Accepts an order body: stores it once, or explains every reason it cannot.
+    pub async fn accept(&self, body: &[u8]) -> Result<Accepted, IntakeError> {
+        let OrderRequest {
+            order,
+            real_time_response,
+        } = parse_order(body)?;
+        let mut findings = findings::check(&order, &self.warehouses);
+        if let Some(finding) = self.duplicate_platform_order(&order).await? {
+            findings.push(finding);
+        }
+        if real_time_response && !findings.is_empty() {
+            return Err(IntakeError::Unprocessable(findings));
+        }
+
+        let record = OrderRecord::accept(order, findings, self.clock.now());
+        match self.store.insert_new(&record).await? {
+            Insert::Inserted => {
+                tracing::info!(order_number = %record.order.order_number, "order accepted");
+                Ok(Accepted::Created(OrderView::from(&record)))
+            }
+            Insert::AlreadyExists(stored) if stored.request_hash == record.request_hash => {
+                tracing::info!(order_number = %record.order.order_number, "identical order replayed");
+                Ok(Accepted::Replayed(OrderView::from(stored.as_ref())))
+            }
+            Insert::AlreadyExists(_) => {
+                tracing::warn!(order_number = %record.order.order_number, "conflicting order refused");
+                Err(IntakeError::Conflict(record.order.order_number))
+            }
+        }
+    }
+
+    /// The order as the API shows it.
+    pub async fn get(&self, order_number: &str) -> Result<OrderView, IntakeError> {
+        let not_found = || IntakeError::NotFound(order_number.to_owned());
+        // A number that cannot be valid cannot be stored either.
+        let number = OrderNumber::parse(order_number).map_err(|_| not_found())?;
+        let record = self.store.get(&number).await?.ok_or_else(not_found)?;
+        Ok(OrderView::from(&record))
+    }
+
+    /// The same marketplace order already sent under another order number. The
+    /// index is eventually consistent, so two such orders racing each other may
+    /// both pass: this is a data-quality hint, not a uniqueness guarantee.
+    async fn duplicate_platform_order(
+        &self,
+        order: &crate::domain::Order,
+    ) -> Result<Option<FieldError>, IntakeError> {
+        let Some(key) = order.client_platform_order_key() else {
+            return Ok(None);
+        };
+        let others: Vec<String> = self
+            .store
+            .orders_with_platform_order(&key)
+            .await?
+            .into_iter()
+            .filter(|number| *number != order.order_number)
+            .map(|number| number.to_string())
+            .collect();
+        Ok((!others.is_empty()).then(|| {
+            FieldError::new(
+                "platform_order_number",
+                format!(
+                    "client {} already sent this marketplace order as {}",
+                    order.client_code,
+                    others.join(", ")
+                ),
+            )
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,388 @@
+//! The intake rules over an in-memory store.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::ports::Clock;
+
+const SAMPLE: &str = include_str!("../../../tests/fixtures/spec-000-sample.json");
+const SAMPLE_AS_PUBLISHED: &str =
+    include_str!("../../../tests/fixtures/spec-000-sample-as-published.json");
+
+#[derive(Default)]
+struct MemoryStore(Mutex<BTreeMap<String, OrderRecord>>);
+
+impl OrderStore for MemoryStore {
+    async fn insert_new(&self, record: &OrderRecord) -> Result<Insert, crate::error::StoreError> {
+        let mut orders = self.0.lock().unwrap();
+        let key = record.order.order_number.to_string();
+        if let Some(stored) = orders.get(&key) {
+            return Ok(Insert::AlreadyExists(Box::new(stored.clone())));
+        }
+        orders.insert(key, record.clone());
+        Ok(Insert::Inserted)
+    }
+
+    async fn get(
+        &self,
+        number: &OrderNumber,
+    ) -> Result<Option<OrderRecord>, crate::error::StoreError> {
+        Ok(self.0.lock().unwrap().get(number.as_str()).cloned())
+    }
+
+    async fn orders_with_platform_order(
+        &self,
+        key: &str,
+    ) -> Result<Vec<OrderNumber>, crate::error::StoreError> {
+        let orders = self.0.lock().unwrap();
+        Ok(orders
+            .values()
+            .filter(|r| r.order.client_platform_order_key().as_deref() == Some(key))
+            .map(|r| r.order.order_number.clone())
+            .collect())
+    }
+}
+
+struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap()
+    }
+}
+
+fn intake() -> Intake<MemoryStore, FixedClock> {
+    let warehouses = Warehouses::from_json(
+        r#"{"mabang": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#,
+    )
+    .unwrap();
+    Intake::new(MemoryStore::default(), warehouses, FixedClock)
+}
+
+fn sample() -> Value {
+    serde_json::from_str(SAMPLE).unwrap()
+}
+
+fn body(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap()
+}
+
+fn problems(result: Result<Accepted, IntakeError>) -> Vec<(String, String)> {
+    match result {
+        Err(IntakeError::Invalid(errors) | IntakeError::Unprocessable(errors)) => {
+            errors.into_iter().map(|e| (e.field, e.message)).collect()
+        }
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+fn fields(result: Result<Accepted, IntakeError>) -> Vec<String> {
+    problems(result)
+        .into_iter()
+        .map(|(field, _)| field)
+        .collect()
+}
+
+fn created(result: Result<Accepted, IntakeError>) -> OrderView {
+    match result {
+        Ok(Accepted::Created(view)) => view,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_spec_sample_without_its_trailing_commas_is_accepted_as_pending() {
+    let view = created(intake().accept(SAMPLE.as_bytes()).await);
+
+    assert_eq!(view.order_number, "mabang-test002");
+    assert_eq!(view.status, "pending");
+    assert_eq!(view.items, ["-ALB-908", "#"]);
+    assert_eq!(view.tracking_number.as_deref(), Some("222225555"));
+    assert_eq!(view.created_at, "2026-11-20T02:00:00Z");
+}
+
+#[tokio::test]
+async fn the_sample_placeholders_are_recorded_as_findings_not_rejected() {
+    let view = created(intake().accept(SAMPLE.as_bytes()).await);
+
+    let found: Vec<&str> = view.findings.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(
+        found,
+        ["sender.country_code", "sender.email", "sender.phone"]
+    );
+    let message = view.status_message.unwrap();
+    assert!(
+        message.contains("sender.email: is not a valid email address"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn the_spec_sample_as_published_names_the_trailing_comma_and_where_it_is() {
+    let problems = problems(intake().accept(SAMPLE_AS_PUBLISHED.as_bytes()).await);
+
+    assert_eq!(problems.len(), 1);
+    let (field, message) = &problems[0];
+    assert_eq!(field, "$");
+    assert!(message.contains("line 17, column 1"), "{message}");
+    assert!(message.contains("trailing comma"), "{message}");
+}
+
+#[tokio::test]
+async fn every_problem_is_listed_at_once_by_json_path() {
+    let mut order = sample();
+    order["centre_code"] = json!(12);
+    order["receiver"]["country_code"] = json!("");
+    order["receiver"].as_object_mut().unwrap().remove("name");
+    order["items"][0]["qty"] = json!(0);
+    order["items"][1]["qty"] = json!(1.5);
+    order["items"][1]["unit_price"] = json!("ten");
+    order["package"]["order_number"] = json!("mabang/002");
+
+    let fields = fields(intake().accept(&body(&order)).await);
+
+    assert_eq!(
+        fields,
+        [
+            "centre_code",
+            "package.order_number",
+            "receiver.name",
+            "receiver.country_code",
+            "items[0].qty",
+            "items[1].qty",
+            "items[1].unit_price",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn tiktok_orders_need_package_shipping_provider_and_platform_sku_ids() {
+    let mut order = sample();
+    for key in [
+        "package_id",
+        "shipping_provider_id",
+        "shipping_provider_name",
+    ] {
+        order.as_object_mut().unwrap().remove(key);
+    }
+    order["items"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("platform_sku_id");
+
+    let problems = problems(intake().accept(&body(&order)).await);
+
+    let fields: Vec<&str> = problems.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "package_id",
+            "shipping_provider_id",
+            "shipping_provider_name",
+            "items[1].platform_sku_id"
+        ]
+    );
+    assert!(problems[0].1.contains("when platform_type is tiktok"));
+}
+
+#[tokio::test]
+async fn other_platforms_do_not_need_the_tiktok_fields() {
+    let mut order = sample();
+    order["platform_type"] = json!("Shopee");
+    for key in [
+        "package_id",
+        "shipping_provider_id",
+        "shipping_provider_name",
+    ] {
+        order.as_object_mut().unwrap().remove(key);
+    }
+
+    let view = created(intake().accept(&body(&order)).await);
+
+    assert_eq!(view.platform_type, "shopee");
+}
+
+#[tokio::test]
+async fn an_order_needs_items_a_receiver_and_a_package() {
+    for (change, field) in [
+        (json!({"items": []}), "items"),
+        (json!({"items": null}), "items"),
+        (json!({"receiver": null}), "receiver"),
+        (json!({"package": {}}), "package.order_number"),
+    ] {
+        let mut order = sample();
+        for (key, value) in change.as_object().unwrap() {
+            order[key] = value.clone();
+        }
+        assert_eq!(fields(intake().accept(&body(&order)).await), [field]);
+    }
+}
+
+#[tokio::test]
+async fn unit_price_as_number_or_string_is_the_same_exact_price() {
+    let intake = intake();
+    let mut as_number = sample();
+    as_number["items"][0]["unit_price"] = json!(10.5);
+    created(intake.accept(&body(&as_number)).await);
+
+    let mut as_string = sample();
+    as_string["items"][0]["unit_price"] = json!("10.50");
+    let replay = intake.accept(&body(&as_string)).await.unwrap();
+
+    assert!(matches!(replay, Accepted::Replayed(_)), "{replay:?}");
+}
+
+#[tokio::test]
+async fn a_replayed_order_returns_the_stored_result() {
+    let intake = intake();
+    let first = created(intake.accept(SAMPLE.as_bytes()).await);
+    // Same order, other key order and spacing.
+    let reformatted = serde_json::to_vec_pretty(&sample()).unwrap();
+
+    let replay = intake.accept(&reformatted).await.unwrap();
+
+    assert_eq!(replay, Accepted::Replayed(first));
+}
+
+#[tokio::test]
+async fn the_same_order_number_with_other_content_is_a_conflict() {
+    let intake = intake();
+    created(intake.accept(SAMPLE.as_bytes()).await);
+    let mut changed = sample();
+    changed["items"][0]["qty"] = json!(2);
+
+    let result = intake.accept(&body(&changed)).await;
+
+    assert!(
+        matches!(&result, Err(IntakeError::Conflict(n)) if n.as_str() == "mabang-test002"),
+        "{result:?}"
+    );
+    let stored = intake.get("mabang-test002").await.unwrap();
+    assert_eq!(stored.findings.len(), 3, "the stored order is unchanged");
+}
+
+#[tokio::test]
+async fn real_time_response_rejects_every_finding_and_stores_nothing() {
+    let intake = intake();
+    let mut order = sample();
+    order["real_time_response"] = json!(true);
+    order["centre_code"] = json!("nowhere");
+    order["items"][0]["currency"] = json!("PESO");
+
+    let fields = fields(intake.accept(&body(&order)).await);
+
+    assert_eq!(
+        fields,
+        [
+            "centre_code",
+            "sender.country_code",
+            "sender.email",
+            "sender.phone",
+            "items[0].currency"
+        ]
+    );
+    assert!(matches!(
+        intake.get("mabang-test002").await,
+        Err(IntakeError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_marketplace_order_sent_twice_under_two_numbers_is_a_finding() {
+    let intake = intake();
+    created(intake.accept(SAMPLE.as_bytes()).await);
+    let mut second = sample();
+    second["package"]["order_number"] = json!("mabang-test003");
+
+    let view = created(intake.accept(&body(&second)).await);
+
+    let finding = view
+        .findings
+        .iter()
+        .find(|f| f.field == "platform_order_number")
+        .expect("a duplicate finding");
+    assert!(
+        finding.message.contains("mabang-test002"),
+        "{}",
+        finding.message
+    );
+}
+
+#[tokio::test]
+async fn ebay_and_temu_orders_note_what_their_callback_will_miss() {
+    let mut order = sample();
+    order["platform_type"] = json!("ebay");
+    order
+        .as_object_mut()
+        .unwrap()
+        .remove("shipping_provider_name");
+    order
+        .as_object_mut()
+        .unwrap()
+        .remove("platform_order_number");
+    order["items"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("platform_sku_id");
+
+    let view = created(intake().accept(&body(&order)).await);
+
+    let found: Vec<&str> = view.findings.iter().map(|f| f.field.as_str()).collect();
+    assert!(found.contains(&"platform_order_number"), "{found:?}");
+    assert!(found.contains(&"shipping_provider_name"), "{found:?}");
+    assert!(found.contains(&"items[0].platform_sku_id"), "{found:?}");
+}
+
+#[tokio::test]
+async fn an_oversized_label_points_to_label_url() {
+    let mut order = sample();
+    order["logistics_provider"]["label_base64"] =
+        json!("A".repeat(limits::MAX_LABEL_BASE64_BYTES + 4));
+
+    let result = intake().accept(&body(&order)).await;
+
+    assert!(
+        matches!(result, Err(IntakeError::LabelTooLarge { .. })),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_before_parsing() {
+    let huge = vec![b' '; limits::MAX_BODY_BYTES + 1];
+
+    let result = intake().accept(&huge).await;
+
+    assert!(
+        matches!(result, Err(IntakeError::BodyTooLarge { .. })),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn already_handed_over_orders_must_carry_their_tracking_number() {
+    let mut order = sample();
+    order["process_type"] = json!(2);
+    order["logistics_provider"] = json!({"code": "jito"});
+
+    assert_eq!(
+        fields(intake().accept(&body(&order)).await),
+        ["logistics_provider.tracking_number"]
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_order_is_not_found() {
+    assert!(matches!(
+        intake().get("nope").await,
+        Err(IntakeError::NotFound(_))
+    ));
+    assert!(matches!(
+        intake().get("../etc").await,
+        Err(IntakeError::NotFound(_))
+    ));
+}

@@ -1,0 +1,21 @@
+//! The order model and rules shared by the Lambda functions.
+//!
+//! - [`domain`]: value types that cannot hold a bad value once parsed
+//!   (`OrderNumber`, `Money`, `Platform`, the `Order` itself).
+//! - [`intake`]: spec 000's intake: parse with every problem listed, data-quality
+//!   findings, idempotent create over the [`ports::OrderStore`] port.
+//! - [`record`] / [`view`]: what is stored about an order and how the API shows it.
+//! - [`ports`]: the traits the core needs; [`adapters`]: their AWS implementations.
+//! - [`error`]: one error enum per layer; [`api`]: the single place that turns
+//!   errors into HTTP status codes and the `{code, data, message}` envelope.
+//! - [`config`]: typed configuration read once at start-up.
+
+pub mod adapters;
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod intake;
+pub mod ports;
+pub mod record;
+pub mod view;
