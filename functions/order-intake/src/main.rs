@@ -1,0 +1,13 @@
+//! Lambda entry point: read config, build the SDK client once, serve.
+
+use lambda_http::{Error, run, service_fn, tracing};
+use order_intake::{Config, OrderApi};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let api = OrderApi::new(config, aws_sdk_dynamodb::Client::new(&aws));
+    run(service_fn(|request| api.handle(request))).await
+}

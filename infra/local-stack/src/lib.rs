@@ -1,0 +1,35 @@
+//! The local stack: what `make run` and the integration tests use to run the
+//! Lambda functions on a developer machine, against DynamoDB Local and the SQS
+//! emulator started by `infra/local/emulators.sh`.
+//!
+//! - [`template`] reads the tables and queues out of `infra/template.yaml`;
+//! - [`provision`] creates them on the emulators under a name prefix;
+//! - [`gateway`] plays API Gateway: HTTP in, a v2 event through `lambda_http`,
+//!   the function's handler, HTTP out;
+//! - [`Stack`] wires the functions to provisioned resources.
+
+pub mod gateway;
+pub mod provision;
+pub mod stack;
+pub mod template;
+
+pub use stack::Stack;
+
+/// What can go wrong while setting up the local stack.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("infra/template.yaml: {0}")]
+    Template(String),
+    #[error("emulator request failed: {0}")]
+    Aws(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Config(#[from] shared::config::ConfigError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    fn aws(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Aws(Box::new(err))
+    }
+}

@@ -1,0 +1,156 @@
+//! Creates the template's tables and queues on the emulators, under a name
+//! prefix so several stacks (one per test) can share one emulator.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::Error;
+use crate::template::{QueueSpec, TableSpec, Template};
+
+/// Physical names of what was created, by the template's logical id.
+#[derive(Debug, Clone, Default)]
+pub struct Provisioned {
+    pub tables: BTreeMap<String, String>,
+    pub queue_urls: BTreeMap<String, String>,
+}
+
+impl Provisioned {
+    /// The physical name of a table, e.g. `table("OrdersTable")`.
+    pub fn table(&self, logical_id: &str) -> Result<&str, Error> {
+        self.tables
+            .get(logical_id)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Template(format!("no table {logical_id} in the template")))
+    }
+
+    pub fn queue_url(&self, logical_id: &str) -> Result<&str, Error> {
+        self.queue_urls
+            .get(logical_id)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Template(format!("no queue {logical_id} in the template")))
+    }
+}
+
+/// Creates every table and queue of `template`, named `{prefix}-{LogicalId}`.
+pub async fn provision(
+    template: &Template,
+    dynamodb: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    prefix: &str,
+) -> Result<Provisioned, Error> {
+    let mut provisioned = Provisioned::default();
+    for table in template.tables()? {
+        let name = format!("{prefix}-{}", table.logical_id);
+        create_table(dynamodb, &table, &name).await?;
+        provisioned.tables.insert(table.logical_id, name);
+    }
+    // Dead-letter queues first: the others name them in their redrive policy.
+    let (plain, redriven): (Vec<QueueSpec>, Vec<QueueSpec>) = template
+        .queues()?
+        .into_iter()
+        .partition(|queue| queue.redrive.is_none());
+    for queue in plain.iter().chain(&redriven) {
+        let name = format!("{prefix}-{}", queue.logical_id);
+        let url = create_queue(sqs, queue, &name, &provisioned).await?;
+        provisioned.queue_urls.insert(queue.logical_id.clone(), url);
+    }
+    Ok(provisioned)
+}
+
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    spec: &TableSpec,
+    name: &str,
+) -> Result<(), Error> {
+    let keys = |schema: &[(String, String)]| -> Result<Vec<KeySchemaElement>, Error> {
+        schema
+            .iter()
+            .map(|(attribute, kind)| {
+                KeySchemaElement::builder()
+                    .attribute_name(attribute)
+                    .key_type(KeyType::from(kind.as_str()))
+                    .build()
+                    .map_err(Error::aws)
+            })
+            .collect()
+    };
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(keys(&spec.key_schema)?));
+    for (attribute, kind) in &spec.attributes {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                .build()
+                .map_err(Error::aws)?,
+        );
+    }
+    for index in &spec.indexes {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(&index.name)
+                .set_key_schema(Some(keys(&index.key_schema)?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(index.projection.as_str()))
+                        .build(),
+                )
+                .build()
+                .map_err(Error::aws)?,
+        );
+    }
+    request.send().await.map_err(Error::aws)?;
+    Ok(())
+}
+
+async fn create_queue(
+    client: &aws_sdk_sqs::Client,
+    spec: &QueueSpec,
+    name: &str,
+    provisioned: &Provisioned,
+) -> Result<String, Error> {
+    let mut request = client.create_queue().queue_name(name);
+    if let Some(seconds) = spec.visibility_timeout {
+        request = request.attributes(QueueAttributeName::VisibilityTimeout, seconds.to_string());
+    }
+    if let Some(seconds) = spec.retention_period {
+        request = request.attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            seconds.to_string(),
+        );
+    }
+    if let Some((dead_letter, max_receive_count)) = &spec.redrive {
+        let arn = queue_arn(client, provisioned.queue_url(dead_letter)?).await?;
+        let policy = serde_json::json!({
+            "deadLetterTargetArn": arn,
+            "maxReceiveCount": max_receive_count.to_string(),
+        });
+        request = request.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+    }
+    let output = request.send().await.map_err(Error::aws)?;
+    output
+        .queue_url
+        .ok_or_else(|| Error::Aws(format!("no URL for queue {name}").into()))
+}
+
+async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> Result<String, Error> {
+    let output = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(Error::aws)?;
+    output
+        .attributes
+        .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| Error::Aws(format!("no ARN for queue {url}").into()))
+}

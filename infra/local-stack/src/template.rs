@@ -1,0 +1,233 @@
+//! Reads the tables and queues out of `infra/template.yaml`, so the local stack
+//! and the tests run against exactly what `sam deploy` creates.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_norway::Value;
+
+use crate::Error;
+
+/// A DynamoDB table as the template declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    pub logical_id: String,
+    /// (name, type) pairs.
+    pub attributes: Vec<(String, String)>,
+    /// (name, HASH|RANGE) pairs.
+    pub key_schema: Vec<(String, String)>,
+    pub indexes: Vec<IndexSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: String,
+    pub key_schema: Vec<(String, String)>,
+    pub projection: String,
+}
+
+/// An SQS queue as the template declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub logical_id: String,
+    pub visibility_timeout: Option<u64>,
+    pub retention_period: Option<u64>,
+    /// The dead-letter queue's logical id and the receive count that moves a
+    /// message there.
+    pub redrive: Option<(String, u64)>,
+}
+
+/// The template's resources.
+#[derive(Debug, Clone)]
+pub struct Template {
+    resources: BTreeMap<String, Value>,
+}
+
+impl Template {
+    /// The repository's own template.
+    pub fn project() -> Result<Self, Error> {
+        Self::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+    }
+
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| Error::Template(format!("{}: {err}", path.display())))?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let document: Value =
+            serde_norway::from_str(text).map_err(|err| Error::Template(err.to_string()))?;
+        let resources = document
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| Error::Template("no Resources".into()))?
+            .iter()
+            .filter_map(|(id, body)| Some((id.as_str()?.to_owned(), body.clone())))
+            .collect();
+        Ok(Self { resources })
+    }
+
+    fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
+        self.resources
+            .iter()
+            .filter(move |(_, body)| body.get("Type").and_then(Value::as_str) == Some(kind))
+    }
+
+    pub fn tables(&self) -> Result<Vec<TableSpec>, Error> {
+        self.of_type("AWS::DynamoDB::Table")
+            .map(|(id, body)| {
+                let props = properties(id, body)?;
+                Ok(TableSpec {
+                    logical_id: id.clone(),
+                    attributes: pairs(
+                        props.get("AttributeDefinitions"),
+                        "AttributeName",
+                        "AttributeType",
+                    ),
+                    key_schema: pairs(props.get("KeySchema"), "AttributeName", "KeyType"),
+                    indexes: list(props.get("GlobalSecondaryIndexes"))
+                        .iter()
+                        .map(|index| IndexSpec {
+                            name: text(index.get("IndexName")).unwrap_or_default(),
+                            key_schema: pairs(index.get("KeySchema"), "AttributeName", "KeyType"),
+                            projection: index
+                                .get("Projection")
+                                .and_then(|p| text(p.get("ProjectionType")))
+                                .unwrap_or_else(|| "ALL".into()),
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn queues(&self) -> Result<Vec<QueueSpec>, Error> {
+        self.of_type("AWS::SQS::Queue")
+            .map(|(id, body)| {
+                let props = properties(id, body)?;
+                let redrive = match props.get("RedrivePolicy") {
+                    Some(policy) => {
+                        let target = policy
+                            .get("deadLetterTargetArn")
+                            .and_then(get_att_target)
+                            .ok_or_else(|| {
+                                Error::Template(format!(
+                                    "{id}: deadLetterTargetArn must be a GetAtt"
+                                ))
+                            })?;
+                        let count = number(policy.get("maxReceiveCount")).ok_or_else(|| {
+                            Error::Template(format!("{id}: maxReceiveCount missing"))
+                        })?;
+                        Some((target, count))
+                    }
+                    None => None,
+                };
+                Ok(QueueSpec {
+                    logical_id: id.clone(),
+                    visibility_timeout: number(props.get("VisibilityTimeout")),
+                    retention_period: number(props.get("MessageRetentionPeriod")),
+                    redrive,
+                })
+            })
+            .collect()
+    }
+}
+
+fn properties<'a>(id: &str, body: &'a Value) -> Result<&'a Value, Error> {
+    body.get("Properties")
+        .ok_or_else(|| Error::Template(format!("{id} has no Properties")))
+}
+
+fn list(value: Option<&Value>) -> &[Value] {
+    value
+        .and_then(Value::as_sequence)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn pairs(value: Option<&Value>, first: &str, second: &str) -> Vec<(String, String)> {
+    list(value)
+        .iter()
+        .filter_map(|entry| Some((text(entry.get(first))?, text(entry.get(second))?)))
+        .collect()
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    value.and_then(Value::as_str).map(str::to_owned)
+}
+
+fn number(value: Option<&Value>) -> Option<u64> {
+    match value? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// `!GetAtt Queue.Arn` or `{"Fn::GetAtt": ["Queue", "Arn"]}` → `Queue`.
+fn get_att_target(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => tagged
+            .value
+            .as_str()
+            .and_then(|s| s.split_once('.'))
+            .map(|(id, _)| id.to_owned()),
+        Value::Mapping(map) => map
+            .get("Fn::GetAtt")
+            .and_then(Value::as_sequence)
+            .and_then(|parts| parts.first())
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r"
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions:
+        - {AttributeName: k, AttributeType: S}
+      KeySchema:
+        - {AttributeName: k, KeyType: HASH}
+      GlobalSecondaryIndexes:
+        - IndexName: by_x
+          KeySchema: [{AttributeName: x, KeyType: HASH}]
+          Projection: {ProjectionType: KEYS_ONLY}
+  Dlq:
+    Type: AWS::SQS::Queue
+    Properties: {MessageRetentionPeriod: 1209600}
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 360
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt Dlq.Arn
+        maxReceiveCount: 8
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties: {Environment: {Variables: {T: !Ref Table}}}
+";
+
+    #[test]
+    fn reads_tables_with_their_indexes() {
+        let tables = Template::parse(SAMPLE).unwrap().tables().unwrap();
+        assert_eq!(tables.len(), 1);
+        assert_eq!(tables[0].key_schema, [("k".to_owned(), "HASH".to_owned())]);
+        assert_eq!(tables[0].indexes[0].name, "by_x");
+        assert_eq!(tables[0].indexes[0].projection, "KEYS_ONLY");
+    }
+
+    #[test]
+    fn reads_queues_with_their_redrive_policy() {
+        let queues = Template::parse(SAMPLE).unwrap().queues().unwrap();
+        let queue = queues.iter().find(|q| q.logical_id == "Queue").unwrap();
+        assert_eq!(queue.redrive, Some(("Dlq".to_owned(), 8)));
+        assert_eq!(queue.visibility_timeout, Some(360));
+    }
+}

@@ -1,0 +1,164 @@
+//! Test harness: a fresh stack per test (its own table and queues on the shared
+//! emulators) served over real HTTP on a free port, plus request helpers.
+//!
+//! The emulators come from `infra/local/emulators.sh` (run by `make test`); a
+//! test started without them fails with a message saying so.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use local_stack::Stack;
+use local_stack::stack::local_warehouses;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+/// The spec 000 sample order, trailing commas removed.
+pub const SAMPLE_ORDER: &str = include_str!("../fixtures/spec-000-sample.json");
+/// The spec 000 sample exactly as published, trailing commas included.
+pub const SAMPLE_ORDER_AS_PUBLISHED: &str =
+    include_str!("../fixtures/spec-000-sample-as-published.json");
+
+#[must_use]
+pub fn sample_order() -> Value {
+    serde_json::from_str(SAMPLE_ORDER).expect("the fixture is JSON")
+}
+
+/// An HTTP answer, its body parsed as JSON (`Value::Null` when it is not).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `field` of every entry of `data.errors`.
+    #[must_use]
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["data"]["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// One test's service: its own resources, served on 127.0.0.1:<free port>.
+#[derive(Debug)]
+pub struct TestApp {
+    pub base_url: String,
+    pub stack: Stack,
+    http: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let stack = Stack::provision(&unique_prefix(), local_warehouses().expect("warehouses"))
+            .await
+            .unwrap_or_else(|err| panic!("cannot start the test stack: {err}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let base_url = format!("http://{}", listener.local_addr().expect("bound"));
+        let serving = stack.clone();
+        let server = tokio::spawn(async move {
+            serving.serve(listener).await.expect("serving");
+        });
+        Self {
+            base_url,
+            stack,
+            http: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    pub async fn post_order(&self, order: &Value) -> Reply {
+        self.post_raw(
+            serde_json::to_vec(order).expect("JSON"),
+            Some("application/json"),
+        )
+        .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        content_type: Option<&str>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .post(format!("{}/apicenter/api/order", self.base_url))
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        into_reply(request.send().await.expect("the API answers")).await
+    }
+
+    pub async fn get_order(&self, order_number: &str) -> Reply {
+        self.request(
+            reqwest::Method::GET,
+            &format!("/apicenter/api/order/{order_number}"),
+        )
+        .await
+    }
+
+    pub async fn request(&self, method: reqwest::Method, path: &str) -> Reply {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .expect("the API answers");
+        into_reply(response).await
+    }
+
+    /// Every item in this test's orders table, read straight from DynamoDB.
+    pub async fn stored_items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        let table = self.stack.orders_table().expect("orders table");
+        self.stack
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan")
+            .items
+            .unwrap_or_default()
+    }
+}
+
+async fn into_reply(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("a body");
+    Reply {
+        status,
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+/// Unique across the parallel test processes sharing one emulator.
+fn unique_prefix() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
