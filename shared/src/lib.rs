@@ -16,6 +16,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod intake;
+pub mod lifecycle;
 pub mod ports;
+mod reader;
 pub mod record;
 pub mod view;

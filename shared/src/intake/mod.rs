@@ -3,7 +3,6 @@
 pub mod findings;
 pub mod limits;
 mod parse;
-mod reader;
 
 pub use parse::{OrderRequest, parse_order};
 

@@ -4,12 +4,12 @@
 use std::num::NonZeroU32;
 
 use super::limits::{self, text};
-use super::reader::{Object, Reader, root_object};
 use crate::domain::{
     ClientType, Item, LogisticsProvider, Money, Order, OrderNumber, Platform, ProcessType,
     Receiver, Sender, SpecialOrderTag,
 };
 use crate::error::IntakeError;
+use crate::reader::{Object, Reader, root_object};
 
 /// A parsed order and how the caller wants it checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,38 @@
+# Thin entry points: the logic lives in cargo and infra/local/*.sh.
+#   make run            local stack on 127.0.0.1:$(PORT) against fresh emulators
+#   make test           fmt, clippy, tests against emulators, template checks (= CI)
+#   make lint-template  cfn-lint, sam validate --lint, sam build
+#   make tools          install the pinned local tools into .local/
+#   make clean-local    remove .local/ (tools, emulator logs, sam build)
+
+SHELL := /bin/bash
+PORT ?= 3000
+export PORT
+
+# nextest when installed (CI has it), plain cargo test otherwise.
+RUST_TESTS = $(if $(shell cargo nextest --version 2>/dev/null),cargo nextest run --workspace --no-fail-fast,cargo test --workspace)
+
+.PHONY: run test test-rust lint-template tools clean-local
+
+# Compile first, so the emulators don't idle through a long build.
+run:
+	cargo build --quiet -p local-stack --bin local-stack
+	infra/local/emulators.sh exec -- cargo run --quiet -p local-stack --bin local-stack
+
+test:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	infra/local/emulators.sh exec -- $(RUST_TESTS)
+	infra/local/template-checks.sh
+
+test-rust:
+	infra/local/emulators.sh exec -- $(RUST_TESTS)
+
+lint-template:
+	infra/local/template-checks.sh
+
+tools:
+	infra/local/tools.sh all
+
+clean-local:
+	rm -rf .local

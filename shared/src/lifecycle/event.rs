@@ -1,0 +1,243 @@
+//! What the warehouse reports: `POST /apicenter/api/order/{order_number}/events`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Money;
+use crate::error::FieldError;
+use crate::intake::limits::text;
+use crate::reader::{Object, Reader, root_object};
+
+/// Largest event body accepted, in bytes.
+pub const MAX_EVENT_BODY_BYTES: usize = 16 * 1024;
+
+/// One progress report from the warehouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarehouseEvent {
+    /// The warehouse's id for this report; a repeated id is a duplicate.
+    pub event_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Allocated,
+    Shortage {
+        message: Option<String>,
+    },
+    Picked,
+    Packed(Parcel),
+    Shipped(Shipment),
+    HandedOver {
+        tracking_number: Option<String>,
+        logistics_message: Option<String>,
+    },
+    Cancelled {
+        reason: Option<String>,
+    },
+}
+
+impl EventKind {
+    /// The `type` name of the event.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Allocated => "allocated",
+            Self::Shortage { .. } => "shortage",
+            Self::Picked => "picked",
+            Self::Packed(_) => "packed",
+            Self::Shipped(_) => "shipped",
+            Self::HandedOver { .. } => "handed_over",
+            Self::Cancelled { .. } => "cancelled",
+        }
+    }
+}
+
+/// What packing measures. Every field is optional; later reports fill gaps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parcel {
+    pub weight_g: Option<u32>,
+    pub length_cm: Option<u32>,
+    pub width_cm: Option<u32>,
+    pub height_cm: Option<u32>,
+    pub number_of_package: Option<u32>,
+    pub sorting_code: Option<String>,
+    pub sorting_no: Option<String>,
+}
+
+impl Parcel {
+    /// Fills the fields `self` lacks from `other`.
+    pub fn fill_from(&mut self, other: &Parcel) {
+        fill(&mut self.weight_g, &other.weight_g);
+        fill(&mut self.length_cm, &other.length_cm);
+        fill(&mut self.width_cm, &other.width_cm);
+        fill(&mut self.height_cm, &other.height_cm);
+        fill(&mut self.number_of_package, &other.number_of_package);
+        fill(&mut self.sorting_code, &other.sorting_code);
+        fill(&mut self.sorting_no, &other.sorting_no);
+    }
+}
+
+/// What shipping out of the warehouse produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipment {
+    pub tracking_number: String,
+    pub logistic_provider_code: Option<String>,
+    pub shipping_fee: Option<Money>,
+    pub currency: Option<String>,
+    pub shipping_provider_product: Option<String>,
+    pub logistics_message: Option<String>,
+    /// Measurements known at shipping, for warehouses that skip `packed`.
+    pub parcel: Parcel,
+}
+
+pub(crate) fn fill<T: Clone>(target: &mut Option<T>, source: &Option<T>) {
+    if target.is_none() {
+        target.clone_from(source);
+    }
+}
+
+/// Parses an event body, listing every problem when it cannot.
+pub fn parse_event(body: &[u8]) -> Result<WarehouseEvent, Vec<FieldError>> {
+    if body.len() > MAX_EVENT_BODY_BYTES {
+        return Err(vec![FieldError::new(
+            "$",
+            format!("the body must be at most {MAX_EVENT_BODY_BYTES} bytes"),
+        )]);
+    }
+    let root = root_object(body).map_err(|problem| vec![problem])?;
+    let mut r = Reader::default();
+    let event_id = r.required_text(&root, "event_id", text::IDENTIFIER);
+    let occurred_at = r
+        .required_text(&root, "occurred_at", text::CODE)
+        .and_then(|value| match DateTime::parse_from_rfc3339(&value) {
+            Ok(time) => Some(time.with_timezone(&Utc)),
+            Err(_) => {
+                r.problem(
+                    "occurred_at",
+                    "must be an RFC 3339 time with its offset, e.g. 2026-11-20T10:00:00+08:00",
+                );
+                None
+            }
+        });
+    let kind = r
+        .required_text(&root, "type", text::CODE)
+        .and_then(|name| kind(&mut r, &root, &name));
+    let problems = r.into_problems();
+    match (event_id, occurred_at, kind) {
+        (Some(event_id), Some(occurred_at), Some(kind)) if problems.is_empty() => {
+            Ok(WarehouseEvent {
+                event_id,
+                occurred_at,
+                kind,
+            })
+        }
+        _ => Err(problems),
+    }
+}
+
+const TYPES: &str = "allocated, shortage, picked, packed, shipped, handed_over, cancelled";
+
+fn kind(r: &mut Reader, root: &Object<'_>, name: &str) -> Option<EventKind> {
+    Some(match name {
+        "allocated" => EventKind::Allocated,
+        "shortage" => EventKind::Shortage {
+            message: r.text(root, "message", text::DESC),
+        },
+        "picked" => EventKind::Picked,
+        "packed" => EventKind::Packed(parcel(r, root)),
+        "shipped" => {
+            let tracking_number = r.text_required_because(
+                root,
+                "tracking_number",
+                text::IDENTIFIER,
+                " when type is shipped",
+            );
+            let shipping_fee = r.decimal_text(root, "shipping_fee").and_then(|fee| {
+                Money::parse(&fee)
+                    .map_err(|why| r.problem("shipping_fee", why))
+                    .ok()
+            });
+            EventKind::Shipped(Shipment {
+                logistic_provider_code: r.text(root, "logistic_provider_code", text::CODE),
+                shipping_fee,
+                currency: r
+                    .text(root, "currency", text::CURRENCY)
+                    .map(|c| c.to_ascii_uppercase()),
+                shipping_provider_product: r.text(root, "shipping_provider_product", text::NAME),
+                logistics_message: r.text(root, "logistics_message", text::DESC),
+                parcel: parcel(r, root),
+                tracking_number: tracking_number?,
+            })
+        }
+        "handed_over" => EventKind::HandedOver {
+            tracking_number: r.text(root, "tracking_number", text::IDENTIFIER),
+            logistics_message: r.text(root, "logistics_message", text::DESC),
+        },
+        "cancelled" => EventKind::Cancelled {
+            reason: r.text(root, "reason", text::DESC),
+        },
+        other => {
+            r.problem("type", format!("{other:?} is not one of {TYPES}"));
+            return None;
+        }
+    })
+}
+
+fn parcel(r: &mut Reader, root: &Object<'_>) -> Parcel {
+    Parcel {
+        weight_g: positive(r, root, "weight_g"),
+        length_cm: positive(r, root, "length_cm"),
+        width_cm: positive(r, root, "width_cm"),
+        height_cm: positive(r, root, "height_cm"),
+        number_of_package: positive(r, root, "number_of_package"),
+        sorting_code: r.text(root, "sorting_code", text::IDENTIFIER),
+        sorting_no: r.text(root, "sorting_no", text::IDENTIFIER),
+    }
+}
+
+fn positive(r: &mut Reader, root: &Object<'_>, key: &str) -> Option<u32> {
+    match r.integer(root, key) {
+        Some(0) => {
+            r.problem(root.path_of(key), "must be a positive integer");
+            None
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issue_example_parses_into_a_shipment_in_utc() {
+        let event = parse_event(br#"{"event_id":"e-2","type":"shipped","occurred_at":"2026-11-20T10:00:00+08:00","tracking_number":"YT4567890123CN","logistic_provider_code":"jito","shipping_fee":"12.50","currency":"USD","shipping_provider_product":"Standard"}"#).unwrap();
+        assert_eq!(event.occurred_at.to_rfc3339(), "2026-11-20T02:00:00+00:00");
+        let EventKind::Shipped(shipment) = event.kind else {
+            panic!("not a shipment")
+        };
+        assert_eq!(shipment.tracking_number, "YT4567890123CN");
+        assert_eq!(shipment.shipping_fee.unwrap().to_string(), "12.5");
+    }
+
+    #[test]
+    fn every_problem_of_an_event_is_listed() {
+        let problems = parse_event(br#"{"type":"shipped","occurred_at":"yesterday","weight_g":0}"#)
+            .unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["event_id", "occurred_at", "tracking_number", "weight_g"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_type_names_the_known_ones() {
+        let problems =
+            parse_event(br#"{"event_id":"1","type":"lost","occurred_at":"2026-11-20T10:00:00Z"}"#)
+                .unwrap_err();
+        assert!(problems[0].message.contains("handed_over"));
+    }
+}

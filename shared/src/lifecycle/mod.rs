@@ -1,0 +1,7 @@
+//! The order lifecycle: warehouse events and what they do to an order.
+
+pub mod event;
+pub mod progress;
+
+pub use event::{EventKind, Parcel, Shipment, WarehouseEvent, parse_event};
+pub use progress::{Applied, Impossible, Progress};
