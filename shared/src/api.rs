@@ -38,18 +38,31 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// A successful answer in the envelope.
-pub fn success(status: StatusCode, data: &impl Serialize, message: &str) -> ApiResponse {
-    envelope(status, json!(data), message)
+/// Spec 000's response envelope; `code` repeats the HTTP status.
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    code: u16,
+    data: &'a T,
+    message: &'a str,
 }
 
-fn envelope(status: StatusCode, data: serde_json::Value, message: &str) -> ApiResponse {
-    let body = json!({ "code": status.as_u16(), "data": data, "message": message });
+/// A successful answer in the envelope.
+pub fn success(status: StatusCode, data: &impl Serialize, message: &str) -> ApiResponse {
+    let envelope = Envelope {
+        code: status.as_u16(),
+        data,
+        message,
+    };
     ApiResponse {
         status,
         headers: Vec::new(),
-        body: body.to_string(),
+        // Serialised straight from the struct, so `data` keeps spec 000's field order.
+        body: serde_json::to_string(&envelope).unwrap_or_default(),
     }
+}
+
+fn envelope(status: StatusCode, data: serde_json::Value, message: &str) -> ApiResponse {
+    success(status, &data, message)
 }
 
 /// Accepts `application/json` and `application/<anything>+json`, with parameters.
