@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{IntakeError, StoreError};
+use crate::lifecycle::LifecycleError;
 
 /// A response ready to hand to whatever transport serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +31,33 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error(transparent)]
     Intake(#[from] IntakeError),
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         Self::Intake(err.into())
+    }
+}
+
+impl ApiResponse {
+    /// As an HTTP response with a JSON body, for any transport built on `http`.
+    #[must_use]
+    pub fn into_http(self) -> http::Response<String> {
+        let mut response = http::Response::new(self.body);
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        for (name, value) in self.headers {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+        response
     }
 }
 
@@ -135,7 +158,34 @@ impl ApiError {
                 envelope(StatusCode::NOT_FOUND, json!(null), &err.to_string())
             }
             Self::Intake(E::Store(err)) => store_failure(&err),
+            Self::Lifecycle(err) => lifecycle_failure(err),
         }
+    }
+}
+
+fn lifecycle_failure(err: LifecycleError) -> ApiResponse {
+    use LifecycleError as L;
+    match err {
+        L::NotFound(_) => envelope(StatusCode::NOT_FOUND, json!(null), &err.to_string()),
+        L::Invalid(errors) => envelope(
+            StatusCode::BAD_REQUEST,
+            json!({ "errors": errors }),
+            &format!(
+                "the request has {} problem(s); see data.errors",
+                errors.len()
+            ),
+        ),
+        L::Impossible { current, .. } => envelope(
+            StatusCode::CONFLICT,
+            json!({ "current_status": current }),
+            &err.to_string(),
+        ),
+        L::NotReplayable(status) => envelope(
+            StatusCode::CONFLICT,
+            json!({ "callback_status": status }),
+            &err.to_string(),
+        ),
+        L::Store(err) => store_failure(&err),
     }
 }
 

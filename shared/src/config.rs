@@ -14,7 +14,15 @@ pub struct Warehouse {
     pub country: String,
     pub city: String,
     /// IANA time zone, e.g. `Asia/Manila`; spec 001 times are local to it.
-    pub time_zone: String,
+    /// Parsed at start-up, so a bad zone fails the deploy, not every callback.
+    #[serde(deserialize_with = "iana_zone")]
+    pub time_zone: chrono_tz::Tz,
+}
+
+fn iana_zone<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<chrono_tz::Tz, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    name.parse()
+        .map_err(|_| serde::de::Error::custom(format!("{name:?} is not an IANA time zone")))
 }
 
 /// Every warehouse, from the `WAREHOUSES` JSON (`{"mabang": {...}, ...}`).
@@ -32,11 +40,25 @@ pub enum ConfigError {
 }
 
 impl Warehouses {
+    /// Parses and checks the configuration: a bad entry fails start-up
+    /// rather than every callback of that warehouse.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
-        serde_json::from_str(json).map_err(|err| ConfigError::Invalid {
+        let invalid = |reason: String| ConfigError::Invalid {
             name: "WAREHOUSES",
-            reason: err.to_string(),
-        })
+            reason,
+        };
+        let warehouses: Self =
+            serde_json::from_str(json).map_err(|err| invalid(err.to_string()))?;
+        for (code, warehouse) in &warehouses.0 {
+            if warehouse.partner_warehouse_code.trim().is_empty()
+                || warehouse.country.trim().is_empty()
+            {
+                return Err(invalid(format!(
+                    "{code}: partner_warehouse_code and country are required"
+                )));
+            }
+        }
+        Ok(warehouses)
     }
 
     #[must_use]
@@ -72,6 +94,15 @@ mod tests {
             Some("Manila")
         );
         assert!(warehouses.get("nowhere").is_none());
+    }
+
+    #[test]
+    fn a_warehouse_with_an_unknown_time_zone_is_a_config_error() {
+        let err = Warehouses::from_json(
+            r#"{"x": {"partner_warehouse_code": "PH", "country": "PH", "city": "", "time_zone": "Mars/Olympus"}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("Mars/Olympus"), "{err}");
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub enum StoreError {
     },
 }
 
+/// A message could not be put on a queue.
+#[derive(Debug, thiserror::Error)]
+#[error("the callback queue is unavailable")]
+pub struct QueueError(#[source] pub BoxError);
+
 /// Why an order was not accepted, or not found.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {

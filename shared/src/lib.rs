@@ -12,6 +12,7 @@
 
 pub mod adapters;
 pub mod api;
+pub mod callback;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -20,4 +21,5 @@ pub mod lifecycle;
 pub mod ports;
 mod reader;
 pub mod record;
+pub mod update;
 pub mod view;

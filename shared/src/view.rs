@@ -1,9 +1,12 @@
 //! The `data` of an order response: every field of spec 000's 201 response,
-//! `null` until the warehouse fills it, plus a few documented extras.
+//! `null` until the warehouse fills it, plus documented extras.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::callback::{Attempt, Callback};
 use crate::error::FieldError;
+use crate::lifecycle::progress::EventEntry;
 use crate::record::{OrderRecord, format_time};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -11,13 +14,16 @@ pub struct OrderView {
     pub order_number: String,
     pub status: String,
     pub number_of_package: Option<u32>,
+    /// Grams, as a string (spec 000 types it as a string).
     pub total_weight: Option<String>,
     pub logistic_provider_code: Option<String>,
     pub status_message: Option<String>,
     pub shortage_at: Option<String>,
     pub cancel_at: Option<String>,
     pub allocate_at: Option<String>,
+    /// Packed (picked, when packing was not reported).
     pub pack_at: Option<String>,
+    /// Left the warehouse (spec 000's 出库时间).
     pub handover_at: Option<String>,
     pub tracking_number: Option<String>,
     pub logistics_message: Option<String>,
@@ -30,34 +36,82 @@ pub struct OrderView {
     pub platform_type: String,
     pub platform_order_number: Option<String>,
     pub created_at: String,
+    pub picked_at: Option<String>,
+    /// Handed to the carrier (spec 001's HandOverTime).
+    pub carrier_handover_at: Option<String>,
     pub findings: Vec<FieldError>,
+    pub callback: CallbackView,
+    pub events: Vec<EventEntry>,
+}
+
+/// Where the shipment report to the platform stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallbackView {
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub due_since: Option<String>,
+    pub finished_at: Option<String>,
+    pub attempt_count: u32,
+    pub attempts: Vec<Attempt>,
+    pub partner_success: Option<bool>,
+    pub partner_message: Option<String>,
+    pub raw_response: Option<String>,
+}
+
+fn time(value: Option<DateTime<Utc>>) -> Option<String> {
+    value.map(format_time)
+}
+
+impl From<&Callback> for CallbackView {
+    fn from(callback: &Callback) -> Self {
+        Self {
+            status: callback.status.as_str(),
+            reason: callback.reason.clone(),
+            due_since: time(callback.due_since),
+            finished_at: time(callback.finished_at),
+            attempt_count: callback.attempt_count,
+            attempts: callback.attempts.clone(),
+            partner_success: callback.partner_success,
+            partner_message: callback.partner_message.clone(),
+            raw_response: callback.raw_response.clone(),
+        }
+    }
 }
 
 impl From<&OrderRecord> for OrderView {
     fn from(record: &OrderRecord) -> Self {
         let order = &record.order;
+        let progress = &record.progress;
+        let parcel = &progress.parcel;
         Self {
             order_number: order.order_number.to_string(),
             status: record.status.to_string(),
-            number_of_package: None,
-            total_weight: None,
-            logistic_provider_code: None,
+            number_of_package: parcel.number_of_package,
+            total_weight: parcel.weight_g.map(|grams| grams.to_string()),
+            logistic_provider_code: progress.logistic_provider_code.clone(),
             status_message: record.status_message(),
-            shortage_at: None,
-            cancel_at: None,
-            allocate_at: None,
-            pack_at: None,
-            handover_at: None,
-            tracking_number: order.provided_tracking_number().map(str::to_owned),
-            logistics_message: None,
-            sorting_code: None,
-            sorting_no: None,
+            shortage_at: time(progress.shortage_at),
+            cancel_at: time(progress.cancel_at),
+            allocate_at: time(progress.allocate_at),
+            pack_at: time(progress.pack_at.or(progress.picked_at)),
+            handover_at: time(progress.shipped_at),
+            tracking_number: progress
+                .tracking_number
+                .clone()
+                .or_else(|| order.provided_tracking_number().map(str::to_owned)),
+            logistics_message: progress.logistics_message.clone(),
+            sorting_code: parcel.sorting_code.clone(),
+            sorting_no: parcel.sorting_no.clone(),
             items: order.items.iter().map(|item| item.sku.clone()).collect(),
             client_code: order.client_code.clone(),
             platform_type: order.platform_type.to_string(),
             platform_order_number: order.platform_order_number.clone(),
             created_at: format_time(record.created_at),
+            picked_at: time(progress.picked_at),
+            carrier_handover_at: time(progress.handover_at),
             findings: record.findings.clone(),
+            callback: CallbackView::from(&record.callback),
+            events: progress.events.clone(),
         }
     }
 }

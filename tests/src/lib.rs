@@ -4,11 +4,15 @@
 //! The emulators come from `infra/local/emulators.sh` (run by `make test`); a
 //! test started without them fails with a message saying so.
 
+pub mod partner;
+
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use local_stack::Stack;
-use local_stack::stack::local_warehouses;
+use local_stack::stack::{CallbackSettings, local_warehouses};
+use partner::{Answer, Partner};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -52,13 +56,32 @@ impl Reply {
 pub struct TestApp {
     pub base_url: String,
     pub stack: Stack,
+    /// The partner, when the callback dispatcher runs.
+    pub partner: Option<Partner>,
     http: reqwest::Client,
-    server: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        self.server.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The partner's bearer token in tests.
+pub const PARTNER_TOKEN: &str = "test-partner-token";
+
+/// How the test dispatcher talks to its partner: short timeouts and 1 s
+/// retry delays so retry schedules play out in seconds.
+#[must_use]
+pub fn test_callback_settings(url: &str) -> CallbackSettings {
+    CallbackSettings {
+        url: url.to_owned(),
+        token: PARTNER_TOKEN.to_owned(),
+        timeout: Duration::from_secs(1),
+        retry_delays: Some(vec![Duration::from_secs(1)]),
     }
 }
 
@@ -76,8 +99,74 @@ impl TestApp {
         Self {
             base_url,
             stack,
+            partner: None,
             http: reqwest::Client::new(),
-            server,
+            tasks: vec![server],
+        }
+    }
+
+    /// The API plus the callback dispatcher, polling the callback queue and
+    /// posting to a partner that answers from `script`.
+    pub async fn spawn_with_partner(script: Vec<Answer>) -> Self {
+        let mut app = Self::spawn().await;
+        let partner = Partner::start(script).await;
+        app.start_dispatcher(&test_callback_settings(&partner.url));
+        app.partner = Some(partner);
+        app
+    }
+
+    /// Starts the dispatcher (as the event source mapping runs it).
+    pub fn start_dispatcher(&mut self, settings: &CallbackSettings) {
+        let stack = self.stack.clone();
+        let settings = settings.clone();
+        self.tasks.push(tokio::spawn(async move {
+            stack.run_dispatcher(&settings).await.expect("dispatcher");
+        }));
+    }
+
+    /// The partner's requests so far.
+    #[must_use]
+    pub fn partner_requests(&self) -> Vec<partner::Received> {
+        self.partner.as_ref().expect("a partner").received()
+    }
+
+    pub async fn post_event(&self, order_number: &str, event: &Value) -> Reply {
+        self.post_json(
+            &format!("/apicenter/api/order/{order_number}/events"),
+            event,
+        )
+        .await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .json(body)
+            .send()
+            .await
+            .expect("the API answers");
+        into_reply(response).await
+    }
+
+    /// Reads the order until `done` holds, or fails after `within`.
+    pub async fn wait_for_order(
+        &self,
+        order_number: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let data = self.get_order(order_number).await.body["data"].clone();
+            if done(&data) {
+                return data;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {order_number} did not get there within {within:?}: {data:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -1,5 +1,5 @@
-//! The order API Lambda (API Gateway HTTP API, payload v2): routes a request to
-//! the intake use cases of the `shared` crate and encodes the answer.
+//! The ERP-facing order API Lambda (API Gateway HTTP API, payload v2): create
+//! and read orders (spec 000), cancel them, and replay their platform callback.
 //!
 //! `main.rs` only wires it up; the local stack and the integration tests call
 //! [`OrderApi::handle`] the same way the Lambda runtime does.
@@ -8,17 +8,20 @@ use std::convert::Infallible;
 
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use shared::adapters::DynamoOrderStore;
+use shared::adapters::{DynamoOrderStore, SqsCallbackQueue};
 use shared::api::{ApiError, ApiResponse, require_json, success};
 use shared::config::{ConfigError, Warehouses, required_env};
 use shared::intake::{Accepted, Intake};
-use shared::ports::{Clock, OrderStore, SystemClock};
+use shared::lifecycle::{Applied, Lifecycle};
+use shared::ports::{CallbackQueue, Clock, OrderStore, SystemClock};
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `ORDERS_TABLE`: the DynamoDB table keyed by `order_number`.
     pub orders_table: String,
+    /// `CALLBACK_QUEUE_URL`: where callback messages go.
+    pub callback_queue_url: String,
     /// `WAREHOUSES`: JSON object of warehouses keyed by `centre_code`.
     pub warehouses: Warehouses,
 }
@@ -27,6 +30,7 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
+            callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
             warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
         })
     }
@@ -34,22 +38,34 @@ impl Config {
 
 /// The routes of `/apicenter/api/order`.
 #[derive(Debug)]
-pub struct OrderApi<S, C> {
-    intake: Intake<S, C>,
+pub struct OrderApi<S, Q, C> {
+    intake: Intake<S, Q, C>,
+    lifecycle: Lifecycle<S, Q, C>,
 }
 
-impl OrderApi<DynamoOrderStore, SystemClock> {
-    /// The production wiring: DynamoDB and the system clock.
-    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Self {
+impl OrderApi<DynamoOrderStore, SqsCallbackQueue, SystemClock> {
+    /// The production wiring: DynamoDB, SQS and the system clock.
+    pub fn new(
+        config: Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+    ) -> Self {
         let store = DynamoOrderStore::new(dynamodb, config.orders_table);
-        Self::with_ports(store, config.warehouses, SystemClock)
+        let queue = SqsCallbackQueue::new(sqs, config.callback_queue_url);
+        Self::with_ports(store, queue, config.warehouses, SystemClock)
     }
 }
 
-impl<S: OrderStore, C: Clock> OrderApi<S, C> {
-    pub fn with_ports(store: S, warehouses: Warehouses, clock: C) -> Self {
+impl<S, Q, C> OrderApi<S, Q, C>
+where
+    S: OrderStore + Clone,
+    Q: CallbackQueue + Clone,
+    C: Clock + Clone,
+{
+    pub fn with_ports(store: S, queue: Q, warehouses: Warehouses, clock: C) -> Self {
         Self {
-            intake: Intake::new(store, warehouses, clock),
+            intake: Intake::new(store.clone(), queue.clone(), warehouses, clock.clone()),
+            lifecycle: Lifecycle::new(store, queue, clock),
         }
     }
 
@@ -59,54 +75,64 @@ impl<S: OrderStore, C: Clock> OrderApi<S, C> {
             .route(&request)
             .await
             .unwrap_or_else(ApiError::into_response);
-        Ok(encode(answer))
+        Ok(answer.into_http().map(Body::from))
     }
 
     async fn route(&self, request: &Request) -> Result<ApiResponse, ApiError> {
-        let path = request.uri().path();
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let method = request.method();
+        let segments: Vec<&str> = request
+            .uri()
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let post = request.method() == Method::POST;
+        let get = request.method() == Method::GET;
+        let body = request.body().as_ref();
         match segments.as_slice() {
-            ["apicenter", "api", "order"] if method == Method::POST => self.create(request).await,
+            ["apicenter", "api", "order"] if post => {
+                require_json(content_type(request))?;
+                Ok(match self.intake.accept(body).await? {
+                    Accepted::Created(view) => success(StatusCode::CREATED, &view, "created"),
+                    Accepted::Replayed(view) => success(
+                        StatusCode::OK,
+                        &view,
+                        "already received; this is the stored order",
+                    ),
+                })
+            }
             ["apicenter", "api", "order"] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-            ["apicenter", "api", "order", number] if method == Method::GET => {
+            ["apicenter", "api", "order", number] if get => {
                 let view = self.intake.get(number).await?;
                 Ok(success(StatusCode::OK, &view, "ok"))
             }
             ["apicenter", "api", "order", _] => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+            ["apicenter", "api", "order", number, "cancel"] if post => {
+                if !body.is_empty() {
+                    require_json(content_type(request))?;
+                }
+                let (applied, view) = self.lifecycle.cancel(number, body).await?;
+                let message = match applied {
+                    Applied::Duplicate => "already cancelled",
+                    _ => "cancelled",
+                };
+                Ok(success(StatusCode::OK, &view, message))
+            }
+            ["apicenter", "api", "order", number, "callback", "retry"] if post => {
+                let view = self.lifecycle.retry_callback(number).await?;
+                Ok(success(StatusCode::ACCEPTED, &view, "callback queued"))
+            }
+            ["apicenter", "api", "order", _, "cancel"]
+            | ["apicenter", "api", "order", _, "callback", "retry"] => {
+                Err(ApiError::MethodNotAllowed { allow: "POST" })
+            }
             _ => Err(ApiError::NoRoute),
         }
     }
-
-    async fn create(&self, request: &Request) -> Result<ApiResponse, ApiError> {
-        let content_type = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok());
-        require_json(content_type)?;
-        Ok(match self.intake.accept(request.body().as_ref()).await? {
-            Accepted::Created(view) => success(StatusCode::CREATED, &view, "created"),
-            Accepted::Replayed(view) => success(
-                StatusCode::OK,
-                &view,
-                "already received; this is the stored order",
-            ),
-        })
-    }
 }
 
-fn encode(answer: ApiResponse) -> Response<Body> {
-    let mut response = Response::new(Body::Text(answer.body));
-    *response.status_mut() = answer.status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    for (name, value) in answer.headers {
-        if let Ok(value) = header::HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    }
-    response
+fn content_type(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
 }

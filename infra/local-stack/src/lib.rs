@@ -9,7 +9,9 @@
 //! - [`Stack`] wires the functions to provisioned resources.
 
 pub mod gateway;
+pub mod partner;
 pub mod provision;
+pub mod sqs_poller;
 pub mod stack;
 pub mod template;
 

@@ -17,6 +17,9 @@ use crate::template::{QueueSpec, TableSpec, Template};
 pub struct Provisioned {
     pub tables: BTreeMap<String, String>,
     pub queue_urls: BTreeMap<String, String>,
+    pub queue_arns: BTreeMap<String, String>,
+    /// `maxReceiveCount` of each queue that has a dead-letter queue.
+    pub max_receive_counts: BTreeMap<String, u64>,
 }
 
 impl Provisioned {
@@ -30,6 +33,13 @@ impl Provisioned {
 
     pub fn queue_url(&self, logical_id: &str) -> Result<&str, Error> {
         self.queue_urls
+            .get(logical_id)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Template(format!("no queue {logical_id} in the template")))
+    }
+
+    pub fn queue_arn(&self, logical_id: &str) -> Result<&str, Error> {
+        self.queue_arns
             .get(logical_id)
             .map(String::as_str)
             .ok_or_else(|| Error::Template(format!("no queue {logical_id} in the template")))
@@ -57,7 +67,14 @@ pub async fn provision(
     for queue in plain.iter().chain(&redriven) {
         let name = format!("{prefix}-{}", queue.logical_id);
         let url = create_queue(sqs, queue, &name, &provisioned).await?;
+        let arn = queue_arn(sqs, &url).await?;
         provisioned.queue_urls.insert(queue.logical_id.clone(), url);
+        provisioned.queue_arns.insert(queue.logical_id.clone(), arn);
+        if let Some((_, count)) = &queue.redrive {
+            provisioned
+                .max_receive_counts
+                .insert(queue.logical_id.clone(), *count);
+        }
     }
     Ok(provisioned)
 }
@@ -128,7 +145,7 @@ async fn create_queue(
         );
     }
     if let Some((dead_letter, max_receive_count)) = &spec.redrive {
-        let arn = queue_arn(client, provisioned.queue_url(dead_letter)?).await?;
+        let arn = provisioned.queue_arn(dead_letter)?;
         let policy = serde_json::json!({
             "deadLetterTargetArn": arn,
             "maxReceiveCount": max_receive_count.to_string(),

@@ -1,19 +1,38 @@
-//! A running set of functions over freshly provisioned tables and queues.
+//! A running set of functions over freshly provisioned tables and queues,
+//! wired the way the template wires them in AWS.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use order_intake::{Config, OrderApi};
+use callback_dispatch::DispatchHandler;
+use order_intake::OrderApi;
+use shared::adapters::{DynamoOrderStore, HttpPartner, SqsCallbackQueue};
+use shared::callback::sweep::sweep;
+use shared::callback::{Dispatcher, RetryPolicy};
 use shared::config::Warehouses;
+use shared::ports::SystemClock;
+use warehouse_events::EventsApi;
 
 use crate::Error;
 use crate::gateway::{self, Function};
 use crate::provision::{Provisioned, provision};
+use crate::sqs_poller::{self, PollerConfig, SqsFunction};
 use crate::template::Template;
 
 /// The endpoints the emulators script exports; without them the SDK would
 /// reach for real AWS.
 const EMULATOR_ENDPOINTS: [&str; 2] = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"];
+
+/// How the callback dispatcher reaches the partner locally.
+#[derive(Debug, Clone)]
+pub struct CallbackSettings {
+    pub url: String,
+    pub token: String,
+    pub timeout: Duration,
+    /// Retry delays; `None` keeps the production schedule.
+    pub retry_delays: Option<Vec<Duration>>,
+}
 
 /// Clients for the emulators and the resources provisioned on them.
 #[derive(Debug, Clone)]
@@ -54,17 +73,63 @@ impl Stack {
         self.resources.table("OrdersTable")
     }
 
-    /// The order API function, configured as the template configures it.
-    pub fn order_api(&self) -> Result<Function, Error> {
-        let config = Config {
-            orders_table: self.orders_table()?.to_owned(),
-            warehouses: self.warehouses.clone(),
-        };
-        let api = Arc::new(OrderApi::new(config, self.dynamodb.clone()));
+    pub fn callback_queue_url(&self) -> Result<&str, Error> {
+        self.resources.queue_url("CallbackQueue")
+    }
+
+    pub fn dead_letter_queue_url(&self) -> Result<&str, Error> {
+        self.resources.queue_url("CallbackDeadLetterQueue")
+    }
+
+    fn store(&self) -> Result<DynamoOrderStore, Error> {
+        Ok(DynamoOrderStore::new(
+            self.dynamodb.clone(),
+            self.orders_table()?,
+        ))
+    }
+
+    fn queue(&self) -> Result<SqsCallbackQueue, Error> {
+        Ok(SqsCallbackQueue::new(
+            self.sqs.clone(),
+            self.callback_queue_url()?,
+        ))
+    }
+
+    /// The HTTP API: the routes the template gives the warehouse-events
+    /// function go there, everything else to the order API.
+    pub fn api(&self) -> Result<Function, Error> {
+        let orders = Arc::new(OrderApi::with_ports(
+            self.store()?,
+            self.queue()?,
+            self.warehouses.clone(),
+            SystemClock,
+        ));
+        let events = Arc::new(EventsApi::with_ports(
+            self.store()?,
+            self.queue()?,
+            SystemClock,
+        ));
         Ok(Arc::new(move |request| {
-            let api = Arc::clone(&api);
+            let orders = Arc::clone(&orders);
+            let events = Arc::clone(&events);
             Box::pin(async move {
-                let Ok(response) = api.handle(request).await;
+                let is_event = {
+                    let segments: Vec<&str> = request
+                        .uri()
+                        .path()
+                        .split('/')
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    matches!(
+                        segments.as_slice(),
+                        ["apicenter", "api", "order", _, "events"]
+                    )
+                };
+                let Ok(response) = if is_event {
+                    events.handle(request).await
+                } else {
+                    orders.handle(request).await
+                };
                 response
             })
         }))
@@ -72,8 +137,64 @@ impl Stack {
 
     /// Serves the API on `listener` (API Gateway's part) until dropped.
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> Result<(), Error> {
-        gateway::serve(listener, self.order_api()?).await;
+        gateway::serve(listener, self.api()?).await;
         Ok(())
+    }
+
+    /// The callback dispatcher, as the SQS event source mapping invokes it.
+    pub fn dispatcher(&self, settings: &CallbackSettings) -> Result<SqsFunction, Error> {
+        let mut policy = RetryPolicy::default();
+        if let Some(delays) = &settings.retry_delays {
+            policy.delays.clone_from(delays);
+        }
+        policy.max_receive_count = self
+            .resources
+            .max_receive_counts
+            .get("CallbackQueue")
+            .and_then(|count| u32::try_from(*count).ok())
+            .ok_or_else(|| Error::Template("CallbackQueue has no maxReceiveCount".into()))?;
+        policy.lease = settings.timeout * 3;
+        let partner = HttpPartner::new(
+            &settings.url,
+            &settings.token,
+            settings.timeout.min(Duration::from_secs(3)),
+            settings.timeout,
+        )
+        .map_err(|err| Error::Template(format!("callback settings: {err}")))?;
+        let dispatcher = Dispatcher::new(
+            self.store()?,
+            partner,
+            SystemClock,
+            self.warehouses.clone(),
+            policy,
+        );
+        let handler = Arc::new(DispatchHandler::new(
+            dispatcher,
+            self.sqs.clone(),
+            self.callback_queue_url()?.to_owned(),
+        ));
+        Ok(Arc::new(move |event| {
+            let handler = Arc::clone(&handler);
+            Box::pin(handler.handle(event))
+        }))
+    }
+
+    /// Polls the callback queue and runs the dispatcher until dropped.
+    pub async fn run_dispatcher(&self, settings: &CallbackSettings) -> Result<(), Error> {
+        let config = PollerConfig::new(
+            self.callback_queue_url()?,
+            self.resources.queue_arn("CallbackQueue")?,
+            "us-east-1",
+        );
+        sqs_poller::run(self.sqs.clone(), config, self.dispatcher(settings)?).await;
+        Ok(())
+    }
+
+    /// One sweeper run: re-sends callbacks due for longer than `grace`.
+    pub async fn sweep(&self, grace: Duration) -> Result<usize, Error> {
+        sweep(&self.store()?, &self.queue()?, &SystemClock, grace)
+            .await
+            .map_err(|err| Error::Aws(Box::new(err)))
     }
 }
 

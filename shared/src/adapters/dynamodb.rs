@@ -1,8 +1,12 @@
 //! [`OrderStore`] on a DynamoDB table keyed by `order_number`.
 //!
-//! Item layout: the key, the GSI key `client_platform_order`, the state as plain
-//! attributes (readable in the console, updatable with conditions), and the
-//! accepted request as canonical JSON in `order`, never rewritten.
+//! Item layout: the key; the accepted request as canonical JSON in `order`,
+//! never rewritten; `status`, `callback_status` and `version` as plain
+//! attributes (readable in the console, usable in conditions); what the
+//! warehouse reported (`progress`) and the callback state (`callback`) as JSON.
+//! Two sparse index keys: `client_platform_order` (duplicate marketplace orders)
+//! and `callback_outbox` + `callback_due_at`, present only while a callback
+//! waits for a dispatcher (what the sweeper scans).
 
 use std::collections::HashMap;
 
@@ -13,13 +17,19 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 
+use crate::callback::Callback;
 use crate::domain::{Order, OrderNumber};
 use crate::error::{FieldError, StoreError};
-use crate::ports::{Insert, OrderStore};
+use crate::lifecycle::Progress;
+use crate::ports::{Insert, OrderStore, Save};
 use crate::record::{OrderRecord, format_time};
 
 /// The GSI that finds a client's orders by marketplace order number.
 pub const PLATFORM_ORDER_INDEX: &str = "by_client_platform_order";
+/// The GSI of callbacks due but not yet picked up by a dispatcher.
+pub const CALLBACK_OUTBOX_INDEX: &str = "by_callback_outbox";
+/// The one partition key value of the outbox index.
+const OUTBOX: &str = "due";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -79,6 +89,79 @@ impl OrderStore for DynamoOrderStore {
             .await
             .map_err(classify)?;
         output.item.as_ref().map(from_item).transpose()
+    }
+
+    async fn save(&self, record: &mut OrderRecord) -> Result<Save, StoreError> {
+        let mut set = vec![
+            "#status = :status",
+            "version = :next",
+            "progress = :progress",
+            "callback = :callback",
+            "callback_status = :callback_status",
+        ];
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("order_number", s(record.order.order_number.as_str()))
+            .condition_expression("version = :expected")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expected", n(record.version))
+            .expression_attribute_values(":next", n(record.version + 1))
+            .expression_attribute_values(":status", s(record.status.as_str()))
+            .expression_attribute_values(":progress", s(&json(&record.progress)))
+            .expression_attribute_values(":callback", s(&json(&record.callback)))
+            .expression_attribute_values(":callback_status", s(record.callback.status.as_str()));
+        let update = match outbox_due_at(&record.callback) {
+            Some(due_at) => {
+                set.extend(["callback_outbox = :outbox", "callback_due_at = :due_at"]);
+                request = request
+                    .expression_attribute_values(":outbox", s(OUTBOX))
+                    .expression_attribute_values(":due_at", s(&due_at));
+                format!("SET {}", set.join(", "))
+            }
+            None => format!(
+                "SET {} REMOVE callback_outbox, callback_due_at",
+                set.join(", ")
+            ),
+        };
+        match request.update_expression(update).send().await {
+            Ok(_) => {
+                record.version += 1;
+                Ok(Save::Saved)
+            }
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(Save::Stale)
+            }
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    async fn stuck_callbacks(
+        &self,
+        due_before: DateTime<Utc>,
+        limit: i32,
+    ) -> Result<Vec<OrderNumber>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CALLBACK_OUTBOX_INDEX)
+            .key_condition_expression("callback_outbox = :outbox AND callback_due_at <= :before")
+            .expression_attribute_values(":outbox", s(OUTBOX))
+            .expression_attribute_values(":before", s(&format_time(due_before)))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(output
+            .items()
+            .iter()
+            .filter_map(|item| string(item, "order_number"))
+            .filter_map(|number| OrderNumber::parse(&number).ok())
+            .collect())
     }
 
     async fn orders_with_platform_order(
@@ -160,7 +243,15 @@ fn to_item(record: &OrderRecord) -> Item {
         ("status".into(), s(record.status.as_str())),
         ("created_at".into(), s(&format_time(record.created_at))),
         ("order".into(), s(&json(order))),
+        ("version".into(), n(record.version)),
+        ("progress".into(), s(&json(&record.progress))),
+        ("callback".into(), s(&json(&record.callback))),
+        ("callback_status".into(), s(record.callback.status.as_str())),
     ]);
+    if let Some(due_at) = outbox_due_at(&record.callback) {
+        item.insert("callback_outbox".into(), s(OUTBOX));
+        item.insert("callback_due_at".into(), s(&due_at));
+    }
     if let Some(key) = order.client_platform_order_key() {
         item.insert("client_platform_order".into(), s(&key));
     }
@@ -189,13 +280,38 @@ fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
     let created_at = DateTime::parse_from_rfc3339(&required("created_at")?)
         .map_err(|err| corrupt(err.to_string()))?
         .with_timezone(&Utc);
+    let progress: Progress =
+        serde_json::from_str(&required("progress")?).map_err(|err| corrupt(err.to_string()))?;
+    let callback: Callback =
+        serde_json::from_str(&required("callback")?).map_err(|err| corrupt(err.to_string()))?;
+    let version = match item.get("version") {
+        Some(AttributeValue::N(version)) => {
+            version.parse().map_err(|_| corrupt("bad version".into()))?
+        }
+        _ => return Err(corrupt("no version".into())),
+    };
     Ok(OrderRecord {
         order,
         request_hash: required("request_hash")?,
         status: required("status")?.parse().map_err(corrupt)?,
         created_at,
         findings,
+        progress,
+        callback,
+        version,
     })
+}
+
+/// The outbox sort key while a callback waits for a dispatcher.
+fn outbox_due_at(callback: &Callback) -> Option<String> {
+    callback
+        .due_since
+        .filter(|_| callback.awaiting_dispatch)
+        .map(format_time)
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
 }
 
 fn s(value: &str) -> AttributeValue {

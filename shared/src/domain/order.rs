@@ -89,7 +89,7 @@ small_int_enum!(
 );
 small_int_enum!(ProcessType, Normal = 1, HandedOver = 2, Transfer = 3);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogisticsProvider {
     pub code: Option<String>,
     pub tracking_number: Option<String>,

@@ -9,7 +9,7 @@ pub use parse::{OrderRequest, parse_order};
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::{FieldError, IntakeError};
-use crate::ports::{Clock, Insert, OrderStore};
+use crate::ports::{CallbackQueue, Clock, Insert, OrderStore};
 use crate::record::OrderRecord;
 use crate::view::OrderView;
 
@@ -22,18 +22,21 @@ pub enum Accepted {
     Replayed(OrderView),
 }
 
-/// The intake use cases over an order store.
+/// The intake use cases over an order store (and the callback queue, for
+/// orders that arrive already handed to the carrier).
 #[derive(Debug)]
-pub struct Intake<S, C> {
+pub struct Intake<S, Q, C> {
     store: S,
+    queue: Q,
     warehouses: Warehouses,
     clock: C,
 }
 
-impl<S: OrderStore, C: Clock> Intake<S, C> {
-    pub fn new(store: S, warehouses: Warehouses, clock: C) -> Self {
+impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
+    pub fn new(store: S, queue: Q, warehouses: Warehouses, clock: C) -> Self {
         Self {
             store,
+            queue,
             warehouses,
             clock,
         }
@@ -56,7 +59,15 @@ impl<S: OrderStore, C: Clock> Intake<S, C> {
         let record = OrderRecord::accept(order, findings, self.clock.now());
         match self.store.insert_new(&record).await? {
             Insert::Inserted => {
-                tracing::info!(order_number = %record.order.order_number, "order accepted");
+                let number = &record.order.order_number;
+                tracing::info!(order_number = %number, "order accepted");
+                if record.callback.awaiting_dispatch {
+                    // Logged, not returned: the sweeper sends what this misses.
+                    if let Err(err) = self.queue.enqueue(number).await {
+                        tracing::warn!(order_number = %number, error = %err,
+                            "callback message not sent; the sweeper will send it");
+                    }
+                }
                 Ok(Accepted::Created(OrderView::from(&record)))
             }
             Insert::AlreadyExists(stored) if stored.request_hash == record.request_hash => {

@@ -34,6 +34,36 @@ impl OrderStore for MemoryStore {
         Ok(self.0.lock().unwrap().get(number.as_str()).cloned())
     }
 
+    async fn save(
+        &self,
+        record: &mut OrderRecord,
+    ) -> Result<crate::ports::Save, crate::error::StoreError> {
+        let mut orders = self.0.lock().unwrap();
+        let key = record.order.order_number.to_string();
+        if orders.get(&key).map(|stored| stored.version) != Some(record.version) {
+            return Ok(crate::ports::Save::Stale);
+        }
+        record.version += 1;
+        orders.insert(key, record.clone());
+        Ok(crate::ports::Save::Saved)
+    }
+
+    async fn stuck_callbacks(
+        &self,
+        due_before: DateTime<Utc>,
+        _limit: i32,
+    ) -> Result<Vec<OrderNumber>, crate::error::StoreError> {
+        let orders = self.0.lock().unwrap();
+        Ok(orders
+            .values()
+            .filter(|r| {
+                r.callback.awaiting_dispatch
+                    && r.callback.due_since.is_some_and(|d| d <= due_before)
+            })
+            .map(|r| r.order.order_number.clone())
+            .collect())
+    }
+
     async fn orders_with_platform_order(
         &self,
         key: &str,
@@ -47,6 +77,17 @@ impl OrderStore for MemoryStore {
     }
 }
 
+/// Records what was enqueued.
+#[derive(Default)]
+struct MemoryQueue(Mutex<Vec<OrderNumber>>);
+
+impl CallbackQueue for &MemoryQueue {
+    async fn enqueue(&self, order_number: &OrderNumber) -> Result<(), crate::error::QueueError> {
+        self.0.lock().unwrap().push(order_number.clone());
+        Ok(())
+    }
+}
+
 struct FixedClock;
 
 impl Clock for FixedClock {
@@ -55,12 +96,14 @@ impl Clock for FixedClock {
     }
 }
 
-fn intake() -> Intake<MemoryStore, FixedClock> {
+static QUEUE: std::sync::LazyLock<MemoryQueue> = std::sync::LazyLock::new(MemoryQueue::default);
+
+fn intake() -> Intake<MemoryStore, &'static MemoryQueue, FixedClock> {
     let warehouses = Warehouses::from_json(
         r#"{"mabang": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#,
     )
     .unwrap();
-    Intake::new(MemoryStore::default(), warehouses, FixedClock)
+    Intake::new(MemoryStore::default(), &*QUEUE, warehouses, FixedClock)
 }
 
 fn sample() -> Value {
@@ -385,4 +428,35 @@ async fn an_unknown_order_is_not_found() {
         intake().get("../etc").await,
         Err(IntakeError::NotFound(_))
     ));
+}
+
+#[tokio::test]
+async fn an_order_already_handed_over_goes_straight_to_the_callback() {
+    let mut order = sample();
+    order["process_type"] = json!(2);
+    order["package"]["order_number"] = json!("handed-over-1");
+
+    let view = created(intake().accept(&body(&order)).await);
+
+    assert_eq!(view.status, "handed_over");
+    assert_eq!(view.callback.status, "pending");
+    assert_eq!(view.tracking_number.as_deref(), Some("222225555"));
+    assert!(
+        QUEUE
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str() == "handed-over-1")
+    );
+}
+
+#[tokio::test]
+async fn orders_of_other_platforms_need_no_callback() {
+    let mut order = sample();
+    order["platform_type"] = json!("lazada");
+
+    let view = created(intake().accept(&body(&order)).await);
+
+    assert_eq!(view.callback.status, "not_required");
 }

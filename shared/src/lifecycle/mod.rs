@@ -2,6 +2,8 @@
 
 pub mod event;
 pub mod progress;
+mod service;
 
 pub use event::{EventKind, Parcel, Shipment, WarehouseEvent, parse_event};
 pub use progress::{Applied, Impossible, Progress};
+pub use service::{Lifecycle, LifecycleError};

@@ -1,12 +1,17 @@
 //! `make run`: the whole service on this machine. Provisions the template's
-//! tables and queues on the emulators and serves the API through the same
-//! handler code the Lambda runs.
+//! tables and queues on the emulators, serves the API through the same handler
+//! code the Lambdas run, runs the callback dispatcher the way the SQS event
+//! source mapping does, sweeps every minute, and posts callbacks to
+//! `CALLBACK_URL` or, without it, to a built-in partner that logs what it got.
 
-use local_stack::Stack;
-use local_stack::stack::local_warehouses;
+use std::time::Duration;
+
+use local_stack::stack::{CallbackSettings, local_warehouses};
+use local_stack::{Stack, partner};
 use tokio::net::TcpListener;
 
 const SAMPLE_ORDER: &str = include_str!("../../../../tests/fixtures/spec-000-sample.json");
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,17 +28,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 3000,
     };
     let stack = Stack::provision("local", local_warehouses()?).await?;
+
+    let callback_url = match std::env::var("CALLBACK_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!(
+                "http://{}/v1/outboundOrders/PlatformOrder/Callback",
+                listener.local_addr()?
+            );
+            tokio::spawn(partner::serve(listener));
+            url
+        }
+    };
+    let settings = CallbackSettings {
+        url: callback_url.clone(),
+        token: std::env::var("CALLBACK_TOKEN").unwrap_or_else(|_| "local-dev-token".into()),
+        timeout: Duration::from_secs(10),
+        retry_delays: None,
+    };
+    let dispatcher = stack.clone();
+    tokio::spawn(async move {
+        if let Err(err) = dispatcher.run_dispatcher(&settings).await {
+            tracing::error!(%err, "the callback dispatcher stopped");
+        }
+    });
+    let sweeper = stack.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            if let Err(err) = sweeper.sweep(SWEEP_EVERY).await {
+                tracing::warn!(%err, "sweep failed");
+            }
+        }
+    });
+
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let compact: serde_json::Value = serde_json::from_str(SAMPLE_ORDER)?;
+    let order = format!("{base}/apicenter/api/order");
     println!(
-        "\nOrder API listening on {base}  (tables and queues: {:?}, {:?})\n\n\
-         Create the spec's sample order:\n\n  curl -s -X POST {base}/apicenter/api/order \\\n    \
+        "\nOrder API listening on {base}\nCallbacks go to {callback_url}\n\n\
+         Create the spec's sample order:\n\n  curl -s -X POST {order} \\\n    \
          -H 'Content-Type: application/json' \\\n    -d '{compact}'\n\n\
-         Read it back:\n\n  curl -s {base}/apicenter/api/order/mabang-test002\n\n\
-         Ctrl-C stops the service and the emulators.\n",
-        stack.resources.tables.values().collect::<Vec<_>>(),
-        stack.resources.queue_urls.keys().collect::<Vec<_>>(),
+         Read it back:\n\n  curl -s {order}/mabang-test002\n\n\
+         Ship it (the warehouse's events), then watch the callback go out:\n\n  \
+         curl -s -X POST {order}/mabang-test002/events -H 'Content-Type: application/json' \\\n    \
+         -d '{{\"event_id\":\"e-1\",\"type\":\"shipped\",\"occurred_at\":\"2026-11-20T10:00:00+08:00\",\"tracking_number\":\"YT4567890123CN\",\"logistic_provider_code\":\"jito\"}}'\n  \
+         curl -s -X POST {order}/mabang-test002/events -H 'Content-Type: application/json' \\\n    \
+         -d '{{\"event_id\":\"e-2\",\"type\":\"handed_over\",\"occurred_at\":\"2026-11-20T11:00:00+08:00\"}}'\n\n\
+         Ctrl-C stops the service and the emulators.\n"
     );
     tokio::select! {
         result = stack.serve(listener) => result?,

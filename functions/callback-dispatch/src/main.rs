@@ -1,0 +1,60 @@
+//! Lambda entry point: read config, build the clients once (SDK, HTTP,
+//! credential), run the batch handler.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use callback_dispatch::{Config, DispatchHandler};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use shared::adapters::{DynamoOrderStore, HttpPartner};
+use shared::callback::Dispatcher;
+use shared::ports::SystemClock;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let token = callback_token(&aws).await?;
+    let partner = HttpPartner::new(
+        &config.callback_url,
+        &token,
+        config.connect_timeout,
+        config.timeout,
+    )?;
+    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.orders_table);
+    let dispatcher = Dispatcher::new(
+        store,
+        partner,
+        SystemClock,
+        config.warehouses,
+        config.policy,
+    );
+    let handler = Arc::new(DispatchHandler::new(
+        dispatcher,
+        aws_sdk_sqs::Client::new(&aws),
+        config.callback_queue_url,
+    ));
+    run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let handler = Arc::clone(&handler);
+        async move { Ok::<_, Error>(handler.handle(event.payload).await) }
+    }))
+    .await
+}
+
+/// The partner's bearer token: from Secrets Manager (`CALLBACK_TOKEN_SECRET_ID`)
+/// in AWS, or `CALLBACK_TOKEN` locally. Read once per cold start.
+async fn callback_token(aws: &aws_config::SdkConfig) -> Result<String, Error> {
+    if let Ok(secret_id) = std::env::var("CALLBACK_TOKEN_SECRET_ID") {
+        let secret = aws_sdk_secretsmanager::Client::new(aws)
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await?;
+        return secret
+            .secret_string
+            .ok_or_else(|| "the callback token secret has no string value".into());
+    }
+    std::env::var("CALLBACK_TOKEN")
+        .map_err(|_| "set CALLBACK_TOKEN_SECRET_ID (Secrets Manager) or CALLBACK_TOKEN".into())
+}

@@ -1,0 +1,100 @@
+//! The warehouse-facing Lambda: `POST /apicenter/api/order/{order_number}/events`.
+//! Applies the report to the order and, when the parcel has reached the carrier,
+//! queues the platform callback. A separate function from the ERP API so it
+//! has its own credentials, permissions and scaling.
+
+use std::convert::Infallible;
+
+use lambda_http::http::{Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use shared::adapters::{DynamoOrderStore, SqsCallbackQueue};
+use shared::api::{ApiError, ApiResponse, require_json, success};
+use shared::config::{ConfigError, required_env};
+use shared::lifecycle::{Applied, Lifecycle};
+use shared::ports::{CallbackQueue, Clock, OrderStore, SystemClock};
+
+/// What the function reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `ORDERS_TABLE`: the DynamoDB table keyed by `order_number`.
+    pub orders_table: String,
+    /// `CALLBACK_QUEUE_URL`: where callback messages go.
+    pub callback_queue_url: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            orders_table: required_env("ORDERS_TABLE")?,
+            callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct EventsApi<S, Q, C> {
+    lifecycle: Lifecycle<S, Q, C>,
+}
+
+impl EventsApi<DynamoOrderStore, SqsCallbackQueue, SystemClock> {
+    /// The production wiring: DynamoDB, SQS and the system clock.
+    pub fn new(
+        config: Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+    ) -> Self {
+        Self::with_ports(
+            DynamoOrderStore::new(dynamodb, config.orders_table),
+            SqsCallbackQueue::new(sqs, config.callback_queue_url),
+            SystemClock,
+        )
+    }
+}
+
+impl<S: OrderStore, Q: CallbackQueue, C: Clock> EventsApi<S, Q, C> {
+    pub fn with_ports(store: S, queue: Q, clock: C) -> Self {
+        Self {
+            lifecycle: Lifecycle::new(store, queue, clock),
+        }
+    }
+
+    /// Answers one request. Never fails: every error has its HTTP answer.
+    pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
+        let answer = self
+            .route(&request)
+            .await
+            .unwrap_or_else(ApiError::into_response);
+        Ok(answer.into_http().map(Body::from))
+    }
+
+    async fn route(&self, request: &Request) -> Result<ApiResponse, ApiError> {
+        let segments: Vec<&str> = request
+            .uri()
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let ["apicenter", "api", "order", number, "events"] = segments.as_slice() else {
+            return Err(ApiError::NoRoute);
+        };
+        if request.method() != Method::POST {
+            return Err(ApiError::MethodNotAllowed { allow: "POST" });
+        }
+        require_json(
+            request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok()),
+        )?;
+        let (applied, view) = self
+            .lifecycle
+            .record_event(number, request.body().as_ref())
+            .await?;
+        let message = match applied {
+            Applied::Moved => "event applied",
+            Applied::Recorded => "event recorded; it is older than the current status, which stays",
+            Applied::Duplicate => "event already received; nothing changed",
+        };
+        Ok(success(StatusCode::OK, &view, message))
+    }
+}

@@ -1,0 +1,17 @@
+//! Lambda entry point: read config, build the SDK clients once, serve.
+
+use lambda_http::{Error, run, service_fn, tracing};
+use warehouse_events::{Config, EventsApi};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let api = EventsApi::new(
+        config,
+        aws_sdk_dynamodb::Client::new(&aws),
+        aws_sdk_sqs::Client::new(&aws),
+    );
+    run(service_fn(|request| api.handle(request))).await
+}

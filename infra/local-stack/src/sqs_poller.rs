@@ -1,0 +1,317 @@
+//! A local stand-in for Lambda's SQS event source mapping: receives a batch,
+//! hands it to the function as the `SqsEvent` Lambda would send, and deletes
+//! what the function did not report as failed (`ReportBatchItemFailures`).
+//!
+//! Running the real handler through the same batch contract as in AWS is the
+//! point: redelivery, visibility changes and redrive to the DLQ then behave
+//! locally as they do deployed.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::Error;
+
+/// A function as the event source mapping sees it: a batch in, the failed
+/// items out.
+pub type SqsFunction =
+    Arc<dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = SqsBatchResponse> + Send>> + Send + Sync>;
+
+/// DeleteMessageBatch takes at most this many entries.
+const DELETE_CHUNK: usize = 10;
+
+/// Pause after a failed poll, so an emulator that is down is not hammered.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Which queue to poll and how, as the event source mapping is configured.
+#[derive(Debug, Clone)]
+pub struct PollerConfig {
+    pub queue_url: String,
+    pub queue_arn: String,
+    /// Messages per batch (ReceiveMessage caps it at 10).
+    pub batch_size: i32,
+    /// Long-polling wait; short so that a stopping stack is not held up.
+    pub wait_time_seconds: i32,
+    pub region: String,
+}
+
+impl PollerConfig {
+    /// A config with the mapping's defaults: batches of 10, 1 s long polls.
+    pub fn new(
+        queue_url: impl Into<String>,
+        queue_arn: impl Into<String>,
+        region: impl Into<String>,
+    ) -> Self {
+        Self {
+            queue_url: queue_url.into(),
+            queue_arn: queue_arn.into(),
+            batch_size: 10,
+            wait_time_seconds: 1,
+            region: region.into(),
+        }
+    }
+}
+
+/// Polls forever, one batch after another, until the task is dropped.
+/// Errors are logged, never fatal: a local stack should outlive a hiccup.
+pub async fn run(sqs: aws_sdk_sqs::Client, config: PollerConfig, function: SqsFunction) {
+    loop {
+        match poll_once(&sqs, &config, &function).await {
+            // With long polling the receive itself paces the loop; without it,
+            // an empty queue would turn this into a busy loop.
+            Ok(0) if config.wait_time_seconds == 0 => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(queue = %config.queue_url, error = %DisplayErrorContext(&err), "SQS poll failed");
+                tokio::time::sleep(ERROR_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Receives one batch, runs `function` on it and deletes the messages it
+/// handled. Returns how many messages were received (0: nothing was invoked).
+pub async fn poll_once(
+    sqs: &aws_sdk_sqs::Client,
+    config: &PollerConfig,
+    function: &SqsFunction,
+) -> Result<usize, Error> {
+    let received = sqs
+        .receive_message()
+        .queue_url(&config.queue_url)
+        .max_number_of_messages(config.batch_size)
+        .wait_time_seconds(config.wait_time_seconds)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .map_err(Error::aws)?;
+    let messages = received.messages();
+    if messages.is_empty() {
+        // Lambda never invokes a function with an empty batch.
+        return Ok(0);
+    }
+
+    let event = sqs_event(messages, config)?;
+    // Spawned so that a panicking handler fails its batch instead of the
+    // poller; the call itself is inside the task too, in case it panics
+    // before returning its future.
+    let handler = Arc::clone(function);
+    let failures = match tokio::spawn(async move { handler(event).await }).await {
+        Ok(response) => response
+            .batch_item_failures
+            .into_iter()
+            .map(|failure| failure.item_identifier)
+            .collect::<Vec<_>>(),
+        Err(err) => {
+            tracing::warn!(queue = %config.queue_url, error = %err, "the SQS handler panicked; the whole batch failed");
+            return Ok(messages.len());
+        }
+    };
+
+    let ids: Vec<String> = messages
+        .iter()
+        .map(|message| message.message_id().unwrap_or_default().to_owned())
+        .collect();
+    let Some(handled) = to_delete(&ids, &failures) else {
+        tracing::warn!(
+            queue = %config.queue_url,
+            ?failures,
+            "batchItemFailures names an empty or unknown itemIdentifier; the whole batch failed"
+        );
+        return Ok(messages.len());
+    };
+    let handled: HashSet<String> = handled.into_iter().collect();
+    let receipts: Vec<&str> = messages
+        .iter()
+        .filter(|message| message.message_id().is_some_and(|id| handled.contains(id)))
+        .filter_map(Message::receipt_handle)
+        .collect();
+    delete(sqs, config, &receipts).await?;
+    Ok(messages.len())
+}
+
+/// The message ids to delete, given the batch's ids and the identifiers the
+/// function reported as failed; `None` when the report is invalid (an empty
+/// identifier or one not in the batch), which Lambda treats as the whole
+/// batch failing.
+fn to_delete(received: &[String], failures: &[String]) -> Option<Vec<String>> {
+    if failures
+        .iter()
+        .any(|failed| failed.is_empty() || !received.contains(failed))
+    {
+        return None;
+    }
+    Some(
+        received
+            .iter()
+            .filter(|id| !id.is_empty() && !failures.contains(id))
+            .cloned()
+            .collect(),
+    )
+}
+
+async fn delete(
+    sqs: &aws_sdk_sqs::Client,
+    config: &PollerConfig,
+    receipts: &[&str],
+) -> Result<(), Error> {
+    for chunk in receipts.chunks(DELETE_CHUNK) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(index, receipt)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(*receipt)
+                    .build()
+                    .map_err(Error::aws)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let output = sqs
+            .delete_message_batch()
+            .queue_url(&config.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        // A message that cannot be deleted comes back later: worth a warning,
+        // not worth failing the poll over.
+        for failed in output.failed() {
+            tracing::warn!(
+                queue = %config.queue_url,
+                code = failed.code(),
+                message = failed.message().unwrap_or_default(),
+                "could not delete a handled message"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The event Lambda would send for `messages`, built from its documented JSON
+/// shape because the `aws_lambda_events` structs are `#[non_exhaustive]`.
+fn sqs_event(messages: &[Message], config: &PollerConfig) -> Result<SqsEvent, Error> {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|message| sqs_record(message, config))
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).map_err(|err| {
+        Error::Template(format!(
+            "the local SQS poller built an invalid event: {err}"
+        ))
+    })
+}
+
+fn sqs_record(message: &Message, config: &PollerConfig) -> serde_json::Value {
+    let attributes: serde_json::Map<String, serde_json::Value> = message
+        .attributes()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| (name.as_str().to_owned(), json!(value)))
+        .collect();
+    let base64 = |blob: &aws_sdk_sqs::primitives::Blob| {
+        base64::engine::general_purpose::STANDARD.encode(blob.as_ref())
+    };
+    let message_attributes: serde_json::Map<String, serde_json::Value> = message
+        .message_attributes()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| {
+            let attribute = json!({
+                "stringValue": value.string_value(),
+                "binaryValue": value.binary_value().map(base64),
+                "stringListValues": value.string_list_values(),
+                "binaryListValues": value.binary_list_values().iter().map(base64).collect::<Vec<_>>(),
+                "dataType": value.data_type(),
+            });
+            (name.clone(), attribute)
+        })
+        .collect();
+    let mut record = json!({
+        "messageId": message.message_id(),
+        "receiptHandle": message.receipt_handle(),
+        "body": message.body(),
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": message.md5_of_body(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": config.queue_arn,
+        "awsRegion": config.region,
+    });
+    // Lambda includes it only when the message has attributes.
+    if let (Some(md5), Some(fields)) = (message.md5_of_message_attributes(), record.as_object_mut())
+    {
+        fields.insert("md5OfMessageAttributes".to_owned(), json!(md5));
+    }
+    record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| (*id).to_owned()).collect()
+    }
+
+    #[test]
+    fn deletes_everything_when_nothing_failed() {
+        assert_eq!(to_delete(&ids(&["a", "b"]), &[]), Some(ids(&["a", "b"])));
+    }
+
+    #[test]
+    fn keeps_the_reported_failures() {
+        assert_eq!(
+            to_delete(&ids(&["a", "b", "c"]), &ids(&["b", "b"])),
+            Some(ids(&["a", "c"]))
+        );
+        assert_eq!(to_delete(&ids(&["a"]), &ids(&["a"])), Some(vec![]));
+    }
+
+    #[test]
+    fn an_empty_or_unknown_identifier_fails_the_whole_batch() {
+        assert_eq!(to_delete(&ids(&["a", "b"]), &ids(&["a", ""])), None);
+        assert_eq!(to_delete(&ids(&["a", "b"]), &ids(&["z"])), None);
+    }
+
+    #[test]
+    fn builds_the_records_lambda_sends() {
+        let message = Message::builder()
+            .message_id("m-1")
+            .receipt_handle("r-1")
+            .body(r#"{"orderId":"o-1"}"#)
+            .md5_of_body("md5")
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "2")
+            .attributes(MessageSystemAttributeName::SentTimestamp, "1700000000000")
+            .build();
+        let config = PollerConfig::new(
+            "http://localhost/q",
+            "arn:aws:sqs:eu-west-1:000000000000:q",
+            "eu-west-1",
+        );
+        let event = sqs_event(&[message], &config).expect("a valid event");
+        let record = &event.records[0];
+        assert_eq!(record.message_id.as_deref(), Some("m-1"));
+        assert_eq!(record.receipt_handle.as_deref(), Some("r-1"));
+        assert_eq!(record.body.as_deref(), Some(r#"{"orderId":"o-1"}"#));
+        assert_eq!(record.attributes["ApproximateReceiveCount"], "2");
+        assert_eq!(record.attributes["SentTimestamp"], "1700000000000");
+        assert_eq!(record.event_source.as_deref(), Some("aws:sqs"));
+        assert_eq!(
+            record.event_source_arn.as_deref(),
+            Some(config.queue_arn.as_str())
+        );
+        assert_eq!(record.aws_region.as_deref(), Some("eu-west-1"));
+    }
+}

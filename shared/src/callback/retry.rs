@@ -1,0 +1,127 @@
+//! When to try a callback again. SQS is the timer: after a transient failure
+//! the dispatcher hides the message for the next delay
+//! (`ChangeMessageVisibility`); after `max_receive_count` deliveries SQS moves
+//! it to the dead-letter queue.
+//!
+//! Default schedule, after delivery n = 1..7 (delivery 8 is the last):
+//! 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — 8 tries over about 27 h 35 min,
+//! like Svix's webhook schedule, so a partner outage of a day loses nothing.
+//! A `Retry-After` longer than the scheduled delay wins. SQS caps one delay at
+//! 12 h.
+
+use std::time::Duration;
+
+/// SQS's longest visibility timeout.
+const MAX_DELAY: Duration = Duration::from_secs(12 * 60 * 60);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay after the n-th delivery failed (the last entry repeats).
+    pub delays: Vec<Duration>,
+    /// The queue's `maxReceiveCount`: the delivery that is the last try.
+    pub max_receive_count: u32,
+    /// How long a dispatcher holds the callback while sending. Longer than
+    /// the partner timeout, shorter than the queue's visibility timeout.
+    pub lease: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            delays: [5, 300, 1800, 7200, 18_000, 36_000, 36_000]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+            max_receive_count: 8,
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Parses `CALLBACK_RETRY_DELAYS`: seconds, comma-separated.
+    pub fn parse_delays(text: &str) -> Result<Vec<Duration>, String> {
+        let delays: Result<Vec<Duration>, String> = text
+            .split(',')
+            .map(|part| {
+                part.trim()
+                    .parse::<u64>()
+                    .map(Duration::from_secs)
+                    .map_err(|_| format!("{part:?} is not a number of seconds"))
+            })
+            .collect();
+        delays.and_then(|delays| {
+            if delays.is_empty() {
+                Err("no delays".into())
+            } else {
+                Ok(delays)
+            }
+        })
+    }
+
+    /// Whether delivery `receive_count` is the last one SQS will make.
+    #[must_use]
+    pub fn is_last(&self, receive_count: u32) -> bool {
+        receive_count >= self.max_receive_count
+    }
+
+    /// How long to hide the message after delivery `receive_count` failed.
+    #[must_use]
+    pub fn delay(&self, receive_count: u32, retry_after: Option<Duration>) -> Duration {
+        let index = usize::try_from(receive_count.saturating_sub(1)).unwrap_or(usize::MAX);
+        let scheduled = self
+            .delays
+            .get(index)
+            .or(self.delays.last())
+            .copied()
+            .unwrap_or_default();
+        scheduled
+            .max(retry_after.unwrap_or_default())
+            .min(MAX_DELAY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_schedule_covers_more_than_a_day() {
+        let policy = RetryPolicy::default();
+        let total: Duration = (1..policy.max_receive_count)
+            .map(|n| policy.delay(n, None))
+            .sum();
+        assert!(total > Duration::from_secs(27 * 3600), "{total:?}");
+        assert!(policy.max_receive_count >= 5);
+    }
+
+    #[test]
+    fn retry_after_wins_when_longer_but_never_beyond_twelve_hours() {
+        let policy = RetryPolicy::default();
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(120))),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            policy.delay(2, Some(Duration::from_secs(1))),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(99_999))),
+            MAX_DELAY
+        );
+    }
+
+    #[test]
+    fn delays_parse_from_seconds() {
+        assert_eq!(
+            RetryPolicy::parse_delays("1, 2,3"),
+            Ok(vec![
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                Duration::from_secs(3)
+            ])
+        );
+        assert!(RetryPolicy::parse_delays("1,x").is_err());
+    }
+}

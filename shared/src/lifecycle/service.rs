@@ -1,0 +1,160 @@
+//! The lifecycle use cases: a warehouse event, an ERP cancellation, an operator
+//! replaying a callback. Each is one conditional write of the order; when the
+//! write makes the callback due, a queue message follows. If that send fails
+//! (or the function dies first) the order still says the callback is due, and
+//! the sweeper sends it: nothing is lost between the two steps.
+
+use super::event::{EventKind, WarehouseEvent, parse_event};
+use super::progress::{Applied, Impossible};
+use crate::domain::{OrderNumber, OrderStatus};
+use crate::error::{FieldError, StoreError};
+use crate::ports::{CallbackQueue, Clock, OrderStore};
+use crate::reader::{Reader, root_object};
+use crate::update::{Change, update_order};
+use crate::view::OrderView;
+
+/// Why a lifecycle request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("order {0} does not exist")]
+    NotFound(String),
+    #[error("the request has {} problem(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error("{source}; the order is {current}")]
+    Impossible {
+        current: OrderStatus,
+        #[source]
+        source: Impossible,
+    },
+    #[error(
+        "the callback is {0}; only failed, dead-lettered or retrying callbacks can be replayed"
+    )]
+    NotReplayable(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The lifecycle use cases over an order store and the callback queue.
+#[derive(Debug)]
+pub struct Lifecycle<S, Q, C> {
+    store: S,
+    queue: Q,
+    clock: C,
+}
+
+impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
+    pub fn new(store: S, queue: Q, clock: C) -> Self {
+        Self {
+            store,
+            queue,
+            clock,
+        }
+    }
+
+    /// Applies a warehouse event body to an order.
+    pub async fn record_event(
+        &self,
+        order_number: &str,
+        body: &[u8],
+    ) -> Result<(Applied, OrderView), LifecycleError> {
+        let event = parse_event(body).map_err(LifecycleError::Invalid)?;
+        self.apply(order_number, &event).await
+    }
+
+    /// The ERP cancels an order (only before it ships). Body: optional
+    /// `{"reason": "..."}`. Cancelling a cancelled order changes nothing.
+    pub async fn cancel(
+        &self,
+        order_number: &str,
+        body: &[u8],
+    ) -> Result<(Applied, OrderView), LifecycleError> {
+        let reason = if body.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            let root = root_object(body).map_err(|p| LifecycleError::Invalid(vec![p]))?;
+            let mut reader = Reader::default();
+            let reason = reader.text(&root, "reason", crate::intake::limits::text::DESC);
+            let problems = reader.into_problems();
+            if !problems.is_empty() {
+                return Err(LifecycleError::Invalid(problems));
+            }
+            reason
+        };
+        let now = self.clock.now();
+        let event = WarehouseEvent {
+            // One id for every ERP cancellation: a repeated cancel is a duplicate.
+            event_id: "erp-cancel".into(),
+            occurred_at: now,
+            kind: EventKind::Cancelled { reason },
+        };
+        self.apply(order_number, &event).await
+    }
+
+    async fn apply(
+        &self,
+        order_number: &str,
+        event: &WarehouseEvent,
+    ) -> Result<(Applied, OrderView), LifecycleError> {
+        let number = parse_number(order_number)?;
+        let now = self.clock.now();
+        let (record, outcome) = update_order(&self.store, &number, |record| {
+            let current = record.status;
+            let outcome = record
+                .apply_event(event, now)
+                .map_err(|source| LifecycleError::Impossible { current, source })?;
+            Ok::<_, LifecycleError>(if outcome.applied == Applied::Duplicate {
+                Change::Keep(outcome)
+            } else {
+                Change::Save(outcome)
+            })
+        })
+        .await?
+        .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
+        tracing::info!(
+            order_number = %number,
+            event_id = %event.event_id,
+            event = event.kind.name(),
+            applied = ?outcome.applied,
+            status = %record.status,
+            "warehouse event"
+        );
+        if outcome.callback_due {
+            self.enqueue(&number).await;
+        }
+        Ok((outcome.applied, OrderView::from(&record)))
+    }
+
+    /// An operator replays a callback that failed, went to the dead-letter
+    /// queue, or is waiting for its next retry.
+    pub async fn retry_callback(&self, order_number: &str) -> Result<OrderView, LifecycleError> {
+        let number = parse_number(order_number)?;
+        let now = self.clock.now();
+        let (record, ()) = update_order(&self.store, &number, |record| {
+            if !record.callback.replayable() {
+                return Err(LifecycleError::NotReplayable(
+                    record.callback.status.as_str(),
+                ));
+            }
+            record.callback.make_due(now);
+            Ok::<_, LifecycleError>(Change::Save(()))
+        })
+        .await?
+        .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
+        tracing::info!(order_number = %number, "callback replay requested");
+        self.enqueue(&number).await;
+        Ok(OrderView::from(&record))
+    }
+
+    /// Sends the queue message. A failure is logged, not returned: the order
+    /// already says the callback is due, and the sweeper will send it.
+    async fn enqueue(&self, number: &OrderNumber) {
+        if let Err(err) = self.queue.enqueue(number).await {
+            tracing::warn!(order_number = %number, error = %err, cause = ?std::error::Error::source(&err),
+                "callback message not sent; the sweeper will send it");
+        }
+    }
+}
+
+fn parse_number(order_number: &str) -> Result<OrderNumber, LifecycleError> {
+    OrderNumber::parse(order_number).map_err(|_| LifecycleError::NotFound(order_number.to_owned()))
+}
