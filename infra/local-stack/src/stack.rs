@@ -184,7 +184,10 @@ impl Stack {
         let config = PollerConfig::new(
             self.callback_queue_url()?,
             self.resources.queue_arn("CallbackQueue")?,
-            "us-east-1",
+            self.sqs
+                .config()
+                .region()
+                .map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
         );
         sqs_poller::run(self.sqs.clone(), config, self.dispatcher(settings)?).await;
         Ok(())

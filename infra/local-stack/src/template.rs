@@ -214,6 +214,64 @@ Resources:
     Properties: {Environment: {Variables: {T: !Ref Table}}}
 ";
 
+    /// A property of a resource of the project's template.
+    fn project_property<'a>(template: &'a Template, id: &str, path: &[&str]) -> &'a Value {
+        let mut value = template
+            .resources
+            .get(id)
+            .unwrap_or_else(|| panic!("no {id}"));
+        for key in ["Properties"].iter().chain(path) {
+            value = value
+                .get(*key)
+                .unwrap_or_else(|| panic!("no {key} in {id}"));
+        }
+        value
+    }
+
+    #[test]
+    fn the_dispatcher_knows_the_queues_real_max_receive_count() {
+        let template = Template::project().unwrap();
+        let queue = template.queues().unwrap();
+        let callback = queue
+            .iter()
+            .find(|q| q.logical_id == "CallbackQueue")
+            .unwrap();
+        let env = project_property(
+            &template,
+            "CallbackDispatchFunction",
+            &["Environment", "Variables", "CALLBACK_MAX_RECEIVE_COUNT"],
+        );
+        assert_eq!(
+            number(Some(env)),
+            callback.redrive.as_ref().map(|(_, count)| *count)
+        );
+        assert!(
+            callback
+                .redrive
+                .as_ref()
+                .is_some_and(|(_, count)| *count >= 5)
+        );
+    }
+
+    #[test]
+    fn the_callback_queue_hides_messages_for_six_dispatcher_timeouts() {
+        let template = Template::project().unwrap();
+        let queues = template.queues().unwrap();
+        let callback = queues
+            .iter()
+            .find(|q| q.logical_id == "CallbackQueue")
+            .unwrap();
+        let timeout = number(Some(project_property(
+            &template,
+            "CallbackDispatchFunction",
+            &["Timeout"],
+        )));
+        assert!(
+            callback.visibility_timeout >= timeout.map(|t| t * 6),
+            "{callback:?} {timeout:?}"
+        );
+    }
+
     #[test]
     fn reads_tables_with_their_indexes() {
         let tables = Template::parse(SAMPLE).unwrap().tables().unwrap();
