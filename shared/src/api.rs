@@ -8,6 +8,7 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::auth::AuthError;
 use crate::error::{IntakeError, StoreError};
 use crate::lifecycle::LifecycleError;
 
@@ -33,6 +34,8 @@ pub enum ApiError {
     Intake(#[from] IntakeError),
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 impl From<StoreError> for ApiError {
@@ -158,7 +161,22 @@ impl ApiError {
                 envelope(StatusCode::NOT_FOUND, json!(null), &err.to_string())
             }
             Self::Intake(E::Store(err)) => store_failure(&err),
+            Self::Intake(err @ E::ForeignClient { .. }) => {
+                envelope(StatusCode::FORBIDDEN, json!(null), &err.to_string())
+            }
             Self::Lifecycle(err) => lifecycle_failure(err),
+            Self::Auth(AuthError::Store(err)) => store_failure(&err),
+            Self::Auth(err @ AuthError::Forbidden(_)) => {
+                envelope(StatusCode::FORBIDDEN, json!(null), &err.to_string())
+            }
+            Self::Auth(err) => {
+                let mut response =
+                    envelope(StatusCode::UNAUTHORIZED, json!(null), &err.to_string());
+                response
+                    .headers
+                    .push(("www-authenticate", "Bearer".to_owned()));
+                response
+            }
         }
     }
 }

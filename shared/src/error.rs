@@ -59,6 +59,8 @@ pub enum IntakeError {
     Conflict(OrderNumber),
     #[error("order {0} does not exist")]
     NotFound(String),
+    #[error("client_code {body:?} is not the client of this API key")]
+    ForeignClient { body: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -12,6 +12,7 @@
 
 pub mod adapters;
 pub mod api;
+pub mod auth;
 pub mod callback;
 pub mod config;
 pub mod domain;

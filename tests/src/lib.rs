@@ -14,6 +14,7 @@ use local_stack::Stack;
 use local_stack::stack::{CallbackSettings, local_warehouses};
 use partner::{Answer, Partner};
 use serde_json::Value;
+use shared::auth::Scope;
 use tokio::net::TcpListener;
 
 /// The spec 000 sample order, trailing commas removed.
@@ -58,6 +59,10 @@ pub struct TestApp {
     pub stack: Stack,
     /// The partner, when the callback dispatcher runs.
     pub partner: Option<Partner>,
+    /// The ERP key of client "20" that the helpers send.
+    pub erp_key: String,
+    /// The warehouse key (mabang, lax) that `post_event` sends.
+    pub wms_key: String,
     http: reqwest::Client,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -90,6 +95,20 @@ impl TestApp {
         let stack = Stack::provision(&unique_prefix(), local_warehouses().expect("warehouses"))
             .await
             .unwrap_or_else(|err| panic!("cannot start the test stack: {err}"));
+        let erp_key = stack
+            .issue_key(Scope::Client("20".into()), None, false)
+            .await
+            .expect("an ERP key")
+            .key;
+        let wms_key = stack
+            .issue_key(
+                Scope::Warehouse(["mabang".to_owned(), "lax".to_owned()].into()),
+                None,
+                false,
+            )
+            .await
+            .expect("a warehouse key")
+            .key;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("bound"));
         let serving = stack.clone();
@@ -100,6 +119,8 @@ impl TestApp {
             base_url,
             stack,
             partner: None,
+            erp_key,
+            wms_key,
             http: reqwest::Client::new(),
             tasks: vec![server],
         }
@@ -131,17 +152,19 @@ impl TestApp {
     }
 
     pub async fn post_event(&self, order_number: &str, event: &Value) -> Reply {
-        self.post_json(
-            &format!("/apicenter/api/order/{order_number}/events"),
-            event,
-        )
-        .await
+        let path = format!("/apicenter/api/order/{order_number}/events");
+        self.post_json_as(&self.wms_key, &path, event).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.post_json_as(&self.erp_key, path, body).await
+    }
+
+    pub async fn post_json_as(&self, key: &str, path: &str, body: &Value) -> Reply {
         let response = self
             .http
             .post(format!("{}{path}", self.base_url))
+            .bearer_auth(key)
             .json(body)
             .send()
             .await
@@ -170,6 +193,19 @@ impl TestApp {
         }
     }
 
+    pub async fn post_order_as(&self, key: &str, order: &Value) -> Reply {
+        self.post_json_as(key, "/apicenter/api/order", order).await
+    }
+
+    /// A new ERP key for `client_code`.
+    pub async fn client_key(&self, client_code: &str) -> String {
+        self.stack
+            .issue_key(Scope::Client(client_code.to_owned()), None, false)
+            .await
+            .expect("a key")
+            .key
+    }
+
     pub async fn post_order(&self, order: &Value) -> Reply {
         self.post_raw(
             serde_json::to_vec(order).expect("JSON"),
@@ -186,6 +222,7 @@ impl TestApp {
         let mut request = self
             .http
             .post(format!("{}/apicenter/api/order", self.base_url))
+            .bearer_auth(&self.erp_key)
             .body(body);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
@@ -205,10 +242,33 @@ impl TestApp {
         let response = self
             .http
             .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(&self.erp_key)
             .send()
             .await
             .expect("the API answers");
         into_reply(response).await
+    }
+
+    /// A request with exactly these headers (for authentication tests).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_vec());
+        }
+        into_reply(request.send().await.expect("the API answers")).await
     }
 
     /// Every item in this test's orders table, read straight from DynamoDB.

@@ -204,7 +204,8 @@ async fn another_clients_marketplace_order_number_is_not_a_duplicate() {
     other_client["real_time_response"] = json!(true);
     other_client["sender"] = Value::Null;
 
-    assert_eq!(app.post_order(&other_client).await.status, 201);
+    let key = app.client_key("21").await;
+    assert_eq!(app.post_order_as(&key, &other_client).await.status, 201);
 }
 
 #[tokio::test]

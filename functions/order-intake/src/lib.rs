@@ -8,8 +8,9 @@ use std::convert::Infallible;
 
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use shared::adapters::{DynamoOrderStore, SqsCallbackQueue};
+use shared::adapters::{DynamoKeyStore, DynamoOrderStore, SqsCallbackQueue};
 use shared::api::{ApiError, ApiResponse, require_json, success};
+use shared::auth::{AuthError, Authenticator, KeyStore, Principal};
 use shared::config::{ConfigError, Warehouses, required_env};
 use shared::intake::{Accepted, Intake};
 use shared::lifecycle::{Applied, Lifecycle};
@@ -20,6 +21,8 @@ use shared::ports::{CallbackQueue, Clock, OrderStore, SystemClock};
 pub struct Config {
     /// `ORDERS_TABLE`: the DynamoDB table keyed by `order_number`.
     pub orders_table: String,
+    /// `API_KEYS_TABLE`: the API keys, by hash.
+    pub api_keys_table: String,
     /// `CALLBACK_QUEUE_URL`: where callback messages go.
     pub callback_queue_url: String,
     /// `WAREHOUSES`: JSON object of warehouses keyed by `centre_code`.
@@ -30,55 +33,73 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
+            api_keys_table: required_env("API_KEYS_TABLE")?,
             callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
             warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
         })
     }
 }
 
-/// The routes of `/apicenter/api/order`.
+/// The ERP routes of `/apicenter/api/order`.
 #[derive(Debug)]
-pub struct OrderApi<S, Q, C> {
+pub struct OrderApi<S, Q, C, K> {
     intake: Intake<S, Q, C>,
     lifecycle: Lifecycle<S, Q, C>,
+    auth: Authenticator<K, C>,
 }
 
-impl OrderApi<DynamoOrderStore, SqsCallbackQueue, SystemClock> {
+impl OrderApi<DynamoOrderStore, SqsCallbackQueue, SystemClock, DynamoKeyStore> {
     /// The production wiring: DynamoDB, SQS and the system clock.
     pub fn new(
         config: Config,
         dynamodb: aws_sdk_dynamodb::Client,
         sqs: aws_sdk_sqs::Client,
     ) -> Self {
+        let keys = DynamoKeyStore::new(dynamodb.clone(), config.api_keys_table);
         let store = DynamoOrderStore::new(dynamodb, config.orders_table);
         let queue = SqsCallbackQueue::new(sqs, config.callback_queue_url);
-        Self::with_ports(store, queue, config.warehouses, SystemClock)
+        Self::with_ports(store, queue, keys, config.warehouses, SystemClock)
     }
 }
 
-impl<S, Q, C> OrderApi<S, Q, C>
+impl<S, Q, C, K> OrderApi<S, Q, C, K>
 where
     S: OrderStore + Clone,
     Q: CallbackQueue + Clone,
     C: Clock + Clone,
+    K: KeyStore,
 {
-    pub fn with_ports(store: S, queue: Q, warehouses: Warehouses, clock: C) -> Self {
+    pub fn with_ports(store: S, queue: Q, keys: K, warehouses: Warehouses, clock: C) -> Self {
         Self {
             intake: Intake::new(store.clone(), queue.clone(), warehouses, clock.clone()),
-            lifecycle: Lifecycle::new(store, queue, clock),
+            lifecycle: Lifecycle::new(store, queue, clock.clone()),
+            auth: Authenticator::new(keys, clock),
         }
     }
 
     /// Answers one request. Never fails: every error has its HTTP answer.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
         let answer = self
-            .route(&request)
+            .authenticated(&request)
             .await
             .unwrap_or_else(ApiError::into_response);
         Ok(answer.into_http().map(Body::from))
     }
 
-    async fn route(&self, request: &Request) -> Result<ApiResponse, ApiError> {
+    async fn authenticated(&self, request: &Request) -> Result<ApiResponse, ApiError> {
+        let caller = self
+            .auth
+            .authenticate(request.headers(), request.body().as_ref())
+            .await?;
+        if caller.client_code().is_none() {
+            return Err(AuthError::Forbidden("warehouse keys cannot use the order API").into());
+        }
+        let span = tracing::info_span!("erp", key_id = %caller.key_id);
+        let _entered = span.enter();
+        self.route(&caller, request).await
+    }
+
+    async fn route(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {
         let segments: Vec<&str> = request
             .uri()
             .path()
@@ -91,7 +112,7 @@ where
         match segments.as_slice() {
             ["apicenter", "api", "order"] if post => {
                 require_json(content_type(request))?;
-                Ok(match self.intake.accept(body).await? {
+                Ok(match self.intake.accept(caller, body).await? {
                     Accepted::Created(view) => success(StatusCode::CREATED, &view, "created"),
                     Accepted::Replayed(view) => success(
                         StatusCode::OK,
@@ -102,7 +123,7 @@ where
             }
             ["apicenter", "api", "order"] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             ["apicenter", "api", "order", number] if get => {
-                let view = self.intake.get(number).await?;
+                let view = self.intake.get(caller, number).await?;
                 Ok(success(StatusCode::OK, &view, "ok"))
             }
             ["apicenter", "api", "order", _] => Err(ApiError::MethodNotAllowed { allow: "GET" }),
@@ -110,7 +131,7 @@ where
                 if !body.is_empty() {
                     require_json(content_type(request))?;
                 }
-                let (applied, view) = self.lifecycle.cancel(number, body).await?;
+                let (applied, view) = self.lifecycle.cancel(caller, number, body).await?;
                 let message = match applied {
                     Applied::Duplicate => "already cancelled",
                     _ => "cancelled",
@@ -118,7 +139,7 @@ where
                 Ok(success(StatusCode::OK, &view, message))
             }
             ["apicenter", "api", "order", number, "callback", "retry"] if post => {
-                let view = self.lifecycle.retry_callback(number).await?;
+                let view = self.lifecycle.retry_callback(caller, number).await?;
                 Ok(success(StatusCode::ACCEPTED, &view, "callback queued"))
             }
             ["apicenter", "api", "order", _, "cancel"]

@@ -7,8 +7,9 @@ use std::convert::Infallible;
 
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use shared::adapters::{DynamoOrderStore, SqsCallbackQueue};
+use shared::adapters::{DynamoKeyStore, DynamoOrderStore, SqsCallbackQueue};
 use shared::api::{ApiError, ApiResponse, require_json, success};
+use shared::auth::{AuthError, Authenticator, KeyStore};
 use shared::config::{ConfigError, required_env};
 use shared::lifecycle::{Applied, Lifecycle};
 use shared::ports::{CallbackQueue, Clock, OrderStore, SystemClock};
@@ -18,6 +19,8 @@ use shared::ports::{CallbackQueue, Clock, OrderStore, SystemClock};
 pub struct Config {
     /// `ORDERS_TABLE`: the DynamoDB table keyed by `order_number`.
     pub orders_table: String,
+    /// `API_KEYS_TABLE`: the API keys, by hash.
+    pub api_keys_table: String,
     /// `CALLBACK_QUEUE_URL`: where callback messages go.
     pub callback_queue_url: String,
 }
@@ -26,17 +29,19 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
+            api_keys_table: required_env("API_KEYS_TABLE")?,
             callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
         })
     }
 }
 
 #[derive(Debug)]
-pub struct EventsApi<S, Q, C> {
+pub struct EventsApi<S, Q, C, K> {
     lifecycle: Lifecycle<S, Q, C>,
+    auth: Authenticator<K, C>,
 }
 
-impl EventsApi<DynamoOrderStore, SqsCallbackQueue, SystemClock> {
+impl EventsApi<DynamoOrderStore, SqsCallbackQueue, SystemClock, DynamoKeyStore> {
     /// The production wiring: DynamoDB, SQS and the system clock.
     pub fn new(
         config: Config,
@@ -44,17 +49,19 @@ impl EventsApi<DynamoOrderStore, SqsCallbackQueue, SystemClock> {
         sqs: aws_sdk_sqs::Client,
     ) -> Self {
         Self::with_ports(
-            DynamoOrderStore::new(dynamodb, config.orders_table),
+            DynamoOrderStore::new(dynamodb.clone(), config.orders_table),
             SqsCallbackQueue::new(sqs, config.callback_queue_url),
+            DynamoKeyStore::new(dynamodb, config.api_keys_table),
             SystemClock,
         )
     }
 }
 
-impl<S: OrderStore, Q: CallbackQueue, C: Clock> EventsApi<S, Q, C> {
-    pub fn with_ports(store: S, queue: Q, clock: C) -> Self {
+impl<S: OrderStore, Q: CallbackQueue, C: Clock + Clone, K: KeyStore> EventsApi<S, Q, C, K> {
+    pub fn with_ports(store: S, queue: Q, keys: K, clock: C) -> Self {
         Self {
-            lifecycle: Lifecycle::new(store, queue, clock),
+            lifecycle: Lifecycle::new(store, queue, clock.clone()),
+            auth: Authenticator::new(keys, clock),
         }
     }
 
@@ -68,6 +75,15 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> EventsApi<S, Q, C> {
     }
 
     async fn route(&self, request: &Request) -> Result<ApiResponse, ApiError> {
+        let caller = self
+            .auth
+            .authenticate(request.headers(), request.body().as_ref())
+            .await?;
+        if caller.centre_codes().is_none() {
+            return Err(AuthError::Forbidden("only warehouse keys can report events").into());
+        }
+        let span = tracing::info_span!("wms", key_id = %caller.key_id);
+        let _entered = span.enter();
         let segments: Vec<&str> = request
             .uri()
             .path()
@@ -88,7 +104,7 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> EventsApi<S, Q, C> {
         )?;
         let (applied, view) = self
             .lifecycle
-            .record_event(number, request.body().as_ref())
+            .record_event(&caller, number, request.body().as_ref())
             .await?;
         let message = match applied {
             Applied::Moved => "event applied",

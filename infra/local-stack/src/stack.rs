@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use callback_dispatch::DispatchHandler;
 use order_intake::OrderApi;
-use shared::adapters::{DynamoOrderStore, HttpPartner, SqsCallbackQueue};
+use shared::adapters::{DynamoKeyStore, DynamoOrderStore, HttpPartner, SqsCallbackQueue};
+use shared::auth::{IssuedKey, Scope};
 use shared::callback::sweep::sweep;
 use shared::callback::{Dispatcher, RetryPolicy};
 use shared::config::Warehouses;
@@ -81,6 +82,35 @@ impl Stack {
         self.resources.queue_url("CallbackDeadLetterQueue")
     }
 
+    /// The API keys table's store.
+    pub fn keys(&self) -> Result<DynamoKeyStore, Error> {
+        Ok(DynamoKeyStore::new(
+            self.dynamodb.clone(),
+            self.resources.table("ApiKeysTable")?,
+        ))
+    }
+
+    /// Stores a key for `scope`: `key` when given (fixed demo keys), else a new
+    /// random one. The plain key is in the result and nowhere else.
+    pub async fn issue_key(
+        &self,
+        scope: Scope,
+        key: Option<String>,
+        signed: bool,
+    ) -> Result<IssuedKey, Error> {
+        let now = chrono::Utc::now();
+        let issued = match key {
+            Some(key) => shared::auth::issue_with(key, scope, signed, now),
+            None => shared::auth::issue(scope, signed, now),
+        }
+        .map_err(|err| Error::Aws(Box::new(err)))?;
+        self.keys()?
+            .put(&issued.record)
+            .await
+            .map_err(|err| Error::Aws(Box::new(err)))?;
+        Ok(issued)
+    }
+
     fn store(&self) -> Result<DynamoOrderStore, Error> {
         Ok(DynamoOrderStore::new(
             self.dynamodb.clone(),
@@ -101,12 +131,14 @@ impl Stack {
         let orders = Arc::new(OrderApi::with_ports(
             self.store()?,
             self.queue()?,
+            self.keys()?,
             self.warehouses.clone(),
             SystemClock,
         ));
         let events = Arc::new(EventsApi::with_ports(
             self.store()?,
             self.queue()?,
+            self.keys()?,
             SystemClock,
         ));
         Ok(Arc::new(move |request| {

@@ -6,6 +6,7 @@ mod parse;
 
 pub use parse::{OrderRequest, parse_order};
 
+use crate::auth::Principal;
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::{FieldError, IntakeError};
@@ -42,12 +43,18 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
         }
     }
 
-    /// Accepts an order body: stores it once, or explains every reason it cannot.
-    pub async fn accept(&self, body: &[u8]) -> Result<Accepted, IntakeError> {
+    /// Accepts an order body from `caller`: stores it once, or explains every
+    /// reason it cannot. The body's `client_code` must be the caller's.
+    pub async fn accept(&self, caller: &Principal, body: &[u8]) -> Result<Accepted, IntakeError> {
         let OrderRequest {
             order,
             real_time_response,
         } = parse_order(body)?;
+        if caller.client_code() != Some(order.client_code.as_str()) {
+            return Err(IntakeError::ForeignClient {
+                body: order.client_code,
+            });
+        }
         let mut findings = findings::check(&order, &self.warehouses);
         if let Some(finding) = self.duplicate_platform_order(&order).await? {
             findings.push(finding);
@@ -81,12 +88,21 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
         }
     }
 
-    /// The order as the API shows it.
-    pub async fn get(&self, order_number: &str) -> Result<OrderView, IntakeError> {
+    /// The order as the API shows it, if `caller` may see it.
+    pub async fn get(
+        &self,
+        caller: &Principal,
+        order_number: &str,
+    ) -> Result<OrderView, IntakeError> {
         let not_found = || IntakeError::NotFound(order_number.to_owned());
         // A number that cannot be valid cannot be stored either.
         let number = OrderNumber::parse(order_number).map_err(|_| not_found())?;
-        let record = self.store.get(&number).await?.ok_or_else(not_found)?;
+        let record = self
+            .store
+            .get(&number)
+            .await?
+            .filter(|record| caller.may_access(&record.order))
+            .ok_or_else(not_found)?;
         Ok(OrderView::from(&record))
     }
 

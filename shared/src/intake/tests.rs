@@ -106,6 +106,13 @@ fn intake() -> Intake<MemoryStore, &'static MemoryQueue, FixedClock> {
     Intake::new(MemoryStore::default(), &*QUEUE, warehouses, FixedClock)
 }
 
+fn client() -> crate::auth::Principal {
+    crate::auth::Principal {
+        key_id: "key_test".into(),
+        scope: crate::auth::Scope::Client("20".into()),
+    }
+}
+
 fn sample() -> Value {
     serde_json::from_str(SAMPLE).unwrap()
 }
@@ -139,7 +146,7 @@ fn created(result: Result<Accepted, IntakeError>) -> OrderView {
 
 #[tokio::test]
 async fn the_spec_sample_without_its_trailing_commas_is_accepted_as_pending() {
-    let view = created(intake().accept(SAMPLE.as_bytes()).await);
+    let view = created(intake().accept(&client(), SAMPLE.as_bytes()).await);
 
     assert_eq!(view.order_number, "mabang-test002");
     assert_eq!(view.status, "pending");
@@ -150,7 +157,7 @@ async fn the_spec_sample_without_its_trailing_commas_is_accepted_as_pending() {
 
 #[tokio::test]
 async fn the_sample_placeholders_are_recorded_as_findings_not_rejected() {
-    let view = created(intake().accept(SAMPLE.as_bytes()).await);
+    let view = created(intake().accept(&client(), SAMPLE.as_bytes()).await);
 
     let found: Vec<&str> = view.findings.iter().map(|f| f.field.as_str()).collect();
     assert_eq!(
@@ -166,7 +173,11 @@ async fn the_sample_placeholders_are_recorded_as_findings_not_rejected() {
 
 #[tokio::test]
 async fn the_spec_sample_as_published_names_the_trailing_comma_and_where_it_is() {
-    let problems = problems(intake().accept(SAMPLE_AS_PUBLISHED.as_bytes()).await);
+    let problems = problems(
+        intake()
+            .accept(&client(), SAMPLE_AS_PUBLISHED.as_bytes())
+            .await,
+    );
 
     assert_eq!(problems.len(), 1);
     let (field, message) = &problems[0];
@@ -186,7 +197,7 @@ async fn every_problem_is_listed_at_once_by_json_path() {
     order["items"][1]["unit_price"] = json!("ten");
     order["package"]["order_number"] = json!("mabang/002");
 
-    let fields = fields(intake().accept(&body(&order)).await);
+    let fields = fields(intake().accept(&client(), &body(&order)).await);
 
     assert_eq!(
         fields,
@@ -217,7 +228,7 @@ async fn tiktok_orders_need_package_shipping_provider_and_platform_sku_ids() {
         .unwrap()
         .remove("platform_sku_id");
 
-    let problems = problems(intake().accept(&body(&order)).await);
+    let problems = problems(intake().accept(&client(), &body(&order)).await);
 
     let fields: Vec<&str> = problems.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(
@@ -244,7 +255,7 @@ async fn other_platforms_do_not_need_the_tiktok_fields() {
         order.as_object_mut().unwrap().remove(key);
     }
 
-    let view = created(intake().accept(&body(&order)).await);
+    let view = created(intake().accept(&client(), &body(&order)).await);
 
     assert_eq!(view.platform_type, "shopee");
 }
@@ -261,7 +272,10 @@ async fn an_order_needs_items_a_receiver_and_a_package() {
         for (key, value) in change.as_object().unwrap() {
             order[key] = value.clone();
         }
-        assert_eq!(fields(intake().accept(&body(&order)).await), [field]);
+        assert_eq!(
+            fields(intake().accept(&client(), &body(&order)).await),
+            [field]
+        );
     }
 }
 
@@ -270,11 +284,11 @@ async fn unit_price_as_number_or_string_is_the_same_exact_price() {
     let intake = intake();
     let mut as_number = sample();
     as_number["items"][0]["unit_price"] = json!(10.5);
-    created(intake.accept(&body(&as_number)).await);
+    created(intake.accept(&client(), &body(&as_number)).await);
 
     let mut as_string = sample();
     as_string["items"][0]["unit_price"] = json!("10.50");
-    let replay = intake.accept(&body(&as_string)).await.unwrap();
+    let replay = intake.accept(&client(), &body(&as_string)).await.unwrap();
 
     assert!(matches!(replay, Accepted::Replayed(_)), "{replay:?}");
 }
@@ -282,11 +296,11 @@ async fn unit_price_as_number_or_string_is_the_same_exact_price() {
 #[tokio::test]
 async fn a_replayed_order_returns_the_stored_result() {
     let intake = intake();
-    let first = created(intake.accept(SAMPLE.as_bytes()).await);
+    let first = created(intake.accept(&client(), SAMPLE.as_bytes()).await);
     // Same order, other key order and spacing.
     let reformatted = serde_json::to_vec_pretty(&sample()).unwrap();
 
-    let replay = intake.accept(&reformatted).await.unwrap();
+    let replay = intake.accept(&client(), &reformatted).await.unwrap();
 
     assert_eq!(replay, Accepted::Replayed(first));
 }
@@ -294,17 +308,17 @@ async fn a_replayed_order_returns_the_stored_result() {
 #[tokio::test]
 async fn the_same_order_number_with_other_content_is_a_conflict() {
     let intake = intake();
-    created(intake.accept(SAMPLE.as_bytes()).await);
+    created(intake.accept(&client(), SAMPLE.as_bytes()).await);
     let mut changed = sample();
     changed["items"][0]["qty"] = json!(2);
 
-    let result = intake.accept(&body(&changed)).await;
+    let result = intake.accept(&client(), &body(&changed)).await;
 
     assert!(
         matches!(&result, Err(IntakeError::Conflict(n)) if n.as_str() == "mabang-test002"),
         "{result:?}"
     );
-    let stored = intake.get("mabang-test002").await.unwrap();
+    let stored = intake.get(&client(), "mabang-test002").await.unwrap();
     assert_eq!(stored.findings.len(), 3, "the stored order is unchanged");
 }
 
@@ -316,7 +330,7 @@ async fn real_time_response_rejects_every_finding_and_stores_nothing() {
     order["centre_code"] = json!("nowhere");
     order["items"][0]["currency"] = json!("PESO");
 
-    let fields = fields(intake.accept(&body(&order)).await);
+    let fields = fields(intake.accept(&client(), &body(&order)).await);
 
     assert_eq!(
         fields,
@@ -329,7 +343,7 @@ async fn real_time_response_rejects_every_finding_and_stores_nothing() {
         ]
     );
     assert!(matches!(
-        intake.get("mabang-test002").await,
+        intake.get(&client(), "mabang-test002").await,
         Err(IntakeError::NotFound(_))
     ));
 }
@@ -337,11 +351,11 @@ async fn real_time_response_rejects_every_finding_and_stores_nothing() {
 #[tokio::test]
 async fn a_marketplace_order_sent_twice_under_two_numbers_is_a_finding() {
     let intake = intake();
-    created(intake.accept(SAMPLE.as_bytes()).await);
+    created(intake.accept(&client(), SAMPLE.as_bytes()).await);
     let mut second = sample();
     second["package"]["order_number"] = json!("mabang-test003");
 
-    let view = created(intake.accept(&body(&second)).await);
+    let view = created(intake.accept(&client(), &body(&second)).await);
 
     let finding = view
         .findings
@@ -372,7 +386,7 @@ async fn ebay_and_temu_orders_note_what_their_callback_will_miss() {
         .unwrap()
         .remove("platform_sku_id");
 
-    let view = created(intake().accept(&body(&order)).await);
+    let view = created(intake().accept(&client(), &body(&order)).await);
 
     let found: Vec<&str> = view.findings.iter().map(|f| f.field.as_str()).collect();
     assert!(found.contains(&"platform_order_number"), "{found:?}");
@@ -386,7 +400,7 @@ async fn an_oversized_label_points_to_label_url() {
     order["logistics_provider"]["label_base64"] =
         json!("A".repeat(limits::MAX_LABEL_BASE64_BYTES + 4));
 
-    let result = intake().accept(&body(&order)).await;
+    let result = intake().accept(&client(), &body(&order)).await;
 
     assert!(
         matches!(result, Err(IntakeError::LabelTooLarge { .. })),
@@ -398,7 +412,7 @@ async fn an_oversized_label_points_to_label_url() {
 async fn an_oversized_body_is_refused_before_parsing() {
     let huge = vec![b' '; limits::MAX_BODY_BYTES + 1];
 
-    let result = intake().accept(&huge).await;
+    let result = intake().accept(&client(), &huge).await;
 
     assert!(
         matches!(result, Err(IntakeError::BodyTooLarge { .. })),
@@ -413,7 +427,7 @@ async fn already_handed_over_orders_must_carry_their_tracking_number() {
     order["logistics_provider"] = json!({"code": "jito"});
 
     assert_eq!(
-        fields(intake().accept(&body(&order)).await),
+        fields(intake().accept(&client(), &body(&order)).await),
         ["logistics_provider.tracking_number"]
     );
 }
@@ -421,11 +435,11 @@ async fn already_handed_over_orders_must_carry_their_tracking_number() {
 #[tokio::test]
 async fn an_unknown_order_is_not_found() {
     assert!(matches!(
-        intake().get("nope").await,
+        intake().get(&client(), "nope").await,
         Err(IntakeError::NotFound(_))
     ));
     assert!(matches!(
-        intake().get("../etc").await,
+        intake().get(&client(), "../etc").await,
         Err(IntakeError::NotFound(_))
     ));
 }
@@ -436,7 +450,7 @@ async fn an_order_already_handed_over_goes_straight_to_the_callback() {
     order["process_type"] = json!(2);
     order["package"]["order_number"] = json!("handed-over-1");
 
-    let view = created(intake().accept(&body(&order)).await);
+    let view = created(intake().accept(&client(), &body(&order)).await);
 
     assert_eq!(view.status, "handed_over");
     assert_eq!(view.callback.status, "pending");
@@ -456,7 +470,28 @@ async fn orders_of_other_platforms_need_no_callback() {
     let mut order = sample();
     order["platform_type"] = json!("lazada");
 
-    let view = created(intake().accept(&body(&order)).await);
+    let view = created(intake().accept(&client(), &body(&order)).await);
 
     assert_eq!(view.callback.status, "not_required");
+}
+
+#[tokio::test]
+async fn an_order_of_another_client_is_refused_and_invisible() {
+    let intake = intake();
+    let other = crate::auth::Principal {
+        key_id: "key_other".into(),
+        scope: crate::auth::Scope::Client("21".into()),
+    };
+
+    let refused = intake.accept(&other, SAMPLE.as_bytes()).await;
+    created(intake.accept(&client(), SAMPLE.as_bytes()).await);
+
+    assert!(
+        matches!(refused, Err(IntakeError::ForeignClient { .. })),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        intake.get(&other, "mabang-test002").await,
+        Err(IntakeError::NotFound(_))
+    ));
 }

@@ -6,6 +6,7 @@
 
 use super::event::{EventKind, WarehouseEvent, parse_event};
 use super::progress::{Applied, Impossible};
+use crate::auth::Principal;
 use crate::domain::{OrderNumber, OrderStatus};
 use crate::error::{FieldError, StoreError};
 use crate::ports::{CallbackQueue, Clock, OrderStore};
@@ -54,17 +55,19 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
     /// Applies a warehouse event body to an order.
     pub async fn record_event(
         &self,
+        caller: &Principal,
         order_number: &str,
         body: &[u8],
     ) -> Result<(Applied, OrderView), LifecycleError> {
         let event = parse_event(body).map_err(LifecycleError::Invalid)?;
-        self.apply(order_number, &event).await
+        self.apply(caller, order_number, &event).await
     }
 
     /// The ERP cancels an order (only before it ships). Body: optional
     /// `{"reason": "..."}`. Cancelling a cancelled order changes nothing.
     pub async fn cancel(
         &self,
+        caller: &Principal,
         order_number: &str,
         body: &[u8],
     ) -> Result<(Applied, OrderView), LifecycleError> {
@@ -87,17 +90,21 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
             occurred_at: now,
             kind: EventKind::Cancelled { reason },
         };
-        self.apply(order_number, &event).await
+        self.apply(caller, order_number, &event).await
     }
 
     async fn apply(
         &self,
+        caller: &Principal,
         order_number: &str,
         event: &WarehouseEvent,
     ) -> Result<(Applied, OrderView), LifecycleError> {
         let number = parse_number(order_number)?;
         let now = self.clock.now();
         let (record, outcome) = update_order(&self.store, &number, |record| {
+            if !caller.may_access(&record.order) {
+                return Err(LifecycleError::NotFound(order_number.to_owned()));
+            }
             let current = record.status;
             let outcome = record
                 .apply_event(event, now)
@@ -126,10 +133,17 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
 
     /// An operator replays a callback that failed, went to the dead-letter
     /// queue, or is waiting for its next retry.
-    pub async fn retry_callback(&self, order_number: &str) -> Result<OrderView, LifecycleError> {
+    pub async fn retry_callback(
+        &self,
+        caller: &Principal,
+        order_number: &str,
+    ) -> Result<OrderView, LifecycleError> {
         let number = parse_number(order_number)?;
         let now = self.clock.now();
         let (record, ()) = update_order(&self.store, &number, |record| {
+            if !caller.may_access(&record.order) {
+                return Err(LifecycleError::NotFound(order_number.to_owned()));
+            }
             if !record.callback.replayable() {
                 return Err(LifecycleError::NotReplayable(
                     record.callback.status.as_str(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use local_stack::stack::{CallbackSettings, local_warehouses};
 use local_stack::{Stack, partner};
+use shared::auth::Scope;
 use tokio::net::TcpListener;
 
 const SAMPLE_ORDER: &str = include_str!("../../../../tests/fixtures/spec-000-sample.json");
@@ -28,6 +29,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 3000,
     };
     let stack = Stack::provision("local", local_warehouses()?).await?;
+    // Demo credentials: the spec sample's client "20", and the two local
+    // warehouses. Fixed values from the environment make scripts repeatable.
+    let erp = stack
+        .issue_key(
+            Scope::Client("20".into()),
+            std::env::var("LOCAL_API_KEY").ok(),
+            false,
+        )
+        .await?;
+    let wms = stack
+        .issue_key(
+            Scope::Warehouse(["mabang".to_owned(), "lax".to_owned()].into()),
+            std::env::var("LOCAL_WMS_KEY").ok(),
+            false,
+        )
+        .await?;
 
     let callback_url = match std::env::var("CALLBACK_URL") {
         Ok(url) => url,
@@ -69,15 +86,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let order = format!("{base}/apicenter/api/order");
     println!(
         "\nOrder API listening on {base}\nCallbacks go to {callback_url}\n\n\
-         Create the spec's sample order:\n\n  curl -s -X POST {order} \\\n    \
+         Demo API keys (every request needs one):\n  \
+         ERP, client \"20\":              export API_KEY={erp_key}\n  \
+         warehouse, mabang and lax:     export WMS_KEY={wms_key}\n\n\
+         Create the spec's sample order:\n\n  curl -s -X POST {order} -H \"Authorization: Bearer $API_KEY\" \\\n    \
          -H 'Content-Type: application/json' \\\n    -d '{compact}'\n\n\
-         Read it back:\n\n  curl -s {order}/mabang-test002\n\n\
+         Read it back:\n\n  curl -s {order}/mabang-test002 -H \"Authorization: Bearer $API_KEY\"\n\n\
          Ship it (the warehouse's events), then watch the callback go out:\n\n  \
-         curl -s -X POST {order}/mabang-test002/events -H 'Content-Type: application/json' \\\n    \
+         curl -s -X POST {order}/mabang-test002/events -H \"Authorization: Bearer $WMS_KEY\" -H 'Content-Type: application/json' \\\n    \
          -d '{{\"event_id\":\"e-1\",\"type\":\"shipped\",\"occurred_at\":\"2026-11-20T10:00:00+08:00\",\"tracking_number\":\"YT4567890123CN\",\"logistic_provider_code\":\"jito\"}}'\n  \
-         curl -s -X POST {order}/mabang-test002/events -H 'Content-Type: application/json' \\\n    \
+         curl -s -X POST {order}/mabang-test002/events -H \"Authorization: Bearer $WMS_KEY\" -H 'Content-Type: application/json' \\\n    \
          -d '{{\"event_id\":\"e-2\",\"type\":\"handed_over\",\"occurred_at\":\"2026-11-20T11:00:00+08:00\"}}'\n\n\
-         Ctrl-C stops the service and the emulators.\n"
+         Ctrl-C stops the service and the emulators.\n",
+        erp_key = erp.key,
+        wms_key = wms.key,
     );
     tokio::select! {
         result = stack.serve(listener) => result?,

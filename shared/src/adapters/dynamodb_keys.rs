@@ -1,0 +1,181 @@
+//! [`KeyStore`] on a DynamoDB table keyed by `key_hash`, plus the writes the
+//! key-management command needs. The plain key is never stored.
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+
+use crate::auth::{ApiKeyRecord, KeyStore, Scope};
+use crate::error::StoreError;
+use crate::record::format_time;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoKeyStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoKeyStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Stores a new key record.
+    pub async fn put(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .condition_expression("attribute_not_exists(key_hash)")
+            .send()
+            .await
+            .map_err(|err| StoreError::Failed(Box::new(err)))?;
+        Ok(())
+    }
+
+    /// Every key record (a handful per client: a scan is fine for the admin command).
+    pub async fn list(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| StoreError::Failed(Box::new(err)))?;
+            for item in page.items() {
+                records.push(from_item(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(records);
+            }
+        }
+    }
+
+    /// Sets the expiry (rotation) or revocation time of a stored key.
+    pub async fn retire(
+        &self,
+        key_hash: &str,
+        expires_at: Option<DateTime<Utc>>,
+        revoked_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("key_hash", AttributeValue::S(key_hash.to_owned()))
+            .condition_expression("attribute_exists(key_hash)");
+        let mut set = Vec::new();
+        if let Some(at) = expires_at {
+            set.push("expires_at = :expires");
+            update =
+                update.expression_attribute_values(":expires", AttributeValue::S(format_time(at)));
+        }
+        if let Some(at) = revoked_at {
+            set.push("revoked_at = :revoked");
+            update =
+                update.expression_attribute_values(":revoked", AttributeValue::S(format_time(at)));
+        }
+        if set.is_empty() {
+            return Ok(());
+        }
+        update
+            .update_expression(format!("SET {}", set.join(", ")))
+            .send()
+            .await
+            .map_err(|err| StoreError::Failed(Box::new(err)))?;
+        Ok(())
+    }
+}
+
+impl KeyStore for DynamoKeyStore {
+    async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("key_hash", AttributeValue::S(key_hash.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+        output.item.as_ref().map(from_item).transpose()
+    }
+}
+
+fn to_item(record: &ApiKeyRecord) -> Item {
+    let s = |value: &str| AttributeValue::S(value.to_owned());
+    let mut item = Item::from([
+        ("key_hash".into(), s(&record.key_hash)),
+        ("key_id".into(), s(&record.key_id)),
+        ("created_at".into(), s(&format_time(record.created_at))),
+    ]);
+    match &record.scope {
+        Scope::Client(client) => {
+            item.insert("client_code".into(), s(client));
+        }
+        Scope::Warehouse(centres) => {
+            item.insert(
+                "centre_codes".into(),
+                AttributeValue::Ss(centres.iter().cloned().collect()),
+            );
+        }
+    }
+    if let Some(secret) = &record.signing_secret {
+        item.insert("signing_secret".into(), s(secret));
+    }
+    if let Some(at) = record.expires_at {
+        item.insert("expires_at".into(), s(&format_time(at)));
+    }
+    if let Some(at) = record.revoked_at {
+        item.insert("revoked_at".into(), s(&format_time(at)));
+    }
+    item
+}
+
+fn from_item(item: &Item) -> Result<ApiKeyRecord, StoreError> {
+    let text = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value.clone()),
+        _ => None,
+    };
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        order_number: text("key_id").unwrap_or_default(),
+        reason: reason.to_owned(),
+    };
+    let time = |name: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        text(name)
+            .map(|value| {
+                DateTime::parse_from_rfc3339(&value)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| corrupt("bad time"))
+            })
+            .transpose()
+    };
+    let scope = match (text("client_code"), item.get("centre_codes")) {
+        (Some(client), _) => Scope::Client(client),
+        (None, Some(AttributeValue::Ss(centres))) => {
+            Scope::Warehouse(centres.iter().cloned().collect::<BTreeSet<_>>())
+        }
+        _ => return Err(corrupt("key has no scope")),
+    };
+    Ok(ApiKeyRecord {
+        key_id: text("key_id").ok_or_else(|| corrupt("no key_id"))?,
+        key_hash: text("key_hash").ok_or_else(|| corrupt("no key_hash"))?,
+        scope,
+        signing_secret: text("signing_secret"),
+        created_at: time("created_at")?.ok_or_else(|| corrupt("no created_at"))?,
+        expires_at: time("expires_at")?,
+        revoked_at: time("revoked_at")?,
+    })
+}

@@ -1,0 +1,300 @@
+//! API keys, signatures and tenant isolation, end to end.
+
+use integration_tests::{TestApp, sample_order};
+use reqwest::Method;
+use serde_json::json;
+use shared::auth::Scope;
+use shared::auth::signature::sign;
+
+const ORDER: &str = "/apicenter/api/order";
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[tokio::test]
+async fn every_route_answers_401_without_a_key() {
+    let app = TestApp::spawn().await;
+    let body = serde_json::to_vec(&sample_order()).unwrap();
+
+    for (method, path) in [
+        (Method::POST, ORDER.to_owned()),
+        (Method::GET, format!("{ORDER}/mabang-test002")),
+        (Method::POST, format!("{ORDER}/mabang-test002/cancel")),
+        (
+            Method::POST,
+            format!("{ORDER}/mabang-test002/callback/retry"),
+        ),
+        (Method::POST, format!("{ORDER}/mabang-test002/events")),
+        (Method::GET, "/apicenter/api/nothing".to_owned()),
+    ] {
+        let reply = app.send(method.clone(), &path, &[], Some(&body)).await;
+        assert_eq!(reply.status, 401, "{method} {path}: {}", reply.body);
+        assert_eq!(reply.headers["www-authenticate"], "Bearer");
+        assert_eq!(reply.body["code"], 401);
+    }
+    assert!(app.stored_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_401_and_x_api_key_works_like_bearer() {
+    let app = TestApp::spawn().await;
+    let body = serde_json::to_vec(&sample_order()).unwrap();
+
+    let wrong = app
+        .send(
+            Method::POST,
+            ORDER,
+            &[("authorization", "Bearer wk_not_a_key")],
+            Some(&body),
+        )
+        .await;
+    let via_header = app
+        .send(
+            Method::POST,
+            ORDER,
+            &[("x-api-key", &app.erp_key)],
+            Some(&body),
+        )
+        .await;
+
+    assert_eq!(wrong.status, 401);
+    assert_eq!(via_header.status, 201, "{}", via_header.body);
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_401_and_a_rotated_one_works_until_its_grace_period_ends() {
+    let app = TestApp::spawn().await;
+    let issued = app
+        .stack
+        .issue_key(Scope::Client("20".into()), None, false)
+        .await
+        .unwrap();
+    let keys = app.stack.keys().unwrap();
+    let path = format!("{ORDER}/mabang-test002");
+    let auth = bearer(&issued.key);
+
+    // Rotated: still valid inside its grace period, refused after it.
+    keys.retire(
+        &issued.record.key_hash,
+        Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.send(Method::GET, &path, &[("authorization", &auth)], None)
+            .await
+            .status,
+        404
+    );
+    keys.retire(
+        &issued.record.key_hash,
+        Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.send(Method::GET, &path, &[("authorization", &auth)], None)
+            .await
+            .status,
+        401
+    );
+
+    let revoked = app
+        .stack
+        .issue_key(Scope::Client("20".into()), None, false)
+        .await
+        .unwrap();
+    keys.retire(&revoked.record.key_hash, None, Some(chrono::Utc::now()))
+        .await
+        .unwrap();
+    let reply = app
+        .send(
+            Method::GET,
+            &path,
+            &[("authorization", &bearer(&revoked.key))],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.body["message"].as_str().unwrap().contains("revoked"));
+}
+
+#[tokio::test]
+async fn a_signing_client_must_sign_the_exact_body_within_five_minutes() {
+    let app = TestApp::spawn().await;
+    let issued = app
+        .stack
+        .issue_key(Scope::Client("20".into()), None, true)
+        .await
+        .unwrap();
+    let secret = issued.record.signing_secret.clone().unwrap();
+    let auth = bearer(&issued.key);
+    let body = serde_json::to_vec(&sample_order()).unwrap();
+    let post = |headers: Vec<(&'static str, String)>, body: Vec<u8>| {
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            app.send(Method::POST, ORDER, &headers, Some(&body)).await
+        }
+    };
+
+    let unsigned = post(vec![("authorization", auth.clone())], body.clone()).await;
+    let stale = now() - 301;
+    let too_old = post(
+        vec![
+            ("authorization", auth.clone()),
+            ("x-signature-timestamp", stale.to_string()),
+            ("x-signature", sign(&secret, stale, &body)),
+        ],
+        body.clone(),
+    )
+    .await;
+    let mut changed = sample_order();
+    changed["desc"] = json!("changed in transit");
+    let tampered = post(
+        vec![
+            ("authorization", auth.clone()),
+            ("x-signature-timestamp", now().to_string()),
+            ("x-signature", sign(&secret, now(), &body)),
+        ],
+        serde_json::to_vec(&changed).unwrap(),
+    )
+    .await;
+    let good = post(
+        vec![
+            ("authorization", auth.clone()),
+            ("x-signature-timestamp", now().to_string()),
+            ("x-signature", sign(&secret, now(), &body)),
+        ],
+        body.clone(),
+    )
+    .await;
+
+    assert_eq!(unsigned.status, 401);
+    assert_eq!(too_old.status, 401);
+    assert!(too_old.body["message"].as_str().unwrap().contains("300"));
+    assert_eq!(tampered.status, 401);
+    assert!(
+        tampered.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match")
+    );
+    assert_eq!(good.status, 201, "{}", good.body);
+}
+
+#[tokio::test]
+async fn a_client_cannot_create_for_another_client() {
+    let app = TestApp::spawn().await;
+    let mut order = sample_order();
+    order["client_code"] = json!("21");
+
+    let reply = app.post_order(&order).await;
+
+    assert_eq!(reply.status, 403);
+    assert!(app.stored_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn another_clients_order_is_404_to_read_cancel_and_replay_exactly_like_a_missing_one() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    let other = bearer(&app.client_key("21").await);
+
+    for (method, path) in [
+        (Method::GET, format!("{ORDER}/mabang-test002")),
+        (Method::POST, format!("{ORDER}/mabang-test002/cancel")),
+        (
+            Method::POST,
+            format!("{ORDER}/mabang-test002/callback/retry"),
+        ),
+    ] {
+        let foreign = app
+            .send(method.clone(), &path, &[("authorization", &other)], None)
+            .await;
+        let missing_path = path.replace("mabang-test002", "never-sent");
+        let missing = app
+            .send(
+                method.clone(),
+                &missing_path,
+                &[("authorization", &other)],
+                None,
+            )
+            .await;
+        assert_eq!(foreign.status, 404, "{method} {path}");
+        assert_eq!(
+            foreign.body["message"]
+                .as_str()
+                .unwrap()
+                .replace("mabang-test002", "X"),
+            missing.body["message"]
+                .as_str()
+                .unwrap()
+                .replace("never-sent", "X"),
+        );
+    }
+    assert_eq!(
+        app.get_order("mabang-test002").await.body["data"]["status"],
+        "pending"
+    );
+}
+
+#[tokio::test]
+async fn an_erp_key_cannot_post_events_and_a_warehouse_key_cannot_create_orders() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    let event =
+        json!({"event_id": "e", "type": "allocated", "occurred_at": "2026-11-20T08:00:00Z"});
+
+    let erp_on_events = app
+        .post_json_as(
+            &app.erp_key,
+            &format!("{ORDER}/mabang-test002/events"),
+            &event,
+        )
+        .await;
+    let wms_on_orders = app.post_order_as(&app.wms_key, &sample_order()).await;
+
+    assert_eq!(erp_on_events.status, 403);
+    assert_eq!(wms_on_orders.status, 403);
+    assert_eq!(
+        app.get_order("mabang-test002").await.body["data"]["status"],
+        "pending"
+    );
+}
+
+#[tokio::test]
+async fn a_warehouse_key_reaches_only_orders_of_its_centres() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    let other_warehouse = app
+        .stack
+        .issue_key(Scope::Warehouse(["lax".to_owned()].into()), None, false)
+        .await
+        .unwrap()
+        .key;
+    let event =
+        json!({"event_id": "e", "type": "allocated", "occurred_at": "2026-11-20T08:00:00Z"});
+
+    let reply = app
+        .post_json_as(
+            &other_warehouse,
+            &format!("{ORDER}/mabang-test002/events"),
+            &event,
+        )
+        .await;
+
+    assert_eq!(reply.status, 404);
+    assert_eq!(
+        app.get_order("mabang-test002").await.body["data"]["status"],
+        "pending"
+    );
+}
