@@ -495,3 +495,154 @@ async fn an_order_of_another_client_is_refused_and_invisible() {
         Err(IntakeError::NotFound(_))
     ));
 }
+
+/// Property-based fuzzing of the intake parser and validator: no input panics,
+/// every rejection is a 4xx that lists its problems, and nothing is stored for
+/// a rejected body. Bounded so it runs inside `make test`.
+mod fuzz {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::*;
+    use crate::api::ApiError;
+
+    /// Any JSON value, nested a few levels, with the awkward cases weighted in:
+    /// huge and fractional numbers, empty, long and non-ASCII strings.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            Just(json!(0)),
+            Just(json!(-1)),
+            Just(json!(1e300)),
+            ".{0,40}".prop_map(Value::String),
+            "[a-zA-Z0-9_#/ -]{0,12}".prop_map(Value::String),
+            Just(json!("x".repeat(1200))),
+            Just(json!("")),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every JSON pointer of the sample order.
+    fn pointers(value: &Value, prefix: &str, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    let path = format!("{prefix}/{key}");
+                    out.push(path.clone());
+                    pointers(child, &path, out);
+                }
+            }
+            Value::Array(items) => {
+                for (index, child) in items.iter().enumerate() {
+                    let path = format!("{prefix}/{index}");
+                    out.push(path.clone());
+                    pointers(child, &path, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs one body through the intake and checks the properties.
+    fn check(body: &[u8]) -> Result<(), TestCaseError> {
+        let intake = intake();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let result = runtime.block_on(intake.accept(&client(), body));
+        let stored = intake.store.0.lock().unwrap().len();
+        match result {
+            Ok(_) => prop_assert_eq!(stored, 1),
+            Err(err) => {
+                let problems = match &err {
+                    IntakeError::Invalid(p) | IntakeError::Unprocessable(p) => Some(p.clone()),
+                    _ => None,
+                };
+                let response = ApiError::from(err).into_response();
+                prop_assert!(response.status.is_client_error(), "{}", response.body);
+                if let Some(problems) = problems {
+                    prop_assert!(!problems.is_empty());
+                    prop_assert!(
+                        problems
+                            .iter()
+                            .all(|p| !p.field.is_empty() && !p.message.is_empty())
+                    );
+                }
+                prop_assert_eq!(stored, 0, "a rejected body was stored");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_and_are_rejected_with_a_4xx() {
+        let mut runner = TestRunner::new(Config::with_cases(2000));
+        runner
+            .run(&prop::collection::vec(any::<u8>(), 0..600), |bytes| {
+                check(&bytes)
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn any_field_of_the_sample_replaced_or_removed_is_handled() {
+        let sample = sample();
+        let mut paths = Vec::new();
+        pointers(&sample, "", &mut paths);
+        let mut runner = TestRunner::new(Config::with_cases(3000));
+        runner
+            .run(
+                &(
+                    0..paths.len(),
+                    proptest::option::of(json_value()),
+                    any::<bool>(),
+                ),
+                |(index, replacement, also_strict)| {
+                    let mut order = sample.clone();
+                    let path = &paths[index];
+                    let (parent, key) = path.rsplit_once('/').unwrap();
+                    match (replacement, order.pointer_mut(parent)) {
+                        (Some(value), Some(Value::Object(map))) => {
+                            map.insert(key.to_owned(), value);
+                        }
+                        (Some(value), Some(Value::Array(items))) => {
+                            items[key.parse::<usize>().unwrap()] = value;
+                        }
+                        (None, Some(Value::Object(map))) => {
+                            map.remove(key);
+                        }
+                        (None, Some(Value::Array(items))) => {
+                            items.remove(key.parse::<usize>().unwrap());
+                        }
+                        _ => {}
+                    }
+                    if also_strict {
+                        order["real_time_response"] = json!(true);
+                    }
+                    check(&serde_json::to_vec(&order).unwrap())
+                },
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn text_bodies_near_json_never_panic() {
+        let mut runner = TestRunner::new(Config::with_cases(1500));
+        runner
+            .run(&"[\\[\\]{}\",:0-9a-z\\\\ .eE+-]{0,200}", |text| {
+                check(text.as_bytes())
+            })
+            .unwrap();
+    }
+}

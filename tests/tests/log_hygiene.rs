@@ -1,0 +1,123 @@
+//! Logs never carry secrets or personal data: a full flow runs with every log
+//! line captured, then the capture is searched for each sensitive value.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use integration_tests::{PARTNER_TOKEN, TestApp, sample_order};
+use reqwest::Method;
+use serde_json::json;
+use shared::auth::Scope;
+use shared::auth::signature::sign;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("capture").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_full_flow_logs_no_keys_signatures_tokens_or_personal_data() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    // Production level for the SDKs, everything for our own crates.
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            "info,shared=trace,order_intake=trace,warehouse_events=trace,callback_dispatch=trace,local_stack=trace",
+        )
+        .with_writer(move || writer.clone())
+        .init();
+
+    let app = TestApp::spawn_with_partner(vec![]).await;
+    let signed = app
+        .stack
+        .issue_key(Scope::Client("20".into()), None, true)
+        .await
+        .unwrap();
+    let secret = signed.record.signing_secret.clone().unwrap();
+    let body = serde_json::to_vec(&sample_order()).unwrap();
+    let timestamp = chrono::Utc::now().timestamp();
+    let signature = sign(&secret, timestamp, &body);
+    let auth = format!("Bearer {}", signed.key);
+    let ts = timestamp.to_string();
+
+    let created = app
+        .send(
+            Method::POST,
+            "/apicenter/api/order",
+            &[
+                ("authorization", &auth),
+                ("x-signature-timestamp", &ts),
+                ("x-signature", &signature),
+            ],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let mut bad = sample_order();
+    bad["items"] = json!([]);
+    assert_eq!(app.post_order(&bad).await.status, 400);
+    assert_eq!(
+        app.send(
+            Method::GET,
+            "/apicenter/api/order/x",
+            &[("authorization", "Bearer wk_wrong")],
+            None
+        )
+        .await
+        .status,
+        401
+    );
+    for (id, kind, extra) in [
+        (
+            "e-1",
+            "shipped",
+            json!({"tracking_number": "YT4567890123CN"}),
+        ),
+        ("e-2", "handed_over", json!({})),
+    ] {
+        let mut event =
+            json!({"event_id": id, "type": kind, "occurred_at": "2026-11-20T10:00:00+08:00"});
+        event
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        assert_eq!(app.post_event("mabang-test002", &event).await.status, 200);
+    }
+    app.wait_for_order("mabang-test002", Duration::from_secs(20), |d| {
+        d["callback"]["status"] == "delivered"
+    })
+    .await;
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("mabang-test002"),
+        "the capture caught nothing:\n{logs}"
+    );
+    for secret_value in [
+        signed.key.as_str(),
+        secret.as_str(),
+        signature.as_str(),
+        app.erp_key.as_str(),
+        app.wms_key.as_str(),
+        PARTNER_TOKEN,
+        "+34 655549503",
+        "mabang@qq.com",
+        "Calle vía de Dublín",
+        "Juan Carlos García",
+    ] {
+        assert!(
+            !logs.contains(secret_value),
+            "the logs contain {secret_value:?}"
+        );
+    }
+}
