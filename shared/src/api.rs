@@ -91,6 +91,14 @@ fn envelope(status: StatusCode, data: serde_json::Value, message: &str) -> ApiRe
     success(status, &data, message)
 }
 
+/// The non-empty segments of a request path: what every router matches on.
+#[must_use]
+pub fn path_segments(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect()
+}
+
 /// Accepts `application/json` and `application/<anything>+json`, with parameters.
 pub fn require_json(content_type: Option<&str>) -> Result<(), ApiError> {
     let essence = content_type

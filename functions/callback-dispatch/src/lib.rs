@@ -13,6 +13,8 @@ pub mod metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::adapters::CallbackMessage;
 use shared::callback::{DispatchError, Dispatcher, Disposition, Report};
@@ -148,10 +150,14 @@ where
             return true;
         };
         let span = tracing::info_span!("callback", order_number = %order_number, message_id, receive_count);
-        let _entered = span.enter();
-        match self.dispatcher.dispatch(&order_number, receive_count).await {
+        match self
+            .dispatcher
+            .dispatch(&order_number, receive_count)
+            .instrument(span.clone())
+            .await
+        {
             Ok((disposition, report)) => {
-                log_report(&report);
+                span.in_scope(|| log_report(&report));
                 match disposition {
                     Disposition::Delete => false,
                     Disposition::RetryIn(delay) => {

@@ -6,10 +6,12 @@
 
 use std::convert::Infallible;
 
+use tracing::Instrument;
+
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use shared::adapters::{DynamoKeyStore, DynamoOrderStore, SqsCallbackQueue};
-use shared::api::{ApiError, ApiResponse, require_json, success};
+use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
 use shared::auth::{AuthError, Authenticator, KeyStore, Principal};
 use shared::config::{ConfigError, Warehouses, required_env};
 use shared::intake::{Accepted, Intake};
@@ -95,17 +97,11 @@ where
             return Err(AuthError::Forbidden("warehouse keys cannot use the order API").into());
         }
         let span = tracing::info_span!("erp", key_id = %caller.key_id);
-        let _entered = span.enter();
-        self.route(&caller, request).await
+        self.route(&caller, request).instrument(span).await
     }
 
     async fn route(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {
-        let segments: Vec<&str> = request
-            .uri()
-            .path()
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
+        let segments = path_segments(request.uri().path());
         let post = request.method() == Method::POST;
         let get = request.method() == Method::GET;
         let body = request.body().as_ref();

@@ -5,14 +5,26 @@
 
 use std::convert::Infallible;
 
+use tracing::Instrument;
+
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use shared::adapters::{DynamoKeyStore, DynamoOrderStore, SqsCallbackQueue};
-use shared::api::{ApiError, ApiResponse, require_json, success};
-use shared::auth::{AuthError, Authenticator, KeyStore};
+use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
+use shared::auth::{AuthError, Authenticator, KeyStore, Principal};
 use shared::config::{ConfigError, required_env};
 use shared::lifecycle::{Applied, Lifecycle};
 use shared::ports::{CallbackQueue, Clock, OrderStore, SystemClock};
+
+/// Whether `path` is the route this function serves (API Gateway sends it
+/// only these; the local gateway asks).
+#[must_use]
+pub fn serves(path: &str) -> bool {
+    matches!(
+        path_segments(path).as_slice(),
+        ["apicenter", "api", "order", _, "events"]
+    )
+}
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone)]
@@ -83,13 +95,11 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock + Clone, K: KeyStore> EventsApi<S
             return Err(AuthError::Forbidden("only warehouse keys can report events").into());
         }
         let span = tracing::info_span!("wms", key_id = %caller.key_id);
-        let _entered = span.enter();
-        let segments: Vec<&str> = request
-            .uri()
-            .path()
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
+        self.report(&caller, request).instrument(span).await
+    }
+
+    async fn report(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {
+        let segments = path_segments(request.uri().path());
         let ["apicenter", "api", "order", number, "events"] = segments.as_slice() else {
             return Err(ApiError::NoRoute);
         };
@@ -104,7 +114,7 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock + Clone, K: KeyStore> EventsApi<S
         )?;
         let (applied, view) = self
             .lifecycle
-            .record_event(&caller, number, request.body().as_ref())
+            .record_event(caller, number, request.body().as_ref())
             .await?;
         let message = match applied {
             Applied::Moved => "event applied",

@@ -145,19 +145,7 @@ impl Stack {
             let orders = Arc::clone(&orders);
             let events = Arc::clone(&events);
             Box::pin(async move {
-                let is_event = {
-                    let segments: Vec<&str> = request
-                        .uri()
-                        .path()
-                        .split('/')
-                        .filter(|s| !s.is_empty())
-                        .collect();
-                    matches!(
-                        segments.as_slice(),
-                        ["apicenter", "api", "order", _, "events"]
-                    )
-                };
-                let Ok(response) = if is_event {
+                let Ok(response) = if warehouse_events::serves(request.uri().path()) {
                     events.handle(request).await
                 } else {
                     orders.handle(request).await
