@@ -201,6 +201,11 @@ fn lifecycle_failure(err: LifecycleError) -> ApiResponse {
                 errors.len()
             ),
         ),
+        L::BodyTooLarge { limit, .. } => envelope(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({ "limit_bytes": limit }),
+            &err.to_string(),
+        ),
         L::Impossible { current, .. } => envelope(
             StatusCode::CONFLICT,
             json!({ "current_status": current }),

@@ -205,3 +205,19 @@ async fn other_platforms_are_tracked_without_a_callback() {
     assert_eq!(handed.body["data"]["status"], "handed_over");
     assert_eq!(handed.body["data"]["callback"]["status"], "not_required");
 }
+
+#[tokio::test]
+async fn an_event_body_over_16_kib_is_413_naming_the_limit() {
+    let app = app_with_order().await;
+    let mut big = event("e", "shortage", "2026-11-20T08:00:00Z");
+    big["padding"] = json!("x".repeat(17 * 1024));
+
+    let reply = app.post_event("mabang-test002", &big).await;
+
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.body["data"]["limit_bytes"], 16 * 1024);
+    assert_eq!(
+        app.get_order("mabang-test002").await.body["data"]["status"],
+        "pending"
+    );
+}

@@ -234,6 +234,14 @@ fn wrap(transient: bool, err: Box<dyn std::error::Error + Send + Sync>) -> Store
     }
 }
 
+/// The DynamoDB item [`DynamoOrderStore::insert_new`] writes for `record`.
+/// Public for the benchmarks (`shared/benches`, `infra/bench`): the CPU cost of
+/// "map to the stored item", and a raw-SDK baseline that puts the very same item.
+#[must_use]
+pub fn item_for(record: &OrderRecord) -> HashMap<String, AttributeValue> {
+    to_item(record)
+}
+
 fn to_item(record: &OrderRecord) -> Item {
     let order = &record.order;
     let mut item = Item::from([

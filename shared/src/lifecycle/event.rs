@@ -98,14 +98,9 @@ pub(crate) fn fill<T: Clone>(target: &mut Option<T>, source: &Option<T>) {
     }
 }
 
-/// Parses an event body, listing every problem when it cannot.
+/// Parses an event body (at most [`MAX_EVENT_BODY_BYTES`]; the caller checks),
+/// listing every problem when it cannot.
 pub fn parse_event(body: &[u8]) -> Result<WarehouseEvent, Vec<FieldError>> {
-    if body.len() > MAX_EVENT_BODY_BYTES {
-        return Err(vec![FieldError::new(
-            "$",
-            format!("the body must be at most {MAX_EVENT_BODY_BYTES} bytes"),
-        )]);
-    }
     let root = root_object(body).map_err(|problem| vec![problem])?;
     let mut r = Reader::default();
     let event_id = r.required_text(&root, "event_id", text::IDENTIFIER);

@@ -4,7 +4,7 @@
 //! (or the function dies first) the order still says the callback is due, and
 //! the sweeper sends it: nothing is lost between the two steps.
 
-use super::event::{EventKind, WarehouseEvent, parse_event};
+use super::event::{EventKind, MAX_EVENT_BODY_BYTES, WarehouseEvent, parse_event};
 use super::progress::{Applied, Impossible};
 use crate::auth::Principal;
 use crate::domain::{OrderNumber, OrderStatus};
@@ -21,6 +21,8 @@ pub enum LifecycleError {
     NotFound(String),
     #[error("the request has {} problem(s)", .0.len())]
     Invalid(Vec<FieldError>),
+    #[error("the body is {size} bytes; the limit is {limit} bytes")]
+    BodyTooLarge { size: usize, limit: usize },
     #[error("{source}; the order is {current}")]
     Impossible {
         current: OrderStatus,
@@ -59,6 +61,12 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
         order_number: &str,
         body: &[u8],
     ) -> Result<(Applied, OrderView), LifecycleError> {
+        if body.len() > MAX_EVENT_BODY_BYTES {
+            return Err(LifecycleError::BodyTooLarge {
+                size: body.len(),
+                limit: MAX_EVENT_BODY_BYTES,
+            });
+        }
         let event = parse_event(body).map_err(LifecycleError::Invalid)?;
         self.apply(caller, order_number, &event).await
     }
@@ -71,6 +79,12 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
         order_number: &str,
         body: &[u8],
     ) -> Result<(Applied, OrderView), LifecycleError> {
+        if body.len() > MAX_EVENT_BODY_BYTES {
+            return Err(LifecycleError::BodyTooLarge {
+                size: body.len(),
+                limit: MAX_EVENT_BODY_BYTES,
+            });
+        }
         let reason = if body.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
