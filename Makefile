@@ -23,6 +23,7 @@ test:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	infra/local/emulators.sh exec -- $(RUST_TESTS)
+	infra/local/emulators.sh exec -- infra/local/schemathesis.sh
 	infra/local/template-checks.sh
 
 test-rust:
