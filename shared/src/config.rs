@@ -71,6 +71,22 @@ impl Warehouses {
     }
 }
 
+/// `API_KEY_CACHE_SECONDS`: how long the API functions trust a key they have
+/// read (default 60 s; 0 reads the key table on every request).
+pub fn api_key_cache() -> Result<std::time::Duration, ConfigError> {
+    match std::env::var("API_KEY_CACHE_SECONDS") {
+        Ok(seconds) => seconds
+            .trim()
+            .parse()
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| ConfigError::Invalid {
+                name: "API_KEY_CACHE_SECONDS",
+                reason: format!("{seconds:?} is not a number of seconds"),
+            }),
+        Err(_) => Ok(std::time::Duration::from_secs(60)),
+    }
+}
+
 /// Reads a required environment variable.
 pub fn required_env(name: &'static str) -> Result<String, ConfigError> {
     std::env::var(name)

@@ -5,6 +5,7 @@
 //! [`OrderApi::handle`] the same way the Lambda runtime does.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use tracing::Instrument;
 
@@ -13,7 +14,7 @@ use lambda_http::{Body, Request, Response};
 use shared::adapters::{DynamoKeyStore, DynamoOrderStore, SqsCallbackQueue};
 use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
 use shared::auth::{AuthError, Authenticator, KeyStore, Principal};
-use shared::config::{ConfigError, Warehouses, required_env};
+use shared::config::{ConfigError, Warehouses, api_key_cache, required_env};
 use shared::intake::{Accepted, Intake};
 use shared::lifecycle::{Applied, Lifecycle};
 use shared::ports::{CallbackQueue, Clock, OrderStore, SystemClock};
@@ -25,6 +26,9 @@ pub struct Config {
     pub orders_table: String,
     /// `API_KEYS_TABLE`: the API keys, by hash.
     pub api_keys_table: String,
+    /// `API_KEY_CACHE_SECONDS` (default 60): how long a warm function trusts a
+    /// key it has read; a revocation takes effect within this time.
+    pub api_key_cache: Duration,
     /// `CALLBACK_QUEUE_URL`: where callback messages go.
     pub callback_queue_url: String,
     /// `WAREHOUSES`: JSON object of warehouses keyed by `centre_code`.
@@ -36,6 +40,7 @@ impl Config {
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
             api_keys_table: required_env("API_KEYS_TABLE")?,
+            api_key_cache: api_key_cache()?,
             callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
             warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
         })
@@ -61,6 +66,7 @@ impl OrderApi<DynamoOrderStore, SqsCallbackQueue, SystemClock, DynamoKeyStore> {
         let store = DynamoOrderStore::new(dynamodb, config.orders_table);
         let queue = SqsCallbackQueue::new(sqs, config.callback_queue_url);
         Self::with_ports(store, queue, keys, config.warehouses, SystemClock)
+            .with_key_cache(config.api_key_cache)
     }
 }
 
@@ -77,6 +83,13 @@ where
             lifecycle: Lifecycle::new(store, queue, clock.clone()),
             auth: Authenticator::new(keys, clock),
         }
+    }
+
+    /// Trusts keys it has read for `ttl` (see [`Config::api_key_cache`]).
+    #[must_use]
+    pub fn with_key_cache(mut self, ttl: Duration) -> Self {
+        self.auth = self.auth.with_cache(ttl);
+        self
     }
 
     /// Answers one request. Never fails: every error has its HTTP answer.

@@ -4,6 +4,7 @@
 //! has its own credentials, permissions and scaling.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use tracing::Instrument;
 
@@ -12,7 +13,7 @@ use lambda_http::{Body, Request, Response};
 use shared::adapters::{DynamoKeyStore, DynamoOrderStore, SqsCallbackQueue};
 use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
 use shared::auth::{AuthError, Authenticator, KeyStore, Principal};
-use shared::config::{ConfigError, required_env};
+use shared::config::{ConfigError, api_key_cache, required_env};
 use shared::lifecycle::{Applied, Lifecycle};
 use shared::ports::{CallbackQueue, Clock, OrderStore, SystemClock};
 
@@ -33,6 +34,9 @@ pub struct Config {
     pub orders_table: String,
     /// `API_KEYS_TABLE`: the API keys, by hash.
     pub api_keys_table: String,
+    /// `API_KEY_CACHE_SECONDS` (default 60): how long a warm function trusts a
+    /// key it has read; a revocation takes effect within this time.
+    pub api_key_cache: Duration,
     /// `CALLBACK_QUEUE_URL`: where callback messages go.
     pub callback_queue_url: String,
 }
@@ -42,6 +46,7 @@ impl Config {
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
             api_keys_table: required_env("API_KEYS_TABLE")?,
+            api_key_cache: api_key_cache()?,
             callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
         })
     }
@@ -66,6 +71,7 @@ impl EventsApi<DynamoOrderStore, SqsCallbackQueue, SystemClock, DynamoKeyStore> 
             DynamoKeyStore::new(dynamodb, config.api_keys_table),
             SystemClock,
         )
+        .with_key_cache(config.api_key_cache)
     }
 }
 
@@ -75,6 +81,13 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock + Clone, K: KeyStore> EventsApi<S
             lifecycle: Lifecycle::new(store, queue, clock.clone()),
             auth: Authenticator::new(keys, clock),
         }
+    }
+
+    /// Trusts keys it has read for `ttl` (see [`Config::api_key_cache`]).
+    #[must_use]
+    pub fn with_key_cache(mut self, ttl: Duration) -> Self {
+        self.auth = self.auth.with_cache(ttl);
+        self
     }
 
     /// Answers one request. Never fails: every error has its HTTP answer.

@@ -42,6 +42,9 @@ pub struct Stack {
     pub sqs: aws_sdk_sqs::Client,
     pub resources: Provisioned,
     pub warehouses: Warehouses,
+    /// How long the API functions trust a key they have read: zero (the
+    /// tests: revocations act at once) unless set, as `make run` does.
+    pub key_cache: Duration,
 }
 
 impl Stack {
@@ -66,6 +69,7 @@ impl Stack {
             sqs,
             resources,
             warehouses,
+            key_cache: Duration::ZERO,
         })
     }
 
@@ -128,19 +132,20 @@ impl Stack {
     /// The HTTP API: the routes the template gives the warehouse-events
     /// function go there, everything else to the order API.
     pub fn api(&self) -> Result<Function, Error> {
-        let orders = Arc::new(OrderApi::with_ports(
-            self.store()?,
-            self.queue()?,
-            self.keys()?,
-            self.warehouses.clone(),
-            SystemClock,
-        ));
-        let events = Arc::new(EventsApi::with_ports(
-            self.store()?,
-            self.queue()?,
-            self.keys()?,
-            SystemClock,
-        ));
+        let orders = Arc::new(
+            OrderApi::with_ports(
+                self.store()?,
+                self.queue()?,
+                self.keys()?,
+                self.warehouses.clone(),
+                SystemClock,
+            )
+            .with_key_cache(self.key_cache),
+        );
+        let events = Arc::new(
+            EventsApi::with_ports(self.store()?, self.queue()?, self.keys()?, SystemClock)
+                .with_key_cache(self.key_cache),
+        );
         Ok(Arc::new(move |request| {
             let orders = Arc::clone(&orders);
             let events = Arc::clone(&events);

@@ -5,8 +5,10 @@
 pub mod key;
 pub mod signature;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
@@ -81,15 +83,58 @@ pub trait KeyStore: Send + Sync {
 }
 
 /// Checks the key (and signature) of a request.
-#[derive(Debug, Clone)]
+///
+/// Known keys are cached for `cache_ttl` (a warm Lambda then serves most
+/// requests without reading the key table). Expiry is still checked on every
+/// request; a revocation takes effect within `cache_ttl`. Unknown keys are
+/// never cached.
+#[derive(Debug)]
 pub struct Authenticator<K, C> {
     keys: K,
     clock: C,
+    cache_ttl: Duration,
+    cache: Mutex<HashMap<String, (ApiKeyRecord, Instant)>>,
 }
 
+/// Most keys cached per process; beyond it the cache starts over.
+const CACHE_CAPACITY: usize = 1024;
+
 impl<K: KeyStore, C: Clock> Authenticator<K, C> {
+    /// An authenticator that reads the key table on every request.
     pub fn new(keys: K, clock: C) -> Self {
-        Self { keys, clock }
+        Self {
+            keys,
+            clock,
+            cache_ttl: Duration::ZERO,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Caches known keys for `ttl`.
+    #[must_use]
+    pub fn with_cache(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        if !self.cache_ttl.is_zero()
+            && let Ok(cache) = self.cache.lock()
+            && let Some((record, fetched)) = cache.get(key_hash)
+            && fetched.elapsed() < self.cache_ttl
+        {
+            return Ok(Some(record.clone()));
+        }
+        let found = self.keys.find(key_hash).await?;
+        if let (false, Some(record), Ok(mut cache)) =
+            (self.cache_ttl.is_zero(), &found, self.cache.lock())
+        {
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(key_hash.to_owned(), (record.clone(), Instant::now()));
+        }
+        Ok(found)
     }
 
     /// The caller of a request with these headers and raw body.
@@ -99,11 +144,7 @@ impl<K: KeyStore, C: Clock> Authenticator<K, C> {
         body: &[u8],
     ) -> Result<Principal, AuthError> {
         let key = presented_key(headers).ok_or(AuthError::Missing)?;
-        let record = self
-            .keys
-            .find(&hash_key(key))
-            .await?
-            .ok_or(AuthError::Invalid)?;
+        let record = self.find(&hash_key(key)).await?.ok_or(AuthError::Invalid)?;
         let now: DateTime<Utc> = self.clock.now();
         if !record.active(now) {
             return Err(AuthError::Inactive);
@@ -146,7 +187,64 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+    use crate::ports::SystemClock;
+
+    /// One key, and a count of reads.
+    struct OneKey(ApiKeyRecord, AtomicUsize);
+
+    impl KeyStore for &OneKey {
+        async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            Ok((self.0.key_hash == key_hash).then(|| self.0.clone()))
+        }
+    }
+
+    fn headers(key: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {key}").parse().unwrap());
+        headers
+    }
+
+    #[tokio::test]
+    async fn a_cached_key_is_read_once_but_its_expiry_is_checked_every_time() {
+        let issued = issue(Scope::Client("20".into()), false, Utc::now()).unwrap();
+        let store = OneKey(issued.record.clone(), AtomicUsize::new(0));
+        let auth = Authenticator::new(&store, SystemClock).with_cache(Duration::from_secs(60));
+
+        for _ in 0..3 {
+            assert!(auth.authenticate(&headers(&issued.key), b"").await.is_ok());
+        }
+        assert!(
+            auth.authenticate(&headers("wk_unknown"), b"")
+                .await
+                .is_err()
+        );
+        assert!(
+            auth.authenticate(&headers("wk_unknown"), b"")
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            store.1.load(Ordering::SeqCst),
+            3,
+            "one read for the key, one per unknown try"
+        );
+
+        auth.cache
+            .lock()
+            .unwrap()
+            .values_mut()
+            .for_each(|(record, _)| {
+                record.expires_at = Some(Utc::now() - chrono::Duration::seconds(1));
+            });
+        assert!(matches!(
+            auth.authenticate(&headers(&issued.key), b"").await,
+            Err(AuthError::Inactive)
+        ));
+    }
 
     #[test]
     fn the_key_comes_from_bearer_or_x_api_key() {

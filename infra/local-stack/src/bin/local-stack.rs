@@ -28,7 +28,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|_| format!("PORT={port} is not a port number"))?,
         Err(_) => 3000,
     };
-    let stack = Stack::provision("local", local_warehouses()?).await?;
+    let mut stack = Stack::provision("local", local_warehouses()?).await?;
+    stack.key_cache = shared::config::api_key_cache()?;
     // Demo credentials: the spec sample's client "20", and the two local
     // warehouses. Fixed values from the environment make scripts repeatable.
     let erp = stack
