@@ -221,6 +221,14 @@ fn lifecycle_failure(err: LifecycleError) -> ApiResponse {
 }
 
 fn store_failure(err: &StoreError) -> ApiResponse {
+    if let StoreError::ItemTooLarge { limit } = err {
+        tracing::warn!(error = %err, "order at the storage limit");
+        return envelope(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({ "limit_bytes": limit }),
+            &format!("{err}; this change was not recorded"),
+        );
+    }
     tracing::error!(error = %err, cause = ?std::error::Error::source(err), "order store failure");
     match err {
         StoreError::Unavailable(_) => {
@@ -232,11 +240,13 @@ fn store_failure(err: &StoreError) -> ApiResponse {
             response.headers.push(("retry-after", "1".to_owned()));
             response
         }
-        StoreError::Failed(_) | StoreError::Corrupt { .. } => envelope(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!(null),
-            "internal error; it has been logged",
-        ),
+        StoreError::Failed(_) | StoreError::Corrupt { .. } | StoreError::ItemTooLarge { .. } => {
+            envelope(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!(null),
+                "internal error; it has been logged",
+            )
+        }
     }
 }
 
@@ -264,6 +274,13 @@ mod tests {
         assert_eq!(response.status, StatusCode::BAD_REQUEST);
         assert_eq!(body["code"], 400);
         assert_eq!(body["data"]["errors"][0]["field"], "receiver.country_code");
+    }
+
+    #[test]
+    fn an_order_at_the_storage_limit_is_413_not_500() {
+        let response = ApiError::from(StoreError::ItemTooLarge { limit: 409_600 }).into_response();
+        assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(response.body.contains("409600"));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum StoreError {
     Unavailable(#[source] BoxError),
     #[error("the order store request failed")]
     Failed(#[source] BoxError),
+    /// The change would make the item larger than DynamoDB's 400 KB.
+    #[error("the order has reached the storage limit of {limit} bytes")]
+    ItemTooLarge { limit: usize },
     #[error("stored order {order_number} cannot be read: {reason}")]
     Corrupt {
         order_number: String,

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use rust_decimal::prelude::ToPrimitive;
 use serde_json::value::RawValue;
 
 use crate::error::FieldError;
@@ -115,6 +116,16 @@ pub(crate) fn kind(raw: &RawValue) -> Kind {
         Some(b'[') => Kind::Array,
         Some(b'{') => Kind::Object,
         _ => Kind::Number,
+    }
+}
+
+/// The exact value of a JSON number's text, exponent forms included; `None`
+/// beyond what a decimal holds (28 significant digits).
+fn json_number(text: &str) -> Option<rust_decimal::Decimal> {
+    if text.contains(['e', 'E']) {
+        rust_decimal::Decimal::from_scientific(text).ok()
+    } else {
+        rust_decimal::Decimal::from_str_exact(text).ok()
     }
 }
 
@@ -237,7 +248,8 @@ impl Reader {
         }
     }
 
-    /// A JSON integer (no fraction, no exponent) that fits in `u32`.
+    /// A JSON number with no fractional part (`2`, `2.0`, `2e0`, as JSON Schema
+    /// counts integers) that fits in `u32`.
     pub(crate) fn integer(&mut self, obj: &Object<'_>, key: &str) -> Option<u32> {
         let raw = obj.get(key)?;
         let path = obj.path_of(key);
@@ -245,14 +257,24 @@ impl Reader {
             self.wrong_type(path, "an integer", raw);
             return None;
         }
-        match raw.get().parse::<u32>() {
-            Ok(value) => Some(value),
-            Err(_) if raw.get().starts_with('-') => {
+        let text = raw.get();
+        if let Ok(value) = text.parse::<u32>() {
+            return Some(value);
+        }
+        match json_number(text) {
+            Some(value) if value.is_sign_negative() && !value.is_zero() => {
                 self.problem(path, "must not be negative");
                 None
             }
-            Err(_) => {
-                self.problem(path, format!("must be a whole number, got {}", raw.get()));
+            Some(value) if value.fract().is_zero() => {
+                let whole = value.to_u32();
+                if whole.is_none() {
+                    self.problem(path, format!("is too large, got {text}"));
+                }
+                whole
+            }
+            _ => {
+                self.problem(path, format!("must be a whole number, got {text}"));
                 None
             }
         }
@@ -263,8 +285,13 @@ impl Reader {
     pub(crate) fn decimal_text(&mut self, obj: &Object<'_>, key: &str) -> Option<String> {
         let raw = obj.get(key)?;
         match kind(raw) {
-            Kind::Number => Some(raw.get().to_owned()),
-            Kind::String => serde_json::from_str(raw.get()).ok(),
+            // A JSON number in exponent form is written out in full.
+            Kind::Number => {
+                Some(json_number(raw.get()).map_or_else(|| raw.get().to_owned(), |n| n.to_string()))
+            }
+            Kind::String => serde_json::from_str::<String>(raw.get())
+                .ok()
+                .filter(|text| !text.trim().is_empty()),
             _ => {
                 self.wrong_type(obj.path_of(key), "a number or a decimal string", raw);
                 None
@@ -373,6 +400,23 @@ mod tests {
                 .message
                 .contains("UTF-8")
         );
+    }
+
+    #[test]
+    fn integers_may_be_written_as_json_schema_allows() {
+        let obj = root_object(br#"{"a": 2.0, "b": 3e0, "c": 1.5, "d": -1, "e": 1e20}"#).unwrap();
+        let mut reader = Reader::default();
+        assert_eq!(reader.integer(&obj, "a"), Some(2));
+        assert_eq!(reader.integer(&obj, "b"), Some(3));
+        assert_eq!(reader.integer(&obj, "c"), None);
+        assert_eq!(reader.integer(&obj, "d"), None);
+        assert_eq!(reader.integer(&obj, "e"), None);
+        let fields: Vec<_> = reader
+            .into_problems()
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(fields, ["c", "d", "e"]);
     }
 
     #[test]

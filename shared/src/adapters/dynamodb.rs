@@ -200,16 +200,34 @@ where
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
-        SdkError::ServiceError(service) => is_transient(service.err().code()),
+        SdkError::ServiceError(service) => {
+            if is_item_too_large(service.err()) {
+                return StoreError::ItemTooLarge { limit: ITEM_LIMIT };
+            }
+            is_transient(service.err().code())
+        }
         _ => false,
     };
     wrap(transient, Box::new(err))
+}
+
+/// DynamoDB's item size limit, in bytes.
+const ITEM_LIMIT: usize = 400 * 1024;
+
+fn is_item_too_large(err: &impl ProvideErrorMetadata) -> bool {
+    err.code() == Some("ValidationException")
+        && err
+            .message()
+            .is_some_and(|message| message.contains("Item size"))
 }
 
 fn classify_service<E>(err: E) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if is_item_too_large(&err) {
+        return StoreError::ItemTooLarge { limit: ITEM_LIMIT };
+    }
     wrap(is_transient(err.code()), Box::new(err))
 }
 

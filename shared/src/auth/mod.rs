@@ -143,7 +143,7 @@ impl<K: KeyStore, C: Clock> Authenticator<K, C> {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Principal, AuthError> {
-        let key = presented_key(headers).ok_or(AuthError::Missing)?;
+        let key = presented_key(headers)?;
         let record = self.find(&hash_key(key)).await?.ok_or(AuthError::Invalid)?;
         let now: DateTime<Utc> = self.clock.now();
         if !record.active(now) {
@@ -166,23 +166,28 @@ impl<K: KeyStore, C: Clock> Authenticator<K, C> {
     }
 }
 
-/// `Authorization: Bearer <key>`, else `X-Api-Key: <key>`.
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            let (scheme, key) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-        });
-    bearer
-        .or_else(|| {
-            headers
-                .get("x-api-key")
-                .and_then(|value| value.to_str().ok())
-                .map(str::trim)
-        })
-        .filter(|key| !key.is_empty())
+/// `Authorization: Bearer <key>`, else `X-Api-Key: <key>`. An `Authorization`
+/// header that is there but not a bearer key is refused, whatever else the
+/// request carries: a credential we cannot read is never silently skipped.
+fn presented_key(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let text = |name: &str| headers.get(name).map(|value| value.to_str().map(str::trim));
+    match text(http::header::AUTHORIZATION.as_str()) {
+        Some(Ok(value)) => {
+            let (scheme, key) = value.split_once(' ').ok_or(AuthError::Invalid)?;
+            let key = key.trim();
+            if scheme.eq_ignore_ascii_case("bearer") && !key.is_empty() {
+                Ok(key)
+            } else {
+                Err(AuthError::Invalid)
+            }
+        }
+        Some(Err(_)) => Err(AuthError::Invalid),
+        None => match text("x-api-key") {
+            Some(Ok(key)) if !key.is_empty() => Ok(key),
+            Some(_) => Err(AuthError::Invalid),
+            None => Err(AuthError::Missing),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -249,12 +254,23 @@ mod tests {
     #[test]
     fn the_key_comes_from_bearer_or_x_api_key() {
         let mut headers = HeaderMap::new();
-        assert_eq!(presented_key(&headers), None);
+        assert!(matches!(presented_key(&headers), Err(AuthError::Missing)));
         headers.insert("x-api-key", "k2".parse().unwrap());
-        assert_eq!(presented_key(&headers), Some("k2"));
+        assert_eq!(presented_key(&headers).ok(), Some("k2"));
         headers.insert("authorization", "Bearer k1".parse().unwrap());
-        assert_eq!(presented_key(&headers), Some("k1"));
-        headers.insert("authorization", "Basic abc".parse().unwrap());
-        assert_eq!(presented_key(&headers), Some("k2"));
+        assert_eq!(presented_key(&headers).ok(), Some("k1"));
+    }
+
+    #[test]
+    fn an_unreadable_authorization_header_is_refused_even_beside_a_good_x_api_key() {
+        for bad in ["Basic abc", "Bearer ", "Bearer", "k1"] {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-api-key", "k2".parse().unwrap());
+            headers.insert("authorization", bad.parse().unwrap());
+            assert!(
+                matches!(presented_key(&headers), Err(AuthError::Invalid)),
+                "{bad}"
+            );
+        }
     }
 }

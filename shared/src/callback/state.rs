@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_LEDGER: usize = 20;
 /// Longest partner answer kept, in bytes.
 pub const MAX_RAW_RESPONSE: usize = 2048;
+/// Longest partner message kept, in bytes.
+pub const MAX_PARTNER_MESSAGE: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -175,7 +177,7 @@ impl Callback {
         self.lease_until = None;
         if answer.success.is_some() || answer.message.is_some() || answer.raw_response.is_some() {
             self.partner_success = answer.success;
-            self.partner_message = answer.message;
+            self.partner_message = answer.message.map(|m| truncate(m, MAX_PARTNER_MESSAGE));
             self.raw_response = answer
                 .raw_response
                 .map(|raw| truncate(raw, MAX_RAW_RESPONSE));

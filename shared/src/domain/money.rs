@@ -10,13 +10,20 @@ use serde::{Deserialize, Serialize};
 pub struct Money(Decimal);
 
 impl Money {
-    /// Parses the decimal text of a JSON number or string (`"10"`, `10.50`, `"1e2"` is refused).
+    /// Parses plain decimal text: digits with an optional fraction
+    /// (`"10"`, `"10.50"`); no sign, exponent or separators.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let value = Decimal::from_str_exact(text.trim())
-            .map_err(|_| format!("must be a decimal number, got {text:?}"))?;
-        if value.is_sign_negative() && !value.is_zero() {
+        let refuse = || format!("must be a decimal number like 10 or 10.50, got {text:?}");
+        let trimmed = text.trim();
+        if trimmed.starts_with('-') {
             return Err("must not be negative".into());
         }
+        let (whole, fraction) = trimmed.split_once('.').unwrap_or((trimmed, "0"));
+        let plain = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !(plain(whole) && plain(fraction)) {
+            return Err(refuse());
+        }
+        let value = Decimal::from_str_exact(trimmed).map_err(|_| refuse())?;
         // Normalised so that 10, 10.0 and "10.00" are the same price (and the same
         // idempotency hash).
         Ok(Self(value.normalize()))
@@ -68,5 +75,8 @@ mod tests {
         assert!(Money::parse("ten").is_err());
         assert!(Money::parse("").is_err());
         assert!(Money::parse("NaN").is_err());
+        for odd in ["1_000", "+1", "1.", ".5", "1e3", "1,5"] {
+            assert!(Money::parse(odd).is_err(), "{odd}");
+        }
     }
 }

@@ -1,12 +1,18 @@
 //! The documented caps on what an order may carry. They keep every stored order
-//! well inside DynamoDB's 400 KB item limit and every forwarded field inside the
-//! partner's (spec 001) length limits, so nothing accepted fails later.
+//! inside DynamoDB's 400 KB item limit for its whole life and every forwarded
+//! field inside the partner's (spec 001) length limits, so nothing accepted
+//! fails later.
+//!
+//! The item budget: the canonical order is at most the body plus ~20 KB of
+//! explicit nulls (256 + 20 KB), findings ≤ ~25 KB, the event history ≤ 100
+//! events of ≤ ~500 bytes (50 KB) plus a few ≤ 4 KB messages, the callback
+//! state ≤ ~10 KB: under 370 KB in the worst case.
 
 /// Largest request body accepted, in bytes (413 above it).
-pub const MAX_BODY_BYTES: usize = 320 * 1024;
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Largest inline `logistics_provider.label_base64`, in bytes (413 above it;
 /// larger labels go by `label_url`).
-pub const MAX_LABEL_BASE64_BYTES: usize = 192 * 1024;
+pub const MAX_LABEL_BASE64_BYTES: usize = 160 * 1024;
 /// Most order lines in one order.
 pub const MAX_ITEMS: usize = 200;
 /// Largest `qty` of one line.
