@@ -314,7 +314,7 @@ fn cases() -> Vec<Case> {
                 set(
                     o,
                     "/logistics_provider",
-                    json!({"label_base64": "A".repeat(200 * 1024)}),
+                    json!({"label_base64": "A".repeat(170 * 1024)}),
                 )
             }),
             content_type: Some("application/json"),
@@ -386,12 +386,12 @@ async fn every_malformed_body_gets_a_4xx_naming_its_field_and_writes_nothing() {
 async fn a_label_over_the_limit_points_to_label_url() {
     let app = TestApp::spawn().await;
     let mut order = sample_order();
-    order["logistics_provider"]["label_base64"] = json!("A".repeat(200 * 1024));
+    order["logistics_provider"]["label_base64"] = json!("A".repeat(170 * 1024));
 
     let reply = app.post_order(&order).await;
 
     assert_eq!(reply.status, 413);
-    assert_eq!(reply.body["data"]["limit_bytes"], 192 * 1024);
+    assert_eq!(reply.body["data"]["limit_bytes"], 160 * 1024);
     assert!(
         reply.body["message"]
             .as_str()
