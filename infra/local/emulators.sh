@@ -48,7 +48,7 @@ launch_sqs() {
 # exits early (e.g. lost the port race); fails loudly with the log tail otherwise.
 wait_ready() {
   local name=$1 pidvar=$2 portvar=$3 attempt=1 deadline=$((SECONDS + READY_TIMEOUT))
-  until curl -s -o /dev/null --max-time 2 "http://127.0.0.1:${!portvar}/"; do
+  until python3 "$ROOT/infra/local/http_request.py" probe "http://127.0.0.1:${!portvar}/"; do
     if ! kill -0 "${!pidvar}" 2>/dev/null; then
       if ((attempt < 3)) && ((SECONDS < deadline)); then
         attempt=$((attempt + 1))

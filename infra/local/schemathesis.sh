@@ -76,7 +76,7 @@ env -u CALLBACK_URL PORT="$PORT" LOCAL_API_KEY="$ERP_KEY" LOCAL_WMS_KEY="$WMS_KE
 SERVER_PID=$!
 
 deadline=$((SECONDS + READY_TIMEOUT))
-until curl -s -o /dev/null --max-time 2 "$BASE/"; do
+until python3 "$ROOT/infra/local/http_request.py" probe "$BASE/"; do
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     tail -n 30 "$RUN_DIR/server.log" >&2
     die "the local stack exited during start-up"
@@ -100,7 +100,7 @@ log "local stack on $BASE"
 # call METHOD PATH KEY-HEADER [BODY]: prints the status; fails on anything but 2xx.
 call() {
   local method=$1 path=$2 auth=$3 body=${4:-} status
-  status="$(curl -s -o "$RUN_DIR/last.json" -w '%{http_code}' -X "$method" "$BASE$path" \
+  status="$(python3 "$ROOT/infra/local/http_request.py" call "$method" "$BASE$path" "$RUN_DIR/last.json" \
     -H "$auth" -H 'Content-Type: application/json' ${body:+--data-binary "$body"})"
   if [[ "$status" != 2* ]]; then
     log "seeding: $method $path answered $status: $(cat "$RUN_DIR/last.json")"
@@ -122,8 +122,9 @@ EOF
 
 # callback_status NUMBER
 callback_status() {
-  curl -s "$BASE/apicenter/api/order/$1" -H "Authorization: Bearer $ERP_KEY" \
-    | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["data"]["callback"]["status"])'
+  python3 "$ROOT/infra/local/http_request.py" call GET "$BASE/apicenter/api/order/$1" "$RUN_DIR/order.json" \
+    -H "Authorization: Bearer $ERP_KEY" >/dev/null
+  "$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["data"]["callback"]["status"])' "$RUN_DIR/order.json"
 }
 
 ERP="Authorization: Bearer $ERP_KEY"
