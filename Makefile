@@ -1,6 +1,7 @@
 # Thin entry points: the logic lives in cargo and infra/local/*.sh.
 #   make run            local stack on 127.0.0.1:$(PORT) against fresh emulators
 #   make test           fmt, clippy, tests against emulators, template checks (= CI)
+#   make bench          release build: cold start, CPU per order, throughput → docs/benchmarks.md
 #   make lint-template  cfn-lint, sam validate --lint, sam build
 #   make tools          install the pinned local tools into .local/
 #   make clean-local    remove .local/ (tools, emulator logs, sam build)
@@ -12,7 +13,7 @@ export PORT
 # nextest when installed (CI has it), plain cargo test otherwise.
 RUST_TESTS = $(if $(shell cargo nextest --version 2>/dev/null),cargo nextest run --workspace --no-fail-fast,cargo test --workspace)
 
-.PHONY: run test test-rust lint-template tools clean-local
+.PHONY: run test test-rust bench lint-template tools clean-local
 
 # Compile first, so the emulators don't idle through a long build.
 run:
@@ -28,6 +29,10 @@ test:
 
 test-rust:
 	infra/local/emulators.sh exec -- $(RUST_TESTS)
+
+# Not part of test: minutes of release builds, and numbers belong in a benchmark.
+bench:
+	infra/local/bench.sh
 
 lint-template:
 	infra/local/template-checks.sh

@@ -1,0 +1,140 @@
+//! `make bench` (issue 5), the part that needs the emulators: cold starts of
+//! the release bootstraps against a Runtime API stub, intake and dispatch
+//! throughput against raw baselines, binary sizes; then, with criterion's
+//! CPU-per-order numbers, rewrites the numbers in `docs/benchmarks.md`.
+//!
+//! Run by `infra/local/bench.sh` under `infra/local/emulators.sh exec --`:
+//!
+//! ```text
+//! bench --bin-dir target/release --criterion-dir target/criterion \
+//!       --doc docs/benchmarks.md --json target/bench/results.json [--quick]
+//! ```
+
+mod cold;
+mod events;
+mod partner;
+mod report;
+mod runtime_stub;
+mod stats;
+mod throughput;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use local_stack::Stack;
+use local_stack::stack::local_warehouses;
+
+use crate::report::{Machine, Results, Size};
+
+const FUNCTIONS: [&str; 4] = [
+    "order-intake",
+    "warehouse-events",
+    "callback-dispatch",
+    "callback-sweeper",
+];
+const CRITERION: [&str; 3] = ["intake/sample", "intake/50_items", "callback_body/shipped"];
+
+#[derive(Debug)]
+struct Args {
+    bin_dir: PathBuf,
+    criterion_dir: PathBuf,
+    doc: PathBuf,
+    json: PathBuf,
+    quick: bool,
+}
+
+fn args() -> Result<Args, String> {
+    let mut args = Args {
+        bin_dir: "target/release".into(),
+        criterion_dir: "target/criterion".into(),
+        doc: "docs/benchmarks.md".into(),
+        json: "target/bench/results.json".into(),
+        quick: false,
+    };
+    let mut given = std::env::args().skip(1);
+    while let Some(flag) = given.next() {
+        let mut value = || given.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--bin-dir" => args.bin_dir = value()?.into(),
+            "--criterion-dir" => args.criterion_dir = value()?.into(),
+            "--doc" => args.doc = value()?.into(),
+            "--json" => args.json = value()?.into(),
+            "--quick" => args.quick = true,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = args()?;
+    // Quick: a smoke run of the harness itself; its numbers mean little.
+    let (starts, levels, callbacks) = if args.quick {
+        (3, vec![(1, 20), (8, 40)], 40)
+    } else {
+        (25, vec![(1, 300), (8, 1000), (32, 1000)], 400)
+    };
+
+    let machine = Machine::this();
+    let cpu = report::read_criterion(&args.criterion_dir, &CRITERION)?;
+    let sizes = FUNCTIONS
+        .iter()
+        .map(|name| {
+            let path = args.bin_dir.join(name);
+            std::fs::metadata(&path)
+                .map(|meta| Size {
+                    function: (*name).to_owned(),
+                    bytes: meta.len(),
+                })
+                .map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let prefix = format!("bench{}", std::process::id());
+    eprintln!("bench: cold starts ({starts} per function)");
+    let cold_stack = Stack::provision(&format!("{prefix}-cold"), local_warehouses()?).await?;
+    let cold_partner = partner::Partner::start(Duration::ZERO).await?;
+    let mut cold = Vec::new();
+    for function in cold::functions(&cold_stack, &args.bin_dir, &cold_partner.url, starts).await? {
+        let result = cold::measure(&function, starts).await?;
+        eprintln!(
+            "bench: {}: init p50 {:.1} ms, first invocation p50 {:.1} ms, peak RSS {} KiB",
+            result.function,
+            result.init_p50_ms,
+            result.first_invocation_p50_ms,
+            result.peak_rss_kib
+        );
+        cold.push(result);
+    }
+
+    eprintln!("bench: intake throughput");
+    let mut stack = Stack::provision(&format!("{prefix}-intake"), local_warehouses()?).await?;
+    // As deployed: a warm function reads a caller's key once, then caches it.
+    stack.key_cache = shared::config::api_key_cache()?;
+    let intake = throughput::intake(&stack, &levels).await?;
+
+    eprintln!("bench: dispatch throughput");
+    let stack = Stack::provision(&format!("{prefix}-dispatch"), local_warehouses()?).await?;
+    let dispatch = throughput::dispatch(&stack, callbacks, 10, Duration::from_millis(20)).await?;
+
+    let results = Results {
+        machine,
+        cold,
+        cpu,
+        intake,
+        dispatch,
+        sizes,
+    };
+    if let Some(dir) = args.json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&results)?)?;
+    results.render_into(&args.doc)?;
+    eprintln!(
+        "bench: wrote {} and {}",
+        args.json.display(),
+        args.doc.display()
+    );
+    Ok(())
+}

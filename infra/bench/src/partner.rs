@@ -1,0 +1,111 @@
+//! The platform-callback partner for the dispatch benchmark: answers every
+//! POST with `Success: true` after a fixed delay (a partner's own work), and
+//! keeps what it received so the raw baseline can post the very same requests.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+const PATH: &str = "/v1/outboundOrders/PlatformOrder/Callback";
+const ACCEPTED: &str = r#"{"Success": true, "Message": "ok", "RawResponse": "{\"code\":0}"}"#;
+
+/// A request as the partner received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub body: Bytes,
+    pub authorization: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Partner {
+    pub url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Partner {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Partner {
+    /// Starts a partner on 127.0.0.1:<free port> answering after `delay`.
+    pub async fn start(delay: Duration) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}{PATH}", listener.local_addr()?);
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let server = {
+            let received = Arc::clone(&received);
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let received = Arc::clone(&received);
+                    tokio::spawn(async move {
+                        let service = service_fn(move |request| {
+                            answer(request, Arc::clone(&received), delay)
+                        });
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            })
+        };
+        Ok(Self {
+            url,
+            received,
+            server,
+        })
+    }
+
+    /// Everything received so far, emptying the record.
+    pub fn take(&self) -> Vec<Received> {
+        std::mem::take(&mut *self.received.lock().expect("partner state"))
+    }
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    received: Arc<Mutex<Vec<Received>>>,
+    delay: Duration,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let authorization = header("authorization");
+    let idempotency_key = header("idempotency-key");
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
+    received.lock().expect("partner state").push(Received {
+        body,
+        authorization,
+        idempotency_key,
+    });
+    tokio::time::sleep(delay).await;
+    let mut response = Response::new(Full::new(Bytes::from_static(ACCEPTED.as_bytes())));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,343 @@
+//! The results of one `make bench` run, and their rendering into
+//! `docs/benchmarks.md`: only the regions between `<!-- bench:NAME -->` and
+//! `<!-- /bench:NAME -->` are rewritten, so the prose around them (targets,
+//! analysis) survives every run.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cold::ColdStart;
+use crate::throughput::{Dispatch, IntakeLevel};
+
+/// Targets of issue 5. Sizes in MB are decimal (10^6 bytes), the stricter reading.
+pub const COLD_START_MS: f64 = 15.0;
+pub const SAMPLE_ORDER_CPU_US: f64 = 20.0;
+pub const MIN_RATIO: f64 = 0.90;
+pub const MAX_BOOTSTRAP_MB: f64 = 8.0;
+pub const MAX_PEAK_RSS_MB: f64 = 32.0;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+    pub rustc: String,
+    pub commit: String,
+    pub date: String,
+}
+
+impl Machine {
+    #[must_use]
+    pub fn this() -> Self {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let cpu = read("/proc/cpuinfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let memory_kib: f64 = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        Self {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            memory_gib: memory_kib / 1024.0 / 1024.0,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            rustc: std::env::var("BENCH_RUSTC").unwrap_or_else(|_| "unknown".into()),
+            commit: std::env::var("BENCH_COMMIT").unwrap_or_else(|_| "unknown".into()),
+            date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        }
+    }
+}
+
+/// One criterion benchmark: median and mean time per iteration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cpu {
+    pub name: String,
+    pub median_us: f64,
+    pub mean_us: f64,
+}
+
+/// Reads `<criterion>/<name>/new/estimates.json` for each name.
+pub fn read_criterion(dir: &Path, names: &[&str]) -> Result<Vec<Cpu>, String> {
+    names
+        .iter()
+        .map(|name| {
+            let path = dir.join(name).join("new/estimates.json");
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{}: {e} (did `cargo bench` run?)", path.display()))?;
+            let json: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            let estimate = |key: &str| {
+                json[key]["point_estimate"]
+                    .as_f64()
+                    .map(|ns| ns / 1000.0)
+                    .ok_or_else(|| format!("{}: no {key}", path.display()))
+            };
+            Ok(Cpu {
+                name: (*name).to_owned(),
+                median_us: estimate("median")?,
+                mean_us: estimate("mean")?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Size {
+    pub function: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub machine: Machine,
+    pub cold: Vec<ColdStart>,
+    pub cpu: Vec<Cpu>,
+    pub intake: Vec<IntakeLevel>,
+    pub dispatch: Dispatch,
+    pub sizes: Vec<Size>,
+}
+
+fn mb(bytes: f64) -> f64 {
+    bytes / 1_000_000.0
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+impl Results {
+    fn targets(&self) -> String {
+        let mut out = String::from("| Target | Goal | Measured | |\n| --- | --- | --- | --- |\n");
+        let worst_init = self
+            .cold
+            .iter()
+            .map(|c| (c.init_p50_ms, c.function.as_str()))
+            .fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a });
+        out += &format!(
+            "| Cold start, exec → first `/next` (median, slowest function) | ≤ {COLD_START_MS} ms | {:.1} ms ({}) | {} |\n",
+            worst_init.0,
+            worst_init.1,
+            verdict(worst_init.0 <= COLD_START_MS)
+        );
+        if let Some(sample) = self.cpu.iter().find(|c| c.name == "intake/sample") {
+            out += &format!(
+                "| CPU per order, sample order (median) | ≤ {SAMPLE_ORDER_CPU_US} µs | {:.1} µs | {} |\n",
+                sample.median_us,
+                verdict(sample.median_us <= SAMPLE_ORDER_CPU_US)
+            );
+        }
+        let worst_intake = self
+            .intake
+            .iter()
+            .map(|l| (l.handler.per_second / l.put.per_second, l.concurrency))
+            .fold((f64::INFINITY, 0), |a, b| if b.0 < a.0 { b } else { a });
+        out += &format!(
+            "| Intake vs raw conditional `PutItem` (lowest over c = 1, 8, 32) | ≥ {:.0} % | {:.0} % (c = {}) | {} |\n",
+            MIN_RATIO * 100.0,
+            worst_intake.0 * 100.0,
+            worst_intake.1,
+            verdict(worst_intake.0 >= MIN_RATIO)
+        );
+        let worst_same_work = self
+            .intake
+            .iter()
+            .map(|l| (l.handler.per_second / l.query_put.per_second, l.concurrency))
+            .fold((f64::INFINITY, 0), |a, b| if b.0 < a.0 { b } else { a });
+        out += &format!(
+            "| Intake vs the same calls raw: `Query` + `PutItem` (lowest) | ≥ {:.0} % | {:.0} % (c = {}) | {} |\n",
+            MIN_RATIO * 100.0,
+            worst_same_work.0 * 100.0,
+            worst_same_work.1,
+            verdict(worst_same_work.0 >= MIN_RATIO)
+        );
+        let dispatch = self.dispatch.handler.per_second / self.dispatch.raw.per_second;
+        out += &format!(
+            "| Dispatch vs raw reqwest | ≥ {:.0} % | {:.0} % | {} |\n",
+            MIN_RATIO * 100.0,
+            dispatch * 100.0,
+            verdict(dispatch >= MIN_RATIO)
+        );
+        #[allow(clippy::cast_precision_loss)]
+        let biggest = self
+            .sizes
+            .iter()
+            .map(|s| (mb(s.bytes as f64), s.function.as_str()))
+            .fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a });
+        out += &format!(
+            "| Each `bootstrap` (largest) | ≤ {MAX_BOOTSTRAP_MB} MB | {:.2} MB ({}) | {} |\n",
+            biggest.0,
+            biggest.1,
+            verdict(biggest.0 <= MAX_BOOTSTRAP_MB)
+        );
+        #[allow(clippy::cast_precision_loss)]
+        let rss = self
+            .cold
+            .iter()
+            .map(|c| (mb(c.peak_rss_kib as f64 * 1024.0), c.function.as_str()))
+            .fold((0.0, ""), |a, b| if b.0 > a.0 { b } else { a });
+        out += &format!(
+            "| Peak RSS after the first invocation (largest) | ≤ {MAX_PEAK_RSS_MB} MB | {:.1} MB ({}) | {} |\n",
+            rss.0,
+            rss.1,
+            verdict(rss.0 <= MAX_PEAK_RSS_MB)
+        );
+        out
+    }
+
+    fn machine(&self) -> String {
+        let m = &self.machine;
+        format!(
+            "- CPU: {} ({} cores visible), {:.1} GiB RAM, Linux {}\n- {}; commit `{}`; run {}\n",
+            m.cpu, m.cores, m.memory_gib, m.kernel, m.rustc, m.commit, m.date
+        )
+    }
+
+    fn cold_start(&self) -> String {
+        let mut out = String::from(
+            "| Function | Starts | exec → first `/next` p50 / p90 | First invocation p50 / p90 | Peak RSS (max) | First answer |\n\
+             | --- | ---: | ---: | ---: | ---: | --- |\n",
+        );
+        for c in &self.cold {
+            #[allow(clippy::cast_precision_loss)]
+            let rss = mb(c.peak_rss_kib as f64 * 1024.0);
+            out += &format!(
+                "| {} | {} | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.1} MB | {} |\n",
+                c.function,
+                c.starts,
+                c.init_p50_ms,
+                c.init_p90_ms,
+                c.first_invocation_p50_ms,
+                c.first_invocation_p90_ms,
+                rss,
+                c.answer
+            );
+        }
+        out
+    }
+
+    fn cpu(&self) -> String {
+        let mut out = String::from("| Benchmark | Median | Mean |\n| --- | ---: | ---: |\n");
+        for c in &self.cpu {
+            out += &format!(
+                "| `{}` | {:.2} µs | {:.2} µs |\n",
+                c.name, c.median_us, c.mean_us
+            );
+        }
+        out
+    }
+
+    fn intake(&self) -> String {
+        let mut out = String::from(
+            "| Concurrency | Orders | Handler orders/s | p50 / p99 | Raw `PutItem` orders/s | p50 / p99 | Handler / `PutItem` | Raw `Query`+`PutItem` orders/s | p50 / p99 | Handler / same calls |\n\
+             | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        );
+        for l in &self.intake {
+            out += &format!(
+                "| {} | {} | {:.0} | {:.1} / {:.1} ms | {:.0} | {:.1} / {:.1} ms | **{:.0} %** | {:.0} | {:.1} / {:.1} ms | **{:.0} %** |\n",
+                l.concurrency,
+                l.handler.requests,
+                l.handler.per_second,
+                l.handler.p50_ms,
+                l.handler.p99_ms,
+                l.put.per_second,
+                l.put.p50_ms,
+                l.put.p99_ms,
+                l.handler.per_second / l.put.per_second * 100.0,
+                l.query_put.per_second,
+                l.query_put.p50_ms,
+                l.query_put.p99_ms,
+                l.handler.per_second / l.query_put.per_second * 100.0,
+            );
+        }
+        let errors: usize = self
+            .intake
+            .iter()
+            .map(|l| l.handler.errors + l.put.errors + l.query_put.errors)
+            .sum();
+        out += &format!("\nFailed requests: {errors}.\n");
+        out
+    }
+
+    fn dispatch(&self) -> String {
+        let d = &self.dispatch;
+        format!(
+            "| | Callbacks/s | Batch p50 / p99 | Failed |\n| --- | ---: | ---: | ---: |\n\
+             | Dispatcher handler | {:.0} | {:.1} / {:.1} ms | {} |\n\
+             | Raw reqwest, same requests | {:.0} | {:.1} / {:.1} ms | {} |\n\
+             | **Handler / raw** | **{:.0} %** | | |\n\n\
+             {} callbacks in batches of {}; the partner answers after {} ms, so neither can beat {:.0} callbacks/s.\n",
+            d.handler.per_second,
+            d.handler.p50_ms,
+            d.handler.p99_ms,
+            d.handler.errors,
+            d.raw.per_second,
+            d.raw.p50_ms,
+            d.raw.p99_ms,
+            d.raw.errors,
+            d.handler.per_second / d.raw.per_second * 100.0,
+            d.callbacks,
+            d.batch_size,
+            d.partner_delay_ms,
+            d.ceiling_per_second,
+        )
+    }
+
+    fn sizes(&self) -> String {
+        let mut out = String::from("| Function | `bootstrap` |\n| --- | ---: |\n");
+        for s in &self.sizes {
+            #[allow(clippy::cast_precision_loss)]
+            let size = mb(s.bytes as f64);
+            out += &format!("| {} | {:.2} MB ({} bytes) |\n", s.function, size, s.bytes);
+        }
+        out
+    }
+
+    /// Rewrites the numbered regions of `doc` in place.
+    pub fn render_into(&self, doc: &Path) -> Result<(), String> {
+        let mut text =
+            std::fs::read_to_string(doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+        for (name, content) in [
+            ("machine", self.machine()),
+            ("targets", self.targets()),
+            ("cold-start", self.cold_start()),
+            ("cpu", self.cpu()),
+            ("intake", self.intake()),
+            ("dispatch", self.dispatch()),
+            ("sizes", self.sizes()),
+        ] {
+            text = replace_region(&text, name, &content)
+                .ok_or_else(|| format!("{}: no region <!-- bench:{name} -->", doc.display()))?;
+        }
+        std::fs::write(doc, text).map_err(|e| format!("{}: {e}", doc.display()))
+    }
+}
+
+/// `text` with what lies between the markers of region `name` replaced.
+fn replace_region(text: &str, name: &str, content: &str) -> Option<String> {
+    let open = format!("<!-- bench:{name} -->");
+    let close = format!("<!-- /bench:{name} -->");
+    let start = text.find(&open)? + open.len();
+    let end = start + text[start..].find(&close)?;
+    Some(format!("{}\n{}{}", &text[..start], content, &text[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_region_is_rewritten() {
+        let doc = "intro\n<!-- bench:x -->\nold\n<!-- /bench:x -->\nanalysis\n";
+        assert_eq!(
+            replace_region(doc, "x", "new\n").unwrap(),
+            "intro\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\nanalysis\n"
+        );
+        assert!(replace_region(doc, "y", "new\n").is_none());
+    }
+}

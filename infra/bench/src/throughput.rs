@@ -1,0 +1,344 @@
+//! Throughput of the real handlers against raw baselines doing the same
+//! network work, in the same process, interleaved round by round so both
+//! share whatever else the box is doing.
+//!
+//! - Intake: `POST /apicenter/api/order` through [`Stack::api`] (the handler
+//!   the Lambda runs, behind `lambda_http`'s event decoding) against DynamoDB
+//!   Local, next to raw `PutItem`s of the very same item with the same
+//!   condition. As the sample order carries a marketplace order number, the
+//!   handler also queries the duplicate-order index first: a second baseline
+//!   makes that `Query` + `PutItem` with the raw SDK. (The caller's API key is
+//!   read once and then cached by the warm function, so neither baseline reads it.) (Process type 1 sends no
+//!   SQS message, so no baseline sends one either.)
+//! - Dispatch: the dispatcher handler on batches of 10 against a partner that
+//!   answers after 20 ms, next to raw reqwest posting the same requests (same
+//!   bodies and headers), 10 at a time, to the same partner.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use chrono::Utc;
+use local_stack::Stack;
+use local_stack::stack::CallbackSettings;
+use serde::Serialize;
+use shared::adapters::dynamodb::{PLATFORM_ORDER_INDEX, item_for};
+use shared::config::Warehouses;
+use shared::intake::{OrderRequest, findings, parse_order};
+use shared::record::OrderRecord;
+
+use crate::events::{api_request, client_key, order_body, sqs_event};
+use crate::partner::Partner;
+use crate::stats::{Run, Summary, drive, ms, percentile};
+
+/// Rounds per level: handler and baselines alternate this many times.
+const ROUNDS: usize = 2;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IntakeLevel {
+    pub concurrency: usize,
+    pub handler: Summary,
+    /// Raw conditional `PutItem` of the same item.
+    pub put: Summary,
+    /// The same calls raw: duplicate-index `Query` + the same `PutItem`.
+    pub query_put: Summary,
+}
+
+type Item = std::collections::HashMap<String, AttributeValue>;
+/// Baseline inputs, each taken once by the request that writes it.
+type Prepared = Arc<Vec<std::sync::Mutex<Option<(Item, String)>>>>;
+
+/// The item and the duplicate-index key the handler would write for `number`.
+fn stored_item(number: &str, warehouses: &Warehouses) -> Result<(Item, String), String> {
+    let OrderRequest { order, .. } =
+        parse_order(order_body(number, 1).as_bytes()).map_err(|e| format!("{e:?}"))?;
+    let key = order
+        .client_platform_order_key()
+        .ok_or("the sample order has a marketplace order number")?;
+    let found = findings::check(&order, warehouses);
+    Ok((
+        item_for(&OrderRecord::accept(order, found, Utc::now())),
+        key,
+    ))
+}
+
+async fn put(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: Item,
+) -> Result<(), aws_sdk_dynamodb::Error> {
+    dynamodb
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(order_number)")
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await?;
+    Ok(())
+}
+
+async fn query(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: String,
+) -> Result<(), aws_sdk_dynamodb::Error> {
+    dynamodb
+        .query()
+        .table_name(table)
+        .index_name(PLATFORM_ORDER_INDEX)
+        .key_condition_expression("client_platform_order = :key")
+        .expression_attribute_values(":key", AttributeValue::S(key))
+        .limit(10)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Intake at each `(concurrency, orders)` level.
+pub async fn intake(stack: &Stack, levels: &[(usize, usize)]) -> Result<Vec<IntakeLevel>, String> {
+    let api = stack.api().map_err(|e| e.to_string())?;
+    let table: Arc<str> = stack.orders_table().map_err(|e| e.to_string())?.into();
+    let key: Arc<str> = client_key(stack).await?.into();
+    let mut results = Vec::new();
+    for &(concurrency, orders) in levels {
+        let per_round = orders / ROUNDS;
+        let (mut handler, mut raw_put, mut raw_query_put) =
+            (Run::default(), Run::default(), Run::default());
+        for round in 0..ROUNDS {
+            let tag = format!("c{concurrency}-r{round}");
+            // Inputs are prepared before the clock starts.
+            let bodies: Arc<Vec<String>> = Arc::new(
+                (0..per_round)
+                    .map(|i| order_body(&format!("h-{tag}-{i}"), 1))
+                    .collect(),
+            );
+            let items = |kind: &str| -> Result<Prepared, String> {
+                Ok(Arc::new(
+                    (0..per_round)
+                        .map(|i| {
+                            stored_item(&format!("{kind}-{tag}-{i}"), &stack.warehouses)
+                                .map(|v| std::sync::Mutex::new(Some(v)))
+                        })
+                        .collect::<Result<_, _>>()?,
+                ))
+            };
+            let put_items = items("p")?;
+            let query_put_items = items("q")?;
+
+            let (api, key) = (Arc::clone(&api), Arc::clone(&key));
+            handler.absorb(
+                drive(per_round, concurrency, move |i| {
+                    let api = Arc::clone(&api);
+                    let bodies = Arc::clone(&bodies);
+                    let key = Arc::clone(&key);
+                    async move {
+                        let Ok(request) = api_request(
+                            "POST",
+                            "/apicenter/api/order",
+                            Some(&bodies[i]),
+                            &key,
+                            i as u64,
+                        ) else {
+                            return false;
+                        };
+                        api(request).await.status() == 201
+                    }
+                })
+                .await,
+            );
+            let (dynamodb, t) = (stack.dynamodb.clone(), Arc::clone(&table));
+            raw_put.absorb(
+                drive(per_round, concurrency, move |i| {
+                    let (dynamodb, t) = (dynamodb.clone(), Arc::clone(&t));
+                    let taken = put_items[i].lock().ok().and_then(|mut slot| slot.take());
+                    async move {
+                        let Some((item, _)) = taken else { return false };
+                        put(&dynamodb, &t, item).await.is_ok()
+                    }
+                })
+                .await,
+            );
+            let (dynamodb, t) = (stack.dynamodb.clone(), Arc::clone(&table));
+            raw_query_put.absorb(
+                drive(per_round, concurrency, move |i| {
+                    let (dynamodb, t) = (dynamodb.clone(), Arc::clone(&t));
+                    let taken = query_put_items[i]
+                        .lock()
+                        .ok()
+                        .and_then(|mut slot| slot.take());
+                    async move {
+                        let Some((item, key)) = taken else {
+                            return false;
+                        };
+                        query(&dynamodb, &t, key).await.is_ok()
+                            && put(&dynamodb, &t, item).await.is_ok()
+                    }
+                })
+                .await,
+            );
+        }
+        let level = IntakeLevel {
+            concurrency,
+            handler: handler.summary(),
+            put: raw_put.summary(),
+            query_put: raw_query_put.summary(),
+        };
+        eprintln!(
+            "bench: intake c={concurrency}: handler {:.0}/s, PutItem {:.0}/s, Query+PutItem {:.0}/s",
+            level.handler.per_second, level.put.per_second, level.query_put.per_second
+        );
+        results.push(level);
+    }
+    Ok(results)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dispatch {
+    pub callbacks: usize,
+    pub batch_size: usize,
+    pub partner_delay_ms: u64,
+    /// Callbacks per second; latency per batch of 10.
+    pub handler: Summary,
+    pub raw: Summary,
+    /// The floor the partner's delay puts on both: batch size / delay.
+    pub ceiling_per_second: f64,
+}
+
+/// Dispatches `callbacks` due callbacks in batches of `batch` through the
+/// dispatcher handler, and posts the same requests with raw reqwest.
+pub async fn dispatch(
+    stack: &Stack,
+    callbacks: usize,
+    batch: usize,
+    partner_delay: Duration,
+) -> Result<Dispatch, String> {
+    let partner = Partner::start(partner_delay)
+        .await
+        .map_err(|e| format!("partner: {e}"))?;
+    let settings = CallbackSettings {
+        url: partner.url.clone(),
+        token: "bench-partner-token".into(),
+        timeout: Duration::from_secs(10),
+        retry_delays: None,
+    };
+    let function = stack.dispatcher(&settings).map_err(|e| e.to_string())?;
+    let queue_arn = stack
+        .resources
+        .queue_arn("CallbackQueue")
+        .map_err(|e| e.to_string())?
+        .to_owned();
+
+    // Orders that arrive handed over (process type 2): each callback is due.
+    let api = stack.api().map_err(|e| e.to_string())?;
+    let key: Arc<str> = client_key(stack).await?.into();
+    let numbers: Arc<Vec<String>> = Arc::new((0..callbacks).map(|i| format!("d-{i}")).collect());
+    let created = {
+        let numbers = Arc::clone(&numbers);
+        drive(callbacks, 8, move |i| {
+            let api = Arc::clone(&api);
+            let key = Arc::clone(&key);
+            let body = order_body(&numbers[i], 2);
+            async move {
+                match api_request("POST", "/apicenter/api/order", Some(&body), &key, i as u64) {
+                    Ok(request) => api(request).await.status() == 201,
+                    Err(_) => false,
+                }
+            }
+        })
+        .await
+    };
+    if created.errors > 0 {
+        return Err(format!("{} orders could not be created", created.errors));
+    }
+
+    let raw_client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (mut handler, mut raw) = (Run::default(), Run::default());
+    let chunks: Vec<&[String]> = numbers.chunks(batch).collect();
+    let per_round = chunks.len().div_ceil(ROUNDS);
+    for round in chunks.chunks(per_round) {
+        // The handler, one batch after another, as one Lambda instance.
+        let mut run = Run::default();
+        let started = Instant::now();
+        for chunk in round {
+            let event: SqsEvent = serde_json::from_value(sqs_event(&queue_arn, chunk))
+                .map_err(|e| format!("SqsEvent: {e}"))?;
+            let began = Instant::now();
+            let response = function(event).await;
+            let took = began.elapsed();
+            run.errors += response.batch_item_failures.len();
+            for _ in *chunk {
+                run.latencies.push(took);
+            }
+        }
+        run.wall = started.elapsed();
+        handler.absorb(run);
+
+        // The same requests, raw, in the same batches.
+        let received = partner.take();
+        if received.len() != round.iter().map(|c| c.len()).sum::<usize>() {
+            return Err(format!(
+                "the partner got {} callbacks for {} messages",
+                received.len(),
+                round.iter().map(|c| c.len()).sum::<usize>()
+            ));
+        }
+        let mut run = Run::default();
+        let started = Instant::now();
+        for requests in received.chunks(batch) {
+            let began = Instant::now();
+            let answers = futures::future::join_all(requests.iter().map(|request| {
+                let mut post = raw_client
+                    .post(&partner.url)
+                    .header("content-type", "application/json")
+                    .body(request.body.clone());
+                if let Some(auth) = &request.authorization {
+                    post = post.header("authorization", auth);
+                }
+                if let Some(key) = &request.idempotency_key {
+                    post = post.header("idempotency-key", key);
+                }
+                async move {
+                    match post.send().await {
+                        Ok(response) => {
+                            response.status().is_success() && response.bytes().await.is_ok()
+                        }
+                        Err(_) => false,
+                    }
+                }
+            }))
+            .await;
+            let took = began.elapsed();
+            for ok in answers {
+                run.latencies.push(took);
+                run.errors += usize::from(!ok);
+            }
+        }
+        run.wall = started.elapsed();
+        raw.absorb(run);
+        partner.take();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let ceiling_per_second = batch as f64 / partner_delay.as_secs_f64();
+    let result = Dispatch {
+        callbacks,
+        batch_size: batch,
+        partner_delay_ms: u64::try_from(partner_delay.as_millis()).unwrap_or(u64::MAX),
+        handler: handler.summary(),
+        raw: raw.summary(),
+        ceiling_per_second,
+    };
+    eprintln!(
+        "bench: dispatch: handler {:.0}/s (batch p50 {:.1} ms), raw reqwest {:.0}/s (batch p50 {:.1} ms)",
+        result.handler.per_second,
+        ms(percentile(&handler.latencies, 50.0)),
+        result.raw.per_second,
+        ms(percentile(&raw.latencies, 50.0)),
+    );
+    Ok(result)
+}
