@@ -16,7 +16,8 @@ use super::state::{Attempt, NotClaimable, PartnerAnswer, Verdict};
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
-use crate::ports::{Clock, OrderStore, PartnerClient, PartnerReply, TransportError};
+use crate::ports::{Clock, OrderStore, PartnerClient, PartnerReply, Save, TransportError};
+use crate::record::OrderRecord;
 use crate::update::{Change, update_order};
 
 /// What the queue should do with the message.
@@ -99,7 +100,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
     ) -> Result<(Disposition, Report), DispatchError> {
         let now = self.clock.now();
         let lease = chrono::Duration::from_std(self.policy.lease).unwrap_or(chrono::Duration::MAX);
-        let (record, claimed) = update_order(&self.store, order_number, |record| {
+        let (mut record, claimed) = update_order(&self.store, order_number, |record| {
             Ok::<_, DispatchError>(match record.callback.claim(now, lease) {
                 Ok(()) => Change::Save(Claimed::Yes),
                 Err(why) => Change::Keep(Claimed::No(why)),
@@ -129,7 +130,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
             Ok(body) => body,
             Err(unsendable) => {
                 let reason = unsendable.to_string();
-                self.settle(order_number, |callback| {
+                self.settle(&mut record, |callback| {
                     callback.fail_unsendable(reason.clone(), now);
                 })
                 .await?;
@@ -179,24 +180,32 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
                 },
             ),
         };
-        self.settle(order_number, |callback| {
+        self.settle(&mut record, |callback| {
             callback.record(attempt.clone(), answer.clone(), verdict.clone());
         })
         .await?;
         Ok((disposition, report))
     }
 
+    /// Records the outcome on the claimed record. Saved as it stands (one
+    /// write, no re-read) unless the order changed since the claim, e.g. a late
+    /// warehouse event; then the change is redone on a fresh read.
     async fn settle(
         &self,
-        order_number: &OrderNumber,
+        claimed: &mut OrderRecord,
         mut change: impl FnMut(&mut super::Callback),
     ) -> Result<(), DispatchError> {
-        update_order(&self.store, order_number, |record| {
+        change(&mut claimed.callback);
+        if self.store.save(claimed).await? == Save::Saved {
+            return Ok(());
+        }
+        let order_number = claimed.order.order_number.clone();
+        update_order(&self.store, &order_number, |record| {
             change(&mut record.callback);
             Ok::<_, DispatchError>(Change::Save(()))
         })
         .await?
-        .ok_or_else(|| DispatchError::UnknownOrder(order_number.clone()))?;
+        .ok_or(DispatchError::UnknownOrder(order_number))?;
         Ok(())
     }
 }
