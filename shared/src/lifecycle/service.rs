@@ -61,12 +61,7 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
         order_number: &str,
         body: &[u8],
     ) -> Result<(Applied, OrderView), LifecycleError> {
-        if body.len() > MAX_EVENT_BODY_BYTES {
-            return Err(LifecycleError::BodyTooLarge {
-                size: body.len(),
-                limit: MAX_EVENT_BODY_BYTES,
-            });
-        }
+        within_size(body)?;
         let event = parse_event(body).map_err(LifecycleError::Invalid)?;
         self.apply(caller, order_number, &event).await
     }
@@ -79,12 +74,7 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
         order_number: &str,
         body: &[u8],
     ) -> Result<(Applied, OrderView), LifecycleError> {
-        if body.len() > MAX_EVENT_BODY_BYTES {
-            return Err(LifecycleError::BodyTooLarge {
-                size: body.len(),
-                limit: MAX_EVENT_BODY_BYTES,
-            });
-        }
+        within_size(body)?;
         let reason = if body.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
@@ -181,6 +171,17 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
                 "callback message not sent; the sweeper will send it");
         }
     }
+}
+
+/// Event and cancel bodies are small; anything bigger is refused unread.
+fn within_size(body: &[u8]) -> Result<(), LifecycleError> {
+    if body.len() > MAX_EVENT_BODY_BYTES {
+        return Err(LifecycleError::BodyTooLarge {
+            size: body.len(),
+            limit: MAX_EVENT_BODY_BYTES,
+        });
+    }
+    Ok(())
 }
 
 fn parse_number(order_number: &str) -> Result<OrderNumber, LifecycleError> {
