@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use lambda_http::http::{Method, StatusCode, header};
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use shared::adapters::{DynamoKeyStore, DynamoOrderStore, SqsCallbackQueue};
 use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
@@ -120,7 +120,7 @@ where
         let body = request.body().as_ref();
         match segments.as_slice() {
             ["apicenter", "api", "order"] if post => {
-                require_json(content_type(request))?;
+                require_json(request.headers())?;
                 Ok(match self.intake.accept(caller, body).await? {
                     Accepted::Created(view) => success(StatusCode::CREATED, &view, "created"),
                     Accepted::Replayed(view) => success(
@@ -138,7 +138,7 @@ where
             ["apicenter", "api", "order", _] => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             ["apicenter", "api", "order", number, "cancel"] if post => {
                 if !body.is_empty() {
-                    require_json(content_type(request))?;
+                    require_json(request.headers())?;
                 }
                 let (applied, view) = self.lifecycle.cancel(caller, number, body).await?;
                 let message = match applied {
@@ -158,11 +158,4 @@ where
             _ => Err(ApiError::NoRoute),
         }
     }
-}
-
-fn content_type(request: &Request) -> Option<&str> {
-    request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
 }

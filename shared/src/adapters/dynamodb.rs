@@ -156,12 +156,7 @@ impl OrderStore for DynamoOrderStore {
             .send()
             .await
             .map_err(classify)?;
-        Ok(output
-            .items()
-            .iter()
-            .filter_map(|item| string(item, "order_number"))
-            .filter_map(|number| OrderNumber::parse(&number).ok())
-            .collect())
+        Ok(order_numbers(output.items()))
     }
 
     async fn orders_with_platform_order(
@@ -182,13 +177,17 @@ impl OrderStore for DynamoOrderStore {
             .send()
             .await
             .map_err(classify)?;
-        Ok(output
-            .items()
-            .iter()
-            .filter_map(|item| string(item, "order_number"))
-            .filter_map(|number| OrderNumber::parse(&number).ok())
-            .collect())
+        Ok(order_numbers(output.items()))
     }
+}
+
+/// The order numbers of index query results (the indexes project only keys).
+fn order_numbers(items: &[Item]) -> Vec<OrderNumber> {
+    items
+        .iter()
+        .filter_map(|item| string(item, "order_number"))
+        .filter_map(|number| OrderNumber::parse(&number).ok())
+        .collect()
 }
 
 /// Throttling and transport failures may pass; anything else will not.
