@@ -5,9 +5,11 @@
 //! JSON path and keep prices exact. So the body is split into
 //! [`RawValue`]s (which keep each value's source text) and read field by field.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::fmt;
 
 use rust_decimal::prelude::ToPrimitive;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::FieldError;
@@ -23,21 +25,28 @@ pub(crate) fn root_object(body: &[u8]) -> Result<Object<'_>, FieldError> {
             "the body is empty; send the order as a JSON object",
         ));
     }
+    // One pass when the body is an object, as it nearly always is; the second
+    // pass only words the refusal of anything else.
+    let not_members = match serde_json::from_str::<Members<'_>>(text) {
+        Ok(members) => {
+            return Ok(Object {
+                path: String::new(),
+                members,
+            });
+        }
+        Err(err) => err,
+    };
     let raw: &RawValue = serde_json::from_str(text).map_err(|err| syntax_problem(text, &err))?;
-    if kind(raw) != Kind::Object {
-        return Err(FieldError::new(
-            "$",
-            format!(
-                "the body must be a JSON object, not {}",
-                kind(raw).article()
-            ),
-        ));
+    if kind(raw) == Kind::Object {
+        return Err(syntax_problem(text, &not_members));
     }
-    let fields = serde_json::from_str(raw.get()).map_err(|err| syntax_problem(text, &err))?;
-    Ok(Object {
-        path: String::new(),
-        fields,
-    })
+    Err(FieldError::new(
+        "$",
+        format!(
+            "the body must be a JSON object, not {}",
+            kind(raw).article()
+        ),
+    ))
 }
 
 /// Says where and what the syntax error is. serde_json names most causes
@@ -133,10 +142,11 @@ fn json_number(text: &str) -> Option<rust_decimal::Decimal> {
 #[derive(Debug)]
 pub(crate) struct Object<'a> {
     path: String,
-    fields: BTreeMap<String, &'a RawValue>,
+    members: Members<'a>,
 }
 
 impl<'a> Object<'a> {
+    /// The JSON path of `key`, built only when a problem is reported there.
     pub(crate) fn path_of(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_owned()
@@ -147,10 +157,79 @@ impl<'a> Object<'a> {
 
     /// The value of `key`; absent and `null` are the same to us.
     fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.fields
+        self.members
             .get(key)
-            .copied()
             .filter(|raw| kind(raw) != Kind::Null)
+    }
+}
+
+/// An object's members in source order, keys borrowed from the body unless
+/// they contain escapes. A dozen keys are found faster by a scan than in a
+/// map, and nothing is allocated for them.
+#[derive(Debug)]
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Members<'a> {
+    /// The value of `key`; when a key is repeated the last one counts, as in
+    /// most JSON parsers.
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(name, _)| name == key)
+            .map(|(_, raw)| *raw)
+    }
+}
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(Key(name)) = map.next_key()? {
+                    members.push((name, map.next_value()?));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+/// An object key, borrowed from the body when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The content of a JSON string's source text: borrowed when it has no
+/// escapes (nearly always), decoded otherwise.
+fn string_content(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
+    let text = raw.get();
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Ok(Cow::Borrowed(inner)),
+        _ => serde_json::from_str::<String>(text).map(Cow::Owned),
     }
 }
 
@@ -178,26 +257,29 @@ impl Reader {
     /// ERPs commonly send `""` for "no value".
     pub(crate) fn text(&mut self, obj: &Object<'_>, key: &str, max_chars: usize) -> Option<String> {
         let raw = obj.get(key)?;
-        let path = obj.path_of(key);
         if kind(raw) != Kind::String {
-            self.wrong_type(path, "a string", raw);
+            self.wrong_type(obj.path_of(key), "a string", raw);
             return None;
         }
-        let value: String = match serde_json::from_str(raw.get()) {
+        let value = match string_content(raw) {
             Ok(value) => value,
             Err(err) => {
-                self.problem(path, format!("is not a valid string ({err})"));
+                self.problem(obj.path_of(key), format!("is not a valid string ({err})"));
                 return None;
             }
         };
         if value.trim().is_empty() {
             return None;
         }
-        if value.chars().count() > max_chars {
-            self.problem(path, format!("must be at most {max_chars} characters"));
+        // Bytes bound characters from above: count only when it can matter.
+        if value.len() > max_chars && value.chars().count() > max_chars {
+            self.problem(
+                obj.path_of(key),
+                format!("must be at most {max_chars} characters"),
+            );
             return None;
         }
-        Some(value)
+        Some(value.into_owned())
     }
 
     /// Like [`Reader::text`], but absence is a problem too.
@@ -219,15 +301,17 @@ impl Reader {
         max_chars: usize,
         because: &str,
     ) -> Option<String> {
-        let present = obj.get(key).is_some();
         let value = self.text(obj, key, max_chars);
-        if value.is_none() && !self.has_problem_at(&obj.path_of(key)) {
-            let why = if present {
-                "must not be empty"
-            } else {
-                "is required"
-            };
-            self.problem(obj.path_of(key), format!("{why}{because}"));
+        if value.is_none() {
+            let path = obj.path_of(key);
+            if !self.has_problem_at(&path) {
+                let why = if obj.get(key).is_some() {
+                    "must not be empty"
+                } else {
+                    "is required"
+                };
+                self.problem(path, format!("{why}{because}"));
+            }
         }
         value
     }
@@ -252,15 +336,15 @@ impl Reader {
     /// counts integers) that fits in `u32`.
     pub(crate) fn integer(&mut self, obj: &Object<'_>, key: &str) -> Option<u32> {
         let raw = obj.get(key)?;
-        let path = obj.path_of(key);
         if kind(raw) != Kind::Number {
-            self.wrong_type(path, "an integer", raw);
+            self.wrong_type(obj.path_of(key), "an integer", raw);
             return None;
         }
         let text = raw.get();
         if let Ok(value) = text.parse::<u32>() {
             return Some(value);
         }
+        let path = obj.path_of(key);
         match json_number(text) {
             Some(value) if value.is_sign_negative() && !value.is_zero() => {
                 self.problem(path, "must not be negative");
@@ -289,9 +373,10 @@ impl Reader {
             Kind::Number => {
                 Some(json_number(raw.get()).map_or_else(|| raw.get().to_owned(), |n| n.to_string()))
             }
-            Kind::String => serde_json::from_str::<String>(raw.get())
+            Kind::String => string_content(raw)
                 .ok()
-                .filter(|text| !text.trim().is_empty()),
+                .filter(|text| !text.trim().is_empty())
+                .map(Cow::into_owned),
             _ => {
                 self.wrong_type(obj.path_of(key), "a number or a decimal string", raw);
                 None
@@ -301,8 +386,7 @@ impl Reader {
 
     pub(crate) fn object<'a>(&mut self, obj: &Object<'a>, key: &str) -> Option<Object<'a>> {
         let raw = obj.get(key)?;
-        let path = obj.path_of(key);
-        self.as_object(raw, path)
+        self.as_object(raw, obj.path_of(key))
     }
 
     fn as_object<'a>(&mut self, raw: &'a RawValue, path: String) -> Option<Object<'a>> {
@@ -311,7 +395,7 @@ impl Reader {
             return None;
         }
         match serde_json::from_str(raw.get()) {
-            Ok(fields) => Some(Object { path, fields }),
+            Ok(members) => Some(Object { path, members }),
             Err(err) => {
                 self.problem(path, format!("is not a valid object ({err})"));
                 None

@@ -12,7 +12,10 @@ use crate::lifecycle::{Applied, Impossible, Progress, WarehouseEvent};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRecord {
     pub order: Order,
-    /// SHA-256 of the canonical request: tells an identical replay (200) from a
+    /// `order` as canonical JSON, made once when the order is accepted: the
+    /// text that is hashed and stored (the order never changes afterwards).
+    pub order_json: String,
+    /// SHA-256 of `order_json`: tells an identical replay (200) from a
     /// conflicting one (409) without comparing whole orders.
     pub request_hash: String,
     pub status: OrderStatus,
@@ -39,8 +42,10 @@ impl OrderRecord {
     /// A new order, `pending`, accepted at `now`.
     #[must_use]
     pub fn accept(order: Order, findings: Vec<FieldError>, now: DateTime<Utc>) -> Self {
+        let order_json = canonical_json(&order);
         let mut record = Self {
-            request_hash: request_hash(&order),
+            request_hash: request_hash(&order_json),
+            order_json,
             callback: Callback::new(order.platform_type.callback().is_some()),
             order,
             status: OrderStatus::Pending,
@@ -142,15 +147,21 @@ impl OrderRecord {
     }
 }
 
-/// The hash of the order's canonical JSON. The struct serialises its fields in
+/// The order's canonical JSON. The struct serialises its fields in
 /// declaration order and normalises prices and platform names, so two requests
-/// that differ only in key order, spacing or number notation hash alike.
-#[must_use]
-pub fn request_hash(order: &Order) -> String {
-    let canonical =
-        serde_json::to_vec(order).expect("an order has only string keys and always serialises");
-    let digest = Sha256::digest(&canonical);
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+/// that differ only in key order, spacing or number notation are alike.
+fn canonical_json(order: &Order) -> String {
+    serde_json::to_string(order).expect("an order has only string keys and always serialises")
+}
+
+/// SHA-256 of the canonical JSON, in lowercase hex.
+fn request_hash(canonical: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    Sha256::digest(canonical.as_bytes())
+        .iter()
+        .flat_map(|byte| [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]])
+        .map(char::from)
+        .collect()
 }
 
 /// Timestamps as the API shows them: RFC 3339, UTC, whole seconds.

@@ -267,7 +267,7 @@ fn to_item(record: &OrderRecord) -> Item {
         ("request_hash".into(), s(&record.request_hash)),
         ("status".into(), s(record.status.as_str())),
         ("created_at".into(), s(&format_time(record.created_at))),
-        ("order".into(), s(&json(order))),
+        ("order".into(), s(&record.order_json)),
         ("version".into(), n(record.version)),
         ("progress".into(), s(&json(&record.progress))),
         ("callback".into(), s(&json(&record.callback))),
@@ -294,8 +294,8 @@ fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
     };
     let required = |name: &str| string(item, name).ok_or_else(|| corrupt(format!("no {name}")));
 
-    let order: Order =
-        serde_json::from_str(&required("order")?).map_err(|err| corrupt(err.to_string()))?;
+    let order_json = required("order")?;
+    let order: Order = serde_json::from_str(&order_json).map_err(|err| corrupt(err.to_string()))?;
     let findings: Vec<FieldError> = match string(item, "findings") {
         Some(findings) => {
             serde_json::from_str(&findings).map_err(|err| corrupt(err.to_string()))?
@@ -317,6 +317,7 @@ fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
     };
     Ok(OrderRecord {
         order,
+        order_json,
         request_hash: required("request_hash")?,
         status: required("status")?.parse().map_err(corrupt)?,
         created_at,
