@@ -157,9 +157,7 @@ impl<'a> Object<'a> {
 
     /// The value of `key`; absent and `null` are the same to us.
     fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.members
-            .get(key)
-            .filter(|raw| kind(raw) != Kind::Null)
+        self.members.get(key).filter(|raw| kind(raw) != Kind::Null)
     }
 }
 

@@ -121,7 +121,9 @@ impl TestApp {
             partner: None,
             erp_key,
             wms_key,
-            http: reqwest::Client::new(),
+            http: shared::adapters::https::reqwest_builder()
+                .build()
+                .expect("an HTTP client"),
             tasks: vec![server],
         }
     }

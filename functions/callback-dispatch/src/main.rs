@@ -14,7 +14,7 @@ use shared::ports::SystemClock;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::adapters::https::aws_config().await?;
     let token = callback_token(&aws).await?;
     let partner = HttpPartner::new(
         &config.callback_url,

@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
         Err(_) => 5,
     };
     let grace = Duration::from_secs(grace_minutes * 60);
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::adapters::https::aws_config().await?;
     let store = DynamoOrderStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
         required_env("ORDERS_TABLE")?,

@@ -7,7 +7,7 @@ use order_intake::{Config, OrderApi};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::adapters::https::aws_config().await?;
     let api = OrderApi::new(
         config,
         aws_sdk_dynamodb::Client::new(&aws),

@@ -253,7 +253,7 @@ pub async fn dispatch(
         return Err(format!("{} orders could not be created", created.errors));
     }
 
-    let raw_client = reqwest::Client::builder()
+    let raw_client = shared::adapters::https::reqwest_builder()
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(10))
         .build()

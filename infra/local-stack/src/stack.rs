@@ -60,7 +60,9 @@ impl Stack {
                  start it through `make run` / `make test` (infra/local/emulators.sh exec -- …)"
             )));
         }
-        let aws = aws_config::load_from_env().await;
+        let aws = shared::adapters::https::aws_config()
+            .await
+            .map_err(Error::aws)?;
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);
         let resources = provision(&Template::project()?, &dynamodb, &sqs, prefix).await?;

@@ -2,6 +2,7 @@
 
 pub mod dynamodb;
 pub mod dynamodb_keys;
+pub mod https;
 pub mod partner_http;
 pub mod sqs;
 

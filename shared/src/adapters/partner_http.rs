@@ -42,7 +42,7 @@ impl HttpPartner {
         bearer.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, bearer);
-        let client = reqwest::Client::builder()
+        let client = super::https::reqwest_builder()
             .default_headers(headers)
             .connect_timeout(connect_timeout)
             .timeout(timeout)

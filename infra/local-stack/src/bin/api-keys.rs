@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &[String]) -> Result<(), Failure> {
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::adapters::https::aws_config().await?;
     let store = DynamoKeyStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
         required_env("API_KEYS_TABLE")?,

@@ -1,0 +1,154 @@
+//! Every outbound connection, the AWS SDK's and the partner's, goes through
+//! reqwest on one TLS stack: rustls on *ring*, trusting Mozilla's roots
+//! compiled into the binary.
+//!
+//! Why not the SDK's default client (hyper + rustls on aws-lc, system roots):
+//! parsing the system's root certificates costs ≈ 7 ms per process and
+//! reqwest's verifier parsed them a second time, both inside the cold start,
+//! and two TLS stacks made the largest bootstrap 10.6 MB (issue 5,
+//! docs/benchmarks.md). The AWS endpoints and the partner's callback API are
+//! public HTTPS endpoints that Mozilla's roots cover; to trust a private CA or
+//! an inspecting proxy as well, set `SSL_CERT_FILE` to its PEM bundle.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+/// The SDK's own default, kept: how long to wait for a TCP + TLS connection.
+const AWS_CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// The AWS configuration from the environment (region, credentials, endpoint
+/// overrides such as `AWS_ENDPOINT_URL_DYNAMODB`), on the shared TLS stack.
+pub async fn aws_config() -> Result<SdkConfig, reqwest::Error> {
+    let client = reqwest_builder()
+        .connect_timeout(AWS_CONNECT_TIMEOUT)
+        .build()?;
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .http_client(SharedHttpClient::new(SdkHttpClient { client }))
+        .load()
+        .await)
+}
+
+/// A reqwest client builder on the shared TLS stack (reqwest is built without
+/// a crypto provider of its own, so every reqwest client starts here).
+pub fn reqwest_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().tls_backend_preconfigured(TLS.clone())
+}
+
+static TLS: LazyLock<rustls::ClientConfig> = LazyLock::new(|| {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(bundle) = std::env::var_os("SSL_CERT_FILE") {
+        match CertificateDer::pem_file_iter(&bundle).and_then(Iterator::collect::<Result<_, _>>) {
+            Ok(extra) => {
+                let extra: Vec<CertificateDer<'static>> = extra;
+                let (added, ignored) = roots.add_parsable_certificates(extra);
+                tracing::info!(
+                    added,
+                    ignored,
+                    "trusting the certificates of SSL_CERT_FILE too"
+                );
+            }
+            Err(err) => {
+                tracing::warn!(%err, "SSL_CERT_FILE is unreadable; trusting Mozilla's roots only");
+            }
+        }
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+});
+
+/// The SDK's HTTP client: one reqwest client (one connection pool) for every
+/// SDK client built from the same [`SdkConfig`].
+#[derive(Debug)]
+struct SdkHttpClient {
+    client: reqwest::Client,
+}
+
+impl HttpClient for SdkHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(SdkConnector {
+            client: self.client.clone(),
+            read_timeout: settings.read_timeout(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct SdkConnector {
+    client: reqwest::Client,
+    read_timeout: Option<Duration>,
+}
+
+impl HttpConnector for SdkConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let client = self.client.clone();
+        let read_timeout = self.read_timeout;
+        HttpConnectorFuture::new(async move {
+            let request = to_reqwest(request, read_timeout)?;
+            let response = client.execute(request).await.map_err(connector_error)?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(connector_error)?;
+            let mut http = http::Response::new(SdkBody::from(body));
+            *http.status_mut() = status;
+            *http.headers_mut() = headers;
+            HttpResponse::try_from(http).map_err(|err| ConnectorError::other(err.into(), None))
+        })
+    }
+}
+
+/// The SDK's request as reqwest's; SDK bodies for DynamoDB, SQS and Secrets
+/// Manager are always in memory.
+fn to_reqwest(
+    request: HttpRequest,
+    read_timeout: Option<Duration>,
+) -> Result<reqwest::Request, ConnectorError> {
+    let request = request
+        .try_into_http1x()
+        .map_err(|err| ConnectorError::other(err.into(), None))?;
+    let (parts, body) = request.into_parts();
+    let bytes = body
+        .bytes()
+        .ok_or_else(|| {
+            ConnectorError::other("streaming request bodies are not supported".into(), None)
+        })?
+        .to_vec();
+    let mut request = reqwest::Request::try_from(http::Request::from_parts(parts, bytes))
+        .map_err(|err| ConnectorError::other(err.into(), None))?;
+    // reqwest bounds the whole exchange, a little stricter than a read timeout;
+    // the SDK sets none by default, and its operation timeouts still apply.
+    *request.timeout_mut() = read_timeout;
+    Ok(request)
+}
+
+/// Transport failures as the SDK's retry rules know them: timeouts and I/O
+/// errors are retried, anything else is not.
+fn connector_error(err: reqwest::Error) -> ConnectorError {
+    if err.is_timeout() {
+        ConnectorError::timeout(err.into())
+    } else if err.is_connect() || err.is_request() || err.is_body() {
+        ConnectorError::io(err.into())
+    } else {
+        ConnectorError::other(err.into(), None)
+    }
+}
