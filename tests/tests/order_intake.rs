@@ -195,6 +195,26 @@ async fn the_same_marketplace_order_under_a_new_number_is_found_through_the_inde
 }
 
 #[tokio::test]
+async fn a_duplicate_marketplace_order_is_accepted_and_its_finding_is_stored_with_it() {
+    let app = TestApp::spawn().await;
+    app.post_order(&sample_order()).await;
+    let mut again = sample_order();
+    again["package"]["order_number"] = json!("mabang-test003");
+
+    let created = app.post_order(&again).await;
+    let stored = app.get_order("mabang-test003").await;
+
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    for reply in [&created, &stored] {
+        let message = reply.body["data"]["status_message"].as_str().unwrap();
+        assert!(
+            message.contains("platform_order_number: client 20 already sent this marketplace order as mabang-test002"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn another_clients_marketplace_order_number_is_not_a_duplicate() {
     let app = TestApp::spawn().await;
     app.post_order(&sample_order()).await;

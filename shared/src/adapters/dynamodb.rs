@@ -112,18 +112,26 @@ impl OrderStore for DynamoOrderStore {
             .expression_attribute_values(":progress", s(&json(&record.progress)))
             .expression_attribute_values(":callback", s(&json(&record.callback)))
             .expression_attribute_values(":callback_status", s(record.callback.status.as_str()));
-        let update = match outbox_due_at(&record.callback) {
+        let mut remove = Vec::new();
+        match outbox_due_at(&record.callback) {
             Some(due_at) => {
                 set.extend(["callback_outbox = :outbox", "callback_due_at = :due_at"]);
                 request = request
                     .expression_attribute_values(":outbox", s(OUTBOX))
                     .expression_attribute_values(":due_at", s(&due_at));
-                format!("SET {}", set.join(", "))
             }
-            None => format!(
-                "SET {} REMOVE callback_outbox, callback_due_at",
-                set.join(", ")
-            ),
+            None => remove.extend(["callback_outbox", "callback_due_at"]),
+        }
+        if record.findings.is_empty() {
+            remove.push("findings");
+        } else {
+            set.push("findings = :findings");
+            request = request.expression_attribute_values(":findings", s(&json(&record.findings)));
+        }
+        let update = if remove.is_empty() {
+            format!("SET {}", set.join(", "))
+        } else {
+            format!("SET {} REMOVE {}", set.join(", "), remove.join(", "))
         };
         match request.update_expression(update).send().await {
             Ok(_) => {

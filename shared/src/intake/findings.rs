@@ -18,7 +18,7 @@ pub fn check(order: &Order, warehouses: &Warehouses) -> Vec<FieldError> {
         note(
             "centre_code",
             format!(
-                "unknown warehouse {:?}; known: {}",
+                "unknown warehouse \"{}\"; known: {}",
                 order.centre_code,
                 known.join(", ")
             ),
@@ -27,7 +27,7 @@ pub fn check(order: &Order, warehouses: &Warehouses) -> Vec<FieldError> {
     if let Platform::Other(other) = &order.platform_type {
         note(
             "platform_type",
-            format!("{other:?} is not one of shopee, lazada, tiktok, tokopedia, temu, ebay"),
+            format!("\"{other}\" is not one of shopee, lazada, tiktok, tokopedia, temu, ebay"),
         );
     }
     let receiver = &order.receiver;
@@ -51,7 +51,7 @@ pub fn check(order: &Order, warehouses: &Warehouses) -> Vec<FieldError> {
         match &item.currency {
             Some(currency) if !is_currency_code(currency) => note(
                 &format!("items[{index}].currency"),
-                format!("{currency:?} is not an ISO 4217 currency code"),
+                format!("\"{currency}\" is not an ISO 4217 currency code"),
             ),
             None if item.unit_price.is_some() => note(
                 &format!("items[{index}].currency"),
@@ -100,7 +100,7 @@ fn country(note: &mut impl FnMut(&str, String), field: &str, code: Option<&str>)
     {
         note(
             field,
-            format!("{code:?} is not an ISO 3166-1 alpha-2 country code"),
+            format!("\"{code}\" is not an ISO 3166-1 alpha-2 country code"),
         );
     }
 }

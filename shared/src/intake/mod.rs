@@ -9,9 +9,10 @@ pub use parse::{OrderRequest, parse_order};
 use crate::auth::Principal;
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
-use crate::error::{FieldError, IntakeError};
+use crate::error::{FieldError, IntakeError, StoreError};
 use crate::ports::{CallbackQueue, Clock, Insert, OrderStore};
 use crate::record::OrderRecord;
+use crate::update::{Change, update_order};
 use crate::view::OrderView;
 
 /// What became of an accepted order.
@@ -56,15 +57,43 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
             });
         }
         let mut findings = findings::check(&order, &self.warehouses);
-        if let Some(finding) = self.duplicate_platform_order(&order).await? {
-            findings.push(finding);
-        }
-        if real_time_response && !findings.is_empty() {
-            return Err(IntakeError::Unprocessable(findings));
+        if real_time_response {
+            // Every finding refuses the order, so the duplicate check must come first.
+            if let Some(finding) = self.duplicate_platform_order(&order).await? {
+                findings.push(finding);
+            }
+            if !findings.is_empty() {
+                return Err(IntakeError::Unprocessable(findings));
+            }
+            let record = OrderRecord::accept(order, findings, self.clock.now());
+            let inserted = self.store.insert_new(&record).await?;
+            return self.answer(record, inserted).await;
         }
 
-        let record = OrderRecord::accept(order, findings, self.clock.now());
-        match self.store.insert_new(&record).await? {
+        // A finding is only recorded here, so the duplicate check (an index
+        // query) runs beside the write instead of before it: one round trip
+        // of latency instead of two.
+        let mut record = OrderRecord::accept(order, findings, self.clock.now());
+        let (inserted, duplicate) = tokio::join!(
+            self.store.insert_new(&record),
+            self.duplicate_platform_order(&record.order)
+        );
+        let inserted = inserted?;
+        if inserted == Insert::Inserted {
+            match duplicate {
+                Ok(Some(finding)) => self.record_finding(&mut record, finding).await,
+                Ok(None) => {}
+                Err(err) => tracing::warn!(order_number = %record.order.order_number,
+                    error = %err, "duplicate-order check failed; the order is stored without it"),
+            }
+        }
+        self.answer(record, inserted).await
+    }
+
+    /// The answer to an insert: created (and its callback queued when it is
+    /// already due), replayed, or in conflict with the stored order.
+    async fn answer(&self, record: OrderRecord, inserted: Insert) -> Result<Accepted, IntakeError> {
+        match inserted {
             Insert::Inserted => {
                 let number = &record.order.order_number;
                 tracing::info!(order_number = %number, "order accepted");
@@ -85,6 +114,22 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
                 tracing::warn!(order_number = %record.order.order_number, "conflicting order refused");
                 Err(IntakeError::Conflict(record.order.order_number))
             }
+        }
+    }
+
+    /// Adds a finding to an order just stored. The order is accepted either
+    /// way: if this write fails, only the hint is lost (and logged).
+    async fn record_finding(&self, record: &mut OrderRecord, finding: FieldError) {
+        let number = record.order.order_number.clone();
+        record.findings.push(finding.clone());
+        let saved = update_order(&self.store, &number, |stored| {
+            stored.findings.push(finding.clone());
+            Ok::<_, StoreError>(Change::Save(()))
+        })
+        .await;
+        if let Err(err) = saved {
+            tracing::warn!(order_number = %number, error = %err,
+                "duplicate-order finding not recorded on the stored order");
         }
     }
 
