@@ -8,7 +8,8 @@
 //! - [`ports`]: the traits the core needs; [`adapters`]: their AWS implementations.
 //! - [`error`]: one error enum per layer; [`api`]: the single place that turns
 //!   errors into HTTP status codes and the `{code, data, message}` envelope.
-//! - [`config`]: typed configuration read once at start-up.
+//! - [`config`]: typed configuration read once at start-up; [`logging`]: the
+//!   functions' log set-up.
 
 pub mod adapters;
 pub mod api;
@@ -19,6 +20,7 @@ pub mod domain;
 pub mod error;
 pub mod intake;
 pub mod lifecycle;
+pub mod logging;
 pub mod ports;
 mod reader;
 pub mod record;

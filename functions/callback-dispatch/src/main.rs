@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use callback_dispatch::{Config, DispatchHandler};
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::{DynamoOrderStore, HttpPartner};
 use shared::callback::Dispatcher;
 use shared::ports::SystemClock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init();
     let config = Config::from_env()?;
     let aws = shared::adapters::https::aws_config().await?;
     let token = callback_token(&aws).await?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::adapters::{DynamoOrderStore, SqsCallbackQueue};
 use shared::callback::sweep::sweep;
 use shared::config::{ConfigError, required_env};
@@ -11,7 +11,7 @@ use shared::ports::SystemClock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init();
     let grace_minutes: u64 = match std::env::var("SWEEP_GRACE_MINUTES") {
         Ok(minutes) => minutes.parse().map_err(|_| ConfigError::Invalid {
             name: "SWEEP_GRACE_MINUTES",

@@ -1,11 +1,11 @@
 //! Lambda entry point: read config, build the SDK clients once, serve.
 
-use lambda_http::{Error, run, service_fn, tracing};
+use lambda_http::{Error, run, service_fn};
 use warehouse_events::{Config, EventsApi};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init();
     let config = Config::from_env()?;
     let aws = shared::adapters::https::aws_config().await?;
     let api = EventsApi::new(
