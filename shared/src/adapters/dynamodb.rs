@@ -269,7 +269,8 @@ pub fn item_for(record: &OrderRecord) -> HashMap<String, AttributeValue> {
 
 fn to_item(record: &OrderRecord) -> Item {
     let order = &record.order;
-    let mut item = Item::from([
+    let mut item = Item::with_capacity(14);
+    item.extend([
         ("order_number".into(), s(order.order_number.as_str())),
         ("client_code".into(), s(&order.client_code)),
         ("request_hash".into(), s(&record.request_hash)),
