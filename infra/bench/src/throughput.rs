@@ -296,46 +296,36 @@ pub async fn dispatch(
                 round.iter().map(|c| c.len()).sum::<usize>()
             ));
         }
-        let mut run = Run::default();
-        let started = Instant::now();
-        for requests in received.chunks(batch) {
-            let began = Instant::now();
-            let answers = futures::future::join_all(
+        raw.absorb(
+            timed_batches(received.chunks(batch).map(|requests| {
                 requests
                     .iter()
-                    .map(|request| sent(raw_post(&raw_client, &partner.url, request))),
-            )
-            .await;
-            let took = began.elapsed();
-            for ok in answers {
-                run.latencies.push(took);
-                run.errors += usize::from(!ok);
-            }
-        }
-        run.wall = started.elapsed();
-        raw.absorb(run);
+                    .map(|request| sent(raw_post(&raw_client, &partner.url, request)))
+                    .collect()
+            }))
+            .await,
+        );
         partner.take();
 
         // The same requests again, with the handler's DynamoDB calls around each.
-        let mut run = Run::default();
-        let started = Instant::now();
-        for (requests, chunk) in received.chunks(batch).zip(round.iter()) {
-            let began = Instant::now();
-            let answers = futures::future::join_all(requests.iter().zip(chunk.iter()).map(
-                |(request, number)| {
-                    let post = raw_post(&raw_client, &partner.url, request);
-                    claim_post_record(&stack.dynamodb, table, number, post)
-                },
-            ))
-            .await;
-            let took = began.elapsed();
-            for ok in answers {
-                run.latencies.push(took);
-                run.errors += usize::from(!ok);
-            }
-        }
-        run.wall = started.elapsed();
-        same_calls.absorb(run);
+        same_calls.absorb(
+            timed_batches(
+                received
+                    .chunks(batch)
+                    .zip(round.iter())
+                    .map(|(requests, chunk)| {
+                        requests
+                            .iter()
+                            .zip(chunk.iter())
+                            .map(|(request, number)| {
+                                let post = raw_post(&raw_client, &partner.url, request);
+                                claim_post_record(&stack.dynamodb, table, number, post)
+                            })
+                            .collect()
+                    }),
+            )
+            .await,
+        );
         partner.take();
     }
     #[allow(clippy::cast_precision_loss)]
@@ -358,6 +348,24 @@ pub async fn dispatch(
         result.same_calls.per_second,
     );
     Ok(result)
+}
+
+/// Runs `batches` one after another, the futures of each concurrently; every
+/// callback counts with its batch's latency, as in the handler's runs.
+async fn timed_batches<F: Future<Output = bool>>(batches: impl Iterator<Item = Vec<F>>) -> Run {
+    let mut run = Run::default();
+    let started = Instant::now();
+    for batch in batches {
+        let began = Instant::now();
+        let answers = futures::future::join_all(batch).await;
+        let took = began.elapsed();
+        for ok in answers {
+            run.latencies.push(took);
+            run.errors += usize::from(!ok);
+        }
+    }
+    run.wall = started.elapsed();
+    run
 }
 
 /// The partner request the handler made, posted again with raw reqwest.
