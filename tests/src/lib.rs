@@ -122,7 +122,7 @@ impl TestApp {
             erp_key,
             wms_key,
             http: shared::adapters::https::reqwest_builder()
-                .build()
+                .and_then(|builder| Ok(builder.build()?))
                 .expect("an HTTP client"),
             tasks: vec![server],
         }

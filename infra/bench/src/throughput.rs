@@ -261,6 +261,7 @@ pub async fn dispatch(
     }
 
     let raw_client = shared::adapters::https::reqwest_builder()
+        .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(10))
         .build()

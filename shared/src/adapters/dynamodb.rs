@@ -122,6 +122,8 @@ impl OrderStore for DynamoOrderStore {
             }
             None => remove.extend(["callback_outbox", "callback_due_at"]),
         }
+        // Every save follows a consistent read of the whole record, so the
+        // findings written back are the stored ones plus any just added.
         if record.findings.is_empty() {
             remove.push("findings");
         } else {

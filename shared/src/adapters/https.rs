@@ -27,12 +27,34 @@ use rustls::pki_types::pem::PemObject;
 
 /// The SDK's own default, kept: how long to wait for a TCP + TLS connection.
 const AWS_CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+/// Longest silence while reading an AWS response before the attempt fails
+/// (the SDK retries it): a stalled connection must not hold a function until
+/// its own timeout. Above SQS's 20 s long poll.
+const AWS_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why outbound HTTPS cannot be set up: a start-up error, never a request's.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpsSetupError {
+    #[error(transparent)]
+    CertFile(#[from] CertFileError),
+    #[error("cannot build the HTTP client")]
+    Client(#[from] reqwest::Error),
+}
+
+/// `SSL_CERT_FILE` is set but adds no certificate.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("SSL_CERT_FILE {path}: {reason}")]
+pub struct CertFileError {
+    path: String,
+    reason: String,
+}
 
 /// The AWS configuration from the environment (region, credentials, endpoint
 /// overrides such as `AWS_ENDPOINT_URL_DYNAMODB`), on the shared TLS stack.
-pub async fn aws_config() -> Result<SdkConfig, reqwest::Error> {
-    let client = reqwest_builder()
+pub async fn aws_config() -> Result<SdkConfig, HttpsSetupError> {
+    let client = reqwest_builder()?
         .connect_timeout(AWS_CONNECT_TIMEOUT)
+        .read_timeout(AWS_READ_TIMEOUT)
         .build()?;
     Ok(aws_config::defaults(BehaviorVersion::latest())
         .http_client(SharedHttpClient::new(SdkHttpClient { client }))
@@ -41,36 +63,48 @@ pub async fn aws_config() -> Result<SdkConfig, reqwest::Error> {
 }
 
 /// A reqwest client builder on the shared TLS stack (reqwest is built without
-/// a crypto provider of its own, so every reqwest client starts here).
-pub fn reqwest_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder().tls_backend_preconfigured(TLS.clone())
+/// a crypto provider of its own, so every reqwest client starts here). No
+/// redirects are followed: neither AWS nor the partner API sends any on
+/// purpose, and a followed one would carry signed headers elsewhere or turn a
+/// POST into a GET.
+pub fn reqwest_builder() -> Result<reqwest::ClientBuilder, HttpsSetupError> {
+    let tls = TLS.as_ref().map_err(CertFileError::clone)?;
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.clone())
+        .redirect(reqwest::redirect::Policy::none()))
 }
 
-static TLS: LazyLock<rustls::ClientConfig> = LazyLock::new(|| {
+static TLS: LazyLock<Result<rustls::ClientConfig, CertFileError>> = LazyLock::new(|| {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    if let Some(bundle) = std::env::var_os("SSL_CERT_FILE") {
-        match CertificateDer::pem_file_iter(&bundle).and_then(Iterator::collect::<Result<_, _>>) {
-            Ok(extra) => {
-                let extra: Vec<CertificateDer<'static>> = extra;
-                let (added, ignored) = roots.add_parsable_certificates(extra);
-                tracing::info!(
-                    added,
-                    ignored,
-                    "trusting the certificates of SSL_CERT_FILE too"
-                );
-            }
-            Err(err) => {
-                tracing::warn!(%err, "SSL_CERT_FILE is unreadable; trusting Mozilla's roots only");
-            }
+    if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
+        // Set but unusable is a configuration error: without it the calls
+        // it was meant for would fail certificate checks one by one.
+        let refuse = |reason: String| CertFileError {
+            path: path.to_string_lossy().into_owned(),
+            reason,
+        };
+        let extra: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
+            .and_then(Iterator::collect)
+            .map_err(|err| refuse(err.to_string()))?;
+        let (added, ignored) = roots.add_parsable_certificates(extra);
+        if added == 0 {
+            return Err(refuse("no usable certificate in it".into()));
         }
+        tracing::info!(
+            added,
+            ignored,
+            "trusting the certificates of SSL_CERT_FILE too"
+        );
     }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 });
 
 /// The SDK's HTTP client: one reqwest client (one connection pool) for every
@@ -81,14 +115,16 @@ struct SdkHttpClient {
 }
 
 impl HttpClient for SdkHttpClient {
+    /// One connector for all settings: the timeouts are the client's
+    /// (connect 3.1 s as the SDK's default, 30 s read silence), and the SDK's
+    /// operation timeouts still apply on top.
     fn http_connector(
         &self,
-        settings: &HttpConnectorSettings,
+        _settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
         SharedHttpConnector::new(SdkConnector {
             client: self.client.clone(),
-            read_timeout: settings.read_timeout(),
         })
     }
 }
@@ -96,15 +132,13 @@ impl HttpClient for SdkHttpClient {
 #[derive(Debug)]
 struct SdkConnector {
     client: reqwest::Client,
-    read_timeout: Option<Duration>,
 }
 
 impl HttpConnector for SdkConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let client = self.client.clone();
-        let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
-            let request = to_reqwest(request, read_timeout)?;
+            let request = to_reqwest(request)?;
             let response = client.execute(request).await.map_err(connector_error)?;
             let status = response.status();
             let headers = response.headers().clone();
@@ -119,10 +153,7 @@ impl HttpConnector for SdkConnector {
 
 /// The SDK's request as reqwest's; SDK bodies for DynamoDB, SQS and Secrets
 /// Manager are always in memory.
-fn to_reqwest(
-    request: HttpRequest,
-    read_timeout: Option<Duration>,
-) -> Result<reqwest::Request, ConnectorError> {
+fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, ConnectorError> {
     let request = request
         .try_into_http1x()
         .map_err(|err| ConnectorError::other(err.into(), None))?;
@@ -133,12 +164,8 @@ fn to_reqwest(
             ConnectorError::other("streaming request bodies are not supported".into(), None)
         })?
         .to_vec();
-    let mut request = reqwest::Request::try_from(http::Request::from_parts(parts, bytes))
-        .map_err(|err| ConnectorError::other(err.into(), None))?;
-    // reqwest bounds the whole exchange, a little stricter than a read timeout;
-    // the SDK sets none by default, and its operation timeouts still apply.
-    *request.timeout_mut() = read_timeout;
-    Ok(request)
+    reqwest::Request::try_from(http::Request::from_parts(parts, bytes))
+        .map_err(|err| ConnectorError::other(err.into(), None))
 }
 
 /// Transport failures as the SDK's retry rules know them: timeouts and I/O

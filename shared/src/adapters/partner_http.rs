@@ -27,6 +27,8 @@ pub enum PartnerSetupError {
     BadToken,
     #[error("cannot build the HTTP client")]
     Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Https(#[from] super::https::HttpsSetupError),
 }
 
 impl HttpPartner {
@@ -42,7 +44,7 @@ impl HttpPartner {
         bearer.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, bearer);
-        let client = super::https::reqwest_builder()
+        let client = super::https::reqwest_builder()?
             .default_headers(headers)
             .connect_timeout(connect_timeout)
             .timeout(timeout)

@@ -78,13 +78,24 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
             self.store.insert_new(&record),
             self.duplicate_platform_order(&record.order)
         );
-        let inserted = inserted?;
-        if inserted == Insert::Inserted {
-            match duplicate {
-                Ok(Some(finding)) => self.record_finding(&mut record, finding).await,
-                Ok(None) => {}
-                Err(err) => tracing::warn!(order_number = %record.order.order_number,
-                    error = %err, "duplicate-order check failed; the order is stored without it"),
+        let mut inserted = inserted?;
+        let duplicate = duplicate.unwrap_or_else(|err| {
+            tracing::warn!(order_number = %record.order.order_number, error = %err,
+                "duplicate-order check failed; the order is answered without it");
+            None
+        });
+        if let Some(finding) = duplicate {
+            match &mut inserted {
+                Insert::Inserted => self.record_finding(&mut record, finding).await,
+                // The retry of a request whose first try was stored but whose
+                // finding was not (a timeout or crash in between): add it now.
+                Insert::AlreadyExists(stored)
+                    if stored.request_hash == record.request_hash
+                        && !stored.findings.iter().any(|f| f.field == finding.field) =>
+                {
+                    self.record_finding(stored, finding).await;
+                }
+                Insert::AlreadyExists(_) => {}
             }
         }
         self.answer(record, inserted).await
@@ -117,19 +128,22 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
         }
     }
 
-    /// Adds a finding to an order just stored. The order is accepted either
-    /// way: if this write fails, only the hint is lost (and logged).
+    /// Adds a finding to an order just stored; `record` becomes the saved
+    /// order. The order is accepted either way: if this write fails, only the
+    /// hint is lost (and logged), and the answer does not show it.
     async fn record_finding(&self, record: &mut OrderRecord, finding: FieldError) {
         let number = record.order.order_number.clone();
-        record.findings.push(finding.clone());
         let saved = update_order(&self.store, &number, |stored| {
             stored.findings.push(finding.clone());
             Ok::<_, StoreError>(Change::Save(()))
         })
         .await;
-        if let Err(err) = saved {
-            tracing::warn!(order_number = %number, error = %err,
-                "duplicate-order finding not recorded on the stored order");
+        match saved {
+            Ok(Some((saved, ()))) => *record = saved,
+            Ok(None) => tracing::warn!(order_number = %number,
+                "the order vanished before its duplicate-order finding was recorded"),
+            Err(err) => tracing::warn!(order_number = %number, error = %err,
+                "duplicate-order finding not recorded on the stored order"),
         }
     }
 

@@ -349,6 +349,41 @@ async fn real_time_response_rejects_every_finding_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn a_retried_duplicate_whose_finding_was_lost_gets_it_on_the_replay() {
+    let intake = intake();
+    created(intake.accept(&client(), SAMPLE.as_bytes()).await);
+    let mut second = sample();
+    second["package"]["order_number"] = json!("mabang-test003");
+    // Its first try was stored, then the function stopped before the finding was added.
+    let OrderRequest { order, .. } = parse_order(&body(&second)).unwrap();
+    let without_finding = OrderRecord::accept(order, Vec::new(), FixedClock.now());
+    intake.store.insert_new(&without_finding).await.unwrap();
+
+    let view = match intake.accept(&client(), &body(&second)).await {
+        Ok(Accepted::Replayed(view)) => view,
+        other => panic!("expected a replay, got {other:?}"),
+    };
+
+    let stored = intake
+        .store
+        .get(&OrderNumber::parse("mabang-test003").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    for findings in [&view.findings, &stored.findings] {
+        let duplicate = findings
+            .iter()
+            .find(|f| f.field == "platform_order_number")
+            .expect("the duplicate finding");
+        assert!(
+            duplicate.message.contains("mabang-test002"),
+            "{}",
+            duplicate.message
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_marketplace_order_sent_twice_under_two_numbers_is_a_finding() {
     let intake = intake();
     created(intake.accept(&client(), SAMPLE.as_bytes()).await);
