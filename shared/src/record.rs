@@ -3,6 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::auth::key::hex;
 use crate::callback::{Callback, CallbackStatus};
 use crate::domain::{Order, OrderStatus, ProcessType};
 use crate::error::FieldError;
@@ -160,12 +161,7 @@ fn canonical_json(order: &Order) -> String {
 
 /// SHA-256 of the canonical JSON, in lowercase hex.
 fn request_hash(canonical: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    Sha256::digest(canonical.as_bytes())
-        .iter()
-        .flat_map(|byte| [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]])
-        .map(char::from)
-        .collect()
+    hex(&Sha256::digest(canonical.as_bytes()))
 }
 
 /// Timestamps as the API shows them: RFC 3339, UTC, whole seconds.

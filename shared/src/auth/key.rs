@@ -95,8 +95,14 @@ fn random_hex(bytes: usize) -> Result<String, RandomnessError> {
     Ok(hex(&buffer))
 }
 
+/// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|byte| [DIGITS[usize::from(byte >> 4)], DIGITS[usize::from(byte & 0xf)]])
+        .map(char::from)
+        .collect()
 }
 
 #[cfg(test)]
