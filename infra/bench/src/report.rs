@@ -107,6 +107,11 @@ fn mb(bytes: f64) -> f64 {
     bytes / 1_000_000.0
 }
 
+/// A CPU time in µs, or a dash where it could not be measured.
+fn micros(us: Option<f64>) -> String {
+    us.map_or_else(|| "—".to_owned(), |us| format!("{us:.0} µs"))
+}
+
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "**missed**" }
 }
@@ -262,6 +267,25 @@ impl Results {
                 l.handler.per_second / l.query_put.per_second * 100.0,
             );
         }
+        out += "\nCPU time of the process per order (the handler with its SDK calls, or the raw \
+                SDK calls alone; the emulators' CPU is not counted):\n\n\
+                | Concurrency | Handler | Raw `PutItem` | Raw `Query` ∥ `PutItem` | Handler − same calls |\n\
+                | ---: | ---: | ---: | ---: | ---: |\n";
+        for l in &self.intake {
+            let difference = l
+                .handler
+                .cpu_us_per_request
+                .zip(l.query_put.cpu_us_per_request)
+                .map(|(handler, raw)| handler - raw);
+            out += &format!(
+                "| {} | {} | {} | {} | {} |\n",
+                l.concurrency,
+                micros(l.handler.cpu_us_per_request),
+                micros(l.put.cpu_us_per_request),
+                micros(l.query_put.cpu_us_per_request),
+                micros(difference),
+            );
+        }
         let errors: usize = self
             .intake
             .iter()
@@ -274,24 +298,27 @@ impl Results {
     fn dispatch(&self) -> String {
         let d = &self.dispatch;
         format!(
-            "| | Callbacks/s | Batch p50 / p99 | Failed |\n| --- | ---: | ---: | ---: |\n\
-             | Dispatcher handler | {:.0} | {:.1} / {:.1} ms | {} |\n\
-             | Raw reqwest, same requests | {:.0} | {:.1} / {:.1} ms | {} |\n\
-             | Raw, same calls (`GetItem`, `UpdateItem`, reqwest, `UpdateItem`) | {:.0} | {:.1} / {:.1} ms | {} |\n\
-             | **Handler / raw reqwest** | **{:.0} %** | | |\n\
-             | **Handler / same calls** | **{:.0} %** | | |\n\n\
+            "| | Callbacks/s | Batch p50 / p99 | CPU per callback | Failed |\n| --- | ---: | ---: | ---: | ---: |\n\
+             | Dispatcher handler | {:.0} | {:.1} / {:.1} ms | {} | {} |\n\
+             | Raw reqwest, same requests | {:.0} | {:.1} / {:.1} ms | {} | {} |\n\
+             | Raw, same calls (`GetItem`, `UpdateItem`, reqwest, `UpdateItem`) | {:.0} | {:.1} / {:.1} ms | {} | {} |\n\
+             | **Handler / raw reqwest** | **{:.0} %** | | | |\n\
+             | **Handler / same calls** | **{:.0} %** | | | |\n\n\
              {} callbacks in batches of {}; the partner answers after {} ms, so neither can beat {:.0} callbacks/s.\n",
             d.handler.per_second,
             d.handler.p50_ms,
             d.handler.p99_ms,
+            micros(d.handler.cpu_us_per_request),
             d.handler.errors,
             d.raw.per_second,
             d.raw.p50_ms,
             d.raw.p99_ms,
+            micros(d.raw.cpu_us_per_request),
             d.raw.errors,
             d.same_calls.per_second,
             d.same_calls.p50_ms,
             d.same_calls.p99_ms,
+            micros(d.same_calls.cpu_us_per_request),
             d.same_calls.errors,
             d.handler.per_second / d.raw.per_second * 100.0,
             d.handler.per_second / d.same_calls.per_second * 100.0,

@@ -34,10 +34,17 @@ use shared::record::OrderRecord;
 
 use crate::events::{api_request, client_key, order_body, sqs_event};
 use crate::partner::Partner;
-use crate::stats::{Run, Summary, drive, ms, percentile};
+use crate::stats::{Run, Summary, drive, measuring_cpu, ms, percentile};
 
-/// Rounds per level: handler and baselines alternate this many times.
-const ROUNDS: usize = 2;
+/// Rounds per level. The kinds take turns in mirrored order (handler first,
+/// then last, …) so that a drift of the emulators' speed within a level, up or
+/// down, weighs on every kind alike.
+const ROUNDS: usize = 4;
+/// Unmeasured requests of each kind before the first level: DynamoDB Local's
+/// JIT compiles each new request shape on its first few hundred requests
+/// (the first requests were 5–8× slower than the settled ones), and that is
+/// the emulator warming up, not what is being compared.
+const WARM_UP: (usize, usize) = (4, 300);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IntakeLevel {
@@ -47,6 +54,38 @@ pub struct IntakeLevel {
     pub put: Summary,
     /// The same calls raw: duplicate-index `Query` beside the same `PutItem`.
     pub query_put: Summary,
+}
+
+/// What one intake run drives.
+#[derive(Debug, Clone, Copy)]
+enum IntakeKind {
+    /// `POST /apicenter/api/order` through the handler.
+    Handler,
+    /// The conditional `PutItem` of the item the handler stores.
+    Put,
+    /// The duplicate-index `Query` beside that `PutItem`.
+    QueryPut,
+}
+
+impl IntakeKind {
+    /// The order of the kinds in `round`: forwards, then backwards.
+    fn in_round(round: usize) -> [Self; 3] {
+        let forwards = [Self::Handler, Self::Put, Self::QueryPut];
+        if round.is_multiple_of(2) {
+            forwards
+        } else {
+            [forwards[2], forwards[1], forwards[0]]
+        }
+    }
+
+    /// Order numbers are unique per kind and run: every request is a new order.
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Handler => "h",
+            Self::Put => "p",
+            Self::QueryPut => "q",
+        }
+    }
 }
 
 type Item = std::collections::HashMap<String, AttributeValue>;
@@ -100,89 +139,112 @@ async fn query(
     Ok(())
 }
 
+/// What every intake run shares.
+struct IntakeBench<'a> {
+    stack: &'a Stack,
+    api: local_stack::gateway::Function,
+    table: Arc<str>,
+    key: Arc<str>,
+}
+
+impl IntakeBench<'_> {
+    /// `count` new orders of `kind` at `concurrency`, `tag` making their
+    /// numbers unique. Inputs are prepared before the clock starts.
+    async fn run(
+        &self,
+        kind: IntakeKind,
+        tag: &str,
+        count: usize,
+        concurrency: usize,
+    ) -> Result<Run, String> {
+        let number = |i: usize| format!("{}-{tag}-{i}", kind.prefix());
+        if let IntakeKind::Handler = kind {
+            let bodies: Arc<Vec<String>> =
+                Arc::new((0..count).map(|i| order_body(&number(i), 1)).collect());
+            let (api, key) = (Arc::clone(&self.api), Arc::clone(&self.key));
+            return Ok(drive(count, concurrency, move |i| {
+                let (api, key) = (Arc::clone(&api), Arc::clone(&key));
+                let request = api_request(
+                    "POST",
+                    "/apicenter/api/order",
+                    Some(&bodies[i]),
+                    &key,
+                    i as u64,
+                );
+                async move {
+                    let Ok(request) = request else { return false };
+                    api(request).await.status() == 201
+                }
+            })
+            .await);
+        }
+        let items: Prepared = Arc::new(
+            (0..count)
+                .map(|i| {
+                    stored_item(&number(i), &self.stack.warehouses)
+                        .map(|v| std::sync::Mutex::new(Some(v)))
+                })
+                .collect::<Result<_, _>>()?,
+        );
+        let (dynamodb, table) = (self.stack.dynamodb.clone(), Arc::clone(&self.table));
+        let with_query = matches!(kind, IntakeKind::QueryPut);
+        Ok(drive(count, concurrency, move |i| {
+            let (dynamodb, table) = (dynamodb.clone(), Arc::clone(&table));
+            let taken = items[i].lock().ok().and_then(|mut slot| slot.take());
+            async move {
+                let Some((item, key)) = taken else {
+                    return false;
+                };
+                if !with_query {
+                    return put(&dynamodb, &table, item).await.is_ok();
+                }
+                let (queried, stored) =
+                    tokio::join!(query(&dynamodb, &table, key), put(&dynamodb, &table, item));
+                queried.is_ok() && stored.is_ok()
+            }
+        })
+        .await)
+    }
+}
+
 /// Intake at each `(concurrency, orders)` level.
 pub async fn intake(stack: &Stack, levels: &[(usize, usize)]) -> Result<Vec<IntakeLevel>, String> {
-    let api = stack.api().map_err(|e| e.to_string())?;
-    let table: Arc<str> = stack.orders_table().map_err(|e| e.to_string())?.into();
-    let key: Arc<str> = client_key(stack).await?.into();
+    let bench = IntakeBench {
+        stack,
+        api: stack.api().map_err(|e| e.to_string())?,
+        table: stack.orders_table().map_err(|e| e.to_string())?.into(),
+        key: client_key(stack).await?.into(),
+    };
+    let (warm_concurrency, warm_orders) = WARM_UP;
+    for kind in IntakeKind::in_round(0) {
+        let warm = bench
+            .run(kind, "warm", warm_orders, warm_concurrency)
+            .await?;
+        if warm.errors > 0 {
+            return Err(format!("{kind:?}: {} warm-up requests failed", warm.errors));
+        }
+    }
     let mut results = Vec::new();
     for &(concurrency, orders) in levels {
-        let per_round = orders / ROUNDS;
+        let per_round = orders.div_ceil(ROUNDS);
         let (mut handler, mut raw_put, mut raw_query_put) =
             (Run::default(), Run::default(), Run::default());
         for round in 0..ROUNDS {
-            let tag = format!("c{concurrency}-r{round}");
-            // Inputs are prepared before the clock starts.
-            let bodies: Arc<Vec<String>> = Arc::new(
-                (0..per_round)
-                    .map(|i| order_body(&format!("h-{tag}-{i}"), 1))
-                    .collect(),
-            );
-            let items = |kind: &str| -> Result<Prepared, String> {
-                Ok(Arc::new(
-                    (0..per_round)
-                        .map(|i| {
-                            stored_item(&format!("{kind}-{tag}-{i}"), &stack.warehouses)
-                                .map(|v| std::sync::Mutex::new(Some(v)))
-                        })
-                        .collect::<Result<_, _>>()?,
-                ))
-            };
-            let put_items = items("p")?;
-            let query_put_items = items("q")?;
-
-            let (api, key) = (Arc::clone(&api), Arc::clone(&key));
-            handler.absorb(
-                drive(per_round, concurrency, move |i| {
-                    let api = Arc::clone(&api);
-                    let bodies = Arc::clone(&bodies);
-                    let key = Arc::clone(&key);
-                    async move {
-                        let Ok(request) = api_request(
-                            "POST",
-                            "/apicenter/api/order",
-                            Some(&bodies[i]),
-                            &key,
-                            i as u64,
-                        ) else {
-                            return false;
-                        };
-                        api(request).await.status() == 201
-                    }
-                })
-                .await,
-            );
-            let (dynamodb, t) = (stack.dynamodb.clone(), Arc::clone(&table));
-            raw_put.absorb(
-                drive(per_round, concurrency, move |i| {
-                    let (dynamodb, t) = (dynamodb.clone(), Arc::clone(&t));
-                    let taken = put_items[i].lock().ok().and_then(|mut slot| slot.take());
-                    async move {
-                        let Some((item, _)) = taken else { return false };
-                        put(&dynamodb, &t, item).await.is_ok()
-                    }
-                })
-                .await,
-            );
-            let (dynamodb, t) = (stack.dynamodb.clone(), Arc::clone(&table));
-            raw_query_put.absorb(
-                drive(per_round, concurrency, move |i| {
-                    let (dynamodb, t) = (dynamodb.clone(), Arc::clone(&t));
-                    let taken = query_put_items[i]
-                        .lock()
-                        .ok()
-                        .and_then(|mut slot| slot.take());
-                    async move {
-                        let Some((item, key)) = taken else {
-                            return false;
-                        };
-                        let (queried, stored) =
-                            tokio::join!(query(&dynamodb, &t, key), put(&dynamodb, &t, item));
-                        queried.is_ok() && stored.is_ok()
-                    }
-                })
-                .await,
-            );
+            for kind in IntakeKind::in_round(round) {
+                let run = bench
+                    .run(
+                        kind,
+                        &format!("c{concurrency}-r{round}"),
+                        per_round,
+                        concurrency,
+                    )
+                    .await?;
+                match kind {
+                    IntakeKind::Handler => handler.absorb(run),
+                    IntakeKind::Put => raw_put.absorb(run),
+                    IntakeKind::QueryPut => raw_query_put.absorb(run),
+                }
+            }
         }
         let level = IntakeLevel {
             concurrency,
@@ -240,10 +302,13 @@ pub async fn dispatch(
     // Orders that arrive handed over (process type 2): each callback is due.
     let api = stack.api().map_err(|e| e.to_string())?;
     let key: Arc<str> = client_key(stack).await?.into();
-    let numbers: Arc<Vec<String>> = Arc::new((0..callbacks).map(|i| format!("d-{i}")).collect());
+    // The first batches warm the emulator up (see WARM_UP) and are not counted.
+    let warm_callbacks = WARM_UP.1.min(callbacks) / batch * batch;
+    let orders = warm_callbacks + callbacks;
+    let numbers: Arc<Vec<String>> = Arc::new((0..orders).map(|i| format!("d-{i}")).collect());
     let created = {
         let numbers = Arc::clone(&numbers);
-        drive(callbacks, 8, move |i| {
+        drive(orders, 8, move |i| {
             let api = Arc::clone(&api);
             let key = Arc::clone(&key);
             let body = order_body(&numbers[i], 2);
@@ -269,24 +334,37 @@ pub async fn dispatch(
     let table = stack.orders_table().map_err(|e| e.to_string())?;
     let (mut handler, mut raw, mut same_calls) = (Run::default(), Run::default(), Run::default());
     let chunks: Vec<&[String]> = numbers.chunks(batch).collect();
-    let per_round = chunks.len().div_ceil(ROUNDS);
-    for round in chunks.chunks(per_round) {
-        // The handler, one batch after another, as one Lambda instance.
-        let mut run = Run::default();
-        let started = Instant::now();
-        for chunk in round {
-            let event: SqsEvent = serde_json::from_value(sqs_event(&queue_arn, chunk))
-                .map_err(|e| format!("SqsEvent: {e}"))?;
-            let began = Instant::now();
-            let response = function(event).await;
-            let took = began.elapsed();
-            run.errors += response.batch_item_failures.len();
-            for _ in *chunk {
-                run.latencies.push(took);
-            }
+    let (warm, measured) = chunks.split_at(warm_callbacks / batch);
+    let per_round = measured.len().div_ceil(ROUNDS);
+    let rounds = std::iter::once(warm).chain(measured.chunks(per_round));
+    for (index, round) in rounds.enumerate() {
+        if index == 1 {
+            // What the warm-up round measured is dropped.
+            (handler, raw, same_calls) = (Run::default(), Run::default(), Run::default());
         }
-        run.wall = started.elapsed();
-        handler.absorb(run);
+        // The handler, one batch after another, as one Lambda instance.
+        let events = round
+            .iter()
+            .map(|chunk| serde_json::from_value::<SqsEvent>(sqs_event(&queue_arn, chunk)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("SqsEvent: {e}"))?;
+        handler.absorb(
+            measuring_cpu(async {
+                let mut run = Run::default();
+                let started = Instant::now();
+                for event in events {
+                    let messages = event.records.len();
+                    let began = Instant::now();
+                    let response = function(event).await;
+                    let took = began.elapsed();
+                    run.errors += response.batch_item_failures.len();
+                    run.latencies.extend(std::iter::repeat_n(took, messages));
+                }
+                run.wall = started.elapsed();
+                run
+            })
+            .await,
+        );
 
         // The same requests, raw, in the same batches.
         let received = partner.take();
@@ -354,6 +432,10 @@ pub async fn dispatch(
 /// Runs `batches` one after another, the futures of each concurrently; every
 /// callback counts with its batch's latency, as in the handler's runs.
 async fn timed_batches<F: Future<Output = bool>>(batches: impl Iterator<Item = Vec<F>>) -> Run {
+    measuring_cpu(run_batches(batches)).await
+}
+
+async fn run_batches<F: Future<Output = bool>>(batches: impl Iterator<Item = Vec<F>>) -> Run {
     let mut run = Run::default();
     let started = Instant::now();
     for batch in batches {
