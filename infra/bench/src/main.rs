@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (starts, levels, callbacks) = if args.quick {
         (3, vec![(1, 20), (8, 40)], 40)
     } else {
-        (25, vec![(1, 300), (8, 1000), (32, 1000)], 400)
+        (25, vec![(1, 1000), (8, 2000), (32, 2000)], 800)
     };
 
     let machine = Machine::this();
