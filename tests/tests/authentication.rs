@@ -152,7 +152,7 @@ async fn a_signing_client_must_sign_the_exact_body_within_five_minutes() {
         vec![
             ("authorization", auth.clone()),
             ("x-signature-timestamp", stale.to_string()),
-            ("x-signature", sign(&secret, stale, &body)),
+            ("x-signature", sign(&secret, stale, "POST", ORDER, &body)),
         ],
         body.clone(),
     )
@@ -163,7 +163,7 @@ async fn a_signing_client_must_sign_the_exact_body_within_five_minutes() {
         vec![
             ("authorization", auth.clone()),
             ("x-signature-timestamp", now().to_string()),
-            ("x-signature", sign(&secret, now(), &body)),
+            ("x-signature", sign(&secret, now(), "POST", ORDER, &body)),
         ],
         serde_json::to_vec(&changed).unwrap(),
     )
@@ -172,7 +172,7 @@ async fn a_signing_client_must_sign_the_exact_body_within_five_minutes() {
         vec![
             ("authorization", auth.clone()),
             ("x-signature-timestamp", now().to_string()),
-            ("x-signature", sign(&secret, now(), &body)),
+            ("x-signature", sign(&secret, now(), "POST", ORDER, &body)),
         ],
         body.clone(),
     )
@@ -295,6 +295,64 @@ async fn a_warehouse_key_reaches_only_orders_of_its_centres() {
     assert_eq!(reply.status, 404);
     assert_eq!(
         app.get_order("mabang-test002").await.body["data"]["status"],
+        "pending"
+    );
+}
+
+#[tokio::test]
+async fn a_signature_for_one_route_is_refused_on_another() {
+    let app = TestApp::spawn().await;
+    let issued = app
+        .stack
+        .issue_key(Scope::Client("20".into()), None, true)
+        .await
+        .unwrap();
+    let secret = issued.record.signing_secret.clone().unwrap();
+    let auth = bearer(&issued.key);
+    let mut other = sample_order();
+    other["package"]["order_number"] = json!("mabang-other");
+    for order in [sample_order(), other] {
+        assert_eq!(app.post_order(&order).await.status, 201);
+    }
+    // What an eavesdropper saw: a signed read of one order, with an empty body.
+    let ts = now();
+    let seen = sign(&secret, ts, "GET", &format!("{ORDER}/mabang-test002"), b"");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("x-signature-timestamp", &ts.to_string()),
+        ("x-signature", seen.as_str()),
+    ];
+
+    let read = app
+        .send(
+            Method::GET,
+            &format!("{ORDER}/mabang-test002"),
+            &headers,
+            None,
+        )
+        .await;
+    let replayed = app
+        .send(
+            Method::POST,
+            &format!("{ORDER}/mabang-other/cancel"),
+            &headers,
+            None,
+        )
+        .await;
+    let other_order = app
+        .send(
+            Method::GET,
+            &format!("{ORDER}/mabang-other"),
+            &headers,
+            None,
+        )
+        .await;
+
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(replayed.status, 401, "{}", replayed.body);
+    assert_eq!(other_order.status, 401, "{}", other_order.body);
+    assert_eq!(
+        app.get_order("mabang-other").await.body["data"]["status"],
         "pending"
     );
 }

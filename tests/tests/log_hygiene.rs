@@ -46,7 +46,7 @@ async fn a_full_flow_logs_no_keys_signatures_tokens_or_personal_data() {
     let secret = signed.record.signing_secret.clone().unwrap();
     let body = serde_json::to_vec(&sample_order()).unwrap();
     let timestamp = chrono::Utc::now().timestamp();
-    let signature = sign(&secret, timestamp, &body);
+    let signature = sign(&secret, timestamp, "POST", "/apicenter/api/order", &body);
     let auth = format!("Bearer {}", signed.key);
     let ts = timestamp.to_string();
 

@@ -9,10 +9,11 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use shared::adapters::{DynamoKeyStore, DynamoOrderStore, SqsCallbackQueue};
 use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
-use shared::auth::{AuthError, Authenticator, KeyStore, Principal};
+use shared::auth::signature::Signed;
+use shared::auth::{AuthError, Authenticator, KeyStore, Principal, signed_path};
 use shared::config::{ConfigError, api_key_cache, required_env};
 use shared::lifecycle::{Applied, Lifecycle};
 use shared::ports::{CallbackQueue, Clock, OrderStore, SystemClock};
@@ -100,10 +101,15 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock + Clone, K: KeyStore> EventsApi<S
     }
 
     async fn route(&self, request: &Request) -> Result<ApiResponse, ApiError> {
-        let caller = self
-            .auth
-            .authenticate(request.headers(), request.body().as_ref())
-            .await?;
+        // A signature covers the method, the path and query as the client sent
+        // them (the gateway's rawPath) and the raw body.
+        let path = signed_path(request.raw_http_path(), request.uri());
+        let signed = Signed {
+            method: request.method().as_str(),
+            path: &path,
+            body: request.body().as_ref(),
+        };
+        let caller = self.auth.authenticate(request.headers(), &signed).await?;
         if caller.centre_codes().is_none() {
             return Err(AuthError::Forbidden("only warehouse keys can report events").into());
         }

@@ -137,11 +137,12 @@ impl<K: KeyStore, C: Clock> Authenticator<K, C> {
         Ok(found)
     }
 
-    /// The caller of a request with these headers and raw body.
+    /// The caller of a request with these headers; `request` (method, path
+    /// and query as sent, raw body) is what a signing key's signature covers.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
-        body: &[u8],
+        request: &signature::Signed<'_>,
     ) -> Result<Principal, AuthError> {
         let key = presented_key(headers)?;
         let record = self.find(&hash_key(key)).await?.ok_or(AuthError::Invalid)?;
@@ -155,7 +156,7 @@ impl<K: KeyStore, C: Clock> Authenticator<K, C> {
                 secret,
                 header("x-signature-timestamp"),
                 header("x-signature"),
-                body,
+                request,
                 now,
             )?;
         }
@@ -163,6 +164,22 @@ impl<K: KeyStore, C: Clock> Authenticator<K, C> {
             key_id: record.key_id,
             scope: record.scope,
         })
+    }
+}
+
+/// The path a signature covers: the request path with its query string as the
+/// client sent them. `raw_path` is the gateway's `rawPath` (empty when the
+/// event had none, then the decoded URI's path stands in).
+#[must_use]
+pub fn signed_path(raw_path: &str, uri: &http::Uri) -> String {
+    let path = if raw_path.is_empty() {
+        uri.path()
+    } else {
+        raw_path
+    };
+    match uri.query() {
+        Some(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path.to_owned(),
     }
 }
 
@@ -207,6 +224,12 @@ mod tests {
         }
     }
 
+    const GET: signature::Signed<'static> = signature::Signed {
+        method: "GET",
+        path: "/apicenter/api/order/A",
+        body: b"",
+    };
+
     fn headers(key: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", format!("Bearer {key}").parse().unwrap());
@@ -220,15 +243,15 @@ mod tests {
         let auth = Authenticator::new(&store, SystemClock).with_cache(Duration::from_secs(60));
 
         for _ in 0..3 {
-            assert!(auth.authenticate(&headers(&issued.key), b"").await.is_ok());
+            assert!(auth.authenticate(&headers(&issued.key), &GET).await.is_ok());
         }
         assert!(
-            auth.authenticate(&headers("wk_unknown"), b"")
+            auth.authenticate(&headers("wk_unknown"), &GET)
                 .await
                 .is_err()
         );
         assert!(
-            auth.authenticate(&headers("wk_unknown"), b"")
+            auth.authenticate(&headers("wk_unknown"), &GET)
                 .await
                 .is_err()
         );
@@ -246,7 +269,7 @@ mod tests {
                 record.expires_at = Some(Utc::now() - chrono::Duration::seconds(1));
             });
         assert!(matches!(
-            auth.authenticate(&headers(&issued.key), b"").await,
+            auth.authenticate(&headers(&issued.key), &GET).await,
             Err(AuthError::Inactive)
         ));
     }

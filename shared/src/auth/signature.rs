@@ -1,15 +1,23 @@
-//! Request signatures for clients configured to sign, like Stripe's:
+//! Request signatures for clients configured to sign:
 //! `X-Signature-Timestamp: <unix seconds>` and
-//! `X-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{raw body}")>`.
-//! The timestamp bounds replays to a ±300 s window; the comparison is
-//! constant-time.
+//! `X-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{METHOD}.{path}.{body}")>`,
+//! where `path` is the request path with its query string as sent
+//! (`/apicenter/api/order/A/cancel`, `/x?a=1`). Binding method and path stops a
+//! captured signature from being replayed on another route or order; the
+//! timestamp bounds replays of the same request to a ±300 s window. At most
+//! two signatures (key rotation) are tried, over one MAC of the request; the
+//! comparison is constant-time.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// How far a signature's timestamp may be from our clock.
-pub const TOLERANCE_SECONDS: i64 = 300;
+pub const TOLERANCE_SECONDS: u64 = 300;
+/// Most `v1=` signatures one `X-Signature` may carry (old and new secret).
+pub const MAX_CANDIDATES: usize = 2;
+/// Longest `X-Signature` read: two signatures and their separator fit with room.
+pub const MAX_HEADER_BYTES: usize = 256;
 
 /// Why a signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,14 +28,31 @@ pub enum SignatureError {
     BadTimestamp,
     #[error("X-Signature-Timestamp is more than {TOLERANCE_SECONDS} s from the server's clock")]
     OutsideWindow,
-    #[error("X-Signature does not match the body")]
+    #[error(
+        "X-Signature may carry at most {MAX_CANDIDATES} signatures in {MAX_HEADER_BYTES} bytes"
+    )]
+    TooMany,
+    #[error(
+        "X-Signature does not match the request: sign \"{{timestamp}}.{{METHOD}}.{{path}}.{{body}}\""
+    )]
     Mismatch,
 }
 
-/// `v1=<hex>` for `body` at `timestamp`: what a client sends.
+/// What a signature covers besides its timestamp.
+#[derive(Debug, Clone, Copy)]
+pub struct Signed<'a> {
+    /// `GET`, `POST`, … as sent.
+    pub method: &'a str,
+    /// The request path with its query string as sent, without scheme or host.
+    pub path: &'a str,
+    pub body: &'a [u8],
+}
+
+/// `v1=<hex>` for a request at `timestamp`: what a client sends.
 #[must_use]
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let digest = mac(secret, timestamp, body)
+pub fn sign(secret: &str, timestamp: i64, method: &str, path: &str, body: &[u8]) -> String {
+    let request = Signed { method, path, body };
+    let digest = mac(secret, timestamp, &request)
         .map(|mac| super::key::hex(&mac.finalize().into_bytes()))
         .unwrap_or_default();
     format!("v1={digest}")
@@ -35,20 +60,24 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
 
 /// The MAC state after the signed payload. HMAC takes keys of any length, so
 /// this is `None` only in theory.
-fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
+fn mac(secret: &str, timestamp: i64, request: &Signed<'_>) -> Option<Hmac<Sha256>> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).ok()?;
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
-    mac.update(body);
+    mac.update(request.method.as_bytes());
+    mac.update(b".");
+    mac.update(request.path.as_bytes());
+    mac.update(b".");
+    mac.update(request.body);
     Some(mac)
 }
 
-/// Checks the signature headers' values against `body`.
+/// Checks the signature headers' values against the request.
 pub fn verify(
     secret: &str,
     timestamp: Option<&str>,
     signature: Option<&str>,
-    body: &[u8],
+    request: &Signed<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), SignatureError> {
     let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
@@ -58,18 +87,30 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if (now.timestamp() - timestamp).abs() > TOLERANCE_SECONDS {
+    // Any i64 may arrive: a difference that overflows is far outside the window.
+    let skew = now
+        .timestamp()
+        .checked_sub(timestamp)
+        .map(i64::unsigned_abs);
+    if skew.is_none_or(|skew| skew > TOLERANCE_SECONDS) {
         return Err(SignatureError::OutsideWindow);
     }
-    let expected = signature
+    if signature.len() > MAX_HEADER_BYTES {
+        return Err(SignatureError::TooMany);
+    }
+    let candidates: Vec<&str> = signature
         .split(',')
         .filter_map(|part| part.trim().strip_prefix("v1="))
-        .filter_map(decode_hex);
+        .collect();
+    if candidates.len() > MAX_CANDIDATES {
+        return Err(SignatureError::TooMany);
+    }
+    // One pass over the body, however many candidates.
+    let mac = mac(secret, timestamp, request).ok_or(SignatureError::Mismatch)?;
     let mut matched = false;
-    for candidate in expected {
+    for candidate in candidates.into_iter().filter_map(decode_hex) {
         // verify_slice compares in constant time.
-        matched |=
-            mac(secret, timestamp, body).is_some_and(|mac| mac.verify_slice(&candidate).is_ok());
+        matched |= mac.clone().verify_slice(&candidate).is_ok();
     }
     if matched {
         Ok(())
@@ -93,46 +134,137 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "whsec_test";
+    const CANCEL: &str = "/apicenter/api/order/A/cancel";
+
+    fn post<'a>(path: &'a str, body: &'a [u8]) -> Signed<'a> {
+        Signed {
+            method: "POST",
+            path,
+            body,
+        }
+    }
+
+    fn check(signature: &str, ts: i64, request: &Signed<'_>) -> Result<(), SignatureError> {
+        verify(
+            SECRET,
+            Some(&ts.to_string()),
+            Some(signature),
+            request,
+            Utc::now(),
+        )
+    }
 
     #[test]
-    fn a_fresh_signature_over_the_body_is_accepted() {
-        let now = Utc::now();
-        let signature = sign(SECRET, now.timestamp(), b"{}");
+    fn a_fresh_signature_over_the_request_is_accepted() {
+        let ts = Utc::now().timestamp();
+        let signature = sign(SECRET, ts, "POST", CANCEL, b"{}");
+        assert_eq!(check(&signature, ts, &post(CANCEL, b"{}")), Ok(()));
+    }
+
+    #[test]
+    fn the_readme_example_is_what_sign_computes() {
+        // README, "Authentication and tenants": the worked example.
+        let signature = sign(
+            "whsec_example",
+            1_764_460_800,
+            "POST",
+            "/apicenter/api/order/mabang-test002/cancel",
+            br#"{"reason":"customer changed their mind"}"#,
+        );
         assert_eq!(
-            verify(
-                SECRET,
-                Some(&now.timestamp().to_string()),
-                Some(&signature),
-                b"{}",
-                now
-            ),
-            Ok(())
+            signature,
+            "v1=727dd412fc9b2a101fa6b886f673ed71950c2713a918d881cd939975520d4202"
         );
     }
 
     #[test]
     fn a_changed_body_or_an_old_timestamp_is_refused() {
-        let now = Utc::now();
-        let ts = now.timestamp();
-        let signature = sign(SECRET, ts, b"{}");
+        let ts = Utc::now().timestamp();
+        let signature = sign(SECRET, ts, "POST", CANCEL, b"{}");
         assert_eq!(
-            verify(SECRET, Some(&ts.to_string()), Some(&signature), b"{ }", now),
+            check(&signature, ts, &post(CANCEL, b"{ }")),
             Err(SignatureError::Mismatch)
         );
         let old = ts - 301;
         assert_eq!(
-            verify(
-                SECRET,
-                Some(&old.to_string()),
-                Some(&sign(SECRET, old, b"{}")),
-                b"{}",
-                now
+            check(
+                &sign(SECRET, old, "POST", CANCEL, b"{}"),
+                old,
+                &post(CANCEL, b"{}")
             ),
             Err(SignatureError::OutsideWindow)
         );
         assert_eq!(
-            verify(SECRET, None, None, b"{}", now),
+            verify(SECRET, None, None, &post(CANCEL, b"{}"), Utc::now()),
             Err(SignatureError::Missing)
         );
+    }
+
+    #[test]
+    fn a_signature_for_one_route_method_or_query_is_refused_on_another() {
+        let ts = Utc::now().timestamp();
+        let signature = sign(SECRET, ts, "GET", "/apicenter/api/order/A", b"");
+        for (method, path) in [
+            ("POST", "/apicenter/api/order/A"),
+            ("GET", "/apicenter/api/order/B"),
+            ("GET", "/apicenter/api/order/A?x=1"),
+            ("POST", "/apicenter/api/order/A/cancel"),
+        ] {
+            let request = Signed {
+                method,
+                path,
+                body: b"",
+            };
+            assert_eq!(
+                check(&signature, ts, &request),
+                Err(SignatureError::Mismatch),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_candidates_allow_a_secret_rotation() {
+        let ts = Utc::now().timestamp();
+        let good = sign(SECRET, ts, "POST", CANCEL, b"{}");
+        let old = sign("whsec_old", ts, "POST", CANCEL, b"{}");
+        assert_eq!(
+            check(&format!("{old}, {good}"), ts, &post(CANCEL, b"{}")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn more_than_two_candidates_are_refused_even_when_one_matches() {
+        let ts = Utc::now().timestamp();
+        let good = sign(SECRET, ts, "POST", CANCEL, b"{}");
+        let three = format!("v1=00,v1=11,{good}");
+        assert_eq!(
+            check(&three, ts, &post(CANCEL, b"{}")),
+            Err(SignatureError::TooMany)
+        );
+    }
+
+    #[test]
+    fn an_oversized_signature_header_is_refused_unread() {
+        let ts = Utc::now().timestamp();
+        let many = vec!["v1=00"; 5000].join(",");
+        let body = vec![b'x'; 256 * 1024];
+        let started = std::time::Instant::now();
+        assert_eq!(
+            check(&many, ts, &post(CANCEL, &body)),
+            Err(SignatureError::TooMany)
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_timestamp_at_the_edge_of_i64_is_outside_the_window_not_a_panic() {
+        for ts in [i64::MIN, i64::MAX] {
+            assert_eq!(
+                check("v1=00", ts, &post(CANCEL, b"")),
+                Err(SignatureError::OutsideWindow)
+            );
+        }
     }
 }
