@@ -13,6 +13,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::FieldError;
+use crate::intake::limits::text::Rule;
 
 /// Turns the raw body into the root object, or the single problem that stops
 /// us from reading it at all.
@@ -231,6 +232,50 @@ fn string_content(raw: &RawValue) -> Result<Cow<'_, str>, serde_json::Error> {
     }
 }
 
+/// Why a JSON string could not be decoded (a lone UTF-16 surrogate, say).
+fn undecodable(err: &serde_json::Error) -> String {
+    let full = err.to_string();
+    let cause = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(c, _)| c);
+    format!("is not a valid string ({cause})")
+}
+
+/// Characters that render as nothing at all.
+fn is_zero_width(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
+/// Bidirectional formatting: embeddings, overrides, isolates and marks. In an
+/// identifier they only make text display as something it is not.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The first character `rule` refuses in `value`, in words.
+fn refused_character(value: &str, rule: Rule) -> Option<String> {
+    // Printable ASCII, the usual case, needs no look at each character.
+    if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    value.chars().find_map(|c| {
+        let line_break = matches!(c, '\t' | '\n' | '\r');
+        if c.is_control() && !(rule.free && line_break) {
+            Some(format!(
+                "must not contain control characters (found U+{:04X})",
+                u32::from(c)
+            ))
+        } else if !rule.free && is_bidi_control(c) {
+            Some(format!(
+                "must not contain bidirectional formatting characters (found U+{:04X})",
+                u32::from(c)
+            ))
+        } else {
+            None
+        }
+    })
+}
+
 /// Reads typed fields out of objects, noting every problem on the way.
 #[derive(Debug, Default)]
 pub(crate) struct Reader {
@@ -251,9 +296,10 @@ impl Reader {
         self.problem(field, message);
     }
 
-    /// A string of at most `max_chars` characters. Empty strings count as absent:
-    /// ERPs commonly send `""` for "no value".
-    pub(crate) fn text(&mut self, obj: &Object<'_>, key: &str, max_chars: usize) -> Option<String> {
+    /// A string within `rule`'s length and characters. Empty strings count as
+    /// absent (ERPs commonly send `""` for "no value"), and so do strings of
+    /// only spaces and zero-width characters, which look empty wherever shown.
+    pub(crate) fn text(&mut self, obj: &Object<'_>, key: &str, rule: Rule) -> Option<String> {
         let raw = obj.get(key)?;
         if kind(raw) != Kind::String {
             self.wrong_type(obj.path_of(key), "a string", raw);
@@ -262,19 +308,24 @@ impl Reader {
         let value = match string_content(raw) {
             Ok(value) => value,
             Err(err) => {
-                self.problem(obj.path_of(key), format!("is not a valid string ({err})"));
+                self.problem(obj.path_of(key), undecodable(&err));
                 return None;
             }
         };
-        if value.trim().is_empty() {
+        if value.chars().all(|c| c.is_whitespace() || is_zero_width(c)) {
             return None;
         }
+        let max_chars = rule.max_chars;
         // Bytes bound characters from above: count only when it can matter.
         if value.len() > max_chars && value.chars().count() > max_chars {
             self.problem(
                 obj.path_of(key),
                 format!("must be at most {max_chars} characters"),
             );
+            return None;
+        }
+        if let Some(why) = refused_character(&value, rule) {
+            self.problem(obj.path_of(key), why);
             return None;
         }
         Some(value.into_owned())
@@ -285,9 +336,9 @@ impl Reader {
         &mut self,
         obj: &Object<'_>,
         key: &str,
-        max_chars: usize,
+        rule: Rule,
     ) -> Option<String> {
-        self.text_required_because(obj, key, max_chars, "")
+        self.text_required_because(obj, key, rule, "")
     }
 
     /// [`Reader::required_text`] for a field that is only required in some
@@ -296,10 +347,10 @@ impl Reader {
         &mut self,
         obj: &Object<'_>,
         key: &str,
-        max_chars: usize,
+        rule: Rule,
         because: &str,
     ) -> Option<String> {
-        let value = self.text(obj, key, max_chars);
+        let value = self.text(obj, key, rule);
         if value.is_none() {
             let path = obj.path_of(key);
             if !self.has_problem_at(&path) {
@@ -371,10 +422,13 @@ impl Reader {
             Kind::Number => {
                 Some(json_number(raw.get()).map_or_else(|| raw.get().to_owned(), |n| n.to_string()))
             }
-            Kind::String => string_content(raw)
-                .ok()
-                .filter(|text| !text.trim().is_empty())
-                .map(Cow::into_owned),
+            Kind::String => match string_content(raw) {
+                Ok(text) => (!text.trim().is_empty()).then(|| text.into_owned()),
+                Err(err) => {
+                    self.problem(obj.path_of(key), undecodable(&err));
+                    None
+                }
+            },
             _ => {
                 self.wrong_type(obj.path_of(key), "a number or a decimal string", raw);
                 None
@@ -515,15 +569,72 @@ mod tests {
     fn every_wrong_type_is_reported_with_its_path() {
         let obj = root_object(br#"{"a": 1, "b": "x", "c": {"d": []}}"#).unwrap();
         let mut reader = Reader::default();
-        reader.text(&obj, "a", 10);
+        reader.text(&obj, "a", crate::intake::limits::text::CODE);
         reader.integer(&obj, "b");
         let c = reader.object(&obj, "c").unwrap();
-        reader.text(&c, "d", 10);
+        reader.text(&c, "d", crate::intake::limits::text::CODE);
         let fields: Vec<_> = reader
             .into_problems()
             .into_iter()
             .map(|p| p.field)
             .collect();
         assert_eq!(fields, ["a", "b", "c.d"]);
+    }
+
+    #[test]
+    fn a_lone_surrogate_in_a_decimal_string_is_a_problem_naming_the_field() {
+        let obj = root_object(br#"{"p": "\ud800"}"#).unwrap();
+        let mut reader = Reader::default();
+        assert_eq!(reader.decimal_text(&obj, "p"), None);
+        assert!(reader.has_problem_at("p"), "{:?}", reader.into_problems());
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_refused_in_identifiers_and_codes() {
+        use crate::intake::limits::text;
+        for bad in [
+            r#""a\u0000b""#,
+            r#""a\u202eb""#,
+            r#""a\nb""#,
+            r#""a\u0085b""#,
+            r#""\u2066x""#,
+        ] {
+            let body = format!(r#"{{"sku": {bad}, "centre_code": {bad}}}"#);
+            let obj = root_object(body.as_bytes()).unwrap();
+            let mut reader = Reader::default();
+            assert_eq!(reader.text(&obj, "sku", text::IDENTIFIER), None, "{bad}");
+            assert_eq!(reader.text(&obj, "centre_code", text::CODE), None, "{bad}");
+            let fields: Vec<_> = reader
+                .into_problems()
+                .into_iter()
+                .map(|p| p.field)
+                .collect();
+            assert_eq!(fields, ["sku", "centre_code"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn free_text_keeps_line_breaks_but_not_other_controls() {
+        use crate::intake::limits::text;
+        let obj =
+            root_object(br#"{"ok": "line 1\nline 2\tend", "nul": "a\u0000", "del": "a\u007f"}"#)
+                .unwrap();
+        let mut reader = Reader::default();
+        assert!(reader.text(&obj, "ok", text::DESC).is_some());
+        assert_eq!(reader.text(&obj, "nul", text::DESC), None);
+        assert_eq!(reader.text(&obj, "del", text::DESC), None);
+        assert_eq!(reader.into_problems().len(), 2);
+    }
+
+    #[test]
+    fn a_zero_width_only_value_counts_as_empty() {
+        use crate::intake::limits::text;
+        let obj = root_object(br#"{"sku": "\u200b", "mixed": " \u200d\ufeff\u2060 "}"#).unwrap();
+        let mut reader = Reader::default();
+        assert_eq!(reader.text(&obj, "mixed", text::IDENTIFIER), None);
+        assert_eq!(reader.required_text(&obj, "sku", text::IDENTIFIER), None);
+        let problems = reader.into_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].message, "must not be empty");
     }
 }

@@ -121,3 +121,35 @@ async fn a_full_flow_logs_no_keys_signatures_tokens_or_personal_data() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_line_break_in_a_client_value_cannot_forge_a_local_log_line() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    // The text format `make run` writes, on this test's thread only.
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    let forged = "e-1\nERROR FORGED key leaked";
+    let now = chrono::Utc::now().to_rfc3339();
+
+    let reply = app
+        .post_event(
+            "mabang-test002",
+            &json!({"event_id": forged, "type": "allocated", "occurred_at": now}),
+        )
+        .await;
+
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("mabang-test002"), "nothing captured:\n{logs}");
+    assert!(
+        !logs.lines().any(|line| line.starts_with("ERROR FORGED")),
+        "{logs}"
+    );
+}

@@ -399,3 +399,56 @@ async fn a_label_over_the_limit_points_to_label_url() {
             .contains("label_url")
     );
 }
+
+/// The sample with the JSON text `value` (escapes and all) put at `items[0]`'s `key`.
+fn with_item_text(key: &str, value: &str) -> Vec<u8> {
+    let mut order = sample_order();
+    order["items"][0][key] = json!("PLACEHOLDER");
+    serde_json::to_string(&order)
+        .expect("JSON")
+        .replace("\"PLACEHOLDER\"", value)
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn a_lone_surrogate_is_a_400_naming_the_field_not_a_null() {
+    let app = TestApp::spawn().await;
+
+    let price = app
+        .post_raw(
+            with_item_text("unit_price", r#""\ud800""#),
+            Some("application/json"),
+        )
+        .await;
+    let sku = app
+        .post_raw(
+            with_item_text("sku", r#""a\udfffb""#),
+            Some("application/json"),
+        )
+        .await;
+
+    assert_eq!(price.status, 400, "{}", price.body);
+    assert_eq!(price.error_fields(), ["items[0].unit_price"]);
+    assert_eq!(sku.status, 400, "{}", sku.body);
+    assert_eq!(sku.error_fields(), ["items[0].sku"]);
+    assert!(app.stored_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn control_bidi_and_invisible_identifiers_are_refused() {
+    let app = TestApp::spawn().await;
+
+    for value in [
+        r#""a\u0000b""#,
+        r#""abc\u202etxt.exe""#,
+        r#""\u200b""#,
+        r#""a\u009bb""#,
+    ] {
+        let reply = app
+            .post_raw(with_item_text("sku", value), Some("application/json"))
+            .await;
+        assert_eq!(reply.status, 400, "{value}: {}", reply.body);
+        assert_eq!(reply.error_fields(), ["items[0].sku"], "{value}");
+    }
+    assert!(app.stored_items().await.is_empty());
+}

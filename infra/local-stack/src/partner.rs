@@ -70,7 +70,8 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     let pretty = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|json| serde_json::to_string_pretty(&json).ok())
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        // Not JSON: escaped, so a line break in it cannot forge a log line.
+        .unwrap_or_else(|| format!("{:?}", String::from_utf8_lossy(&body)));
     tracing::info!(
         idempotency_key = idempotency_key.as_deref().unwrap_or("<none>"),
         authorization_present = authorized,

@@ -13,14 +13,13 @@ pub fn check(order: &Order, warehouses: &Warehouses) -> Vec<FieldError> {
     let mut findings = Vec::new();
     let mut note = |field: &str, message: String| findings.push(FieldError::new(field, message));
 
+    // The configured warehouses are not the client's business: not listed.
     if warehouses.get(&order.centre_code).is_none() {
-        let known: Vec<&str> = warehouses.codes().collect();
         note(
             "centre_code",
             format!(
-                "unknown warehouse \"{}\"; known: {}",
-                order.centre_code,
-                known.join(", ")
+                "unknown warehouse \"{}\"; ask the warehouse for its centre_code",
+                order.centre_code
             ),
         );
     }
@@ -166,5 +165,26 @@ mod tests {
         assert!(looks_like_phone("(02) 8123-4567"));
         assert!(!looks_like_phone("寄件人手机"));
         assert!(!looks_like_phone("12345"));
+    }
+
+    #[test]
+    fn an_unknown_centre_names_no_configured_warehouse() {
+        let warehouses = Warehouses::from_json(
+            r#"{"secret-site": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#,
+        )
+        .unwrap();
+        let sample = include_str!("../../../tests/fixtures/spec-000-sample.json").replace(
+            r#""centre_code": "mabang""#,
+            r#""centre_code": "elsewhere""#,
+        );
+        let order = crate::intake::parse_order(sample.as_bytes()).unwrap().order;
+        let findings = check(&order, &warehouses);
+        let centre = findings.iter().find(|f| f.field == "centre_code").unwrap();
+        assert!(centre.message.contains("elsewhere"), "{}", centre.message);
+        assert!(
+            !centre.message.contains("secret-site"),
+            "{}",
+            centre.message
+        );
     }
 }

@@ -18,21 +18,49 @@ pub const MAX_ITEMS: usize = 200;
 /// Largest `qty` of one line.
 pub const MAX_QTY: u32 = 100_000;
 
-/// Longest value, in characters, of each text field.
+/// Each text field's longest value, in characters, and what it may contain.
 pub mod text {
+    /// How long a text field may be and which characters it refuses.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Rule {
+        pub max_chars: usize,
+        /// Free text (names, addresses, messages) may hold tabs and line
+        /// breaks and bidirectional formatting (right-to-left scripts);
+        /// identifiers and codes hold neither. No field holds other control
+        /// characters.
+        pub free: bool,
+    }
+
+    impl Rule {
+        const fn code(max_chars: usize) -> Self {
+            Self {
+                max_chars,
+                free: false,
+            }
+        }
+        const fn free(max_chars: usize) -> Self {
+            Self {
+                max_chars,
+                free: true,
+            }
+        }
+    }
+
     /// Codes the partner caps at 50 (`WarehouseCode`, `ClientCode`).
-    pub const CODE: usize = 50;
+    pub const CODE: Rule = Rule::code(50);
     /// Identifiers the partner caps at 100 (`OrderId`, `PackagId`, `TrackingNumber`, …).
-    pub const IDENTIFIER: usize = 100;
+    pub const IDENTIFIER: Rule = Rule::code(100);
     /// Names the partner caps at 200 (`ShippingProviderName`), and people's names.
-    pub const NAME: usize = 200;
-    pub const ADDRESS: usize = 500;
-    pub const PLACE: usize = 100;
-    pub const COUNTRY_CODE: usize = 10;
-    pub const POST_CODE: usize = 20;
-    pub const PHONE: usize = 50;
-    pub const EMAIL: usize = 254;
-    pub const CURRENCY: usize = 10;
-    pub const DESC: usize = 1000;
-    pub const URL: usize = 2048;
+    pub const NAME: Rule = Rule::free(200);
+    pub const ADDRESS: Rule = Rule::free(500);
+    pub const PLACE: Rule = Rule::free(100);
+    pub const COUNTRY_CODE: Rule = Rule::code(10);
+    pub const POST_CODE: Rule = Rule::code(20);
+    pub const PHONE: Rule = Rule::code(50);
+    pub const EMAIL: Rule = Rule::code(254);
+    pub const CURRENCY: Rule = Rule::code(10);
+    pub const DESC: Rule = Rule::free(1000);
+    pub const URL: Rule = Rule::code(2048);
+    /// Inline label data: its own byte cap applies (MIME base64 may wrap lines).
+    pub const BASE64: Rule = Rule::free(usize::MAX);
 }

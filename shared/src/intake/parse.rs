@@ -73,7 +73,7 @@ pub fn parse_order(body: &[u8]) -> Result<OrderRequest, IntakeError> {
     }
 
     let order_number = r.required_object(&root, "package").and_then(|package| {
-        let value = r.required_text(&package, "order_number", usize::MAX)?;
+        let value = r.required_text(&package, "order_number", text::IDENTIFIER)?;
         OrderNumber::parse(&value)
             .map_err(|why| r.problem(package.path_of("order_number"), why))
             .ok()
@@ -141,7 +141,7 @@ fn small_enum<T: TryFrom<u8, Error = String>>(
 }
 
 fn logistics_provider(r: &mut Reader, obj: &Object<'_>) -> Result<LogisticsProvider, IntakeError> {
-    let label_base64 = r.text(obj, "label_base64", usize::MAX);
+    let label_base64 = r.text(obj, "label_base64", text::BASE64);
     if let Some(label) = &label_base64 {
         if label.len() > limits::MAX_LABEL_BASE64_BYTES {
             return Err(IntakeError::LabelTooLarge {

@@ -1,6 +1,6 @@
 //! What the warehouse reports: `POST /apicenter/api/order/{order_number}/events`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Money;
@@ -107,6 +107,15 @@ pub fn parse_event(body: &[u8]) -> Result<WarehouseEvent, Vec<FieldError>> {
     let occurred_at = r
         .required_text(&root, "occurred_at", text::CODE)
         .and_then(|value| match DateTime::parse_from_rfc3339(&value) {
+            // chrono reads second 60 as a leap second on any day: not a time
+            // the partner (or anyone after us) can represent.
+            Ok(time) if time.nanosecond() >= 1_000_000_000 => {
+                r.problem(
+                    "occurred_at",
+                    "second 60 (a leap second) is not accepted; send 59",
+                );
+                None
+            }
             Ok(time) => Some(time.with_timezone(&Utc)),
             Err(_) => {
                 r.problem(
@@ -234,5 +243,23 @@ mod tests {
             parse_event(br#"{"event_id":"1","type":"lost","occurred_at":"2026-11-20T10:00:00Z"}"#)
                 .unwrap_err();
         assert!(problems[0].message.contains("handed_over"));
+    }
+
+    #[test]
+    fn a_leap_second_is_not_a_time() {
+        let problems = parse_event(
+            br#"{"event_id":"1","type":"picked","occurred_at":"2026-12-31T23:59:60+08:00"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(problems[0].field, "occurred_at");
+    }
+
+    #[test]
+    fn a_lone_surrogate_in_the_fee_is_a_problem_naming_it() {
+        let problems = parse_event(
+            br#"{"event_id":"1","type":"shipped","occurred_at":"2026-11-20T10:00:00Z","tracking_number":"T","shipping_fee":"\ud800"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(problems[0].field, "shipping_fee");
     }
 }
