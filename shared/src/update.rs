@@ -31,7 +31,11 @@ where
     S: OrderStore,
     E: From<StoreError>,
 {
-    for _ in 0..MAX_TRIES {
+    for attempt in 0..MAX_TRIES {
+        if attempt > 0 {
+            // Re-reading at once only collides again with the other writers.
+            tokio::time::sleep(backoff(attempt)).await;
+        }
         let Some(mut record) = store.get(order_number).await? else {
             return Ok(None);
         };
@@ -48,4 +52,78 @@ where
             .into(),
     )
     .into())
+}
+
+/// The pause before try `attempt` (1-based after the first): doubling from
+/// 10 ms up to 320 ms, half of it random ("equal jitter") so writers that
+/// collided spread out. At most ≈ 1.3 s over all tries.
+fn backoff(attempt: usize) -> std::time::Duration {
+    let ceiling_ms = 10_u64 << attempt.min(5);
+    let jitter = getrandom::u64().unwrap_or(0) % (ceiling_ms / 2 + 1);
+    std::time::Duration::from_millis(ceiling_ms / 2 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+
+    /// A store whose one order is always changed by someone else first.
+    struct Contended(Mutex<Vec<Instant>>, OrderRecord);
+
+    impl OrderStore for Contended {
+        async fn insert_new(&self, _: &OrderRecord) -> Result<crate::ports::Insert, StoreError> {
+            unreachable!()
+        }
+        async fn get(&self, _: &OrderNumber) -> Result<Option<OrderRecord>, StoreError> {
+            self.0.lock().unwrap().push(Instant::now());
+            Ok(Some(self.1.clone()))
+        }
+        async fn save(&self, _: &mut OrderRecord) -> Result<Save, StoreError> {
+            Ok(Save::Stale)
+        }
+        async fn stuck_callbacks(
+            &self,
+            _: DateTime<Utc>,
+            _: i32,
+        ) -> Result<Vec<OrderNumber>, StoreError> {
+            unreachable!()
+        }
+        async fn orders_with_platform_order(
+            &self,
+            _: &str,
+        ) -> Result<Vec<OrderNumber>, StoreError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_contended_order_is_read_again_only_after_a_growing_random_pause() {
+        let sample = include_str!("../../tests/fixtures/spec-000-sample.json");
+        let order = crate::intake::parse_order(sample.as_bytes()).unwrap().order;
+        let number = order.order_number.clone();
+        let store = Contended(
+            Mutex::new(Vec::new()),
+            OrderRecord::accept(order, Vec::new(), Utc::now()),
+        );
+
+        let result = update_order(&store, &number, |_| Ok::<_, StoreError>(Change::Save(()))).await;
+
+        assert!(matches!(result, Err(StoreError::Unavailable(_))));
+        let reads = store.0.lock().unwrap().clone();
+        assert_eq!(reads.len(), MAX_TRIES);
+        let waited = reads[MAX_TRIES - 1] - reads[0];
+        assert!(
+            waited >= Duration::from_millis(50),
+            "re-read after {waited:?} in all"
+        );
+        assert!(
+            waited <= Duration::from_secs(3),
+            "re-read after {waited:?} in all"
+        );
+    }
 }

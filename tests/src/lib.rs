@@ -273,6 +273,24 @@ impl TestApp {
         into_reply(request.send().await.expect("the API answers")).await
     }
 
+    /// Moves an order's receipt back to `received_at` (RFC 3339), straight in
+    /// DynamoDB, so a test may send events at fixed past times: an event may
+    /// not say it happened long before its order was received.
+    pub async fn backdate(&self, order_number: &str, received_at: &str) {
+        let table = self.stack.orders_table().expect("orders table");
+        self.stack
+            .dynamodb
+            .update_item()
+            .table_name(table)
+            .key("order_number", AttributeValue::S(order_number.to_owned()))
+            .update_expression("SET created_at = :at")
+            .expression_attribute_values(":at", AttributeValue::S(received_at.to_owned()))
+            .condition_expression("attribute_exists(order_number)")
+            .send()
+            .await
+            .expect("the order is backdated");
+    }
+
     /// Every item in this test's orders table, read straight from DynamoDB.
     pub async fn stored_items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
         let table = self.stack.orders_table().expect("orders table");

@@ -20,6 +20,8 @@ fn event(id: &str, kind: &str, at: &str, extra: &Value) -> Value {
 
 /// Posts the whole warehouse flow for an order, local times at `offset` ("+08:00").
 async fn ship(app: &TestApp, order_number: &str, day: &str, offset: &str) {
+    app.backdate(order_number, &format!("{day}T00:00:00Z"))
+        .await;
     let at = |time: &str| format!("{day}T{time}{offset}");
     let events = [
         event("e-1", "allocated", &at("08:00:00"), &json!({})),
@@ -74,7 +76,7 @@ async fn a_tiktok_order_reaches_the_partner_once_with_the_exact_spec_001_body() 
         json!({
             "ClientCode": "20", "WarehouseCode": "PH", "PlatformCode": "TikTok", "ShippingMode": 0,
             "ParcelId": "mabang-test002", "PackagId": "tiktok_order0012454545", "OrderId": "7861345751257",
-            "CreateTime": local(&created.body["data"]["created_at"], 8),
+            "CreateTime": local(&order["created_at"], 8),
             "PickupTime": "2026-11-20 09:00:00", "Country": "PH", "City": "Manila", "TimeZone": 8,
             "ShippedTime": "2026-11-20 10:00:00", "HandOverTime": "2026-11-20 11:00:00",
             "ShippingProviderId": "8545675454500214", "ShippingProviderName": "jito",
@@ -119,7 +121,7 @@ async fn a_temu_order_with_a_platform_label_is_reported_in_shipping_mode_1() {
     assert_eq!(created.status, 201, "{:#}", created.body);
 
     ship(&app, "temu-1", "2026-11-20", "+08:00").await;
-    app.wait_for_order("temu-1", WAIT, delivered).await;
+    let stored = app.wait_for_order("temu-1", WAIT, delivered).await;
 
     let body = &app.partner_requests()[0].body;
     assert_eq!(body["PlatformCode"], "Temu");
@@ -129,10 +131,7 @@ async fn a_temu_order_with_a_platform_label_is_reported_in_shipping_mode_1() {
         body.get("PackagId").is_none() && body.get("ShippingProviderId").is_none(),
         "{body:#}"
     );
-    assert_eq!(
-        body["CreateTime"],
-        local(&created.body["data"]["created_at"], 8)
-    );
+    assert_eq!(body["CreateTime"], local(&stored["created_at"], 8));
 }
 
 async fn ebay_in_los_angeles(day: &str, offset: &str) -> (Value, Value) {
@@ -145,11 +144,8 @@ async fn ebay_in_los_angeles(day: &str, offset: &str) -> (Value, Value) {
     assert_eq!(created.status, 201, "{:#}", created.body);
 
     ship(&app, "ebay-1", day, offset).await;
-    app.wait_for_order("ebay-1", WAIT, delivered).await;
-    (
-        created.body["data"].clone(),
-        app.partner_requests()[0].body.clone(),
-    )
+    let stored = app.wait_for_order("ebay-1", WAIT, delivered).await;
+    (stored, app.partner_requests()[0].body.clone())
 }
 
 #[tokio::test]
@@ -448,6 +444,7 @@ async fn the_sweeper_sends_a_callback_whose_queue_message_was_lost() {
 async fn handed_over_before_shipped_waits_for_the_shipment_then_reports_once() {
     let app = TestApp::spawn_with_partner(vec![]).await;
     assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    app.backdate("mabang-test002", "2026-11-20T00:00:00Z").await;
 
     let handed = app
         .post_event(

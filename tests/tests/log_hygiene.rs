@@ -63,6 +63,7 @@ async fn a_full_flow_logs_no_keys_signatures_tokens_or_personal_data() {
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
+    app.backdate("mabang-test002", "2026-11-20T00:00:00Z").await;
     let mut bad = sample_order();
     bad["items"] = json!([]);
     assert_eq!(app.post_order(&bad).await.status, 400);

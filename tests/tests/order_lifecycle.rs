@@ -10,6 +10,7 @@ fn event(id: &str, kind: &str, at: &str) -> Value {
 async fn app_with_order() -> TestApp {
     let app = TestApp::spawn().await;
     assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    app.backdate("mabang-test002", "2026-11-20T00:00:00Z").await;
     app
 }
 
@@ -189,6 +190,7 @@ async fn other_platforms_are_tracked_without_a_callback() {
     let mut order = sample_order();
     order["platform_type"] = json!("shopee");
     app.post_order(&order).await;
+    app.backdate("mabang-test002", "2026-11-20T00:00:00Z").await;
     app.post_event(
         "mabang-test002",
         &json!({"event_id": "s", "type": "shipped", "occurred_at": "2026-11-20T10:00:00Z", "tracking_number": "YT1"}),
@@ -220,4 +222,26 @@ async fn an_event_body_over_16_kib_is_413_naming_the_limit() {
         app.get_order("mabang-test002").await.body["data"]["status"],
         "pending"
     );
+}
+
+#[tokio::test]
+async fn an_event_time_outside_the_order_s_life_is_a_400_naming_occurred_at() {
+    let app = app_with_order().await;
+    let ahead = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+
+    for at in [
+        "9999-12-31T23:59:59-12:00",
+        "0001-01-01T00:00:00+14:00",
+        "2026-12-31T23:59:60+08:00",
+        "2000-01-01T00:00:00Z",
+        ahead.as_str(),
+    ] {
+        let reply = app
+            .post_event("mabang-test002", &event(&format!("e-{at}"), "picked", at))
+            .await;
+        assert_eq!(reply.status, 400, "{at}: {}", reply.body);
+        assert_eq!(reply.error_fields(), ["occurred_at"], "{at}");
+    }
+    let order = app.get_order("mabang-test002").await.body["data"].clone();
+    assert_eq!(order["status"], "pending");
 }

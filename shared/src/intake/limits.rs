@@ -4,8 +4,8 @@
 //! fails later.
 //!
 //! The item budget: the canonical order is at most the body plus ~20 KB of
-//! explicit nulls (256 + 20 KB), findings ≤ ~25 KB, the event history ≤ 100
-//! events of ≤ ~500 bytes (50 KB) plus a few ≤ 4 KB messages, the callback
+//! explicit nulls (256 + 20 KB), findings ≤ ~25 KB, the event history ≤ 110
+//! events (100 + 10 lifecycle) of ≤ ~500 bytes (55 KB) plus a few ≤ 4 KB messages, the callback
 //! state ≤ ~10 KB: under 370 KB in the worst case.
 
 /// Largest request body accepted, in bytes (413 above it).

@@ -11,6 +11,12 @@ use crate::reader::{Object, Reader, root_object};
 /// Largest event body accepted, in bytes.
 pub const MAX_EVENT_BODY_BYTES: usize = 16 * 1024;
 
+/// How long before its order was received an event may say it happened:
+/// slack for a warehouse clock or time zone set wrong, not for history.
+pub const MAX_BEFORE_ORDER: chrono::TimeDelta = chrono::TimeDelta::days(1);
+/// How far ahead of the server's clock an event may say it happened.
+pub const MAX_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 /// One progress report from the warehouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WarehouseEvent {
@@ -90,6 +96,32 @@ pub struct Shipment {
     pub logistics_message: Option<String>,
     /// Measurements known at shipping, for warehouses that skip `packed`.
     pub parcel: Parcel,
+}
+
+impl WarehouseEvent {
+    /// Refuses a time outside the order's life as we can know it: from
+    /// [`MAX_BEFORE_ORDER`] before the order was received to [`MAX_AHEAD`]
+    /// after `now`. Without it a year-10000 or year-0 time is stored and only
+    /// fails later, when the callback is written for the partner.
+    pub fn check_time(
+        &self,
+        order_received: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), FieldError> {
+        let earliest = order_received - MAX_BEFORE_ORDER;
+        let latest = now + MAX_AHEAD;
+        if self.occurred_at < earliest || self.occurred_at > latest {
+            return Err(FieldError::new(
+                "occurred_at",
+                format!(
+                    "must be between {} (a day before the order was received) and {} (5 minutes ahead of the server's clock)",
+                    crate::record::format_time(earliest),
+                    crate::record::format_time(latest)
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn fill<T: Clone>(target: &mut Option<T>, source: &Option<T>) {
@@ -261,5 +293,27 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(problems[0].field, "shipping_fee");
+    }
+
+    #[test]
+    fn an_event_time_must_fall_within_the_order_s_life() {
+        let received: DateTime<Utc> = "2026-11-20T00:00:00Z".parse().unwrap();
+        let now: DateTime<Utc> = "2026-11-25T00:00:00Z".parse().unwrap();
+        let at = |time: &str| {
+            let body = format!(r#"{{"event_id":"1","type":"picked","occurred_at":"{time}"}}"#);
+            parse_event(body.as_bytes())
+                .unwrap()
+                .check_time(received, now)
+        };
+        assert!(at("2026-11-19T00:00:00Z").is_ok());
+        assert!(at("2026-11-25T00:05:00Z").is_ok());
+        for far in [
+            "2026-11-18T23:59:59Z",
+            "2026-11-25T00:05:01Z",
+            "9999-12-31T23:59:59-12:00",
+            "0001-01-01T00:00:00+14:00",
+        ] {
+            assert_eq!(at(far).unwrap_err().field, "occurred_at", "{far}");
+        }
     }
 }

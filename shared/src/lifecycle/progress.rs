@@ -7,8 +7,13 @@ use serde::{Deserialize, Serialize};
 use super::event::{EventKind, Parcel, WarehouseEvent, fill};
 use crate::domain::{Money, OrderStatus};
 
-/// Most events kept per order; a real order sees a handful.
+/// Most events kept per order; a real order sees a handful. Past it, only
+/// the lifecycle (shipped, handed over, cancelled) is still applied: a noisy
+/// or hostile warehouse can fill the history but never lock an order.
 pub const MAX_EVENTS: usize = 100;
+/// History room kept past [`MAX_EVENTS`] for lifecycle events; beyond it they
+/// still apply but are not listed, so the stored order stays bounded.
+pub const LIFECYCLE_RESERVE: usize = 10;
 
 /// What the warehouse has reported about an order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +72,9 @@ pub enum Impossible {
         event: &'static str,
         why: &'static str,
     },
-    #[error("the order already has {MAX_EVENTS} events")]
+    #[error(
+        "the order already has {MAX_EVENTS} events; only shipped, handed_over and cancelled are still accepted"
+    )]
     TooManyEvents,
 }
 
@@ -82,12 +89,27 @@ impl Progress {
         if self.events.iter().any(|e| e.event_id == event.event_id) {
             return Ok((status, Applied::Duplicate));
         }
-        if self.events.len() >= MAX_EVENTS {
+        let lifecycle = matches!(
+            event.kind,
+            EventKind::Shipped(_) | EventKind::HandedOver { .. } | EventKind::Cancelled { .. }
+        );
+        if self.events.len() >= MAX_EVENTS && !lifecycle {
             return Err(Impossible::TooManyEvents);
         }
         let target = target_status(&event.kind);
         let moves = self.moves(status, target, event)?;
         self.record(&event.kind, event.occurred_at, moves);
+        if self.events.len() < MAX_EVENTS + LIFECYCLE_RESERVE {
+            self.push_entry(event, now, moves);
+        }
+        Ok(if moves {
+            (target, Applied::Moved)
+        } else {
+            (status, Applied::Recorded)
+        })
+    }
+
+    fn push_entry(&mut self, event: &WarehouseEvent, now: DateTime<Utc>, moves: bool) {
         self.events.push(EventEntry {
             event_id: event.event_id.clone(),
             kind: event.kind.name().to_owned(),
@@ -95,11 +117,6 @@ impl Progress {
             received_at: now,
             moved_status: moves,
         });
-        Ok(if moves {
-            (target, Applied::Moved)
-        } else {
-            (status, Applied::Recorded)
-        })
     }
 
     /// Whether the event moves `status` to `target`, or cannot happen at all.

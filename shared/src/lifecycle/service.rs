@@ -109,6 +109,9 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
             if !caller.may_access(&record.order) {
                 return Err(LifecycleError::NotFound(order_number.to_owned()));
             }
+            event
+                .check_time(record.created_at, now)
+                .map_err(|problem| LifecycleError::Invalid(vec![problem]))?;
             let current = record.status;
             let outcome = record
                 .apply_event(event, now)

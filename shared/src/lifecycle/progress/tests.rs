@@ -197,3 +197,61 @@ fn a_late_shipment_fills_gaps_without_overriding_newer_data() {
     assert_eq!(progress.tracking_number.as_deref(), Some("NEW"));
     assert_eq!(progress.logistic_provider_code.as_deref(), Some("jito"));
 }
+
+/// An order whose history is full of (distinct) noise from the warehouse.
+fn full_history() -> (Progress, OrderStatus) {
+    let mut progress = Progress::default();
+    let mut status = OrderStatus::Pending;
+    for n in 0..MAX_EVENTS {
+        let noise = event(&format!("noise-{n}"), 1, EventKind::Allocated);
+        status = progress.apply(status, &noise, at(23)).unwrap().0;
+    }
+    (progress, status)
+}
+
+#[test]
+fn shipping_and_hand_over_apply_past_the_history_cap() {
+    let (mut progress, status) = full_history();
+
+    let (status, shipped_outcome) = progress
+        .apply(status, &event("s", 2, shipped("YT1")), at(23))
+        .unwrap();
+    let (status, handed) = progress
+        .apply(status, &event("h", 3, handed_over()), at(23))
+        .unwrap();
+
+    assert_eq!(shipped_outcome, Applied::Moved);
+    assert_eq!(handed, Applied::Moved);
+    assert_eq!(status, OrderStatus::HandedOver);
+    assert!(progress.ready_to_report());
+}
+
+#[test]
+fn a_cancellation_applies_past_the_history_cap_but_noise_does_not() {
+    let (mut progress, status) = full_history();
+
+    let noise = progress.apply(status, &event("more", 2, EventKind::Picked), at(23));
+    let cancelled = progress.apply(
+        status,
+        &event("c", 2, EventKind::Cancelled { reason: None }),
+        at(23),
+    );
+
+    assert_eq!(noise, Err(Impossible::TooManyEvents));
+    assert_eq!(cancelled, Ok((OrderStatus::Cancelled, Applied::Moved)));
+}
+
+#[test]
+fn lifecycle_events_past_the_cap_keep_the_history_bounded() {
+    let (mut progress, mut status) = full_history();
+    for n in 0..1000 {
+        let report = event(&format!("s-{n}"), 2, shipped("YT1"));
+        status = progress.apply(status, &report, at(23)).unwrap().0;
+    }
+    assert_eq!(status, OrderStatus::Shipped);
+    assert!(
+        progress.events.len() <= MAX_EVENTS + 10,
+        "{}",
+        progress.events.len()
+    );
+}
