@@ -174,6 +174,11 @@ impl ApiError {
                     "order {number} already exists with different content; resend it unchanged, or use a new order_number"
                 ),
             ),
+            Self::Intake(E::NumberTaken(number)) => envelope(
+                StatusCode::CONFLICT,
+                json!({ "order_number": number }),
+                &format!("order number {number} is taken; use another order_number"),
+            ),
             Self::Intake(err @ E::NotFound(_)) => {
                 envelope(StatusCode::NOT_FOUND, json!(null), &err.to_string())
             }

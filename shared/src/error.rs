@@ -60,6 +60,9 @@ pub enum IntakeError {
     Unprocessable(Vec<FieldError>),
     #[error("order {0} already exists with different content")]
     Conflict(OrderNumber),
+    /// The number is another client's: said without comparing anything.
+    #[error("order number {0} is taken")]
+    NumberTaken(OrderNumber),
     #[error("order {0} does not exist")]
     NotFound(String),
     #[error("client_code {body:?} is not the client of this API key")]

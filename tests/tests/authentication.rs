@@ -356,3 +356,53 @@ async fn a_signature_for_one_route_is_refused_on_another() {
         "pending"
     );
 }
+
+#[tokio::test]
+async fn a_number_held_by_another_client_is_only_said_to_be_taken() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    let other = app.client_key("21").await;
+    let mut theirs = sample_order();
+    theirs["client_code"] = json!("21");
+    let mut changed = theirs.clone();
+    changed["desc"] = json!("something else");
+
+    let same = app.post_order_as(&other, &theirs).await;
+    let different = app.post_order_as(&other, &changed).await;
+
+    for reply in [&same, &different] {
+        assert_eq!(reply.status, 409, "{}", reply.body);
+        let message = reply.body["message"].as_str().unwrap();
+        assert!(message.contains("is taken"), "{message}");
+        assert!(!message.contains("content"), "{message}");
+    }
+    assert_eq!(same.body, different.body);
+    assert_eq!(
+        app.get_order("mabang-test002").await.body["data"]["client_code"],
+        "20"
+    );
+}
+
+#[tokio::test]
+async fn a_key_with_order_prefixes_cannot_squat_numbers_outside_them() {
+    let app = TestApp::spawn().await;
+    let squatter = app
+        .stack
+        .issue_key_with_prefixes(Scope::Client("21".into()), None, false, &["shop21-"])
+        .await
+        .unwrap()
+        .key;
+    let mut squat = sample_order();
+    squat["client_code"] = json!("21");
+    let mut own = squat.clone();
+    own["package"]["order_number"] = json!("shop21-100");
+
+    let refused = app.post_order_as(&squatter, &squat).await;
+    let accepted = app.post_order_as(&squatter, &own).await;
+    let owner = app.post_order(&sample_order()).await;
+
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.error_fields(), ["package.order_number"]);
+    assert_eq!(accepted.status, 201, "{}", accepted.body);
+    assert_eq!(owner.status, 201, "{}", owner.body);
+}

@@ -104,12 +104,25 @@ impl Stack {
         key: Option<String>,
         signed: bool,
     ) -> Result<IssuedKey, Error> {
+        self.issue_key_with_prefixes(scope, key, signed, &[]).await
+    }
+
+    /// [`Stack::issue_key`] for a client key limited to order numbers under
+    /// `order_prefixes` (`api-keys create --order-prefix`).
+    pub async fn issue_key_with_prefixes(
+        &self,
+        scope: Scope,
+        key: Option<String>,
+        signed: bool,
+        order_prefixes: &[&str],
+    ) -> Result<IssuedKey, Error> {
         let now = chrono::Utc::now();
-        let issued = match key {
+        let mut issued = match key {
             Some(key) => shared::auth::issue_with(key, scope, signed, now),
             None => shared::auth::issue(scope, signed, now),
         }
         .map_err(|err| Error::Aws(Box::new(err)))?;
+        issued.record.order_prefixes = order_prefixes.iter().map(|p| (*p).to_owned()).collect();
         self.keys()?
             .put(&issued.record)
             .await

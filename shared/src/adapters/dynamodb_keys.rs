@@ -135,6 +135,12 @@ fn to_item(record: &ApiKeyRecord) -> Item {
     if let Some(secret) = &record.signing_secret {
         item.insert("signing_secret".into(), s(secret));
     }
+    if !record.order_prefixes.is_empty() {
+        item.insert(
+            "order_prefixes".into(),
+            AttributeValue::Ss(record.order_prefixes.clone()),
+        );
+    }
     if let Some(at) = record.expires_at {
         item.insert("expires_at".into(), s(&format_time(at)));
     }
@@ -174,6 +180,10 @@ fn from_item(item: &Item) -> Result<ApiKeyRecord, StoreError> {
         key_hash: text("key_hash").ok_or_else(|| corrupt("no key_hash"))?,
         scope,
         signing_secret: text("signing_secret"),
+        order_prefixes: match item.get("order_prefixes") {
+            Some(AttributeValue::Ss(prefixes)) => prefixes.clone(),
+            _ => Vec::new(),
+        },
         created_at: time("created_at")?.ok_or_else(|| corrupt("no created_at"))?,
         expires_at: time("expires_at")?,
         revoked_at: time("revoked_at")?,

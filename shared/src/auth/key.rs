@@ -24,6 +24,9 @@ pub struct ApiKeyRecord {
     pub scope: Scope,
     /// When set, requests must carry an HMAC-SHA256 signature with this secret.
     pub signing_secret: Option<String>,
+    /// ERP keys: the order-number prefixes its client may create orders
+    /// under (`mabang-`); empty, any number.
+    pub order_prefixes: Vec<String>,
     pub created_at: DateTime<Utc>,
     /// A rotated key stays valid until then.
     pub expires_at: Option<DateTime<Utc>>,
@@ -75,6 +78,7 @@ pub fn issue_with(
             key_hash,
             scope,
             signing_secret,
+            order_prefixes: Vec::new(),
             created_at: now,
             expires_at: None,
             revoked_at: None,

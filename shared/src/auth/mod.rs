@@ -25,6 +25,8 @@ pub struct Principal {
     /// The key's public id: what logs name instead of the key.
     pub key_id: String,
     pub scope: Scope,
+    /// The order-number prefixes the key may create orders under; empty, any.
+    pub order_prefixes: Vec<String>,
 }
 
 impl Principal {
@@ -36,6 +38,16 @@ impl Principal {
             Scope::Client(client) => *client == order.client_code,
             Scope::Warehouse(centres) => centres.contains(&order.centre_code),
         }
+    }
+
+    /// Whether the key may create an order under `order_number`.
+    #[must_use]
+    pub fn may_number(&self, order_number: &str) -> bool {
+        self.order_prefixes.is_empty()
+            || self
+                .order_prefixes
+                .iter()
+                .any(|prefix| order_number.starts_with(prefix.as_str()))
     }
 
     /// The client an ERP key acts for.
@@ -163,6 +175,7 @@ impl<K: KeyStore, C: Clock> Authenticator<K, C> {
         Ok(Principal {
             key_id: record.key_id,
             scope: record.scope,
+            order_prefixes: record.order_prefixes,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod findings;
 pub mod limits;
+pub mod metrics;
 mod parse;
 
 pub use parse::{OrderRequest, parse_order};
@@ -55,6 +56,15 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
             return Err(IntakeError::ForeignClient {
                 body: order.client_code,
             });
+        }
+        if !caller.may_number(order.order_number.as_str()) {
+            return Err(IntakeError::Invalid(vec![FieldError::new(
+                "package.order_number",
+                format!(
+                    "must start with one of this API key's order-number prefixes: {}",
+                    caller.order_prefixes.join(", ")
+                ),
+            )]));
         }
         let mut findings = findings::check(&order, &self.warehouses);
         if real_time_response {
@@ -120,6 +130,20 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
             Insert::AlreadyExists(stored) if stored.request_hash == record.request_hash => {
                 tracing::info!(order_number = %record.order.order_number, "identical order replayed");
                 Ok(Accepted::Replayed(OrderView::from(stored.as_ref())))
+            }
+            Insert::AlreadyExists(stored)
+                if stored.order.client_code != record.order.client_code =>
+            {
+                // Numbers are shared by all clients (spec 000 keys orders by
+                // order_number): say only that it is taken, and tell operators.
+                tracing::warn!(
+                    order_number = %record.order.order_number,
+                    client_code = %record.order.client_code,
+                    holder_client_code = %stored.order.client_code,
+                    "order number collision between clients"
+                );
+                println!("{}", metrics::collision_line());
+                Err(IntakeError::NumberTaken(record.order.order_number))
             }
             Insert::AlreadyExists(_) => {
                 tracing::warn!(order_number = %record.order.order_number, "conflicting order refused");

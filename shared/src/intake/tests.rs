@@ -110,6 +110,7 @@ fn client() -> crate::auth::Principal {
     crate::auth::Principal {
         key_id: "key_test".into(),
         scope: crate::auth::Scope::Client("20".into()),
+        order_prefixes: Vec::new(),
     }
 }
 
@@ -516,6 +517,7 @@ async fn an_order_of_another_client_is_refused_and_invisible() {
     let other = crate::auth::Principal {
         key_id: "key_other".into(),
         scope: crate::auth::Scope::Client("21".into()),
+        order_prefixes: Vec::new(),
     };
 
     let refused = intake.accept(&other, SAMPLE.as_bytes()).await;
@@ -680,4 +682,25 @@ mod fuzz {
             })
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_key_with_order_prefixes_creates_only_numbers_under_them() {
+    let intake = intake();
+    let mut caller = client();
+    caller.order_prefixes = vec!["erp20-".into(), "shop20-".into()];
+    let mut outside = sample();
+    outside["package"]["order_number"] = json!("mabang-test002");
+    let mut inside = sample();
+    inside["package"]["order_number"] = json!("shop20-1");
+
+    let refused = intake.accept(&caller, &body(&outside)).await;
+    let accepted = intake.accept(&caller, &body(&inside)).await;
+
+    let Err(IntakeError::Invalid(problems)) = refused else {
+        panic!("not refused: {refused:?}");
+    };
+    assert_eq!(problems[0].field, "package.order_number");
+    assert!(problems[0].message.contains("erp20-, shop20-"));
+    created(accepted);
 }

@@ -4,7 +4,7 @@
 //! as its SHA-256; afterwards keys are named by their public `key_…` id.
 //!
 //! ```text
-//! api-keys create --client 20 [--sign]
+//! api-keys create --client 20 [--sign] [--order-prefix mabang- ...]
 //! api-keys create --warehouse mabang,lax [--sign]
 //! api-keys rotate key_0123456789abcdef [--grace-hours 24]
 //! api-keys revoke key_0123456789abcdef
@@ -62,14 +62,20 @@ async fn run(args: &[String]) -> Result<(), Failure> {
                     );
                 }
             };
-            let issued = issue(scope, flag("--sign"), Utc::now())?;
+            let prefixes = order_prefixes(args)?;
+            if !prefixes.is_empty() && !matches!(scope, Scope::Client(_)) {
+                return Err("--order-prefix applies to --client keys only".into());
+            }
+            let mut issued = issue(scope, flag("--sign"), Utc::now())?;
+            issued.record.order_prefixes = prefixes;
             store.put(&issued.record).await?;
             print_new(&issued);
         }
         Some("rotate") => {
             let old = find(&store, args.get(1)).await?;
             let grace: i64 = value("--grace-hours").map_or(Ok(24), |h| h.parse())?;
-            let issued = issue(old.scope.clone(), old.signing_secret.is_some(), Utc::now())?;
+            let mut issued = issue(old.scope.clone(), old.signing_secret.is_some(), Utc::now())?;
+            issued.record.order_prefixes.clone_from(&old.order_prefixes);
             store.put(&issued.record).await?;
             let expires = Utc::now() + Duration::hours(grace);
             store.retire(&old.key_hash, Some(expires), None).await?;
@@ -89,10 +95,11 @@ async fn run(args: &[String]) -> Result<(), Failure> {
                     "inactive"
                 };
                 println!(
-                    "{}  {:?}  {state}  signed={}  expires={:?}",
+                    "{}  {:?}  {state}  signed={}  order_prefixes={:?}  expires={:?}",
                     key.key_id,
                     key.scope,
                     key.signing_secret.is_some(),
+                    key.order_prefixes,
                     key.expires_at
                 );
             }
@@ -100,6 +107,28 @@ async fn run(args: &[String]) -> Result<(), Failure> {
         _ => return Err("usage: api-keys create|rotate|revoke|list (see the README)".into()),
     }
     Ok(())
+}
+
+/// Every `--order-prefix P` (repeatable, or comma-separated): the order-number
+/// prefixes a client key may create orders under.
+fn order_prefixes(args: &[String]) -> Result<Vec<String>, Failure> {
+    let mut prefixes = Vec::new();
+    for pair in args.windows(2).filter(|pair| pair[0] == "--order-prefix") {
+        for prefix in pair[1].split(',').map(str::trim) {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+            if prefix.is_empty() || !prefix.chars().all(allowed) {
+                return Err(format!(
+                    "order prefix {prefix:?}: use letters, digits, '-' and '_' (as order numbers do)"
+                )
+                .into());
+            }
+            prefixes.push(prefix.to_owned());
+        }
+    }
+    if args.last().is_some_and(|last| last == "--order-prefix") {
+        return Err("--order-prefix needs a value".into());
+    }
+    Ok(prefixes)
 }
 
 async fn find(store: &DynamoKeyStore, key_id: Option<&String>) -> Result<ApiKeyRecord, Failure> {
