@@ -15,8 +15,10 @@ pub enum Scope {
     Warehouse(BTreeSet<String>),
 }
 
-/// A key as stored: never the key itself, only its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A key as stored: never the key itself, only its SHA-256. Its `Debug`
+/// leaves the signing secret out (an authenticator's key cache is printed
+/// with the function it belongs to).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiKeyRecord {
     /// Public identifier, safe to log and to name in commands (`key_…`).
     pub key_id: String,
@@ -33,6 +35,20 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+impl std::fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("key_id", &self.key_id)
+            .field("scope", &self.scope)
+            .field("signed", &self.signing_secret.is_some())
+            .field("order_prefixes", &self.order_prefixes)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ApiKeyRecord {
     /// Whether the key may be used at `now`.
     #[must_use]
@@ -42,10 +58,19 @@ impl ApiKeyRecord {
 }
 
 /// A freshly issued key: the only moment the plain key exists on our side.
-#[derive(Debug, Clone)]
+/// Its `Debug` shows the record only.
+#[derive(Clone)]
 pub struct IssuedKey {
     pub key: String,
     pub record: ApiKeyRecord,
+}
+
+impl std::fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a key could not be generated (no system randomness).
@@ -137,5 +162,15 @@ mod tests {
         assert!(!record.active(now + chrono::Duration::hours(2)));
         record.revoked_at = Some(now);
         assert!(!record.active(now));
+    }
+
+    #[test]
+    fn a_key_record_s_debug_hides_its_signing_secret() {
+        let issued = issue(Scope::Client("20".into()), true, Utc::now()).unwrap();
+        let secret = issued.record.signing_secret.clone().unwrap();
+        let printed = format!("{:?} {:?}", issued.record, issued);
+        assert!(!printed.contains(&secret), "{printed}");
+        assert!(!printed.contains(&issued.key), "{printed}");
+        assert!(printed.contains(&issued.record.key_id));
     }
 }
