@@ -130,13 +130,16 @@ callback_status() {
 ERP="Authorization: Bearer $ERP_KEY"
 WMS="X-Api-Key: $WMS_KEY"
 call POST /apicenter/api/order "$ERP" "@$ROOT/tests/fixtures/spec-000-sample.json"
+# Event times must fall within the order's life: from a minute ago.
+shipped_at="$(date -u -d '-60 seconds' +%Y-%m-%dT%H:%M:%SZ)"
+handed_at="$(date -u -d '-30 seconds' +%Y-%m-%dT%H:%M:%SZ)"
 for seed in mabang-test003:tiktok mabang-ebay-001:ebay; do
   number=${seed%%:*} platform=${seed#*:}
   call POST /apicenter/api/order "$ERP" "$(order "$number" "$platform")"
   call POST "/apicenter/api/order/$number/events" "$WMS" \
-    '{"event_id":"seed-1","type":"shipped","occurred_at":"2026-11-20T10:00:00+08:00","tracking_number":"YT4567890123CN","logistic_provider_code":"jito"}'
+    '{"event_id":"seed-1","type":"shipped","occurred_at":"'"$shipped_at"'","tracking_number":"YT4567890123CN","logistic_provider_code":"jito"}'
   call POST "/apicenter/api/order/$number/events" "$WMS" \
-    '{"event_id":"seed-2","type":"handed_over","occurred_at":"2026-11-20T11:00:00+08:00"}'
+    '{"event_id":"seed-2","type":"handed_over","occurred_at":"'"$handed_at"'"}'
 done
 # The dispatcher settles the callbacks in the background.
 deadline=$((SECONDS + 30))
