@@ -185,7 +185,8 @@ pub async fn functions(
                 let event = serde_json::json!({
                     "event_id": format!("cold-{i}"),
                     "type": "allocated",
-                    "occurred_at": "2026-11-20T09:00:00+08:00",
+                    // Within the order's life, which began with this run.
+                    "occurred_at": shared::record::format_time(chrono::Utc::now()),
                 })
                 .to_string();
                 api_event(

@@ -95,12 +95,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
          Read it back:\n\n  curl -s {order}/mabang-test002 -H \"Authorization: Bearer $API_KEY\"\n\n\
          Ship it (the warehouse's events), then watch the callback go out:\n\n  \
          curl -s -X POST {order}/mabang-test002/events -H \"Authorization: Bearer $WMS_KEY\" -H 'Content-Type: application/json' \\\n    \
-         -d '{{\"event_id\":\"e-1\",\"type\":\"shipped\",\"occurred_at\":\"2026-11-20T10:00:00+08:00\",\"tracking_number\":\"YT4567890123CN\",\"logistic_provider_code\":\"jito\"}}'\n  \
+         -d '{{\"event_id\":\"e-1\",\"type\":\"shipped\",\"occurred_at\":\"{now}\",\"tracking_number\":\"YT4567890123CN\",\"logistic_provider_code\":\"jito\"}}'\n  \
          curl -s -X POST {order}/mabang-test002/events -H \"Authorization: Bearer $WMS_KEY\" -H 'Content-Type: application/json' \\\n    \
-         -d '{{\"event_id\":\"e-2\",\"type\":\"handed_over\",\"occurred_at\":\"2026-11-20T11:00:00+08:00\"}}'\n\n\
+         -d '{{\"event_id\":\"e-2\",\"type\":\"handed_over\",\"occurred_at\":\"{now}\"}}'\n\n\
          Ctrl-C stops the service and the emulators.\n",
         erp_key = erp.key,
         wms_key = wms.key,
+        // Event times must fall within the order's life (README).
+        now = shared::record::format_time(chrono::Utc::now()),
     );
     tokio::select! {
         result = stack.serve(listener) => result?,
