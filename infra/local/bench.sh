@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-FUNCTIONS=(order-intake warehouse-events callback-dispatch callback-sweeper)
+FUNCTIONS=(order-intake warehouse-events callback-dispatch)
 
 log() { echo "bench: $*" >&2; }
 

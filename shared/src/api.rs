@@ -230,6 +230,16 @@ fn lifecycle_failure(err: LifecycleError) -> ApiResponse {
             json!({ "callback_status": status }),
             &err.to_string(),
         ),
+        L::CallbackSettled(status) => envelope(
+            StatusCode::CONFLICT,
+            json!({ "callback_status": status }),
+            &err.to_string(),
+        ),
+        L::AttemptInFlight(ref until) => envelope(
+            StatusCode::CONFLICT,
+            json!({ "attempt_in_flight_until": until }),
+            &err.to_string(),
+        ),
         L::Store(err) => store_failure(&err),
     }
 }

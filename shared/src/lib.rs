@@ -5,7 +5,8 @@
 //! - [`intake`]: spec 000's intake: parse with every problem listed, data-quality
 //!   findings, idempotent create over the [`ports::OrderStore`] port.
 //! - [`record`] / [`view`]: what is stored about an order and how the API shows it.
-//! - [`ports`]: the traits the core needs; [`adapters`]: their AWS implementations.
+//! - [`ports`]: the traits the core needs; [`adapters`]: their AWS implementations;
+//!   `memory` (feature `memory`): an in-memory store with the same semantics, for tests.
 //! - [`error`]: one error enum per layer; [`api`]: the single place that turns
 //!   errors into HTTP status codes and the `{code, data, message}` envelope.
 //! - [`config`]: typed configuration read once at start-up; [`logging`]: the
@@ -21,6 +22,8 @@ pub mod error;
 pub mod intake;
 pub mod lifecycle;
 pub mod logging;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
 pub mod ports;
 mod reader;
 pub mod record;

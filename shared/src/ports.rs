@@ -6,8 +6,9 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::callback::body::CallbackBody;
+use crate::callback::state::{Claim, NotClaimable};
 use crate::domain::OrderNumber;
-use crate::error::{QueueError, StoreError};
+use crate::error::StoreError;
 use crate::record::OrderRecord;
 
 /// The result of inserting an order that may already exist.
@@ -22,8 +23,28 @@ pub enum Insert {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Save {
     Saved,
-    /// Someone saved the order since it was read: read it again and redo.
+    /// The condition failed (someone saved the order since it was read, or
+    /// the lease changed hands): read it again and decide anew.
     Stale,
+}
+
+/// What a save is conditional on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard<'a> {
+    /// Nobody saved the order since it was read (`version` unchanged).
+    Version,
+    /// That, and the callback's lease is still held by this owner (the
+    /// fencing token of the delivery that claimed it).
+    Lease(&'a str),
+}
+
+/// The result of a claim: one conditional write, no read before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// The claim was written; the order as it now stands.
+    Yes(Box<OrderRecord>),
+    /// The condition failed; why, judged on the order as it stood.
+    No(NotClaimable, Box<OrderRecord>),
 }
 
 /// Durable order state, keyed by order number.
@@ -39,19 +60,25 @@ pub trait OrderStore: Send + Sync {
         order_number: &OrderNumber,
     ) -> impl Future<Output = Result<Option<OrderRecord>, StoreError>> + Send;
 
-    /// Saves the mutable state of `record` if the stored version is still
-    /// `record.version`; on success the version is incremented.
+    /// Saves the mutable state of `record` if `guard` holds; on success the
+    /// version is incremented, and the callback's queue message is sent
+    /// (through the outbox) when `record.callback.send_message` is set, which
+    /// is then cleared.
     fn save(
         &self,
         record: &mut OrderRecord,
+        guard: Guard<'_>,
     ) -> impl Future<Output = Result<Save, StoreError>> + Send;
 
-    /// Orders whose callback has waited for a dispatcher since before `due_before`.
-    fn stuck_callbacks(
+    /// Claims the callback for one post in a single conditional write:
+    /// [`crate::callback::Callback::check_claim`] is the condition,
+    /// [`crate::callback::Callback::apply_claim`] the change. `None` when
+    /// there is no such order.
+    fn claim(
         &self,
-        due_before: DateTime<Utc>,
-        limit: i32,
-    ) -> impl Future<Output = Result<Vec<OrderNumber>, StoreError>> + Send;
+        order_number: &OrderNumber,
+        claim: &Claim,
+    ) -> impl Future<Output = Result<Option<Claimed>, StoreError>> + Send;
 
     /// Order numbers stored under a client's marketplace order number
     /// ([`crate::domain::Order::client_platform_order_key`]).
@@ -61,12 +88,44 @@ pub trait OrderStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<OrderNumber>, StoreError>> + Send;
 }
 
-/// The callback queue: a message asks a dispatcher to report an order's shipment.
-pub trait CallbackQueue: Send + Sync {
-    fn enqueue(
+/// A shared store is a store (the functions share one client among tasks).
+impl<T: OrderStore + ?Sized> OrderStore for std::sync::Arc<T> {
+    fn insert_new(
+        &self,
+        record: &OrderRecord,
+    ) -> impl Future<Output = Result<Insert, StoreError>> + Send {
+        (**self).insert_new(record)
+    }
+
+    fn get(
         &self,
         order_number: &OrderNumber,
-    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    ) -> impl Future<Output = Result<Option<OrderRecord>, StoreError>> + Send {
+        (**self).get(order_number)
+    }
+
+    fn save(
+        &self,
+        record: &mut OrderRecord,
+        guard: Guard<'_>,
+    ) -> impl Future<Output = Result<Save, StoreError>> + Send {
+        (**self).save(record, guard)
+    }
+
+    fn claim(
+        &self,
+        order_number: &OrderNumber,
+        claim: &Claim,
+    ) -> impl Future<Output = Result<Option<Claimed>, StoreError>> + Send {
+        (**self).claim(order_number, claim)
+    }
+
+    fn orders_with_platform_order(
+        &self,
+        client_platform_order_key: &str,
+    ) -> impl Future<Output = Result<Vec<OrderNumber>, StoreError>> + Send {
+        (**self).orders_with_platform_order(client_platform_order_key)
+    }
 }
 
 /// The platform-callback partner (spec 001).

@@ -1,6 +1,9 @@
 //! What the service keeps about an order: the accepted request and its state.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::auth::key::hex;
@@ -27,15 +30,47 @@ pub struct OrderRecord {
     pub progress: Progress,
     /// The shipment report to the platform (spec 001).
     pub callback: Callback,
+    /// Callback fields the ERP supplied after the order (the order itself
+    /// never changes).
+    pub callback_fields: CallbackFields,
     /// Optimistic-concurrency version: 1 when created, +1 on every save.
     pub version: u64,
+}
+
+/// Callback fields an ERP supplies for an existing order
+/// (`POST …/callback/fields`): what the platform needs and the order lacked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_provider_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_provider_name: Option<String>,
+    /// `items[].platform_sku_id`, by `sku`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub platform_sku_ids: BTreeMap<String, String>,
+}
+
+impl CallbackFields {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Why supplied callback fields were not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldsRefused {
+    /// The callback no longer needs them (delivered, not required).
+    Settled(CallbackStatus),
+    /// A supplied `sku` is not one of the order's.
+    UnknownSku(String),
 }
 
 /// What a warehouse event did to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventOutcome {
     pub applied: Applied,
-    /// The callback became due with this event: send its queue message.
+    /// The callback became due with this event (its message goes out with the save).
     pub callback_due: bool,
 }
 
@@ -53,6 +88,7 @@ impl OrderRecord {
             created_at: now,
             findings,
             progress: Progress::default(),
+            callback_fields: CallbackFields::default(),
             version: 1,
         };
         if record.order.process_type == ProcessType::HandedOver {
@@ -87,10 +123,7 @@ impl OrderRecord {
             self.callback.status = CallbackStatus::NotRequired;
             self.callback.reason = Some("the order was cancelled".into());
         }
-        if applied != Applied::Duplicate
-            && self.callback.status == CallbackStatus::Failed
-            && self.callback.attempts.is_empty()
-        {
+        if applied != Applied::Duplicate && self.callback.failed_without_request() {
             // It failed before any request was made: the order lacked a field its
             // platform requires (an eBay fee, say). This event may bring it.
             self.callback.status = CallbackStatus::AwaitingShipment;
@@ -102,6 +135,41 @@ impl OrderRecord {
         })
     }
 
+    /// Takes callback fields the ERP supplied; a callback that failed for
+    /// want of them (before any request was made) is due again. `true` when
+    /// that happened.
+    pub fn supply_callback_fields(
+        &mut self,
+        fields: CallbackFields,
+        now: DateTime<Utc>,
+    ) -> Result<bool, FieldsRefused> {
+        if matches!(
+            self.callback.status,
+            CallbackStatus::Delivered | CallbackStatus::NotRequired
+        ) {
+            return Err(FieldsRefused::Settled(self.callback.status));
+        }
+        if let Some(unknown) = fields
+            .platform_sku_ids
+            .keys()
+            .find(|sku| !self.order.items.iter().any(|item| item.sku == **sku))
+        {
+            return Err(FieldsRefused::UnknownSku(unknown.clone()));
+        }
+        let supplied = &mut self.callback_fields;
+        if fields.shipping_provider_id.is_some() {
+            supplied.shipping_provider_id = fields.shipping_provider_id;
+        }
+        if fields.shipping_provider_name.is_some() {
+            supplied.shipping_provider_name = fields.shipping_provider_name;
+        }
+        supplied.platform_sku_ids.extend(fields.platform_sku_ids);
+        if self.callback.failed_without_request() {
+            self.callback.status = CallbackStatus::AwaitingShipment;
+        }
+        Ok(self.make_callback_due_if_ready(now))
+    }
+
     fn make_callback_due_if_ready(&mut self, now: DateTime<Utc>) -> bool {
         let ready = self.callback.status == CallbackStatus::AwaitingShipment
             && self.progress.ready_to_report();
@@ -109,6 +177,16 @@ impl OrderRecord {
             self.callback.make_due(now);
         }
         ready
+    }
+
+    /// Whether `other` is the same request as the one stored here: equal
+    /// hashes, or (for an order stored by an earlier release, whose canonical
+    /// form may differ) equal canonical forms as this release writes them.
+    #[must_use]
+    pub fn same_request_as(&self, other: &Self) -> bool {
+        self.request_hash == other.request_hash
+            || serde_json::from_str::<Order>(&self.order_json)
+                .is_ok_and(|stored| request_hash(&canonical_json(&stored)) == other.request_hash)
     }
 
     /// Spec 000's `status_message`: why the order is short or cancelled, and
@@ -149,8 +227,10 @@ impl OrderRecord {
 }
 
 /// The order's canonical JSON. The struct serialises its fields in
-/// declaration order and normalises prices and platform names, so two requests
-/// that differ only in key order, spacing or number notation are alike.
+/// declaration order, leaves absent fields out (so a release that adds an
+/// optional field does not change the form of orders without it) and
+/// normalises prices and platform names, so two requests that differ only in
+/// key order, spacing, `null`s or number notation are alike.
 fn canonical_json(order: &Order) -> String {
     // Sized for a typical order up front: growing the buffer was 6 % of intake CPU.
     let mut json = Vec::with_capacity(1024 + 160 * order.items.len());

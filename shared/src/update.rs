@@ -4,7 +4,7 @@
 
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
-use crate::ports::{OrderStore, Save};
+use crate::ports::{Guard, OrderStore, Save};
 use crate::record::OrderRecord;
 
 /// Tries before giving up on a hotly contended order.
@@ -41,7 +41,7 @@ where
         };
         match change(&mut record)? {
             Change::Keep(value) => return Ok(Some((record, value))),
-            Change::Save(value) => match store.save(&mut record).await? {
+            Change::Save(value) => match store.save(&mut record, Guard::Version).await? {
                 Save::Saved => return Ok(Some((record, value))),
                 Save::Stale => {}
             },
@@ -68,7 +68,7 @@ mod tests {
     use std::sync::Mutex;
     use std::time::{Duration, Instant};
 
-    use chrono::{DateTime, Utc};
+    use chrono::Utc;
 
     use super::*;
 
@@ -83,14 +83,14 @@ mod tests {
             self.0.lock().unwrap().push(Instant::now());
             Ok(Some(self.1.clone()))
         }
-        async fn save(&self, _: &mut OrderRecord) -> Result<Save, StoreError> {
+        async fn save(&self, _: &mut OrderRecord, _: Guard<'_>) -> Result<Save, StoreError> {
             Ok(Save::Stale)
         }
-        async fn stuck_callbacks(
+        async fn claim(
             &self,
-            _: DateTime<Utc>,
-            _: i32,
-        ) -> Result<Vec<OrderNumber>, StoreError> {
+            _: &OrderNumber,
+            _: &crate::callback::Claim,
+        ) -> Result<Option<crate::ports::Claimed>, StoreError> {
             unreachable!()
         }
         async fn orders_with_platform_order(

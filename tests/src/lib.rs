@@ -87,6 +87,7 @@ pub fn test_callback_settings(url: &str) -> CallbackSettings {
         token: PARTNER_TOKEN.to_owned(),
         timeout: Duration::from_secs(1),
         retry_delays: Some(vec![Duration::from_secs(1)]),
+        max_posts: None,
     }
 }
 
@@ -330,4 +331,29 @@ fn unique_prefix() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed),
         nanos
     )
+}
+
+/// Receives every message of a queue (waiting up to 20 s for the first one),
+/// deleting nothing; returns their bodies.
+pub async fn receive_all(app: &TestApp, queue_url: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let received = app
+            .stack
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("the queue answers");
+        let messages = received.messages();
+        if messages.is_empty() && (!bodies.is_empty() || tokio::time::Instant::now() >= deadline) {
+            return bodies;
+        }
+        bodies.extend(messages.iter().filter_map(|m| m.body().map(str::to_owned)));
+    }
 }

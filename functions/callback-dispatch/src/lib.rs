@@ -4,9 +4,12 @@
 //! Each message is handled on its own task: one failing (or, in a build that
 //! unwinds, panicking) message never fails the others. A message to retry is
 //! hidden for the delay of the retry schedule (`ChangeMessageVisibility`)
-//! before it is reported; a poison message (unreadable, or for an unknown
-//! order) is made visible again at once, so it reaches the dead-letter queue
-//! after `maxReceiveCount` quick deliveries without holding up anything.
+//! before it is reported. When the schedule is spent (the order already says
+//! `dead_lettered`), and for a poison message (unreadable, or for an unknown
+//! order), the handler moves the message to the dead-letter queue itself and
+//! lets SQS delete the original: the order's status and the message's place
+//! agree, whatever the queue's receive count. The queue's own `maxReceiveCount`
+//! is only a safety net far above the schedule.
 
 pub mod metrics;
 
@@ -16,8 +19,10 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::adapters::CallbackMessage;
-use shared::callback::{DispatchError, Dispatcher, Disposition, Report};
+use shared::callback::retry::store_backoff;
+use shared::callback::{Delivery, DispatchError, Dispatcher, Disposition, Report};
 use shared::config::{ConfigError, Warehouses, required_env};
 use shared::ports::{Clock, OrderStore, PartnerClient};
 
@@ -26,6 +31,7 @@ use shared::ports::{Clock, OrderStore, PartnerClient};
 pub struct Config {
     pub orders_table: String,
     pub callback_queue_url: String,
+    pub dead_letter_queue_url: String,
     pub callback_url: String,
     pub warehouses: Warehouses,
     pub policy: shared::callback::RetryPolicy,
@@ -34,17 +40,21 @@ pub struct Config {
 }
 
 impl Config {
-    /// `ORDERS_TABLE`, `CALLBACK_QUEUE_URL`, `CALLBACK_URL`, `WAREHOUSES`;
-    /// optional `CALLBACK_MAX_RECEIVE_COUNT` (the queue's, default 8),
-    /// `CALLBACK_RETRY_DELAYS` (seconds, comma-separated),
-    /// `CALLBACK_TIMEOUT_SECONDS` (default 10).
+    /// `ORDERS_TABLE`, `CALLBACK_QUEUE_URL`, `CALLBACK_DEAD_LETTER_QUEUE_URL`,
+    /// `CALLBACK_URL`, `WAREHOUSES`; optional `CALLBACK_MAX_POSTS` (posts in a
+    /// schedule, default 8), `CALLBACK_RETRY_DELAYS` (seconds,
+    /// comma-separated), `CALLBACK_TIMEOUT_SECONDS` (default 10).
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut policy = shared::callback::RetryPolicy::default();
-        if let Ok(count) = std::env::var("CALLBACK_MAX_RECEIVE_COUNT") {
-            policy.max_receive_count = count.parse().map_err(|_| ConfigError::Invalid {
-                name: "CALLBACK_MAX_RECEIVE_COUNT",
-                reason: format!("{count:?} is not a number"),
-            })?;
+        if let Ok(count) = std::env::var("CALLBACK_MAX_POSTS") {
+            policy.max_posts = count
+                .parse()
+                .ok()
+                .filter(|posts| *posts > 0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "CALLBACK_MAX_POSTS",
+                    reason: format!("{count:?} is not a positive number"),
+                })?;
         }
         if let Ok(delays) = std::env::var("CALLBACK_RETRY_DELAYS") {
             policy.delays =
@@ -69,6 +79,7 @@ impl Config {
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
             callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
+            dead_letter_queue_url: required_env("CALLBACK_DEAD_LETTER_QUEUE_URL")?,
             callback_url: required_env("CALLBACK_URL")?,
             warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
             policy,
@@ -84,7 +95,13 @@ pub struct DispatchHandler<S, P, C> {
     dispatcher: Dispatcher<S, P, C>,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
+    dead_letter_queue_url: String,
 }
+
+/// The message attribute the handler puts on what it moves to the dead-letter
+/// queue: a message that carries it and arrives on the callback queue again
+/// was redriven by an operator.
+pub const DEAD_LETTERED_ATTRIBUTE: &str = "dead_lettered_by";
 
 impl<S, P, C> DispatchHandler<S, P, C>
 where
@@ -96,11 +113,13 @@ where
         dispatcher: Dispatcher<S, P, C>,
         sqs: aws_sdk_sqs::Client,
         queue_url: String,
+        dead_letter_queue_url: String,
     ) -> Self {
         Self {
             dispatcher,
             sqs,
             queue_url,
+            dead_letter_queue_url,
         }
     }
 
@@ -144,15 +163,28 @@ where
             .and_then(|count| count.parse().ok())
             .unwrap_or(1);
         let body = message.body.as_deref().unwrap_or_default();
-        let Ok(CallbackMessage { order_number }) = serde_json::from_str(body) else {
+        let Ok(CallbackMessage {
+            order_number,
+            generation,
+        }) = serde_json::from_str(body)
+        else {
             tracing::error!(message_id, receive_count, "unreadable callback message");
-            self.retry_in(message, Duration::ZERO).await;
-            return true;
+            return !self.dead_letter(message).await;
         };
-        let span = tracing::info_span!("callback", order_number = %order_number, message_id, receive_count);
+        let delivery = Delivery {
+            order_number,
+            generation,
+            message_id: message_id.to_owned(),
+            receive_count,
+            redriven: message
+                .message_attributes
+                .contains_key(DEAD_LETTERED_ATTRIBUTE),
+        };
+        let span = tracing::info_span!("callback", order_number = %delivery.order_number,
+            generation = ?delivery.generation, message_id, receive_count);
         match self
             .dispatcher
-            .dispatch(&order_number, receive_count)
+            .dispatch(&delivery)
             .instrument(span.clone())
             .await
         {
@@ -164,17 +196,56 @@ where
                         self.retry_in(message, delay).await;
                         true
                     }
+                    Disposition::DeadLetter => !self.dead_letter(message).instrument(span).await,
+                    Disposition::Leave => true,
                 }
             }
             Err(DispatchError::UnknownOrder(_)) => {
-                tracing::error!("callback message for an unknown order");
-                self.retry_in(message, Duration::ZERO).await;
-                true
+                span.in_scope(|| tracing::error!("callback message for an unknown order"));
+                !self.dead_letter(message).instrument(span).await
             }
             Err(DispatchError::Store(err)) => {
-                // The queue's visibility timeout spaces the next try.
-                tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "order store failure");
+                span.in_scope(|| {
+                    tracing::error!(error = %err, cause = ?std::error::Error::source(&err),
+                    "order store failure; the message will be delivered again")
+                });
+                self.retry_in(message, store_backoff(receive_count)).await;
                 true
+            }
+        }
+    }
+
+    /// Moves the message to the dead-letter queue: sends a copy there (marked,
+    /// so a redrive is recognised); `true` when the original may be deleted.
+    /// If the send fails the original stays and comes back: its order already
+    /// says `dead_lettered`, so that delivery finishes the move.
+    async fn dead_letter(&self, message: &SqsMessage) -> bool {
+        let Ok(marker) = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("callback-dispatch")
+            .build()
+        else {
+            return false;
+        };
+        let sent = self
+            .sqs
+            .send_message()
+            .queue_url(&self.dead_letter_queue_url)
+            .message_body(message.body.as_deref().unwrap_or_default())
+            .message_attributes(DEAD_LETTERED_ATTRIBUTE, marker)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => {
+                tracing::warn!("callback message moved to the dead-letter queue");
+                println!("{}", metrics::line("DeadLettered", None));
+                true
+            }
+            Err(err) => {
+                tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(&err),
+                    "could not move the message to the dead-letter queue; it will come back");
+                self.retry_in(message, Duration::from_secs(5)).await;
+                false
             }
         }
     }
@@ -212,6 +283,11 @@ fn log_report(report: &Report) {
         Report::Retrying { reason, latency } => {
             tracing::warn!(reason, "callback will be retried");
             ("Retried", *latency)
+        }
+        Report::DeadLettered { reason } => {
+            tracing::error!(reason, "callback retries exhausted");
+            // The move to the dead-letter queue counts `DeadLettered`.
+            return;
         }
         Report::Skipped(why) => {
             tracing::info!(why, "nothing to send");

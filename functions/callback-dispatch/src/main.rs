@@ -34,6 +34,7 @@ async fn main() -> Result<(), Error> {
         dispatcher,
         aws_sdk_sqs::Client::new(&aws),
         config.callback_queue_url,
+        config.dead_letter_queue_url,
     ));
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let handler = Arc::clone(&handler);

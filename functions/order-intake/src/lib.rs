@@ -11,14 +11,14 @@ use tracing::Instrument;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::adapters::{DynamoKeyStore, DynamoOrderStore, SqsCallbackQueue};
+use shared::adapters::{DynamoKeyStore, DynamoOrderStore};
 use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
 use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, KeyStore, Principal, signed_path};
 use shared::config::{ConfigError, Warehouses, api_key_cache, required_env};
 use shared::intake::{Accepted, Intake};
 use shared::lifecycle::{Applied, Lifecycle};
-use shared::ports::{CallbackQueue, Clock, OrderStore, SystemClock};
+use shared::ports::{Clock, OrderStore, SystemClock};
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone)]
@@ -30,8 +30,6 @@ pub struct Config {
     /// `API_KEY_CACHE_SECONDS` (default 60): how long a warm function trusts a
     /// key it has read; a revocation takes effect within this time.
     pub api_key_cache: Duration,
-    /// `CALLBACK_QUEUE_URL`: where callback messages go.
-    pub callback_queue_url: String,
     /// `WAREHOUSES`: JSON object of warehouses keyed by `centre_code`.
     pub warehouses: Warehouses,
 }
@@ -42,7 +40,6 @@ impl Config {
             orders_table: required_env("ORDERS_TABLE")?,
             api_keys_table: required_env("API_KEYS_TABLE")?,
             api_key_cache: api_key_cache()?,
-            callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
             warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
         })
     }
@@ -50,38 +47,32 @@ impl Config {
 
 /// The ERP routes of `/apicenter/api/order`.
 #[derive(Debug)]
-pub struct OrderApi<S, Q, C, K> {
-    intake: Intake<S, Q, C>,
-    lifecycle: Lifecycle<S, Q, C>,
+pub struct OrderApi<S, C, K> {
+    intake: Intake<S, C>,
+    lifecycle: Lifecycle<S, C>,
     auth: Authenticator<K, C>,
 }
 
-impl OrderApi<DynamoOrderStore, SqsCallbackQueue, SystemClock, DynamoKeyStore> {
-    /// The production wiring: DynamoDB, SQS and the system clock.
-    pub fn new(
-        config: Config,
-        dynamodb: aws_sdk_dynamodb::Client,
-        sqs: aws_sdk_sqs::Client,
-    ) -> Self {
+impl OrderApi<DynamoOrderStore, SystemClock, DynamoKeyStore> {
+    /// The production wiring: DynamoDB and the system clock.
+    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Self {
         let keys = DynamoKeyStore::new(dynamodb.clone(), config.api_keys_table);
         let store = DynamoOrderStore::new(dynamodb, config.orders_table);
-        let queue = SqsCallbackQueue::new(sqs, config.callback_queue_url);
-        Self::with_ports(store, queue, keys, config.warehouses, SystemClock)
+        Self::with_ports(store, keys, config.warehouses, SystemClock)
             .with_key_cache(config.api_key_cache)
     }
 }
 
-impl<S, Q, C, K> OrderApi<S, Q, C, K>
+impl<S, C, K> OrderApi<S, C, K>
 where
     S: OrderStore + Clone,
-    Q: CallbackQueue + Clone,
     C: Clock + Clone,
     K: KeyStore,
 {
-    pub fn with_ports(store: S, queue: Q, keys: K, warehouses: Warehouses, clock: C) -> Self {
+    pub fn with_ports(store: S, keys: K, warehouses: Warehouses, clock: C) -> Self {
         Self {
-            intake: Intake::new(store.clone(), queue.clone(), warehouses, clock.clone()),
-            lifecycle: Lifecycle::new(store, queue, clock.clone()),
+            intake: Intake::new(store.clone(), warehouses, clock.clone()),
+            lifecycle: Lifecycle::new(store, clock.clone()),
             auth: Authenticator::new(keys, clock),
         }
     }
@@ -157,10 +148,23 @@ where
                 let view = self.lifecycle.retry_callback(caller, number).await?;
                 Ok(success(StatusCode::ACCEPTED, &view, "callback queued"))
             }
-            ["apicenter", "api", "order", _, "cancel"]
-            | ["apicenter", "api", "order", _, "callback", "retry"] => {
-                Err(ApiError::MethodNotAllowed { allow: "POST" })
+            ["apicenter", "api", "order", number, "callback", "fields"] if post => {
+                require_json(request.headers())?;
+                let view = self
+                    .lifecycle
+                    .supply_callback_fields(caller, number, body)
+                    .await?;
+                Ok(success(StatusCode::OK, &view, "callback fields stored"))
             }
+            ["apicenter", "api", "order", _, "cancel"]
+            | [
+                "apicenter",
+                "api",
+                "order",
+                _,
+                "callback",
+                "retry" | "fields",
+            ] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             _ => Err(ApiError::NoRoute),
         }
     }

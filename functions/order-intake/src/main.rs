@@ -8,10 +8,6 @@ async fn main() -> Result<(), Error> {
     shared::logging::init();
     let config = Config::from_env()?;
     let aws = shared::adapters::https::aws_config().await?;
-    let api = OrderApi::new(
-        config,
-        aws_sdk_dynamodb::Client::new(&aws),
-        aws_sdk_sqs::Client::new(&aws),
-    );
+    let api = OrderApi::new(config, aws_sdk_dynamodb::Client::new(&aws));
     run(service_fn(|request| api.handle(request))).await
 }

@@ -1,6 +1,6 @@
 //! The warehouse-facing Lambda: `POST /apicenter/api/order/{order_number}/events`.
-//! Applies the report to the order and, when the parcel has reached the carrier,
-//! queues the platform callback. A separate function from the ERP API so it
+//! Applies the report to the order; the write that makes the platform callback
+//! due also sends its queue message (the store's outbox). A separate function from the ERP API so it
 //! has its own credentials, permissions and scaling.
 
 use std::convert::Infallible;
@@ -10,13 +10,13 @@ use tracing::Instrument;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::adapters::{DynamoKeyStore, DynamoOrderStore, SqsCallbackQueue};
+use shared::adapters::{DynamoKeyStore, DynamoOrderStore};
 use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
 use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, KeyStore, Principal, signed_path};
 use shared::config::{ConfigError, api_key_cache, required_env};
 use shared::lifecycle::{Applied, Lifecycle};
-use shared::ports::{CallbackQueue, Clock, OrderStore, SystemClock};
+use shared::ports::{Clock, OrderStore, SystemClock};
 
 /// Whether `path` is the route this function serves (API Gateway sends it
 /// only these; the local gateway asks).
@@ -38,8 +38,6 @@ pub struct Config {
     /// `API_KEY_CACHE_SECONDS` (default 60): how long a warm function trusts a
     /// key it has read; a revocation takes effect within this time.
     pub api_key_cache: Duration,
-    /// `CALLBACK_QUEUE_URL`: where callback messages go.
-    pub callback_queue_url: String,
 }
 
 impl Config {
@@ -48,27 +46,21 @@ impl Config {
             orders_table: required_env("ORDERS_TABLE")?,
             api_keys_table: required_env("API_KEYS_TABLE")?,
             api_key_cache: api_key_cache()?,
-            callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
         })
     }
 }
 
 #[derive(Debug)]
-pub struct EventsApi<S, Q, C, K> {
-    lifecycle: Lifecycle<S, Q, C>,
+pub struct EventsApi<S, C, K> {
+    lifecycle: Lifecycle<S, C>,
     auth: Authenticator<K, C>,
 }
 
-impl EventsApi<DynamoOrderStore, SqsCallbackQueue, SystemClock, DynamoKeyStore> {
-    /// The production wiring: DynamoDB, SQS and the system clock.
-    pub fn new(
-        config: Config,
-        dynamodb: aws_sdk_dynamodb::Client,
-        sqs: aws_sdk_sqs::Client,
-    ) -> Self {
+impl EventsApi<DynamoOrderStore, SystemClock, DynamoKeyStore> {
+    /// The production wiring: DynamoDB and the system clock.
+    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Self {
         Self::with_ports(
             DynamoOrderStore::new(dynamodb.clone(), config.orders_table),
-            SqsCallbackQueue::new(sqs, config.callback_queue_url),
             DynamoKeyStore::new(dynamodb, config.api_keys_table),
             SystemClock,
         )
@@ -76,10 +68,10 @@ impl EventsApi<DynamoOrderStore, SqsCallbackQueue, SystemClock, DynamoKeyStore> 
     }
 }
 
-impl<S: OrderStore, Q: CallbackQueue, C: Clock + Clone, K: KeyStore> EventsApi<S, Q, C, K> {
-    pub fn with_ports(store: S, queue: Q, keys: K, clock: C) -> Self {
+impl<S: OrderStore, C: Clock + Clone, K: KeyStore> EventsApi<S, C, K> {
+    pub fn with_ports(store: S, keys: K, clock: C) -> Self {
         Self {
-            lifecycle: Lifecycle::new(store, queue, clock.clone()),
+            lifecycle: Lifecycle::new(store, clock.clone()),
             auth: Authenticator::new(keys, clock),
         }
     }

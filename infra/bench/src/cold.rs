@@ -85,7 +85,7 @@ fn lambda_env(name: &str) -> Vec<(String, String)> {
     env
 }
 
-/// The four functions, configured against `stack`, their first events
+/// The three functions, configured against `stack`, their first events
 /// pointing at orders made for the purpose.
 pub async fn functions(
     stack: &Stack,
@@ -101,6 +101,10 @@ pub async fn functions(
     let queue_arn = stack
         .resources
         .queue_arn("CallbackQueue")
+        .map_err(|e| e.to_string())?
+        .to_owned();
+    let dead_letter_queue = stack
+        .dead_letter_queue_url()
         .map_err(|e| e.to_string())?
         .to_owned();
     let warehouses = std::fs::read_to_string(
@@ -143,7 +147,6 @@ pub async fn functions(
     let common = |name: &str| {
         let mut env = lambda_env(name);
         env.push(("ORDERS_TABLE".into(), table.clone()));
-        env.push(("CALLBACK_QUEUE_URL".into(), queue.clone()));
         env
     };
     let mut intake_env = common("order-intake");
@@ -156,10 +159,10 @@ pub async fn functions(
         ("WAREHOUSES".into(), warehouses),
         ("CALLBACK_URL".into(), partner_url.to_owned()),
         ("CALLBACK_TOKEN".into(), "bench-partner-token".into()),
-        ("CALLBACK_MAX_RECEIVE_COUNT".into(), "8".into()),
+        ("CALLBACK_QUEUE_URL".into(), queue.clone()),
+        ("CALLBACK_MAX_POSTS".into(), "8".into()),
+        ("CALLBACK_DEAD_LETTER_QUEUE_URL".into(), dead_letter_queue),
     ]);
-    let mut sweeper_env = common("callback-sweeper");
-    sweeper_env.push(("SWEEP_GRACE_MINUTES".into(), "5".into()));
 
     Ok(vec![
         Function {
@@ -206,12 +209,6 @@ pub async fn functions(
             event: Box::new(move |i| {
                 sqs_event(&queue_arn, &[format!("cold-callback-{i}")]).to_string()
             }),
-        },
-        Function {
-            name: "callback-sweeper",
-            binary: bin_dir.join("callback-sweeper"),
-            env: sweeper_env,
-            event: Box::new(|_| "{}".to_owned()),
         },
     ])
 }

@@ -26,12 +26,7 @@ use local_stack::stack::local_warehouses;
 
 use crate::report::{Machine, Results, Size};
 
-const FUNCTIONS: [&str; 4] = [
-    "order-intake",
-    "warehouse-events",
-    "callback-dispatch",
-    "callback-sweeper",
-];
+const FUNCTIONS: [&str; 3] = ["order-intake", "warehouse-events", "callback-dispatch"];
 const CRITERION: [&str; 3] = ["intake/sample", "intake/50_items", "callback_body/shipped"];
 
 #[derive(Debug)]

@@ -280,7 +280,7 @@ pub struct Dispatch {
     /// Callbacks per second; latency per batch of 10.
     pub handler: Summary,
     pub raw: Summary,
-    /// The handler's calls made raw: `GetItem`, `UpdateItem`, post, `UpdateItem`.
+    /// The handler's calls made raw: claim `UpdateItem`, post, record `UpdateItem`.
     pub same_calls: Summary,
     /// The floor the partner's delay puts on both: batch size / delay.
     pub ceiling_per_second: f64,
@@ -302,6 +302,7 @@ pub async fn dispatch(
         token: "bench-partner-token".into(),
         timeout: Duration::from_secs(10),
         retry_delays: None,
+        max_posts: None,
     };
     let function = stack.dispatcher(&settings).map_err(|e| e.to_string())?;
     let queue_arn = stack
@@ -489,25 +490,32 @@ async fn sent(post: reqwest::RequestBuilder) -> bool {
     }
 }
 
-/// The dispatcher's DynamoDB calls around one post, made raw: read the order,
-/// claim it (conditional on its version), post, record (conditional again).
+/// The dispatcher's DynamoDB calls around one post, made raw: claim the
+/// order (one conditional `UpdateItem` returning the new item), post, record
+/// (a second conditional `UpdateItem`).
 async fn claim_post_record(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     number: &str,
     post: reqwest::RequestBuilder,
 ) -> bool {
-    let Ok(got) = dynamodb
-        .get_item()
+    let Ok(claimed) = dynamodb
+        .update_item()
         .table_name(table)
         .key("order_number", AttributeValue::S(number.to_owned()))
-        .consistent_read(true)
+        .condition_expression("attribute_exists(order_number)")
+        .update_expression("SET version = version + :one, lease_owner = :owner")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .expression_attribute_values(":owner", AttributeValue::S(format!("raw-{number}")))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
         .send()
         .await
     else {
         return false;
     };
-    let Some(item) = got.item else { return false };
+    let Some(item) = claimed.attributes else {
+        return false;
+    };
     let (Some(AttributeValue::N(version)), Some(AttributeValue::S(callback))) =
         (item.get("version"), item.get("callback"))
     else {
@@ -516,9 +524,7 @@ async fn claim_post_record(
     let Ok(version) = version.parse::<u64>() else {
         return false;
     };
-    versioned_update(dynamodb, table, number, version, callback).await
-        && sent(post).await
-        && versioned_update(dynamodb, table, number, version + 1, callback).await
+    sent(post).await && versioned_update(dynamodb, table, number, version, callback).await
 }
 
 /// `SET version = version + 1, callback = …` if the version is still `version`.

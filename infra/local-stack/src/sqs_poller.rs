@@ -41,10 +41,14 @@ pub struct PollerConfig {
     /// Long-polling wait; short so that a stopping stack is not held up.
     pub wait_time_seconds: i32,
     pub region: String,
+    /// Batches handled at once: the event source's `MaximumConcurrency`, so
+    /// one slow partner answer holds up only its own batch, as in AWS.
+    pub concurrency: usize,
 }
 
 impl PollerConfig {
-    /// A config with the mapping's defaults: batches of 10, 1 s long polls.
+    /// A config with the mapping's defaults: batches of 10, 1 s long polls,
+    /// one batch at a time.
     pub fn new(
         queue_url: impl Into<String>,
         queue_arn: impl Into<String>,
@@ -56,15 +60,29 @@ impl PollerConfig {
             batch_size: 10,
             wait_time_seconds: 1,
             region: region.into(),
+            concurrency: 1,
         }
+    }
+
+    /// Handles up to `concurrency` batches at once.
+    #[must_use]
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
     }
 }
 
-/// Polls forever, one batch after another, until the task is dropped.
-/// Errors are logged, never fatal: a local stack should outlive a hiccup.
+/// Polls forever with `config.concurrency` pollers, each handling one batch
+/// after another, until the task is dropped. Errors are logged, never fatal: a
+/// local stack should outlive a hiccup.
 pub async fn run(sqs: aws_sdk_sqs::Client, config: PollerConfig, function: SqsFunction) {
+    let pollers = (0..config.concurrency).map(|_| poll_forever(&sqs, &config, &function));
+    futures::future::join_all(pollers).await;
+}
+
+async fn poll_forever(sqs: &aws_sdk_sqs::Client, config: &PollerConfig, function: &SqsFunction) {
     loop {
-        match poll_once(&sqs, &config, &function).await {
+        match poll_once(sqs, config, function).await {
             // With long polling the receive itself paces the loop; without it,
             // an empty queue would turn this into a busy loop.
             Ok(0) if config.wait_time_seconds == 0 => {

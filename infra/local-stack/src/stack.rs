@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use callback_dispatch::DispatchHandler;
 use order_intake::OrderApi;
-use shared::adapters::{DynamoKeyStore, DynamoOrderStore, HttpPartner, SqsCallbackQueue};
+use shared::adapters::{DynamoKeyStore, DynamoOrderStore, HttpPartner};
 use shared::auth::{IssuedKey, Scope};
-use shared::callback::sweep::sweep;
 use shared::callback::{Dispatcher, RetryPolicy};
 use shared::config::Warehouses;
 use shared::ports::SystemClock;
@@ -33,6 +32,8 @@ pub struct CallbackSettings {
     pub timeout: Duration,
     /// Retry delays; `None` keeps the production schedule.
     pub retry_delays: Option<Vec<Duration>>,
+    /// Posts in a schedule; `None` keeps the production 8.
+    pub max_posts: Option<u32>,
 }
 
 /// Clients for the emulators and the resources provisioned on them.
@@ -137,20 +138,12 @@ impl Stack {
         ))
     }
 
-    fn queue(&self) -> Result<SqsCallbackQueue, Error> {
-        Ok(SqsCallbackQueue::new(
-            self.sqs.clone(),
-            self.callback_queue_url()?,
-        ))
-    }
-
     /// The HTTP API: the routes the template gives the warehouse-events
     /// function go there, everything else to the order API.
     pub fn api(&self) -> Result<Function, Error> {
         let orders = Arc::new(
             OrderApi::with_ports(
                 self.store()?,
-                self.queue()?,
                 self.keys()?,
                 self.warehouses.clone(),
                 SystemClock,
@@ -158,7 +151,7 @@ impl Stack {
             .with_key_cache(self.key_cache),
         );
         let events = Arc::new(
-            EventsApi::with_ports(self.store()?, self.queue()?, self.keys()?, SystemClock)
+            EventsApi::with_ports(self.store()?, self.keys()?, SystemClock)
                 .with_key_cache(self.key_cache),
         );
         Ok(Arc::new(move |request| {
@@ -187,12 +180,9 @@ impl Stack {
         if let Some(delays) = &settings.retry_delays {
             policy.delays.clone_from(delays);
         }
-        policy.max_receive_count = self
-            .resources
-            .max_receive_counts
-            .get("CallbackQueue")
-            .and_then(|count| u32::try_from(*count).ok())
-            .ok_or_else(|| Error::Template("CallbackQueue has no maxReceiveCount".into()))?;
+        if let Some(max_posts) = settings.max_posts {
+            policy.max_posts = max_posts;
+        }
         policy.lease = settings.timeout * 3;
         let partner = HttpPartner::new(
             &settings.url,
@@ -212,6 +202,7 @@ impl Stack {
             dispatcher,
             self.sqs.clone(),
             self.callback_queue_url()?.to_owned(),
+            self.dead_letter_queue_url()?.to_owned(),
         ));
         Ok(Arc::new(move |event| {
             let handler = Arc::clone(&handler);
@@ -221,6 +212,7 @@ impl Stack {
 
     /// Polls the callback queue and runs the dispatcher until dropped.
     pub async fn run_dispatcher(&self, settings: &CallbackSettings) -> Result<(), Error> {
+        let concurrency = Template::project()?.number_parameter("DispatchConcurrency")?;
         let config = PollerConfig::new(
             self.callback_queue_url()?,
             self.resources.queue_arn("CallbackQueue")?,
@@ -228,16 +220,10 @@ impl Stack {
                 .config()
                 .region()
                 .map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
-        );
+        )
+        .with_concurrency(usize::try_from(concurrency).unwrap_or(1));
         sqs_poller::run(self.sqs.clone(), config, self.dispatcher(settings)?).await;
         Ok(())
-    }
-
-    /// One sweeper run: re-sends callbacks due for longer than `grace`.
-    pub async fn sweep(&self, grace: Duration) -> Result<usize, Error> {
-        sweep(&self.store()?, &self.queue()?, &SystemClock, grace)
-            .await
-            .map_err(|err| Error::Aws(Box::new(err)))
     }
 }
 

@@ -1,12 +1,20 @@
 //! [`OrderStore`] on a DynamoDB table keyed by `order_number`.
 //!
 //! Item layout: the key; the accepted request as canonical JSON in `order`,
-//! never rewritten; `status`, `callback_status` and `version` as plain
-//! attributes (readable in the console, usable in conditions); what the
-//! warehouse reported (`progress`) and the callback state (`callback`) as JSON.
-//! Two sparse index keys: `client_platform_order` (duplicate marketplace orders)
-//! and `callback_outbox` + `callback_due_at`, present only while a callback
-//! waits for a dispatcher (what the sweeper scans).
+//! never rewritten; `status` and `version` as plain attributes; what the
+//! warehouse reported (`progress`) and the callback's ledger (`callback`) as
+//! JSON. The callback's protocol state is top-level, because the claim is one
+//! conditional `UpdateItem` on it: `callback_status`, `callback_generation`,
+//! `callback_message`, `callback_posts`, `lease_until` / `next_attempt_at`
+//! (epoch milliseconds), `lease_owner`.
+//!
+//! The outbox: a write that makes the callback due sets `outbox` to the
+//! generation; every other write removes it. The table's stream carries each
+//! item image that has `outbox` to the callback queue (an EventBridge Pipe in
+//! AWS, `local-stack`'s pipe locally), so the message cannot be lost between
+//! the write and the send: there is no send step.
+//!
+//! One sparse index key: `client_platform_order` (duplicate marketplace orders).
 
 use std::collections::HashMap;
 
@@ -14,22 +22,19 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 
-use crate::callback::Callback;
+use crate::callback::{Callback, CallbackStatus, Claim, Lease, NotClaimable};
 use crate::domain::{Order, OrderNumber};
 use crate::error::{FieldError, StoreError};
 use crate::lifecycle::Progress;
-use crate::ports::{Insert, OrderStore, Save};
-use crate::record::{OrderRecord, format_time};
+use crate::ports::{Claimed, Guard, Insert, OrderStore, Save};
+use crate::record::{CallbackFields, OrderRecord, format_time};
 
 /// The GSI that finds a client's orders by marketplace order number.
 pub const PLATFORM_ORDER_INDEX: &str = "by_client_platform_order";
-/// The GSI of callbacks due but not yet picked up by a dispatcher.
-pub const CALLBACK_OUTBOX_INDEX: &str = "by_callback_outbox";
-/// The one partition key value of the outbox index.
-const OUTBOX: &str = "due";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -91,53 +96,50 @@ impl OrderStore for DynamoOrderStore {
         output.item.as_ref().map(from_item).transpose()
     }
 
-    async fn save(&self, record: &mut OrderRecord) -> Result<Save, StoreError> {
-        let mut set = vec![
-            "#status = :status",
-            "version = :next",
-            "progress = :progress",
-            "callback = :callback",
-            "callback_status = :callback_status",
-        ];
-        let mut request = self
+    async fn save(&self, record: &mut OrderRecord, guard: Guard<'_>) -> Result<Save, StoreError> {
+        let callback = &record.callback;
+        let mut update = Update::default();
+        update
+            .set("#status", ":status", s(record.status.as_str()))
+            .set("version", ":next", n(record.version + 1))
+            .set("progress", ":progress", s(&json(&record.progress)))
+            .set("callback", ":callback", s(&json(callback)));
+        callback_attributes(callback, &mut update);
+        // Every save follows a consistent read of the whole record, so the
+        // findings written back are the stored ones plus any just added.
+        if record.findings.is_empty() {
+            update.remove("findings");
+        } else {
+            update.set("findings", ":findings", s(&json(&record.findings)));
+        }
+        if record.callback_fields.is_empty() {
+            update.remove("callback_fields");
+        } else {
+            update.set(
+                "callback_fields",
+                ":callback_fields",
+                s(&json(&record.callback_fields)),
+            );
+        }
+        let mut condition = "version = :expected".to_owned();
+        update.value(":expected", n(record.version));
+        if let Guard::Lease(owner) = guard {
+            condition.push_str(" AND lease_owner = :owner");
+            update.value(":owner", s(owner));
+        }
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("order_number", s(record.order.order_number.as_str()))
-            .condition_expression("version = :expected")
+            .condition_expression(condition)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":expected", n(record.version))
-            .expression_attribute_values(":next", n(record.version + 1))
-            .expression_attribute_values(":status", s(record.status.as_str()))
-            .expression_attribute_values(":progress", s(&json(&record.progress)))
-            .expression_attribute_values(":callback", s(&json(&record.callback)))
-            .expression_attribute_values(":callback_status", s(record.callback.status.as_str()));
-        let mut remove = Vec::new();
-        match outbox_due_at(&record.callback) {
-            Some(due_at) => {
-                set.extend(["callback_outbox = :outbox", "callback_due_at = :due_at"]);
-                request = request
-                    .expression_attribute_values(":outbox", s(OUTBOX))
-                    .expression_attribute_values(":due_at", s(&due_at));
-            }
-            None => remove.extend(["callback_outbox", "callback_due_at"]),
-        }
-        // Every save follows a consistent read of the whole record, so the
-        // findings written back are the stored ones plus any just added.
-        if record.findings.is_empty() {
-            remove.push("findings");
-        } else {
-            set.push("findings = :findings");
-            request = request.expression_attribute_values(":findings", s(&json(&record.findings)));
-        }
-        let update = if remove.is_empty() {
-            format!("SET {}", set.join(", "))
-        } else {
-            format!("SET {} REMOVE {}", set.join(", "), remove.join(", "))
-        };
-        match request.update_expression(update).send().await {
+            .update_expression(update.expression())
+            .set_expression_attribute_values(Some(update.values));
+        match request.send().await {
             Ok(_) => {
                 record.version += 1;
+                record.callback.send_message = false;
                 Ok(Save::Saved)
             }
             Err(SdkError::ServiceError(service))
@@ -149,24 +151,77 @@ impl OrderStore for DynamoOrderStore {
         }
     }
 
-    async fn stuck_callbacks(
+    async fn claim(
         &self,
-        due_before: DateTime<Utc>,
-        limit: i32,
-    ) -> Result<Vec<OrderNumber>, StoreError> {
-        let output = self
+        order_number: &OrderNumber,
+        claim: &Claim,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let now = millis(claim.now);
+        // Callback::check_claim, as a condition on the top-level attributes.
+        let mut condition = "attribute_exists(order_number) \
+             AND callback_status IN (:pending, :retrying) \
+             AND (attribute_not_exists(callback_message) OR callback_message = :message) \
+             AND (attribute_not_exists(lease_until) OR lease_until <= :now) \
+             AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now) \
+             AND (attribute_not_exists(callback_posts) OR callback_posts < :max_posts)"
+            .to_owned();
+        match claim.generation {
+            // Items written before generations existed have none: generation 0.
+            Some(0) => condition.push_str(
+                " AND (attribute_not_exists(callback_generation) OR callback_generation = :generation)",
+            ),
+            Some(_) => condition.push_str(" AND callback_generation = :generation"),
+            None => {}
+        }
+        let mut request = self
             .client
-            .query()
+            .update_item()
             .table_name(&self.table)
-            .index_name(CALLBACK_OUTBOX_INDEX)
-            .key_condition_expression("callback_outbox = :outbox AND callback_due_at <= :before")
-            .expression_attribute_values(":outbox", s(OUTBOX))
-            .expression_attribute_values(":before", s(&format_time(due_before)))
-            .limit(limit)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(order_numbers(output.items()))
+            .key("order_number", s(order_number.as_str()))
+            .condition_expression(condition)
+            // Callback::apply_claim.
+            .update_expression(
+                "SET lease_until = :until, lease_owner = :owner, callback_message = :message, \
+                 callback_posts = if_not_exists(callback_posts, :zero) + :one, \
+                 version = version + :one REMOVE outbox",
+            )
+            .expression_attribute_values(":pending", s(CallbackStatus::Pending.as_str()))
+            .expression_attribute_values(":retrying", s(CallbackStatus::Retrying.as_str()))
+            .expression_attribute_values(":message", s(&claim.message_id))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":max_posts", n(u64::from(claim.max_posts)))
+            .expression_attribute_values(":until", n(millis(claim.now + claim.lease)))
+            .expression_attribute_values(":owner", s(&claim.owner))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(generation) = claim.generation {
+            request = request.expression_attribute_values(":generation", n(generation));
+        }
+        match request.send().await {
+            Ok(output) => {
+                let item = output.attributes.unwrap_or_default();
+                Ok(Some(Claimed::Yes(Box::new(from_item(&item)?))))
+            }
+            Err(SdkError::ServiceError(service)) => match service.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    let Some(item) = failed.item else {
+                        return Ok(None);
+                    };
+                    let record = from_item(&item)?;
+                    let why = match record.callback.check_claim(claim) {
+                        Err(why) => why,
+                        // Only a clock skew between the condition and this
+                        // judgement could get here: try again shortly.
+                        Ok(()) => NotClaimable::Leased(claim.now),
+                    };
+                    Ok(Some(Claimed::No(why, Box::new(record))))
+                }
+                other => Err(classify_service(other)),
+            },
+            Err(other) => Err(classify(other)),
+        }
     }
 
     async fn orders_with_platform_order(
@@ -282,12 +337,15 @@ fn to_item(record: &OrderRecord) -> Item {
         ("version".into(), n(record.version)),
         ("progress".into(), s(&json(&record.progress))),
         ("callback".into(), s(&json(&record.callback))),
-        ("callback_status".into(), s(record.callback.status.as_str())),
     ]);
-    if let Some(due_at) = outbox_due_at(&record.callback) {
-        item.insert("callback_outbox".into(), s(OUTBOX));
-        item.insert("callback_due_at".into(), s(&due_at));
-    }
+    let mut update = Update::default();
+    callback_attributes(&record.callback, &mut update);
+    item.extend(
+        update
+            .sets
+            .into_iter()
+            .filter_map(|(name, placeholder)| Some((name, update.values.remove(&placeholder)?))),
+    );
     if let Some(key) = order.client_platform_order_key() {
         item.insert("client_platform_order".into(), s(&key));
     }
@@ -318,15 +376,34 @@ fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
         .with_timezone(&Utc);
     let progress: Progress =
         serde_json::from_str(&required("progress")?).map_err(|err| corrupt(err.to_string()))?;
-    let callback: Callback =
+    let mut callback: Callback =
         serde_json::from_str(&required("callback")?).map_err(|err| corrupt(err.to_string()))?;
+    callback.status = required("callback_status")?.parse().map_err(corrupt)?;
+    callback.generation = numeric(item, "callback_generation").unwrap_or_default();
+    callback.message_id = string(item, "callback_message");
+    callback.posts = numeric(item, "callback_posts")
+        .and_then(|posts| u32::try_from(posts).ok())
+        .unwrap_or_default();
+    callback.lease = match (string(item, "lease_owner"), numeric(item, "lease_until")) {
+        (Some(owner), Some(until)) => Some(Lease {
+            owner,
+            until: from_millis(until),
+        }),
+        _ => None,
+    };
+    callback.next_attempt_at = numeric(item, "next_attempt_at").map(from_millis);
     let version = match item.get("version") {
         Some(AttributeValue::N(version)) => {
             version.parse().map_err(|_| corrupt("bad version".into()))?
         }
         _ => return Err(corrupt("no version".into())),
     };
+    let callback_fields = match string(item, "callback_fields") {
+        Some(fields) => serde_json::from_str(&fields).map_err(|err| corrupt(err.to_string()))?,
+        None => CallbackFields::default(),
+    };
     Ok(OrderRecord {
+        callback_fields,
         order,
         order_json,
         request_hash: required("request_hash")?,
@@ -339,12 +416,95 @@ fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
     })
 }
 
-/// The outbox sort key while a callback waits for a dispatcher.
-fn outbox_due_at(callback: &Callback) -> Option<String> {
-    callback
-        .due_since
-        .filter(|_| callback.awaiting_dispatch)
-        .map(format_time)
+/// The top-level callback attributes of a save (and of a new item): the
+/// protocol state the claim's condition reads, and the outbox.
+fn callback_attributes(callback: &Callback, update: &mut Update) {
+    update
+        .set(
+            "callback_status",
+            ":callback_status",
+            s(callback.status.as_str()),
+        )
+        .set("callback_generation", ":generation", n(callback.generation))
+        .set("callback_posts", ":posts", n(u64::from(callback.posts)));
+    match &callback.message_id {
+        Some(id) => update.set("callback_message", ":message", s(id)),
+        None => update.remove("callback_message"),
+    };
+    match &callback.lease {
+        Some(lease) => update
+            .set("lease_owner", ":lease_owner", s(&lease.owner))
+            .set("lease_until", ":lease_until", n(millis(lease.until))),
+        None => update.remove("lease_owner").remove("lease_until"),
+    };
+    match callback.next_attempt_at {
+        Some(at) => update.set("next_attempt_at", ":next_attempt_at", n(millis(at))),
+        None => update.remove("next_attempt_at"),
+    };
+    if callback.send_message {
+        update.set("outbox", ":outbox", n(callback.generation));
+    } else {
+        update.remove("outbox");
+    }
+}
+
+/// An update expression under construction: `SET a = :a, … REMOVE b, …`.
+#[derive(Debug, Default)]
+struct Update {
+    /// (attribute name or `#placeholder`, `:value` placeholder)
+    sets: Vec<(String, String)>,
+    removes: Vec<&'static str>,
+    values: Item,
+}
+
+impl Update {
+    fn set(&mut self, name: &str, placeholder: &str, value: AttributeValue) -> &mut Self {
+        self.sets.push((name.to_owned(), placeholder.to_owned()));
+        self.value(placeholder, value)
+    }
+
+    fn remove(&mut self, name: &'static str) -> &mut Self {
+        self.removes.push(name);
+        self
+    }
+
+    fn value(&mut self, placeholder: &str, value: AttributeValue) -> &mut Self {
+        self.values.insert(placeholder.to_owned(), value);
+        self
+    }
+
+    fn expression(&self) -> String {
+        let sets: Vec<String> = self
+            .sets
+            .iter()
+            .map(|(name, placeholder)| format!("{name} = {placeholder}"))
+            .collect();
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !self.removes.is_empty() {
+            expression.push_str(" REMOVE ");
+            expression.push_str(&self.removes.join(", "));
+        }
+        expression
+    }
+}
+
+/// Instants the claim's condition compares, as epoch milliseconds.
+fn millis(time: DateTime<Utc>) -> u64 {
+    u64::try_from(time.timestamp_millis()).unwrap_or_default()
+}
+
+fn from_millis(millis: u64) -> DateTime<Utc> {
+    i64::try_from(millis)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or_default()
+}
+
+fn numeric(item: &Item, name: &str) -> Option<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value.parse().ok(),
+        _ => None,
+    }
 }
 
 fn n(value: u64) -> AttributeValue {

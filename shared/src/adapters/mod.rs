@@ -9,4 +9,4 @@ pub mod sqs;
 pub use dynamodb::DynamoOrderStore;
 pub use dynamodb_keys::DynamoKeyStore;
 pub use partner_http::HttpPartner;
-pub use sqs::{CallbackMessage, SqsCallbackQueue};
+pub use sqs::CallbackMessage;

@@ -1,45 +1,54 @@
-//! [`CallbackQueue`] on an SQS queue. The message body is the order number;
-//! the dispatcher reads everything else from the order itself, so a message
-//! can never carry stale data.
+//! The callback queue's message body. The outbox (the orders table's stream,
+//! through an EventBridge Pipe) writes it; the dispatcher reads it. It names
+//! the order and the callback generation only: the dispatcher reads
+//! everything else from the order itself, so a message never carries stale data.
 
-use aws_sdk_sqs::Client;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer};
 
 use crate::domain::OrderNumber;
-use crate::error::QueueError;
-use crate::ports::CallbackQueue;
 
-/// The body of a callback message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The body of a callback message:
+/// `{"order_number": "…", "generation": "3"}` (the pipe's input template
+/// writes the generation as a string; a number is accepted too).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CallbackMessage {
     pub order_number: OrderNumber,
+    /// Absent in messages sent before generations existed.
+    #[serde(default, deserialize_with = "generation")]
+    pub generation: Option<u64>,
 }
 
-#[derive(Debug, Clone)]
-pub struct SqsCallbackQueue {
-    client: Client,
-    queue_url: String,
-}
-
-impl SqsCallbackQueue {
-    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        Self {
-            client,
-            queue_url: queue_url.into(),
-        }
+fn generation<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Generation {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Generation>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Generation::Number(number)) => Ok(Some(number)),
+        Some(Generation::Text(text)) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("generation {text:?} is not a number"))),
     }
 }
 
-impl CallbackQueue for SqsCallbackQueue {
-    async fn enqueue(&self, order_number: &OrderNumber) -> Result<(), QueueError> {
-        let body = serde_json::json!({ "order_number": order_number }).to_string();
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|err| QueueError(Box::new(err)))?;
-        Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_pipes_message_and_the_legacy_one() {
+        let piped: CallbackMessage =
+            serde_json::from_str(r#"{"order_number":"o-1","generation":"3"}"#).unwrap();
+        assert_eq!(piped.generation, Some(3));
+        let legacy: CallbackMessage = serde_json::from_str(r#"{"order_number":"o-1"}"#).unwrap();
+        assert_eq!(legacy.generation, None);
+        assert!(
+            serde_json::from_str::<CallbackMessage>(r#"{"order_number":"o-1","generation":"x"}"#)
+                .is_err()
+        );
     }
 }

@@ -19,15 +19,15 @@
 //! | `TimeZone` | whole-hour UTC offset of the warehouse's zone at `HandOverTime` | follows `HandOverTime` |
 //! | `ShippedTime` | `progress.shipped_at` (left the warehouse) | required |
 //! | `HandOverTime` | `progress.handover_at` (handed to the carrier) | required |
-//! | `ShippingProviderId` | `order.shipping_provider_id` | required for TikTok, else omitted |
-//! | `ShippingProviderName` | `order.shipping_provider_name` | required for eBay, else omitted |
+//! | `ShippingProviderId` | supplied by the ERP later, else the `shipped` event's, else `order.shipping_provider_id` | required for TikTok, else omitted |
+//! | `ShippingProviderName` | supplied by the ERP later, else the `shipped` event's, else `order.shipping_provider_name` | required for eBay, else omitted |
 //! | `ShippingProviderProduct` | `progress.shipping_provider_product` | required for eBay, else omitted |
 //! | `TrackingNumber` | `progress.tracking_number`, else `order.logistics_provider.tracking_number` | required |
 //! | `ShippingFee` | `progress.shipping_fee`, rounded half away from zero to two decimals: `"12.50"` | required for eBay, else omitted |
 //! | `Currency` | `progress.currency` | required for eBay, else omitted |
 //! | `Length` / `Width` / `Height` | `progress.parcel` `length_cm` / `width_cm` / `height_cm` | required for eBay, else omitted |
 //! | `Weight` | `progress.parcel.weight_g` | required for eBay, else omitted |
-//! | `SkuList[].SkuId` | `items[].platform_sku_id` | omitted |
+//! | `SkuList[].SkuId` | supplied by the ERP later for that `sku`, else `items[].platform_sku_id` | omitted |
 //! | `SkuList[].SkuCode` | `items[].sku` | always present |
 //! | `SkuList[].Quantity` | `items[].qty` | always present |
 //!
@@ -194,12 +194,27 @@ pub fn build(record: &OrderRecord, warehouses: &Warehouses) -> Result<CallbackBo
     need("Country", country.is_some());
     need("ShippedTime", progress.shipped_at.is_some());
     need("HandOverTime", progress.handover_at.is_some());
-    let provider_id = text(order.shipping_provider_id.as_deref());
+    // What the ERP supplied later wins over what the warehouse reported,
+    // which wins over the order as first sent.
+    let supplied = &record.callback_fields;
+    let provider_id = text(
+        supplied
+            .shipping_provider_id
+            .as_deref()
+            .or(progress.shipping_provider_id.as_deref())
+            .or(order.shipping_provider_id.as_deref()),
+    );
     need(
         "ShippingProviderId",
         platform != CallbackPlatform::TikTok || provider_id.is_some(),
     );
-    let provider_name = text(order.shipping_provider_name.as_deref());
+    let provider_name = text(
+        supplied
+            .shipping_provider_name
+            .as_deref()
+            .or(progress.shipping_provider_name.as_deref())
+            .or(order.shipping_provider_name.as_deref()),
+    );
     need("ShippingProviderName", !ebay || provider_name.is_some());
     let product = text(progress.shipping_provider_product.as_deref());
     need("ShippingProviderProduct", !ebay || product.is_some());
@@ -279,7 +294,13 @@ pub fn build(record: &OrderRecord, warehouses: &Warehouses) -> Result<CallbackBo
             .items
             .iter()
             .map(|item| CallbackSku {
-                sku_id: text(item.platform_sku_id.as_deref()),
+                sku_id: text(
+                    supplied
+                        .platform_sku_ids
+                        .get(&item.sku)
+                        .map(String::as_str)
+                        .or(item.platform_sku_id.as_deref()),
+                ),
                 sku_code: item.sku.clone(),
                 quantity: item.qty.get(),
             })
@@ -293,11 +314,13 @@ pub fn build(record: &OrderRecord, warehouses: &Warehouses) -> Result<CallbackBo
     }
 }
 
-/// The key the partner call is deduplicated by: hex SHA-256 of the order
+/// The `Idempotency-Key` header sent with each post: hex SHA-256 of the order
 /// number and the tracking number the body reports. One shipment, one key,
-/// however often SQS delivers it; a re-label with a new tracking number is a
-/// new shipment and must be reported again, so it gets a new key. Without a
-/// tracking number [`build`] refuses the body, so that key is never used.
+/// however often it is posted; a re-label with a new tracking number is a new
+/// shipment, so it gets a new key. Spec 001 defines no such header, so the
+/// partner may ignore it: it can recognise a repeat only by `ParcelId` +
+/// `TrackingNumber`. Without a tracking number [`build`] refuses the body, so
+/// that key is never used.
 #[must_use]
 pub fn idempotency_key(record: &OrderRecord) -> String {
     let mut hasher = Sha256::new();

@@ -1,32 +1,69 @@
 //! One delivery of a callback message: claim the callback, build the spec-001
 //! body, post it, record what happened, and tell the queue what to do with the
-//! message. Exactly one report per shipment rests on three things: the lease
-//! (concurrent deliveries of the same message do not both send), settled states
-//! (a delivered or refused callback is never sent again), and the
-//! `Idempotency-Key` header (the partner can drop a repeat that slips through a
-//! crash between its answer and our record).
+//! message.
+//!
+//! What makes a shipment go out once is in [`super::state`]: one conditional
+//! claim per post, bound to the message's generation and fenced by the
+//! delivery's own token. What can still post twice, and nothing here can
+//! prevent: the partner processed a post but its answer never reached us (a
+//! timeout), or we died or could not store the answer before recording it.
+//! The next post then repeats it; the partner can recognise the repeat by
+//! `ParcelId` + `TrackingNumber` (spec 001 defines no idempotency header; we
+//! send `Idempotency-Key` anyway, for a partner or proxy that honours it).
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::body::{build, idempotency_key};
 use super::retry::RetryPolicy;
-use super::state::{Attempt, NotClaimable, PartnerAnswer, Verdict};
+use super::state::{
+    Attempt, Callback, CallbackStatus, Claim, NotClaimable, PartnerAnswer, Verdict,
+};
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
-use crate::ports::{Clock, OrderStore, PartnerClient, PartnerReply, Save, TransportError};
+use crate::ports::{
+    Claimed, Clock, Guard, OrderStore, PartnerClient, PartnerReply, Save, TransportError,
+};
 use crate::record::OrderRecord;
 use crate::update::{Change, update_order};
+
+/// One delivery of a callback message, as the queue hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub order_number: OrderNumber,
+    /// The generation the message was sent for; `None` for a message from
+    /// before generations existed.
+    pub generation: Option<u64>,
+    pub message_id: String,
+    pub receive_count: u32,
+    /// The message came back from the dead-letter queue (an operator's redrive).
+    pub redriven: bool,
+}
+
+impl Delivery {
+    /// The fencing token of this delivery: a message received again is
+    /// another delivery, with a token of its own.
+    #[must_use]
+    pub fn owner(&self) -> String {
+        format!("{}#{}", self.message_id, self.receive_count)
+    }
+}
 
 /// What the queue should do with the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
-    /// Done with it (sent, refused, or nothing to send): delete it.
+    /// Done with it (sent, refused, obsolete): delete it.
     Delete,
-    /// Try again: hide it for this long and report it as failed.
+    /// Try again: hide it for this long.
     RetryIn(Duration),
+    /// The schedule is spent: move it to the dead-letter queue (the order
+    /// already says `dead_lettered`).
+    DeadLetter,
+    /// Another delivery of the same message owns it now: leave it alone.
+    Leave,
 }
 
 /// What a delivery did, for logs and metrics.
@@ -43,7 +80,10 @@ pub enum Report {
         reason: String,
         latency: Option<Duration>,
     },
-    /// Nothing sent: already settled, or another delivery holds the lease.
+    DeadLettered {
+        reason: String,
+    },
+    /// Nothing posted, and why.
     Skipped(String),
 }
 
@@ -63,11 +103,6 @@ pub struct Dispatcher<S, P, C> {
     clock: C,
     warehouses: Warehouses,
     policy: RetryPolicy,
-}
-
-enum Claimed {
-    Yes,
-    No(NotClaimable),
 }
 
 impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
@@ -92,45 +127,57 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
         &self.policy
     }
 
-    /// Handles delivery number `receive_count` of the message for `order_number`.
+    /// Handles one delivery of a callback message.
     pub async fn dispatch(
         &self,
-        order_number: &OrderNumber,
-        receive_count: u32,
+        delivery: &Delivery,
     ) -> Result<(Disposition, Report), DispatchError> {
-        let now = self.clock.now();
-        let lease = chrono::Duration::from_std(self.policy.lease).unwrap_or(chrono::Duration::MAX);
-        let (mut record, claimed) = update_order(&self.store, order_number, |record| {
-            Ok::<_, DispatchError>(match record.callback.claim(now, lease) {
-                Ok(()) => Change::Save(Claimed::Yes),
-                Err(why) => Change::Keep(Claimed::No(why)),
-            })
-        })
-        .await?
-        .ok_or_else(|| DispatchError::UnknownOrder(order_number.clone()))?;
-
-        match claimed {
-            Claimed::No(NotClaimable::Settled(status)) => {
-                return Ok((
-                    Disposition::Delete,
-                    Report::Skipped(format!("callback is {}", status.as_str())),
-                ));
+        let owner = delivery.owner();
+        // A redriven message re-arms its callback, then claims it like any other.
+        for _ in 0..2 {
+            let now = self.clock.now();
+            let claim = Claim {
+                generation: delivery.generation,
+                message_id: delivery.message_id.clone(),
+                owner: owner.clone(),
+                now,
+                lease: chrono::Duration::from_std(self.policy.lease)
+                    .unwrap_or(chrono::Duration::MAX),
+                max_posts: self.policy.max_posts,
+            };
+            let claimed = self
+                .store
+                .claim(&delivery.order_number, &claim)
+                .await?
+                .ok_or_else(|| DispatchError::UnknownOrder(delivery.order_number.clone()))?;
+            match claimed {
+                Claimed::Yes(record) => return self.post(*record, &owner).await,
+                Claimed::No(NotClaimable::DeadLettered, _) if delivery.redriven => {
+                    if !self.redrive(delivery, now).await? {
+                        break;
+                    }
+                }
+                Claimed::No(why, record) => return self.not_claimed(why, &record, now).await,
             }
-            Claimed::No(NotClaimable::Leased(until)) => {
-                let wait = (until - now).to_std().unwrap_or_default() + Duration::from_secs(1);
-                return Ok((
-                    Disposition::RetryIn(wait),
-                    Report::Skipped("another delivery is sending it".into()),
-                ));
-            }
-            Claimed::Yes => {}
         }
+        Ok((
+            Disposition::Delete,
+            Report::Skipped("the redriven message no longer matches its callback".into()),
+        ))
+    }
 
+    /// The claim was written: post, and record the answer under the lease.
+    async fn post(
+        &self,
+        mut record: OrderRecord,
+        owner: &str,
+    ) -> Result<(Disposition, Report), DispatchError> {
         let body = match build(&record, &self.warehouses) {
             Ok(body) => body,
             Err(unsendable) => {
                 let reason = unsendable.to_string();
-                self.settle(&mut record, |callback| {
+                let now = self.clock.now();
+                self.settle(&mut record, owner, |callback| {
                     callback.fail_unsendable(reason.clone(), now);
                 })
                 .await?;
@@ -150,10 +197,16 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
             .post_callback(&body, &idempotency_key(&record))
             .await;
         let latency = started.elapsed();
-        let last = self.policy.is_last(receive_count);
-        let (verdict, answer, http_status, retry_after) = judge(result, last);
+        let now = self.clock.now();
+        let posts = record.callback.posts;
+        let (verdict, answer, http_status) = judge(result, |retry_after| {
+            (posts < self.policy.max_posts).then(|| {
+                now + chrono::Duration::from_std(self.policy.delay(posts, retry_after))
+                    .unwrap_or(chrono::Duration::MAX)
+            })
+        });
         let attempt = Attempt {
-            at: self.clock.now(),
+            at: now,
             http_status,
             outcome: outcome_name(&verdict).to_owned(),
             latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
@@ -167,47 +220,185 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
                     latency: Some(latency),
                 },
             ),
-            Verdict::Retry { reason, .. } => (
-                // On the last delivery, let SQS move it to the DLQ right away.
-                Disposition::RetryIn(if last {
-                    Duration::ZERO
-                } else {
-                    self.policy.delay(receive_count, retry_after)
-                }),
+            Verdict::Retry {
+                reason,
+                next: Some(next),
+            } => (
+                Disposition::RetryIn(until(*next, now)),
                 Report::Retrying {
                     reason: reason.clone(),
                     latency: Some(latency),
                 },
             ),
+            Verdict::Retry { reason, next: None } => (
+                Disposition::DeadLetter,
+                Report::DeadLettered {
+                    reason: reason.clone(),
+                },
+            ),
         };
-        self.settle(&mut record, |callback| {
-            callback.record(attempt.clone(), answer.clone(), verdict.clone());
-        })
-        .await?;
-        Ok((disposition, report))
-    }
-
-    /// Records the outcome on the claimed record. Saved as it stands (one
-    /// write, no re-read) unless the order changed since the claim, e.g. a late
-    /// warehouse event; then the change is redone on a fresh read.
-    async fn settle(
-        &self,
-        claimed: &mut OrderRecord,
-        mut change: impl FnMut(&mut super::Callback),
-    ) -> Result<(), DispatchError> {
-        change(&mut claimed.callback);
-        if self.store.save(claimed).await? == Save::Saved {
-            return Ok(());
+        let ours = self
+            .settle(&mut record, owner, |callback| {
+                callback.settle(attempt.clone(), answer.clone(), verdict.clone());
+            })
+            .await?;
+        if ours {
+            return Ok((disposition, report));
         }
-        let order_number = claimed.order.order_number.clone();
-        update_order(&self.store, &order_number, |record| {
-            change(&mut record.callback);
+        // Our lease ran out and someone else took over (a replay, another
+        // delivery): the answer goes into the ledger and nothing else.
+        update_order(&self.store, &record.order.order_number, |stale| {
+            stale.callback.record_attempt(attempt.clone());
             Ok::<_, DispatchError>(Change::Save(()))
         })
-        .await?
-        .ok_or(DispatchError::UnknownOrder(order_number))?;
-        Ok(())
+        .await?;
+        Ok((
+            Disposition::Leave,
+            Report::Skipped(format!(
+                "the lease ran out before the answer ({}) was recorded; kept in the ledger only",
+                attempt.outcome
+            )),
+        ))
     }
+
+    /// Why the claim failed, and what to do with the message.
+    async fn not_claimed(
+        &self,
+        why: NotClaimable,
+        record: &OrderRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(Disposition, Report), DispatchError> {
+        let skipped = |disposition, why: String| Ok((disposition, Report::Skipped(why)));
+        match why {
+            NotClaimable::Superseded => skipped(
+                Disposition::Delete,
+                "a replay superseded this message".into(),
+            ),
+            NotClaimable::Settled(status) => skipped(
+                Disposition::Delete,
+                format!("the callback is {}", status.as_str()),
+            ),
+            NotClaimable::DuplicateMessage => skipped(
+                Disposition::Delete,
+                "another message carries this callback".into(),
+            ),
+            NotClaimable::Leased(until_at) => skipped(
+                Disposition::RetryIn(until(until_at, now) + Duration::from_secs(1)),
+                "another delivery is posting it".into(),
+            ),
+            NotClaimable::NotYet(at) => skipped(
+                Disposition::RetryIn(until(at, now)),
+                "its next attempt is not due yet".into(),
+            ),
+            // Our own move to the dead-letter queue was interrupted: finish it.
+            NotClaimable::DeadLettered => Ok((
+                Disposition::DeadLetter,
+                Report::Skipped("the callback is dead_lettered".into()),
+            )),
+            NotClaimable::ScheduleSpent => self.dead_letter_unrecorded(record, now).await,
+        }
+    }
+
+    /// Every post was claimed but the last one's outcome was never recorded
+    /// (its dispatcher died or could not write): dead-letter it now.
+    async fn dead_letter_unrecorded(
+        &self,
+        seen: &OrderRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(Disposition, Report), DispatchError> {
+        let generation = seen.callback.generation;
+        let max_posts = self.policy.max_posts;
+        let reason = "the outcome of the last post was never recorded".to_owned();
+        let (_, done) = update_order(&self.store, &seen.order.order_number, |record| {
+            let callback = &record.callback;
+            Ok::<_, DispatchError>(
+                if callback.generation == generation
+                    && callback.status.in_flight()
+                    && callback.posts >= max_posts
+                    && callback.live_lease(now).is_none()
+                {
+                    record.callback.dead_letter(reason.clone(), now);
+                    Change::Save(true)
+                } else {
+                    Change::Keep(false)
+                },
+            )
+        })
+        .await?
+        .ok_or_else(|| DispatchError::UnknownOrder(seen.order.order_number.clone()))?;
+        if done {
+            Ok((Disposition::DeadLetter, Report::DeadLettered { reason }))
+        } else {
+            // It changed meanwhile (a replay, a late answer): look again later.
+            Ok((
+                Disposition::RetryIn(Duration::from_secs(1)),
+                Report::Skipped("the callback changed while being dead-lettered".into()),
+            ))
+        }
+    }
+
+    /// An operator redrove the message: a fresh schedule for its generation.
+    /// `false` when the callback no longer matches the message.
+    async fn redrive(
+        &self,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DispatchError> {
+        let (_, rearmed) = update_order(&self.store, &delivery.order_number, |record| {
+            let callback = &mut record.callback;
+            Ok::<_, DispatchError>(
+                if callback.status == CallbackStatus::DeadLettered
+                    && delivery.generation.is_none_or(|g| g == callback.generation)
+                {
+                    callback.redrive(&delivery.message_id, now);
+                    Change::Save(true)
+                } else {
+                    Change::Keep(false)
+                },
+            )
+        })
+        .await?
+        .ok_or_else(|| DispatchError::UnknownOrder(delivery.order_number.clone()))?;
+        if rearmed {
+            tracing::info!(order_number = %delivery.order_number, "callback redriven from the dead-letter queue");
+        }
+        Ok(rearmed)
+    }
+
+    /// Writes `change` on the claimed record while `owner` holds the lease;
+    /// redone on a fresh read when another writer (a late warehouse event)
+    /// saved the order meanwhile. `false` when the lease was lost.
+    async fn settle(
+        &self,
+        record: &mut OrderRecord,
+        owner: &str,
+        change: impl Fn(&mut Callback),
+    ) -> Result<bool, DispatchError> {
+        let mut candidate = record.clone();
+        change(&mut candidate.callback);
+        loop {
+            if self.store.save(&mut candidate, Guard::Lease(owner)).await? == Save::Saved {
+                *record = candidate;
+                return Ok(true);
+            }
+            let fresh = self
+                .store
+                .get(&record.order.order_number)
+                .await?
+                .ok_or_else(|| DispatchError::UnknownOrder(record.order.order_number.clone()))?;
+            if !fresh.callback.held_by(owner) {
+                *record = fresh;
+                return Ok(false);
+            }
+            candidate = fresh;
+            change(&mut candidate.callback);
+        }
+    }
+}
+
+/// How long from `now` until `at` (zero when past).
+fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (at - now).to_std().unwrap_or_default()
 }
 
 /// The partner's answer body.
@@ -219,19 +410,21 @@ struct AnswerBody {
     raw_response: Option<String>,
 }
 
-/// What an HTTP result means: delivered, refused for good, or worth retrying.
+/// What an HTTP result means: delivered, refused for good, or worth retrying
+/// at the time `next` gives (given the partner's `Retry-After`; `None` when
+/// the schedule is spent).
 fn judge(
     result: Result<PartnerReply, TransportError>,
-    last: bool,
-) -> (Verdict, PartnerAnswer, Option<u16>, Option<Duration>) {
+    next: impl Fn(Option<Duration>) -> Option<DateTime<Utc>>,
+) -> (Verdict, PartnerAnswer, Option<u16>) {
     let reply = match result {
         Ok(reply) => reply,
         Err(err) => {
             let verdict = Verdict::Retry {
                 reason: err.to_string(),
-                last,
+                next: next(None),
             };
-            return (verdict, PartnerAnswer::default(), None, None);
+            return (verdict, PartnerAnswer::default(), None);
         }
     };
     let parsed: Option<AnswerBody> = serde_json::from_str(&reply.body).ok();
@@ -248,26 +441,23 @@ fn judge(
     );
     let message = answer.message.clone().unwrap_or_default();
     let status = reply.status;
+    let retry = |reason: String| Verdict::Retry {
+        reason,
+        next: next(reply.retry_after),
+    };
     let verdict = match status {
         200..=299 => match answer.success {
             Some(true) => Verdict::Delivered,
             Some(false) => {
                 Verdict::Rejected(format!("the partner answered Success: false: {message}"))
             }
-            // A 2xx we cannot read may or may not have been taken; the
-            // Idempotency-Key makes asking again safe.
-            None => Verdict::Retry {
-                reason: format!("HTTP {status} without a readable Success"),
-                last,
-            },
+            // A 2xx we cannot read may or may not have been taken: ask again.
+            None => retry(format!("HTTP {status} without a readable Success")),
         },
-        408 | 429 | 500..=599 => Verdict::Retry {
-            reason: format!("HTTP {status}{}", suffix(&message)),
-            last,
-        },
+        408 | 429 | 500..=599 => retry(format!("HTTP {status}{}", suffix(&message))),
         _ => Verdict::Rejected(format!("HTTP {status}{}", suffix(&message))),
     };
-    (verdict, answer, Some(status), reply.retry_after)
+    (verdict, answer, Some(status))
 }
 
 fn suffix(message: &str) -> String {
@@ -282,7 +472,7 @@ fn outcome_name(verdict: &Verdict) -> &'static str {
     match verdict {
         Verdict::Delivered => "delivered",
         Verdict::Rejected(_) => "failed",
-        Verdict::Retry { last: true, .. } => "dead_lettered",
+        Verdict::Retry { next: None, .. } => "dead_lettered",
         Verdict::Retry { .. } => "retrying",
     }
 }

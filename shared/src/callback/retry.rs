@@ -1,10 +1,13 @@
 //! When to try a callback again. SQS is the timer: after a transient failure
 //! the dispatcher hides the message for the next delay
-//! (`ChangeMessageVisibility`); after `max_receive_count` deliveries SQS moves
-//! it to the dead-letter queue.
+//! (`ChangeMessageVisibility`) and the order records when the next post may
+//! happen. Posts are counted on the order, not by the queue's receive count
+//! (deliveries that only wait for a lease or meet a store error do not use up
+//! the schedule); after `max_posts` posts the dispatcher marks the order
+//! `dead_lettered` and moves the message to the dead-letter queue itself.
 //!
-//! Default schedule, after delivery n = 1..7 (delivery 8 is the last):
-//! 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — 8 tries over about 27 h 35 min,
+//! Default schedule, after post n = 1..7 (post 8 is the last):
+//! 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — 8 posts over about 27 h 35 min,
 //! like Svix's webhook schedule, so a partner outage of a day loses nothing.
 //! A `Retry-After` longer than the scheduled delay wins. SQS caps one delay at
 //! 12 h.
@@ -18,8 +21,9 @@ const MAX_DELAY: Duration = Duration::from_secs(12 * 60 * 60);
 pub struct RetryPolicy {
     /// Delay after the n-th delivery failed (the last entry repeats).
     pub delays: Vec<Duration>,
-    /// The queue's `maxReceiveCount`: the delivery that is the last try.
-    pub max_receive_count: u32,
+    /// Posts in one generation's schedule; the last one that fails
+    /// dead-letters the callback.
+    pub max_posts: u32,
     /// How long a dispatcher holds the callback while sending. Longer than
     /// the partner timeout, shorter than the queue's visibility timeout.
     pub lease: Duration,
@@ -32,7 +36,7 @@ impl Default for RetryPolicy {
                 .into_iter()
                 .map(Duration::from_secs)
                 .collect(),
-            max_receive_count: 8,
+            max_posts: 8,
             lease: Duration::from_secs(60),
         }
     }
@@ -59,16 +63,10 @@ impl RetryPolicy {
         })
     }
 
-    /// Whether delivery `receive_count` is the last one SQS will make.
+    /// How long to wait after post `posts` failed.
     #[must_use]
-    pub fn is_last(&self, receive_count: u32) -> bool {
-        receive_count >= self.max_receive_count
-    }
-
-    /// How long to hide the message after delivery `receive_count` failed.
-    #[must_use]
-    pub fn delay(&self, receive_count: u32, retry_after: Option<Duration>) -> Duration {
-        let index = usize::try_from(receive_count.saturating_sub(1)).unwrap_or(usize::MAX);
+    pub fn delay(&self, posts: u32, retry_after: Option<Duration>) -> Duration {
+        let index = usize::try_from(posts.saturating_sub(1)).unwrap_or(usize::MAX);
         let scheduled = self
             .delays
             .get(index)
@@ -81,6 +79,18 @@ impl RetryPolicy {
     }
 }
 
+/// How long to hide a message whose delivery met a store error: doubling from
+/// 5 s up to 15 min, so a long store outage spaces its deliveries out instead
+/// of running into the queue's `maxReceiveCount` safety net.
+#[must_use]
+pub fn store_backoff(receive_count: u32) -> Duration {
+    const CAP: Duration = Duration::from_secs(15 * 60);
+    let doublings = receive_count.saturating_sub(1).min(16);
+    Duration::from_secs(5)
+        .saturating_mul(1 << doublings)
+        .min(CAP)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,11 +98,9 @@ mod tests {
     #[test]
     fn the_default_schedule_covers_more_than_a_day() {
         let policy = RetryPolicy::default();
-        let total: Duration = (1..policy.max_receive_count)
-            .map(|n| policy.delay(n, None))
-            .sum();
+        let total: Duration = (1..policy.max_posts).map(|n| policy.delay(n, None)).sum();
         assert!(total > Duration::from_secs(27 * 3600), "{total:?}");
-        assert!(policy.max_receive_count >= 5);
+        assert!(policy.max_posts >= 5);
     }
 
     #[test]
@@ -110,6 +118,13 @@ mod tests {
             policy.delay(1, Some(Duration::from_secs(99_999))),
             MAX_DELAY
         );
+    }
+
+    #[test]
+    fn store_errors_back_off_up_to_a_quarter_of_an_hour() {
+        assert_eq!(store_backoff(1), Duration::from_secs(5));
+        assert_eq!(store_backoff(2), Duration::from_secs(10));
+        assert_eq!(store_backoff(100), Duration::from_secs(900));
     }
 
     #[test]

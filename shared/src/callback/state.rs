@@ -1,6 +1,24 @@
 //! Where an order's shipment report to the platform stands, and the rules that
-//! make it go out once: a lease claimed before sending, final outcomes that are
-//! never re-sent, and a bounded ledger of attempts.
+//! make it go out once.
+//!
+//! The protocol, in the order things happen:
+//! - **Due.** A write that makes the callback due ([`Callback::make_due`]) starts
+//!   a new *generation* and asks the store for one queue message (the outbox:
+//!   the table's stream carries it to the queue, so a write is never without
+//!   its message).
+//! - **Claim.** A delivery of that message takes the callback with one
+//!   conditional write ([`Callback::check_claim`] is the condition,
+//!   [`Callback::apply_claim`] the change): same generation, not settled, no
+//!   live lease, not before its next attempt, posts left in the schedule. The
+//!   first delivery binds the generation to its message id, so a duplicate
+//!   message is dropped instead of running a second retry schedule. The claim
+//!   counts the post, so a schedule of 8 means 8 posts, whatever the queue's
+//!   receive count says.
+//! - **Settle.** The answer is written only while the claimant still holds the
+//!   lease (its owner is the fencing token); a stale holder's answer goes into
+//!   the ledger and changes nothing else.
+//! - **Replay.** An operator or ERP starts a new generation; messages of older
+//!   generations are dropped when they arrive.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,7 +37,7 @@ pub enum CallbackStatus {
     NotRequired,
     /// A callback platform; the parcel has not reached the carrier yet.
     AwaitingShipment,
-    /// Due: a message is (or is about to be) on the callback queue.
+    /// Due: its queue message is on the way or on the queue.
     Pending,
     /// The partner could not be reached or asked us to retry; the queue will
     /// deliver the message again after a delay.
@@ -29,7 +47,7 @@ pub enum CallbackStatus {
     /// The partner refused it (4xx or `Success: false`), or the order lacks a
     /// field the platform requires. Not retried; an operator may replay it.
     Failed,
-    /// Retries ran out; the message went to the dead-letter queue.
+    /// The retry schedule is spent; the message is in the dead-letter queue.
     DeadLettered,
 }
 
@@ -46,6 +64,31 @@ impl CallbackStatus {
             Self::DeadLettered => "dead_lettered",
         }
     }
+
+    /// Whether a message for it is on the callback queue (or on its way).
+    #[must_use]
+    pub fn in_flight(self) -> bool {
+        matches!(self, Self::Pending | Self::Retrying)
+    }
+}
+
+impl std::str::FromStr for CallbackStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        [
+            Self::NotRequired,
+            Self::AwaitingShipment,
+            Self::Pending,
+            Self::Retrying,
+            Self::Delivered,
+            Self::Failed,
+            Self::DeadLettered,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+        .ok_or_else(|| format!("unknown callback status {text:?}"))
+    }
 }
 
 /// One try at the partner.
@@ -58,18 +101,42 @@ pub struct Attempt {
     pub latency_ms: u64,
 }
 
-/// The callback part of an order.
+/// A dispatcher's hold on a callback while it posts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The fencing token: which delivery holds it (message id and receive count).
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
+
+/// The callback part of an order. The fields marked "top-level" are stored as
+/// attributes of their own (the claim's condition reads them); the rest is the
+/// ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Callback {
+    /// Top-level.
+    #[serde(skip, default = "not_required")]
     pub status: CallbackStatus,
-    /// When it became due; with `awaiting_dispatch`, what the sweeper looks at.
+    /// Top-level. +1 every time the callback is made due; 0 before.
+    #[serde(skip)]
+    pub generation: u64,
+    /// Top-level. The queue message the current generation is bound to.
+    #[serde(skip)]
+    pub message_id: Option<String>,
+    /// Top-level. Posts claimed in the current generation.
+    #[serde(skip)]
+    pub posts: u32,
+    /// Top-level.
+    #[serde(skip)]
+    pub lease: Option<Lease>,
+    /// Top-level. No post before then (the retry schedule).
+    #[serde(skip)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Not stored: the next write must send this generation's queue message.
+    #[serde(skip)]
+    pub send_message: bool,
+    /// When the current generation became due.
     pub due_since: Option<DateTime<Utc>>,
-    /// Due, but no dispatcher has picked it up yet. The sweeper re-enqueues
-    /// callbacks left in this state too long (a crash between the state write
-    /// and the queue send).
-    pub awaiting_dispatch: bool,
-    /// A dispatcher holds the callback until then; nobody else sends.
-    pub lease_until: Option<DateTime<Utc>>,
     pub attempts: Vec<Attempt>,
     /// Total tries, including those dropped from the bounded ledger.
     pub attempt_count: u32,
@@ -81,13 +148,43 @@ pub struct Callback {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// Why a dispatcher may not send now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+fn not_required() -> CallbackStatus {
+    CallbackStatus::NotRequired
+}
+
+/// A delivery's bid to post: the claim's inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The message's generation; `None` for a message written before
+    /// generations existed (it stands for the current one).
+    pub generation: Option<u64>,
+    pub message_id: String,
+    /// The fencing token (message id and receive count).
+    pub owner: String,
+    pub now: DateTime<Utc>,
+    pub lease: Duration,
+    /// Posts in one generation's schedule.
+    pub max_posts: u32,
+}
+
+/// Why a delivery may not post now.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotClaimable {
-    /// Delivered, failed or not required: the message is spent.
+    /// A newer generation exists (a replay): this message is obsolete.
+    Superseded,
+    /// Delivered, failed, not required or awaiting shipment: nothing to send.
     Settled(CallbackStatus),
-    /// Another delivery of the message is sending until then.
+    /// The retry schedule was spent; the message belongs in the dead-letter queue.
+    DeadLettered,
+    /// Another message already carries this generation: a duplicate.
+    DuplicateMessage,
+    /// A delivery is posting until then.
     Leased(DateTime<Utc>),
+    /// The schedule says not before then.
+    NotYet(DateTime<Utc>),
+    /// Every post of the schedule was claimed, the last outcome unrecorded
+    /// (its dispatcher died): the callback must be dead-lettered.
+    ScheduleSpent,
 }
 
 /// How a try ended.
@@ -96,10 +193,11 @@ pub enum Verdict {
     Delivered,
     /// Final: recorded as failed, never retried automatically.
     Rejected(String),
-    /// Transient: tried again later, unless this was the last delivery.
+    /// Transient: tried again at `next`, or dead-lettered when `next` is
+    /// `None` (the schedule is spent).
     Retry {
         reason: String,
-        last: bool,
+        next: Option<DateTime<Utc>>,
     },
 }
 
@@ -109,6 +207,15 @@ pub struct PartnerAnswer {
     pub success: Option<bool>,
     pub message: Option<String>,
     pub raw_response: Option<String>,
+}
+
+/// Why a replay was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReplayable {
+    /// Delivered, not required or awaiting shipment.
+    Status(CallbackStatus),
+    /// An attempt is in flight until then.
+    InFlight(DateTime<Utc>),
 }
 
 impl Callback {
@@ -122,9 +229,13 @@ impl Callback {
             } else {
                 CallbackStatus::NotRequired
             },
+            generation: 0,
+            message_id: None,
+            posts: 0,
+            lease: None,
+            next_attempt_at: None,
+            send_message: false,
             due_since: None,
-            awaiting_dispatch: false,
-            lease_until: None,
             attempts: Vec::new(),
             attempt_count: 0,
             partner_success: None,
@@ -135,46 +246,89 @@ impl Callback {
         }
     }
 
-    /// Makes the callback due now; the caller then sends the queue message.
+    /// Makes the callback due now, as a new generation with a fresh schedule;
+    /// the write that saves it sends its queue message.
     pub fn make_due(&mut self, now: DateTime<Utc>) {
         self.status = CallbackStatus::Pending;
+        self.generation += 1;
+        self.message_id = None;
+        self.posts = 0;
+        self.lease = None;
+        self.next_attempt_at = None;
+        self.send_message = true;
         self.due_since = Some(now);
-        self.awaiting_dispatch = true;
-        self.lease_until = None;
         self.reason = None;
         self.finished_at = None;
     }
 
-    /// Whether the sweeper should enqueue it again: due, never picked up, for
-    /// longer than `grace`.
+    /// The live lease at `now`, if any.
     #[must_use]
-    pub fn stuck(&self, now: DateTime<Utc>, grace: Duration) -> bool {
-        self.awaiting_dispatch && self.due_since.is_some_and(|since| now - since >= grace)
+    pub fn live_lease(&self, now: DateTime<Utc>) -> Option<&Lease> {
+        self.lease.as_ref().filter(|lease| lease.until > now)
     }
 
-    /// Takes the lease for one send, or says why not.
-    pub fn claim(&mut self, now: DateTime<Utc>, lease: Duration) -> Result<(), NotClaimable> {
+    /// The claim's condition: `Ok` when `claim` may post now.
+    pub fn check_claim(&self, claim: &Claim) -> Result<(), NotClaimable> {
+        if claim.generation.is_some_and(|g| g != self.generation) {
+            return Err(NotClaimable::Superseded);
+        }
         match self.status {
-            CallbackStatus::Pending | CallbackStatus::Retrying | CallbackStatus::DeadLettered => {}
+            CallbackStatus::Pending | CallbackStatus::Retrying => {}
+            CallbackStatus::DeadLettered => return Err(NotClaimable::DeadLettered),
             settled => return Err(NotClaimable::Settled(settled)),
         }
-        if let Some(until) = self.lease_until.filter(|until| *until > now) {
-            return Err(NotClaimable::Leased(until));
+        if self
+            .message_id
+            .as_ref()
+            .is_some_and(|bound| *bound != claim.message_id)
+        {
+            return Err(NotClaimable::DuplicateMessage);
         }
-        self.lease_until = Some(now + lease);
-        self.awaiting_dispatch = false;
+        if let Some(lease) = self.live_lease(claim.now) {
+            return Err(NotClaimable::Leased(lease.until));
+        }
+        if let Some(at) = self.next_attempt_at.filter(|at| *at > claim.now) {
+            return Err(NotClaimable::NotYet(at));
+        }
+        if self.posts >= claim.max_posts {
+            return Err(NotClaimable::ScheduleSpent);
+        }
         Ok(())
     }
 
-    /// Records a try and what it means, and releases the lease.
-    pub fn record(&mut self, attempt: Attempt, answer: PartnerAnswer, verdict: Verdict) {
-        let finished = attempt.at;
+    /// The claim's change: the lease, the message binding, one more post.
+    pub fn apply_claim(&mut self, claim: &Claim) {
+        self.lease = Some(Lease {
+            owner: claim.owner.clone(),
+            until: claim.now + claim.lease,
+        });
+        self.message_id = Some(claim.message_id.clone());
+        self.posts += 1;
+    }
+
+    /// Whether `owner` still holds the lease (the settle's condition).
+    #[must_use]
+    pub fn held_by(&self, owner: &str) -> bool {
+        self.lease
+            .as_ref()
+            .is_some_and(|lease| lease.owner == owner)
+    }
+
+    /// Records a try in the ledger only: a stale holder's answer, kept for
+    /// the operator, changing nothing else.
+    pub fn record_attempt(&mut self, attempt: Attempt) {
         self.attempts.push(attempt);
         if self.attempts.len() > MAX_LEDGER {
             self.attempts.remove(0);
         }
         self.attempt_count += 1;
-        self.lease_until = None;
+    }
+
+    /// Records the claimant's try and what it means, and releases the lease.
+    pub fn settle(&mut self, attempt: Attempt, answer: PartnerAnswer, verdict: Verdict) {
+        let finished = attempt.at;
+        self.record_attempt(attempt);
+        self.lease = None;
         if answer.success.is_some() || answer.message.is_some() || answer.raw_response.is_some() {
             self.partner_success = answer.success;
             self.partner_message = answer.message.map(|m| truncate(m, MAX_PARTNER_MESSAGE));
@@ -186,44 +340,81 @@ impl Callback {
             Verdict::Delivered => {
                 self.status = CallbackStatus::Delivered;
                 self.reason = None;
+                self.next_attempt_at = None;
                 self.finished_at = Some(finished);
             }
             Verdict::Rejected(reason) => {
                 self.status = CallbackStatus::Failed;
                 self.reason = Some(reason);
+                self.next_attempt_at = None;
                 self.finished_at = Some(finished);
             }
-            Verdict::Retry { reason, last } => {
-                self.status = if last {
-                    CallbackStatus::DeadLettered
-                } else {
-                    CallbackStatus::Retrying
-                };
-                self.reason = Some(if last {
-                    format!("{reason}; retries exhausted, the message is in the dead-letter queue")
-                } else {
-                    reason
-                });
+            Verdict::Retry {
+                reason,
+                next: Some(next),
+            } => {
+                self.status = CallbackStatus::Retrying;
+                self.reason = Some(reason);
+                self.next_attempt_at = Some(next);
             }
+            Verdict::Retry { reason, next: None } => self.dead_letter(reason, finished),
         }
+    }
+
+    /// The schedule is spent: the order says so and the message goes to the
+    /// dead-letter queue.
+    pub fn dead_letter(&mut self, reason: String, now: DateTime<Utc>) {
+        self.status = CallbackStatus::DeadLettered;
+        self.reason = Some(format!(
+            "{reason}; retries exhausted ({} posts), the message is in the dead-letter queue",
+            self.posts
+        ));
+        self.lease = None;
+        self.next_attempt_at = None;
+        self.finished_at = Some(now);
     }
 
     /// Fails the callback without a try: the order cannot make a valid request.
     pub fn fail_unsendable(&mut self, reason: String, now: DateTime<Utc>) {
         self.status = CallbackStatus::Failed;
         self.reason = Some(reason);
-        self.lease_until = None;
-        self.awaiting_dispatch = false;
+        self.lease = None;
+        self.next_attempt_at = None;
         self.finished_at = Some(now);
     }
 
-    /// Whether an operator may replay it (`/callback/retry`).
+    /// Whether it failed before any request was made (the order lacked a
+    /// field its platform requires): new data may make it sendable.
     #[must_use]
-    pub fn replayable(&self) -> bool {
-        matches!(
-            self.status,
-            CallbackStatus::Failed | CallbackStatus::DeadLettered | CallbackStatus::Retrying
-        )
+    pub fn failed_without_request(&self) -> bool {
+        self.status == CallbackStatus::Failed && self.attempts.is_empty()
+    }
+
+    /// An operator redrove this generation's message from the dead-letter
+    /// queue: a fresh schedule for the same generation, bound to that message.
+    pub fn redrive(&mut self, message_id: &str, now: DateTime<Utc>) {
+        self.status = CallbackStatus::Pending;
+        self.message_id = Some(message_id.to_owned());
+        self.posts = 0;
+        self.lease = None;
+        self.next_attempt_at = None;
+        self.due_since = Some(now);
+        self.reason = None;
+        self.finished_at = None;
+    }
+
+    /// Whether a replay (`/callback/retry`) may start a new generation now:
+    /// always after `failed` or `dead_lettered`; while `pending` or
+    /// `retrying` only when no attempt is in flight.
+    pub fn check_replay(&self, now: DateTime<Utc>) -> Result<(), NotReplayable> {
+        match self.status {
+            CallbackStatus::Failed | CallbackStatus::DeadLettered => Ok(()),
+            CallbackStatus::Pending | CallbackStatus::Retrying => match self.live_lease(now) {
+                Some(lease) => Err(NotReplayable::InFlight(lease.until)),
+                None => Ok(()),
+            },
+            other => Err(NotReplayable::Status(other)),
+        }
     }
 }
 
@@ -240,99 +431,4 @@ fn truncate(mut text: String, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap()
-    }
-
-    fn due() -> Callback {
-        let mut callback = Callback::new(true);
-        callback.make_due(now());
-        callback
-    }
-
-    fn attempt() -> Attempt {
-        Attempt {
-            at: now(),
-            http_status: Some(503),
-            outcome: "retry".into(),
-            latency_ms: 20,
-        }
-    }
-
-    #[test]
-    fn only_one_delivery_holds_the_lease() {
-        let mut callback = due();
-        assert_eq!(callback.claim(now(), Duration::seconds(60)), Ok(()));
-        assert_eq!(
-            callback.claim(now(), Duration::seconds(60)),
-            Err(NotClaimable::Leased(now() + Duration::seconds(60)))
-        );
-        // A crashed holder's lease runs out.
-        assert_eq!(
-            callback.claim(now() + Duration::seconds(61), Duration::seconds(60)),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn a_delivered_callback_is_never_claimed_again() {
-        let mut callback = due();
-        callback.claim(now(), Duration::seconds(60)).unwrap();
-        callback.record(attempt(), PartnerAnswer::default(), Verdict::Delivered);
-        assert_eq!(
-            callback.claim(now(), Duration::seconds(60)),
-            Err(NotClaimable::Settled(CallbackStatus::Delivered))
-        );
-    }
-
-    #[test]
-    fn the_last_retry_marks_it_dead_lettered_and_says_why() {
-        let mut callback = due();
-        callback.record(
-            attempt(),
-            PartnerAnswer::default(),
-            Verdict::Retry {
-                reason: "HTTP 503".into(),
-                last: true,
-            },
-        );
-        assert_eq!(callback.status, CallbackStatus::DeadLettered);
-        assert!(callback.reason.unwrap().contains("dead-letter"));
-    }
-
-    #[test]
-    fn the_ledger_and_the_raw_response_are_bounded() {
-        let mut callback = due();
-        for _ in 0..25 {
-            let answer = PartnerAnswer {
-                raw_response: Some("é".repeat(2000)),
-                ..PartnerAnswer::default()
-            };
-            callback.record(
-                attempt(),
-                answer,
-                Verdict::Retry {
-                    reason: "x".into(),
-                    last: false,
-                },
-            );
-        }
-        assert_eq!(callback.attempts.len(), MAX_LEDGER);
-        assert_eq!(callback.attempt_count, 25);
-        assert!(callback.raw_response.unwrap().len() <= MAX_RAW_RESPONSE);
-    }
-
-    #[test]
-    fn a_callback_never_picked_up_is_stuck_after_the_grace_period() {
-        let mut callback = due();
-        assert!(!callback.stuck(now() + Duration::minutes(4), Duration::minutes(5)));
-        assert!(callback.stuck(now() + Duration::minutes(5), Duration::minutes(5)));
-        callback.claim(now(), Duration::seconds(60)).unwrap();
-        assert!(!callback.stuck(now() + Duration::hours(1), Duration::minutes(5)));
-    }
-}
+mod tests;

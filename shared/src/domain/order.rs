@@ -15,18 +15,28 @@ pub struct Order {
     pub order_number: OrderNumber,
     pub centre_code: String,
     pub client_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_type: Option<ClientType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub special_order_tag: Option<SpecialOrderTag>,
     pub platform_type: Platform,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform_order_number: Option<String>,
     pub process_type: ProcessType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_logistics: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipping_provider_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipping_provider_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logistics_provider: Option<LogisticsProvider>,
     pub receiver: Receiver,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<Sender>,
     pub items: Vec<Item>,
 }
@@ -91,9 +101,13 @@ small_int_enum!(ProcessType, Normal = 1, HandedOver = 2, Transfer = 3);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogisticsProvider {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_base64: Option<String>,
 }
 
@@ -104,11 +118,16 @@ pub struct Receiver {
     pub name: String,
     pub address: String,
     pub city: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub province: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub district: Option<String>,
     pub country_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 }
 
@@ -116,14 +135,23 @@ pub struct Receiver {
 /// placeholders).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sender {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub province: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub district: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 }
 
@@ -131,8 +159,11 @@ pub struct Sender {
 pub struct Item {
     pub sku: String,
     pub qty: NonZeroU32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_price: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform_sku_id: Option<String>,
 }
 

@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::{FieldError, IntakeError, StoreError};
-use crate::ports::{CallbackQueue, Clock, Insert, OrderStore};
+use crate::ports::{Clock, Insert, OrderStore};
 use crate::record::OrderRecord;
 use crate::update::{Change, update_order};
 use crate::view::OrderView;
@@ -25,21 +25,20 @@ pub enum Accepted {
     Replayed(OrderView),
 }
 
-/// The intake use cases over an order store (and the callback queue, for
-/// orders that arrive already handed to the carrier).
+/// The intake use cases over an order store. An order that arrives already
+/// handed to the carrier is stored with its callback due, and the store's
+/// outbox sends the callback message with that write.
 #[derive(Debug)]
-pub struct Intake<S, Q, C> {
+pub struct Intake<S, C> {
     store: S,
-    queue: Q,
     warehouses: Warehouses,
     clock: C,
 }
 
-impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
-    pub fn new(store: S, queue: Q, warehouses: Warehouses, clock: C) -> Self {
+impl<S: OrderStore, C: Clock> Intake<S, C> {
+    pub fn new(store: S, warehouses: Warehouses, clock: C) -> Self {
         Self {
             store,
-            queue,
             warehouses,
             clock,
         }
@@ -100,7 +99,7 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
                 // The retry of a request whose first try was stored but whose
                 // finding was not (a timeout or crash in between): add it now.
                 Insert::AlreadyExists(stored)
-                    if stored.request_hash == record.request_hash
+                    if stored.same_request_as(&record)
                         && !stored.findings.iter().any(|f| f.field == finding.field) =>
                 {
                     self.record_finding(stored, finding).await;
@@ -111,23 +110,15 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Intake<S, Q, C> {
         self.answer(record, inserted).await
     }
 
-    /// The answer to an insert: created (and its callback queued when it is
-    /// already due), replayed, or in conflict with the stored order.
+    /// The answer to an insert: created, replayed, or in conflict with the
+    /// stored order.
     async fn answer(&self, record: OrderRecord, inserted: Insert) -> Result<Accepted, IntakeError> {
         match inserted {
             Insert::Inserted => {
-                let number = &record.order.order_number;
-                tracing::info!(order_number = %number, "order accepted");
-                if record.callback.awaiting_dispatch {
-                    // Logged, not returned: the sweeper sends what this misses.
-                    if let Err(err) = self.queue.enqueue(number).await {
-                        tracing::warn!(order_number = %number, error = %err,
-                            "callback message not sent; the sweeper will send it");
-                    }
-                }
+                tracing::info!(order_number = %record.order.order_number, "order accepted");
                 Ok(Accepted::Created(OrderView::from(&record)))
             }
-            Insert::AlreadyExists(stored) if stored.request_hash == record.request_hash => {
+            Insert::AlreadyExists(stored) if stored.same_request_as(&record) => {
                 tracing::info!(order_number = %record.order.order_number, "identical order replayed");
                 Ok(Accepted::Replayed(OrderView::from(stored.as_ref())))
             }

@@ -1,92 +1,17 @@
 //! The intake rules over an in-memory store.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::memory::MemoryStore;
 use crate::ports::Clock;
 
 const SAMPLE: &str = include_str!("../../../tests/fixtures/spec-000-sample.json");
 const SAMPLE_AS_PUBLISHED: &str =
     include_str!("../../../tests/fixtures/spec-000-sample-as-published.json");
-
-#[derive(Default)]
-struct MemoryStore(Mutex<BTreeMap<String, OrderRecord>>);
-
-impl OrderStore for MemoryStore {
-    async fn insert_new(&self, record: &OrderRecord) -> Result<Insert, crate::error::StoreError> {
-        let mut orders = self.0.lock().unwrap();
-        let key = record.order.order_number.to_string();
-        if let Some(stored) = orders.get(&key) {
-            return Ok(Insert::AlreadyExists(Box::new(stored.clone())));
-        }
-        orders.insert(key, record.clone());
-        Ok(Insert::Inserted)
-    }
-
-    async fn get(
-        &self,
-        number: &OrderNumber,
-    ) -> Result<Option<OrderRecord>, crate::error::StoreError> {
-        Ok(self.0.lock().unwrap().get(number.as_str()).cloned())
-    }
-
-    async fn save(
-        &self,
-        record: &mut OrderRecord,
-    ) -> Result<crate::ports::Save, crate::error::StoreError> {
-        let mut orders = self.0.lock().unwrap();
-        let key = record.order.order_number.to_string();
-        if orders.get(&key).map(|stored| stored.version) != Some(record.version) {
-            return Ok(crate::ports::Save::Stale);
-        }
-        record.version += 1;
-        orders.insert(key, record.clone());
-        Ok(crate::ports::Save::Saved)
-    }
-
-    async fn stuck_callbacks(
-        &self,
-        due_before: DateTime<Utc>,
-        _limit: i32,
-    ) -> Result<Vec<OrderNumber>, crate::error::StoreError> {
-        let orders = self.0.lock().unwrap();
-        Ok(orders
-            .values()
-            .filter(|r| {
-                r.callback.awaiting_dispatch
-                    && r.callback.due_since.is_some_and(|d| d <= due_before)
-            })
-            .map(|r| r.order.order_number.clone())
-            .collect())
-    }
-
-    async fn orders_with_platform_order(
-        &self,
-        key: &str,
-    ) -> Result<Vec<OrderNumber>, crate::error::StoreError> {
-        let orders = self.0.lock().unwrap();
-        Ok(orders
-            .values()
-            .filter(|r| r.order.client_platform_order_key().as_deref() == Some(key))
-            .map(|r| r.order.order_number.clone())
-            .collect())
-    }
-}
-
-/// Records what was enqueued.
-#[derive(Default)]
-struct MemoryQueue(Mutex<Vec<OrderNumber>>);
-
-impl CallbackQueue for &MemoryQueue {
-    async fn enqueue(&self, order_number: &OrderNumber) -> Result<(), crate::error::QueueError> {
-        self.0.lock().unwrap().push(order_number.clone());
-        Ok(())
-    }
-}
 
 struct FixedClock;
 
@@ -96,14 +21,16 @@ impl Clock for FixedClock {
     }
 }
 
-static QUEUE: std::sync::LazyLock<MemoryQueue> = std::sync::LazyLock::new(MemoryQueue::default);
+fn intake() -> Intake<Arc<MemoryStore>, FixedClock> {
+    intake_over(Arc::default())
+}
 
-fn intake() -> Intake<MemoryStore, &'static MemoryQueue, FixedClock> {
+fn intake_over(store: Arc<MemoryStore>) -> Intake<Arc<MemoryStore>, FixedClock> {
     let warehouses = Warehouses::from_json(
         r#"{"mabang": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#,
     )
     .unwrap();
-    Intake::new(MemoryStore::default(), &*QUEUE, warehouses, FixedClock)
+    Intake::new(store, warehouses, FixedClock)
 }
 
 fn client() -> crate::auth::Principal {
@@ -486,19 +413,21 @@ async fn an_order_already_handed_over_goes_straight_to_the_callback() {
     order["process_type"] = json!(2);
     order["package"]["order_number"] = json!("handed-over-1");
 
-    let view = created(intake().accept(&client(), &body(&order)).await);
+    let store = Arc::new(MemoryStore::default());
+
+    let view = created(
+        intake_over(Arc::clone(&store))
+            .accept(&client(), &body(&order))
+            .await,
+    );
 
     assert_eq!(view.status, "handed_over");
     assert_eq!(view.callback.status, "pending");
     assert_eq!(view.tracking_number.as_deref(), Some("222225555"));
-    assert!(
-        QUEUE
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|n| n.as_str() == "handed-over-1")
-    );
+    let sent = store.take_outbox();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].order_number.as_str(), "handed-over-1");
+    assert_eq!(sent[0].generation, 1);
 }
 
 #[tokio::test]
@@ -593,12 +522,13 @@ mod fuzz {
 
     /// Runs one body through the intake and checks the properties.
     fn check(body: &[u8]) -> Result<(), TestCaseError> {
-        let intake = intake();
+        let store = Arc::new(MemoryStore::default());
+        let intake = intake_over(Arc::clone(&store));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let result = runtime.block_on(intake.accept(&client(), body));
-        let stored = intake.store.0.lock().unwrap().len();
+        let stored = store.stored_count();
         match result {
             Ok(_) => prop_assert_eq!(stored, 1),
             Err(err) => {
@@ -703,4 +633,50 @@ async fn a_key_with_order_prefixes_creates_only_numbers_under_them() {
     assert_eq!(problems[0].field, "package.order_number");
     assert!(problems[0].message.contains("erp20-, shop20-"));
     created(accepted);
+}
+
+/// The canonical form is a contract with every order already stored: a change
+/// to it would turn ERP retries that span a deploy into 409s.
+#[tokio::test]
+async fn the_spec_samples_request_hash_is_pinned() {
+    let request = parse_order(SAMPLE.as_bytes()).unwrap();
+    let record = OrderRecord::accept(request.order, Vec::new(), FixedClock.now());
+
+    assert!(!record.order_json.contains("null"), "{}", record.order_json);
+    assert_eq!(
+        record.request_hash,
+        "8e9ef6ab46d720103fdc5ff6196fb609708a63b45ed2d0d86ae0df29218a560f"
+    );
+}
+
+#[tokio::test]
+async fn an_order_stored_by_an_earlier_release_is_replayed_not_refused() {
+    let store = Arc::new(MemoryStore::default());
+    let request = parse_order(SAMPLE.as_bytes()).unwrap();
+    let mut stored = OrderRecord::accept(request.order, Vec::new(), FixedClock.now());
+    // An earlier release wrote absent fields as nulls, and had a field this
+    // one does not.
+    let mut earlier: Value = serde_json::from_str(&stored.order_json).unwrap();
+    for absent in [
+        "desc",
+        "client_type",
+        "special_order_tag",
+        "customer_logistics",
+    ] {
+        earlier
+            .as_object_mut()
+            .unwrap()
+            .entry(absent)
+            .or_insert(Value::Null);
+    }
+    earlier["retired_field"] = Value::Null;
+    stored.order_json = earlier.to_string();
+    stored.request_hash = "hash-of-the-earlier-canonical-form".into();
+    store.put(&mut stored);
+
+    let replay = intake_over(store)
+        .accept(&client(), SAMPLE.as_bytes())
+        .await;
+
+    assert!(matches!(replay, Ok(Accepted::Replayed(_))), "{replay:?}");
 }

@@ -17,13 +17,26 @@ pub const MAX_BEFORE_ORDER: chrono::TimeDelta = chrono::TimeDelta::days(1);
 /// How far ahead of the server's clock an event may say it happened.
 pub const MAX_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
-/// One progress report from the warehouse.
+/// One progress report from the warehouse (or the ERP's cancellation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WarehouseEvent {
-    /// The warehouse's id for this report; a repeated id is a duplicate.
+    /// Who reported it: each source has its own id space.
+    pub source: EventSource,
+    /// The source's id for this report; a repeated id is a duplicate.
     pub event_id: String,
     pub occurred_at: DateTime<Utc>,
     pub kind: EventKind,
+}
+
+/// Who reported an event. The warehouse's `event_id`s and the ERP's never
+/// collide: a warehouse event that happens to be called `erp-cancel` is not
+/// the ERP's cancellation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventSource {
+    #[default]
+    Warehouse,
+    Erp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +103,10 @@ impl Parcel {
 pub struct Shipment {
     pub tracking_number: String,
     pub logistic_provider_code: Option<String>,
+    /// The platform's carrier id and name (TikTok's `ShippingProviderId`,
+    /// eBay's `ShippingProviderName`), when the warehouse knows them.
+    pub shipping_provider_id: Option<String>,
+    pub shipping_provider_name: Option<String>,
     pub shipping_fee: Option<Money>,
     pub currency: Option<String>,
     pub shipping_provider_product: Option<String>,
@@ -164,6 +181,7 @@ pub fn parse_event(body: &[u8]) -> Result<WarehouseEvent, Vec<FieldError>> {
     match (event_id, occurred_at, kind) {
         (Some(event_id), Some(occurred_at), Some(kind)) if problems.is_empty() => {
             Ok(WarehouseEvent {
+                source: EventSource::Warehouse,
                 event_id,
                 occurred_at,
                 kind,
@@ -197,6 +215,8 @@ fn kind(r: &mut Reader, root: &Object<'_>, name: &str) -> Option<EventKind> {
             });
             EventKind::Shipped(Shipment {
                 logistic_provider_code: r.text(root, "logistic_provider_code", text::CODE),
+                shipping_provider_id: r.text(root, "shipping_provider_id", text::IDENTIFIER),
+                shipping_provider_name: r.text(root, "shipping_provider_name", text::NAME),
                 shipping_fee,
                 currency: r
                     .text(root, "currency", text::CURRENCY)

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::event::{EventKind, Parcel, WarehouseEvent, fill};
+use super::event::{EventKind, EventSource, Parcel, WarehouseEvent, fill};
 use crate::domain::{Money, OrderStatus};
 
 /// Most events kept per order; a real order sees a handful. Past it, only
@@ -33,6 +33,11 @@ pub struct Progress {
     pub shipping_fee: Option<Money>,
     pub currency: Option<String>,
     pub shipping_provider_product: Option<String>,
+    /// The platform's carrier id and name, when the `shipped` event carried them.
+    #[serde(default)]
+    pub shipping_provider_id: Option<String>,
+    #[serde(default)]
+    pub shipping_provider_name: Option<String>,
     pub logistics_message: Option<String>,
     pub shortage_message: Option<String>,
     pub cancel_reason: Option<String>,
@@ -43,6 +48,9 @@ pub struct Progress {
 /// One received event, kept so duplicates are recognised and history is visible.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventEntry {
+    /// Who reported it (entries stored before sources existed were the warehouse's).
+    #[serde(default)]
+    pub source: EventSource,
     pub event_id: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -86,7 +94,11 @@ impl Progress {
         event: &WarehouseEvent,
         now: DateTime<Utc>,
     ) -> Result<(OrderStatus, Applied), Impossible> {
-        if self.events.iter().any(|e| e.event_id == event.event_id) {
+        if self
+            .events
+            .iter()
+            .any(|e| e.source == event.source && e.event_id == event.event_id)
+        {
             return Ok((status, Applied::Duplicate));
         }
         let lifecycle = matches!(
@@ -111,6 +123,7 @@ impl Progress {
 
     fn push_entry(&mut self, event: &WarehouseEvent, now: DateTime<Utc>, moves: bool) {
         self.events.push(EventEntry {
+            source: event.source,
             event_id: event.event_id.clone(),
             kind: event.kind.name().to_owned(),
             occurred_at: event.occurred_at,
@@ -209,6 +222,14 @@ impl Progress {
                 put(
                     &mut self.shipping_provider_product,
                     &shipment.shipping_provider_product,
+                );
+                put(
+                    &mut self.shipping_provider_id,
+                    &shipment.shipping_provider_id,
+                );
+                put(
+                    &mut self.shipping_provider_name,
+                    &shipment.shipping_provider_name,
                 );
                 put(&mut self.logistics_message, &shipment.logistics_message);
                 if current || self.shipping_fee.is_none() {

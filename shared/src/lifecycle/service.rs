@@ -1,16 +1,18 @@
 //! The lifecycle use cases: a warehouse event, an ERP cancellation, an operator
 //! replaying a callback. Each is one conditional write of the order; when the
-//! write makes the callback due, a queue message follows. If that send fails
-//! (or the function dies first) the order still says the callback is due, and
-//! the sweeper sends it: nothing is lost between the two steps.
+//! write makes the callback due, the store's outbox sends its queue message
+//! with that same write, so there is no step between the two to lose it in.
 
-use super::event::{EventKind, MAX_EVENT_BODY_BYTES, WarehouseEvent, parse_event};
+use super::callback_fields::parse_callback_fields;
+use super::event::{EventKind, EventSource, MAX_EVENT_BODY_BYTES, WarehouseEvent, parse_event};
 use super::progress::{Applied, Impossible};
 use crate::auth::Principal;
+use crate::callback::NotReplayable;
 use crate::domain::{OrderNumber, OrderStatus};
 use crate::error::{FieldError, StoreError};
-use crate::ports::{CallbackQueue, Clock, OrderStore};
+use crate::ports::{Clock, OrderStore};
 use crate::reader::{Reader, root_object};
+use crate::record::FieldsRefused;
 use crate::update::{Change, update_order};
 use crate::view::OrderView;
 
@@ -30,28 +32,29 @@ pub enum LifecycleError {
         source: Impossible,
     },
     #[error(
-        "the callback is {0}; only failed, dead-lettered or retrying callbacks can be replayed"
+        "the callback is {0}; only failed, dead-lettered, retrying or pending callbacks can be replayed"
     )]
     NotReplayable(&'static str),
+    #[error(
+        "an attempt to deliver the callback is in flight until {0}; replay it after that if it is not delivered"
+    )]
+    AttemptInFlight(String),
+    #[error("the callback is {0}; it needs no more fields")]
+    CallbackSettled(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// The lifecycle use cases over an order store and the callback queue.
+/// The lifecycle use cases over an order store.
 #[derive(Debug)]
-pub struct Lifecycle<S, Q, C> {
+pub struct Lifecycle<S, C> {
     store: S,
-    queue: Q,
     clock: C,
 }
 
-impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
-    pub fn new(store: S, queue: Q, clock: C) -> Self {
-        Self {
-            store,
-            queue,
-            clock,
-        }
+impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
+    pub fn new(store: S, clock: C) -> Self {
+        Self { store, clock }
     }
 
     /// Applies a warehouse event body to an order.
@@ -89,7 +92,9 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
         };
         let now = self.clock.now();
         let event = WarehouseEvent {
-            // One id for every ERP cancellation: a repeated cancel is a duplicate.
+            // One id for every ERP cancellation (a repeated cancel is a
+            // duplicate), in the ERP's own id space.
+            source: EventSource::Erp,
             event_id: "erp-cancel".into(),
             occurred_at: now,
             kind: EventKind::Cancelled { reason },
@@ -130,16 +135,52 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
             event = event.kind.name(),
             applied = ?outcome.applied,
             status = %record.status,
+            callback_due = outcome.callback_due,
             "warehouse event"
         );
-        if outcome.callback_due {
-            self.enqueue(&number).await;
-        }
         Ok((outcome.applied, OrderView::from(&record)))
     }
 
+    /// The ERP supplies callback fields the order lacked (a TikTok carrier
+    /// id, an eBay carrier name, platform SKU ids). A callback that failed
+    /// for want of them before any request was made becomes due again.
+    pub async fn supply_callback_fields(
+        &self,
+        caller: &Principal,
+        order_number: &str,
+        body: &[u8],
+    ) -> Result<OrderView, LifecycleError> {
+        within_size(body)?;
+        let fields = parse_callback_fields(body).map_err(LifecycleError::Invalid)?;
+        let number = parse_number(order_number)?;
+        let now = self.clock.now();
+        let (record, rearmed) = update_order(&self.store, &number, |record| {
+            if !caller.may_access(&record.order) {
+                return Err(LifecycleError::NotFound(order_number.to_owned()));
+            }
+            match record.supply_callback_fields(fields.clone(), now) {
+                Ok(rearmed) => Ok(Change::Save(rearmed)),
+                Err(FieldsRefused::Settled(status)) => {
+                    Err(LifecycleError::CallbackSettled(status.as_str()))
+                }
+                Err(FieldsRefused::UnknownSku(sku)) => {
+                    Err(LifecycleError::Invalid(vec![FieldError::new(
+                        "items",
+                        format!("{sku:?} is not a sku of this order"),
+                    )]))
+                }
+            }
+        })
+        .await?
+        .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
+        tracing::info!(order_number = %number, callback_due = rearmed, "callback fields supplied");
+        Ok(OrderView::from(&record))
+    }
+
     /// An operator replays a callback that failed, went to the dead-letter
-    /// queue, or is waiting for its next retry.
+    /// queue, or is waiting for its next retry: a new generation, whose
+    /// message supersedes any older one. Refused while an attempt is in
+    /// flight, so a replay never races a post.
     pub async fn retry_callback(
         &self,
         caller: &Principal,
@@ -151,28 +192,23 @@ impl<S: OrderStore, Q: CallbackQueue, C: Clock> Lifecycle<S, Q, C> {
             if !caller.may_access(&record.order) {
                 return Err(LifecycleError::NotFound(order_number.to_owned()));
             }
-            if !record.callback.replayable() {
-                return Err(LifecycleError::NotReplayable(
-                    record.callback.status.as_str(),
-                ));
-            }
+            record
+                .callback
+                .check_replay(now)
+                .map_err(|refused| match refused {
+                    NotReplayable::Status(status) => LifecycleError::NotReplayable(status.as_str()),
+                    NotReplayable::InFlight(until) => {
+                        LifecycleError::AttemptInFlight(crate::record::format_time(until))
+                    }
+                })?;
             record.callback.make_due(now);
             Ok::<_, LifecycleError>(Change::Save(()))
         })
         .await?
         .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
-        tracing::info!(order_number = %number, "callback replay requested");
-        self.enqueue(&number).await;
+        tracing::info!(order_number = %number, generation = record.callback.generation,
+            "callback replay requested");
         Ok(OrderView::from(&record))
-    }
-
-    /// Sends the queue message. A failure is logged, not returned: the order
-    /// already says the callback is due, and the sweeper will send it.
-    async fn enqueue(&self, number: &OrderNumber) {
-        if let Err(err) = self.queue.enqueue(number).await {
-            tracing::warn!(order_number = %number, error = %err, cause = ?std::error::Error::source(&err),
-                "callback message not sent; the sweeper will send it");
-        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! `make run`: the whole service on this machine. Provisions the template's
 //! tables and queues on the emulators, serves the API through the same handler
 //! code the Lambdas run, runs the callback dispatcher the way the SQS event
-//! source mapping does, sweeps every minute, and posts callbacks to
+//! source mapping does (fed by the orders table's stream, as the template's
+//! pipe feeds it in AWS), and posts callbacks to
 //! `CALLBACK_URL` or, without it, to a built-in partner that logs what it got.
 
 use std::time::Duration;
@@ -12,7 +13,6 @@ use shared::auth::Scope;
 use tokio::net::TcpListener;
 
 const SAMPLE_ORDER: &str = include_str!("../../../../tests/fixtures/spec-000-sample.json");
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -64,20 +64,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         token: std::env::var("CALLBACK_TOKEN").unwrap_or_else(|_| "local-dev-token".into()),
         timeout: Duration::from_secs(10),
         retry_delays: None,
+        max_posts: None,
     };
     let dispatcher = stack.clone();
     tokio::spawn(async move {
         if let Err(err) = dispatcher.run_dispatcher(&settings).await {
             tracing::error!(%err, "the callback dispatcher stopped");
-        }
-    });
-    let sweeper = stack.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(SWEEP_EVERY).await;
-            if let Err(err) = sweeper.sweep(SWEEP_EVERY).await {
-                tracing::warn!(%err, "sweep failed");
-            }
         }
     });
 

@@ -9,6 +9,7 @@ fn at(hour: u32) -> DateTime<Utc> {
 
 fn event(id: &str, hour: u32, kind: EventKind) -> WarehouseEvent {
     WarehouseEvent {
+        source: EventSource::Warehouse,
         event_id: id.to_owned(),
         occurred_at: at(hour),
         kind,
@@ -19,6 +20,8 @@ fn shipped(tracking: &str) -> EventKind {
     EventKind::Shipped(Shipment {
         tracking_number: tracking.to_owned(),
         logistic_provider_code: Some("jito".into()),
+        shipping_provider_id: None,
+        shipping_provider_name: None,
         shipping_fee: Money::parse("12.50").ok(),
         currency: Some("USD".into()),
         shipping_provider_product: Some("Standard".into()),

@@ -1,0 +1,83 @@
+//! The body of `POST /apicenter/api/order/{order_number}/callback/fields`:
+//! callback fields the ERP supplies for an order that lacked them.
+//!
+//! ```json
+//! {"shipping_provider_id": "…", "shipping_provider_name": "…",
+//!  "items": [{"sku": "A-1", "platform_sku_id": "…"}]}
+//! ```
+
+use crate::error::FieldError;
+use crate::intake::limits::{MAX_ITEMS, text};
+use crate::reader::{Reader, root_object};
+use crate::record::CallbackFields;
+
+/// Parses the body, listing every problem; at least one field must be given.
+pub fn parse_callback_fields(body: &[u8]) -> Result<CallbackFields, Vec<FieldError>> {
+    let root = root_object(body).map_err(|problem| vec![problem])?;
+    let mut r = Reader::default();
+    let mut fields = CallbackFields {
+        shipping_provider_id: r.text(&root, "shipping_provider_id", text::IDENTIFIER),
+        shipping_provider_name: r.text(&root, "shipping_provider_name", text::NAME),
+        ..CallbackFields::default()
+    };
+    if let Some(items) = r.array_of_objects(&root, "items") {
+        if items.len() > MAX_ITEMS {
+            r.problem(
+                "items",
+                format!("has {} entries; at most {MAX_ITEMS}", items.len()),
+            );
+        }
+        for item in items.iter().flatten() {
+            let sku = r.required_text(item, "sku", text::CODE);
+            let id = r.required_text(item, "platform_sku_id", text::IDENTIFIER);
+            if let (Some(sku), Some(id)) = (sku, id) {
+                fields.platform_sku_ids.insert(sku, id);
+            }
+        }
+    }
+    let mut problems = r.into_problems();
+    if problems.is_empty() && fields.is_empty() {
+        problems.push(FieldError::new(
+            "$",
+            "give at least one of shipping_provider_id, shipping_provider_name, items",
+        ));
+    }
+    if problems.is_empty() {
+        Ok(fields)
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_named_and_an_empty_body_is_refused() {
+        let problems = parse_callback_fields(
+            br#"{"shipping_provider_id": 7, "items": [{"sku": "A"}, {"platform_sku_id": "x"}]}"#,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "shipping_provider_id",
+                "items[0].platform_sku_id",
+                "items[1].sku"
+            ]
+        );
+        assert_eq!(parse_callback_fields(b"{}").unwrap_err()[0].field, "$");
+    }
+
+    #[test]
+    fn supplied_fields_are_read() {
+        let fields = parse_callback_fields(
+            br#"{"shipping_provider_name": "USPS", "items": [{"sku": "A", "platform_sku_id": "9"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(fields.shipping_provider_name.as_deref(), Some("USPS"));
+        assert_eq!(fields.platform_sku_ids["A"], "9");
+    }
+}

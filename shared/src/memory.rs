@@ -1,0 +1,126 @@
+//! An in-memory [`OrderStore`] with the DynamoDB adapter's semantics (the same
+//! conditions, the same outbox), for unit and model tests of the core.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::callback::Claim;
+use crate::domain::OrderNumber;
+use crate::error::StoreError;
+use crate::ports::{Claimed, Guard, Insert, OrderStore, Save};
+use crate::record::OrderRecord;
+
+/// A queue message the outbox sends for a write (the stream's job in AWS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub order_number: OrderNumber,
+    pub generation: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    orders: Mutex<BTreeMap<String, OrderRecord>>,
+    outbox: Mutex<Vec<OutboxMessage>>,
+}
+
+impl MemoryStore {
+    /// The messages the outbox sent since the last call.
+    pub fn take_outbox(&self) -> Vec<OutboxMessage> {
+        std::mem::take(&mut *lock(&self.outbox))
+    }
+
+    /// The stored order, as a consistent read would return it.
+    #[must_use]
+    pub fn stored(&self, order_number: &OrderNumber) -> Option<OrderRecord> {
+        lock(&self.orders).get(order_number.as_str()).cloned()
+    }
+
+    /// How many orders are stored.
+    #[must_use]
+    pub fn stored_count(&self) -> usize {
+        lock(&self.orders).len()
+    }
+
+    /// Writes `record` as it is (a test's arrangement), outbox included.
+    pub fn put(&self, record: &mut OrderRecord) {
+        self.write(record);
+    }
+
+    fn write(&self, record: &mut OrderRecord) {
+        if record.callback.send_message {
+            lock(&self.outbox).push(OutboxMessage {
+                order_number: record.order.order_number.clone(),
+                generation: record.callback.generation,
+            });
+            record.callback.send_message = false;
+        }
+        lock(&self.orders).insert(record.order.order_number.to_string(), record.clone());
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl OrderStore for MemoryStore {
+    async fn insert_new(&self, record: &OrderRecord) -> Result<Insert, StoreError> {
+        if let Some(stored) = self.stored(&record.order.order_number) {
+            return Ok(Insert::AlreadyExists(Box::new(stored)));
+        }
+        self.write(&mut record.clone());
+        Ok(Insert::Inserted)
+    }
+
+    async fn get(&self, order_number: &OrderNumber) -> Result<Option<OrderRecord>, StoreError> {
+        Ok(self.stored(order_number))
+    }
+
+    async fn save(&self, record: &mut OrderRecord, guard: Guard<'_>) -> Result<Save, StoreError> {
+        let Some(stored) = self.stored(&record.order.order_number) else {
+            return Ok(Save::Stale);
+        };
+        let held = match guard {
+            Guard::Version => true,
+            Guard::Lease(owner) => stored.callback.held_by(owner),
+        };
+        if stored.version != record.version || !held {
+            return Ok(Save::Stale);
+        }
+        record.version += 1;
+        self.write(record);
+        Ok(Save::Saved)
+    }
+
+    async fn claim(
+        &self,
+        order_number: &OrderNumber,
+        claim: &Claim,
+    ) -> Result<Option<Claimed>, StoreError> {
+        let Some(mut record) = self.stored(order_number) else {
+            return Ok(None);
+        };
+        if let Err(why) = record.callback.check_claim(claim) {
+            return Ok(Some(Claimed::No(why, Box::new(record))));
+        }
+        record.callback.apply_claim(claim);
+        record.version += 1;
+        self.write(&mut record);
+        Ok(Some(Claimed::Yes(Box::new(record))))
+    }
+
+    async fn orders_with_platform_order(
+        &self,
+        client_platform_order_key: &str,
+    ) -> Result<Vec<OrderNumber>, StoreError> {
+        Ok(lock(&self.orders)
+            .values()
+            .filter(|record| {
+                record.order.client_platform_order_key().as_deref()
+                    == Some(client_platform_order_key)
+            })
+            .map(|record| record.order.order_number.clone())
+            .collect())
+    }
+}
