@@ -116,6 +116,10 @@ impl TestApp {
         let server = tokio::spawn(async move {
             serving.serve(listener).await.expect("serving");
         });
+        // The outbox always runs, as the pipe does in AWS: writes that make a
+        // callback due put its message on the queue.
+        let pipe = stack.outbox_pipe(None).expect("the outbox pipe");
+        let outbox = tokio::spawn(pipe.run());
         Self {
             base_url,
             stack,
@@ -125,7 +129,7 @@ impl TestApp {
             http: shared::adapters::https::reqwest_builder()
                 .and_then(|builder| Ok(builder.build()?))
                 .expect("an HTTP client"),
-            tasks: vec![server],
+            tasks: vec![server, outbox],
         }
     }
 

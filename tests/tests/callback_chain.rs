@@ -361,7 +361,7 @@ async fn retries_running_out_put_the_message_in_the_dlq_and_say_so_on_the_order(
     let dlq = wait_for_dead_letters(&app, 1).await;
     assert_eq!(
         dlq,
-        [r#"{"order_number":"mabang-test002","generation":"1"}"#]
+        [r#"{"order_number": "mabang-test002", "generation": "1"}"#]
     );
 }
 

@@ -124,7 +124,7 @@ async fn a_stray_message_for_a_delivered_callback_changes_nothing() {
     // A duplicate of its message (the outbox delivers at least once), and a
     // message from before generations existed.
     for body in [
-        r#"{"order_number":"mabang-test002","generation":"1"}"#,
+        r#"{"order_number": "mabang-test002", "generation": "1"}"#,
         r#"{"order_number":"mabang-test002"}"#,
     ] {
         app.stack
@@ -203,7 +203,7 @@ async fn a_spent_schedule_is_dead_lettered_on_the_order_and_in_the_queue_togethe
         integration_tests::receive_all(&app, app.stack.dead_letter_queue_url().unwrap()).await;
     assert_eq!(
         dead,
-        [r#"{"order_number":"mabang-test002","generation":"1"}"#]
+        [r#"{"order_number": "mabang-test002", "generation": "1"}"#]
     );
     assert_eq!(queued(&app).await, 0, "nothing left on the callback queue");
 }

@@ -2,13 +2,16 @@
 //! Lambda functions on a developer machine, against DynamoDB Local and the SQS
 //! emulator started by `infra/local/emulators.sh`.
 //!
-//! - [`template`] reads the tables and queues out of `infra/template.yaml`;
+//! - [`template`] reads the tables, queues and pipes out of `infra/template.yaml`;
 //! - [`provision`] creates them on the emulators under a name prefix;
+//! - [`sqs_poller`] plays the SQS event source mapping, [`outbox_pipe`] the
+//!   EventBridge pipe from the orders table's stream to the callback queue;
 //! - [`gateway`] plays API Gateway: HTTP in, a v2 event through `lambda_http`,
 //!   the function's handler, HTTP out;
 //! - [`Stack`] wires the functions to provisioned resources.
 
 pub mod gateway;
+pub mod outbox_pipe;
 pub mod partner;
 pub mod provision;
 pub mod sqs_poller;

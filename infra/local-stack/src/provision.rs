@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -16,6 +16,8 @@ use crate::template::{QueueSpec, TableSpec, Template};
 #[derive(Debug, Clone, Default)]
 pub struct Provisioned {
     pub tables: BTreeMap<String, String>,
+    /// The stream ARN of each table that has a stream.
+    pub stream_arns: BTreeMap<String, String>,
     pub queue_urls: BTreeMap<String, String>,
     pub queue_arns: BTreeMap<String, String>,
     /// `maxReceiveCount` of each queue that has a dead-letter queue.
@@ -29,6 +31,14 @@ impl Provisioned {
             .get(logical_id)
             .map(String::as_str)
             .ok_or_else(|| Error::Template(format!("no table {logical_id} in the template")))
+    }
+
+    /// The ARN of a table's stream, e.g. `stream_arn("OrdersTable")`.
+    pub fn stream_arn(&self, logical_id: &str) -> Result<&str, Error> {
+        self.stream_arns
+            .get(logical_id)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Template(format!("table {logical_id} has no stream")))
     }
 
     pub fn queue_url(&self, logical_id: &str) -> Result<&str, Error> {
@@ -56,7 +66,11 @@ pub async fn provision(
     let mut provisioned = Provisioned::default();
     for table in template.tables()? {
         let name = format!("{prefix}-{}", table.logical_id);
-        create_table(dynamodb, &table, &name).await?;
+        if let Some(stream_arn) = create_table(dynamodb, &table, &name).await? {
+            provisioned
+                .stream_arns
+                .insert(table.logical_id.clone(), stream_arn);
+        }
         provisioned.tables.insert(table.logical_id, name);
     }
     // Dead-letter queues first: the others name them in their redrive policy.
@@ -79,11 +93,12 @@ pub async fn provision(
     Ok(provisioned)
 }
 
+/// Creates the table; returns its stream's ARN when it has a stream.
 async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     spec: &TableSpec,
     name: &str,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let keys = |schema: &[(String, String)]| -> Result<Vec<KeySchemaElement>, Error> {
         schema
             .iter()
@@ -124,8 +139,25 @@ async fn create_table(
                 .map_err(Error::aws)?,
         );
     }
-    request.send().await.map_err(Error::aws)?;
-    Ok(())
+    if let Some(view_type) = &spec.stream_view_type {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view_type.as_str()))
+                .build()
+                .map_err(Error::aws)?,
+        );
+    }
+    let output = request.send().await.map_err(Error::aws)?;
+    let stream_arn = output
+        .table_description
+        .and_then(|table| table.latest_stream_arn);
+    if spec.stream_view_type.is_some() && stream_arn.is_none() {
+        return Err(Error::Aws(
+            format!("table {name} was created without its stream").into(),
+        ));
+    }
+    Ok(stream_arn)
 }
 
 async fn create_queue(

@@ -16,6 +16,7 @@ use warehouse_events::EventsApi;
 
 use crate::Error;
 use crate::gateway::{self, Function};
+use crate::outbox_pipe::{OutboxPipe, PipeConfig};
 use crate::provision::{Provisioned, provision};
 use crate::sqs_poller::{self, PollerConfig, SqsFunction};
 use crate::template::Template;
@@ -39,6 +40,8 @@ pub struct CallbackSettings {
 /// Clients for the emulators and the resources provisioned on them.
 #[derive(Debug, Clone)]
 pub struct Stack {
+    /// The SDK configuration the clients were built from.
+    pub aws: aws_config::SdkConfig,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub resources: Provisioned,
@@ -68,6 +71,7 @@ impl Stack {
         let sqs = aws_sdk_sqs::Client::new(&aws);
         let resources = provision(&Template::project()?, &dynamodb, &sqs, prefix).await?;
         Ok(Self {
+            aws,
             dynamodb,
             sqs,
             resources,
@@ -208,6 +212,16 @@ impl Stack {
             let handler = Arc::clone(&handler);
             Box::pin(handler.handle(event))
         }))
+    }
+
+    /// The outbox pipe (the template's `CallbackOutboxPipe`): the orders
+    /// table's stream to the callback queue, as EventBridge Pipes plays it in AWS.
+    pub fn outbox_pipe(&self, checkpoint: Option<&Path>) -> Result<OutboxPipe, Error> {
+        let mut config = PipeConfig::callback_outbox(&self.resources)?;
+        if let Some(path) = checkpoint {
+            config = config.with_checkpoint(path);
+        }
+        OutboxPipe::new(&self.aws, config)
     }
 
     /// Polls the callback queue and runs the dispatcher until dropped.

@@ -1,5 +1,5 @@
-//! Reads the tables and queues out of `infra/template.yaml`, so the local stack
-//! and the tests run against exactly what `sam deploy` creates.
+//! Reads the tables, queues and pipes out of `infra/template.yaml`, so the
+//! local stack and the tests run against exactly what `sam deploy` creates.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +17,8 @@ pub struct TableSpec {
     /// (name, HASH|RANGE) pairs.
     pub key_schema: Vec<(String, String)>,
     pub indexes: Vec<IndexSpec>,
+    /// `StreamSpecification.StreamViewType`: the table has a stream when set.
+    pub stream_view_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,27 @@ pub struct QueueSpec {
     /// The dead-letter queue's logical id and the receive count that moves a
     /// message there.
     pub redrive: Option<(String, u64)>,
+}
+
+/// An EventBridge pipe from a table's stream to a queue, as the template
+/// declares it: what the local stand-in ([`crate::outbox_pipe`]) needs to
+/// play it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeSpec {
+    pub logical_id: String,
+    /// The table whose `StreamArn` is the pipe's source.
+    pub source_table: String,
+    /// The queue whose `Arn` is the pipe's target.
+    pub target_queue: String,
+    /// `TRIM_HORIZON` or `LATEST`.
+    pub starting_position: String,
+    pub batch_size: Option<u64>,
+    /// The dead-letter queue's logical id.
+    pub dead_letter_queue: Option<String>,
+    /// `FilterCriteria.Filters[].Pattern`, each a JSON event pattern.
+    pub filter_patterns: Vec<String>,
+    /// `TargetParameters.InputTemplate`; without it the target gets the record.
+    pub input_template: Option<String>,
 }
 
 /// The template's resources (and its parameters' defaults).
@@ -114,9 +137,74 @@ impl Template {
                                 .unwrap_or_else(|| "ALL".into()),
                         })
                         .collect(),
+                    stream_view_type: props
+                        .get("StreamSpecification")
+                        .and_then(|spec| text(spec.get("StreamViewType"))),
                 })
             })
             .collect()
+    }
+
+    /// The pipes whose source is a DynamoDB table's stream and whose target a
+    /// queue; any other kind of pipe is an error (nothing plays it locally).
+    pub fn pipes(&self) -> Result<Vec<PipeSpec>, Error> {
+        self.of_type("AWS::Pipes::Pipe")
+            .map(|(id, body)| {
+                let props = properties(id, body)?;
+                let invalid = |what: &str| Error::Template(format!("{id}: {what}"));
+                let source_table = props
+                    .get("Source")
+                    .and_then(get_att)
+                    .filter(|(_, attribute)| attribute == "StreamArn")
+                    .map(|(table, _)| table)
+                    .ok_or_else(|| invalid("Source must be !GetAtt <Table>.StreamArn"))?;
+                let target_queue = props
+                    .get("Target")
+                    .and_then(get_att)
+                    .filter(|(_, attribute)| attribute == "Arn")
+                    .map(|(queue, _)| queue)
+                    .ok_or_else(|| invalid("Target must be !GetAtt <Queue>.Arn"))?;
+                let source = props.get("SourceParameters");
+                let stream = source
+                    .and_then(|source| source.get("DynamoDBStreamParameters"))
+                    .ok_or_else(|| invalid("no SourceParameters.DynamoDBStreamParameters"))?;
+                let filter_patterns = list(
+                    source
+                        .and_then(|source| source.get("FilterCriteria"))
+                        .and_then(|criteria| criteria.get("Filters")),
+                )
+                .iter()
+                .map(|filter| {
+                    text(filter.get("Pattern"))
+                        .ok_or_else(|| invalid("a filter without a literal Pattern"))
+                })
+                .collect::<Result<_, _>>()?;
+                Ok(PipeSpec {
+                    logical_id: id.clone(),
+                    source_table,
+                    target_queue,
+                    starting_position: text(stream.get("StartingPosition"))
+                        .ok_or_else(|| invalid("StartingPosition missing"))?,
+                    batch_size: number(stream.get("BatchSize")),
+                    dead_letter_queue: stream
+                        .get("DeadLetterConfig")
+                        .and_then(|config| config.get("Arn"))
+                        .and_then(get_att_target),
+                    filter_patterns,
+                    input_template: props
+                        .get("TargetParameters")
+                        .and_then(|target| text(target.get("InputTemplate"))),
+                })
+            })
+            .collect()
+    }
+
+    /// The pipe `logical_id`.
+    pub fn pipe(&self, logical_id: &str) -> Result<PipeSpec, Error> {
+        self.pipes()?
+            .into_iter()
+            .find(|pipe| pipe.logical_id == logical_id)
+            .ok_or_else(|| Error::Template(format!("no pipe {logical_id} in the template")))
     }
 
     pub fn queues(&self) -> Result<Vec<QueueSpec>, Error> {
@@ -183,18 +271,24 @@ fn number(value: Option<&Value>) -> Option<u64> {
 
 /// `!GetAtt Queue.Arn` or `{"Fn::GetAtt": ["Queue", "Arn"]}` → `Queue`.
 fn get_att_target(value: &Value) -> Option<String> {
+    get_att(value).map(|(id, _)| id)
+}
+
+/// `!GetAtt Queue.Arn` or `{"Fn::GetAtt": ["Queue", "Arn"]}` → (`Queue`, `Arn`).
+fn get_att(value: &Value) -> Option<(String, String)> {
     match value {
         Value::Tagged(tagged) if tagged.tag == "GetAtt" => tagged
             .value
             .as_str()
             .and_then(|s| s.split_once('.'))
-            .map(|(id, _)| id.to_owned()),
-        Value::Mapping(map) => map
-            .get("Fn::GetAtt")
-            .and_then(Value::as_sequence)
-            .and_then(|parts| parts.first())
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+            .map(|(id, attribute)| (id.to_owned(), attribute.to_owned())),
+        Value::Mapping(map) => {
+            let parts = map.get("Fn::GetAtt").and_then(Value::as_sequence)?;
+            match parts.as_slice() {
+                [id, attribute] => Some((id.as_str()?.to_owned(), attribute.as_str()?.to_owned())),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -203,7 +297,7 @@ fn get_att_target(value: &Value) -> Option<String> {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = r"
+    const SAMPLE: &str = r#"
 Resources:
   Table:
     Type: AWS::DynamoDB::Table
@@ -216,6 +310,22 @@ Resources:
         - IndexName: by_x
           KeySchema: [{AttributeName: x, KeyType: HASH}]
           Projection: {ProjectionType: KEYS_ONLY}
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  Pipe:
+    Type: AWS::Pipes::Pipe
+    Properties:
+      RoleArn: !GetAtt Role.Arn
+      Source: !GetAtt Table.StreamArn
+      SourceParameters:
+        DynamoDBStreamParameters:
+          StartingPosition: TRIM_HORIZON
+          BatchSize: 10
+          DeadLetterConfig: {Arn: !GetAtt Dlq.Arn}
+        FilterCriteria:
+          Filters:
+            - Pattern: '{"eventName":["INSERT"]}'
+      Target: {"Fn::GetAtt": [Queue, Arn]}
+      TargetParameters: {InputTemplate: '<$.dynamodb.Keys>'}
   Dlq:
     Type: AWS::SQS::Queue
     Properties: {MessageRetentionPeriod: 1209600}
@@ -229,7 +339,7 @@ Resources:
   Fn:
     Type: AWS::Serverless::Function
     Properties: {Environment: {Variables: {T: !Ref Table}}}
-";
+"#;
 
     /// A property of a resource of the project's template.
     fn project_property<'a>(template: &'a Template, id: &str, path: &[&str]) -> &'a Value {
@@ -291,6 +401,70 @@ Resources:
         assert_eq!(tables[0].key_schema, [("k".to_owned(), "HASH".to_owned())]);
         assert_eq!(tables[0].indexes[0].name, "by_x");
         assert_eq!(tables[0].indexes[0].projection, "KEYS_ONLY");
+    }
+
+    #[test]
+    fn reads_a_tables_stream() {
+        let tables = Template::parse(SAMPLE).unwrap().tables().unwrap();
+        assert_eq!(tables[0].stream_view_type.as_deref(), Some("NEW_IMAGE"));
+    }
+
+    #[test]
+    fn reads_a_pipe_from_a_stream_to_a_queue() {
+        let pipe = Template::parse(SAMPLE).unwrap().pipe("Pipe").unwrap();
+        assert_eq!(
+            pipe,
+            PipeSpec {
+                logical_id: "Pipe".into(),
+                source_table: "Table".into(),
+                target_queue: "Queue".into(),
+                starting_position: "TRIM_HORIZON".into(),
+                batch_size: Some(10),
+                dead_letter_queue: Some("Dlq".into()),
+                filter_patterns: vec![r#"{"eventName":["INSERT"]}"#.into()],
+                input_template: Some("<$.dynamodb.Keys>".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn the_orders_table_streams_its_new_images() {
+        let tables = Template::project().unwrap().tables().unwrap();
+        let orders = tables
+            .iter()
+            .find(|t| t.logical_id == "OrdersTable")
+            .unwrap();
+        assert_eq!(orders.stream_view_type.as_deref(), Some("NEW_IMAGE"));
+    }
+
+    /// The contract the callback code relies on: one message per write that
+    /// sets `outbox`, with a body of two strings.
+    #[test]
+    fn the_outbox_pipe_sends_each_write_that_sets_the_outbox_to_the_callback_queue() {
+        let pipe = Template::project()
+            .unwrap()
+            .pipe("CallbackOutboxPipe")
+            .unwrap();
+        assert_eq!(pipe.source_table, "OrdersTable");
+        assert_eq!(pipe.target_queue, "CallbackQueue");
+        assert_eq!(pipe.starting_position, "TRIM_HORIZON");
+        assert_eq!(pipe.batch_size, Some(10));
+        assert_eq!(
+            pipe.dead_letter_queue.as_deref(),
+            Some("OutboxDeadLetterQueue")
+        );
+        assert_eq!(
+            pipe.filter_patterns,
+            [
+                r#"{"eventName":["INSERT","MODIFY"],"dynamodb":{"NewImage":{"outbox":{"N":[{"exists":true}]}}}}"#
+            ]
+        );
+        assert_eq!(
+            pipe.input_template.as_deref(),
+            Some(
+                r#"{"order_number": "<$.dynamodb.Keys.order_number.S>", "generation": "<$.dynamodb.NewImage.outbox.N>"}"#
+            )
+        );
     }
 
     #[test]

@@ -66,6 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         retry_delays: None,
         max_posts: None,
     };
+    tokio::spawn(stack.outbox_pipe(None)?.run());
     let dispatcher = stack.clone();
     tokio::spawn(async move {
         if let Err(err) = dispatcher.run_dispatcher(&settings).await {
