@@ -185,10 +185,19 @@ mod tests {
         let (done, finished) = std::sync::mpsc::channel();
         let (exit, may_exit) = std::sync::mpsc::channel::<()>();
         let spinner = std::thread::spawn(move || {
-            let started = Instant::now();
+            // Spins for 50 ms of this thread's own CPU time, not wall time: on
+            // a loaded box 50 ms of wall time may be far less CPU.
+            let own_cpu = || {
+                std::fs::read_to_string("/proc/thread-self/schedstat")
+                    .ok()
+                    .and_then(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+                    .map_or(Duration::ZERO, Duration::from_nanos)
+            };
             let mut x = 0u64;
-            while started.elapsed() < Duration::from_millis(50) {
-                x = std::hint::black_box(x.wrapping_add(1));
+            while own_cpu() < Duration::from_millis(50) {
+                for _ in 0..10_000 {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
             }
             done.send(()).unwrap();
             // Still alive when measured: an ended thread's time leaves the listing.
