@@ -340,3 +340,25 @@ async fn a_running_pipe_sends_each_write_as_it_comes() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_failed_send_does_not_move_the_pipe_past_the_write() {
+    let stack = fixture("failed").await;
+    let checkpoint = checkpoint_path("failed");
+    let mut config = PipeConfig::callback_outbox(&stack.resources).unwrap();
+    config.checkpoint = Some(checkpoint.clone());
+    config.queue_url = format!("{}-missing", stack.queue_url());
+    let mut failing = OutboxPipe::new(&stack.aws, config).unwrap();
+    stack.insert("ON-1", Some(1)).await;
+
+    for _ in 0..3 {
+        assert!(failing.pump_once().await.is_err());
+    }
+    drop(failing);
+    let mut pipe = stack.pipe(Some(checkpoint.clone()));
+    let sent = pump_until(&mut pipe, 1).await;
+
+    assert_eq!(sent, 1);
+    assert_eq!(stack.messages().await, [message("ON-1", "1")]);
+    std::fs::remove_file(&checkpoint).unwrap();
+}
