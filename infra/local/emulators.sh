@@ -112,6 +112,8 @@ cmd_exec() {
 
   export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DDB_PORT"
   export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$SQS_PORT"
+  # moto serves S3 on the same port (the labels bucket).
+  export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$SQS_PORT"
   export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
   export AWS_EC2_METADATA_DISABLED=true
   # Never hand a developer's real AWS identity to a process meant to run locally.

@@ -160,12 +160,7 @@ impl ApiError {
             Self::Intake(err @ E::BodyTooLarge { limit, .. }) => envelope(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "limit_bytes": limit }),
-                &err.to_string(),
-            ),
-            Self::Intake(err @ E::LabelTooLarge { limit, .. }) => envelope(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({ "field": "logistics_provider.label_base64", "limit_bytes": limit }),
-                &format!("{err}; send a link to the label in logistics_provider.label_url instead"),
+                &format!("{err}; send a larger label by link in logistics_provider.label_url"),
             ),
             Self::Intake(E::Conflict(number)) => envelope(
                 StatusCode::CONFLICT,
@@ -183,6 +178,16 @@ impl ApiError {
                 envelope(StatusCode::NOT_FOUND, json!(null), &err.to_string())
             }
             Self::Intake(E::Store(err)) => store_failure(&err),
+            Self::Intake(E::Labels(err)) => {
+                tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "label store failure");
+                let mut response = envelope(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!(null),
+                    "temporarily unavailable; retry the same request, it is safe to repeat",
+                );
+                response.headers.push(("retry-after", "1".to_owned()));
+                response
+            }
             Self::Intake(err @ E::ForeignClient { .. }) => {
                 envelope(StatusCode::FORBIDDEN, json!(null), &err.to_string())
             }
@@ -230,6 +235,16 @@ fn lifecycle_failure(err: LifecycleError) -> ApiResponse {
             json!({ "callback_status": status }),
             &err.to_string(),
         ),
+        L::Labels(err) => {
+            tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "label store failure");
+            let mut response = envelope(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!(null),
+                "temporarily unavailable; retry the same request",
+            );
+            response.headers.push(("retry-after", "1".to_owned()));
+            response
+        }
         L::CallbackSettled(status) => envelope(
             StatusCode::CONFLICT,
             json!({ "callback_status": status }),

@@ -42,10 +42,10 @@ pub enum StoreError {
     },
 }
 
-/// A message could not be put on a queue.
+/// The label store failed. Never the caller's fault.
 #[derive(Debug, thiserror::Error)]
-#[error("the callback queue is unavailable")]
-pub struct QueueError(#[source] pub BoxError);
+#[error("the label store is unavailable")]
+pub struct LabelError(#[source] pub BoxError);
 
 /// Why an order was not accepted, or not found.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +54,6 @@ pub enum IntakeError {
     Invalid(Vec<FieldError>),
     #[error("the body is {size} bytes; the limit is {limit} bytes")]
     BodyTooLarge { size: usize, limit: usize },
-    #[error("logistics_provider.label_base64 is {size} bytes; the limit is {limit} bytes")]
-    LabelTooLarge { size: usize, limit: usize },
     #[error("real-time validation found {} problem(s)", .0.len())]
     Unprocessable(Vec<FieldError>),
     #[error("order {0} already exists with different content")]
@@ -67,6 +65,8 @@ pub enum IntakeError {
     NotFound(String),
     #[error("client_code {body:?} is not the client of this API key")]
     ForeignClient { body: String },
+    #[error(transparent)]
+    Labels(#[from] LabelError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -19,6 +19,7 @@ pub mod callback;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod hex;
 pub mod intake;
 pub mod lifecycle;
 pub mod logging;

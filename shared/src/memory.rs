@@ -6,9 +6,32 @@ use std::sync::Mutex;
 
 use crate::callback::Claim;
 use crate::domain::OrderNumber;
-use crate::error::StoreError;
-use crate::ports::{Claimed, Guard, Insert, OrderStore, Save};
+use crate::error::{LabelError, StoreError};
+use crate::ports::{Claimed, Guard, Insert, LabelStore, OrderStore, Save};
 use crate::record::OrderRecord;
+
+/// Labels in memory, by key.
+#[derive(Debug, Default)]
+pub struct MemoryLabels(Mutex<BTreeMap<String, Vec<u8>>>);
+
+impl MemoryLabels {
+    /// The stored label's bytes.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        lock(&self.0).get(key).cloned()
+    }
+}
+
+impl LabelStore for MemoryLabels {
+    async fn put_label(&self, key: &str, bytes: Vec<u8>, _sha256: &str) -> Result<(), LabelError> {
+        lock(&self.0).insert(key.to_owned(), bytes);
+        Ok(())
+    }
+
+    async fn label_link(&self, key: &str, _ttl: std::time::Duration) -> Result<String, LabelError> {
+        Ok(format!("memory://{key}"))
+    }
+}
 
 /// A queue message the outbox sends for a write (the stream's job in AWS).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::callback::body::CallbackBody;
 use crate::callback::state::{Claim, NotClaimable};
 use crate::domain::OrderNumber;
-use crate::error::StoreError;
+use crate::error::{LabelError, StoreError};
 use crate::record::OrderRecord;
 
 /// The result of inserting an order that may already exist.
@@ -125,6 +125,44 @@ impl<T: OrderStore + ?Sized> OrderStore for std::sync::Arc<T> {
         client_platform_order_key: &str,
     ) -> impl Future<Output = Result<Vec<OrderNumber>, StoreError>> + Send {
         (**self).orders_with_platform_order(client_platform_order_key)
+    }
+}
+
+/// Where labels live (S3 in AWS): written once, read through short-lived links.
+pub trait LabelStore: Send + Sync {
+    /// Stores `bytes` under `key`; `sha256` (lowercase hex) lets the store
+    /// check what it received. Storing the same bytes again is harmless.
+    fn put_label(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        sha256: &str,
+    ) -> impl Future<Output = Result<(), LabelError>> + Send;
+
+    /// A link that serves the label for `ttl`, without credentials.
+    fn label_link(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> impl Future<Output = Result<String, LabelError>> + Send;
+}
+
+impl<T: LabelStore + ?Sized> LabelStore for std::sync::Arc<T> {
+    fn put_label(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        sha256: &str,
+    ) -> impl Future<Output = Result<(), LabelError>> + Send {
+        (**self).put_label(key, bytes, sha256)
+    }
+
+    fn label_link(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> impl Future<Output = Result<String, LabelError>> + Send {
+        (**self).label_link(key, ttl)
     }
 }
 

@@ -6,7 +6,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::auth::key::hex;
 use crate::callback::{Callback, CallbackStatus};
 use crate::domain::{Order, OrderStatus, ProcessType};
 use crate::error::FieldError;
@@ -241,7 +240,7 @@ fn canonical_json(order: &Order) -> String {
 
 /// SHA-256 of the canonical JSON, in lowercase hex.
 fn request_hash(canonical: &str) -> String {
-    hex(&Sha256::digest(canonical.as_bytes()))
+    crate::hex::encode(&Sha256::digest(canonical.as_bytes()))
 }
 
 /// Timestamps as the API shows them: RFC 3339, UTC, whole seconds.

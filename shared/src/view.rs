@@ -40,8 +40,18 @@ pub struct OrderView {
     /// Handed to the carrier (spec 001's HandOverTime).
     pub carrier_handover_at: Option<String>,
     pub findings: Vec<FieldError>,
+    /// The inline label the ERP sent, as stored (never the label itself; the
+    /// warehouse fetches it from `…/label`).
+    pub label: Option<LabelView>,
     pub callback: CallbackView,
     pub events: Vec<EventEntry>,
+}
+
+/// That a label is stored, and which.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LabelView {
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 /// Where the shipment report to the platform stands.
@@ -110,6 +120,14 @@ impl From<&OrderRecord> for OrderView {
             picked_at: time(progress.picked_at),
             carrier_handover_at: time(progress.handover_at),
             findings: record.findings.clone(),
+            label: order
+                .logistics_provider
+                .as_ref()
+                .and_then(|provider| provider.label.as_ref())
+                .map(|label| LabelView {
+                    bytes: label.bytes,
+                    sha256: label.sha256.clone(),
+                }),
             callback: CallbackView::from(&record.callback),
             events: progress.events.clone(),
         }

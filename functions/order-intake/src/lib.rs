@@ -11,14 +11,14 @@ use tracing::Instrument;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::adapters::{DynamoKeyStore, DynamoOrderStore};
+use shared::adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
 use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, KeyStore, Principal, signed_path};
 use shared::config::{ConfigError, Warehouses, api_key_cache, required_env};
 use shared::intake::{Accepted, Intake};
 use shared::lifecycle::{Applied, Lifecycle};
-use shared::ports::{Clock, OrderStore, SystemClock};
+use shared::ports::{Clock, LabelStore, OrderStore, SystemClock};
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone)]
@@ -32,6 +32,8 @@ pub struct Config {
     pub api_key_cache: Duration,
     /// `WAREHOUSES`: JSON object of warehouses keyed by `centre_code`.
     pub warehouses: Warehouses,
+    /// `LABELS_BUCKET`: where inline labels are stored.
+    pub labels_bucket: String,
 }
 
 impl Config {
@@ -41,37 +43,40 @@ impl Config {
             api_keys_table: required_env("API_KEYS_TABLE")?,
             api_key_cache: api_key_cache()?,
             warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
+            labels_bucket: required_env("LABELS_BUCKET")?,
         })
     }
 }
 
 /// The ERP routes of `/apicenter/api/order`.
 #[derive(Debug)]
-pub struct OrderApi<S, C, K> {
-    intake: Intake<S, C>,
+pub struct OrderApi<S, L, C, K> {
+    intake: Intake<S, L, C>,
     lifecycle: Lifecycle<S, C>,
     auth: Authenticator<K, C>,
 }
 
-impl OrderApi<DynamoOrderStore, SystemClock, DynamoKeyStore> {
-    /// The production wiring: DynamoDB and the system clock.
-    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Self {
+impl OrderApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
+    /// The production wiring: DynamoDB, S3 and the system clock.
+    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> Self {
         let keys = DynamoKeyStore::new(dynamodb.clone(), config.api_keys_table);
         let store = DynamoOrderStore::new(dynamodb, config.orders_table);
-        Self::with_ports(store, keys, config.warehouses, SystemClock)
+        let labels = S3LabelStore::new(s3, config.labels_bucket);
+        Self::with_ports(store, labels, keys, config.warehouses, SystemClock)
             .with_key_cache(config.api_key_cache)
     }
 }
 
-impl<S, C, K> OrderApi<S, C, K>
+impl<S, L, C, K> OrderApi<S, L, C, K>
 where
     S: OrderStore + Clone,
+    L: LabelStore,
     C: Clock + Clone,
     K: KeyStore,
 {
-    pub fn with_ports(store: S, keys: K, warehouses: Warehouses, clock: C) -> Self {
+    pub fn with_ports(store: S, labels: L, keys: K, warehouses: Warehouses, clock: C) -> Self {
         Self {
-            intake: Intake::new(store.clone(), warehouses, clock.clone()),
+            intake: Intake::new(store.clone(), labels, warehouses, clock.clone()),
             lifecycle: Lifecycle::new(store, clock.clone()),
             auth: Authenticator::new(keys, clock),
         }

@@ -10,13 +10,14 @@ use tracing::Instrument;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::adapters::{DynamoKeyStore, DynamoOrderStore};
+use shared::adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
 use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, KeyStore, Principal, signed_path};
 use shared::config::{ConfigError, api_key_cache, required_env};
+use shared::lifecycle::label::{LINK_TTL, LabelAnswer, fetch_label};
 use shared::lifecycle::{Applied, Lifecycle};
-use shared::ports::{Clock, OrderStore, SystemClock};
+use shared::ports::{Clock, LabelStore, OrderStore, SystemClock};
 
 /// Whether `path` is the route this function serves (API Gateway sends it
 /// only these; the local gateway asks).
@@ -24,7 +25,7 @@ use shared::ports::{Clock, OrderStore, SystemClock};
 pub fn serves(path: &str) -> bool {
     matches!(
         path_segments(path).as_slice(),
-        ["apicenter", "api", "order", _, "events"]
+        ["apicenter", "api", "order", _, "events" | "label"]
     )
 }
 
@@ -38,6 +39,8 @@ pub struct Config {
     /// `API_KEY_CACHE_SECONDS` (default 60): how long a warm function trusts a
     /// key it has read; a revocation takes effect within this time.
     pub api_key_cache: Duration,
+    /// `LABELS_BUCKET`: where inline labels are stored.
+    pub labels_bucket: String,
 }
 
 impl Config {
@@ -46,21 +49,25 @@ impl Config {
             orders_table: required_env("ORDERS_TABLE")?,
             api_keys_table: required_env("API_KEYS_TABLE")?,
             api_key_cache: api_key_cache()?,
+            labels_bucket: required_env("LABELS_BUCKET")?,
         })
     }
 }
 
 #[derive(Debug)]
-pub struct EventsApi<S, C, K> {
+pub struct EventsApi<S, L, C, K> {
     lifecycle: Lifecycle<S, C>,
+    store: S,
+    labels: L,
     auth: Authenticator<K, C>,
 }
 
-impl EventsApi<DynamoOrderStore, SystemClock, DynamoKeyStore> {
-    /// The production wiring: DynamoDB and the system clock.
-    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client) -> Self {
+impl EventsApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
+    /// The production wiring: DynamoDB, S3 and the system clock.
+    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> Self {
         Self::with_ports(
             DynamoOrderStore::new(dynamodb.clone(), config.orders_table),
+            S3LabelStore::new(s3, config.labels_bucket),
             DynamoKeyStore::new(dynamodb, config.api_keys_table),
             SystemClock,
         )
@@ -68,10 +75,12 @@ impl EventsApi<DynamoOrderStore, SystemClock, DynamoKeyStore> {
     }
 }
 
-impl<S: OrderStore, C: Clock + Clone, K: KeyStore> EventsApi<S, C, K> {
-    pub fn with_ports(store: S, keys: K, clock: C) -> Self {
+impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> EventsApi<S, L, C, K> {
+    pub fn with_ports(store: S, labels: L, keys: K, clock: C) -> Self {
         Self {
-            lifecycle: Lifecycle::new(store, clock.clone()),
+            lifecycle: Lifecycle::new(store.clone(), clock.clone()),
+            store,
+            labels,
             auth: Authenticator::new(keys, clock),
         }
     }
@@ -111,6 +120,12 @@ impl<S: OrderStore, C: Clock + Clone, K: KeyStore> EventsApi<S, C, K> {
 
     async fn report(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {
         let segments = path_segments(request.uri().path());
+        if let ["apicenter", "api", "order", number, "label"] = segments.as_slice() {
+            if request.method() != Method::GET {
+                return Err(ApiError::MethodNotAllowed { allow: "GET" });
+            }
+            return self.label(caller, number).await;
+        }
         let ["apicenter", "api", "order", number, "events"] = segments.as_slice() else {
             return Err(ApiError::NoRoute);
         };
@@ -128,5 +143,32 @@ impl<S: OrderStore, C: Clock + Clone, K: KeyStore> EventsApi<S, C, K> {
             Applied::Duplicate => "event already received; nothing changed",
         };
         Ok(success(StatusCode::OK, &view, message))
+    }
+
+    /// The order's label: a redirect to a link that serves it for five
+    /// minutes (the link is in `data.url` too), or, for an order stored before
+    /// labels went to the label store, the base64 text in `data.label_base64`.
+    async fn label(&self, caller: &Principal, number: &str) -> Result<ApiResponse, ApiError> {
+        Ok(
+            match fetch_label(&self.store, &self.labels, caller, number).await? {
+                LabelAnswer::Link { url, label } => {
+                    let data = serde_json::json!({
+                        "url": url,
+                        "expires_in_seconds": LINK_TTL.as_secs(),
+                        "bytes": label.bytes,
+                        "sha256": label.sha256,
+                    });
+                    let mut response =
+                        success(StatusCode::FOUND, &data, "the label is at data.url");
+                    response.headers.push(("location", url));
+                    response
+                }
+                LabelAnswer::Inline(label_base64) => success(
+                    StatusCode::OK,
+                    &serde_json::json!({ "label_base64": label_base64 }),
+                    "ok",
+                ),
+            },
+        )
     }
 }

@@ -8,6 +8,10 @@ async fn main() -> Result<(), Error> {
     shared::logging::init();
     let config = Config::from_env()?;
     let aws = shared::adapters::https::aws_config().await?;
-    let api = EventsApi::new(config, aws_sdk_dynamodb::Client::new(&aws));
+    let api = EventsApi::new(
+        config,
+        aws_sdk_dynamodb::Client::new(&aws),
+        shared::adapters::s3::client(&aws),
+    );
     run(service_fn(|request| api.handle(request))).await
 }

@@ -22,6 +22,8 @@ pub struct Provisioned {
     pub queue_arns: BTreeMap<String, String>,
     /// `maxReceiveCount` of each queue that has a dead-letter queue.
     pub max_receive_counts: BTreeMap<String, u64>,
+    /// Bucket names by the template's logical id.
+    pub buckets: BTreeMap<String, String>,
 }
 
 impl Provisioned {
@@ -39,6 +41,13 @@ impl Provisioned {
             .get(logical_id)
             .map(String::as_str)
             .ok_or_else(|| Error::Template(format!("table {logical_id} has no stream")))
+    }
+
+    pub fn bucket(&self, logical_id: &str) -> Result<&str, Error> {
+        self.buckets
+            .get(logical_id)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Template(format!("no bucket {logical_id} in the template")))
     }
 
     pub fn queue_url(&self, logical_id: &str) -> Result<&str, Error> {
@@ -91,6 +100,26 @@ pub async fn provision(
         }
     }
     Ok(provisioned)
+}
+
+/// Creates every S3 bucket of `template`, named `{prefix}-{logicalid}` in
+/// lower case (bucket names allow no capitals).
+pub async fn provision_buckets(
+    template: &Template,
+    s3: &aws_sdk_s3::Client,
+    prefix: &str,
+    provisioned: &mut Provisioned,
+) -> Result<(), Error> {
+    for logical_id in template.buckets() {
+        let name = format!("{prefix}-{logical_id}").to_ascii_lowercase();
+        s3.create_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        provisioned.buckets.insert(logical_id, name);
+    }
+    Ok(())
 }
 
 /// Creates the table; returns its stream's ARN when it has a stream.

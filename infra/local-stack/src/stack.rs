@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use callback_dispatch::DispatchHandler;
 use order_intake::OrderApi;
-use shared::adapters::{DynamoKeyStore, DynamoOrderStore, HttpPartner};
+use shared::adapters::{DynamoKeyStore, DynamoOrderStore, HttpPartner, S3LabelStore};
 use shared::auth::{IssuedKey, Scope};
 use shared::callback::{Dispatcher, RetryPolicy};
 use shared::config::Warehouses;
@@ -17,13 +17,17 @@ use warehouse_events::EventsApi;
 use crate::Error;
 use crate::gateway::{self, Function};
 use crate::outbox_pipe::{OutboxPipe, PipeConfig};
-use crate::provision::{Provisioned, provision};
+use crate::provision::{Provisioned, provision, provision_buckets};
 use crate::sqs_poller::{self, PollerConfig, SqsFunction};
 use crate::template::Template;
 
 /// The endpoints the emulators script exports; without them the SDK would
 /// reach for real AWS.
-const EMULATOR_ENDPOINTS: [&str; 2] = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"];
+const EMULATOR_ENDPOINTS: [&str; 3] = [
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_S3",
+];
 
 /// How the callback dispatcher reaches the partner locally.
 #[derive(Debug, Clone)]
@@ -44,6 +48,7 @@ pub struct Stack {
     pub aws: aws_config::SdkConfig,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
     pub resources: Provisioned,
     pub warehouses: Warehouses,
     /// How long the API functions trust a key they have read: zero (the
@@ -69,11 +74,15 @@ impl Stack {
             .map_err(Error::aws)?;
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);
-        let resources = provision(&Template::project()?, &dynamodb, &sqs, prefix).await?;
+        let s3 = shared::adapters::s3::client(&aws);
+        let template = Template::project()?;
+        let mut resources = provision(&template, &dynamodb, &sqs, prefix).await?;
+        provision_buckets(&template, &s3, prefix, &mut resources).await?;
         Ok(Self {
             aws,
             dynamodb,
             sqs,
+            s3,
             resources,
             warehouses,
             key_cache: Duration::ZERO,
@@ -135,6 +144,14 @@ impl Stack {
         Ok(issued)
     }
 
+    /// The labels bucket's store.
+    pub fn labels(&self) -> Result<S3LabelStore, Error> {
+        Ok(S3LabelStore::new(
+            self.s3.clone(),
+            self.resources.bucket("LabelsBucket")?,
+        ))
+    }
+
     fn store(&self) -> Result<DynamoOrderStore, Error> {
         Ok(DynamoOrderStore::new(
             self.dynamodb.clone(),
@@ -148,6 +165,7 @@ impl Stack {
         let orders = Arc::new(
             OrderApi::with_ports(
                 self.store()?,
+                self.labels()?,
                 self.keys()?,
                 self.warehouses.clone(),
                 SystemClock,
@@ -155,7 +173,7 @@ impl Stack {
             .with_key_cache(self.key_cache),
         );
         let events = Arc::new(
-            EventsApi::with_ports(self.store()?, self.keys()?, SystemClock)
+            EventsApi::with_ports(self.store()?, self.labels()?, self.keys()?, SystemClock)
                 .with_key_cache(self.key_cache),
         );
         Ok(Arc::new(move |request| {

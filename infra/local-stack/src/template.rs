@@ -207,6 +207,13 @@ impl Template {
             .ok_or_else(|| Error::Template(format!("no pipe {logical_id} in the template")))
     }
 
+    /// The logical ids of the template's S3 buckets.
+    pub fn buckets(&self) -> Vec<String> {
+        self.of_type("AWS::S3::Bucket")
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     pub fn queues(&self) -> Result<Vec<QueueSpec>, Error> {
         self.of_type("AWS::SQS::Queue")
             .map(|(id, body)| {

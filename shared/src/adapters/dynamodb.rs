@@ -23,9 +23,12 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use chrono::{DateTime, Utc};
 
+use super::capacity;
 use crate::callback::{Callback, CallbackStatus, Claim, Lease, NotClaimable};
 use crate::domain::{Order, OrderNumber};
 use crate::error::{FieldError, StoreError};
@@ -63,10 +66,14 @@ impl OrderStore for DynamoOrderStore {
             .condition_expression("attribute_not_exists(order_number)")
             // Hands back the stored order in the same round trip when it exists.
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Insert::Inserted),
+            Ok(output) => {
+                capacity::record("insert", output.consumed_capacity());
+                Ok(Insert::Inserted)
+            }
             Err(SdkError::ServiceError(service)) => match service.into_err() {
                 PutItemError::ConditionalCheckFailedException(failed) => {
                     let stored = match failed.item {
@@ -90,9 +97,11 @@ impl OrderStore for DynamoOrderStore {
             .table_name(&self.table)
             .key("order_number", AttributeValue::S(order_number.to_string()))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(classify)?;
+        capacity::record("get", output.consumed_capacity());
         output.item.as_ref().map(from_item).transpose()
     }
 
@@ -135,9 +144,11 @@ impl OrderStore for DynamoOrderStore {
             .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .update_expression(update.expression())
-            .set_expression_attribute_values(Some(update.values));
+            .set_expression_attribute_values(Some(update.values))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
         match request.send().await {
-            Ok(_) => {
+            Ok(output) => {
+                capacity::record("save", output.consumed_capacity());
                 record.version += 1;
                 record.callback.send_message = false;
                 Ok(Save::Saved)
@@ -195,12 +206,14 @@ impl OrderStore for DynamoOrderStore {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
         if let Some(generation) = claim.generation {
             request = request.expression_attribute_values(":generation", n(generation));
         }
         match request.send().await {
             Ok(output) => {
+                capacity::record("claim", output.consumed_capacity());
                 let item = output.attributes.unwrap_or_default();
                 Ok(Some(Claimed::Yes(Box::new(from_item(&item)?))))
             }
@@ -239,9 +252,11 @@ impl OrderStore for DynamoOrderStore {
                 AttributeValue::S(client_platform_order_key.to_owned()),
             )
             .limit(10)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(classify)?;
+        capacity::record("duplicate_query", output.consumed_capacity());
         Ok(order_numbers(output.items()))
     }
 }

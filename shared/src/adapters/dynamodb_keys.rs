@@ -107,9 +107,11 @@ impl KeyStore for DynamoKeyStore {
             .table_name(&self.table)
             .key("key_hash", AttributeValue::S(key_hash.to_owned()))
             .consistent_read(true)
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|err| StoreError::Unavailable(Box::new(err)))?;
+        super::capacity::record("key_lookup", output.consumed_capacity());
         output.item.as_ref().map(from_item).transpose()
     }
 }

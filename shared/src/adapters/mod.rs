@@ -1,12 +1,15 @@
 //! The only code that talks to AWS: implementations of [`crate::ports`].
 
+pub mod capacity;
 pub mod dynamodb;
 pub mod dynamodb_keys;
 pub mod https;
 pub mod partner_http;
+pub mod s3;
 pub mod sqs;
 
 pub use dynamodb::DynamoOrderStore;
 pub use dynamodb_keys::DynamoKeyStore;
 pub use partner_http::HttpPartner;
+pub use s3::S3LabelStore;
 pub use sqs::CallbackMessage;

@@ -115,28 +115,13 @@ pub fn issue_with(
 /// The stored form of a key.
 #[must_use]
 pub fn hash_key(key: &str) -> String {
-    hex(&Sha256::digest(key.as_bytes()))
+    crate::hex::encode(&Sha256::digest(key.as_bytes()))
 }
 
 fn random_hex(bytes: usize) -> Result<String, RandomnessError> {
     let mut buffer = vec![0_u8; bytes];
     getrandom::fill(&mut buffer).map_err(|err| RandomnessError(err.to_string()))?;
-    Ok(hex(&buffer))
-}
-
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|byte| {
-            [
-                DIGITS[usize::from(byte >> 4)],
-                DIGITS[usize::from(byte & 0xf)],
-            ]
-        })
-        .map(char::from)
-        .collect()
+    Ok(crate::hex::encode(&buffer))
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ pub struct Signed<'a> {
 pub fn sign(secret: &str, timestamp: i64, method: &str, path: &str, body: &[u8]) -> String {
     let request = Signed { method, path, body };
     let digest = mac(secret, timestamp, &request)
-        .map(|mac| super::key::hex(&mac.finalize().into_bytes()))
+        .map(|mac| crate::hex::encode(&mac.finalize().into_bytes()))
         .unwrap_or_default();
     format!("v1={digest}")
 }

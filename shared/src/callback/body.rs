@@ -8,7 +8,7 @@
 //! | `ClientCode` | `order.client_code` | always present |
 //! | `WarehouseCode` | warehouse config (by `centre_code`): `partner_warehouse_code` | required |
 //! | `PlatformCode` | `platform_type` → `TikTok` / `Temu` / `eBay` | other platforms get no callback |
-//! | `ShippingMode` | `1` for Temu when the order carries a platform label (`logistics_provider.label_url` or `label_base64`), else `0` | always present |
+//! | `ShippingMode` | `1` for Temu when the order carries a platform label (`logistics_provider.label_url`, or `label_base64`, stored as `label`), else `0` | always present |
 //! | `ParcelId` | `order_number` | always present |
 //! | `PackagId` | `order.package_id` | omitted |
 //! | `OrderId` | `order.platform_order_number` | omitted |
@@ -327,11 +327,7 @@ pub fn idempotency_key(record: &OrderRecord) -> String {
     hasher.update(record.order.order_number.as_str().as_bytes());
     hasher.update(b"\n");
     hasher.update(tracking_number(record).unwrap_or_default().as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    crate::hex::encode(&hasher.finalize())
 }
 
 /// The shipping event's tracking number (the warehouse's label), else the one
@@ -360,6 +356,7 @@ fn shipping_mode(platform: CallbackPlatform, order: &Order) -> u8 {
     let has_label = order.logistics_provider.as_ref().is_some_and(|provider| {
         text(provider.label_url.as_deref()).is_some()
             || text(provider.label_base64.as_deref()).is_some()
+            || provider.label.is_some()
     });
     u8::from(platform == CallbackPlatform::Temu && has_label)
 }

@@ -10,6 +10,7 @@ mod status;
 pub use money::Money;
 pub use order::{
     ClientType, Item, LogisticsProvider, Order, ProcessType, Receiver, Sender, SpecialOrderTag,
+    StoredLabel,
 };
 pub use order_number::OrderNumber;
 pub use platform::{CallbackPlatform, Platform};

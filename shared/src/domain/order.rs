@@ -107,8 +107,23 @@ pub struct LogisticsProvider {
     pub tracking_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_url: Option<String>,
+    /// As the ERP sent it; the intake moves it to the label store and keeps
+    /// only [`LogisticsProvider::label`] (orders stored before that kept it here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_base64: Option<String>,
+    /// The label the ERP sent inline, as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<StoredLabel>,
+}
+
+/// A label stored in the label store (S3): where, how big, and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredLabel {
+    /// The object key: `labels/{order_number}/{sha256}`.
+    pub key: String,
+    pub bytes: u64,
+    /// Lowercase hex SHA-256 of the label's bytes.
+    pub sha256: String,
 }
 
 /// Where the parcel goes: a warehouse cannot ship without name, address, city

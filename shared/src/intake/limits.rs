@@ -3,16 +3,20 @@
 //! field inside the partner's (spec 001) length limits, so nothing accepted
 //! fails later.
 //!
-//! The item budget: the canonical order is at most the body plus ~20 KB of
-//! explicit nulls (256 + 20 KB), findings ≤ ~25 KB, the event history ≤ 110
-//! events (100 + 10 lifecycle) of ≤ ~500 bytes (55 KB) plus a few ≤ 4 KB messages, the callback
-//! state ≤ ~10 KB: under 370 KB in the worst case.
+//! The body may be as large as a Lambda invocation can carry, because the one
+//! large field, an inline label, goes to the label store (S3), not into the
+//! item. What stays in the item is bounded by the field caps: 200 lines of a
+//! few hundred bytes, the receiver, sender and order fields (under 60 KB with
+//! every field at its cap, a few KB in practice), findings ≤ ~25 KB, the event
+//! history ≤ 110 events (100 + 10 lifecycle) of ≤ ~500 bytes plus a few ≤ 4 KB
+//! messages, the callback ledger ≤ ~10 KB.
 
-/// Largest request body accepted, in bytes (413 above it).
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Largest inline `logistics_provider.label_base64`, in bytes (413 above it;
-/// larger labels go by `label_url`).
-pub const MAX_LABEL_BASE64_BYTES: usize = 160 * 1024;
+/// Largest request body accepted, in bytes (413 above it): Lambda's 6 MB
+/// (6,291,456-byte) synchronous payload, less 64 KiB for the rest of API
+/// Gateway's event (headers, request context) that carries the body. An
+/// inline label may use all of it (about 4.6 MB of label); larger labels go
+/// by `label_url`.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024 - 64 * 1024;
 /// Most order lines in one order.
 pub const MAX_ITEMS: usize = 200;
 /// Largest `qty` of one line.

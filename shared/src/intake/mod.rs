@@ -1,6 +1,7 @@
 //! Order intake (spec 000): parse, check, store once, answer.
 
 pub mod findings;
+pub mod label;
 pub mod limits;
 pub mod metrics;
 mod parse;
@@ -11,7 +12,7 @@ use crate::auth::Principal;
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::{FieldError, IntakeError, StoreError};
-use crate::ports::{Clock, Insert, OrderStore};
+use crate::ports::{Clock, Insert, LabelStore, OrderStore};
 use crate::record::OrderRecord;
 use crate::update::{Change, update_order};
 use crate::view::OrderView;
@@ -29,16 +30,18 @@ pub enum Accepted {
 /// handed to the carrier is stored with its callback due, and the store's
 /// outbox sends the callback message with that write.
 #[derive(Debug)]
-pub struct Intake<S, C> {
+pub struct Intake<S, L, C> {
     store: S,
+    labels: L,
     warehouses: Warehouses,
     clock: C,
 }
 
-impl<S: OrderStore, C: Clock> Intake<S, C> {
-    pub fn new(store: S, warehouses: Warehouses, clock: C) -> Self {
+impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
+    pub fn new(store: S, labels: L, warehouses: Warehouses, clock: C) -> Self {
         Self {
             store,
+            labels,
             warehouses,
             clock,
         }
@@ -48,7 +51,7 @@ impl<S: OrderStore, C: Clock> Intake<S, C> {
     /// reason it cannot. The body's `client_code` must be the caller's.
     pub async fn accept(&self, caller: &Principal, body: &[u8]) -> Result<Accepted, IntakeError> {
         let OrderRequest {
-            order,
+            mut order,
             real_time_response,
         } = parse_order(body)?;
         if caller.client_code() != Some(order.client_code.as_str()) {
@@ -74,11 +77,13 @@ impl<S: OrderStore, C: Clock> Intake<S, C> {
             if !findings.is_empty() {
                 return Err(IntakeError::Unprocessable(findings));
             }
+            self.store_label(&mut order).await?;
             let record = OrderRecord::accept(order, findings, self.clock.now());
             let inserted = self.store.insert_new(&record).await?;
             return self.answer(record, inserted).await;
         }
 
+        self.store_label(&mut order).await?;
         // A finding is only recorded here, so the duplicate check (an index
         // query) runs beside the write instead of before it: one round trip
         // of latency instead of two.
@@ -108,6 +113,33 @@ impl<S: OrderStore, C: Clock> Intake<S, C> {
             }
         }
         self.answer(record, inserted).await
+    }
+
+    /// Moves an inline label into the label store before the order is
+    /// written, so an accepted order never lacks its label; the order keeps
+    /// where it is, its size and its SHA-256 (so the same label again is the
+    /// same request, and another label a conflicting one). If the order write
+    /// then fails, the object is served by nothing (the order is what points
+    /// to it) and the bucket's lifecycle rule removes it.
+    async fn store_label(&self, order: &mut crate::domain::Order) -> Result<(), IntakeError> {
+        let Some(provider) = order.logistics_provider.as_mut() else {
+            return Ok(());
+        };
+        let Some(text) = provider.label_base64.take() else {
+            return Ok(());
+        };
+        let bytes = label::decode(&text).map_err(|why| {
+            IntakeError::Invalid(vec![FieldError::new(
+                "logistics_provider.label_base64",
+                why,
+            )])
+        })?;
+        let stored = label::describe(&order.order_number, &bytes);
+        self.labels
+            .put_label(&stored.key, bytes, &stored.sha256)
+            .await?;
+        provider.label = Some(stored);
+        Ok(())
     }
 
     /// The answer to an insert: created, replayed, or in conflict with the

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::memory::MemoryStore;
+use crate::memory::{MemoryLabels, MemoryStore};
 use crate::ports::Clock;
 
 const SAMPLE: &str = include_str!("../../../tests/fixtures/spec-000-sample.json");
@@ -21,16 +21,22 @@ impl Clock for FixedClock {
     }
 }
 
-fn intake() -> Intake<Arc<MemoryStore>, FixedClock> {
+type TestIntake = Intake<Arc<MemoryStore>, Arc<MemoryLabels>, FixedClock>;
+
+fn intake() -> TestIntake {
     intake_over(Arc::default())
 }
 
-fn intake_over(store: Arc<MemoryStore>) -> Intake<Arc<MemoryStore>, FixedClock> {
+fn intake_over(store: Arc<MemoryStore>) -> TestIntake {
+    intake_with(store, Arc::default())
+}
+
+fn intake_with(store: Arc<MemoryStore>, labels: Arc<MemoryLabels>) -> TestIntake {
     let warehouses = Warehouses::from_json(
         r#"{"mabang": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#,
     )
     .unwrap();
-    Intake::new(store, warehouses, FixedClock)
+    Intake::new(store, labels, warehouses, FixedClock)
 }
 
 fn client() -> crate::auth::Principal {
@@ -358,17 +364,37 @@ async fn ebay_and_temu_orders_note_what_their_callback_will_miss() {
 }
 
 #[tokio::test]
-async fn an_oversized_label_points_to_label_url() {
+async fn an_inline_label_goes_to_the_label_store_and_the_order_keeps_where_it_is() {
+    let labels = Arc::new(MemoryLabels::default());
+    let store = Arc::new(MemoryStore::default());
+    let intake = intake_with(Arc::clone(&store), Arc::clone(&labels));
     let mut order = sample();
-    order["logistics_provider"]["label_base64"] =
-        json!("A".repeat(limits::MAX_LABEL_BASE64_BYTES + 4));
+    order["logistics_provider"]["label_base64"] = json!("JVBERi0xLjcK");
 
-    let result = intake().accept(&client(), &body(&order)).await;
+    let view = created(intake.accept(&client(), &body(&order)).await);
 
+    let label = view.label.expect("the view says a label is stored");
+    assert_eq!(label.bytes, 9);
+    let stored = store
+        .stored(&OrderNumber::parse("mabang-test002").unwrap())
+        .unwrap();
     assert!(
-        matches!(result, Err(IntakeError::LabelTooLarge { .. })),
-        "{result:?}"
+        !stored.order_json.contains("JVBERi0xLjcK"),
+        "{}",
+        stored.order_json
     );
+    let key = format!("labels/mabang-test002/{}", label.sha256);
+    assert_eq!(labels.get(&key).as_deref(), Some(&b"%PDF-1.7\n"[..]));
+    // The same label again is a replay; another label is a conflict.
+    assert!(matches!(
+        intake.accept(&client(), &body(&order)).await,
+        Ok(Accepted::Replayed(_))
+    ));
+    order["logistics_provider"]["label_base64"] = json!("JVBERi0xLjYK");
+    assert!(matches!(
+        intake.accept(&client(), &body(&order)).await,
+        Err(IntakeError::Conflict(_))
+    ));
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 pub mod callback_fields;
 pub mod event;
+pub mod label;
 pub mod progress;
 mod service;
 

@@ -1,0 +1,76 @@
+//! What each DynamoDB call consumed, as CloudWatch Embedded Metric Format
+//! lines (namespace `WarehouseOrders/DynamoDB`, dimension `Operation`):
+//! every call asks for `ReturnConsumedCapacity`, so the bill can be explained
+//! per operation (`claim`, `save`, `insert`, …) from the metrics alone.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::ConsumedCapacity;
+use serde_json::json;
+
+const NAMESPACE: &str = "WarehouseOrders/DynamoDB";
+
+/// Writes the EMF line for `operation`'s consumed capacity, if it reported any.
+pub fn record(operation: &'static str, consumed: Option<&ConsumedCapacity>) {
+    if let Some(line) = line(operation, consumed) {
+        println!("{line}");
+    }
+}
+
+fn line(operation: &'static str, consumed: Option<&ConsumedCapacity>) -> Option<String> {
+    let consumed = consumed?;
+    let (name, units) = match (
+        consumed.write_capacity_units(),
+        consumed.read_capacity_units(),
+        consumed.capacity_units(),
+    ) {
+        (Some(write), _, _) if write > 0.0 => ("WriteCapacityUnits", write),
+        (_, Some(read), _) if read > 0.0 => ("ReadCapacityUnits", read),
+        (_, _, Some(total)) => ("CapacityUnits", total),
+        _ => return None,
+    };
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Some(
+        json!({
+            "_aws": {
+                "Timestamp": millis,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["Operation"]],
+                    "Metrics": [{"Name": name, "Unit": "Count"}],
+                }],
+            },
+            "Operation": operation,
+            name: units,
+        })
+        .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_reports_its_write_units_by_operation() {
+        let consumed = ConsumedCapacity::builder()
+            .capacity_units(2.0)
+            .write_capacity_units(2.0)
+            .build();
+        let line: serde_json::Value =
+            serde_json::from_str(&line("claim", Some(&consumed)).unwrap()).unwrap();
+        assert_eq!(line["Operation"], "claim");
+        assert_eq!(line["WriteCapacityUnits"], 2.0);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "WriteCapacityUnits"
+        );
+    }
+
+    #[test]
+    fn a_call_without_units_writes_nothing() {
+        assert!(line("get", None).is_none());
+    }
+}
