@@ -15,9 +15,11 @@ use shared::adapters::{DynamoKeyStore, DynamoOrderStore};
 use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
 use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, KeyStore, Principal, signed_path};
-use shared::config::{ConfigError, Warehouses, api_key_cache, required_env};
+use shared::config::{ConfigError, Warehouses, api_key_cache, poll_settle, required_env};
+use shared::error::IntakeError;
 use shared::intake::{Accepted, Intake};
 use shared::lifecycle::{Applied, Lifecycle};
+use shared::polling::{self, OrderFeed, PollRequest};
 use shared::ports::{Clock, OrderStore, SystemClock};
 
 /// What the function reads from its environment.
@@ -32,6 +34,9 @@ pub struct Config {
     pub api_key_cache: Duration,
     /// `WAREHOUSES`: JSON object of warehouses keyed by `centre_code`.
     pub warehouses: Warehouses,
+    /// `POLL_SETTLE_SECONDS` (default 15): how far behind now a page of
+    /// `GET /apicenter/api/orders` stops (`shared::polling`).
+    pub poll_settle: Duration,
 }
 
 impl Config {
@@ -41,6 +46,7 @@ impl Config {
             api_keys_table: required_env("API_KEYS_TABLE")?,
             api_key_cache: api_key_cache()?,
             warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
+            poll_settle: poll_settle()?,
         })
     }
 }
@@ -48,6 +54,9 @@ impl Config {
 /// The ERP routes of `/apicenter/api/order`.
 #[derive(Debug)]
 pub struct OrderApi<S, C, K> {
+    feed: S,
+    clock: C,
+    poll_settle: Duration,
     intake: Intake<S, C>,
     lifecycle: Lifecycle<S, C>,
     auth: Authenticator<K, C>,
@@ -60,17 +69,21 @@ impl OrderApi<DynamoOrderStore, SystemClock, DynamoKeyStore> {
         let store = DynamoOrderStore::new(dynamodb, config.orders_table);
         Self::with_ports(store, keys, config.warehouses, SystemClock)
             .with_key_cache(config.api_key_cache)
+            .with_poll_settle(config.poll_settle)
     }
 }
 
 impl<S, C, K> OrderApi<S, C, K>
 where
-    S: OrderStore + Clone,
+    S: OrderStore + OrderFeed + Clone,
     C: Clock + Clone,
     K: KeyStore,
 {
     pub fn with_ports(store: S, keys: K, warehouses: Warehouses, clock: C) -> Self {
         Self {
+            feed: store.clone(),
+            clock: clock.clone(),
+            poll_settle: shared::polling::DEFAULT_SETTLE,
             intake: Intake::new(store.clone(), warehouses, clock.clone()),
             lifecycle: Lifecycle::new(store, clock.clone()),
             auth: Authenticator::new(keys, clock),
@@ -82,6 +95,45 @@ where
     pub fn with_key_cache(mut self, ttl: Duration) -> Self {
         self.auth = self.auth.with_cache(ttl);
         self
+    }
+
+    /// Pages of `GET /apicenter/api/orders` stop `settle` behind now.
+    #[must_use]
+    pub fn with_poll_settle(mut self, settle: Duration) -> Self {
+        self.poll_settle = settle;
+        self
+    }
+
+    /// `GET /apicenter/api/orders`: the change feed, or several orders by number.
+    async fn poll(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {
+        let client = caller.client_code().ok_or(AuthError::Forbidden(
+            "warehouse keys cannot use the order API",
+        ))?;
+        let query = PollRequest::parse(request.uri().query().unwrap_or_default())
+            .map_err(IntakeError::Invalid)?;
+        Ok(match query {
+            PollRequest::Changes(query) => {
+                let page = polling::changes(
+                    &self.feed,
+                    client,
+                    &query,
+                    self.clock.now(),
+                    self.poll_settle,
+                )
+                .await?;
+                let message = format!("{} order(s)", page.orders.len());
+                success(StatusCode::OK, &page, &message)
+            }
+            PollRequest::Numbers(numbers) => {
+                let page = polling::by_numbers(&self.feed, client, &numbers).await?;
+                let message = format!(
+                    "{} order(s), {} missing",
+                    page.orders.len(),
+                    page.missing.len()
+                );
+                success(StatusCode::OK, &page, &message)
+            }
+        })
     }
 
     /// Answers one request. Never fails: every error has its HTTP answer.
@@ -128,6 +180,8 @@ where
                 })
             }
             ["apicenter", "api", "order"] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            ["apicenter", "api", "orders"] if get => self.poll(caller, request).await,
+            ["apicenter", "api", "orders"] => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             ["apicenter", "api", "order", number] if get => {
                 let view = self.intake.get(caller, number).await?;
                 Ok(success(StatusCode::OK, &view, "ok"))

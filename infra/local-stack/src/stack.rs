@@ -49,6 +49,10 @@ pub struct Stack {
     /// How long the API functions trust a key they have read: zero (the
     /// tests: revocations act at once) unless set, as `make run` does.
     pub key_cache: Duration,
+    /// How far behind now a page of `GET /apicenter/api/orders` stops: one
+    /// second (the tests; DynamoDB Local updates its indexes with the write)
+    /// unless set, as `make run` does from `POLL_SETTLE_SECONDS`.
+    pub poll_settle: Duration,
 }
 
 impl Stack {
@@ -77,6 +81,7 @@ impl Stack {
             resources,
             warehouses,
             key_cache: Duration::ZERO,
+            poll_settle: Duration::from_secs(1),
         })
     }
 
@@ -152,7 +157,8 @@ impl Stack {
                 self.warehouses.clone(),
                 SystemClock,
             )
-            .with_key_cache(self.key_cache),
+            .with_key_cache(self.key_cache)
+            .with_poll_settle(self.poll_settle),
         );
         let events = Arc::new(
             EventsApi::with_ports(self.store()?, self.keys()?, SystemClock)

@@ -1,6 +1,7 @@
 //! The only code that talks to AWS: implementations of [`crate::ports`].
 
 pub mod dynamodb;
+mod dynamodb_feed;
 pub mod dynamodb_keys;
 pub mod https;
 pub mod partner_http;

@@ -30,6 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut stack = Stack::provision("local", local_warehouses()?).await?;
     stack.key_cache = shared::config::api_key_cache()?;
+    stack.poll_settle = shared::config::poll_settle()?;
     // Demo credentials: the spec sample's client "20", and the two local
     // warehouses. Fixed values from the environment make scripts repeatable.
     let erp = stack
