@@ -118,7 +118,7 @@ impl Stack {
     }
 
     /// [`Stack::issue_key`] for a client key limited to order numbers under
-    /// `order_prefixes` (`api-keys create --order-prefix`).
+    /// `order_prefixes` (`orderctl keys create --order-prefix`).
     pub async fn issue_key_with_prefixes(
         &self,
         scope: Scope,

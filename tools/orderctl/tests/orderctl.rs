@@ -1,0 +1,208 @@
+//! `orderctl` against a test stack on the emulators: list the failed
+//! callbacks, replay them with one command, and the exit codes scripts read.
+
+use std::process::Output;
+use std::time::Duration;
+
+use integration_tests::partner::Answer;
+use integration_tests::{TestApp, sample_order};
+use serde_json::{Value, json};
+
+fn orderctl(app: &TestApp, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_orderctl"))
+        .args(args)
+        .env("ORDERS_TABLE", app.stack.orders_table().expect("table"))
+        .env(
+            "API_KEYS_TABLE",
+            app.stack.resources.table("ApiKeysTable").expect("keys"),
+        )
+        .env(
+            "CALLBACK_QUEUE_URL",
+            app.stack.callback_queue_url().expect("queue"),
+        )
+        .env(
+            "CALLBACK_DEAD_LETTER_QUEUE_URL",
+            app.stack.dead_letter_queue_url().expect("dlq"),
+        )
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("orderctl runs")
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{err}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+async fn ship_now(app: &TestApp, number: &str) {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut order = sample_order();
+    order["package"]["order_number"] = json!(number);
+    order["package"]["platform_order_number"] = json!(format!("p-{number}"));
+    assert_eq!(app.post_order(&order).await.status, 201);
+    for event in [
+        json!({"event_id": "e-1", "type": "shipped", "occurred_at": now, "tracking_number": "YT1",
+               "logistic_provider_code": "jito", "shipping_fee": "12.50", "currency": "USD",
+               "shipping_provider_product": "Standard"}),
+        json!({"event_id": "e-2", "type": "handed_over", "occurred_at": now}),
+    ] {
+        let reply = app.post_event(number, &event).await;
+        assert_eq!(reply.status, 200, "{:#}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn failed_callbacks_are_listed_and_replayed_with_one_command_each() {
+    let refused = || Answer::status(200, json!({"Success": false, "Message": "bad shipment"}));
+    let app = TestApp::spawn_with_partner(vec![refused(), refused()]).await;
+    for number in ["ctl-1", "ctl-2"] {
+        ship_now(&app, number).await;
+        app.wait_for_order(number, Duration::from_secs(20), |o| {
+            o["callback"]["status"] == "failed"
+        })
+        .await;
+    }
+
+    let listed = orderctl(&app, &["--json", "callbacks", "list", "--status", "failed"]);
+    assert_eq!(listed.status.code(), Some(0));
+    let numbers: Vec<Value> = json_of(&listed)["callbacks"]
+        .as_array()
+        .expect("callbacks")
+        .iter()
+        .map(|c| c["order_number"].clone())
+        .collect();
+    assert_eq!(numbers.len(), 2);
+    assert!(numbers.contains(&json!("ctl-1")) && numbers.contains(&json!("ctl-2")));
+
+    let dry = orderctl(
+        &app,
+        &[
+            "--json",
+            "callbacks",
+            "replay",
+            "--status",
+            "failed",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(json_of(&dry)["queued"], 2);
+    assert_eq!(
+        app.get_order("ctl-1").await.body["data"]["callback"]["status"],
+        "failed"
+    );
+
+    let replayed = orderctl(
+        &app,
+        &[
+            "--json",
+            "callbacks",
+            "replay",
+            "--status",
+            "failed",
+            "--rate",
+            "50",
+        ],
+    );
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    assert_eq!(json_of(&replayed)["queued"], 2);
+    for number in ["ctl-1", "ctl-2"] {
+        app.wait_for_order(number, Duration::from_secs(20), |o| {
+            o["callback"]["status"] == "delivered"
+        })
+        .await;
+    }
+
+    let again = orderctl(
+        &app,
+        &["--json", "callbacks", "replay", "ctl-1", "nobody-1"],
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(3),
+        "refused and not found: exit 3"
+    );
+    let again = json_of(&again);
+    assert_eq!(
+        (again["refused"].clone(), again["not_found"].clone()),
+        (json!(1), json!(1))
+    );
+}
+
+#[tokio::test]
+async fn order_show_says_where_the_callback_message_is() {
+    let app = TestApp::spawn_with_partner(vec![]).await;
+    ship_now(&app, "show-1").await;
+    app.wait_for_order("show-1", Duration::from_secs(20), |o| {
+        o["callback"]["status"] == "delivered"
+    })
+    .await;
+
+    let shown = orderctl(&app, &["--json", "order", "show", "show-1"]);
+
+    assert_eq!(shown.status.code(), Some(0));
+    let shown = json_of(&shown);
+    assert_eq!(shown["callback_message"], "none");
+    assert_eq!(
+        shown["order"]["callback"]["attempts"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        orderctl(&app, &["order", "show", "nobody-1"]).status.code(),
+        Some(3)
+    );
+}
+
+#[tokio::test]
+async fn keys_are_created_and_listed_with_their_order_prefixes() {
+    let app = TestApp::spawn().await;
+
+    let created = orderctl(
+        &app,
+        &[
+            "--json",
+            "keys",
+            "create",
+            "--client",
+            "77",
+            "--order-prefix",
+            "acme-,acme2-",
+        ],
+    );
+    assert_eq!(
+        created.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let key_id = json_of(&created)["key_id"]
+        .as_str()
+        .expect("key id")
+        .to_owned();
+
+    let listed = json_of(&orderctl(&app, &["--json", "keys", "list"]));
+    let key = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["key_id"] == key_id.as_str())
+        .expect("the new key is listed")
+        .clone();
+    assert_eq!(key["order_prefixes"], json!(["acme-", "acme2-"]));
+    assert_eq!(
+        orderctl(&app, &["keys", "create"]).status.code(),
+        Some(2),
+        "usage error"
+    );
+}
