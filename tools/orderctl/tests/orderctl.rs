@@ -4,8 +4,8 @@
 use std::process::Output;
 use std::time::Duration;
 
-use integration_tests::partner::Answer;
-use integration_tests::{TestApp, sample_order};
+use integration_tests::partner::{Answer, Partner};
+use integration_tests::{TestApp, sample_order, test_callback_settings};
 use serde_json::{Value, json};
 
 fn orderctl(app: &TestApp, args: &[&str]) -> Output {
@@ -205,4 +205,80 @@ async fn keys_are_created_and_listed_with_their_order_prefixes() {
         Some(2),
         "usage error"
     );
+}
+
+#[tokio::test]
+async fn an_interrupted_replay_resumes_without_replaying_twice() {
+    let refused = || Answer::status(200, json!({"Success": false, "Message": "bad shipment"}));
+    let app = TestApp::spawn_with_partner(vec![refused(), refused()]).await;
+    for number in ["res-1", "res-2"] {
+        ship_now(&app, number).await;
+        app.wait_for_order(number, Duration::from_secs(20), |o| {
+            o["callback"]["status"] == "failed"
+        })
+        .await;
+    }
+    // An earlier run replayed res-1, then was interrupted.
+    let progress =
+        std::env::temp_dir().join(format!("orderctl-resume-{}.progress", std::process::id()));
+    std::fs::write(&progress, "res-1\tqueued\n").expect("progress file");
+
+    let resumed = orderctl(
+        &app,
+        &[
+            "--json",
+            "callbacks",
+            "replay",
+            "res-1",
+            "res-2",
+            "--progress-file",
+            progress.to_str().expect("path"),
+        ],
+    );
+
+    assert_eq!(resumed.status.code(), Some(0));
+    let resumed = json_of(&resumed);
+    assert_eq!(
+        (resumed["queued"].clone(), resumed["skipped"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(
+        app.get_order("res-1").await.body["data"]["callback"]["status"],
+        "failed"
+    );
+    assert!(
+        !progress.exists(),
+        "a completed replay removes its progress file"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_lettered_callback_is_redriven_from_the_dlq_and_delivered() {
+    let mut app = TestApp::spawn().await;
+    let partner = Partner::start(vec![Answer::status(503, json!({"Message": "down"}))]).await;
+    let mut settings = test_callback_settings(&partner.url);
+    settings.max_posts = Some(1);
+    app.start_dispatcher(&settings);
+    ship_now(&app, "dlq-1").await;
+    app.wait_for_order("dlq-1", Duration::from_secs(20), |o| {
+        o["callback"]["status"] == "dead_lettered"
+    })
+    .await;
+    let stats = json_of(&orderctl(&app, &["--json", "dlq", "stats"]));
+    assert_eq!(stats["dead_letter_queue"]["visible"], 1);
+
+    let redriven = orderctl(&app, &["--json", "dlq", "redrive"]);
+
+    assert_eq!(
+        redriven.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&redriven.stderr)
+    );
+    assert_eq!(json_of(&redriven)["redriven"], 1);
+    app.wait_for_order("dlq-1", Duration::from_secs(20), |o| {
+        o["callback"]["status"] == "delivered"
+    })
+    .await;
+    assert_eq!(partner.received().len(), 2);
 }
