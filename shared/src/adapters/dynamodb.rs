@@ -125,6 +125,16 @@ impl OrderStore for DynamoOrderStore {
                 ":updated_key",
                 s(&polling::updated_key(stamp, &record.order.order_number)),
             )
+            // Constant per order; written again so orders stored before the
+            // index existed join the feed with their next change.
+            .set(
+                "feed_shard",
+                ":feed_shard",
+                s(&polling::feed_shard(
+                    &record.order.client_code,
+                    &record.order.order_number,
+                )),
+            )
             .set("#status", ":status", s(record.status.as_str()))
             .set("version", ":next", n(record.version + 1))
             .set("progress", ":progress", s(&json(&record.progress)))

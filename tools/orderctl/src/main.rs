@@ -11,6 +11,7 @@
 //! - 3: done, but some named orders were refused or not found (replay), or
 //!   the order does not exist (`order show`).
 
+mod backfill;
 mod callbacks;
 mod dlq;
 mod keys;
@@ -52,6 +53,9 @@ enum Command {
     /// API keys: create, rotate, revoke, list.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The polling indexes: backfill orders stored before they existed.
+    #[command(subcommand)]
+    Index(backfill::IndexCommand),
 }
 
 /// What the command line needs from AWS, built once.
@@ -90,6 +94,7 @@ async fn main() -> ExitCode {
         Command::Callbacks(command) => callbacks::run(&aws, command, cli.json).await,
         Command::Dlq(command) => dlq::run(&aws, command, cli.json).await,
         Command::Keys(command) => keys::run(&aws, command, cli.json).await,
+        Command::Index(command) => backfill::run(&aws, command, cli.json).await,
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -282,3 +282,42 @@ async fn a_dead_lettered_callback_is_redriven_from_the_dlq_and_delivered() {
     .await;
     assert_eq!(partner.received().len(), 2);
 }
+
+#[tokio::test]
+async fn orders_stored_before_the_indexes_join_the_feed_after_a_backfill() {
+    let app = TestApp::spawn().await;
+    let mut order = sample_order();
+    order["package"]["order_number"] = json!("old-1");
+    assert_eq!(app.post_order(&order).await.status, 201);
+    // As stored before the polling indexes existed.
+    app.stack
+        .dynamodb
+        .update_item()
+        .table_name(app.stack.orders_table().expect("table"))
+        .key(
+            "order_number",
+            aws_sdk_dynamodb::types::AttributeValue::S("old-1".into()),
+        )
+        .update_expression("REMOVE feed_shard, updated_key, updated_at, callback_shard")
+        .send()
+        .await
+        .expect("keys removed");
+    let feed = "/apicenter/api/orders?updated_since=2000-01-01T00:00:00Z";
+    tokio::time::sleep(app.stack.poll_settle).await;
+    assert_eq!(
+        app.request(reqwest::Method::GET, feed).await.body["data"]["orders"],
+        json!([])
+    );
+
+    let backfilled = orderctl(&app, &["--json", "index", "backfill"]);
+
+    assert_eq!(
+        backfilled.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&backfilled.stderr)
+    );
+    assert_eq!(json_of(&backfilled)["written"], 1);
+    let page = app.request(reqwest::Method::GET, feed).await;
+    assert_eq!(page.body["data"]["orders"][0]["order_number"], "old-1");
+}
