@@ -321,3 +321,30 @@ async fn orders_stored_before_the_indexes_join_the_feed_after_a_backfill() {
     let page = app.request(reqwest::Method::GET, feed).await;
     assert_eq!(page.body["data"]["orders"][0]["order_number"], "old-1");
 }
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        &["--help"][..],
+        &["order", "show", "--help"],
+        &["callbacks", "list", "--help"],
+        &["callbacks", "replay", "--help"],
+        &["dlq", "stats", "--help"],
+        &["dlq", "redrive", "--help"],
+        &["keys", "create", "--help"],
+        &["keys", "rotate", "--help"],
+        &["keys", "revoke", "--help"],
+        &["keys", "list", "--help"],
+        &["index", "backfill", "--help"],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderctl"))
+            .args(args)
+            .output()
+            .expect("orderctl runs");
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+}
