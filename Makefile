@@ -1,5 +1,5 @@
 # Thin entry points: the logic lives in cargo and infra/local/*.sh.
-#   make run            local stack on 127.0.0.1:$(PORT) against fresh emulators
+#   make run            local stack on 127.0.0.1:$(PORT); keeps its data (FRESH=1: start empty)
 #   make test           fmt, clippy, tests against emulators, template checks (= CI)
 #   make bench          release build: cold start, CPU per order, throughput → docs/benchmarks.md
 #   make lint-template  cfn-lint, sam validate --lint, sam build
@@ -16,9 +16,13 @@ RUST_TESTS = $(if $(shell cargo nextest --version 2>/dev/null),cargo nextest run
 .PHONY: run test test-rust bench lint-template tools clean-local
 
 # Compile first, so the emulators don't idle through a long build.
+# Keeps its data in .local/data/dynamodb (FRESH=1 starts empty); writes
+# .local/run/env for `source .local/run/env && orderctl …`.
 run:
 	cargo build --quiet -p local-stack --bin local-stack
-	infra/local/emulators.sh exec -- cargo run --quiet -p local-stack --bin local-stack
+	$(if $(FRESH),rm -rf .local/data/dynamodb .local/run/outbox-checkpoint.json)
+	DYNAMODB_DATA_DIR="$(CURDIR)/.local/data/dynamodb" LOCAL_STATE_DIR="$(CURDIR)/.local/run" \
+	  infra/local/emulators.sh exec -- cargo run --quiet -p local-stack --bin local-stack
 
 test:
 	cargo fmt --all -- --check

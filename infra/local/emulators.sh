@@ -5,6 +5,8 @@
 # AWS_* variables that point the SDK at them, runs CMD, and always stops the
 # emulators it started (only those PIDs), exiting with CMD's status.
 # Each invocation gets its own ports and run dir, so concurrent runs don't collide.
+# With DYNAMODB_DATA_DIR set (make run), DynamoDB Local keeps its data in that
+# directory (-dbPath) instead of in memory; moto's queues are always in memory.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -29,9 +31,15 @@ launch_dynamodb() {
   DDB_PORT="$(free_port)"
   # C1 JIT + serial GC: ~25% faster start and less RAM; throughput is irrelevant here.
   # -disableTelemetry: otherwise the jar reports usage to AWS over the internet.
+  # DYNAMODB_DATA_DIR (make run): keep the data there across runs; else in memory.
+  local storage=(-inMemory)
+  if [[ -n "${DYNAMODB_DATA_DIR:-}" ]]; then
+    mkdir -p "$DYNAMODB_DATA_DIR"
+    storage=(-sharedDb -dbPath "$DYNAMODB_DATA_DIR")
+  fi
   setsid java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
     -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-    -inMemory -disableTelemetry -port "$DDB_PORT" \
+    "${storage[@]}" -disableTelemetry -port "$DDB_PORT" \
     </dev/null >"$RUN_DIR/dynamodb.log" 2>&1 &
   DDB_PID=$!
 }

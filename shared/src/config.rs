@@ -87,6 +87,22 @@ pub fn api_key_cache() -> Result<std::time::Duration, ConfigError> {
     }
 }
 
+/// `POLL_SETTLE_SECONDS`: how far behind now a page of
+/// `GET /apicenter/api/orders` stops ([`crate::polling`]; default 15 s).
+pub fn poll_settle() -> Result<std::time::Duration, ConfigError> {
+    match std::env::var("POLL_SETTLE_SECONDS") {
+        Ok(seconds) => seconds
+            .trim()
+            .parse()
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| ConfigError::Invalid {
+                name: "POLL_SETTLE_SECONDS",
+                reason: format!("{seconds:?} is not a number of seconds"),
+            }),
+        Err(_) => Ok(crate::polling::DEFAULT_SETTLE),
+    }
+}
+
 /// Reads a required environment variable.
 pub fn required_env(name: &'static str) -> Result<String, ConfigError> {
     std::env::var(name)

@@ -5,6 +5,7 @@
 //! - [`intake`]: spec 000's intake: parse with every problem listed, data-quality
 //!   findings, idempotent create over the [`ports::OrderStore`] port.
 //! - [`record`] / [`view`]: what is stored about an order and how the API shows it.
+//! - [`polling`]: ERP polling, the change feed over sharded indexes.
 //! - [`ports`]: the traits the core needs; [`adapters`]: their AWS implementations;
 //!   `memory` (feature `memory`): an in-memory store with the same semantics, for tests.
 //! - [`error`]: one error enum per layer; [`api`]: the single place that turns
@@ -25,6 +26,7 @@ pub mod lifecycle;
 pub mod logging;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
+pub mod polling;
 pub mod ports;
 mod reader;
 pub mod record;

@@ -112,6 +112,7 @@ impl OrderStore for MemoryStore {
             return Ok(Save::Stale);
         }
         record.version += 1;
+        record.updated_at = crate::record::next_update_stamp(record.updated_at, chrono::Utc::now());
         self.write(record);
         Ok(Save::Saved)
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -23,6 +23,9 @@ pub struct OrderRecord {
     pub request_hash: String,
     pub status: OrderStatus,
     pub created_at: DateTime<Utc>,
+    /// When the order last changed: set by the store on every write
+    /// ([`next_update_stamp`]), never earlier than the previous value.
+    pub updated_at: DateTime<Utc>,
     /// Data-quality findings recorded when the order was accepted.
     pub findings: Vec<FieldError>,
     /// What the warehouse has reported.
@@ -85,6 +88,7 @@ impl OrderRecord {
             order,
             status: OrderStatus::Pending,
             created_at: now,
+            updated_at: now,
             findings,
             progress: Progress::default(),
             callback_fields: CallbackFields::default(),
@@ -241,6 +245,24 @@ fn canonical_json(order: &Order) -> String {
 /// SHA-256 of the canonical JSON, in lowercase hex.
 fn request_hash(canonical: &str) -> String {
     crate::hex::encode(&Sha256::digest(canonical.as_bytes()))
+}
+
+/// The `updated_at` of a write at `now` to an order last changed at
+/// `previous`: `now`, or a millisecond after `previous` when a writer's clock
+/// lags, so an order's stamps only grow (the polling index sorts by them).
+#[must_use]
+pub fn next_update_stamp(previous: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    let now = now
+        .with_nanosecond(now.timestamp_subsec_millis() * 1_000_000)
+        .unwrap_or(now);
+    now.max(previous + chrono::Duration::milliseconds(1))
+}
+
+/// `updated_at` as the API shows it and the polling index sorts it: RFC 3339
+/// in UTC with milliseconds, fixed width.
+#[must_use]
+pub fn format_update_time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Timestamps as the API shows them: RFC 3339, UTC, whole seconds.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::callback::{Attempt, Callback};
 use crate::error::FieldError;
 use crate::lifecycle::progress::EventEntry;
-use crate::record::{OrderRecord, format_time};
+use crate::record::{OrderRecord, format_time, format_update_time};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderView {
@@ -36,6 +36,8 @@ pub struct OrderView {
     pub platform_type: String,
     pub platform_order_number: Option<String>,
     pub created_at: String,
+    /// When the order last changed (RFC 3339 with milliseconds).
+    pub updated_at: String,
     pub picked_at: Option<String>,
     /// Handed to the carrier (spec 001's HandOverTime).
     pub carrier_handover_at: Option<String>,
@@ -117,6 +119,7 @@ impl From<&OrderRecord> for OrderView {
             platform_type: order.platform_type.to_string(),
             platform_order_number: order.platform_order_number.clone(),
             created_at: format_time(record.created_at),
+            updated_at: format_update_time(record.updated_at),
             picked_at: time(progress.picked_at),
             carrier_handover_at: time(progress.handover_at),
             findings: record.findings.clone(),

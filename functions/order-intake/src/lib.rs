@@ -15,9 +15,11 @@ use shared::adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
 use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, KeyStore, Principal, signed_path};
-use shared::config::{ConfigError, Warehouses, api_key_cache, required_env};
+use shared::config::{ConfigError, Warehouses, api_key_cache, poll_settle, required_env};
+use shared::error::IntakeError;
 use shared::intake::{Accepted, Intake};
 use shared::lifecycle::{Applied, Lifecycle};
+use shared::polling::{self, OrderFeed, PollRequest};
 use shared::ports::{Clock, LabelStore, OrderStore, SystemClock};
 
 /// What the function reads from its environment.
@@ -34,6 +36,9 @@ pub struct Config {
     pub warehouses: Warehouses,
     /// `LABELS_BUCKET`: where inline labels are stored.
     pub labels_bucket: String,
+    /// `POLL_SETTLE_SECONDS` (default 15): how far behind now a page of
+    /// `GET /apicenter/api/orders` stops (`shared::polling`).
+    pub poll_settle: Duration,
 }
 
 impl Config {
@@ -44,6 +49,7 @@ impl Config {
             api_key_cache: api_key_cache()?,
             warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
             labels_bucket: required_env("LABELS_BUCKET")?,
+            poll_settle: poll_settle()?,
         })
     }
 }
@@ -51,6 +57,9 @@ impl Config {
 /// The ERP routes of `/apicenter/api/order`.
 #[derive(Debug)]
 pub struct OrderApi<S, L, C, K> {
+    feed: S,
+    clock: C,
+    poll_settle: Duration,
     intake: Intake<S, L, C>,
     lifecycle: Lifecycle<S, C>,
     auth: Authenticator<K, C>,
@@ -64,18 +73,22 @@ impl OrderApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
         let labels = S3LabelStore::new(s3, config.labels_bucket);
         Self::with_ports(store, labels, keys, config.warehouses, SystemClock)
             .with_key_cache(config.api_key_cache)
+            .with_poll_settle(config.poll_settle)
     }
 }
 
 impl<S, L, C, K> OrderApi<S, L, C, K>
 where
-    S: OrderStore + Clone,
+    S: OrderStore + OrderFeed + Clone,
     L: LabelStore,
     C: Clock + Clone,
     K: KeyStore,
 {
     pub fn with_ports(store: S, labels: L, keys: K, warehouses: Warehouses, clock: C) -> Self {
         Self {
+            feed: store.clone(),
+            clock: clock.clone(),
+            poll_settle: shared::polling::DEFAULT_SETTLE,
             intake: Intake::new(store.clone(), labels, warehouses, clock.clone()),
             lifecycle: Lifecycle::new(store, clock.clone()),
             auth: Authenticator::new(keys, clock),
@@ -87,6 +100,45 @@ where
     pub fn with_key_cache(mut self, ttl: Duration) -> Self {
         self.auth = self.auth.with_cache(ttl);
         self
+    }
+
+    /// Pages of `GET /apicenter/api/orders` stop `settle` behind now.
+    #[must_use]
+    pub fn with_poll_settle(mut self, settle: Duration) -> Self {
+        self.poll_settle = settle;
+        self
+    }
+
+    /// `GET /apicenter/api/orders`: the change feed, or several orders by number.
+    async fn poll(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {
+        let client = caller.client_code().ok_or(AuthError::Forbidden(
+            "warehouse keys cannot use the order API",
+        ))?;
+        let query = PollRequest::parse(request.uri().query().unwrap_or_default())
+            .map_err(IntakeError::Invalid)?;
+        Ok(match query {
+            PollRequest::Changes(query) => {
+                let page = polling::changes(
+                    &self.feed,
+                    client,
+                    &query,
+                    self.clock.now(),
+                    self.poll_settle,
+                )
+                .await?;
+                let message = format!("{} order(s)", page.orders.len());
+                success(StatusCode::OK, &page, &message)
+            }
+            PollRequest::Numbers(numbers) => {
+                let page = polling::by_numbers(&self.feed, client, &numbers).await?;
+                let message = format!(
+                    "{} order(s), {} missing",
+                    page.orders.len(),
+                    page.missing.len()
+                );
+                success(StatusCode::OK, &page, &message)
+            }
+        })
     }
 
     /// Answers one request. Never fails: every error has its HTTP answer.
@@ -133,6 +185,8 @@ where
                 })
             }
             ["apicenter", "api", "order"] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            ["apicenter", "api", "orders"] if get => self.poll(caller, request).await,
+            ["apicenter", "api", "orders"] => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             ["apicenter", "api", "order", number] if get => {
                 let view = self.intake.get(caller, number).await?;
                 Ok(success(StatusCode::OK, &view, "ok"))

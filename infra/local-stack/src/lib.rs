@@ -8,12 +8,15 @@
 //!   EventBridge pipe from the orders table's stream to the callback queue;
 //! - [`gateway`] plays API Gateway: HTTP in, a v2 event through `lambda_http`,
 //!   the function's handler, HTTP out;
+//! - [`rearm`] re-arms, on `make run`'s start, the callbacks whose queue
+//!   messages the SQS emulator lost when it stopped;
 //! - [`Stack`] wires the functions to provisioned resources.
 
 pub mod gateway;
 pub mod outbox_pipe;
 pub mod partner;
 pub mod provision;
+pub mod rearm;
 pub mod sqs_poller;
 pub mod stack;
 pub mod template;

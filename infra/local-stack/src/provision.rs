@@ -177,16 +177,93 @@ async fn create_table(
                 .map_err(Error::aws)?,
         );
     }
-    let output = request.send().await.map_err(Error::aws)?;
-    let stream_arn = output
-        .table_description
-        .and_then(|table| table.latest_stream_arn);
+    let stream_arn = match request.send().await {
+        Ok(output) => output
+            .table_description
+            .and_then(|table| table.latest_stream_arn),
+        // `make run` keeps its data: the table is there from an earlier run.
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            existing_table(client, spec, name).await?
+        }
+        Err(err) => return Err(Error::aws(err)),
+    };
     if spec.stream_view_type.is_some() && stream_arn.is_none() {
         return Err(Error::Aws(
             format!("table {name} was created without its stream").into(),
         ));
     }
     Ok(stream_arn)
+}
+
+/// A table an earlier run created: adds the template's indexes it lacks (one
+/// at a time, as DynamoDB allows) and returns its stream's ARN.
+async fn existing_table(
+    client: &aws_sdk_dynamodb::Client,
+    spec: &TableSpec,
+    name: &str,
+) -> Result<Option<String>, Error> {
+    let described = client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(Error::aws)?;
+    let table = described
+        .table
+        .ok_or_else(|| Error::Aws(format!("table {name} has no description").into()))?;
+    let present: Vec<String> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|index| index.index_name().map(str::to_owned))
+        .collect();
+    for index in spec.indexes.iter().filter(|i| !present.contains(&i.name)) {
+        let mut update = client.update_table().table_name(name);
+        for (attribute, kind) in &spec.attributes {
+            if index.key_schema.iter().any(|(a, _)| a == attribute) {
+                update = update.attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(attribute)
+                        .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                        .build()
+                        .map_err(Error::aws)?,
+                );
+            }
+        }
+        let keys = index
+            .key_schema
+            .iter()
+            .map(|(attribute, kind)| {
+                KeySchemaElement::builder()
+                    .attribute_name(attribute)
+                    .key_type(KeyType::from(kind.as_str()))
+                    .build()
+                    .map_err(Error::aws)
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        update = update.global_secondary_index_updates(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                .create(
+                    aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+                        .index_name(&index.name)
+                        .set_key_schema(Some(keys))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::from(index.projection.as_str()))
+                                .build(),
+                        )
+                        .build()
+                        .map_err(Error::aws)?,
+                )
+                .build(),
+        );
+        update.send().await.map_err(Error::aws)?;
+        tracing::info!(table = name, index = %index.name, "added an index the template gained");
+    }
+    Ok(table.latest_stream_arn)
 }
 
 async fn create_queue(

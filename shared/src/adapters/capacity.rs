@@ -3,6 +3,7 @@
 //! every call asks for `ReturnConsumedCapacity`, so the bill can be explained
 //! per operation (`claim`, `save`, `insert`, …) from the metrics alone.
 
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::ConsumedCapacity;
@@ -10,9 +11,14 @@ use serde_json::json;
 
 const NAMESPACE: &str = "WarehouseOrders/DynamoDB";
 
-/// Writes the EMF line for `operation`'s consumed capacity, if it reported any.
+/// Writes the EMF line for `operation`'s consumed capacity, if it reported
+/// any, when running in Lambda (whose log turns it into metrics); elsewhere
+/// (`orderctl`, tests) stdout belongs to the program.
 pub fn record(operation: &'static str, consumed: Option<&ConsumedCapacity>) {
-    if let Some(line) = line(operation, consumed) {
+    static IN_LAMBDA: OnceLock<bool> = OnceLock::new();
+    let in_lambda =
+        *IN_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some());
+    if let Some(line) = line(operation, consumed).filter(|_| in_lambda) {
         println!("{line}");
     }
 }

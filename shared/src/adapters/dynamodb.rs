@@ -15,6 +15,13 @@
 //! the write and the send: there is no send step.
 //!
 //! One sparse index key: `client_platform_order` (duplicate marketplace orders).
+//!
+//! Polling (`crate::polling`): every write stamps `updated_at` and the sort key
+//! `updated_key` (`{updated_at}#{order_number}`); `feed_shard`
+//! (`{client_code}#{shard}`, fixed at creation) keys the index `by_client_updated`,
+//! and `callback_shard` (`{callback_status}#{shard}`, only while the callback
+//! needs an operator's eye: pending, retrying, failed, dead_lettered) the
+//! sparse index `by_callback_status`.
 
 use std::collections::HashMap;
 
@@ -33,8 +40,11 @@ use crate::callback::{Callback, CallbackStatus, Claim, Lease, NotClaimable};
 use crate::domain::{Order, OrderNumber};
 use crate::error::{FieldError, StoreError};
 use crate::lifecycle::Progress;
+use crate::polling;
 use crate::ports::{Claimed, Guard, Insert, OrderStore, Save};
-use crate::record::{CallbackFields, OrderRecord, format_time};
+use crate::record::{
+    CallbackFields, OrderRecord, format_time, format_update_time, next_update_stamp,
+};
 
 /// The GSI that finds a client's orders by marketplace order number.
 pub const PLATFORM_ORDER_INDEX: &str = "by_client_platform_order";
@@ -48,6 +58,14 @@ pub struct DynamoOrderStore {
 }
 
 impl DynamoOrderStore {
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -107,13 +125,30 @@ impl OrderStore for DynamoOrderStore {
 
     async fn save(&self, record: &mut OrderRecord, guard: Guard<'_>) -> Result<Save, StoreError> {
         let callback = &record.callback;
+        let stamp = next_update_stamp(record.updated_at, Utc::now());
         let mut update = Update::default();
         update
+            .set("updated_at", ":updated_at", s(&format_update_time(stamp)))
+            .set(
+                "updated_key",
+                ":updated_key",
+                s(&polling::updated_key(stamp, &record.order.order_number)),
+            )
+            // Constant per order; written again so orders stored before the
+            // index existed join the feed with their next change.
+            .set(
+                "feed_shard",
+                ":feed_shard",
+                s(&polling::feed_shard(
+                    &record.order.client_code,
+                    &record.order.order_number,
+                )),
+            )
             .set("#status", ":status", s(record.status.as_str()))
             .set("version", ":next", n(record.version + 1))
             .set("progress", ":progress", s(&json(&record.progress)))
             .set("callback", ":callback", s(&json(callback)));
-        callback_attributes(callback, &mut update);
+        callback_attributes(callback, &record.order.order_number, &mut update);
         // Every save follows a consistent read of the whole record, so the
         // findings written back are the stored ones plus any just added.
         if record.findings.is_empty() {
@@ -150,6 +185,7 @@ impl OrderStore for DynamoOrderStore {
             Ok(output) => {
                 capacity::record("save", output.consumed_capacity());
                 record.version += 1;
+                record.updated_at = stamp;
                 record.callback.send_message = false;
                 Ok(Save::Saved)
             }
@@ -271,7 +307,7 @@ fn order_numbers(items: &[Item]) -> Vec<OrderNumber> {
 }
 
 /// Throttling and transport failures may pass; anything else will not.
-fn classify<E>(err: SdkError<E, HttpResponse>) -> StoreError
+pub(crate) fn classify<E>(err: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -341,20 +377,38 @@ pub fn item_for(record: &OrderRecord) -> HashMap<String, AttributeValue> {
 
 fn to_item(record: &OrderRecord) -> Item {
     let order = &record.order;
-    let mut item = Item::with_capacity(14);
+    let mut item = Item::with_capacity(18);
     item.extend([
         ("order_number".into(), s(order.order_number.as_str())),
         ("client_code".into(), s(&order.client_code)),
         ("request_hash".into(), s(&record.request_hash)),
         ("status".into(), s(record.status.as_str())),
         ("created_at".into(), s(&format_time(record.created_at))),
+        (
+            "updated_at".into(),
+            s(&format_update_time(record.updated_at)),
+        ),
+        (
+            "updated_key".into(),
+            s(&polling::updated_key(
+                record.updated_at,
+                &order.order_number,
+            )),
+        ),
+        (
+            "feed_shard".into(),
+            s(&polling::feed_shard(
+                &order.client_code,
+                &order.order_number,
+            )),
+        ),
         ("order".into(), s(&record.order_json)),
         ("version".into(), n(record.version)),
         ("progress".into(), s(&json(&record.progress))),
         ("callback".into(), s(&json(&record.callback))),
     ]);
     let mut update = Update::default();
-    callback_attributes(&record.callback, &mut update);
+    callback_attributes(&record.callback, &order.order_number, &mut update);
     item.extend(
         update
             .sets
@@ -370,7 +424,7 @@ fn to_item(record: &OrderRecord) -> Item {
     item
 }
 
-fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
+pub(crate) fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
     let number = string(item, "order_number").unwrap_or_default();
     let corrupt = |reason: String| StoreError::Corrupt {
         order_number: number.clone(),
@@ -389,6 +443,13 @@ fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
     let created_at = DateTime::parse_from_rfc3339(&required("created_at")?)
         .map_err(|err| corrupt(err.to_string()))?
         .with_timezone(&Utc);
+    // Orders stored before `updated_at` existed last changed no later than now.
+    let updated_at = match string(item, "updated_at") {
+        Some(at) => DateTime::parse_from_rfc3339(&at)
+            .map_err(|err| corrupt(err.to_string()))?
+            .with_timezone(&Utc),
+        None => created_at,
+    };
     let progress: Progress =
         serde_json::from_str(&required("progress")?).map_err(|err| corrupt(err.to_string()))?;
     let mut callback: Callback =
@@ -424,6 +485,7 @@ fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
         request_hash: required("request_hash")?,
         status: required("status")?.parse().map_err(corrupt)?,
         created_at,
+        updated_at,
         findings,
         progress,
         callback,
@@ -433,7 +495,7 @@ fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
 
 /// The top-level callback attributes of a save (and of a new item): the
 /// protocol state the claim's condition reads, and the outbox.
-fn callback_attributes(callback: &Callback, update: &mut Update) {
+fn callback_attributes(callback: &Callback, order_number: &OrderNumber, update: &mut Update) {
     update
         .set(
             "callback_status",
@@ -442,6 +504,10 @@ fn callback_attributes(callback: &Callback, update: &mut Update) {
         )
         .set("callback_generation", ":generation", n(callback.generation))
         .set("callback_posts", ":posts", n(u64::from(callback.posts)));
+    match polling::callback_shard(callback.status, order_number) {
+        Some(shard) => update.set("callback_shard", ":callback_shard", s(&shard)),
+        None => update.remove("callback_shard"),
+    };
     match &callback.message_id {
         Some(id) => update.set("callback_message", ":message", s(id)),
         None => update.remove("callback_message"),
@@ -534,7 +600,7 @@ fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("order data has only string keys and always serialises")
 }
 
-fn string(item: &Item, name: &str) -> Option<String> {
+pub(crate) fn string(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Some(value.clone()),
         _ => None,

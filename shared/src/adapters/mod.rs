@@ -2,6 +2,7 @@
 
 pub mod capacity;
 pub mod dynamodb;
+mod dynamodb_feed;
 pub mod dynamodb_keys;
 pub mod https;
 pub mod partner_http;

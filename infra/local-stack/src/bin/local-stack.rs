@@ -30,6 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut stack = Stack::provision("local", local_warehouses()?).await?;
     stack.key_cache = shared::config::api_key_cache()?;
+    stack.poll_settle = shared::config::poll_settle()?;
     // Demo credentials: the spec sample's client "20", and the two local
     // warehouses. Fixed values from the environment make scripts repeatable.
     let erp = stack
@@ -66,7 +67,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         retry_delays: None,
         max_posts: None,
     };
-    tokio::spawn(stack.outbox_pipe(None)?.run());
+    // LOCAL_STATE_DIR (make run): the pipe resumes from its checkpoint there,
+    // and the resource names go to its `env` file for orderctl.
+    let state_dir = std::env::var_os("LOCAL_STATE_DIR").map(std::path::PathBuf::from);
+    let checkpoint = state_dir
+        .as_ref()
+        .map(|dir| dir.join("outbox-checkpoint.json"));
+    tokio::spawn(stack.outbox_pipe(checkpoint.as_deref())?.run());
+    // Messages the SQS emulator held died with it: re-arm what was due.
+    let rearm = stack.store()?;
+    tokio::spawn(async move {
+        match local_stack::rearm::rearm_due_callbacks(&rearm).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                callbacks = n,
+                "re-armed the callbacks that were due at the last stop"
+            ),
+            Err(err) => tracing::error!(%err, "could not re-arm due callbacks"),
+        }
+    });
+    let env_file = match &state_dir {
+        Some(dir) => Some(write_env_file(&stack, dir)?),
+        None => None,
+    };
     let dispatcher = stack.clone();
     tokio::spawn(async move {
         if let Err(err) = dispatcher.run_dispatcher(&settings).await {
@@ -91,7 +114,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
          -d '{{\"event_id\":\"e-1\",\"type\":\"shipped\",\"occurred_at\":\"{now}\",\"tracking_number\":\"YT4567890123CN\",\"logistic_provider_code\":\"jito\"}}'\n  \
          curl -s -X POST {order}/mabang-test002/events -H \"Authorization: Bearer $WMS_KEY\" -H 'Content-Type: application/json' \\\n    \
          -d '{{\"event_id\":\"e-2\",\"type\":\"handed_over\",\"occurred_at\":\"{now}\"}}'\n\n\
-         Ctrl-C stops the service and the emulators.\n",
+         {env_hint}Ctrl-C stops the service and the emulators.\n",
+        env_hint = env_file.map_or_else(String::new, |path| format!(
+            "The operator's tool against this stack:\n\n  source {} && cargo run -q -p orderctl -- callbacks list --status failed\n\n",
+            path.display()
+        )),
         erp_key = erp.key,
         wms_key = wms.key,
         // Event times must fall within the order's life (README).
@@ -102,4 +129,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ = tokio::signal::ctrl_c() => println!("stopping"),
     }
     Ok(())
+}
+
+/// Writes `env` in `dir`: `export` lines for the endpoints, region, dummy
+/// credentials and resource names, so `source .local/run/env && orderctl …`
+/// talks to this stack.
+fn write_env_file(
+    stack: &Stack,
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+    let mut lines =
+        vec!["# written by make run; the emulators' ports change on every start".to_owned()];
+    for name in [
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_SQS",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_EC2_METADATA_DISABLED",
+    ] {
+        if let Ok(value) = std::env::var(name) {
+            lines.push(format!("export {name}='{value}'"));
+        }
+    }
+    for (name, value) in [
+        ("ORDERS_TABLE", stack.orders_table()?),
+        ("API_KEYS_TABLE", stack.resources.table("ApiKeysTable")?),
+        ("CALLBACK_QUEUE_URL", stack.callback_queue_url()?),
+        (
+            "CALLBACK_DEAD_LETTER_QUEUE_URL",
+            stack.dead_letter_queue_url()?,
+        ),
+    ] {
+        lines.push(format!("export {name}='{value}'"));
+    }
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("env");
+    std::fs::write(&path, lines.join("\n") + "\n")?;
+    Ok(path)
 }

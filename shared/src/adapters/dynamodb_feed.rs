@@ -1,0 +1,118 @@
+//! [`OrderFeed`] on the orders table: the polling indexes and BatchGetItem.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use super::dynamodb::{DynamoOrderStore, classify, from_item, string};
+use crate::domain::OrderNumber;
+use crate::error::StoreError;
+use crate::polling::{Entry, FeedIndex, IndexPage, OrderFeed};
+use crate::record::OrderRecord;
+
+/// BatchGetItem's limit of keys per call.
+const BATCH: usize = 100;
+/// Rounds of unprocessed keys before giving up (throttling that does not pass).
+const BATCH_ROUNDS: usize = 8;
+
+impl OrderFeed for DynamoOrderStore {
+    async fn index_page(
+        &self,
+        index: FeedIndex,
+        partition: &str,
+        after: &str,
+        upto: &str,
+        limit: u32,
+    ) -> Result<IndexPage, StoreError> {
+        let partition_key = match index {
+            FeedIndex::ClientUpdated => "feed_shard",
+            FeedIndex::CallbackStatus => "callback_shard",
+        };
+        let output = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(index.name())
+            .key_condition_expression("#p = :p AND updated_key BETWEEN :after AND :upto")
+            .expression_attribute_names("#p", partition_key)
+            .expression_attribute_values(":p", AttributeValue::S(partition.to_owned()))
+            // BETWEEN is inclusive; `after` itself is dropped below.
+            .expression_attribute_values(":after", AttributeValue::S(after.to_owned()))
+            .expression_attribute_values(":upto", AttributeValue::S(upto.to_owned()))
+            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(classify)?;
+        let mut entries: Vec<Entry> = output
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let updated_key = string(item, "updated_key")?;
+                let order_number = OrderNumber::parse(&string(item, "order_number")?).ok()?;
+                (updated_key.as_str() > after).then_some(Entry {
+                    updated_key,
+                    order_number,
+                })
+            })
+            .collect();
+        let mut more = output.last_evaluated_key().is_some();
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if entries.len() > limit {
+            entries.truncate(limit);
+            more = true;
+        }
+        Ok(IndexPage { entries, more })
+    }
+
+    async fn get_many(&self, numbers: &[OrderNumber]) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut records = Vec::with_capacity(numbers.len());
+        for chunk in numbers.chunks(BATCH) {
+            let keys: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|number| {
+                    HashMap::from([(
+                        "order_number".to_owned(),
+                        AttributeValue::S(number.to_string()),
+                    )])
+                })
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|err| StoreError::Failed(Box::new(err)))?,
+            );
+            let mut rounds = 0;
+            while let Some(wanted) = request.take() {
+                rounds += 1;
+                let output = self
+                    .client()
+                    .batch_get_item()
+                    .request_items(self.table(), wanted)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                if let Some(items) = output.responses().and_then(|r| r.get(self.table())) {
+                    for item in items {
+                        records.push(from_item(item)?);
+                    }
+                }
+                request = output
+                    .unprocessed_keys()
+                    .and_then(|keys| keys.get(self.table()))
+                    .filter(|keys| !keys.keys().is_empty())
+                    .cloned();
+                if request.is_some() {
+                    if rounds >= BATCH_ROUNDS {
+                        return Err(StoreError::Unavailable(
+                            "DynamoDB left keys unprocessed; try again".into(),
+                        ));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << rounds)).await;
+                }
+            }
+        }
+        Ok(records)
+    }
+}

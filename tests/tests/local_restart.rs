@@ -1,0 +1,66 @@
+//! `make run` keeps its data across restarts: provisioning finds its tables
+//! already there, and a callback that was due when the stack stopped (its
+//! queue message lost with the SQS emulator) still goes out after the start.
+
+use std::time::Duration;
+
+use integration_tests::partner::Partner;
+use integration_tests::{TestApp, receive_all, sample_order, test_callback_settings};
+use local_stack::Stack;
+use local_stack::stack::local_warehouses;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_callback_due_at_the_stop_is_delivered_after_the_restart() {
+    // Before the stop: an order handed over, its callback due, no dispatcher.
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for event in [
+        json!({"event_id": "e-1", "type": "shipped", "occurred_at": now, "tracking_number": "YT1",
+               "logistic_provider_code": "jito", "shipping_fee": "12.50", "currency": "USD",
+               "shipping_provider_product": "Standard"}),
+        json!({"event_id": "e-2", "type": "handed_over", "occurred_at": now}),
+    ] {
+        assert_eq!(app.post_event("mabang-test002", &event).await.status, 200);
+    }
+    let queue = app.stack.callback_queue_url().expect("queue").to_owned();
+    // The stop: the emulator's queue forgets the message the outbox sent.
+    assert_eq!(receive_all(&app, &queue).await.len(), 1);
+    app.stack
+        .sqs
+        .purge_queue()
+        .queue_url(&queue)
+        .send()
+        .await
+        .expect("purged");
+
+    // The restart: the same names provision again over the kept tables, and
+    // what make run does on start re-arms the due callback.
+    let prefix = app
+        .stack
+        .orders_table()
+        .expect("table")
+        .trim_end_matches("-OrdersTable")
+        .to_owned();
+    let restarted = Stack::provision(&prefix, local_warehouses().expect("warehouses"))
+        .await
+        .expect("provisioning finds its tables and carries on");
+    let rearmed = local_stack::rearm::rearm_due_callbacks(&restarted.store().expect("store"))
+        .await
+        .expect("re-armed");
+    assert_eq!(rearmed, 1);
+    let partner = Partner::start(vec![]).await;
+    let settings = test_callback_settings(&partner.url);
+    let dispatcher = restarted.clone();
+    let task = tokio::spawn(async move { dispatcher.run_dispatcher(&settings).await });
+
+    let order = app
+        .wait_for_order("mabang-test002", Duration::from_secs(30), |o| {
+            o["callback"]["status"] == "delivered"
+        })
+        .await;
+    assert_eq!(order["callback"]["attempt_count"], 1);
+    assert_eq!(partner.received().len(), 1);
+    task.abort();
+}

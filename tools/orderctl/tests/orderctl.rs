@@ -1,0 +1,350 @@
+//! `orderctl` against a test stack on the emulators: list the failed
+//! callbacks, replay them with one command, and the exit codes scripts read.
+
+use std::process::Output;
+use std::time::Duration;
+
+use integration_tests::partner::{Answer, Partner};
+use integration_tests::{TestApp, sample_order, test_callback_settings};
+use serde_json::{Value, json};
+
+fn orderctl(app: &TestApp, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_orderctl"))
+        .args(args)
+        .env("ORDERS_TABLE", app.stack.orders_table().expect("table"))
+        .env(
+            "API_KEYS_TABLE",
+            app.stack.resources.table("ApiKeysTable").expect("keys"),
+        )
+        .env(
+            "CALLBACK_QUEUE_URL",
+            app.stack.callback_queue_url().expect("queue"),
+        )
+        .env(
+            "CALLBACK_DEAD_LETTER_QUEUE_URL",
+            app.stack.dead_letter_queue_url().expect("dlq"),
+        )
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("orderctl runs")
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{err}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+async fn ship_now(app: &TestApp, number: &str) {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut order = sample_order();
+    order["package"]["order_number"] = json!(number);
+    order["package"]["platform_order_number"] = json!(format!("p-{number}"));
+    assert_eq!(app.post_order(&order).await.status, 201);
+    for event in [
+        json!({"event_id": "e-1", "type": "shipped", "occurred_at": now, "tracking_number": "YT1",
+               "logistic_provider_code": "jito", "shipping_fee": "12.50", "currency": "USD",
+               "shipping_provider_product": "Standard"}),
+        json!({"event_id": "e-2", "type": "handed_over", "occurred_at": now}),
+    ] {
+        let reply = app.post_event(number, &event).await;
+        assert_eq!(reply.status, 200, "{:#}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn failed_callbacks_are_listed_and_replayed_with_one_command_each() {
+    let refused = || Answer::status(200, json!({"Success": false, "Message": "bad shipment"}));
+    let app = TestApp::spawn_with_partner(vec![refused(), refused()]).await;
+    for number in ["ctl-1", "ctl-2"] {
+        ship_now(&app, number).await;
+        app.wait_for_order(number, Duration::from_secs(20), |o| {
+            o["callback"]["status"] == "failed"
+        })
+        .await;
+    }
+
+    let listed = orderctl(&app, &["--json", "callbacks", "list", "--status", "failed"]);
+    assert_eq!(listed.status.code(), Some(0));
+    let numbers: Vec<Value> = json_of(&listed)["callbacks"]
+        .as_array()
+        .expect("callbacks")
+        .iter()
+        .map(|c| c["order_number"].clone())
+        .collect();
+    assert_eq!(numbers.len(), 2);
+    assert!(numbers.contains(&json!("ctl-1")) && numbers.contains(&json!("ctl-2")));
+
+    let dry = orderctl(
+        &app,
+        &[
+            "--json",
+            "callbacks",
+            "replay",
+            "--status",
+            "failed",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(json_of(&dry)["queued"], 2);
+    assert_eq!(
+        app.get_order("ctl-1").await.body["data"]["callback"]["status"],
+        "failed"
+    );
+
+    let replayed = orderctl(
+        &app,
+        &[
+            "--json",
+            "callbacks",
+            "replay",
+            "--status",
+            "failed",
+            "--rate",
+            "50",
+        ],
+    );
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    assert_eq!(json_of(&replayed)["queued"], 2);
+    for number in ["ctl-1", "ctl-2"] {
+        app.wait_for_order(number, Duration::from_secs(20), |o| {
+            o["callback"]["status"] == "delivered"
+        })
+        .await;
+    }
+
+    let again = orderctl(
+        &app,
+        &["--json", "callbacks", "replay", "ctl-1", "nobody-1"],
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(3),
+        "refused and not found: exit 3"
+    );
+    let again = json_of(&again);
+    assert_eq!(
+        (again["refused"].clone(), again["not_found"].clone()),
+        (json!(1), json!(1))
+    );
+}
+
+#[tokio::test]
+async fn order_show_says_where_the_callback_message_is() {
+    let app = TestApp::spawn_with_partner(vec![]).await;
+    ship_now(&app, "show-1").await;
+    app.wait_for_order("show-1", Duration::from_secs(20), |o| {
+        o["callback"]["status"] == "delivered"
+    })
+    .await;
+
+    let shown = orderctl(&app, &["--json", "order", "show", "show-1"]);
+
+    assert_eq!(shown.status.code(), Some(0));
+    let shown = json_of(&shown);
+    assert_eq!(shown["callback_message"], "none");
+    assert_eq!(
+        shown["order"]["callback"]["attempts"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        orderctl(&app, &["order", "show", "nobody-1"]).status.code(),
+        Some(3)
+    );
+}
+
+#[tokio::test]
+async fn keys_are_created_and_listed_with_their_order_prefixes() {
+    let app = TestApp::spawn().await;
+
+    let created = orderctl(
+        &app,
+        &[
+            "--json",
+            "keys",
+            "create",
+            "--client",
+            "77",
+            "--order-prefix",
+            "acme-,acme2-",
+        ],
+    );
+    assert_eq!(
+        created.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let key_id = json_of(&created)["key_id"]
+        .as_str()
+        .expect("key id")
+        .to_owned();
+
+    let listed = json_of(&orderctl(&app, &["--json", "keys", "list"]));
+    let key = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["key_id"] == key_id.as_str())
+        .expect("the new key is listed")
+        .clone();
+    assert_eq!(key["order_prefixes"], json!(["acme-", "acme2-"]));
+    assert_eq!(
+        orderctl(&app, &["keys", "create"]).status.code(),
+        Some(2),
+        "usage error"
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_replay_resumes_without_replaying_twice() {
+    let refused = || Answer::status(200, json!({"Success": false, "Message": "bad shipment"}));
+    let app = TestApp::spawn_with_partner(vec![refused(), refused()]).await;
+    for number in ["res-1", "res-2"] {
+        ship_now(&app, number).await;
+        app.wait_for_order(number, Duration::from_secs(20), |o| {
+            o["callback"]["status"] == "failed"
+        })
+        .await;
+    }
+    // An earlier run replayed res-1, then was interrupted.
+    let progress =
+        std::env::temp_dir().join(format!("orderctl-resume-{}.progress", std::process::id()));
+    std::fs::write(&progress, "res-1\tqueued\n").expect("progress file");
+
+    let resumed = orderctl(
+        &app,
+        &[
+            "--json",
+            "callbacks",
+            "replay",
+            "res-1",
+            "res-2",
+            "--progress-file",
+            progress.to_str().expect("path"),
+        ],
+    );
+
+    assert_eq!(resumed.status.code(), Some(0));
+    let resumed = json_of(&resumed);
+    assert_eq!(
+        (resumed["queued"].clone(), resumed["skipped"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(
+        app.get_order("res-1").await.body["data"]["callback"]["status"],
+        "failed"
+    );
+    assert!(
+        !progress.exists(),
+        "a completed replay removes its progress file"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_lettered_callback_is_redriven_from_the_dlq_and_delivered() {
+    let mut app = TestApp::spawn().await;
+    let partner = Partner::start(vec![Answer::status(503, json!({"Message": "down"}))]).await;
+    let mut settings = test_callback_settings(&partner.url);
+    settings.max_posts = Some(1);
+    app.start_dispatcher(&settings);
+    ship_now(&app, "dlq-1").await;
+    app.wait_for_order("dlq-1", Duration::from_secs(20), |o| {
+        o["callback"]["status"] == "dead_lettered"
+    })
+    .await;
+    let stats = json_of(&orderctl(&app, &["--json", "dlq", "stats"]));
+    assert_eq!(stats["dead_letter_queue"]["visible"], 1);
+
+    let redriven = orderctl(&app, &["--json", "dlq", "redrive"]);
+
+    assert_eq!(
+        redriven.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&redriven.stderr)
+    );
+    assert_eq!(json_of(&redriven)["redriven"], 1);
+    app.wait_for_order("dlq-1", Duration::from_secs(20), |o| {
+        o["callback"]["status"] == "delivered"
+    })
+    .await;
+    assert_eq!(partner.received().len(), 2);
+}
+
+#[tokio::test]
+async fn orders_stored_before_the_indexes_join_the_feed_after_a_backfill() {
+    let app = TestApp::spawn().await;
+    let mut order = sample_order();
+    order["package"]["order_number"] = json!("old-1");
+    assert_eq!(app.post_order(&order).await.status, 201);
+    // As stored before the polling indexes existed.
+    app.stack
+        .dynamodb
+        .update_item()
+        .table_name(app.stack.orders_table().expect("table"))
+        .key(
+            "order_number",
+            aws_sdk_dynamodb::types::AttributeValue::S("old-1".into()),
+        )
+        .update_expression("REMOVE feed_shard, updated_key, updated_at, callback_shard")
+        .send()
+        .await
+        .expect("keys removed");
+    let feed = "/apicenter/api/orders?updated_since=2000-01-01T00:00:00Z";
+    tokio::time::sleep(app.stack.poll_settle).await;
+    assert_eq!(
+        app.request(reqwest::Method::GET, feed).await.body["data"]["orders"],
+        json!([])
+    );
+
+    let backfilled = orderctl(&app, &["--json", "index", "backfill"]);
+
+    assert_eq!(
+        backfilled.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&backfilled.stderr)
+    );
+    assert_eq!(json_of(&backfilled)["written"], 1);
+    let page = app.request(reqwest::Method::GET, feed).await;
+    assert_eq!(page.body["data"]["orders"][0]["order_number"], "old-1");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        &["--help"][..],
+        &["order", "show", "--help"],
+        &["callbacks", "list", "--help"],
+        &["callbacks", "replay", "--help"],
+        &["dlq", "stats", "--help"],
+        &["dlq", "redrive", "--help"],
+        &["keys", "create", "--help"],
+        &["keys", "rotate", "--help"],
+        &["keys", "revoke", "--help"],
+        &["keys", "list", "--help"],
+        &["index", "backfill", "--help"],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderctl"))
+            .args(args)
+            .output()
+            .expect("orderctl runs");
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+}
