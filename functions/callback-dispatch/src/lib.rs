@@ -24,7 +24,7 @@ use shared::adapters::CallbackMessage;
 use shared::callback::retry::store_backoff;
 use shared::callback::{Delivery, DispatchError, Dispatcher, Disposition, Report};
 use shared::config::{ConfigError, Warehouses, required_env};
-use shared::ports::{Clock, OrderStore, PartnerClient};
+use shared::ports::{Clock, OrderStore, PartnerClient, TokenSource};
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone)]
@@ -37,6 +37,10 @@ pub struct Config {
     pub policy: shared::callback::RetryPolicy,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// Where the partner's credentials are: `CALLBACK_TOKEN_SECRET_ID` (with
+    /// `CALLBACK_TOKEN_URL` and `PARTNER_STATE_TABLE` for OAuth2), or `None`
+    /// for the static `CALLBACK_TOKEN`.
+    pub tokens: Option<shared::adapters::TokenConfig>,
 }
 
 impl Config {
@@ -85,14 +89,64 @@ impl Config {
             policy,
             connect_timeout: Duration::from_secs(3).min(timeout),
             timeout,
+            tokens: token_config(timeout)?,
         })
     }
 }
 
+/// `CALLBACK_TOKEN_SECRET_ID`, `CALLBACK_TOKEN_URL`, `PARTNER_STATE_TABLE`,
+/// `CALLBACK_TOKEN_MAX_LIFETIME_SECONDS` (the longest an access token is used,
+/// default 12 h).
+fn token_config(timeout: Duration) -> Result<Option<shared::adapters::TokenConfig>, ConfigError> {
+    let Ok(secret_id) = std::env::var("CALLBACK_TOKEN_SECRET_ID") else {
+        return Ok(None);
+    };
+    let max_lifetime = match std::env::var("CALLBACK_TOKEN_MAX_LIFETIME_SECONDS") {
+        Ok(seconds) => Some(Duration::from_secs(
+            seconds
+                .parse()
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "CALLBACK_TOKEN_MAX_LIFETIME_SECONDS",
+                    reason: format!("{seconds:?} is not a positive number"),
+                })?,
+        )),
+        Err(_) => None,
+    };
+    Ok(Some(shared::adapters::TokenConfig {
+        secret_id,
+        token_url: std::env::var("CALLBACK_TOKEN_URL").ok(),
+        state_table: std::env::var("PARTNER_STATE_TABLE").ok(),
+        max_lifetime,
+        timeout,
+    }))
+}
+
+/// The partner's tokens: from the secret (OAuth2 credentials or a plain
+/// token), or the static `CALLBACK_TOKEN`. The secret is read once per cold
+/// start; OAuth2 tokens are refreshed as they expire.
+///
+/// # Errors
+/// The secret cannot be read, or nothing is configured.
+pub async fn partner_tokens(
+    aws: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<shared::adapters::PartnerTokens, Box<dyn std::error::Error + Send + Sync>> {
+    if let Some(tokens) = &config.tokens {
+        return Ok(shared::adapters::PartnerTokens::from_secret(aws, tokens).await?);
+    }
+    let token = std::env::var("CALLBACK_TOKEN")
+        .map_err(|_| "set CALLBACK_TOKEN_SECRET_ID (Secrets Manager) or CALLBACK_TOKEN")?;
+    Ok(shared::adapters::PartnerTokens::Static(
+        shared::ports::StaticToken::new(token),
+    ))
+}
+
 /// The batch handler, shared by every invocation of the process.
 #[derive(Debug)]
-pub struct DispatchHandler<S, P, C> {
-    dispatcher: Dispatcher<S, P, C>,
+pub struct DispatchHandler<S, P, C, T> {
+    dispatcher: Dispatcher<S, P, C, T>,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     dead_letter_queue_url: String,
@@ -103,14 +157,15 @@ pub struct DispatchHandler<S, P, C> {
 /// was redriven by an operator.
 pub const DEAD_LETTERED_ATTRIBUTE: &str = "dead_lettered_by";
 
-impl<S, P, C> DispatchHandler<S, P, C>
+impl<S, P, C, T> DispatchHandler<S, P, C, T>
 where
     S: OrderStore + 'static,
     P: PartnerClient + 'static,
     C: Clock + 'static,
+    T: TokenSource + 'static,
 {
     pub fn new(
-        dispatcher: Dispatcher<S, P, C>,
+        dispatcher: Dispatcher<S, P, C, T>,
         sqs: aws_sdk_sqs::Client,
         queue_url: String,
         dead_letter_queue_url: String,
@@ -280,8 +335,20 @@ fn log_report(report: &Report) {
             tracing::warn!(reason, "callback failed");
             ("Failed", *latency)
         }
-        Report::Retrying { reason, latency } => {
-            tracing::warn!(reason, "callback will be retried");
+        Report::Retrying {
+            reason,
+            latency,
+            credentials_rejected,
+        } => {
+            if *credentials_rejected {
+                tracing::error!(
+                    reason,
+                    "the partner rejected our credentials; the callback will be retried"
+                );
+                println!("{}", metrics::line("PartnerAuthFailed", None));
+            } else {
+                tracing::warn!(reason, "callback will be retried");
+            }
             ("Retried", *latency)
         }
         Report::DeadLettered { reason } => {

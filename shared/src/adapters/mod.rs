@@ -4,9 +4,13 @@ pub mod dynamodb;
 pub mod dynamodb_keys;
 pub mod https;
 pub mod partner_http;
+pub mod partner_tokens;
 pub mod sqs;
 
 pub use dynamodb::DynamoOrderStore;
 pub use dynamodb_keys::DynamoKeyStore;
 pub use partner_http::HttpPartner;
+pub use partner_tokens::{
+    OAuthSettings, OAuthTokens, PartnerCredentials, PartnerTokens, SecretContent, TokenConfig,
+};
 pub use sqs::CallbackMessage;

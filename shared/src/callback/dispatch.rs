@@ -25,7 +25,8 @@ use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
 use crate::ports::{
-    Claimed, Clock, Guard, OrderStore, PartnerClient, PartnerReply, Save, TransportError,
+    Claimed, Clock, Guard, OrderStore, PartnerClient, PartnerReply, Save, TokenError, TokenSource,
+    TransportError,
 };
 use crate::record::OrderRecord;
 use crate::update::{Change, update_order};
@@ -79,6 +80,9 @@ pub enum Report {
     Retrying {
         reason: String,
         latency: Option<Duration>,
+        /// The partner rejected our credentials (401/403), or no token could
+        /// be had: an operator's problem, not the shipment's.
+        credentials_rejected: bool,
     },
     DeadLettered {
         reason: String,
@@ -95,20 +99,32 @@ pub enum DispatchError {
     Store(#[from] StoreError),
 }
 
-/// The callback use case over the store, the partner and the clock.
+/// The reason of every retry caused by the partner refusing our credentials.
+pub const CREDENTIALS_REJECTED: &str = "the partner rejected our credentials";
+
+/// The callback use case over the store, the partner, its tokens and the clock.
 #[derive(Debug)]
-pub struct Dispatcher<S, P, C> {
+pub struct Dispatcher<S, P, C, T> {
     store: S,
     partner: P,
+    tokens: T,
     clock: C,
     warehouses: Warehouses,
     policy: RetryPolicy,
 }
 
-impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
+/// What posting with a token gave.
+struct Posted {
+    result: Result<PartnerReply, TransportError>,
+    /// The token could not be had or refreshed (after a 401).
+    token_error: Option<TokenError>,
+}
+
+impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P, C, T> {
     pub fn new(
         store: S,
         partner: P,
+        tokens: T,
         clock: C,
         warehouses: Warehouses,
         policy: RetryPolicy,
@@ -116,6 +132,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
         Self {
             store,
             partner,
+            tokens,
             clock,
             warehouses,
             policy,
@@ -192,24 +209,51 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
         };
 
         let started = Instant::now();
-        let result = self
-            .partner
-            .post_callback(&body, &idempotency_key(&record))
-            .await;
+        let posted = self.post_authorized(&body, &idempotency_key(&record)).await;
         let latency = started.elapsed();
         let now = self.clock.now();
         let posts = record.callback.posts;
-        let (verdict, answer, http_status) = judge(result, |retry_after| {
+        let next = |retry_after| {
             (posts < self.policy.max_posts).then(|| {
                 now + chrono::Duration::from_std(self.policy.delay(posts, retry_after))
                     .unwrap_or(chrono::Duration::MAX)
             })
-        });
+        };
+        let (verdict, answer, http_status) = match (posted.result, &posted.token_error) {
+            // No token at all: nothing was posted.
+            (Err(_), Some(err)) => (
+                Verdict::Retry {
+                    reason: format!("{CREDENTIALS_REJECTED}: no access token ({err})"),
+                    next: next(None),
+                },
+                PartnerAnswer::default(),
+                None,
+            ),
+            (result, _) => judge(result, next),
+        };
+        let verdict = match (verdict, &posted.token_error) {
+            (Verdict::Retry { reason, next }, Some(err)) if http_status.is_some() => {
+                Verdict::Retry {
+                    reason: format!("{reason}; {err}"),
+                    next,
+                }
+            }
+            (verdict, _) => verdict,
+        };
+        let credentials_rejected = matches!(&verdict,
+            Verdict::Retry { reason, .. } if reason.starts_with(CREDENTIALS_REJECTED));
         let attempt = Attempt {
             at: now,
             http_status,
             outcome: outcome_name(&verdict).to_owned(),
             latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            reason: match &verdict {
+                Verdict::Delivered => None,
+                Verdict::Rejected(reason) | Verdict::Retry { reason, .. } => Some(reason.clone()),
+            },
+            partner_code: answer.code.clone(),
+            partner_message: answer.message.clone(),
+            ticket_id: answer.ticket_id.clone(),
         };
         let (disposition, report) = match &verdict {
             Verdict::Delivered => (Disposition::Delete, Report::Delivered { latency }),
@@ -228,6 +272,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
                 Report::Retrying {
                     reason: reason.clone(),
                     latency: Some(latency),
+                    credentials_rejected,
                 },
             ),
             Verdict::Retry { reason, next: None } => (
@@ -259,6 +304,46 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
                 attempt.outcome
             )),
         ))
+    }
+
+    /// Posts with the current token; on a 401 gets a fresh token and posts
+    /// once more, in the same attempt (the claim counted one post: the
+    /// partner refused the first without looking at it).
+    async fn post_authorized(&self, body: &super::CallbackBody, key: &str) -> Posted {
+        let token = match self.tokens.token().await {
+            Ok(token) => token,
+            Err(err) => {
+                tracing::error!(error = %err, "no partner access token; the callback will be retried");
+                return Posted {
+                    result: Err(TransportError::Connect(err.to_string())),
+                    token_error: Some(err),
+                };
+            }
+        };
+        let result = self.partner.post_callback(body, key, &token).await;
+        if !matches!(&result, Ok(reply) if reply.status == 401) {
+            return Posted {
+                result,
+                token_error: None,
+            };
+        }
+        tracing::info!("the partner rejected the access token (401); refreshing it");
+        match self.tokens.refresh(&token).await {
+            Ok(fresh) => {
+                tracing::info!("partner access token refreshed after a 401; posting again");
+                Posted {
+                    result: self.partner.post_callback(body, key, &fresh).await,
+                    token_error: None,
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "the partner access token could not be refreshed");
+                Posted {
+                    result,
+                    token_error: Some(err),
+                }
+            }
+        }
     }
 
     /// Why the claim failed, and what to do with the message.
@@ -401,13 +486,24 @@ fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (at - now).to_std().unwrap_or_default()
 }
 
-/// The partner's answer body.
+/// The partner's answer body: spec 001's `{Success, Message, RawResponse}`
+/// or CK1's error envelope `{Errors: [{Code, Message}], TicketId, …}`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct AnswerBody {
     success: Option<bool>,
     message: Option<String>,
     raw_response: Option<String>,
+    #[serde(default)]
+    errors: Vec<EnvelopeError>,
+    ticket_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EnvelopeError {
+    code: Option<String>,
+    message: Option<String>,
 }
 
 /// What an HTTP result means: delivered, refused for good, or worth retrying
@@ -433,10 +529,18 @@ fn judge(
             raw_response: (!reply.body.is_empty()).then(|| reply.body.clone()),
             ..PartnerAnswer::default()
         },
-        |body| PartnerAnswer {
-            success: body.success,
-            message: body.message.clone(),
-            raw_response: body.raw_response.clone(),
+        |body| {
+            let first = body.errors.first();
+            PartnerAnswer {
+                success: body.success,
+                message: body
+                    .message
+                    .clone()
+                    .or_else(|| first.and_then(|e| e.message.clone())),
+                raw_response: body.raw_response.clone(),
+                code: first.and_then(|e| e.code.clone()),
+                ticket_id: body.ticket_id.clone(),
+            }
         },
     );
     let message = answer.message.clone().unwrap_or_default();
@@ -454,6 +558,11 @@ fn judge(
             // A 2xx we cannot read may or may not have been taken: ask again.
             None => retry(format!("HTTP {status} without a readable Success")),
         },
+        // Our credentials, not the shipment: never a failure for good.
+        401 | 403 => retry(format!(
+            "{CREDENTIALS_REJECTED} (HTTP {status}{})",
+            suffix(&message)
+        )),
         408 | 429 | 500..=599 => retry(format!("HTTP {status}{}", suffix(&message))),
         _ => Verdict::Rejected(format!("HTTP {status}{}", suffix(&message))),
     };

@@ -38,7 +38,8 @@ use crate::error::StoreError;
 use crate::lifecycle::{Lifecycle, LifecycleError};
 use crate::memory::MemoryStore;
 use crate::ports::{
-    Claimed, Clock, Guard, Insert, OrderStore, PartnerClient, PartnerReply, Save, TransportError,
+    Claimed, Clock, Guard, Insert, OrderStore, PartnerClient, PartnerReply, Save, StaticToken,
+    TransportError,
 };
 use crate::record::OrderRecord;
 
@@ -242,6 +243,7 @@ impl PartnerClient for ModelPartner {
         &self,
         body: &CallbackBody,
         _idempotency_key: &str,
+        _token: &crate::ports::AccessToken,
     ) -> impl Future<Output = Result<PartnerReply, TransportError>> + Send {
         let (reply, answer) = oneshot::channel();
         let order = OrderNumber::parse(&body.parcel_id).expect("the body names its order");
@@ -297,7 +299,7 @@ struct World {
     store: FaultyStore,
     clock: SimClock,
     partner: ModelPartner,
-    dispatcher: Arc<Dispatcher<FaultyStore, ModelPartner, SimClock>>,
+    dispatcher: Arc<Dispatcher<FaultyStore, ModelPartner, SimClock, StaticToken>>,
     lifecycle: Lifecycle<FaultyStore, SimClock>,
     orders: Vec<OrderNumber>,
     outbox: Vec<crate::memory::OutboxMessage>,
@@ -342,6 +344,7 @@ impl World {
         let dispatcher = Arc::new(Dispatcher::new(
             store.clone(),
             partner.clone(),
+            StaticToken::new("model-token"),
             clock.clone(),
             warehouses,
             policy(),
