@@ -62,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = CallbackSettings {
         url: callback_url.clone(),
         token: std::env::var("CALLBACK_TOKEN").unwrap_or_else(|_| "local-dev-token".into()),
-        oauth: None,
+        oauth: oauth_from_env()?,
         timeout: Duration::from_secs(10),
         retry_delays: None,
         max_posts: None,
@@ -103,4 +103,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ = tokio::signal::ctrl_c() => println!("stopping"),
     }
     Ok(())
+}
+
+/// `CALLBACK_TOKEN_URL`, `CALLBACK_CLIENT_ID`, `CALLBACK_CLIENT_SECRET` and
+/// `CALLBACK_REFRESH_TOKEN` (all four, or none): OAuth2 credentials, put into
+/// the secret on the emulator so the dispatcher refreshes its tokens as
+/// deployed. `CALLBACK_TOKEN_MAX_LIFETIME_SECONDS` caps a token's life.
+fn oauth_from_env() -> Result<Option<local_stack::stack::OAuthClient>, Box<dyn std::error::Error>> {
+    let names = [
+        "CALLBACK_TOKEN_URL",
+        "CALLBACK_CLIENT_ID",
+        "CALLBACK_CLIENT_SECRET",
+        "CALLBACK_REFRESH_TOKEN",
+    ];
+    let values: Vec<Option<String>> = names.iter().map(|n| std::env::var(n).ok()).collect();
+    if values.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let [
+        Some(token_url),
+        Some(client_id),
+        Some(client_secret),
+        Some(refresh_token),
+    ] = <[Option<String>; 4]>::try_from(values).map_err(|_| "four values")?
+    else {
+        return Err(format!("set all of {} for OAuth2, or none", names.join(", ")).into());
+    };
+    let max_lifetime = std::env::var("CALLBACK_TOKEN_MAX_LIFETIME_SECONDS")
+        .ok()
+        .map(|s| s.parse().map(Duration::from_secs))
+        .transpose()
+        .map_err(|_| "CALLBACK_TOKEN_MAX_LIFETIME_SECONDS is not a number")?;
+    Ok(Some(local_stack::stack::OAuthClient {
+        token_url,
+        client_id,
+        client_secret,
+        refresh_token,
+        max_lifetime,
+    }))
 }
