@@ -58,6 +58,8 @@ struct State {
     received: Vec<Received>,
     /// When set, the partner plays CK1's OAuth2 too.
     oauth: Option<OAuth>,
+    /// Down: every callback gets a 503 (not taken from the script).
+    down: bool,
 }
 
 /// CK1's token endpoint, played: access tokens that expire after `lifetime`,
@@ -183,6 +185,11 @@ impl Partner {
         f(state.oauth.as_mut().expect("an OAuth2 partner"))
     }
 
+    /// Takes the partner down (503 to every callback) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().expect("partner state").down = down;
+    }
+
     /// Every request received so far.
     #[must_use]
     pub fn received(&self) -> Vec<Received> {
@@ -220,7 +227,11 @@ async fn answer(
             idempotency_key,
             at: std::time::Instant::now(),
         });
-        state.script.pop_front().unwrap_or_else(Answer::ok)
+        if state.down {
+            Answer::status(503, json!({"Errors": [{"Code": "503", "Message": "down"}]}))
+        } else {
+            state.script.pop_front().unwrap_or_else(Answer::ok)
+        }
     };
     tokio::time::sleep(scripted.delay).await;
     let mut response = hyper::Response::new(Full::new(Bytes::from(scripted.body.to_string())));

@@ -21,6 +21,7 @@ use tracing::Instrument;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::adapters::CallbackMessage;
+use shared::callback::breaker::BreakerPolicy;
 use shared::callback::retry::store_backoff;
 use shared::callback::{Delivery, DispatchError, Dispatcher, Disposition, Report};
 use shared::config::{ConfigError, Warehouses, required_env};
@@ -41,6 +42,10 @@ pub struct Config {
     /// `CALLBACK_TOKEN_URL` and `PARTNER_STATE_TABLE` for OAuth2), or `None`
     /// for the static `CALLBACK_TOKEN`.
     pub tokens: Option<shared::adapters::TokenConfig>,
+    /// The partner-state table (`PARTNER_STATE_TABLE`): the circuit
+    /// breaker's item; no breaker without it.
+    pub state_table: Option<String>,
+    pub breaker: BreakerPolicy,
 }
 
 impl Config {
@@ -90,8 +95,41 @@ impl Config {
             connect_timeout: Duration::from_secs(3).min(timeout),
             timeout,
             tokens: token_config(timeout)?,
+            state_table: std::env::var("PARTNER_STATE_TABLE").ok(),
+            breaker: breaker_policy()?,
         })
     }
+}
+
+/// `CALLBACK_BREAKER_THRESHOLD` (failures in a row, 5),
+/// `CALLBACK_BREAKER_COOL_DOWN_SECONDS` (30), `CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS` (1800).
+fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
+    let mut policy = BreakerPolicy::default();
+    let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+        std::env::var(name)
+            .ok()
+            .map(|value| {
+                value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name,
+                        reason: format!("{value:?} is not a positive number"),
+                    })
+            })
+            .transpose()
+    };
+    if let Some(n) = number("CALLBACK_BREAKER_THRESHOLD")? {
+        policy.threshold = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    if let Some(s) = number("CALLBACK_BREAKER_COOL_DOWN_SECONDS")? {
+        policy.cool_down = Duration::from_secs(s);
+    }
+    if let Some(s) = number("CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS")? {
+        policy.max_cool_down = Duration::from_secs(s);
+    }
+    Ok(policy)
 }
 
 /// `CALLBACK_TOKEN_SECRET_ID`, `CALLBACK_TOKEN_URL`, `PARTNER_STATE_TABLE`,
@@ -234,6 +272,11 @@ where
             redriven: message
                 .message_attributes
                 .contains_key(DEAD_LETTERED_ATTRIBUTE),
+            sent_at: message
+                .attributes
+                .get("SentTimestamp")
+                .and_then(|millis| millis.parse::<i64>().ok())
+                .and_then(chrono::DateTime::from_timestamp_millis),
         };
         let span = tracing::info_span!("callback", order_number = %delivery.order_number,
             generation = ?delivery.generation, message_id, receive_count);
@@ -355,6 +398,10 @@ fn log_report(report: &Report) {
             tracing::error!(reason, "callback retries exhausted");
             // The move to the dead-letter queue counts `DeadLettered`.
             return;
+        }
+        Report::Held(why) => {
+            tracing::info!(why, breaker = "open", "callback held");
+            ("Held", None)
         }
         Report::Skipped(why) => {
             tracing::info!(why, "nothing to send");

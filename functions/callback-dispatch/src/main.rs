@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::SqsEvent;
 use callback_dispatch::{Config, DispatchHandler};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::adapters::{DynamoOrderStore, HttpPartner};
+use shared::adapters::{DynamoBreakerStore, DynamoOrderStore, HttpPartner};
 use shared::callback::Dispatcher;
 use shared::ports::SystemClock;
 
@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
     let tokens = callback_dispatch::partner_tokens(&aws, &config).await?;
     let partner = HttpPartner::new(&config.callback_url, config.connect_timeout, config.timeout)?;
     let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.orders_table);
-    let dispatcher = Dispatcher::new(
+    let mut dispatcher = Dispatcher::new(
         store,
         partner,
         tokens,
@@ -26,6 +26,16 @@ async fn main() -> Result<(), Error> {
         config.warehouses,
         config.policy,
     );
+    if let Some(table) = &config.state_table {
+        dispatcher = dispatcher.with_breaker(
+            Arc::new(DynamoBreakerStore::new(
+                aws_sdk_dynamodb::Client::new(&aws),
+                table,
+            )),
+            config.breaker,
+            callback_dispatch::metrics::breaker,
+        );
+    }
     let handler = Arc::new(DispatchHandler::new(
         dispatcher,
         aws_sdk_sqs::Client::new(&aws),

@@ -301,6 +301,7 @@ pub async fn dispatch(
         url: partner.url.clone(),
         token: "bench-partner-token".into(),
         oauth: None,
+        breaker: None,
         timeout: Duration::from_secs(10),
         retry_delays: None,
         max_posts: None,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use callback_dispatch::DispatchHandler;
 use order_intake::OrderApi;
-use shared::adapters::{DynamoKeyStore, DynamoOrderStore, HttpPartner, PartnerTokens, TokenConfig};
+use shared::adapters::{
+    DynamoBreakerStore, DynamoKeyStore, DynamoOrderStore, HttpPartner, PartnerTokens, TokenConfig,
+};
 use shared::auth::{IssuedKey, Scope};
 use shared::callback::{Dispatcher, RetryPolicy};
 use shared::config::Warehouses;
@@ -38,6 +40,9 @@ pub struct CallbackSettings {
     /// OAuth2 credentials: the dispatcher refreshes its tokens at their
     /// endpoint, as deployed.
     pub oauth: Option<OAuthClient>,
+    /// The circuit breaker (on the partner-state table, as deployed); `None`
+    /// runs without one.
+    pub breaker: Option<shared::callback::breaker::BreakerPolicy>,
     pub timeout: Duration,
     /// Retry delays; `None` keeps the production schedule.
     pub retry_delays: Option<Vec<Duration>>,
@@ -269,7 +274,7 @@ impl Stack {
         )
         .await
         .map_err(|err| Error::Template(format!("partner credentials: {err}")))?;
-        let dispatcher = Dispatcher::new(
+        let mut dispatcher = Dispatcher::new(
             self.store()?,
             partner,
             tokens,
@@ -277,6 +282,16 @@ impl Stack {
             self.warehouses.clone(),
             policy,
         );
+        if let Some(breaker) = &settings.breaker {
+            dispatcher = dispatcher.with_breaker(
+                Arc::new(DynamoBreakerStore::new(
+                    self.dynamodb.clone(),
+                    self.resources.table("PartnerStateTable")?,
+                )),
+                breaker.clone(),
+                callback_dispatch::metrics::breaker,
+            );
+        }
         let handler = Arc::new(DispatchHandler::new(
             dispatcher,
             self.sqs.clone(),

@@ -1,5 +1,6 @@
 //! The only code that talks to AWS: implementations of [`crate::ports`].
 
+pub mod breaker_dynamodb;
 pub mod dynamodb;
 pub mod dynamodb_keys;
 pub mod https;
@@ -7,6 +8,7 @@ pub mod partner_http;
 pub mod partner_tokens;
 pub mod sqs;
 
+pub use breaker_dynamodb::DynamoBreakerStore;
 pub use dynamodb::DynamoOrderStore;
 pub use dynamodb_keys::DynamoKeyStore;
 pub use partner_http::HttpPartner;

@@ -11,12 +11,14 @@
 //! `ParcelId` + `TrackingNumber` (spec 001 defines no idempotency header; we
 //! send `Idempotency-Key` anyway, for a partner or proxy that honours it).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::body::{build, idempotency_key};
+use super::breaker::{BreakerPolicy, BreakerState, BreakerStore, Gate, PostOutcome, Transition};
 use super::retry::RetryPolicy;
 use super::state::{
     Attempt, Callback, CallbackStatus, Claim, NotClaimable, PartnerAnswer, Verdict,
@@ -42,6 +44,9 @@ pub struct Delivery {
     pub receive_count: u32,
     /// The message came back from the dead-letter queue (an operator's redrive).
     pub redriven: bool,
+    /// When the message was first sent (SQS `SentTimestamp`): about when the
+    /// callback fell due.
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 impl Delivery {
@@ -89,6 +94,9 @@ pub enum Report {
     },
     /// Nothing posted, and why.
     Skipped(String),
+    /// The circuit breaker is open: held before the claim, the schedule
+    /// untouched.
+    Held(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +119,16 @@ pub struct Dispatcher<S, P, C, T> {
     clock: C,
     warehouses: Warehouses,
     policy: RetryPolicy,
+    breaker: Option<Breaker>,
+}
+
+/// The circuit breaker as the dispatcher uses it.
+#[derive(Debug, Clone)]
+struct Breaker {
+    store: Arc<dyn BreakerStore>,
+    policy: BreakerPolicy,
+    /// Told of every change (metrics).
+    on_transition: fn(Transition),
 }
 
 /// What posting with a token gave.
@@ -136,7 +154,25 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             clock,
             warehouses,
             policy,
+            breaker: None,
         }
+    }
+
+    /// Puts the fleet-wide circuit breaker in front of the partner;
+    /// `on_transition` hears when it opens, reopens or closes.
+    #[must_use]
+    pub fn with_breaker(
+        mut self,
+        store: Arc<dyn BreakerStore>,
+        policy: BreakerPolicy,
+        on_transition: fn(Transition),
+    ) -> Self {
+        self.breaker = Some(Breaker {
+            store,
+            policy,
+            on_transition,
+        });
+        self
     }
 
     #[must_use]
@@ -150,6 +186,30 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         delivery: &Delivery,
     ) -> Result<(Disposition, Report), DispatchError> {
         let owner = delivery.owner();
+        // Before the claim: a held message does not use up its schedule. Only
+        // within the schedule's span: an outage longer than that dead-letters
+        // as if there were no breaker.
+        let span = chrono::Duration::from_std(self.policy.span()).unwrap_or(chrono::Duration::MAX);
+        let within_span = delivery
+            .sent_at
+            .is_none_or(|sent| self.clock.now() - sent < span);
+        let gate = if within_span {
+            self.gate(&owner).await
+        } else {
+            Ok(false)
+        };
+        let probing = match gate {
+            Ok(probing) => probing,
+            Err(held) => {
+                return Ok((
+                    Disposition::RetryIn(held + jitter(&owner, held)),
+                    Report::Held(format!(
+                        "the partner is down (circuit breaker open); held for {}s",
+                        held.as_secs()
+                    )),
+                ));
+            }
+        };
         // A redriven message re-arms its callback, then claims it like any other.
         for _ in 0..2 {
             let now = self.clock.now();
@@ -168,13 +228,18 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 .await?
                 .ok_or_else(|| DispatchError::UnknownOrder(delivery.order_number.clone()))?;
             match claimed {
-                Claimed::Yes(record) => return self.post(*record, &owner).await,
+                Claimed::Yes(record) => return self.post(*record, &owner, probing).await,
                 Claimed::No(NotClaimable::DeadLettered, _) if delivery.redriven => {
                     if !self.redrive(delivery, now).await? {
                         break;
                     }
                 }
-                Claimed::No(why, record) => return self.not_claimed(why, &record, now).await,
+                Claimed::No(why, record) => {
+                    if probing {
+                        self.release_probe(&owner).await;
+                    }
+                    return self.not_claimed(why, &record, now).await;
+                }
             }
         }
         Ok((
@@ -188,6 +253,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         &self,
         mut record: OrderRecord,
         owner: &str,
+        probing: bool,
     ) -> Result<(Disposition, Report), DispatchError> {
         let body = match build(&record, &self.warehouses) {
             Ok(body) => body,
@@ -212,7 +278,21 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         let posted = self.post_authorized(&body, &idempotency_key(&record)).await;
         let latency = started.elapsed();
         let now = self.clock.now();
-        let posts = record.callback.posts;
+        let outcome = match (&posted.result, &posted.token_error) {
+            (Err(_), Some(_)) => None,
+            (Err(_), None) => Some(PostOutcome::Down),
+            (Ok(reply), _) if matches!(reply.status, 408 | 429 | 500..=599) => {
+                Some(PostOutcome::Down)
+            }
+            (Ok(_), _) => Some(PostOutcome::Answered),
+        };
+        if let Some(outcome) = outcome {
+            self.record_outcome(outcome, owner).await;
+        }
+        // A failed probe is the breaker's, not the callback's: its post is
+        // given back to the schedule.
+        let refund = probing && outcome == Some(PostOutcome::Down);
+        let posts = record.callback.posts - u32::from(refund && record.callback.posts > 0);
         let next = |retry_after| {
             (posts < self.policy.max_posts).then(|| {
                 now + chrono::Duration::from_std(self.policy.delay(posts, retry_after))
@@ -285,6 +365,9 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         let ours = self
             .settle(&mut record, owner, |callback| {
                 callback.settle(attempt.clone(), answer.clone(), verdict.clone());
+                if refund {
+                    callback.posts = callback.posts.saturating_sub(1);
+                }
             })
             .await?;
         if ours {
@@ -304,6 +387,95 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 attempt.outcome
             )),
         ))
+    }
+
+    /// The breaker's gate: `Ok(false)` to post, `Ok(true)` to post as the
+    /// probe, `Err(hold)` to hold the message. A breaker that cannot be read
+    /// lets the post through (it only protects; the claim still decides).
+    async fn gate(&self, owner: &str) -> Result<bool, Duration> {
+        let Some(breaker) = &self.breaker else {
+            return Ok(false);
+        };
+        for _ in 0..3 {
+            let now = self.clock.now();
+            let mut state = match breaker.store.load().await {
+                Ok(state) => state,
+                Err(err) => {
+                    tracing::warn!(error = %err, "circuit breaker unreadable; posting");
+                    return Ok(false);
+                }
+            };
+            match state.gate(now) {
+                Gate::Pass => return Ok(false),
+                Gate::Hold(hold) => return Err(hold.max(Duration::from_secs(1))),
+                Gate::Probe => {
+                    state.claim_probe(owner, now, &breaker.policy);
+                    match breaker.store.save(&state).await {
+                        Ok(true) => {
+                            tracing::info!(
+                                breaker = "probing",
+                                "the partner was down; this delivery probes it"
+                            );
+                            return Ok(true);
+                        }
+                        Ok(false) => {}
+                        Err(err) => {
+                            tracing::warn!(error = %err, "circuit breaker unwritable; holding");
+                            return Err(Duration::from_secs(5));
+                        }
+                    }
+                }
+            }
+        }
+        Err(Duration::from_secs(1))
+    }
+
+    /// Records a post's outcome on the breaker (a version-checked write,
+    /// redone on a fresh read; none for a success while closed).
+    async fn record_outcome(&self, outcome: PostOutcome, owner: &str) {
+        let Some(breaker) = &self.breaker else {
+            return;
+        };
+        for _ in 0..5 {
+            let mut state = match breaker.store.load().await {
+                Ok(state) => state,
+                Err(err) => {
+                    tracing::warn!(error = %err, "circuit breaker unreadable; outcome not recorded");
+                    return;
+                }
+            };
+            if !state.changes_with(outcome) {
+                return;
+            }
+            let transition = state.record(outcome, owner, self.clock.now(), &breaker.policy);
+            match breaker.store.save(&state).await {
+                Ok(true) => {
+                    if let Some(transition) = transition {
+                        log_transition(transition, &state);
+                        (breaker.on_transition)(transition);
+                    }
+                    return;
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "circuit breaker unwritable; outcome not recorded");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The probe found nothing to post: let another delivery probe now.
+    async fn release_probe(&self, owner: &str) {
+        let Some(breaker) = &self.breaker else {
+            return;
+        };
+        if let Ok(mut state) = breaker.store.load().await
+            && state.probe.as_ref().is_some_and(|(o, _)| o == owner)
+        {
+            state.probe = None;
+            let _saved = breaker.store.save(&state).await;
+        }
     }
 
     /// Posts with the current token; on a 401 gets a fresh token and posts
@@ -479,6 +651,39 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             change(&mut candidate.callback);
         }
     }
+}
+
+fn log_transition(transition: Transition, state: &BreakerState) {
+    match transition {
+        Transition::Opened(cool_down) => tracing::error!(
+            breaker = "open",
+            failures = state.failures,
+            cool_down_s = cool_down.as_secs(),
+            "the partner is down: circuit breaker opened; deliveries are held"
+        ),
+        Transition::Reopened(cool_down) => tracing::warn!(
+            breaker = "open",
+            cool_down_s = cool_down.as_secs(),
+            "the probe failed: circuit breaker open again, for longer"
+        ),
+        Transition::Closed => tracing::info!(
+            breaker = "closed",
+            "the partner answered the probe: circuit breaker closed"
+        ),
+    }
+}
+
+/// Up to a fifth of `hold` more, so held messages do not all wake together;
+/// derived from the delivery's owner (no randomness needed).
+fn jitter(owner: &str, hold: Duration) -> Duration {
+    let spread = hold.as_millis() / 5;
+    if spread == 0 {
+        return Duration::ZERO;
+    }
+    let hash = owner
+        .bytes()
+        .fold(0_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    Duration::from_millis(u64::try_from(u128::from(hash) % spread).unwrap_or(0))
 }
 
 /// How long from `now` until `at` (zero when past).

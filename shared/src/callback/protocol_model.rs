@@ -524,6 +524,7 @@ impl World {
                         message_id: message.id.clone(),
                         receive_count: message.receive_count,
                         redriven: message.redriven,
+                        sent_at: None,
                     };
                     let dispatcher = Arc::clone(&self.dispatcher);
                     let task = tokio::spawn(async move { dispatcher.dispatch(&delivery).await });

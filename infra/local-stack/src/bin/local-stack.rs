@@ -63,6 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         url: callback_url.clone(),
         token: std::env::var("CALLBACK_TOKEN").unwrap_or_else(|_| "local-dev-token".into()),
         oauth: oauth_from_env()?,
+        breaker: Some(shared::callback::breaker::BreakerPolicy::default()),
         timeout: Duration::from_secs(10),
         retry_delays: None,
         max_posts: None,
