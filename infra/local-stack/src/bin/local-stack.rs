@@ -47,22 +47,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
 
+    let mut oauth = oauth_from_env()?;
     let callback_url = match std::env::var("CALLBACK_URL") {
         Ok(url) => url,
         Err(_) => {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
-            let url = format!(
-                "http://{}/v1/outboundOrders/PlatformOrder/Callback",
-                listener.local_addr()?
-            );
-            tokio::spawn(partner::serve(listener));
+            let address = listener.local_addr()?;
+            let url = format!("http://{address}{}", partner::CALLBACK_PATH);
+            // Without credentials of its own (neither OAuth2 nor
+            // CALLBACK_TOKEN), the built-in partner plays CK1's OAuth2 with
+            // tokens that expire after LOCAL_PARTNER_TOKEN_SECONDS (60).
+            let plays_oauth = oauth.is_none() && std::env::var_os("CALLBACK_TOKEN").is_none();
+            let lifetime = match std::env::var("LOCAL_PARTNER_TOKEN_SECONDS") {
+                Ok(seconds) => Duration::from_secs(
+                    seconds
+                        .parse()
+                        .map_err(|_| "LOCAL_PARTNER_TOKEN_SECONDS is not a number")?,
+                ),
+                Err(_) => Duration::from_secs(60),
+            };
+            if plays_oauth {
+                oauth = Some(local_stack::stack::OAuthClient {
+                    token_url: format!("http://{address}{}", partner::TOKEN_PATH),
+                    client_id: partner::CLIENT_ID.into(),
+                    client_secret: partner::CLIENT_SECRET.into(),
+                    refresh_token: partner::FIRST_REFRESH_TOKEN.into(),
+                    max_lifetime: None,
+                });
+            }
+            tokio::spawn(partner::serve_with(
+                listener,
+                plays_oauth.then(|| partner::OAuth::new(lifetime)),
+            ));
             url
         }
     };
     let settings = CallbackSettings {
         url: callback_url.clone(),
         token: std::env::var("CALLBACK_TOKEN").unwrap_or_else(|_| "local-dev-token".into()),
-        oauth: oauth_from_env()?,
+        oauth,
         breaker: Some(shared::callback::breaker::BreakerPolicy::default()),
         timeout: Duration::from_secs(10),
         retry_delays: None,
