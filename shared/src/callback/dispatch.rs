@@ -790,3 +790,60 @@ fn outcome_name(verdict: &Verdict) -> &'static str {
         Verdict::Retry { .. } => "retrying",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: &str) -> Result<PartnerReply, TransportError> {
+        Ok(PartnerReply {
+            status,
+            retry_after: None,
+            body: body.to_owned(),
+        })
+    }
+
+    fn later(_: Option<Duration>) -> Option<DateTime<Utc>> {
+        Some(DateTime::<Utc>::MAX_UTC)
+    }
+
+    #[test]
+    fn a_401_or_403_is_retried_as_rejected_credentials_never_failed() {
+        for status in [401, 403] {
+            let (verdict, _, _) = judge(reply(status, ""), later);
+            assert!(
+                matches!(&verdict, Verdict::Retry { reason, next: Some(_) }
+                    if reason.starts_with(CREDENTIALS_REJECTED)),
+                "{status}: {verdict:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_error_envelope_gives_code_message_and_ticket() {
+        let (verdict, answer, status) = judge(
+            reply(
+                500,
+                r#"{"Errors":[{"Code":"800F1533","Message":"boom"}],"TicketId":"t-9","UtcDateTime":"x"}"#,
+            ),
+            later,
+        );
+        assert_eq!(status, Some(500));
+        assert_eq!(answer.code.as_deref(), Some("800F1533"));
+        assert_eq!(answer.message.as_deref(), Some("boom"));
+        assert_eq!(answer.ticket_id.as_deref(), Some("t-9"));
+        assert!(matches!(verdict, Verdict::Retry { reason, .. } if reason == "HTTP 500: boom"));
+    }
+
+    #[test]
+    fn a_400_envelope_fails_with_the_partners_message() {
+        let (verdict, _, _) = judge(
+            reply(
+                400,
+                r#"{"Errors":[{"Code":"C1","Message":"bad field"}],"TicketId":"t"}"#,
+            ),
+            later,
+        );
+        assert_eq!(verdict, Verdict::Rejected("HTTP 400: bad field".into()));
+    }
+}

@@ -64,11 +64,13 @@ enum Answer {
     TimeoutAfterProcessing,
     /// Never reached the partner.
     ConnectionRefused,
+    /// 401: our token was refused before the post was looked at.
+    Unauthorized,
 }
 
 impl Answer {
     fn processed(self) -> bool {
-        !matches!(self, Self::ConnectionRefused)
+        !matches!(self, Self::ConnectionRefused | Self::Unauthorized)
     }
 
     fn succeeded(self) -> bool {
@@ -92,6 +94,10 @@ impl Answer {
             Self::Unreadable => reply(200, "<html>"),
             Self::TimeoutAfterProcessing => Err(TransportError::Timeout(Duration::from_secs(10))),
             Self::ConnectionRefused => Err(TransportError::Connect("refused".into())),
+            Self::Unauthorized => reply(
+                401,
+                r#"{"Errors":[{"Code":"800F1401","Message":"token expired"}],"TicketId":"t-1"}"#,
+            ),
         }
     }
 }
@@ -130,6 +136,7 @@ fn answer() -> impl Strategy<Value = Answer> {
         1 => Just(Answer::Unreadable),
         2 => Just(Answer::TimeoutAfterProcessing),
         1 => Just(Answer::ConnectionRefused),
+        1 => Just(Answer::Unauthorized),
     ]
 }
 
@@ -703,6 +710,13 @@ impl World {
                 successes <= 1 + unrecorded,
                 "{name}: {successes} successful posts with only {unrecorded} unrecorded answers, after {after:?}"
             );
+            if status == CallbackStatus::Failed {
+                let reason = callback.reason.as_deref().unwrap_or_default();
+                assert!(
+                    !reason.contains("HTTP 401") && !reason.contains("credentials"),
+                    "{name} failed for good on a credentials problem ({reason}), after {after:?}"
+                );
+            }
             if let Some(previous) = self.last_status.insert(name.clone(), status) {
                 if previous == CallbackStatus::Delivered {
                     assert_eq!(
