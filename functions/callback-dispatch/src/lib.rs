@@ -83,8 +83,10 @@ impl Config {
             }
             Err(_) => Duration::from_secs(10),
         };
-        // The lease outlives any one request.
-        policy.lease = timeout * 3;
+        // The lease outlives one attempt: a post, on a 401 a token refresh
+        // (waiting for another dispatcher's, then CK1's endpoint, each within
+        // the timeout) and the repeated post.
+        policy.lease = timeout * 5;
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
             callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,

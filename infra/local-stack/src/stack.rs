@@ -255,7 +255,7 @@ impl Stack {
         if let Some(max_posts) = settings.max_posts {
             policy.max_posts = max_posts;
         }
-        policy.lease = settings.timeout * 3;
+        policy.lease = settings.timeout * 5; // as callback-dispatch's Config
         let partner = HttpPartner::new(
             &settings.url,
             settings.timeout.min(Duration::from_secs(3)),

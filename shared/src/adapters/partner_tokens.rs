@@ -525,6 +525,7 @@ impl PartnerTokens {
                     "partner credentials: OAuth2, refreshed at the token endpoint");
                 let mut settings = OAuthSettings::new(token_url.clone());
                 settings.timeout = config.timeout;
+                settings.wait_for_other = config.timeout;
                 if let Some(max) = config.max_lifetime {
                     settings.max_lifetime = max;
                 }
