@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command against throw-away local AWS emulators:
 #   infra/local/emulators.sh exec -- CMD ARGS...
-# Starts DynamoDB Local (Java) and moto (SQS) on free loopback ports, exports the
+# Starts DynamoDB Local (Java) and moto (SQS, Secrets Manager) on free loopback ports, exports the
 # AWS_* variables that point the SDK at them, runs CMD, and always stops the
 # emulators it started (only those PIDs), exiting with CMD's status.
 # Each invocation gets its own ports and run dir, so concurrent runs don't collide.
@@ -122,6 +122,8 @@ cmd_exec() {
   export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$SQS_PORT"
   # moto serves S3 on the same port (the labels bucket).
   export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$SQS_PORT"
+  # moto serves Secrets Manager on the same port (the partner's credentials).
+  export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$SQS_PORT"
   export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
   export AWS_EC2_METADATA_DISABLED=true
   # Never hand a developer's real AWS identity to a process meant to run locally.

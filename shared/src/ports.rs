@@ -169,11 +169,99 @@ impl<T: LabelStore + ?Sized> LabelStore for std::sync::Arc<T> {
 /// The platform-callback partner (spec 001).
 pub trait PartnerClient: Send + Sync {
     /// Posts one callback. `Err` when no HTTP answer came back.
+    /// Posts one callback with `token` as its bearer credential. `Err` when
+    /// no HTTP answer came back.
     fn post_callback(
         &self,
         body: &CallbackBody,
         idempotency_key: &str,
+        token: &AccessToken,
     ) -> impl Future<Output = Result<PartnerReply, TransportError>> + Send;
+}
+
+/// The partner's bearer credential. Its `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    #[must_use]
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself: for the `Authorization` header, nothing else.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
+
+/// Where the partner's access token comes from: a fixed token, or OAuth2
+/// refreshes (cached per process, refreshed ahead of expiry).
+pub trait TokenSource: Send + Sync {
+    /// The token to send now.
+    fn token(&self) -> impl Future<Output = Result<AccessToken, TokenError>> + Send;
+
+    /// The partner rejected `rejected` (a 401): a newer token, refreshed now
+    /// unless another caller already replaced it.
+    fn refresh(
+        &self,
+        rejected: &AccessToken,
+    ) -> impl Future<Output = Result<AccessToken, TokenError>> + Send;
+}
+
+/// Why no token could be had. The messages never carry a token or secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// A fixed token cannot be refreshed.
+    #[error("the partner token is static and cannot be refreshed")]
+    Static,
+    /// The token endpoint refused or could not be reached.
+    #[error("the partner's token refresh failed: {0}")]
+    Refresh(String),
+    /// The stored credentials could not be read or written.
+    #[error("the partner credentials could not be read or stored: {0}")]
+    Vault(String),
+}
+
+/// A fixed bearer token (`CALLBACK_TOKEN`, or a plain-string secret).
+#[derive(Debug, Clone)]
+pub struct StaticToken(AccessToken);
+
+impl StaticToken {
+    #[must_use]
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(AccessToken::new(token))
+    }
+}
+
+impl TokenSource for StaticToken {
+    async fn token(&self) -> Result<AccessToken, TokenError> {
+        Ok(self.0.clone())
+    }
+
+    async fn refresh(&self, _rejected: &AccessToken) -> Result<AccessToken, TokenError> {
+        Err(TokenError::Static)
+    }
+}
+
+impl<T: TokenSource + ?Sized> TokenSource for std::sync::Arc<T> {
+    fn token(&self) -> impl Future<Output = Result<AccessToken, TokenError>> + Send {
+        (**self).token()
+    }
+
+    fn refresh(
+        &self,
+        rejected: &AccessToken,
+    ) -> impl Future<Output = Result<AccessToken, TokenError>> + Send {
+        (**self).refresh(rejected)
+    }
 }
 
 /// An HTTP answer from the partner.

@@ -85,6 +85,8 @@ pub fn test_callback_settings(url: &str) -> CallbackSettings {
     CallbackSettings {
         url: url.to_owned(),
         token: PARTNER_TOKEN.to_owned(),
+        oauth: None,
+        breaker: None,
         timeout: Duration::from_secs(1),
         retry_delays: Some(vec![Duration::from_secs(1)]),
         max_posts: None,

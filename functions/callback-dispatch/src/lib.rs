@@ -21,10 +21,11 @@ use tracing::Instrument;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::adapters::CallbackMessage;
+use shared::callback::breaker::BreakerPolicy;
 use shared::callback::retry::store_backoff;
 use shared::callback::{Delivery, DispatchError, Dispatcher, Disposition, Report};
 use shared::config::{ConfigError, Warehouses, required_env};
-use shared::ports::{Clock, OrderStore, PartnerClient};
+use shared::ports::{Clock, OrderStore, PartnerClient, TokenSource};
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone)]
@@ -37,6 +38,14 @@ pub struct Config {
     pub policy: shared::callback::RetryPolicy,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// Where the partner's credentials are: `CALLBACK_TOKEN_SECRET_ID` (with
+    /// `CALLBACK_TOKEN_URL` and `PARTNER_STATE_TABLE` for OAuth2), or `None`
+    /// for the static `CALLBACK_TOKEN`.
+    pub tokens: Option<shared::adapters::TokenConfig>,
+    /// The partner-state table (`PARTNER_STATE_TABLE`): the circuit
+    /// breaker's item; no breaker without it.
+    pub state_table: Option<String>,
+    pub breaker: BreakerPolicy,
 }
 
 impl Config {
@@ -74,8 +83,10 @@ impl Config {
             }
             Err(_) => Duration::from_secs(10),
         };
-        // The lease outlives any one request.
-        policy.lease = timeout * 3;
+        // The lease outlives one attempt: a post, on a 401 a token refresh
+        // (waiting for another dispatcher's, then CK1's endpoint, each within
+        // the timeout) and the repeated post.
+        policy.lease = timeout * 5;
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
             callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
@@ -85,14 +96,97 @@ impl Config {
             policy,
             connect_timeout: Duration::from_secs(3).min(timeout),
             timeout,
+            tokens: token_config(timeout)?,
+            state_table: std::env::var("PARTNER_STATE_TABLE").ok(),
+            breaker: breaker_policy()?,
         })
     }
 }
 
+/// `CALLBACK_BREAKER_THRESHOLD` (failures in a row, 5),
+/// `CALLBACK_BREAKER_COOL_DOWN_SECONDS` (30), `CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS` (1800).
+fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
+    let mut policy = BreakerPolicy::default();
+    let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+        std::env::var(name)
+            .ok()
+            .map(|value| {
+                value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name,
+                        reason: format!("{value:?} is not a positive number"),
+                    })
+            })
+            .transpose()
+    };
+    if let Some(n) = number("CALLBACK_BREAKER_THRESHOLD")? {
+        policy.threshold = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    if let Some(s) = number("CALLBACK_BREAKER_COOL_DOWN_SECONDS")? {
+        policy.cool_down = Duration::from_secs(s);
+    }
+    if let Some(s) = number("CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS")? {
+        policy.max_cool_down = Duration::from_secs(s);
+    }
+    Ok(policy)
+}
+
+/// `CALLBACK_TOKEN_SECRET_ID`, `CALLBACK_TOKEN_URL`, `PARTNER_STATE_TABLE`,
+/// `CALLBACK_TOKEN_MAX_LIFETIME_SECONDS` (the longest an access token is used,
+/// default 12 h).
+fn token_config(timeout: Duration) -> Result<Option<shared::adapters::TokenConfig>, ConfigError> {
+    let Ok(secret_id) = std::env::var("CALLBACK_TOKEN_SECRET_ID") else {
+        return Ok(None);
+    };
+    let max_lifetime = match std::env::var("CALLBACK_TOKEN_MAX_LIFETIME_SECONDS") {
+        Ok(seconds) => Some(Duration::from_secs(
+            seconds
+                .parse()
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "CALLBACK_TOKEN_MAX_LIFETIME_SECONDS",
+                    reason: format!("{seconds:?} is not a positive number"),
+                })?,
+        )),
+        Err(_) => None,
+    };
+    Ok(Some(shared::adapters::TokenConfig {
+        secret_id,
+        token_url: std::env::var("CALLBACK_TOKEN_URL").ok(),
+        state_table: std::env::var("PARTNER_STATE_TABLE").ok(),
+        max_lifetime,
+        timeout,
+    }))
+}
+
+/// The partner's tokens: from the secret (OAuth2 credentials or a plain
+/// token), or the static `CALLBACK_TOKEN`. The secret is read once per cold
+/// start; OAuth2 tokens are refreshed as they expire.
+///
+/// # Errors
+/// The secret cannot be read, or nothing is configured.
+pub async fn partner_tokens(
+    aws: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<shared::adapters::PartnerTokens, Box<dyn std::error::Error + Send + Sync>> {
+    if let Some(tokens) = &config.tokens {
+        return Ok(shared::adapters::PartnerTokens::from_secret(aws, tokens).await?);
+    }
+    let token = std::env::var("CALLBACK_TOKEN")
+        .map_err(|_| "set CALLBACK_TOKEN_SECRET_ID (Secrets Manager) or CALLBACK_TOKEN")?;
+    Ok(shared::adapters::PartnerTokens::Static(
+        shared::ports::StaticToken::new(token),
+    ))
+}
+
 /// The batch handler, shared by every invocation of the process.
 #[derive(Debug)]
-pub struct DispatchHandler<S, P, C> {
-    dispatcher: Dispatcher<S, P, C>,
+pub struct DispatchHandler<S, P, C, T> {
+    dispatcher: Dispatcher<S, P, C, T>,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     dead_letter_queue_url: String,
@@ -103,14 +197,15 @@ pub struct DispatchHandler<S, P, C> {
 /// was redriven by an operator.
 pub const DEAD_LETTERED_ATTRIBUTE: &str = "dead_lettered_by";
 
-impl<S, P, C> DispatchHandler<S, P, C>
+impl<S, P, C, T> DispatchHandler<S, P, C, T>
 where
     S: OrderStore + 'static,
     P: PartnerClient + 'static,
     C: Clock + 'static,
+    T: TokenSource + 'static,
 {
     pub fn new(
-        dispatcher: Dispatcher<S, P, C>,
+        dispatcher: Dispatcher<S, P, C, T>,
         sqs: aws_sdk_sqs::Client,
         queue_url: String,
         dead_letter_queue_url: String,
@@ -176,9 +271,15 @@ where
             generation,
             message_id: message_id.to_owned(),
             receive_count,
+            receipt: message.receipt_handle.clone().unwrap_or_default(),
             redriven: message
                 .message_attributes
                 .contains_key(DEAD_LETTERED_ATTRIBUTE),
+            sent_at: message
+                .attributes
+                .get("SentTimestamp")
+                .and_then(|millis| millis.parse::<i64>().ok())
+                .and_then(chrono::DateTime::from_timestamp_millis),
         };
         let span = tracing::info_span!("callback", order_number = %delivery.order_number,
             generation = ?delivery.generation, message_id, receive_count);
@@ -280,14 +381,30 @@ fn log_report(report: &Report) {
             tracing::warn!(reason, "callback failed");
             ("Failed", *latency)
         }
-        Report::Retrying { reason, latency } => {
-            tracing::warn!(reason, "callback will be retried");
+        Report::Retrying {
+            reason,
+            latency,
+            credentials_rejected,
+        } => {
+            if *credentials_rejected {
+                tracing::error!(
+                    reason,
+                    "the partner rejected our credentials; the callback will be retried"
+                );
+                println!("{}", metrics::line("PartnerAuthFailed", None));
+            } else {
+                tracing::warn!(reason, "callback will be retried");
+            }
             ("Retried", *latency)
         }
         Report::DeadLettered { reason } => {
             tracing::error!(reason, "callback retries exhausted");
             // The move to the dead-letter queue counts `DeadLettered`.
             return;
+        }
+        Report::Held(why) => {
+            tracing::info!(why, breaker = "open", "callback held");
+            ("Held", None)
         }
         Report::Skipped(why) => {
             tracing::info!(why, "nothing to send");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::SqsEvent;
 use callback_dispatch::{Config, DispatchHandler};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::adapters::{DynamoOrderStore, HttpPartner};
+use shared::adapters::{DynamoBreakerStore, DynamoOrderStore, HttpPartner};
 use shared::callback::Dispatcher;
 use shared::ports::SystemClock;
 
@@ -15,21 +15,27 @@ async fn main() -> Result<(), Error> {
     shared::logging::init();
     let config = Config::from_env()?;
     let aws = shared::adapters::https::aws_config().await?;
-    let token = callback_token(&aws).await?;
-    let partner = HttpPartner::new(
-        &config.callback_url,
-        &token,
-        config.connect_timeout,
-        config.timeout,
-    )?;
+    let tokens = callback_dispatch::partner_tokens(&aws, &config).await?;
+    let partner = HttpPartner::new(&config.callback_url, config.connect_timeout, config.timeout)?;
     let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.orders_table);
-    let dispatcher = Dispatcher::new(
+    let mut dispatcher = Dispatcher::new(
         store,
         partner,
+        tokens,
         SystemClock,
         config.warehouses,
         config.policy,
     );
+    if let Some(table) = &config.state_table {
+        dispatcher = dispatcher.with_breaker(
+            Arc::new(DynamoBreakerStore::new(
+                aws_sdk_dynamodb::Client::new(&aws),
+                table,
+            )),
+            config.breaker,
+            callback_dispatch::metrics::breaker,
+        );
+    }
     let handler = Arc::new(DispatchHandler::new(
         dispatcher,
         aws_sdk_sqs::Client::new(&aws),
@@ -41,21 +47,4 @@ async fn main() -> Result<(), Error> {
         async move { Ok::<_, Error>(handler.handle(event.payload).await) }
     }))
     .await
-}
-
-/// The partner's bearer token: from Secrets Manager (`CALLBACK_TOKEN_SECRET_ID`)
-/// in AWS, or `CALLBACK_TOKEN` locally. Read once per cold start.
-async fn callback_token(aws: &aws_config::SdkConfig) -> Result<String, Error> {
-    if let Ok(secret_id) = std::env::var("CALLBACK_TOKEN_SECRET_ID") {
-        let secret = aws_sdk_secretsmanager::Client::new(aws)
-            .get_secret_value()
-            .secret_id(secret_id)
-            .send()
-            .await?;
-        return secret
-            .secret_string
-            .ok_or_else(|| "the callback token secret has no string value".into());
-    }
-    std::env::var("CALLBACK_TOKEN")
-        .map_err(|_| "set CALLBACK_TOKEN_SECRET_ID (Secrets Manager) or CALLBACK_TOKEN".into())
 }

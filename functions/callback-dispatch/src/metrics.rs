@@ -34,6 +34,17 @@ pub fn line(outcome: &str, latency: Option<Duration>) -> String {
     line.to_string()
 }
 
+/// Prints the EMF line of a circuit-breaker change: `BreakerOpened` (also
+/// when a probe failed) or `BreakerClosed`.
+pub fn breaker(transition: shared::callback::breaker::Transition) {
+    use shared::callback::breaker::Transition;
+    let name = match transition {
+        Transition::Opened(_) | Transition::Reopened(_) => "BreakerOpened",
+        Transition::Closed => "BreakerClosed",
+    };
+    println!("{}", line(name, None));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -300,11 +300,16 @@ pub async fn dispatch(
     let settings = CallbackSettings {
         url: partner.url.clone(),
         token: "bench-partner-token".into(),
+        oauth: None,
+        breaker: None,
         timeout: Duration::from_secs(10),
         retry_delays: None,
         max_posts: None,
     };
-    let function = stack.dispatcher(&settings).map_err(|e| e.to_string())?;
+    let function = stack
+        .dispatcher(&settings)
+        .await
+        .map_err(|e| e.to_string())?;
     let queue_arn = stack
         .resources
         .queue_arn("CallbackQueue")

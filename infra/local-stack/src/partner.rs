@@ -2,8 +2,16 @@
 //! `POST /v1/outboundOrders/PlatformOrder/Callback` and logs what it got, so
 //! that `make run` shows the callbacks without a real partner. Tests script
 //! their own partner; this one only ever says yes.
+//!
+//! With [`OAuth`] it also plays CK1's token endpoint (`POST /oauth2/token`,
+//! parameters in the query string, PascalCase answer): access tokens expire
+//! after a set time, every refresh rotates the refresh token, and a callback
+//! without a live token gets CK1's 401 envelope. So `make run` refreshes its
+//! tokens exactly as deployed.
 
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -22,22 +30,150 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 const ACCEPTED: &str =
     r#"{"Success": true, "Message": "accepted by the local partner", "RawResponse": "{}"}"#;
 
+/// The token endpoint's path.
+pub const TOKEN_PATH: &str = "/oauth2/token";
+/// The local client's credentials and first refresh token.
+pub const CLIENT_ID: &str = "local-client";
+pub const CLIENT_SECRET: &str = "local-client-secret";
+pub const FIRST_REFRESH_TOKEN: &str = "local-refresh-0";
+
+/// CK1's OAuth2, played.
+#[derive(Debug)]
+pub struct OAuth {
+    lifetime: Duration,
+    state: Mutex<OAuthState>,
+}
+
+#[derive(Debug)]
+struct OAuthState {
+    refresh_token: String,
+    issued: Vec<(String, Instant)>,
+    refreshes: u32,
+}
+
+impl OAuth {
+    /// Access tokens live `lifetime`.
+    #[must_use]
+    pub fn new(lifetime: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            lifetime,
+            state: Mutex::new(OAuthState {
+                refresh_token: FIRST_REFRESH_TOKEN.into(),
+                issued: Vec::new(),
+                refreshes: 0,
+            }),
+        })
+    }
+}
+
 /// Serves the partner on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener) {
+    serve_with(listener, None).await;
+}
+
+/// Serves the partner, playing OAuth2 when `oauth` is set.
+pub async fn serve_with(listener: TcpListener, oauth: Option<Arc<OAuth>>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        let oauth = oauth.clone();
         tokio::spawn(async move {
             // A client that hangs up mid-request is not our concern.
             let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(answer))
+                .serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |request| answer(request, oauth.clone())),
+                )
                 .await;
         });
     }
 }
 
-async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// The token endpoint, or `Some(401)` for a callback without a live token.
+fn play_oauth(oauth: &OAuth, request: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    let Ok(mut state) = oauth.state.lock() else {
+        return Some(reply_owned(StatusCode::INTERNAL_SERVER_ERROR, "{}".into()));
+    };
+    let now = Instant::now();
+    if request.uri().path() == TOKEN_PATH {
+        let query = request.uri().query().unwrap_or_default();
+        let get = |key: &str| {
+            query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v)
+        };
+        if get("client_id") != Some(CLIENT_ID) || get("client_secret") != Some(CLIENT_SECRET) {
+            tracing::warn!("local partner: token request with unknown client credentials");
+            return Some(reply_owned(
+                StatusCode::BAD_REQUEST,
+                r#"{"Code":"invalid_client","Message":"unknown client"}"#.into(),
+            ));
+        }
+        if get("grant_type") != Some("refresh_token")
+            || get("refresh_token") != Some(state.refresh_token.as_str())
+        {
+            tracing::warn!("local partner: refresh with a spent or unknown refresh token");
+            return Some(reply_owned(
+                StatusCode::BAD_REQUEST,
+                r#"{"Code":"invalid_grant","Message":"the refresh token is invalid"}"#.into(),
+            ));
+        }
+        state.refreshes += 1;
+        let access = format!("local-access-{}", state.refreshes);
+        state.refresh_token = format!("local-refresh-{}", state.refreshes);
+        state.issued.retain(|(_, until)| *until > now);
+        state.issued.push((access.clone(), now + oauth.lifetime));
+        tracing::info!(
+            refresh = state.refreshes,
+            expires_in_s = oauth.lifetime.as_secs(),
+            "local partner: issued a new access token (the refresh token rotated)"
+        );
+        let body = serde_json::json!({
+            "AccessToken": access,
+            "RefreshToken": state.refresh_token,
+            "AccessTokenExpiresIn": oauth.lifetime.as_secs(),
+            "RefreshTokenExpiresIn": 2_592_000,
+        });
+        return Some(reply_owned(StatusCode::OK, body.to_string()));
+    }
+    let live = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|token| {
+            state
+                .issued
+                .iter()
+                .any(|(issued, until)| issued == token && *until > now)
+        });
+    if live {
+        return None;
+    }
+    tracing::info!("local partner: access token missing or expired, answering 401");
+    Some(reply_owned(
+        StatusCode::UNAUTHORIZED,
+        serde_json::json!({
+            "Errors": [{"Code": "800F1401", "Message": "access token invalid or expired"}],
+            "TicketId": "00000000-0000-4000-8000-000000000401",
+            "RequestUri": CALLBACK_PATH,
+        })
+        .to_string(),
+    ))
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    oauth: Option<Arc<OAuth>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(oauth) = &oauth
+        && let Some(response) = play_oauth(oauth, &request)
+    {
+        return Ok(response);
+    }
     if request.uri().path() != CALLBACK_PATH {
         return Ok(reply(StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#));
     }
@@ -81,7 +217,11 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
 }
 
 fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    reply_owned(status, body.to_owned())
+}
+
+fn reply_owned(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

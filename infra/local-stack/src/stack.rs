@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use callback_dispatch::DispatchHandler;
 use order_intake::OrderApi;
-use shared::adapters::{DynamoKeyStore, DynamoOrderStore, HttpPartner, S3LabelStore};
+use shared::adapters::{
+    DynamoBreakerStore, DynamoKeyStore, DynamoOrderStore, HttpPartner, PartnerTokens, S3LabelStore,
+    TokenConfig,
+};
 use shared::auth::{IssuedKey, Scope};
 use shared::callback::{Dispatcher, RetryPolicy};
 use shared::config::Warehouses;
@@ -23,22 +26,51 @@ use crate::template::Template;
 
 /// The endpoints the emulators script exports; without them the SDK would
 /// reach for real AWS.
-const EMULATOR_ENDPOINTS: [&str; 3] = [
+const EMULATOR_ENDPOINTS: [&str; 4] = [
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL_SQS",
     "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
 ];
 
 /// How the callback dispatcher reaches the partner locally.
 #[derive(Debug, Clone)]
 pub struct CallbackSettings {
     pub url: String,
+    /// The static bearer token, used when `oauth` is `None`.
     pub token: String,
+    /// OAuth2 credentials: the dispatcher refreshes its tokens at their
+    /// endpoint, as deployed.
+    pub oauth: Option<OAuthClient>,
+    /// The circuit breaker (on the partner-state table, as deployed); `None`
+    /// runs without one.
+    pub breaker: Option<shared::callback::breaker::BreakerPolicy>,
     pub timeout: Duration,
     /// Retry delays; `None` keeps the production schedule.
     pub retry_delays: Option<Vec<Duration>>,
     /// Posts in a schedule; `None` keeps the production 8.
     pub max_posts: Option<u32>,
+}
+
+/// OAuth2 client credentials and the first refresh token (what an operator
+/// puts into the secret).
+#[derive(Clone)]
+pub struct OAuthClient {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    /// `CALLBACK_TOKEN_MAX_LIFETIME_SECONDS`.
+    pub max_lifetime: Option<Duration>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Clients for the emulators and the resources provisioned on them.
@@ -220,8 +252,42 @@ impl Stack {
         Ok(())
     }
 
-    /// The callback dispatcher, as the SQS event source mapping invokes it.
-    pub fn dispatcher(&self, settings: &CallbackSettings) -> Result<SqsFunction, Error> {
+    /// The partner credentials' secret on the emulator (the template's
+    /// `CallbackTokenSecretName`): created from `settings` unless it exists,
+    /// so dispatchers started on one stack share it as a fleet does.
+    pub async fn partner_secret(&self, settings: &CallbackSettings) -> Result<String, Error> {
+        let secret_id = format!("{}-credentials", self.resources.table("PartnerStateTable")?);
+        let value = match &settings.oauth {
+            Some(oauth) => serde_json::json!({
+                "client_id": oauth.client_id,
+                "client_secret": oauth.client_secret,
+                "refresh_token": oauth.refresh_token,
+            })
+            .to_string(),
+            None => settings.token.clone(),
+        };
+        let created = aws_sdk_secretsmanager::Client::new(&self.aws)
+            .create_secret()
+            .name(&secret_id)
+            .secret_string(value)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(secret_id),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_exists_exception()) =>
+            {
+                Ok(secret_id)
+            }
+            Err(err) => Err(Error::aws(err)),
+        }
+    }
+
+    /// The callback dispatcher, as the SQS event source mapping invokes it:
+    /// its token comes from the secret, as deployed.
+    pub async fn dispatcher(&self, settings: &CallbackSettings) -> Result<SqsFunction, Error> {
         let mut policy = RetryPolicy::default();
         if let Some(delays) = &settings.retry_delays {
             policy.delays.clone_from(delays);
@@ -229,21 +295,43 @@ impl Stack {
         if let Some(max_posts) = settings.max_posts {
             policy.max_posts = max_posts;
         }
-        policy.lease = settings.timeout * 3;
+        policy.lease = settings.timeout * 5; // as callback-dispatch's Config
         let partner = HttpPartner::new(
             &settings.url,
-            &settings.token,
             settings.timeout.min(Duration::from_secs(3)),
             settings.timeout,
         )
         .map_err(|err| Error::Template(format!("callback settings: {err}")))?;
-        let dispatcher = Dispatcher::new(
+        let tokens = PartnerTokens::from_secret(
+            &self.aws,
+            &TokenConfig {
+                secret_id: self.partner_secret(settings).await?,
+                token_url: settings.oauth.as_ref().map(|o| o.token_url.clone()),
+                state_table: Some(self.resources.table("PartnerStateTable")?.to_owned()),
+                max_lifetime: settings.oauth.as_ref().and_then(|o| o.max_lifetime),
+                timeout: settings.timeout,
+            },
+        )
+        .await
+        .map_err(|err| Error::Template(format!("partner credentials: {err}")))?;
+        let mut dispatcher = Dispatcher::new(
             self.store()?,
             partner,
+            tokens,
             SystemClock,
             self.warehouses.clone(),
             policy,
         );
+        if let Some(breaker) = &settings.breaker {
+            dispatcher = dispatcher.with_breaker(
+                Arc::new(DynamoBreakerStore::new(
+                    self.dynamodb.clone(),
+                    self.resources.table("PartnerStateTable")?,
+                )),
+                breaker.clone(),
+                callback_dispatch::metrics::breaker,
+            );
+        }
         let handler = Arc::new(DispatchHandler::new(
             dispatcher,
             self.sqs.clone(),
@@ -278,7 +366,7 @@ impl Stack {
                 .map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
         )
         .with_concurrency(usize::try_from(concurrency).unwrap_or(1));
-        sqs_poller::run(self.sqs.clone(), config, self.dispatcher(settings)?).await;
+        sqs_poller::run(self.sqs.clone(), config, self.dispatcher(settings).await?).await;
         Ok(())
     }
 }

@@ -1,14 +1,15 @@
 //! [`PartnerClient`] over HTTPS with reqwest. One client per process (built at
 //! start-up, connection pool reused across invocations), timeouts well below
-//! the function's, and the bearer token marked sensitive so it never shows up
-//! in a `Debug` print or a log.
+//! the function's, and the bearer token (given per request by the
+//! dispatcher's [`crate::ports::TokenSource`]) marked sensitive so it never
+//! shows up in a `Debug` print or a log.
 
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 
 use crate::callback::CallbackBody;
-use crate::ports::{PartnerClient, PartnerReply, TransportError};
+use crate::ports::{AccessToken, PartnerClient, PartnerReply, TransportError};
 
 /// Longest partner answer read, in bytes; the rest is not needed.
 const MAX_BODY: usize = 64 * 1024;
@@ -23,8 +24,6 @@ pub struct HttpPartner {
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum PartnerSetupError {
-    #[error("the callback token is not a valid header value")]
-    BadToken,
     #[error("cannot build the HTTP client")]
     Client(#[from] reqwest::Error),
     #[error(transparent)]
@@ -32,18 +31,17 @@ pub enum PartnerSetupError {
 }
 
 impl HttpPartner {
-    /// `url` is the full callback endpoint; `token` the bearer credential.
+    /// `url` is the full callback endpoint.
     pub fn new(
         url: impl Into<String>,
-        token: &str,
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Self, PartnerSetupError> {
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| PartnerSetupError::BadToken)?;
-        bearer.set_sensitive(true);
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, bearer);
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         let client = super::https::reqwest_builder()?
             .default_headers(headers)
             .connect_timeout(connect_timeout)
@@ -63,12 +61,21 @@ impl PartnerClient for HttpPartner {
         &self,
         body: &CallbackBody,
         idempotency_key: &str,
+        token: &AccessToken,
     ) -> Result<PartnerReply, TransportError> {
+        let mut bearer =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                TransportError::Connect("the access token is not a valid header".into())
+            })?;
+        bearer.set_sensitive(true);
+        let body = serde_json::to_vec(body)
+            .map_err(|err| TransportError::Connect(format!("cannot encode the body: {err}")))?;
         let response = self
             .client
             .post(&self.url)
+            .header(AUTHORIZATION, bearer)
             .header("Idempotency-Key", idempotency_key)
-            .json(body)
+            .body(body)
             .send()
             .await
             .map_err(|err| self.transport(&err))?;

@@ -11,12 +11,15 @@
 //! `ParcelId` + `TrackingNumber` (spec 001 defines no idempotency header; we
 //! send `Idempotency-Key` anyway, for a partner or proxy that honours it).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use sha2::Digest as _;
 
 use super::body::{build, idempotency_key};
+use super::breaker::{BreakerPolicy, BreakerState, BreakerStore, Gate, PostOutcome, Transition};
 use super::retry::RetryPolicy;
 use super::state::{
     Attempt, Callback, CallbackStatus, Claim, NotClaimable, PartnerAnswer, Verdict,
@@ -25,7 +28,8 @@ use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
 use crate::ports::{
-    Claimed, Clock, Guard, OrderStore, PartnerClient, PartnerReply, Save, TransportError,
+    Claimed, Clock, Guard, OrderStore, PartnerClient, PartnerReply, Save, TokenError, TokenSource,
+    TransportError,
 };
 use crate::record::OrderRecord;
 use crate::update::{Change, update_order};
@@ -39,16 +43,30 @@ pub struct Delivery {
     pub generation: Option<u64>,
     pub message_id: String,
     pub receive_count: u32,
+    /// This delivery's receipt handle: unique to it, even when a redrive
+    /// starts the message's receive count again.
+    pub receipt: String,
     /// The message came back from the dead-letter queue (an operator's redrive).
     pub redriven: bool,
+    /// When the message was first sent (SQS `SentTimestamp`): about when the
+    /// callback fell due.
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 impl Delivery {
     /// The fencing token of this delivery: a message received again is
-    /// another delivery, with a token of its own.
+    /// another delivery, with a token of its own (the receive count for
+    /// people reading the order, a digest of the receipt handle for
+    /// uniqueness: SQS may count a redriven message's receives from 1 again).
     #[must_use]
     pub fn owner(&self) -> String {
-        format!("{}#{}", self.message_id, self.receive_count)
+        let digest = crate::hex::encode(&sha2::Sha256::digest(self.receipt.as_bytes()));
+        format!(
+            "{}#{}#{}",
+            self.message_id,
+            self.receive_count,
+            digest.get(..12).unwrap_or_default()
+        )
     }
 }
 
@@ -79,12 +97,18 @@ pub enum Report {
     Retrying {
         reason: String,
         latency: Option<Duration>,
+        /// The partner rejected our credentials (401/403), or no token could
+        /// be had: an operator's problem, not the shipment's.
+        credentials_rejected: bool,
     },
     DeadLettered {
         reason: String,
     },
     /// Nothing posted, and why.
     Skipped(String),
+    /// The circuit breaker is open: held before the claim, the schedule
+    /// untouched.
+    Held(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,20 +119,42 @@ pub enum DispatchError {
     Store(#[from] StoreError),
 }
 
-/// The callback use case over the store, the partner and the clock.
+/// The reason of every retry caused by the partner refusing our credentials.
+pub const CREDENTIALS_REJECTED: &str = "the partner rejected our credentials";
+
+/// The callback use case over the store, the partner, its tokens and the clock.
 #[derive(Debug)]
-pub struct Dispatcher<S, P, C> {
+pub struct Dispatcher<S, P, C, T> {
     store: S,
     partner: P,
+    tokens: T,
     clock: C,
     warehouses: Warehouses,
     policy: RetryPolicy,
+    breaker: Option<Breaker>,
 }
 
-impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
+/// The circuit breaker as the dispatcher uses it.
+#[derive(Debug, Clone)]
+struct Breaker {
+    store: Arc<dyn BreakerStore>,
+    policy: BreakerPolicy,
+    /// Told of every change (metrics).
+    on_transition: fn(Transition),
+}
+
+/// What posting with a token gave.
+struct Posted {
+    result: Result<PartnerReply, TransportError>,
+    /// The token could not be had or refreshed (after a 401).
+    token_error: Option<TokenError>,
+}
+
+impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P, C, T> {
     pub fn new(
         store: S,
         partner: P,
+        tokens: T,
         clock: C,
         warehouses: Warehouses,
         policy: RetryPolicy,
@@ -116,10 +162,29 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
         Self {
             store,
             partner,
+            tokens,
             clock,
             warehouses,
             policy,
+            breaker: None,
         }
+    }
+
+    /// Puts the fleet-wide circuit breaker in front of the partner;
+    /// `on_transition` hears when it opens, reopens or closes.
+    #[must_use]
+    pub fn with_breaker(
+        mut self,
+        store: Arc<dyn BreakerStore>,
+        policy: BreakerPolicy,
+        on_transition: fn(Transition),
+    ) -> Self {
+        self.breaker = Some(Breaker {
+            store,
+            policy,
+            on_transition,
+        });
+        self
     }
 
     #[must_use]
@@ -133,6 +198,30 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
         delivery: &Delivery,
     ) -> Result<(Disposition, Report), DispatchError> {
         let owner = delivery.owner();
+        // Before the claim: a held message does not use up its schedule. Only
+        // within the schedule's span: an outage longer than that dead-letters
+        // as if there were no breaker.
+        let span = chrono::Duration::from_std(self.policy.span()).unwrap_or(chrono::Duration::MAX);
+        let within_span = delivery
+            .sent_at
+            .is_none_or(|sent| self.clock.now() - sent < span);
+        let gate = if within_span {
+            self.gate(&owner).await
+        } else {
+            Ok(false)
+        };
+        let probing = match gate {
+            Ok(probing) => probing,
+            Err(held) => {
+                return Ok((
+                    Disposition::RetryIn(held + jitter(&owner, held)),
+                    Report::Held(format!(
+                        "the partner is down (circuit breaker open); held for {}s",
+                        held.as_secs()
+                    )),
+                ));
+            }
+        };
         // A redriven message re-arms its callback, then claims it like any other.
         for _ in 0..2 {
             let now = self.clock.now();
@@ -151,13 +240,18 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
                 .await?
                 .ok_or_else(|| DispatchError::UnknownOrder(delivery.order_number.clone()))?;
             match claimed {
-                Claimed::Yes(record) => return self.post(*record, &owner).await,
+                Claimed::Yes(record) => return self.post(*record, &owner, probing).await,
                 Claimed::No(NotClaimable::DeadLettered, _) if delivery.redriven => {
                     if !self.redrive(delivery, now).await? {
                         break;
                     }
                 }
-                Claimed::No(why, record) => return self.not_claimed(why, &record, now).await,
+                Claimed::No(why, record) => {
+                    if probing {
+                        self.release_probe(&owner).await;
+                    }
+                    return self.not_claimed(why, &record, now).await;
+                }
             }
         }
         Ok((
@@ -171,6 +265,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
         &self,
         mut record: OrderRecord,
         owner: &str,
+        probing: bool,
     ) -> Result<(Disposition, Report), DispatchError> {
         let body = match build(&record, &self.warehouses) {
             Ok(body) => body,
@@ -192,24 +287,65 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
         };
 
         let started = Instant::now();
-        let result = self
-            .partner
-            .post_callback(&body, &idempotency_key(&record))
-            .await;
+        let posted = self.post_authorized(&body, &idempotency_key(&record)).await;
         let latency = started.elapsed();
         let now = self.clock.now();
-        let posts = record.callback.posts;
-        let (verdict, answer, http_status) = judge(result, |retry_after| {
+        let outcome = match (&posted.result, &posted.token_error) {
+            (Err(_), Some(_)) => None,
+            (Err(_), None) => Some(PostOutcome::Down),
+            (Ok(reply), _) if matches!(reply.status, 408 | 429 | 500..=599) => {
+                Some(PostOutcome::Down)
+            }
+            (Ok(_), _) => Some(PostOutcome::Answered),
+        };
+        if let Some(outcome) = outcome {
+            self.record_outcome(outcome, owner).await;
+        }
+        // A failed probe is the breaker's, not the callback's: its post is
+        // given back to the schedule.
+        let refund = probing && outcome == Some(PostOutcome::Down);
+        let posts = record.callback.posts - u32::from(refund && record.callback.posts > 0);
+        let next = |retry_after| {
             (posts < self.policy.max_posts).then(|| {
                 now + chrono::Duration::from_std(self.policy.delay(posts, retry_after))
                     .unwrap_or(chrono::Duration::MAX)
             })
-        });
+        };
+        let (verdict, answer, http_status) = match (posted.result, &posted.token_error) {
+            // No token at all: nothing was posted.
+            (Err(_), Some(err)) => (
+                Verdict::Retry {
+                    reason: format!("{CREDENTIALS_REJECTED}: no access token ({err})"),
+                    next: next(None),
+                },
+                PartnerAnswer::default(),
+                None,
+            ),
+            (result, _) => judge(result, next),
+        };
+        let verdict = match (verdict, &posted.token_error) {
+            (Verdict::Retry { reason, next }, Some(err)) if http_status.is_some() => {
+                Verdict::Retry {
+                    reason: format!("{reason}; {err}"),
+                    next,
+                }
+            }
+            (verdict, _) => verdict,
+        };
+        let credentials_rejected = matches!(&verdict,
+            Verdict::Retry { reason, .. } if reason.starts_with(CREDENTIALS_REJECTED));
         let attempt = Attempt {
             at: now,
             http_status,
             outcome: outcome_name(&verdict).to_owned(),
             latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            reason: match &verdict {
+                Verdict::Delivered => None,
+                Verdict::Rejected(reason) | Verdict::Retry { reason, .. } => Some(reason.clone()),
+            },
+            partner_code: answer.code.clone(),
+            partner_message: answer.message.clone(),
+            ticket_id: answer.ticket_id.clone(),
         };
         let (disposition, report) = match &verdict {
             Verdict::Delivered => (Disposition::Delete, Report::Delivered { latency }),
@@ -228,6 +364,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
                 Report::Retrying {
                     reason: reason.clone(),
                     latency: Some(latency),
+                    credentials_rejected,
                 },
             ),
             Verdict::Retry { reason, next: None } => (
@@ -240,6 +377,9 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
         let ours = self
             .settle(&mut record, owner, |callback| {
                 callback.settle(attempt.clone(), answer.clone(), verdict.clone());
+                if refund {
+                    callback.posts = callback.posts.saturating_sub(1);
+                }
             })
             .await?;
         if ours {
@@ -259,6 +399,135 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
                 attempt.outcome
             )),
         ))
+    }
+
+    /// The breaker's gate: `Ok(false)` to post, `Ok(true)` to post as the
+    /// probe, `Err(hold)` to hold the message. A breaker that cannot be read
+    /// lets the post through (it only protects; the claim still decides).
+    async fn gate(&self, owner: &str) -> Result<bool, Duration> {
+        let Some(breaker) = &self.breaker else {
+            return Ok(false);
+        };
+        for _ in 0..3 {
+            let now = self.clock.now();
+            let mut state = match breaker.store.load().await {
+                Ok(state) => state,
+                Err(err) => {
+                    tracing::warn!(error = %err, "circuit breaker unreadable; posting");
+                    return Ok(false);
+                }
+            };
+            match state.gate(now) {
+                Gate::Pass => return Ok(false),
+                Gate::Hold(hold) => return Err(hold.max(Duration::from_secs(1))),
+                Gate::Probe => {
+                    state.claim_probe(owner, now, &breaker.policy);
+                    match breaker.store.save(&state).await {
+                        Ok(true) => {
+                            tracing::info!(
+                                breaker = "probing",
+                                "the partner was down; this delivery probes it"
+                            );
+                            return Ok(true);
+                        }
+                        Ok(false) => {}
+                        Err(err) => {
+                            tracing::warn!(error = %err, "circuit breaker unwritable; holding");
+                            return Err(Duration::from_secs(5));
+                        }
+                    }
+                }
+            }
+        }
+        Err(Duration::from_secs(1))
+    }
+
+    /// Records a post's outcome on the breaker (a version-checked write,
+    /// redone on a fresh read; none for a success while closed).
+    async fn record_outcome(&self, outcome: PostOutcome, owner: &str) {
+        let Some(breaker) = &self.breaker else {
+            return;
+        };
+        for _ in 0..5 {
+            let mut state = match breaker.store.load().await {
+                Ok(state) => state,
+                Err(err) => {
+                    tracing::warn!(error = %err, "circuit breaker unreadable; outcome not recorded");
+                    return;
+                }
+            };
+            if !state.changes_with(outcome) {
+                return;
+            }
+            let transition = state.record(outcome, owner, self.clock.now(), &breaker.policy);
+            match breaker.store.save(&state).await {
+                Ok(true) => {
+                    if let Some(transition) = transition {
+                        log_transition(transition, &state);
+                        (breaker.on_transition)(transition);
+                    }
+                    return;
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "circuit breaker unwritable; outcome not recorded");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The probe found nothing to post: let another delivery probe now.
+    async fn release_probe(&self, owner: &str) {
+        let Some(breaker) = &self.breaker else {
+            return;
+        };
+        if let Ok(mut state) = breaker.store.load().await
+            && state.probe.as_ref().is_some_and(|(o, _)| o == owner)
+        {
+            state.probe = None;
+            let _saved = breaker.store.save(&state).await;
+        }
+    }
+
+    /// Posts with the current token; on a 401 gets a fresh token and posts
+    /// once more, in the same attempt (the claim counted one post: the
+    /// partner refused the first without looking at it).
+    async fn post_authorized(&self, body: &super::CallbackBody, key: &str) -> Posted {
+        let token = match self.tokens.token().await {
+            Ok(token) => token,
+            Err(err) => {
+                tracing::error!(error = %err, "no partner access token; the callback will be retried");
+                return Posted {
+                    result: Err(TransportError::Connect(err.to_string())),
+                    token_error: Some(err),
+                };
+            }
+        };
+        let result = self.partner.post_callback(body, key, &token).await;
+        if !matches!(&result, Ok(reply) if reply.status == 401) {
+            return Posted {
+                result,
+                token_error: None,
+            };
+        }
+        tracing::info!("the partner rejected the access token (401); refreshing it");
+        match self.tokens.refresh(&token).await {
+            Ok(fresh) => {
+                tracing::info!("partner access token refreshed after a 401; posting again");
+                Posted {
+                    result: self.partner.post_callback(body, key, &fresh).await,
+                    token_error: None,
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "the partner access token could not be refreshed");
+                Posted {
+                    result,
+                    token_error: Some(err),
+                }
+            }
+        }
     }
 
     /// Why the claim failed, and what to do with the message.
@@ -396,18 +665,62 @@ impl<S: OrderStore, P: PartnerClient, C: Clock> Dispatcher<S, P, C> {
     }
 }
 
+fn log_transition(transition: Transition, state: &BreakerState) {
+    match transition {
+        Transition::Opened(cool_down) => tracing::error!(
+            breaker = "open",
+            failures = state.failures,
+            cool_down_s = cool_down.as_secs(),
+            "the partner is down: circuit breaker opened; deliveries are held"
+        ),
+        Transition::Reopened(cool_down) => tracing::warn!(
+            breaker = "open",
+            cool_down_s = cool_down.as_secs(),
+            "the probe failed: circuit breaker open again, for longer"
+        ),
+        Transition::Closed => tracing::info!(
+            breaker = "closed",
+            "the partner answered the probe: circuit breaker closed"
+        ),
+    }
+}
+
+/// Up to a fifth of `hold` more, so held messages do not all wake together;
+/// derived from the delivery's owner (no randomness needed).
+fn jitter(owner: &str, hold: Duration) -> Duration {
+    let spread = hold.as_millis() / 5;
+    if spread == 0 {
+        return Duration::ZERO;
+    }
+    let hash = owner
+        .bytes()
+        .fold(0_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    Duration::from_millis(u64::try_from(u128::from(hash) % spread).unwrap_or(0))
+}
+
 /// How long from `now` until `at` (zero when past).
 fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (at - now).to_std().unwrap_or_default()
 }
 
-/// The partner's answer body.
+/// The partner's answer body: spec 001's `{Success, Message, RawResponse}`
+/// or CK1's error envelope `{Errors: [{Code, Message}], TicketId, …}`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct AnswerBody {
     success: Option<bool>,
     message: Option<String>,
     raw_response: Option<String>,
+    #[serde(default)]
+    errors: Vec<EnvelopeError>,
+    ticket_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EnvelopeError {
+    code: Option<String>,
+    message: Option<String>,
 }
 
 /// What an HTTP result means: delivered, refused for good, or worth retrying
@@ -433,10 +746,18 @@ fn judge(
             raw_response: (!reply.body.is_empty()).then(|| reply.body.clone()),
             ..PartnerAnswer::default()
         },
-        |body| PartnerAnswer {
-            success: body.success,
-            message: body.message.clone(),
-            raw_response: body.raw_response.clone(),
+        |body| {
+            let first = body.errors.first();
+            PartnerAnswer {
+                success: body.success,
+                message: body
+                    .message
+                    .clone()
+                    .or_else(|| first.and_then(|e| e.message.clone())),
+                raw_response: body.raw_response.clone(),
+                code: first.and_then(|e| e.code.clone()),
+                ticket_id: body.ticket_id.clone(),
+            }
         },
     );
     let message = answer.message.clone().unwrap_or_default();
@@ -454,6 +775,11 @@ fn judge(
             // A 2xx we cannot read may or may not have been taken: ask again.
             None => retry(format!("HTTP {status} without a readable Success")),
         },
+        // Our credentials, not the shipment: never a failure for good.
+        401 | 403 => retry(format!(
+            "{CREDENTIALS_REJECTED} (HTTP {status}{})",
+            suffix(&message)
+        )),
         408 | 429 | 500..=599 => retry(format!("HTTP {status}{}", suffix(&message))),
         _ => Verdict::Rejected(format!("HTTP {status}{}", suffix(&message))),
     };
@@ -474,5 +800,62 @@ fn outcome_name(verdict: &Verdict) -> &'static str {
         Verdict::Rejected(_) => "failed",
         Verdict::Retry { next: None, .. } => "dead_lettered",
         Verdict::Retry { .. } => "retrying",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: &str) -> Result<PartnerReply, TransportError> {
+        Ok(PartnerReply {
+            status,
+            retry_after: None,
+            body: body.to_owned(),
+        })
+    }
+
+    fn later(_: Option<Duration>) -> Option<DateTime<Utc>> {
+        Some(DateTime::<Utc>::MAX_UTC)
+    }
+
+    #[test]
+    fn a_401_or_403_is_retried_as_rejected_credentials_never_failed() {
+        for status in [401, 403] {
+            let (verdict, _, _) = judge(reply(status, ""), later);
+            assert!(
+                matches!(&verdict, Verdict::Retry { reason, next: Some(_) }
+                    if reason.starts_with(CREDENTIALS_REJECTED)),
+                "{status}: {verdict:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_error_envelope_gives_code_message_and_ticket() {
+        let (verdict, answer, status) = judge(
+            reply(
+                500,
+                r#"{"Errors":[{"Code":"800F1533","Message":"boom"}],"TicketId":"t-9","UtcDateTime":"x"}"#,
+            ),
+            later,
+        );
+        assert_eq!(status, Some(500));
+        assert_eq!(answer.code.as_deref(), Some("800F1533"));
+        assert_eq!(answer.message.as_deref(), Some("boom"));
+        assert_eq!(answer.ticket_id.as_deref(), Some("t-9"));
+        assert!(matches!(verdict, Verdict::Retry { reason, .. } if reason == "HTTP 500: boom"));
+    }
+
+    #[test]
+    fn a_400_envelope_fails_with_the_partners_message() {
+        let (verdict, _, _) = judge(
+            reply(
+                400,
+                r#"{"Errors":[{"Code":"C1","Message":"bad field"}],"TicketId":"t"}"#,
+            ),
+            later,
+        );
+        assert_eq!(verdict, Verdict::Rejected("HTTP 400: bad field".into()));
     }
 }

@@ -4,12 +4,14 @@
 //!   (generation, claim, lease, settle, replay);
 //! - [`body`]: the spec-001 body from an order, per-platform requirements;
 //! - [`retry`]: the retry schedule;
+//! - [`breaker`]: the fleet-wide circuit breaker in front of the partner;
 //! - [`dispatch`]: one delivery of a queue message, end to end.
 //!
 //! The queue message itself is sent by the store's outbox (the orders
 //! table's stream), never by these functions: see [`crate::ports::OrderStore::save`].
 
 pub mod body;
+pub mod breaker;
 pub mod dispatch;
 #[cfg(test)]
 mod protocol_model;

@@ -63,6 +63,14 @@ impl RetryPolicy {
         })
     }
 
+    /// From the first post to the last, were every post to fail at once.
+    #[must_use]
+    pub fn span(&self) -> Duration {
+        (1..self.max_posts)
+            .map(|posts| self.delay(posts, None))
+            .sum()
+    }
+
     /// How long to wait after post `posts` failed.
     #[must_use]
     pub fn delay(&self, posts: u32, retry_after: Option<Duration>) -> Duration {
@@ -94,6 +102,11 @@ pub fn store_backoff(receive_count: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_schedule_spans_about_27_and_a_half_hours() {
+        assert_eq!(RetryPolicy::default().span(), Duration::from_secs(99_305));
+    }
 
     #[test]
     fn the_default_schedule_covers_more_than_a_day() {

@@ -92,13 +92,26 @@ impl std::str::FromStr for CallbackStatus {
 }
 
 /// One try at the partner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     pub at: DateTime<Utc>,
     /// `None` when no HTTP answer came (timeout, connection error).
     pub http_status: Option<u16>,
     pub outcome: String,
     pub latency_ms: u64,
+    /// Why it did not go through, in words (the partner's refusal, a failed
+    /// token refresh, a connection error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The partner's error code (`Errors[0].Code` of its error envelope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_code: Option<String>,
+    /// The partner's message (`Errors[0].Message`, or `Message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_message: Option<String>,
+    /// The partner's `TicketId`: what its support asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<String>,
 }
 
 /// A dispatcher's hold on a callback while it posts.
@@ -201,12 +214,16 @@ pub enum Verdict {
     },
 }
 
-/// The partner's `{Success, Message, RawResponse}`.
+/// The partner's `{Success, Message, RawResponse}`, or its error envelope
+/// `{"Errors": [{"Code", "Message"}], "TicketId", …}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartnerAnswer {
     pub success: Option<bool>,
     pub message: Option<String>,
     pub raw_response: Option<String>,
+    /// The envelope's first error code.
+    pub code: Option<String>,
+    pub ticket_id: Option<String>,
 }
 
 /// Why a replay was refused.
@@ -316,7 +333,11 @@ impl Callback {
 
     /// Records a try in the ledger only: a stale holder's answer, kept for
     /// the operator, changing nothing else.
-    pub fn record_attempt(&mut self, attempt: Attempt) {
+    pub fn record_attempt(&mut self, mut attempt: Attempt) {
+        attempt.partner_message = attempt
+            .partner_message
+            .map(|m| truncate(m, MAX_PARTNER_MESSAGE));
+        attempt.reason = attempt.reason.map(|m| truncate(m, MAX_PARTNER_MESSAGE));
         self.attempts.push(attempt);
         if self.attempts.len() > MAX_LEDGER {
             self.attempts.remove(0);

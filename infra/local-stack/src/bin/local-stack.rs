@@ -48,21 +48,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
 
+    let mut oauth = oauth_from_env()?;
     let callback_url = match std::env::var("CALLBACK_URL") {
         Ok(url) => url,
         Err(_) => {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
-            let url = format!(
-                "http://{}/v1/outboundOrders/PlatformOrder/Callback",
-                listener.local_addr()?
-            );
-            tokio::spawn(partner::serve(listener));
+            let address = listener.local_addr()?;
+            let url = format!("http://{address}{}", partner::CALLBACK_PATH);
+            // Without credentials of its own (neither OAuth2 nor
+            // CALLBACK_TOKEN), the built-in partner plays CK1's OAuth2 with
+            // tokens that expire after LOCAL_PARTNER_TOKEN_SECONDS (60).
+            let plays_oauth = oauth.is_none() && std::env::var_os("CALLBACK_TOKEN").is_none();
+            let lifetime = match std::env::var("LOCAL_PARTNER_TOKEN_SECONDS") {
+                Ok(seconds) => Duration::from_secs(
+                    seconds
+                        .parse()
+                        .map_err(|_| "LOCAL_PARTNER_TOKEN_SECONDS is not a number")?,
+                ),
+                Err(_) => Duration::from_secs(60),
+            };
+            if plays_oauth {
+                oauth = Some(local_stack::stack::OAuthClient {
+                    token_url: format!("http://{address}{}", partner::TOKEN_PATH),
+                    client_id: partner::CLIENT_ID.into(),
+                    client_secret: partner::CLIENT_SECRET.into(),
+                    refresh_token: partner::FIRST_REFRESH_TOKEN.into(),
+                    max_lifetime: None,
+                });
+            }
+            tokio::spawn(partner::serve_with(
+                listener,
+                plays_oauth.then(|| partner::OAuth::new(lifetime)),
+            ));
             url
         }
     };
     let settings = CallbackSettings {
         url: callback_url.clone(),
         token: std::env::var("CALLBACK_TOKEN").unwrap_or_else(|_| "local-dev-token".into()),
+        oauth,
+        breaker: Some(shared::callback::breaker::BreakerPolicy::default()),
         timeout: Duration::from_secs(10),
         retry_delays: None,
         max_posts: None,
@@ -143,6 +168,8 @@ fn write_env_file(
     for name in [
         "AWS_ENDPOINT_URL_DYNAMODB",
         "AWS_ENDPOINT_URL_SQS",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
         "AWS_REGION",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
@@ -167,4 +194,42 @@ fn write_env_file(
     let path = dir.join("env");
     std::fs::write(&path, lines.join("\n") + "\n")?;
     Ok(path)
+}
+
+/// `CALLBACK_TOKEN_URL`, `CALLBACK_CLIENT_ID`, `CALLBACK_CLIENT_SECRET` and
+/// `CALLBACK_REFRESH_TOKEN` (all four, or none): OAuth2 credentials, put into
+/// the secret on the emulator so the dispatcher refreshes its tokens as
+/// deployed. `CALLBACK_TOKEN_MAX_LIFETIME_SECONDS` caps a token's life.
+fn oauth_from_env() -> Result<Option<local_stack::stack::OAuthClient>, Box<dyn std::error::Error>> {
+    let names = [
+        "CALLBACK_TOKEN_URL",
+        "CALLBACK_CLIENT_ID",
+        "CALLBACK_CLIENT_SECRET",
+        "CALLBACK_REFRESH_TOKEN",
+    ];
+    let values: Vec<Option<String>> = names.iter().map(|n| std::env::var(n).ok()).collect();
+    if values.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let [
+        Some(token_url),
+        Some(client_id),
+        Some(client_secret),
+        Some(refresh_token),
+    ] = <[Option<String>; 4]>::try_from(values).map_err(|_| "four values")?
+    else {
+        return Err(format!("set all of {} for OAuth2, or none", names.join(", ")).into());
+    };
+    let max_lifetime = std::env::var("CALLBACK_TOKEN_MAX_LIFETIME_SECONDS")
+        .ok()
+        .map(|s| s.parse().map(Duration::from_secs))
+        .transpose()
+        .map_err(|_| "CALLBACK_TOKEN_MAX_LIFETIME_SECONDS is not a number")?;
+    Ok(Some(local_stack::stack::OAuthClient {
+        token_url,
+        client_id,
+        client_secret,
+        refresh_token,
+        max_lifetime,
+    }))
 }

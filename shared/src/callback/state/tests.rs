@@ -29,6 +29,7 @@ fn attempt() -> Attempt {
         http_status: Some(503),
         outcome: "retrying".into(),
         latency_ms: 20,
+        ..Attempt::default()
     }
 }
 

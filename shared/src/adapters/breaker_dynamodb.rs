@@ -1,0 +1,127 @@
+//! [`BreakerStore`] on the partner-state table: one item, `id = "breaker"`,
+//! written with a condition on its `version` (a lost race is read again).
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+
+use crate::callback::breaker::{BoxFuture, BreakerState, BreakerStore};
+use crate::error::StoreError;
+
+const ID: &str = "breaker";
+
+#[derive(Debug, Clone)]
+pub struct DynamoBreakerStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoBreakerStore {
+    #[must_use]
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn read(&self) -> Result<BreakerState, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(ID.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| StoreError::Unavailable(Box::new(err)))?
+            .item
+            .unwrap_or_default();
+        let number = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        let time = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let probe = item
+            .get("probe_owner")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .zip(time("probe_until"));
+        Ok(BreakerState {
+            failures: number("failures")
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+            open_until: time("open_until"),
+            cool_down: Duration::from_millis(number("cool_down_ms").unwrap_or(0)),
+            probe,
+            version: number("version").unwrap_or(0),
+        })
+    }
+
+    async fn write(&self, state: &BreakerState) -> Result<bool, StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(ID.into()))
+            .item("failures", AttributeValue::N(state.failures.to_string()))
+            .item(
+                "cool_down_ms",
+                AttributeValue::N(state.cool_down.as_millis().to_string()),
+            )
+            .item(
+                "version",
+                AttributeValue::N((state.version + 1).to_string()),
+            )
+            .item(
+                "state",
+                AttributeValue::S(if state.is_open() { "open" } else { "closed" }.into()),
+            );
+        if let Some(until) = state.open_until {
+            put = put.item("open_until", AttributeValue::S(until.to_rfc3339()));
+        }
+        if let Some((owner, until)) = &state.probe {
+            put = put
+                .item("probe_owner", AttributeValue::S(owner.clone()))
+                .item("probe_until", AttributeValue::S(until.to_rfc3339()));
+        }
+        let condition = if state.version == 0 {
+            "attribute_not_exists(id) OR version = :v"
+        } else {
+            "version = :v"
+        };
+        let result = put
+            .condition_expression(condition)
+            .expression_attribute_values(":v", AttributeValue::N(state.version.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(StoreError::Unavailable(Box::new(err))),
+        }
+    }
+}
+
+impl BreakerStore for DynamoBreakerStore {
+    fn load(&self) -> BoxFuture<'_, Result<BreakerState, StoreError>> {
+        Box::pin(self.read())
+    }
+
+    fn save<'a>(&'a self, state: &'a BreakerState) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.write(state))
+    }
+}
