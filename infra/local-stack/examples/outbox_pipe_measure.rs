@@ -1,10 +1,9 @@
 //! Measures the local outbox pipe on the emulators: the latency from a write
 //! to its message on the callback queue, and how many writes per second the
-//! pipe keeps up with. Numbers, not checks: ignored by default, run by hand:
+//! pipe keeps up with. Numbers, not checks, so an example run by hand:
 //!
 //! ```text
-//! infra/local/emulators.sh exec -- cargo nextest run -p local-stack \
-//!     --run-ignored only --no-capture -E 'binary(outbox_pipe_measure)'
+//! infra/local/emulators.sh exec -- cargo run -p local-stack --example outbox_pipe_measure
 //! ```
 
 use std::collections::HashMap;
@@ -185,8 +184,12 @@ fn report(what: &str, mut latencies: Vec<Duration>) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "a measurement: run by hand, it prints numbers"]
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    measure_write_to_message_latency().await;
+    measure_pipe_throughput().await;
+}
+
 async fn measure_write_to_message_latency() {
     let bench = Arc::new(new_bench("lat").await);
     let pipe = tokio::spawn(bench.pipe().run());
@@ -195,7 +198,7 @@ async fn measure_write_to_message_latency() {
     let queue = bench
         .resources
         .queue_url("CallbackQueue")
-        .unwrap()
+        .expect("the emulators answer")
         .to_owned();
     let receiver = {
         let bench = Arc::clone(&bench);
@@ -211,11 +214,11 @@ async fn measure_write_to_message_latency() {
             .message_body(format!(r#"{{"order_number":"{order}","generation":"1"}}"#))
             .send()
             .await
-            .unwrap();
+            .expect("the emulators answer");
         sent.insert(order, Instant::now());
         tokio::time::sleep(LATENCY_PAUSE).await;
     }
-    let received = receiver.await.unwrap();
+    let received = receiver.await.expect("the emulators answer");
     report(
         "queue alone (SendMessage acknowledged -> received)",
         sent.iter()
@@ -234,7 +237,7 @@ async fn measure_write_to_message_latency() {
         written.lock().await.insert(order, Instant::now());
         tokio::time::sleep(LATENCY_PAUSE).await;
     }
-    let received = receiver.await.unwrap();
+    let received = receiver.await.expect("the emulators answer");
     let written = written.lock().await;
     report(
         "outbox (PutItem acknowledged -> message received)",
@@ -246,8 +249,6 @@ async fn measure_write_to_message_latency() {
     pipe.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "a measurement: run by hand, it prints numbers"]
 async fn measure_pipe_throughput() {
     // moto's SQS slows down with the queue's depth (each send scans every
     // message: ≈ 1 s per batch of 10 at 2,000 waiting), so a consumer keeps
@@ -268,7 +269,7 @@ async fn measure_pipe_throughput() {
     let started = Instant::now();
     let mut sent = 0;
     while sent == 0 {
-        sent += pipe.pump_once().await.unwrap();
+        sent += pipe.pump_once().await.expect("the emulators answer");
     }
     let reading = started.elapsed();
     println!(
@@ -286,11 +287,15 @@ async fn measure_pipe_throughput() {
     let started = Instant::now();
     let mut sent = 0;
     while sent < THROUGHPUT_WRITES {
-        sent += pipe.pump_once().await.unwrap();
+        sent += pipe.pump_once().await.expect("the emulators answer");
     }
     let draining = started.elapsed();
-    let received = receiver.await.unwrap();
-    let last = received.values().max().copied().unwrap();
+    let received = receiver.await.expect("the emulators answer");
+    let last = received
+        .values()
+        .max()
+        .copied()
+        .expect("the emulators answer");
     println!(
         "backlog drained by the pipe: {sent} messages sent in {draining:?} = {:.0}/s; \
          all received after {:?}",
@@ -307,8 +312,12 @@ async fn measure_pipe_throughput() {
     let started = Instant::now();
     let writing = bench.write_many("S", THROUGHPUT_WRITES).await;
     let writes_done = started + writing;
-    let received = receiver.await.unwrap();
-    let last = received.values().max().copied().unwrap();
+    let received = receiver.await.expect("the emulators answer");
+    let last = received
+        .values()
+        .max()
+        .copied()
+        .expect("the emulators answer");
     println!(
         "sustained: {THROUGHPUT_WRITES} writes in {writing:?} = {:.0}/s while the pipe ran; \
          last message received {:?} after the last write",
