@@ -178,16 +178,7 @@ impl ApiError {
                 envelope(StatusCode::NOT_FOUND, json!(null), &err.to_string())
             }
             Self::Intake(E::Store(err)) => store_failure(&err),
-            Self::Intake(E::Labels(err)) => {
-                tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "label store failure");
-                let mut response = envelope(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!(null),
-                    "temporarily unavailable; retry the same request, it is safe to repeat",
-                );
-                response.headers.push(("retry-after", "1".to_owned()));
-                response
-            }
+            Self::Intake(E::Labels(err)) => label_failure(&err),
             Self::Intake(err @ E::ForeignClient { .. }) => {
                 envelope(StatusCode::FORBIDDEN, json!(null), &err.to_string())
             }
@@ -235,16 +226,7 @@ fn lifecycle_failure(err: LifecycleError) -> ApiResponse {
             json!({ "callback_status": status }),
             &err.to_string(),
         ),
-        L::Labels(err) => {
-            tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "label store failure");
-            let mut response = envelope(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!(null),
-                "temporarily unavailable; retry the same request",
-            );
-            response.headers.push(("retry-after", "1".to_owned()));
-            response
-        }
+        L::Labels(err) => label_failure(&err),
         L::CallbackSettled(status) => envelope(
             StatusCode::CONFLICT,
             json!({ "callback_status": status }),
@@ -259,6 +241,22 @@ fn lifecycle_failure(err: LifecycleError) -> ApiResponse {
     }
 }
 
+fn label_failure(err: &crate::error::LabelError) -> ApiResponse {
+    tracing::error!(error = %err, cause = ?std::error::Error::source(err), "label store failure");
+    retry_later()
+}
+
+/// 503 with `Retry-After`: our dependency failed, the same request may succeed.
+fn retry_later() -> ApiResponse {
+    let mut response = envelope(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!(null),
+        "temporarily unavailable; retry the same request, it is safe to repeat",
+    );
+    response.headers.push(("retry-after", "1".to_owned()));
+    response
+}
+
 fn store_failure(err: &StoreError) -> ApiResponse {
     if let StoreError::ItemTooLarge { limit } = err {
         tracing::warn!(error = %err, "order at the storage limit");
@@ -270,15 +268,7 @@ fn store_failure(err: &StoreError) -> ApiResponse {
     }
     tracing::error!(error = %err, cause = ?std::error::Error::source(err), "order store failure");
     match err {
-        StoreError::Unavailable(_) => {
-            let mut response = envelope(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!(null),
-                "temporarily unavailable; retry the same request, it is safe to repeat",
-            );
-            response.headers.push(("retry-after", "1".to_owned()));
-            response
-        }
+        StoreError::Unavailable(_) => retry_later(),
         StoreError::Failed(_) | StoreError::Corrupt { .. } | StoreError::ItemTooLarge { .. } => {
             envelope(
                 StatusCode::INTERNAL_SERVER_ERROR,
