@@ -207,6 +207,46 @@ pub async fn merged_page<F: OrderFeed>(
     Ok(IndexPage { entries, more })
 }
 
+/// The orders whose callback is `status`, read through the callback-status
+/// index from `after` (an index key; "0" for the start), oldest change first.
+/// The index lags the table: only orders whose stored status still is
+/// `status` are returned.
+pub async fn orders_with_callback_status<F: OrderFeed>(
+    feed: &F,
+    status: CallbackStatus,
+    mut after: String,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    let partitions = callback_partitions(status);
+    let mut records = Vec::new();
+    loop {
+        let page = merged_page(
+            feed,
+            FeedIndex::CallbackStatus,
+            &partitions,
+            &after,
+            "~",
+            100,
+        )
+        .await?;
+        let numbers: Vec<OrderNumber> = page
+            .entries
+            .iter()
+            .map(|entry| entry.order_number.clone())
+            .collect();
+        let mut found = feed.get_many(&numbers).await?;
+        found.retain(|record| record.callback.status == status);
+        for number in &numbers {
+            if let Some(at) = found.iter().position(|r| &r.order.order_number == number) {
+                records.push(found.swap_remove(at));
+            }
+        }
+        match page.entries.last() {
+            Some(last) if page.more => after.clone_from(&last.updated_key),
+            _ => return Ok(records),
+        }
+    }
+}
+
 /// `GET /apicenter/api/orders`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PollRequest {

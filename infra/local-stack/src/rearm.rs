@@ -13,7 +13,7 @@ use shared::adapters::DynamoOrderStore;
 use shared::auth::{Principal, Scope};
 use shared::callback::CallbackStatus;
 use shared::lifecycle::{Lifecycle, LifecycleError};
-use shared::polling::{self, FeedIndex, OrderFeed};
+use shared::polling;
 use shared::ports::SystemClock;
 
 use crate::Error;
@@ -60,44 +60,15 @@ pub async fn rearm_due_callbacks(store: &DynamoOrderStore) -> Result<usize, Erro
 async fn due_orders(store: &DynamoOrderStore) -> Result<Vec<(String, String)>, Error> {
     let mut due = Vec::new();
     for status in [CallbackStatus::Pending, CallbackStatus::Retrying] {
-        let partitions = polling::callback_partitions(status);
-        let mut after = "0".to_owned();
-        loop {
-            let page = polling::merged_page(
-                store,
-                FeedIndex::CallbackStatus,
-                &partitions,
-                &after,
-                "~",
-                100,
-            )
+        let records = polling::orders_with_callback_status(store, status, "0".to_owned())
             .await
             .map_err(|err| Error::Aws(Box::new(err)))?;
-            let numbers: Vec<_> = page
-                .entries
-                .iter()
-                .map(|e| e.order_number.clone())
-                .collect();
-            for record in store
-                .get_many(&numbers)
-                .await
-                .map_err(|err| Error::Aws(Box::new(err)))?
-            {
-                if matches!(
-                    record.callback.status,
-                    CallbackStatus::Pending | CallbackStatus::Retrying
-                ) {
-                    due.push((
-                        record.order.order_number.to_string(),
-                        record.order.client_code.clone(),
-                    ));
-                }
-            }
-            match page.entries.last() {
-                Some(last) if page.more => after.clone_from(&last.updated_key),
-                _ => break,
-            }
-        }
+        due.extend(records.into_iter().map(|record| {
+            (
+                record.order.order_number.to_string(),
+                record.order.client_code,
+            )
+        }));
     }
     Ok(due)
 }

@@ -18,7 +18,7 @@ use shared::callback::CallbackStatus;
 use shared::domain::OrderNumber;
 use shared::lifecycle::Lifecycle;
 use shared::lifecycle::LifecycleError;
-use shared::polling::{self, FeedIndex, OrderFeed};
+use shared::polling;
 use shared::ports::{OrderStore, SystemClock};
 use shared::record::{OrderRecord, format_update_time};
 
@@ -109,46 +109,19 @@ async fn select(
     store: &DynamoOrderStore,
     selection: &Selection,
 ) -> Result<Vec<OrderRecord>, Failure> {
-    let status = CallbackStatus::from(selection.status);
-    let partitions = polling::callback_partitions(status);
-    let mut after = selection
+    let after = selection
         .since
         .map_or_else(|| "0".to_owned(), polling::key_from);
-    let mut records = Vec::new();
-    loop {
-        let page = polling::merged_page(
-            store,
-            FeedIndex::CallbackStatus,
-            &partitions,
-            &after,
-            "~",
-            100,
-        )
-        .await?;
-        let numbers: Vec<OrderNumber> = page
-            .entries
-            .iter()
-            .map(|entry| entry.order_number.clone())
-            .collect();
-        let mut found = store.get_many(&numbers).await?;
-        // The index lags the table: keep what still holds, in index order.
-        found.retain(|record| {
-            record.callback.status == status
-                && selection
-                    .client
-                    .as_ref()
-                    .is_none_or(|client| &record.order.client_code == client)
-        });
-        for number in &numbers {
-            if let Some(at) = found.iter().position(|r| &r.order.order_number == number) {
-                records.push(found.swap_remove(at));
-            }
-        }
-        match page.entries.last() {
-            Some(last) if page.more => after.clone_from(&last.updated_key),
-            _ => return Ok(records),
-        }
-    }
+    let mut records =
+        polling::orders_with_callback_status(store, CallbackStatus::from(selection.status), after)
+            .await?;
+    records.retain(|record| {
+        selection
+            .client
+            .as_ref()
+            .is_none_or(|client| &record.order.client_code == client)
+    });
+    Ok(records)
 }
 
 fn print_list(records: &[OrderRecord], json: bool) {
