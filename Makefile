@@ -1,6 +1,6 @@
 # Thin entry points: the logic lives in cargo and infra/local/*.sh.
 #   make run            local stack on 127.0.0.1:$(PORT); keeps its data (FRESH=1: start empty)
-#   make test           fmt, clippy, tests against emulators, template checks (= CI)
+#   make test           fmt, clippy, the core's dependencies, tests against emulators, template checks (= CI)
 #   make bench          release build: cold start, CPU per order, throughput → docs/benchmarks.md
 #   make lint-template  cfn-lint, sam validate --lint, sam build
 #   make tools          install the pinned local tools into .local/
@@ -13,7 +13,7 @@ export PORT
 # nextest when installed (CI has it), plain cargo test otherwise.
 RUST_TESTS = $(if $(shell cargo nextest --version 2>/dev/null),cargo nextest run --workspace --no-fail-fast,cargo test --workspace)
 
-.PHONY: run test test-rust bench lint-template tools clean-local
+.PHONY: run test test-rust core-deps bench lint-template tools clean-local
 
 # Compile first, so the emulators don't idle through a long build.
 # Keeps its data in .local/data/dynamodb (FRESH=1 starts empty); writes
@@ -27,12 +27,19 @@ run:
 test:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(MAKE) --no-print-directory core-deps
 	infra/local/emulators.sh exec -- $(RUST_TESTS)
 	infra/local/emulators.sh exec -- infra/local/schemathesis.sh
 	infra/local/template-checks.sh
 
 test-rust:
 	infra/local/emulators.sh exec -- $(RUST_TESTS)
+
+# The core crate (shared) has no AWS SDK, Lambda runtime, HTTP client or server
+# in its dependencies; that code belongs in adapters (or a function).
+core-deps:
+	@if cargo tree -p shared -e normal --prefix none | grep -E '^(aws-|aws_|lambda|reqwest|hyper)'; then \
+	  echo 'core-deps: shared depends on the crates above; move that code to adapters' >&2; exit 1; fi
 
 # Not part of test: minutes of release builds, and numbers belong in a benchmark.
 bench:

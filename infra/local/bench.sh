@@ -3,7 +3,7 @@
 # docs/benchmarks.md (only between its <!-- bench:… --> markers; the prose stays).
 #   1. builds the four release bootstraps (the workspace release profile is the
 #      deploy profile) and the harness (infra/bench), also in release;
-#   2. runs criterion (shared/benches: CPU per order) while the box is quiet;
+#   2. runs criterion (adapters/benches: CPU per order) while the box is quiet;
 #   3. runs the harness against fresh emulators: cold starts against a Runtime
 #      API stub, intake and dispatch throughput against raw baselines, sizes.
 # QUICK=1 runs a short smoke version (meaningless numbers, doc untouched).
@@ -31,7 +31,7 @@ else
 fi
 
 log "CPU per order (criterion)"
-cargo bench -p shared --bench cpu_per_order -- --noplot "${CRITERION_ARGS[@]}"
+cargo bench -p adapters --bench cpu_per_order -- --noplot "${CRITERION_ARGS[@]}"
 
 export BENCH_RUSTC BENCH_COMMIT
 BENCH_RUSTC="$(rustc -V)"

@@ -1,5 +1,5 @@
-//! Errors of the core, one enum per layer. [`crate::api`] is the one place that
-//! turns them into HTTP answers.
+//! Errors of the core, one enum per layer. The `adapters` crate's `api` is the
+//! one place that turns them into HTTP answers.
 
 use serde::{Deserialize, Serialize};
 

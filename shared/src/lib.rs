@@ -1,4 +1,5 @@
-//! The order model and rules shared by the Lambda functions.
+//! The core: the order model and rules shared by the Lambda functions, with no
+//! AWS SDK, HTTP client or server in its dependencies.
 //!
 //! - [`domain`]: value types that cannot hold a bad value once parsed
 //!   (`OrderNumber`, `Money`, `Platform`, the `Order` itself).
@@ -6,15 +7,13 @@
 //!   findings, idempotent create over the [`ports::OrderStore`] port.
 //! - [`record`] / [`view`]: what is stored about an order and how the API shows it.
 //! - [`polling`]: ERP polling, the change feed over sharded indexes.
-//! - [`ports`]: the traits the core needs; [`adapters`]: their AWS implementations;
-//!   `memory` (feature `memory`): an in-memory store with the same semantics, for tests.
-//! - [`error`]: one error enum per layer; [`api`]: the single place that turns
-//!   errors into HTTP status codes and the `{code, data, message}` envelope.
-//! - [`config`]: typed configuration read once at start-up; [`logging`]: the
-//!   functions' log set-up.
+//! - [`ports`]: the traits the core needs (the `adapters` crate implements them
+//!   over AWS); `memory` (feature `memory`): an in-memory store with the same
+//!   semantics, for tests.
+//! - [`error`]: one error enum per layer (the `adapters` crate's `api` turns
+//!   them into HTTP answers).
+//! - [`config`]: typed configuration read once at start-up.
 
-pub mod adapters;
-pub mod api;
 pub mod auth;
 pub mod callback;
 pub mod config;
@@ -23,7 +22,6 @@ pub mod error;
 pub mod hex;
 pub mod intake;
 pub mod lifecycle;
-pub mod logging;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod polling;

@@ -1,5 +1,5 @@
-//! The traits the core needs from the outside world. Adapters in
-//! [`crate::adapters`] implement them for AWS; unit tests use in-memory ones.
+//! The traits the core needs from the outside world. The `adapters` crate
+//! implements them for AWS; unit tests use in-memory ones.
 
 use std::future::Future;
 

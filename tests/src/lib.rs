@@ -128,7 +128,7 @@ impl TestApp {
             partner: None,
             erp_key,
             wms_key,
-            http: shared::adapters::https::reqwest_builder()
+            http: adapters::https::reqwest_builder()
                 .and_then(|builder| Ok(builder.build()?))
                 .expect("an HTTP client"),
             tasks: vec![server, outbox],

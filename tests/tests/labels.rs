@@ -41,7 +41,7 @@ async fn follow(app: &TestApp, order_number: &str) -> Vec<u8> {
     assert_eq!(reply.status, 302, "{:#}", reply.body);
     let location = reply.headers["location"].to_str().expect("a location");
     assert_eq!(reply.body["data"]["url"], location);
-    let client = shared::adapters::https::reqwest_builder()
+    let client = adapters::https::reqwest_builder()
         .and_then(|builder| Ok(builder.build()?))
         .expect("an HTTP client");
     let response = client.get(location).send().await.expect("the link answers");

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
+use adapters::CallbackMessage;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
-use shared::adapters::CallbackMessage;
 use shared::callback::breaker::BreakerPolicy;
 use shared::callback::retry::store_backoff;
 use shared::callback::{Delivery, DispatchError, Dispatcher, Disposition, Report};
@@ -41,7 +41,7 @@ pub struct Config {
     /// Where the partner's credentials are: `CALLBACK_TOKEN_SECRET_ID` (with
     /// `CALLBACK_TOKEN_URL` and `PARTNER_STATE_TABLE` for OAuth2), or `None`
     /// for the static `CALLBACK_TOKEN`.
-    pub tokens: Option<shared::adapters::TokenConfig>,
+    pub tokens: Option<adapters::TokenConfig>,
     /// The partner-state table (`PARTNER_STATE_TABLE`): the circuit
     /// breaker's item; no breaker without it.
     pub state_table: Option<String>,
@@ -137,7 +137,7 @@ fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
 /// `CALLBACK_TOKEN_SECRET_ID`, `CALLBACK_TOKEN_URL`, `PARTNER_STATE_TABLE`,
 /// `CALLBACK_TOKEN_MAX_LIFETIME_SECONDS` (the longest an access token is used,
 /// default 12 h).
-fn token_config(timeout: Duration) -> Result<Option<shared::adapters::TokenConfig>, ConfigError> {
+fn token_config(timeout: Duration) -> Result<Option<adapters::TokenConfig>, ConfigError> {
     let Ok(secret_id) = std::env::var("CALLBACK_TOKEN_SECRET_ID") else {
         return Ok(None);
     };
@@ -154,7 +154,7 @@ fn token_config(timeout: Duration) -> Result<Option<shared::adapters::TokenConfi
         )),
         Err(_) => None,
     };
-    Ok(Some(shared::adapters::TokenConfig {
+    Ok(Some(adapters::TokenConfig {
         secret_id,
         token_url: std::env::var("CALLBACK_TOKEN_URL").ok(),
         state_table: std::env::var("PARTNER_STATE_TABLE").ok(),
@@ -172,13 +172,13 @@ fn token_config(timeout: Duration) -> Result<Option<shared::adapters::TokenConfi
 pub async fn partner_tokens(
     aws: &aws_config::SdkConfig,
     config: &Config,
-) -> Result<shared::adapters::PartnerTokens, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<adapters::PartnerTokens, Box<dyn std::error::Error + Send + Sync>> {
     if let Some(tokens) = &config.tokens {
-        return Ok(shared::adapters::PartnerTokens::from_secret(aws, tokens).await?);
+        return Ok(adapters::PartnerTokens::from_secret(aws, tokens).await?);
     }
     let token = std::env::var("CALLBACK_TOKEN")
         .map_err(|_| "set CALLBACK_TOKEN_SECRET_ID (Secrets Manager) or CALLBACK_TOKEN")?;
-    Ok(shared::adapters::PartnerTokens::Static(
+    Ok(adapters::PartnerTokens::Static(
         shared::ports::StaticToken::new(token),
     ))
 }

@@ -3,18 +3,18 @@
 
 use std::sync::Arc;
 
+use adapters::{DynamoBreakerStore, DynamoOrderStore, HttpPartner};
 use aws_lambda_events::event::sqs::SqsEvent;
 use callback_dispatch::{Config, DispatchHandler};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::adapters::{DynamoBreakerStore, DynamoOrderStore, HttpPartner};
 use shared::callback::Dispatcher;
 use shared::ports::SystemClock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::logging::init();
+    adapters::logging::init();
     let config = Config::from_env()?;
-    let aws = shared::adapters::https::aws_config().await?;
+    let aws = adapters::https::aws_config().await?;
     let tokens = callback_dispatch::partner_tokens(&aws, &config).await?;
     let partner = HttpPartner::new(&config.callback_url, config.connect_timeout, config.timeout)?;
     let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.orders_table);

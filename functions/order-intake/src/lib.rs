@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
+use adapters::api::{ApiError, ApiResponse, path_segments, require_json, success};
+use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
-use shared::api::{ApiError, ApiResponse, path_segments, require_json, success};
 use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, KeyStore, Principal, signed_path};
 use shared::config::{ConfigError, Warehouses, api_key_cache, poll_settle, required_env};

@@ -5,13 +5,13 @@ use warehouse_events::{Config, EventsApi};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::logging::init();
+    adapters::logging::init();
     let config = Config::from_env()?;
-    let aws = shared::adapters::https::aws_config().await?;
+    let aws = adapters::https::aws_config().await?;
     let api = EventsApi::new(
         config,
         aws_sdk_dynamodb::Client::new(&aws),
-        shared::adapters::s3::client(&aws),
+        adapters::s3::client(&aws),
     );
     run(service_fn(|request| api.handle(request))).await
 }

@@ -21,13 +21,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use adapters::dynamodb::{PLATFORM_ORDER_INDEX, item_for};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use chrono::Utc;
 use local_stack::Stack;
 use local_stack::stack::CallbackSettings;
 use serde::Serialize;
-use shared::adapters::dynamodb::{PLATFORM_ORDER_INDEX, item_for};
 use shared::config::Warehouses;
 use shared::intake::{OrderRequest, findings, parse_order};
 use shared::record::OrderRecord;
@@ -342,7 +342,7 @@ pub async fn dispatch(
         return Err(format!("{} orders could not be created", created.errors));
     }
 
-    let raw_client = shared::adapters::https::reqwest_builder()
+    let raw_client = adapters::https::reqwest_builder()
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(10))

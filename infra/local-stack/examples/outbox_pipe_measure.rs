@@ -37,7 +37,7 @@ async fn new_bench(prefix: &str) -> Bench {
         std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
         "run through infra/local/emulators.sh exec -- …"
     );
-    let aws = shared::adapters::https::aws_config()
+    let aws = adapters::https::aws_config()
         .await
         .expect("the AWS configuration");
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);

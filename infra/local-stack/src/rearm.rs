@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use shared::adapters::DynamoOrderStore;
+use adapters::DynamoOrderStore;
 use shared::auth::{Principal, Scope};
 use shared::callback::CallbackStatus;
 use shared::lifecycle::{Lifecycle, LifecycleError};

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callback_dispatch::DispatchHandler;
-use order_intake::OrderApi;
-use shared::adapters::{
+use adapters::{
     DynamoBreakerStore, DynamoKeyStore, DynamoOrderStore, HttpPartner, PartnerTokens, S3LabelStore,
     TokenConfig,
 };
+use callback_dispatch::DispatchHandler;
+use order_intake::OrderApi;
 use shared::auth::{IssuedKey, Scope};
 use shared::callback::{Dispatcher, RetryPolicy};
 use shared::config::Warehouses;
@@ -105,12 +105,10 @@ impl Stack {
                  start it through `make run` / `make test` (infra/local/emulators.sh exec -- …)"
             )));
         }
-        let aws = shared::adapters::https::aws_config()
-            .await
-            .map_err(Error::aws)?;
+        let aws = adapters::https::aws_config().await.map_err(Error::aws)?;
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);
-        let s3 = shared::adapters::s3::client(&aws);
+        let s3 = adapters::s3::client(&aws);
         let template = Template::project()?;
         let mut resources = provision(&template, &dynamodb, &sqs, prefix).await?;
         provision_buckets(&template, &s3, prefix, &mut resources).await?;

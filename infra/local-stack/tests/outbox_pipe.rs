@@ -41,7 +41,7 @@ async fn fixture(name: &str) -> Fixture {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    let aws = shared::adapters::https::aws_config()
+    let aws = adapters::https::aws_config()
         .await
         .expect("the AWS configuration");
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);

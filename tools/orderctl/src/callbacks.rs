@@ -8,11 +8,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use adapters::DynamoOrderStore;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use shared::adapters::DynamoOrderStore;
 use shared::auth::{Principal, Scope};
 use shared::callback::CallbackStatus;
 use shared::domain::OrderNumber;

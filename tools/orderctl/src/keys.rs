@@ -4,10 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use adapters::DynamoKeyStore;
 use chrono::{Duration, Utc};
 use clap::{ArgGroup, Subcommand};
 use serde_json::json;
-use shared::adapters::DynamoKeyStore;
 use shared::auth::{ApiKeyRecord, IssuedKey, Scope, issue};
 
 use crate::{Aws, Failure, output, resource};

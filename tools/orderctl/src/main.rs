@@ -79,7 +79,7 @@ pub fn resource(name: &'static str) -> Result<String, Failure> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let aws = match shared::adapters::https::aws_config().await {
+    let aws = match adapters::https::aws_config().await {
         Ok(config) => Aws {
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),

@@ -1,9 +1,9 @@
 //! `orderctl order show ORDER`: the order, its event timeline, the attempt
 //! ledger with the partner's answers, and where its callback message is.
 
+use adapters::DynamoOrderStore;
 use clap::Subcommand;
 use serde_json::json;
-use shared::adapters::DynamoOrderStore;
 use shared::callback::CallbackStatus;
 use shared::domain::OrderNumber;
 use shared::ports::OrderStore;

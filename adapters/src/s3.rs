@@ -11,8 +11,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ServerSideEncryption};
 use base64::Engine as _;
 
-use crate::error::LabelError;
-use crate::ports::LabelStore;
+use shared::error::LabelError;
+use shared::ports::LabelStore;
 
 #[derive(Debug, Clone)]
 pub struct S3LabelStore {

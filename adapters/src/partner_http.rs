@@ -1,15 +1,15 @@
 //! [`PartnerClient`] over HTTPS with reqwest. One client per process (built at
 //! start-up, connection pool reused across invocations), timeouts well below
 //! the function's, and the bearer token (given per request by the
-//! dispatcher's [`crate::ports::TokenSource`]) marked sensitive so it never
+//! dispatcher's [`shared::ports::TokenSource`]) marked sensitive so it never
 //! shows up in a `Debug` print or a log.
 
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 
-use crate::callback::CallbackBody;
-use crate::ports::{AccessToken, PartnerClient, PartnerReply, TransportError};
+use shared::callback::CallbackBody;
+use shared::ports::{AccessToken, PartnerClient, PartnerReply, TransportError};
 
 /// Longest partner answer read, in bytes; the rest is not needed.
 const MAX_BODY: usize = 64 * 1024;

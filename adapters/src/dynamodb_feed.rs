@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::dynamodb::{DynamoOrderStore, classify, from_item, string};
-use crate::domain::OrderNumber;
-use crate::error::StoreError;
-use crate::polling::{Entry, FeedIndex, IndexPage, OrderFeed};
-use crate::record::OrderRecord;
+use shared::domain::OrderNumber;
+use shared::error::StoreError;
+use shared::polling::{Entry, FeedIndex, IndexPage, OrderFeed};
+use shared::record::OrderRecord;
 
 /// BatchGetItem's limit of keys per call.
 const BATCH: usize = 100;

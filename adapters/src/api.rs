@@ -8,9 +8,9 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::auth::AuthError;
-use crate::error::{IntakeError, StoreError};
-use crate::lifecycle::LifecycleError;
+use shared::auth::AuthError;
+use shared::error::{IntakeError, StoreError};
+use shared::lifecycle::LifecycleError;
 
 /// A response ready to hand to whatever transport serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,7 +241,7 @@ fn lifecycle_failure(err: LifecycleError) -> ApiResponse {
     }
 }
 
-fn label_failure(err: &crate::error::LabelError) -> ApiResponse {
+fn label_failure(err: &shared::error::LabelError) -> ApiResponse {
     tracing::error!(error = %err, cause = ?std::error::Error::source(err), "label store failure");
     retry_later()
 }
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn validation_errors_are_listed_under_data_errors() {
-        let response = ApiError::from(IntakeError::Invalid(vec![crate::error::FieldError::new(
+        let response = ApiError::from(IntakeError::Invalid(vec![shared::error::FieldError::new(
             "receiver.country_code",
             "is required",
         )]))

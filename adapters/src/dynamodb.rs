@@ -16,7 +16,7 @@
 //!
 //! One sparse index key: `client_platform_order` (duplicate marketplace orders).
 //!
-//! Polling (`crate::polling`): every write stamps `updated_at` and the sort key
+//! Polling (`shared::polling`): every write stamps `updated_at` and the sort key
 //! `updated_key` (`{updated_at}#{order_number}`); `feed_shard`
 //! (`{client_code}#{shard}`, fixed at creation) keys the index `by_client_updated`,
 //! and `callback_shard` (`{callback_status}#{shard}`, only while the callback
@@ -36,13 +36,13 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 
 use super::capacity;
-use crate::callback::{Callback, CallbackStatus, Claim, Lease, NotClaimable};
-use crate::domain::{Order, OrderNumber};
-use crate::error::{FieldError, StoreError};
-use crate::lifecycle::Progress;
-use crate::polling;
-use crate::ports::{Claimed, Guard, Insert, OrderStore, Save};
-use crate::record::{
+use shared::callback::{Callback, CallbackStatus, Claim, Lease, NotClaimable};
+use shared::domain::{Order, OrderNumber};
+use shared::error::{FieldError, StoreError};
+use shared::lifecycle::Progress;
+use shared::polling;
+use shared::ports::{Claimed, Guard, Insert, OrderStore, Save};
+use shared::record::{
     CallbackFields, OrderRecord, format_time, format_update_time, next_update_stamp,
 };
 
@@ -368,7 +368,7 @@ fn wrap(transient: bool, err: Box<dyn std::error::Error + Send + Sync>) -> Store
 }
 
 /// The DynamoDB item [`DynamoOrderStore::insert_new`] writes for `record`.
-/// Public for the benchmarks (`shared/benches`, `infra/bench`): the CPU cost of
+/// Public for the benchmarks (`adapters/benches`, `infra/bench`): the CPU cost of
 /// "map to the stored item", and a raw-SDK baseline that puts the very same item.
 #[must_use]
 pub fn item_for(record: &OrderRecord) -> HashMap<String, AttributeValue> {

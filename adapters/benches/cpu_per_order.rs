@@ -10,10 +10,10 @@
 
 use std::hint::black_box;
 
+use adapters::dynamodb::item_for;
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use shared::adapters::dynamodb::item_for;
 use shared::callback::body::build;
 use shared::config::Warehouses;
 use shared::intake::{OrderRequest, findings, parse_order};

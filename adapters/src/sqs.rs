@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::OrderNumber;
+use shared::domain::OrderNumber;
 
 /// The body of a callback message:
 /// `{"order_number": "…", "generation": "3"}` (the pipe's input template

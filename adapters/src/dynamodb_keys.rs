@@ -7,9 +7,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use crate::auth::{ApiKeyRecord, KeyStore, Scope};
-use crate::error::StoreError;
-use crate::record::format_time;
+use shared::auth::{ApiKeyRecord, KeyStore, Scope};
+use shared::error::StoreError;
+use shared::record::format_time;
 
 type Item = HashMap<String, AttributeValue>;
 

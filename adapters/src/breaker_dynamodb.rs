@@ -6,8 +6,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use crate::callback::breaker::{BoxFuture, BreakerState, BreakerStore};
-use crate::error::StoreError;
+use shared::callback::breaker::{BoxFuture, BreakerState, BreakerStore};
+use shared::error::StoreError;
 
 const ID: &str = "breaker";
 

@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ports::{AccessToken, StaticToken, TokenError, TokenSource};
+use shared::ports::{AccessToken, StaticToken, TokenError, TokenSource};
 
 /// The secret's JSON.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,7 +186,7 @@ impl OAuthTokens {
             state_table: state_table.into(),
             http,
             settings,
-            owner: crate::hex::encode(&random),
+            owner: shared::hex::encode(&random),
             cache: tokio::sync::Mutex::new(None),
         })
     }
@@ -217,7 +217,7 @@ impl OAuthTokens {
         let json =
             serde_json::to_string(credentials).map_err(|err| TokenError::Vault(err.to_string()))?;
         // Idempotent when the SDK retries the same write.
-        let request_token = crate::hex::encode(&Sha256::digest(json.as_bytes()));
+        let request_token = shared::hex::encode(&Sha256::digest(json.as_bytes()));
         self.secrets
             .put_secret_value()
             .secret_id(&self.secret_id)
