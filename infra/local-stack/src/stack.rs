@@ -12,6 +12,7 @@ use shared::adapters::{
     TokenConfig,
 };
 use shared::auth::{IssuedKey, Scope};
+use shared::callback::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::callback::{Dispatcher, RetryPolicy};
 use shared::config::Warehouses;
 use shared::ports::SystemClock;
@@ -324,9 +325,12 @@ impl Stack {
         );
         if let Some(breaker) = &settings.breaker {
             dispatcher = dispatcher.with_breaker(
-                Arc::new(DynamoBreakerStore::new(
-                    self.dynamodb.clone(),
-                    self.resources.table("PartnerStateTable")?,
+                Arc::new(CachedBreakerStore::new(
+                    Arc::new(DynamoBreakerStore::new(
+                        self.dynamodb.clone(),
+                        self.resources.table("PartnerStateTable")?,
+                    )),
+                    FRESH_FOR,
                 )),
                 breaker.clone(),
                 callback_dispatch::metrics::breaker,
