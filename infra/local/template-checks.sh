@@ -22,6 +22,6 @@ echo "template-checks: sam build" >&2
 # sam finds `cargo-lambda` (and cargo-lambda finds zig, via python -m ziglang) on
 # PATH, so the venv goes first. cargo-lambda rejects --target-dir, so share the
 # workspace's target/ through CARGO_TARGET_DIR: warm rebuilds stay incremental.
-PATH="$VENV/bin:$PATH" CARGO_TARGET_DIR="$ROOT/target" \
+PATH="$VENV/bin:$PATH" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" \
   "$VENV/bin/sam" build --region us-east-1 -t "$TEMPLATE" \
   --build-in-source --build-dir "$ROOT/.local/sam-build" --cache-dir "$ROOT/.local/sam-cache"

@@ -8,6 +8,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use callback_dispatch::{Config, DispatchHandler};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::callback::Dispatcher;
+use shared::callback::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::ports::SystemClock;
 
 #[tokio::main]
@@ -28,9 +29,12 @@ async fn main() -> Result<(), Error> {
     );
     if let Some(table) = &config.state_table {
         dispatcher = dispatcher.with_breaker(
-            Arc::new(DynamoBreakerStore::new(
-                aws_sdk_dynamodb::Client::new(&aws),
-                table,
+            Arc::new(CachedBreakerStore::new(
+                Arc::new(DynamoBreakerStore::new(
+                    aws_sdk_dynamodb::Client::new(&aws),
+                    table,
+                )),
+                FRESH_FOR,
             )),
             config.breaker,
             callback_dispatch::metrics::breaker,

@@ -12,6 +12,7 @@ use adapters::{
 use callback_dispatch::DispatchHandler;
 use order_intake::OrderApi;
 use shared::auth::{IssuedKey, Scope};
+use shared::callback::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::callback::{Dispatcher, RetryPolicy};
 use shared::config::Warehouses;
 use shared::ports::SystemClock;
@@ -322,9 +323,12 @@ impl Stack {
         );
         if let Some(breaker) = &settings.breaker {
             dispatcher = dispatcher.with_breaker(
-                Arc::new(DynamoBreakerStore::new(
-                    self.dynamodb.clone(),
-                    self.resources.table("PartnerStateTable")?,
+                Arc::new(CachedBreakerStore::new(
+                    Arc::new(DynamoBreakerStore::new(
+                        self.dynamodb.clone(),
+                        self.resources.table("PartnerStateTable")?,
+                    )),
+                    FRESH_FOR,
                 )),
                 breaker.clone(),
                 callback_dispatch::metrics::breaker,

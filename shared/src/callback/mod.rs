@@ -5,6 +5,7 @@
 //! - [`body`]: the spec-001 body from an order, per-platform requirements;
 //! - [`retry`]: the retry schedule;
 //! - [`breaker`]: the fleet-wide circuit breaker in front of the partner;
+//!   [`breaker_cache`]: a warm instance's copy of it while it is closed;
 //! - [`dispatch`]: one delivery of a queue message, end to end.
 //!
 //! The queue message itself is sent by the store's outbox (the orders
@@ -12,6 +13,7 @@
 
 pub mod body;
 pub mod breaker;
+pub mod breaker_cache;
 pub mod dispatch;
 #[cfg(test)]
 mod protocol_model;
