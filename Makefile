@@ -38,7 +38,7 @@ test-rust:
 # The core crate (shared) has no AWS SDK, Lambda runtime, HTTP client or server
 # in its dependencies; that code belongs in adapters (or a function).
 core-deps:
-	@if cargo tree -p shared -e normal --prefix none | grep -E '^(aws-|aws_|lambda|reqwest|hyper)'; then \
+	@if cargo tree -p shared -e normal --prefix none | grep -E '^(aws[-_]|lambda|reqwest|hyper|http[ -])'; then \
 	  echo 'core-deps: shared depends on the crates above; move that code to adapters' >&2; exit 1; fi
 
 # Not part of test: minutes of release builds, and numbers belong in a benchmark.

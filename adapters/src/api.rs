@@ -8,7 +8,7 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 
-use shared::auth::AuthError;
+use shared::auth::{AuthError, RequestHeaders};
 use shared::error::{IntakeError, StoreError};
 use shared::lifecycle::LifecycleError;
 
@@ -97,6 +97,32 @@ pub fn path_segments(path: &str) -> Vec<&str> {
     path.split('/')
         .filter(|segment| !segment.is_empty())
         .collect()
+}
+
+/// The path a signature covers: the request path with its query string as the
+/// client sent them. `raw_path` is the gateway's `rawPath` (empty when the
+/// event had none, then the decoded URI's path stands in).
+#[must_use]
+pub fn signed_path(raw_path: &str, uri: &http::Uri) -> String {
+    let path = if raw_path.is_empty() {
+        uri.path()
+    } else {
+        raw_path
+    };
+    match uri.query() {
+        Some(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path.to_owned(),
+    }
+}
+
+/// An `http` request's headers, as authentication reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpHeaders<'a>(pub &'a http::HeaderMap);
+
+impl RequestHeaders for HttpHeaders<'_> {
+    fn header(&self, name: &str) -> Option<Option<&str>> {
+        self.0.get(name).map(|value| value.to_str().ok())
+    }
 }
 
 /// Refuses (415) a request whose `Content-Type` is not JSON.

@@ -584,10 +584,15 @@ mod tests {
             access_token: Some("access-secret".into()),
             access_token_expires_at: None,
         };
-        let debug = format!("{credentials:?}");
+        let debug = format!(
+            "{credentials:?} {:?} {:?} {:?}",
+            SecretContent::OAuth(credentials.clone()),
+            SecretContent::parse(r#"{"access_token": "access-secret"}"#),
+            PartnerTokens::Static(StaticToken::new("access-secret")),
+        );
         assert!(!debug.contains("very-secret") && !debug.contains("refresh-secret"));
-        assert!(!debug.contains("access-secret"));
-        assert!(!format!("{:?}", AccessToken::new("access-secret")).contains("access-secret"));
+        assert!(!debug.contains("access-secret"), "{debug}");
+        assert!(debug.contains("client"), "{debug}");
     }
 
     #[test]

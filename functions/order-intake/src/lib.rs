@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use adapters::api::{ApiError, ApiResponse, path_segments, require_json, success};
+use adapters::api::{
+    ApiError, ApiResponse, HttpHeaders, path_segments, require_json, signed_path, success,
+};
 use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::auth::signature::Signed;
-use shared::auth::{AuthError, Authenticator, KeyStore, Principal, signed_path};
+use shared::auth::{AuthError, Authenticator, KeyStore, Principal};
 use shared::config::{ConfigError, Warehouses, api_key_cache, poll_settle, required_env};
 use shared::error::IntakeError;
 use shared::intake::{Accepted, Intake};
@@ -159,7 +161,10 @@ where
             path: &path,
             body: request.body().as_ref(),
         };
-        let caller = self.auth.authenticate(request.headers(), &signed).await?;
+        let caller = self
+            .auth
+            .authenticate(&HttpHeaders(request.headers()), &signed)
+            .await?;
         if caller.client_code().is_none() {
             return Err(AuthError::Forbidden("warehouse keys cannot use the order API").into());
         }

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use adapters::api::{ApiError, ApiResponse, path_segments, require_json, success};
+use adapters::api::{
+    ApiError, ApiResponse, HttpHeaders, path_segments, require_json, signed_path, success,
+};
 use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::auth::signature::Signed;
-use shared::auth::{AuthError, Authenticator, KeyStore, Principal, signed_path};
+use shared::auth::{AuthError, Authenticator, KeyStore, Principal};
 use shared::config::{ConfigError, api_key_cache, required_env};
 use shared::lifecycle::label::{LINK_TTL, LabelAnswer, fetch_label};
 use shared::lifecycle::{Applied, Lifecycle};
@@ -110,7 +112,10 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
             path: &path,
             body: request.body().as_ref(),
         };
-        let caller = self.auth.authenticate(request.headers(), &signed).await?;
+        let caller = self
+            .auth
+            .authenticate(&HttpHeaders(request.headers()), &signed)
+            .await?;
         if caller.centre_codes().is_none() {
             return Err(AuthError::Forbidden("only warehouse keys can report events").into());
         }

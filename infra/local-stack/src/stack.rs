@@ -34,8 +34,9 @@ const EMULATOR_ENDPOINTS: [&str; 4] = [
     "AWS_ENDPOINT_URL_SECRETS_MANAGER",
 ];
 
-/// How the callback dispatcher reaches the partner locally.
-#[derive(Debug, Clone)]
+/// How the callback dispatcher reaches the partner locally. Its `Debug`
+/// leaves the token out.
+#[derive(Clone)]
 pub struct CallbackSettings {
     pub url: String,
     /// The static bearer token, used when `oauth` is `None`.
@@ -51,6 +52,19 @@ pub struct CallbackSettings {
     pub retry_delays: Option<Vec<Duration>>,
     /// Posts in a schedule; `None` keeps the production 8.
     pub max_posts: Option<u32>,
+}
+
+impl std::fmt::Debug for CallbackSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackSettings")
+            .field("url", &self.url)
+            .field("oauth", &self.oauth)
+            .field("breaker", &self.breaker)
+            .field("timeout", &self.timeout)
+            .field("retry_delays", &self.retry_delays)
+            .field("max_posts", &self.max_posts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// OAuth2 client credentials and the first refresh token (what an operator

@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use http::HeaderMap;
 
 pub use key::{ApiKeyRecord, IssuedKey, Scope, hash_key, issue, issue_with};
 
@@ -86,6 +85,14 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
+/// The request headers authentication reads, whatever transport carried them
+/// (the `adapters` crate's `api::HttpHeaders` over an `http::HeaderMap`).
+pub trait RequestHeaders {
+    /// The value of the header `name` (lower case): `None` when absent,
+    /// `Some(None)` when present but not visible ASCII.
+    fn header(&self, name: &str) -> Option<Option<&str>>;
+}
+
 /// Durable key storage, by key hash.
 pub trait KeyStore: Send + Sync {
     fn find(
@@ -100,12 +107,24 @@ pub trait KeyStore: Send + Sync {
 /// requests without reading the key table). Expiry is still checked on every
 /// request; a revocation takes effect within `cache_ttl`. Unknown keys are
 /// never cached.
-#[derive(Debug)]
 pub struct Authenticator<K, C> {
     keys: K,
     clock: C,
     cache_ttl: Duration,
     cache: Mutex<HashMap<String, (ApiKeyRecord, Instant)>>,
+}
+
+/// Shows how many keys are cached, never their hashes.
+impl<K: std::fmt::Debug, C: std::fmt::Debug> std::fmt::Debug for Authenticator<K, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cached = self.cache.lock().map_or(0, |cache| cache.len());
+        f.debug_struct("Authenticator")
+            .field("keys", &self.keys)
+            .field("clock", &self.clock)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("cached", &cached)
+            .finish()
+    }
 }
 
 /// Most keys cached per process; beyond it the cache starts over.
@@ -153,7 +172,7 @@ impl<K: KeyStore, C: Clock> Authenticator<K, C> {
     /// and query as sent, raw body) is what a signing key's signature covers.
     pub async fn authenticate(
         &self,
-        headers: &HeaderMap,
+        headers: &impl RequestHeaders,
         request: &signature::Signed<'_>,
     ) -> Result<Principal, AuthError> {
         let key = presented_key(headers)?;
@@ -163,7 +182,7 @@ impl<K: KeyStore, C: Clock> Authenticator<K, C> {
             return Err(AuthError::Inactive);
         }
         if let Some(secret) = &record.signing_secret {
-            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            let header = |name: &str| headers.header(name).flatten();
             signature::verify(
                 secret,
                 header("x-signature-timestamp"),
@@ -180,29 +199,13 @@ impl<K: KeyStore, C: Clock> Authenticator<K, C> {
     }
 }
 
-/// The path a signature covers: the request path with its query string as the
-/// client sent them. `raw_path` is the gateway's `rawPath` (empty when the
-/// event had none, then the decoded URI's path stands in).
-#[must_use]
-pub fn signed_path(raw_path: &str, uri: &http::Uri) -> String {
-    let path = if raw_path.is_empty() {
-        uri.path()
-    } else {
-        raw_path
-    };
-    match uri.query() {
-        Some(query) if !query.is_empty() => format!("{path}?{query}"),
-        _ => path.to_owned(),
-    }
-}
-
 /// `Authorization: Bearer <key>`, else `X-Api-Key: <key>`. An `Authorization`
 /// header that is there but not a bearer key is refused, whatever else the
 /// request carries: a credential we cannot read is never silently skipped.
-fn presented_key(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let text = |name: &str| headers.get(name).map(|value| value.to_str().map(str::trim));
-    match text(http::header::AUTHORIZATION.as_str()) {
-        Some(Ok(value)) => {
+fn presented_key(headers: &impl RequestHeaders) -> Result<&str, AuthError> {
+    let text = |name: &str| headers.header(name).map(|value| value.map(str::trim));
+    match text("authorization") {
+        Some(Some(value)) => {
             let (scheme, key) = value.split_once(' ').ok_or(AuthError::Invalid)?;
             let key = key.trim();
             if scheme.eq_ignore_ascii_case("bearer") && !key.is_empty() {
@@ -211,9 +214,9 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, AuthError> {
                 Err(AuthError::Invalid)
             }
         }
-        Some(Err(_)) => Err(AuthError::Invalid),
+        Some(None) => Err(AuthError::Invalid),
         None => match text("x-api-key") {
-            Some(Ok(key)) if !key.is_empty() => Ok(key),
+            Some(Some(key)) if !key.is_empty() => Ok(key),
             Some(_) => Err(AuthError::Invalid),
             None => Err(AuthError::Missing),
         },
@@ -228,6 +231,7 @@ mod tests {
     use crate::ports::SystemClock;
 
     /// One key, and a count of reads.
+    #[derive(Debug)]
     struct OneKey(ApiKeyRecord, AtomicUsize);
 
     impl KeyStore for &OneKey {
@@ -243,10 +247,29 @@ mod tests {
         body: b"",
     };
 
-    fn headers(key: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert("authorization", format!("Bearer {key}").parse().unwrap());
-        headers
+    /// Headers as a list of (lower-case name, value); `None`: not ASCII.
+    #[derive(Default)]
+    struct HeaderList(Vec<(&'static str, Option<String>)>);
+
+    impl HeaderList {
+        fn with(mut self, name: &'static str, value: &str) -> Self {
+            self.0.push((name, Some(value.to_owned())));
+            self
+        }
+    }
+
+    impl RequestHeaders for HeaderList {
+        fn header(&self, name: &str) -> Option<Option<&str>> {
+            self.0
+                .iter()
+                .rev()
+                .find(|(n, _)| *n == name)
+                .map(|(_, value)| value.as_deref())
+        }
+    }
+
+    fn headers(key: &str) -> HeaderList {
+        HeaderList::default().with("authorization", &format!("Bearer {key}"))
     }
 
     #[tokio::test]
@@ -287,26 +310,58 @@ mod tests {
         ));
     }
 
+    /// Every core type that holds a key, a key hash, a signing secret or a
+    /// partner token, printed with `{:?}` as a log line or a panic would.
+    #[tokio::test]
+    async fn debug_output_never_shows_a_key_or_a_secret() {
+        let issued = issue(Scope::Client("20".into()), true, Utc::now()).unwrap();
+        let secret = issued.record.signing_secret.clone().unwrap();
+        let store = OneKey(issued.record.clone(), AtomicUsize::new(0));
+        let auth = Authenticator::new(&store, SystemClock).with_cache(Duration::from_secs(60));
+        // Fills the cache (the signature is missing: the key is still read).
+        let _ = auth.authenticate(&headers(&issued.key), &GET).await;
+        let token = crate::ports::AccessToken::new("partner-token");
+        let printed = format!(
+            "{:?} {:?} {auth:?} {token:?} {:?}",
+            issued.record,
+            issued,
+            crate::ports::StaticToken::new("static-token"),
+        );
+        for hidden in [
+            issued.key.as_str(),
+            issued.record.key_hash.as_str(),
+            secret.as_str(),
+            "partner-token",
+            "static-token",
+        ] {
+            assert!(!printed.contains(hidden), "{hidden} in {printed}");
+        }
+        assert!(printed.contains("cached: 1"), "{printed}");
+    }
+
     #[test]
     fn the_key_comes_from_bearer_or_x_api_key() {
-        let mut headers = HeaderMap::new();
+        let headers = HeaderList::default();
         assert!(matches!(presented_key(&headers), Err(AuthError::Missing)));
-        headers.insert("x-api-key", "k2".parse().unwrap());
+        let headers = headers.with("x-api-key", "k2");
         assert_eq!(presented_key(&headers).ok(), Some("k2"));
-        headers.insert("authorization", "Bearer k1".parse().unwrap());
+        let headers = headers.with("authorization", "Bearer k1");
         assert_eq!(presented_key(&headers).ok(), Some("k1"));
     }
 
     #[test]
     fn an_unreadable_authorization_header_is_refused_even_beside_a_good_x_api_key() {
         for bad in ["Basic abc", "Bearer ", "Bearer", "k1"] {
-            let mut headers = HeaderMap::new();
-            headers.insert("x-api-key", "k2".parse().unwrap());
-            headers.insert("authorization", bad.parse().unwrap());
+            let headers = HeaderList::default()
+                .with("x-api-key", "k2")
+                .with("authorization", bad);
             assert!(
                 matches!(presented_key(&headers), Err(AuthError::Invalid)),
                 "{bad}"
             );
         }
+        let mut not_ascii = HeaderList::default().with("x-api-key", "k2");
+        not_ascii.0.push(("authorization", None));
+        assert!(matches!(presented_key(&not_ascii), Err(AuthError::Invalid)));
     }
 }
