@@ -36,12 +36,12 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 
 use super::capacity;
-use shared::callback::{Callback, CallbackStatus, Claim, Lease, NotClaimable};
 use shared::domain::{Order, OrderNumber};
 use shared::error::{FieldError, StoreError};
-use shared::lifecycle::Progress;
 use shared::polling;
 use shared::ports::{Claimed, Guard, Insert, OrderStore, Save};
+use shared::record::callback::{Callback, CallbackStatus, Claim, Lease, NotClaimable};
+use shared::record::progress::Progress;
 use shared::record::{
     CallbackFields, OrderRecord, format_time, format_update_time, next_update_stamp,
 };

@@ -7,8 +7,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use shared::auth::{ApiKeyRecord, KeyStore, Scope};
+use shared::domain::{ApiKeyRecord, Scope};
 use shared::error::StoreError;
+use shared::ports::KeyStore;
 use shared::record::format_time;
 
 type Item = HashMap<String, AttributeValue>;

@@ -17,11 +17,15 @@
 pub mod auth;
 pub mod callback;
 pub mod config;
+pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod hex;
 pub mod intake;
+#[cfg(test)]
+mod layout;
 pub mod lifecycle;
+pub mod limits;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod polling;

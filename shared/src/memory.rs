@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::callback::Claim;
 use crate::domain::OrderNumber;
 use crate::error::{LabelError, StoreError};
 use crate::ports::{Claimed, Guard, Insert, LabelStore, OrderStore, Save};
 use crate::record::OrderRecord;
+use crate::record::callback::Claim;
 
 /// Labels in memory, by key.
 #[derive(Debug, Default)]

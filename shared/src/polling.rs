@@ -23,9 +23,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::callback::CallbackStatus;
 use crate::domain::{OrderNumber, OrderStatus};
 use crate::error::{FieldError, StoreError};
+use crate::record::callback::CallbackStatus;
 use crate::record::{OrderRecord, format_update_time};
 use crate::view::OrderView;
 

@@ -6,10 +6,10 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::callback::body::CallbackBody;
-use crate::callback::state::{Claim, NotClaimable};
-use crate::domain::OrderNumber;
+use crate::domain::{ApiKeyRecord, OrderNumber};
 use crate::error::{LabelError, StoreError};
 use crate::record::OrderRecord;
+use crate::record::callback::{Claim, NotClaimable};
 
 /// The result of inserting an order that may already exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,8 +71,8 @@ pub trait OrderStore: Send + Sync {
     ) -> impl Future<Output = Result<Save, StoreError>> + Send;
 
     /// Claims the callback for one post in a single conditional write:
-    /// [`crate::callback::Callback::check_claim`] is the condition,
-    /// [`crate::callback::Callback::apply_claim`] the change. `None` when
+    /// [`crate::record::callback::Callback::check_claim`] is the condition,
+    /// [`crate::record::callback::Callback::apply_claim`] the change. `None` when
     /// there is no such order.
     fn claim(
         &self,
@@ -281,6 +281,14 @@ pub enum TransportError {
     Timeout(std::time::Duration),
     #[error("could not reach the partner: {0}")]
     Connect(String),
+}
+
+/// Durable API key storage, by key hash (`crate::auth` authenticates with it).
+pub trait KeyStore: Send + Sync {
+    fn find(
+        &self,
+        key_hash: &str,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
 }
 
 /// The time, behind a trait so tests can fix it.

@@ -13,7 +13,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::FieldError;
-use crate::intake::limits::text::Rule;
+use crate::limits::text::Rule;
 
 /// Turns the raw body into the root object, or the single problem that stops
 /// us from reading it at all.
@@ -569,10 +569,10 @@ mod tests {
     fn every_wrong_type_is_reported_with_its_path() {
         let obj = root_object(br#"{"a": 1, "b": "x", "c": {"d": []}}"#).unwrap();
         let mut reader = Reader::default();
-        reader.text(&obj, "a", crate::intake::limits::text::CODE);
+        reader.text(&obj, "a", crate::limits::text::CODE);
         reader.integer(&obj, "b");
         let c = reader.object(&obj, "c").unwrap();
-        reader.text(&c, "d", crate::intake::limits::text::CODE);
+        reader.text(&c, "d", crate::limits::text::CODE);
         let fields: Vec<_> = reader
             .into_problems()
             .into_iter()
@@ -591,7 +591,7 @@ mod tests {
 
     #[test]
     fn control_and_bidi_characters_are_refused_in_identifiers_and_codes() {
-        use crate::intake::limits::text;
+        use crate::limits::text;
         for bad in [
             r#""a\u0000b""#,
             r#""a\u202eb""#,
@@ -615,7 +615,7 @@ mod tests {
 
     #[test]
     fn free_text_keeps_line_breaks_but_not_other_controls() {
-        use crate::intake::limits::text;
+        use crate::limits::text;
         let obj =
             root_object(br#"{"ok": "line 1\nline 2\tend", "nul": "a\u0000", "del": "a\u007f"}"#)
                 .unwrap();
@@ -628,7 +628,7 @@ mod tests {
 
     #[test]
     fn a_zero_width_only_value_counts_as_empty() {
-        use crate::intake::limits::text;
+        use crate::limits::text;
         let obj = root_object(br#"{"sku": "\u200b", "mixed": " \u200d\ufeff\u2060 "}"#).unwrap();
         let mut reader = Reader::default();
         assert_eq!(reader.text(&obj, "mixed", text::IDENTIFIER), None);

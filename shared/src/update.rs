@@ -89,7 +89,7 @@ mod tests {
         async fn claim(
             &self,
             _: &OrderNumber,
-            _: &crate::callback::Claim,
+            _: &crate::record::callback::Claim,
         ) -> Result<Option<crate::ports::Claimed>, StoreError> {
             unreachable!()
         }

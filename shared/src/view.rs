@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::callback::{Attempt, Callback};
 use crate::error::FieldError;
-use crate::lifecycle::progress::EventEntry;
+use crate::record::callback::{Attempt, Callback};
+use crate::record::progress::EventEntry;
 use crate::record::{OrderRecord, format_time, format_update_time};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -14,7 +14,7 @@ use local_stack::Stack;
 use local_stack::stack::{CallbackSettings, local_warehouses};
 use partner::{Answer, Partner};
 use serde_json::Value;
-use shared::auth::Scope;
+use shared::domain::Scope;
 use tokio::net::TcpListener;
 
 /// The spec 000 sample order, trailing commas removed.

@@ -3,8 +3,8 @@
 use integration_tests::{TestApp, sample_order};
 use reqwest::Method;
 use serde_json::json;
-use shared::auth::Scope;
 use shared::auth::signature::sign;
+use shared::domain::Scope;
 
 const ORDER: &str = "/apicenter/api/order";
 

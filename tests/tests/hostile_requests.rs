@@ -128,8 +128,8 @@ mod fuzz {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
     use serde_json::{Value, json};
-    use shared::auth::Scope;
     use shared::auth::signature::sign;
+    use shared::domain::Scope;
 
     /// Every status the API documents (docs/openapi.yaml) but 500: input
     /// alone must never make an internal error.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use integration_tests::{PARTNER_TOKEN, TestApp, sample_order};
 use reqwest::Method;
 use serde_json::json;
-use shared::auth::Scope;
 use shared::auth::signature::sign;
+use shared::domain::Scope;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);

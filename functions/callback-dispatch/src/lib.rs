@@ -23,8 +23,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::callback::breaker::BreakerPolicy;
 use shared::callback::retry::store_backoff;
-use shared::callback::{Delivery, DispatchError, Dispatcher, Disposition, Report};
 use shared::config::{ConfigError, Warehouses, required_env};
+use shared::dispatch::{Delivery, DispatchError, Dispatcher, Disposition, Report};
 use shared::ports::{Clock, OrderStore, PartnerClient, TokenSource};
 
 /// What the function reads from its environment.

@@ -7,8 +7,8 @@ use adapters::{DynamoBreakerStore, DynamoOrderStore, HttpPartner};
 use aws_lambda_events::event::sqs::SqsEvent;
 use callback_dispatch::{Config, DispatchHandler};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::callback::Dispatcher;
 use shared::callback::breaker_cache::{CachedBreakerStore, FRESH_FOR};
+use shared::dispatch::Dispatcher;
 use shared::ports::SystemClock;
 
 #[tokio::main]

@@ -16,13 +16,14 @@ use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::auth::signature::Signed;
-use shared::auth::{AuthError, Authenticator, KeyStore, Principal};
+use shared::auth::{AuthError, Authenticator, Principal};
 use shared::config::{ConfigError, Warehouses, api_key_cache, poll_settle, required_env};
 use shared::error::IntakeError;
 use shared::intake::{Accepted, Intake};
-use shared::lifecycle::{Applied, Lifecycle};
+use shared::lifecycle::Lifecycle;
 use shared::polling::{self, OrderFeed, PollRequest};
-use shared::ports::{Clock, LabelStore, OrderStore, SystemClock};
+use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
+use shared::record::progress::Applied;
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone)]

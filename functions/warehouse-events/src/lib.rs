@@ -15,11 +15,12 @@ use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::auth::signature::Signed;
-use shared::auth::{AuthError, Authenticator, KeyStore, Principal};
+use shared::auth::{AuthError, Authenticator, Principal};
 use shared::config::{ConfigError, api_key_cache, required_env};
+use shared::lifecycle::Lifecycle;
 use shared::lifecycle::label::{LINK_TTL, LabelAnswer, fetch_label};
-use shared::lifecycle::{Applied, Lifecycle};
-use shared::ports::{Clock, LabelStore, OrderStore, SystemClock};
+use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
+use shared::record::progress::Applied;
 
 /// Whether `path` is the route this function serves (API Gateway sends it
 /// only these; the local gateway asks).

@@ -7,7 +7,7 @@
 
 use local_stack::Stack;
 use serde_json::{Value, json};
-use shared::auth::Scope;
+use shared::domain::Scope;
 
 /// The spec 000 sample order (trailing commas removed).
 pub const SAMPLE_ORDER: &str = include_str!("../../../tests/fixtures/spec-000-sample.json");

@@ -10,11 +10,12 @@
 use std::time::Duration;
 
 use adapters::DynamoOrderStore;
-use shared::auth::{Principal, Scope};
-use shared::callback::CallbackStatus;
+use shared::auth::Principal;
+use shared::domain::Scope;
 use shared::lifecycle::{Lifecycle, LifecycleError};
 use shared::polling;
 use shared::ports::SystemClock;
+use shared::record::callback::CallbackStatus;
 
 use crate::Error;
 

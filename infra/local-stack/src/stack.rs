@@ -11,10 +11,12 @@ use adapters::{
 };
 use callback_dispatch::DispatchHandler;
 use order_intake::OrderApi;
-use shared::auth::{IssuedKey, Scope};
+use shared::auth::IssuedKey;
+use shared::callback::RetryPolicy;
 use shared::callback::breaker_cache::{CachedBreakerStore, FRESH_FOR};
-use shared::callback::{Dispatcher, RetryPolicy};
 use shared::config::Warehouses;
+use shared::dispatch::Dispatcher;
+use shared::domain::Scope;
 use shared::ports::SystemClock;
 use warehouse_events::EventsApi;
 

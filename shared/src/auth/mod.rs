@@ -6,17 +6,16 @@ pub mod key;
 pub mod signature;
 
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-pub use key::{ApiKeyRecord, IssuedKey, Scope, hash_key, issue, issue_with};
+pub use key::{IssuedKey, hash_key, issue, issue_with};
 
-use crate::domain::Order;
+use crate::domain::{ApiKeyRecord, Order, Scope};
 use crate::error::StoreError;
-use crate::ports::Clock;
+use crate::ports::{Clock, KeyStore};
 
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,14 +90,6 @@ pub trait RequestHeaders {
     /// The value of the header `name` (lower case): `None` when absent,
     /// `Some(None)` when present but not visible ASCII.
     fn header(&self, name: &str) -> Option<Option<&str>>;
-}
-
-/// Durable key storage, by key hash.
-pub trait KeyStore: Send + Sync {
-    fn find(
-        &self,
-        key_hash: &str,
-    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
 }
 
 /// Checks the key (and signature) of a request.

@@ -28,12 +28,12 @@ use proptest::prelude::*;
 use tokio::sync::oneshot;
 
 use super::body::CallbackBody;
-use super::dispatch::{Delivery, DispatchError, Dispatcher, Disposition};
 use super::retry::{RetryPolicy, store_backoff};
-use super::state::CallbackStatus;
-use crate::auth::{Principal, Scope};
+use crate::auth::Principal;
 use crate::config::Warehouses;
+use crate::dispatch::{Delivery, DispatchError, Dispatcher, Disposition, Report};
 use crate::domain::OrderNumber;
+use crate::domain::Scope;
 use crate::error::StoreError;
 use crate::lifecycle::{Lifecycle, LifecycleError};
 use crate::memory::MemoryStore;
@@ -42,6 +42,7 @@ use crate::ports::{
     TransportError,
 };
 use crate::record::OrderRecord;
+use crate::record::callback::{CallbackStatus, Claim};
 
 const ORDERS: usize = 2;
 const TIMEOUT_SECS: i64 = 10;
@@ -210,7 +211,7 @@ impl OrderStore for FaultyStore {
     async fn claim(
         &self,
         order_number: &OrderNumber,
-        claim: &super::Claim,
+        claim: &Claim,
     ) -> Result<Option<Claimed>, StoreError> {
         match self.take_fault() {
             None => self.inner.claim(order_number, claim).await,
@@ -290,7 +291,7 @@ struct Message {
     redriven: bool,
 }
 
-type Outcome = Result<(Disposition, super::Report), DispatchError>;
+type Outcome = Result<(Disposition, Report), DispatchError>;
 
 /// A delivery handed to a dispatcher task.
 #[derive(Debug)]

@@ -1,5 +1,6 @@
 //! Domain types: values that cannot exist in an invalid state once parsed.
 
+mod api_key;
 pub mod iso_codes;
 mod money;
 mod order;
@@ -7,6 +8,7 @@ mod order_number;
 mod platform;
 mod status;
 
+pub use api_key::{ApiKeyRecord, Scope};
 pub use money::Money;
 pub use order::{
     ClientType, Item, LogisticsProvider, Order, ProcessType, Receiver, Sender, SpecialOrderTag,

@@ -2,7 +2,6 @@
 
 pub mod findings;
 pub mod label;
-pub mod limits;
 pub mod metrics;
 mod parse;
 

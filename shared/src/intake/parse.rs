@@ -3,12 +3,12 @@
 
 use std::num::NonZeroU32;
 
-use super::limits::{self, text};
 use crate::domain::{
     ClientType, Item, LogisticsProvider, Money, Order, OrderNumber, Platform, ProcessType,
     Receiver, Sender, SpecialOrderTag,
 };
 use crate::error::IntakeError;
+use crate::limits::{self, text};
 use crate::reader::{Object, Reader, root_object};
 
 /// A parsed order and how the caller wants it checked.

@@ -42,7 +42,7 @@ fn intake_with(store: Arc<MemoryStore>, labels: Arc<MemoryLabels>) -> TestIntake
 fn client() -> crate::auth::Principal {
     crate::auth::Principal {
         key_id: "key_test".into(),
-        scope: crate::auth::Scope::Client("20".into()),
+        scope: crate::domain::Scope::Client("20".into()),
         order_prefixes: Vec::new(),
     }
 }
@@ -399,7 +399,7 @@ async fn an_inline_label_goes_to_the_label_store_and_the_order_keeps_where_it_is
 
 #[tokio::test]
 async fn an_oversized_body_is_refused_before_parsing() {
-    let huge = vec![b' '; limits::MAX_BODY_BYTES + 1];
+    let huge = vec![b' '; crate::limits::MAX_BODY_BYTES + 1];
 
     let result = intake().accept(&client(), &huge).await;
 
@@ -471,7 +471,7 @@ async fn an_order_of_another_client_is_refused_and_invisible() {
     let intake = intake();
     let other = crate::auth::Principal {
         key_id: "key_other".into(),
-        scope: crate::auth::Scope::Client("21".into()),
+        scope: crate::domain::Scope::Client("21".into()),
         order_prefixes: Vec::new(),
     };
 

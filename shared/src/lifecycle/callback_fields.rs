@@ -7,7 +7,7 @@
 //! ```
 
 use crate::error::FieldError;
-use crate::intake::limits::{MAX_ITEMS, text};
+use crate::limits::{MAX_ITEMS, text};
 use crate::reader::{Reader, root_object};
 use crate::record::CallbackFields;
 

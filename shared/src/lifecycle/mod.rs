@@ -1,11 +1,18 @@
-//! The order lifecycle: warehouse events and what they do to an order.
+//! The order lifecycle's use cases: a warehouse event, an ERP cancellation or
+//! callback fields, an operator's replay, a warehouse fetching a label.
+//!
+//! - [`event`]: reads an event body ([`parse_event`]);
+//! - [`callback_fields`]: reads the callback fields an ERP supplies later;
+//! - [`label`]: the warehouse's label link;
+//! - `service`: [`Lifecycle`], each request as one conditional write.
+//!
+//! The rules they apply live with the stored order: the status machine in
+//! [`crate::record::progress`], the event types in [`crate::record::event`].
 
 pub mod callback_fields;
 pub mod event;
 pub mod label;
-pub mod progress;
 mod service;
 
-pub use event::{EventKind, EventSource, Parcel, Shipment, WarehouseEvent, parse_event};
-pub use progress::{Applied, Impossible, Progress};
+pub use event::parse_event;
 pub use service::{Lifecycle, LifecycleError};

@@ -4,15 +4,16 @@
 //! with that same write, so there is no step between the two to lose it in.
 
 use super::callback_fields::parse_callback_fields;
-use super::event::{EventKind, EventSource, MAX_EVENT_BODY_BYTES, WarehouseEvent, parse_event};
-use super::progress::{Applied, Impossible};
+use super::event::{MAX_EVENT_BODY_BYTES, parse_event};
 use crate::auth::Principal;
-use crate::callback::NotReplayable;
 use crate::domain::{OrderNumber, OrderStatus};
 use crate::error::{FieldError, StoreError};
 use crate::ports::{Clock, OrderStore};
 use crate::reader::{Reader, root_object};
 use crate::record::FieldsRefused;
+use crate::record::callback::NotReplayable;
+use crate::record::event::{EventKind, EventSource, WarehouseEvent};
+use crate::record::progress::{Applied, Impossible};
 use crate::update::{Change, update_order};
 use crate::view::OrderView;
 
@@ -85,7 +86,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         } else {
             let root = root_object(body).map_err(|p| LifecycleError::Invalid(vec![p]))?;
             let mut reader = Reader::default();
-            let reason = reader.text(&root, "reason", crate::intake::limits::text::DESC);
+            let reason = reader.text(&root, "reason", crate::limits::text::DESC);
             let problems = reader.into_problems();
             if !problems.is_empty() {
                 return Err(LifecycleError::Invalid(problems));

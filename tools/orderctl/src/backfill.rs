@@ -10,9 +10,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use serde_json::json;
-use shared::callback::CallbackStatus;
 use shared::domain::OrderNumber;
 use shared::polling;
+use shared::record::callback::CallbackStatus;
 use shared::record::format_update_time;
 
 use crate::{Aws, Failure, output, resource};

@@ -13,13 +13,14 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use shared::auth::{Principal, Scope};
-use shared::callback::CallbackStatus;
+use shared::auth::Principal;
 use shared::domain::OrderNumber;
+use shared::domain::Scope;
 use shared::lifecycle::Lifecycle;
 use shared::lifecycle::LifecycleError;
 use shared::polling;
 use shared::ports::{OrderStore, SystemClock};
+use shared::record::callback::CallbackStatus;
 use shared::record::{OrderRecord, format_update_time};
 
 use crate::{Aws, Failure, PARTIAL, output, resource};

@@ -8,7 +8,8 @@ use adapters::DynamoKeyStore;
 use chrono::{Duration, Utc};
 use clap::{ArgGroup, Subcommand};
 use serde_json::json;
-use shared::auth::{ApiKeyRecord, IssuedKey, Scope, issue};
+use shared::auth::{IssuedKey, issue};
+use shared::domain::{ApiKeyRecord, Scope};
 
 use crate::{Aws, Failure, output, resource};
 

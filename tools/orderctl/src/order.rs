@@ -4,9 +4,9 @@
 use adapters::DynamoOrderStore;
 use clap::Subcommand;
 use serde_json::json;
-use shared::callback::CallbackStatus;
 use shared::domain::OrderNumber;
 use shared::ports::OrderStore;
+use shared::record::callback::CallbackStatus;
 use shared::view::OrderView;
 
 use crate::{Aws, Failure, PARTIAL, output, resource};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use local_stack::stack::{CallbackSettings, local_warehouses};
 use local_stack::{Stack, partner};
-use shared::auth::Scope;
+use shared::domain::Scope;
 use tokio::net::TcpListener;
 
 const SAMPLE_ORDER: &str = include_str!("../../../../tests/fixtures/spec-000-sample.json");

@@ -1,4 +1,9 @@
 //! What the service keeps about an order: the accepted request and its state.
+//!
+//! The order's state is made of two parts, each with its rules in a child
+//! module: [`progress`] (what the warehouse reported: the status machine over
+//! [`event`]s) and [`callback`] (the shipment report's delivery protocol).
+//! [`OrderRecord`] joins them: an event can make a callback due.
 
 use std::collections::BTreeMap;
 
@@ -6,10 +11,16 @@ use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::callback::{Callback, CallbackStatus};
+pub mod callback;
+pub mod event;
+pub mod progress;
+
+use callback::{Callback, CallbackStatus};
+use event::WarehouseEvent;
+use progress::{Applied, Impossible, Progress};
+
 use crate::domain::{Order, OrderStatus, ProcessType};
 use crate::error::FieldError;
-use crate::lifecycle::{Applied, Impossible, Progress, WarehouseEvent};
 
 /// An accepted order as stored, keyed by its order number.
 #[derive(Debug, Clone, PartialEq, Eq)]

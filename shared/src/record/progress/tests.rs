@@ -1,7 +1,7 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::lifecycle::event::Shipment;
+use crate::record::event::Shipment;
 
 fn at(hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, hour, 0, 0).unwrap()

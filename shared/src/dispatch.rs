@@ -2,7 +2,7 @@
 //! body, post it, record what happened, and tell the queue what to do with the
 //! message.
 //!
-//! What makes a shipment go out once is in [`super::state`]: one conditional
+//! What makes a shipment go out once is in [`crate::record::callback`]: one conditional
 //! claim per post, bound to the message's generation and fenced by the
 //! delivery's own token. What can still post twice, and nothing here can
 //! prevent: the partner processed a post but its answer never reached us (a
@@ -18,12 +18,11 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::Digest as _;
 
-use super::body::{build, idempotency_key};
-use super::breaker::{BreakerPolicy, BreakerState, BreakerStore, Gate, PostOutcome, Transition};
-use super::retry::RetryPolicy;
-use super::state::{
-    Attempt, Callback, CallbackStatus, Claim, NotClaimable, PartnerAnswer, Verdict,
+use crate::callback::body::{CallbackBody, build, idempotency_key};
+use crate::callback::breaker::{
+    BreakerPolicy, BreakerState, BreakerStore, Gate, PostOutcome, Transition,
 };
+use crate::callback::retry::RetryPolicy;
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
@@ -32,6 +31,9 @@ use crate::ports::{
     TransportError,
 };
 use crate::record::OrderRecord;
+use crate::record::callback::{
+    Attempt, Callback, CallbackStatus, Claim, NotClaimable, PartnerAnswer, Verdict,
+};
 use crate::update::{Change, update_order};
 
 /// One delivery of a callback message, as the queue hands it over.
@@ -493,7 +495,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
     /// Posts with the current token; on a 401 gets a fresh token and posts
     /// once more, in the same attempt (the claim counted one post: the
     /// partner refused the first without looking at it).
-    async fn post_authorized(&self, body: &super::CallbackBody, key: &str) -> Posted {
+    async fn post_authorized(&self, body: &CallbackBody, key: &str) -> Posted {
         let token = match self.tokens.token().await {
             Ok(token) => token,
             Err(err) => {
