@@ -24,6 +24,7 @@ use shared::lifecycle::Lifecycle;
 use shared::polling::{self, OrderFeed, PollRequest};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
 use shared::record::progress::Applied;
+use shared::view::OrderView;
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone)]
@@ -182,10 +183,12 @@ where
             ["apicenter", "api", "order"] if post => {
                 require_json(request.headers())?;
                 Ok(match self.intake.accept(caller, body).await? {
-                    Accepted::Created(view) => success(StatusCode::CREATED, &view, "created"),
-                    Accepted::Replayed(view) => success(
+                    Accepted::Created(order) => {
+                        success(StatusCode::CREATED, &OrderView::from(&order), "created")
+                    }
+                    Accepted::Replayed(order) => success(
                         StatusCode::OK,
-                        &view,
+                        &OrderView::from(&order),
                         "already received; this is the stored order",
                     ),
                 })
@@ -194,32 +197,40 @@ where
             ["apicenter", "api", "orders"] if get => self.poll(caller, request).await,
             ["apicenter", "api", "orders"] => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             ["apicenter", "api", "order", number] if get => {
-                let view = self.intake.get(caller, number).await?;
-                Ok(success(StatusCode::OK, &view, "ok"))
+                let order = self.intake.get(caller, number).await?;
+                Ok(success(StatusCode::OK, &OrderView::from(&order), "ok"))
             }
             ["apicenter", "api", "order", _] => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             ["apicenter", "api", "order", number, "cancel"] if post => {
                 if !body.is_empty() {
                     require_json(request.headers())?;
                 }
-                let (applied, view) = self.lifecycle.cancel(caller, number, body).await?;
+                let (applied, order) = self.lifecycle.cancel(caller, number, body).await?;
                 let message = match applied {
                     Applied::Duplicate => "already cancelled",
                     _ => "cancelled",
                 };
-                Ok(success(StatusCode::OK, &view, message))
+                Ok(success(StatusCode::OK, &OrderView::from(&order), message))
             }
             ["apicenter", "api", "order", number, "callback", "retry"] if post => {
-                let view = self.lifecycle.retry_callback(caller, number).await?;
-                Ok(success(StatusCode::ACCEPTED, &view, "callback queued"))
+                let order = self.lifecycle.retry_callback(caller, number).await?;
+                Ok(success(
+                    StatusCode::ACCEPTED,
+                    &OrderView::from(&order),
+                    "callback queued",
+                ))
             }
             ["apicenter", "api", "order", number, "callback", "fields"] if post => {
                 require_json(request.headers())?;
-                let view = self
+                let order = self
                     .lifecycle
                     .supply_callback_fields(caller, number, body)
                     .await?;
-                Ok(success(StatusCode::OK, &view, "callback fields stored"))
+                Ok(success(
+                    StatusCode::OK,
+                    &OrderView::from(&order),
+                    "callback fields stored",
+                ))
             }
             ["apicenter", "api", "order", _, "cancel"]
             | [

@@ -21,6 +21,7 @@ use shared::lifecycle::Lifecycle;
 use shared::lifecycle::label::{LINK_TTL, LabelAnswer, fetch_label};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
 use shared::record::progress::Applied;
+use shared::view::OrderView;
 
 /// Whether `path` is the route this function serves (API Gateway sends it
 /// only these; the local gateway asks).
@@ -139,7 +140,7 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
             return Err(ApiError::MethodNotAllowed { allow: "POST" });
         }
         require_json(request.headers())?;
-        let (applied, view) = self
+        let (applied, order) = self
             .lifecycle
             .record_event(caller, number, request.body().as_ref())
             .await?;
@@ -148,7 +149,7 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
             Applied::Recorded => "event recorded; it is older than the current status, which stays",
             Applied::Duplicate => "event already received; nothing changed",
         };
-        Ok(success(StatusCode::OK, &view, message))
+        Ok(success(StatusCode::OK, &OrderView::from(&order), message))
     }
 
     /// The order's label: a redirect to a link that serves it for five

@@ -14,15 +14,14 @@ use crate::error::{FieldError, IntakeError, StoreError};
 use crate::ports::{Clock, Insert, LabelStore, OrderStore};
 use crate::record::OrderRecord;
 use crate::update::{Change, update_order};
-use crate::view::OrderView;
 
 /// What became of an accepted order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
     /// Stored now (201).
-    Created(OrderView),
+    Created(OrderRecord),
     /// The identical order was already stored; nothing was written (200).
-    Replayed(OrderView),
+    Replayed(OrderRecord),
 }
 
 /// The intake use cases over an order store. An order that arrives already
@@ -147,11 +146,11 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
         match inserted {
             Insert::Inserted => {
                 tracing::info!(order_number = %record.order.order_number, "order accepted");
-                Ok(Accepted::Created(OrderView::from(&record)))
+                Ok(Accepted::Created(record))
             }
             Insert::AlreadyExists(stored) if stored.same_request_as(&record) => {
                 tracing::info!(order_number = %record.order.order_number, "identical order replayed");
-                Ok(Accepted::Replayed(OrderView::from(stored.as_ref())))
+                Ok(Accepted::Replayed(*stored))
             }
             Insert::AlreadyExists(stored)
                 if stored.order.client_code != record.order.client_code =>
@@ -193,22 +192,20 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
         }
     }
 
-    /// The order as the API shows it, if `caller` may see it.
+    /// The stored order, if `caller` may see it.
     pub async fn get(
         &self,
         caller: &Principal,
         order_number: &str,
-    ) -> Result<OrderView, IntakeError> {
+    ) -> Result<OrderRecord, IntakeError> {
         let not_found = || IntakeError::NotFound(order_number.to_owned());
         // A number that cannot be valid cannot be stored either.
         let number = OrderNumber::parse(order_number).map_err(|_| not_found())?;
-        let record = self
-            .store
+        self.store
             .get(&number)
             .await?
             .filter(|record| caller.may_access(&record.order))
-            .ok_or_else(not_found)?;
-        Ok(OrderView::from(&record))
+            .ok_or_else(not_found)
     }
 
     /// The same marketplace order already sent under another order number. The

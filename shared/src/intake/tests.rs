@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::memory::{MemoryLabels, MemoryStore};
 use crate::ports::Clock;
+use crate::view::OrderView;
 
 const SAMPLE: &str = include_str!("../../../tests/fixtures/spec-000-sample.json");
 const SAMPLE_AS_PUBLISHED: &str =
@@ -73,7 +74,7 @@ fn fields(result: Result<Accepted, IntakeError>) -> Vec<String> {
 
 fn created(result: Result<Accepted, IntakeError>) -> OrderView {
     match result {
-        Ok(Accepted::Created(view)) => view,
+        Ok(Accepted::Created(record)) => OrderView::from(&record),
         other => panic!("expected Created, got {other:?}"),
     }
 }
@@ -236,7 +237,10 @@ async fn a_replayed_order_returns_the_stored_result() {
 
     let replay = intake.accept(&client(), &reformatted).await.unwrap();
 
-    assert_eq!(replay, Accepted::Replayed(first));
+    let Accepted::Replayed(stored) = replay else {
+        panic!("expected a replay, got {replay:?}")
+    };
+    assert_eq!(OrderView::from(&stored), first);
 }
 
 #[tokio::test]
@@ -294,7 +298,7 @@ async fn a_retried_duplicate_whose_finding_was_lost_gets_it_on_the_replay() {
     intake.store.insert_new(&without_finding).await.unwrap();
 
     let view = match intake.accept(&client(), &body(&second)).await {
-        Ok(Accepted::Replayed(view)) => view,
+        Ok(Accepted::Replayed(record)) => OrderView::from(&record),
         other => panic!("expected a replay, got {other:?}"),
     };
 

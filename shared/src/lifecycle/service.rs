@@ -10,12 +10,11 @@ use crate::domain::{OrderNumber, OrderStatus};
 use crate::error::{FieldError, StoreError};
 use crate::ports::{Clock, OrderStore};
 use crate::reader::{Reader, root_object};
-use crate::record::FieldsRefused;
 use crate::record::callback::NotReplayable;
 use crate::record::event::{EventKind, EventSource, WarehouseEvent};
 use crate::record::progress::{Applied, Impossible};
+use crate::record::{FieldsRefused, OrderRecord};
 use crate::update::{Change, update_order};
-use crate::view::OrderView;
 
 /// Why a lifecycle request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +65,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         caller: &Principal,
         order_number: &str,
         body: &[u8],
-    ) -> Result<(Applied, OrderView), LifecycleError> {
+    ) -> Result<(Applied, OrderRecord), LifecycleError> {
         within_size(body)?;
         let event = parse_event(body).map_err(LifecycleError::Invalid)?;
         self.apply(caller, order_number, &event).await
@@ -79,7 +78,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         caller: &Principal,
         order_number: &str,
         body: &[u8],
-    ) -> Result<(Applied, OrderView), LifecycleError> {
+    ) -> Result<(Applied, OrderRecord), LifecycleError> {
         within_size(body)?;
         let reason = if body.iter().all(u8::is_ascii_whitespace) {
             None
@@ -110,7 +109,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         caller: &Principal,
         order_number: &str,
         event: &WarehouseEvent,
-    ) -> Result<(Applied, OrderView), LifecycleError> {
+    ) -> Result<(Applied, OrderRecord), LifecycleError> {
         let number = parse_number(order_number)?;
         let now = self.clock.now();
         let (record, outcome) = update_order(&self.store, &number, |record| {
@@ -141,7 +140,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
             callback_due = outcome.callback_due,
             "warehouse event"
         );
-        Ok((outcome.applied, OrderView::from(&record)))
+        Ok((outcome.applied, record))
     }
 
     /// The ERP supplies callback fields the order lacked (a TikTok carrier
@@ -152,7 +151,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         caller: &Principal,
         order_number: &str,
         body: &[u8],
-    ) -> Result<OrderView, LifecycleError> {
+    ) -> Result<OrderRecord, LifecycleError> {
         within_size(body)?;
         let fields = parse_callback_fields(body).map_err(LifecycleError::Invalid)?;
         let number = parse_number(order_number)?;
@@ -177,7 +176,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         .await?
         .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
         tracing::info!(order_number = %number, callback_due = rearmed, "callback fields supplied");
-        Ok(OrderView::from(&record))
+        Ok(record)
     }
 
     /// An operator replays a callback that failed, went to the dead-letter
@@ -188,7 +187,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         &self,
         caller: &Principal,
         order_number: &str,
-    ) -> Result<OrderView, LifecycleError> {
+    ) -> Result<OrderRecord, LifecycleError> {
         let number = parse_number(order_number)?;
         let now = self.clock.now();
         let (record, ()) = update_order(&self.store, &number, |record| {
@@ -211,7 +210,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
         tracing::info!(order_number = %number, generation = record.callback.generation,
             "callback replay requested");
-        Ok(OrderView::from(&record))
+        Ok(record)
     }
 }
 
