@@ -39,7 +39,7 @@ use super::capacity;
 use shared::domain::{Order, OrderNumber};
 use shared::error::{FieldError, StoreError};
 use shared::polling;
-use shared::ports::{Claimed, Guard, Insert, OrderStore, Save};
+use shared::ports::{ClaimOutcome, Guard, Insert, OrderStore, Save};
 use shared::record::callback::{Callback, CallbackStatus, Claim, Lease, NotClaimable};
 use shared::record::progress::Progress;
 use shared::record::{
@@ -202,7 +202,7 @@ impl OrderStore for DynamoOrderStore {
         &self,
         order_number: &OrderNumber,
         claim: &Claim,
-    ) -> Result<Option<Claimed>, StoreError> {
+    ) -> Result<Option<ClaimOutcome>, StoreError> {
         let now = millis(claim.now);
         // Callback::check_claim, as a condition on the top-level attributes.
         let mut condition = "attribute_exists(order_number) \
@@ -251,7 +251,7 @@ impl OrderStore for DynamoOrderStore {
             Ok(output) => {
                 capacity::record("claim", output.consumed_capacity());
                 let item = output.attributes.unwrap_or_default();
-                Ok(Some(Claimed::Yes(Box::new(from_item(&item)?))))
+                Ok(Some(ClaimOutcome::Claimed(Box::new(from_item(&item)?))))
             }
             Err(SdkError::ServiceError(service)) => match service.into_err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => {
@@ -265,7 +265,7 @@ impl OrderStore for DynamoOrderStore {
                         // judgement could get here: try again shortly.
                         Ok(()) => NotClaimable::Leased(claim.now),
                     };
-                    Ok(Some(Claimed::No(why, Box::new(record))))
+                    Ok(Some(ClaimOutcome::Refused(why, Box::new(record))))
                 }
                 other => Err(classify_service(other)),
             },

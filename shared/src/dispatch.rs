@@ -27,12 +27,12 @@ use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
 use crate::ports::{
-    Claimed, Clock, Guard, OrderStore, PartnerClient, PartnerReply, Save, TokenError, TokenSource,
-    TransportError,
+    ClaimOutcome, Clock, Guard, OrderStore, PartnerClient, PartnerReply, Save, TokenError,
+    TokenSource, TransportError,
 };
 use crate::record::OrderRecord;
 use crate::record::callback::{
-    Attempt, Callback, CallbackStatus, Claim, NotClaimable, PartnerAnswer, Verdict,
+    Attempt, AttemptOutcome, Callback, CallbackStatus, Claim, NotClaimable, PartnerAnswer,
 };
 use crate::update::{Change, update_order};
 
@@ -72,9 +72,9 @@ impl Delivery {
     }
 }
 
-/// What the queue should do with the message.
+/// What the queue should do with the message (an instruction, not an outcome).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
+pub enum QueueAction {
     /// Done with it (sent, refused, obsolete): delete it.
     Delete,
     /// Try again: hide it for this long.
@@ -88,7 +88,7 @@ pub enum Disposition {
 
 /// What a delivery did, for logs and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Report {
+pub enum DeliveryOutcome {
     Delivered {
         latency: Duration,
     },
@@ -198,7 +198,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
     pub async fn dispatch(
         &self,
         delivery: &Delivery,
-    ) -> Result<(Disposition, Report), DispatchError> {
+    ) -> Result<(QueueAction, DeliveryOutcome), DispatchError> {
         let owner = delivery.owner();
         // Before the claim: a held message does not use up its schedule. Only
         // within the schedule's span: an outage longer than that dead-letters
@@ -216,8 +216,8 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             Ok(probing) => probing,
             Err(held) => {
                 return Ok((
-                    Disposition::RetryIn(held + jitter(&owner, held)),
-                    Report::Held(format!(
+                    QueueAction::RetryIn(held + jitter(&owner, held)),
+                    DeliveryOutcome::Held(format!(
                         "the partner is down (circuit breaker open); held for {}s",
                         held.as_secs()
                     )),
@@ -242,13 +242,15 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 .await?
                 .ok_or_else(|| DispatchError::UnknownOrder(delivery.order_number.clone()))?;
             match claimed {
-                Claimed::Yes(record) => return self.post(*record, &owner, probing).await,
-                Claimed::No(NotClaimable::DeadLettered, _) if delivery.redriven => {
+                ClaimOutcome::Claimed(record) => {
+                    return self.post(*record, &owner, probing).await;
+                }
+                ClaimOutcome::Refused(NotClaimable::DeadLettered, _) if delivery.redriven => {
                     if !self.redrive(delivery, now).await? {
                         break;
                     }
                 }
-                Claimed::No(why, record) => {
+                ClaimOutcome::Refused(why, record) => {
                     if probing {
                         self.release_probe(&owner).await;
                     }
@@ -257,8 +259,8 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             }
         }
         Ok((
-            Disposition::Delete,
-            Report::Skipped("the redriven message no longer matches its callback".into()),
+            QueueAction::Delete,
+            DeliveryOutcome::Skipped("the redriven message no longer matches its callback".into()),
         ))
     }
 
@@ -268,7 +270,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         mut record: OrderRecord,
         owner: &str,
         probing: bool,
-    ) -> Result<(Disposition, Report), DispatchError> {
+    ) -> Result<(QueueAction, DeliveryOutcome), DispatchError> {
         let body = match build(&record, &self.warehouses) {
             Ok(body) => body,
             Err(unsendable) => {
@@ -279,8 +281,8 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 })
                 .await?;
                 return Ok((
-                    Disposition::Delete,
-                    Report::Failed {
+                    QueueAction::Delete,
+                    DeliveryOutcome::Failed {
                         reason,
                         latency: None,
                     },
@@ -316,7 +318,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         let (verdict, answer, http_status) = match (posted.result, &posted.token_error) {
             // No token at all: nothing was posted.
             (Err(_), Some(err)) => (
-                Verdict::Retry {
+                AttemptOutcome::Retry {
                     reason: format!("{CREDENTIALS_REJECTED}: no access token ({err})"),
                     next: next(None),
                 },
@@ -326,8 +328,8 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             (result, _) => judge(result, next),
         };
         let verdict = match (verdict, &posted.token_error) {
-            (Verdict::Retry { reason, next }, Some(err)) if http_status.is_some() => {
-                Verdict::Retry {
+            (AttemptOutcome::Retry { reason, next }, Some(err)) if http_status.is_some() => {
+                AttemptOutcome::Retry {
                     reason: format!("{reason}; {err}"),
                     next,
                 }
@@ -335,43 +337,47 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             (verdict, _) => verdict,
         };
         let credentials_rejected = matches!(&verdict,
-            Verdict::Retry { reason, .. } if reason.starts_with(CREDENTIALS_REJECTED));
+            AttemptOutcome::Retry { reason, .. } if reason.starts_with(CREDENTIALS_REJECTED));
         let attempt = Attempt {
             at: now,
             http_status,
             outcome: outcome_name(&verdict).to_owned(),
             latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
             reason: match &verdict {
-                Verdict::Delivered => None,
-                Verdict::Rejected(reason) | Verdict::Retry { reason, .. } => Some(reason.clone()),
+                AttemptOutcome::Delivered => None,
+                AttemptOutcome::Rejected(reason) | AttemptOutcome::Retry { reason, .. } => {
+                    Some(reason.clone())
+                }
             },
             partner_code: answer.code.clone(),
             partner_message: answer.message.clone(),
             ticket_id: answer.ticket_id.clone(),
         };
         let (disposition, report) = match &verdict {
-            Verdict::Delivered => (Disposition::Delete, Report::Delivered { latency }),
-            Verdict::Rejected(reason) => (
-                Disposition::Delete,
-                Report::Failed {
+            AttemptOutcome::Delivered => {
+                (QueueAction::Delete, DeliveryOutcome::Delivered { latency })
+            }
+            AttemptOutcome::Rejected(reason) => (
+                QueueAction::Delete,
+                DeliveryOutcome::Failed {
                     reason: reason.clone(),
                     latency: Some(latency),
                 },
             ),
-            Verdict::Retry {
+            AttemptOutcome::Retry {
                 reason,
                 next: Some(next),
             } => (
-                Disposition::RetryIn(until(*next, now)),
-                Report::Retrying {
+                QueueAction::RetryIn(until(*next, now)),
+                DeliveryOutcome::Retrying {
                     reason: reason.clone(),
                     latency: Some(latency),
                     credentials_rejected,
                 },
             ),
-            Verdict::Retry { reason, next: None } => (
-                Disposition::DeadLetter,
-                Report::DeadLettered {
+            AttemptOutcome::Retry { reason, next: None } => (
+                QueueAction::DeadLetter,
+                DeliveryOutcome::DeadLettered {
                     reason: reason.clone(),
                 },
             ),
@@ -395,8 +401,8 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         })
         .await?;
         Ok((
-            Disposition::Leave,
-            Report::Skipped(format!(
+            QueueAction::Leave,
+            DeliveryOutcome::Skipped(format!(
                 "the lease ran out before the answer ({}) was recorded; kept in the ledger only",
                 attempt.outcome
             )),
@@ -538,33 +544,33 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         why: NotClaimable,
         record: &OrderRecord,
         now: DateTime<Utc>,
-    ) -> Result<(Disposition, Report), DispatchError> {
-        let skipped = |disposition, why: String| Ok((disposition, Report::Skipped(why)));
+    ) -> Result<(QueueAction, DeliveryOutcome), DispatchError> {
+        let skipped = |disposition, why: String| Ok((disposition, DeliveryOutcome::Skipped(why)));
         match why {
             NotClaimable::Superseded => skipped(
-                Disposition::Delete,
+                QueueAction::Delete,
                 "a replay superseded this message".into(),
             ),
             NotClaimable::Settled(status) => skipped(
-                Disposition::Delete,
+                QueueAction::Delete,
                 format!("the callback is {}", status.as_str()),
             ),
             NotClaimable::DuplicateMessage => skipped(
-                Disposition::Delete,
+                QueueAction::Delete,
                 "another message carries this callback".into(),
             ),
             NotClaimable::Leased(until_at) => skipped(
-                Disposition::RetryIn(until(until_at, now) + Duration::from_secs(1)),
+                QueueAction::RetryIn(until(until_at, now) + Duration::from_secs(1)),
                 "another delivery is posting it".into(),
             ),
             NotClaimable::NotYet(at) => skipped(
-                Disposition::RetryIn(until(at, now)),
+                QueueAction::RetryIn(until(at, now)),
                 "its next attempt is not due yet".into(),
             ),
             // Our own move to the dead-letter queue was interrupted: finish it.
             NotClaimable::DeadLettered => Ok((
-                Disposition::DeadLetter,
-                Report::Skipped("the callback is dead_lettered".into()),
+                QueueAction::DeadLetter,
+                DeliveryOutcome::Skipped("the callback is dead_lettered".into()),
             )),
             NotClaimable::ScheduleSpent => self.dead_letter_unrecorded(record, now).await,
         }
@@ -576,7 +582,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         &self,
         seen: &OrderRecord,
         now: DateTime<Utc>,
-    ) -> Result<(Disposition, Report), DispatchError> {
+    ) -> Result<(QueueAction, DeliveryOutcome), DispatchError> {
         let generation = seen.callback.generation;
         let max_posts = self.policy.max_posts;
         let reason = "the outcome of the last post was never recorded".to_owned();
@@ -598,12 +604,15 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         .await?
         .ok_or_else(|| DispatchError::UnknownOrder(seen.order.order_number.clone()))?;
         if done {
-            Ok((Disposition::DeadLetter, Report::DeadLettered { reason }))
+            Ok((
+                QueueAction::DeadLetter,
+                DeliveryOutcome::DeadLettered { reason },
+            ))
         } else {
             // It changed meanwhile (a replay, a late answer): look again later.
             Ok((
-                Disposition::RetryIn(Duration::from_secs(1)),
-                Report::Skipped("the callback changed while being dead-lettered".into()),
+                QueueAction::RetryIn(Duration::from_secs(1)),
+                DeliveryOutcome::Skipped("the callback changed while being dead-lettered".into()),
             ))
         }
     }
@@ -731,11 +740,11 @@ struct EnvelopeError {
 fn judge(
     result: Result<PartnerReply, TransportError>,
     next: impl Fn(Option<Duration>) -> Option<DateTime<Utc>>,
-) -> (Verdict, PartnerAnswer, Option<u16>) {
+) -> (AttemptOutcome, PartnerAnswer, Option<u16>) {
     let reply = match result {
         Ok(reply) => reply,
         Err(err) => {
-            let verdict = Verdict::Retry {
+            let verdict = AttemptOutcome::Retry {
                 reason: err.to_string(),
                 next: next(None),
             };
@@ -764,15 +773,15 @@ fn judge(
     );
     let message = answer.message.clone().unwrap_or_default();
     let status = reply.status;
-    let retry = |reason: String| Verdict::Retry {
+    let retry = |reason: String| AttemptOutcome::Retry {
         reason,
         next: next(reply.retry_after),
     };
     let verdict = match status {
         200..=299 => match answer.success {
-            Some(true) => Verdict::Delivered,
+            Some(true) => AttemptOutcome::Delivered,
             Some(false) => {
-                Verdict::Rejected(format!("the partner answered Success: false: {message}"))
+                AttemptOutcome::Rejected(format!("the partner answered Success: false: {message}"))
             }
             // A 2xx we cannot read may or may not have been taken: ask again.
             None => retry(format!("HTTP {status} without a readable Success")),
@@ -783,7 +792,7 @@ fn judge(
             suffix(&message)
         )),
         408 | 429 | 500..=599 => retry(format!("HTTP {status}{}", suffix(&message))),
-        _ => Verdict::Rejected(format!("HTTP {status}{}", suffix(&message))),
+        _ => AttemptOutcome::Rejected(format!("HTTP {status}{}", suffix(&message))),
     };
     (verdict, answer, Some(status))
 }
@@ -796,12 +805,12 @@ fn suffix(message: &str) -> String {
     }
 }
 
-fn outcome_name(verdict: &Verdict) -> &'static str {
+fn outcome_name(verdict: &AttemptOutcome) -> &'static str {
     match verdict {
-        Verdict::Delivered => "delivered",
-        Verdict::Rejected(_) => "failed",
-        Verdict::Retry { next: None, .. } => "dead_lettered",
-        Verdict::Retry { .. } => "retrying",
+        AttemptOutcome::Delivered => "delivered",
+        AttemptOutcome::Rejected(_) => "failed",
+        AttemptOutcome::Retry { next: None, .. } => "dead_lettered",
+        AttemptOutcome::Retry { .. } => "retrying",
     }
 }
 
@@ -826,7 +835,7 @@ mod tests {
         for status in [401, 403] {
             let (verdict, _, _) = judge(reply(status, ""), later);
             assert!(
-                matches!(&verdict, Verdict::Retry { reason, next: Some(_) }
+                matches!(&verdict, AttemptOutcome::Retry { reason, next: Some(_) }
                     if reason.starts_with(CREDENTIALS_REJECTED)),
                 "{status}: {verdict:?}"
             );
@@ -846,7 +855,9 @@ mod tests {
         assert_eq!(answer.code.as_deref(), Some("800F1533"));
         assert_eq!(answer.message.as_deref(), Some("boom"));
         assert_eq!(answer.ticket_id.as_deref(), Some("t-9"));
-        assert!(matches!(verdict, Verdict::Retry { reason, .. } if reason == "HTTP 500: boom"));
+        assert!(
+            matches!(verdict, AttemptOutcome::Retry { reason, .. } if reason == "HTTP 500: boom")
+        );
     }
 
     #[test]
@@ -858,6 +869,9 @@ mod tests {
             ),
             later,
         );
-        assert_eq!(verdict, Verdict::Rejected("HTTP 400: bad field".into()));
+        assert_eq!(
+            verdict,
+            AttemptOutcome::Rejected("HTTP 400: bad field".into())
+        );
     }
 }

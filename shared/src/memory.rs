@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use crate::domain::OrderNumber;
 use crate::error::{LabelError, StoreError};
-use crate::ports::{Claimed, Guard, Insert, LabelStore, OrderStore, Save};
+use crate::ports::{ClaimOutcome, Guard, Insert, LabelStore, OrderStore, Save};
 use crate::record::OrderRecord;
 use crate::record::callback::Claim;
 
@@ -121,17 +121,17 @@ impl OrderStore for MemoryStore {
         &self,
         order_number: &OrderNumber,
         claim: &Claim,
-    ) -> Result<Option<Claimed>, StoreError> {
+    ) -> Result<Option<ClaimOutcome>, StoreError> {
         let Some(mut record) = self.stored(order_number) else {
             return Ok(None);
         };
         if let Err(why) = record.callback.check_claim(claim) {
-            return Ok(Some(Claimed::No(why, Box::new(record))));
+            return Ok(Some(ClaimOutcome::Refused(why, Box::new(record))));
         }
         record.callback.apply_claim(claim);
         record.version += 1;
         self.write(&mut record);
-        Ok(Some(Claimed::Yes(Box::new(record))))
+        Ok(Some(ClaimOutcome::Claimed(Box::new(record))))
     }
 
     async fn orders_with_platform_order(

@@ -40,11 +40,11 @@ pub enum Guard<'a> {
 
 /// The result of a claim: one conditional write, no read before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claimed {
+pub enum ClaimOutcome {
     /// The claim was written; the order as it now stands.
-    Yes(Box<OrderRecord>),
+    Claimed(Box<OrderRecord>),
     /// The condition failed; why, judged on the order as it stood.
-    No(NotClaimable, Box<OrderRecord>),
+    Refused(NotClaimable, Box<OrderRecord>),
 }
 
 /// Durable order state, keyed by order number.
@@ -78,7 +78,7 @@ pub trait OrderStore: Send + Sync {
         &self,
         order_number: &OrderNumber,
         claim: &Claim,
-    ) -> impl Future<Output = Result<Option<Claimed>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<ClaimOutcome>, StoreError>> + Send;
 
     /// Order numbers stored under a client's marketplace order number
     /// ([`crate::domain::Order::client_platform_order_key`]).
@@ -116,7 +116,7 @@ impl<T: OrderStore + ?Sized> OrderStore for std::sync::Arc<T> {
         &self,
         order_number: &OrderNumber,
         claim: &Claim,
-    ) -> impl Future<Output = Result<Option<Claimed>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<ClaimOutcome>, StoreError>> + Send {
         (**self).claim(order_number, claim)
     }
 

@@ -90,7 +90,7 @@ mod tests {
             &self,
             _: &OrderNumber,
             _: &crate::record::callback::Claim,
-        ) -> Result<Option<crate::ports::Claimed>, StoreError> {
+        ) -> Result<Option<crate::ports::ClaimOutcome>, StoreError> {
             unreachable!()
         }
         async fn orders_with_platform_order(

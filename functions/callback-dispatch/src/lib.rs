@@ -24,7 +24,7 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::callback::breaker::BreakerPolicy;
 use shared::callback::retry::store_backoff;
 use shared::config::{ConfigError, Warehouses, required_env};
-use shared::dispatch::{Delivery, DispatchError, Dispatcher, Disposition, Report};
+use shared::dispatch::{Delivery, DeliveryOutcome, DispatchError, Dispatcher, QueueAction};
 use shared::ports::{Clock, OrderStore, PartnerClient, TokenSource};
 
 /// What the function reads from its environment.
@@ -292,13 +292,13 @@ where
             Ok((disposition, report)) => {
                 span.in_scope(|| log_report(&report));
                 match disposition {
-                    Disposition::Delete => false,
-                    Disposition::RetryIn(delay) => {
+                    QueueAction::Delete => false,
+                    QueueAction::RetryIn(delay) => {
                         self.retry_in(message, delay).await;
                         true
                     }
-                    Disposition::DeadLetter => !self.dead_letter(message).instrument(span).await,
-                    Disposition::Leave => true,
+                    QueueAction::DeadLetter => !self.dead_letter(message).instrument(span).await,
+                    QueueAction::Leave => true,
                 }
             }
             Err(DispatchError::UnknownOrder(_)) => {
@@ -371,17 +371,17 @@ where
     }
 }
 
-fn log_report(report: &Report) {
+fn log_report(report: &DeliveryOutcome) {
     let (outcome, latency) = match report {
-        Report::Delivered { latency } => {
+        DeliveryOutcome::Delivered { latency } => {
             tracing::info!(latency_ms = latency.as_millis(), "callback delivered");
             ("Delivered", Some(*latency))
         }
-        Report::Failed { reason, latency } => {
+        DeliveryOutcome::Failed { reason, latency } => {
             tracing::warn!(reason, "callback failed");
             ("Failed", *latency)
         }
-        Report::Retrying {
+        DeliveryOutcome::Retrying {
             reason,
             latency,
             credentials_rejected,
@@ -397,16 +397,16 @@ fn log_report(report: &Report) {
             }
             ("Retried", *latency)
         }
-        Report::DeadLettered { reason } => {
+        DeliveryOutcome::DeadLettered { reason } => {
             tracing::error!(reason, "callback retries exhausted");
             // The move to the dead-letter queue counts `DeadLettered`.
             return;
         }
-        Report::Held(why) => {
+        DeliveryOutcome::Held(why) => {
             tracing::info!(why, breaker = "open", "callback held");
             ("Held", None)
         }
-        Report::Skipped(why) => {
+        DeliveryOutcome::Skipped(why) => {
             tracing::info!(why, "nothing to send");
             ("Skipped", None)
         }

@@ -23,7 +23,7 @@ use shared::intake::{Accepted, Intake};
 use shared::lifecycle::Lifecycle;
 use shared::polling::{self, OrderFeed, PollRequest};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
-use shared::record::progress::Applied;
+use shared::record::progress::EventEffect;
 use shared::view::OrderView;
 
 /// What the function reads from its environment.
@@ -207,7 +207,7 @@ where
                 }
                 let (applied, order) = self.lifecycle.cancel(caller, number, body).await?;
                 let message = match applied {
-                    Applied::Duplicate => "already cancelled",
+                    EventEffect::Duplicate => "already cancelled",
                     _ => "cancelled",
                 };
                 Ok(success(StatusCode::OK, &OrderView::from(&order), message))

@@ -20,7 +20,7 @@ use shared::config::{ConfigError, api_key_cache, required_env};
 use shared::lifecycle::Lifecycle;
 use shared::lifecycle::label::{LINK_TTL, LabelAnswer, fetch_label};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
-use shared::record::progress::Applied;
+use shared::record::progress::EventEffect;
 use shared::view::OrderView;
 
 /// Whether `path` is the route this function serves (API Gateway sends it
@@ -145,9 +145,11 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
             .record_event(caller, number, request.body().as_ref())
             .await?;
         let message = match applied {
-            Applied::Moved => "event applied",
-            Applied::Recorded => "event recorded; it is older than the current status, which stays",
-            Applied::Duplicate => "event already received; nothing changed",
+            EventEffect::Moved => "event applied",
+            EventEffect::Recorded => {
+                "event recorded; it is older than the current status, which stays"
+            }
+            EventEffect::Duplicate => "event already received; nothing changed",
         };
         Ok(success(StatusCode::OK, &OrderView::from(&order), message))
     }

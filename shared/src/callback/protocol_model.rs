@@ -31,14 +31,14 @@ use super::body::CallbackBody;
 use super::retry::{RetryPolicy, store_backoff};
 use crate::auth::Principal;
 use crate::config::Warehouses;
-use crate::dispatch::{Delivery, DispatchError, Dispatcher, Disposition, Report};
+use crate::dispatch::{Delivery, DeliveryOutcome, DispatchError, Dispatcher, QueueAction};
 use crate::domain::OrderNumber;
 use crate::domain::Scope;
 use crate::error::StoreError;
 use crate::lifecycle::{Lifecycle, LifecycleError};
 use crate::memory::MemoryStore;
 use crate::ports::{
-    Claimed, Clock, Guard, Insert, OrderStore, PartnerClient, PartnerReply, Save, StaticToken,
+    ClaimOutcome, Clock, Guard, Insert, OrderStore, PartnerClient, PartnerReply, Save, StaticToken,
     TransportError,
 };
 use crate::record::OrderRecord;
@@ -212,7 +212,7 @@ impl OrderStore for FaultyStore {
         &self,
         order_number: &OrderNumber,
         claim: &Claim,
-    ) -> Result<Option<Claimed>, StoreError> {
+    ) -> Result<Option<ClaimOutcome>, StoreError> {
         match self.take_fault() {
             None => self.inner.claim(order_number, claim).await,
             Some(false) => Err(unavailable()),
@@ -291,7 +291,7 @@ struct Message {
     redriven: bool,
 }
 
-type Outcome = Result<(Disposition, Report), DispatchError>;
+type Outcome = Result<(QueueAction, DeliveryOutcome), DispatchError>;
 
 /// A delivery handed to a dispatcher task.
 #[derive(Debug)]
@@ -692,16 +692,16 @@ impl World {
             now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
         };
         match outcome {
-            Ok((Disposition::Delete, _)) => {
+            Ok((QueueAction::Delete, _)) => {
                 self.queue.remove(index);
             }
-            Ok((Disposition::RetryIn(delay), _)) => self.queue[index].visible_at = retry_in(delay),
-            Ok((Disposition::DeadLetter, _)) | Err(DispatchError::UnknownOrder(_)) => {
+            Ok((QueueAction::RetryIn(delay), _)) => self.queue[index].visible_at = retry_in(delay),
+            Ok((QueueAction::DeadLetter, _)) | Err(DispatchError::UnknownOrder(_)) => {
                 let mut message = self.queue.remove(index);
                 message.redriven = false;
                 self.dead_letters.push(message);
             }
-            Ok((Disposition::Leave, _)) => {}
+            Ok((QueueAction::Leave, _)) => {}
             Err(DispatchError::Store(_)) => {
                 self.queue[index].visible_at = retry_in(store_backoff(running.receive_count));
             }

@@ -12,7 +12,7 @@ use crate::ports::{Clock, OrderStore};
 use crate::reader::{Reader, root_object};
 use crate::record::callback::NotReplayable;
 use crate::record::event::{EventKind, EventSource, WarehouseEvent};
-use crate::record::progress::{Applied, Impossible};
+use crate::record::progress::{EventEffect, Impossible};
 use crate::record::{FieldsRefused, OrderRecord};
 use crate::update::{Change, update_order};
 
@@ -65,7 +65,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         caller: &Principal,
         order_number: &str,
         body: &[u8],
-    ) -> Result<(Applied, OrderRecord), LifecycleError> {
+    ) -> Result<(EventEffect, OrderRecord), LifecycleError> {
         within_size(body)?;
         let event = parse_event(body).map_err(LifecycleError::Invalid)?;
         self.apply(caller, order_number, &event).await
@@ -78,7 +78,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         caller: &Principal,
         order_number: &str,
         body: &[u8],
-    ) -> Result<(Applied, OrderRecord), LifecycleError> {
+    ) -> Result<(EventEffect, OrderRecord), LifecycleError> {
         within_size(body)?;
         let reason = if body.iter().all(u8::is_ascii_whitespace) {
             None
@@ -109,7 +109,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         caller: &Principal,
         order_number: &str,
         event: &WarehouseEvent,
-    ) -> Result<(Applied, OrderRecord), LifecycleError> {
+    ) -> Result<(EventEffect, OrderRecord), LifecycleError> {
         let number = parse_number(order_number)?;
         let now = self.clock.now();
         let (record, outcome) = update_order(&self.store, &number, |record| {
@@ -123,7 +123,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
             let outcome = record
                 .apply_event(event, now)
                 .map_err(|source| LifecycleError::Impossible { current, source })?;
-            Ok::<_, LifecycleError>(if outcome.applied == Applied::Duplicate {
+            Ok::<_, LifecycleError>(if outcome.effect == EventEffect::Duplicate {
                 Change::Keep(outcome)
             } else {
                 Change::Save(outcome)
@@ -135,12 +135,12 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
             order_number = %number,
             event_id = %event.event_id,
             event = event.kind.name(),
-            applied = ?outcome.applied,
+            applied = ?outcome.effect,
             status = %record.status,
             callback_due = outcome.callback_due,
             "warehouse event"
         );
-        Ok((outcome.applied, record))
+        Ok((outcome.effect, record))
     }
 
     /// The ERP supplies callback fields the order lacked (a TikTok carrier

@@ -200,9 +200,9 @@ pub enum NotClaimable {
     ScheduleSpent,
 }
 
-/// How a try ended.
+/// How one try to post the callback ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum AttemptOutcome {
     Delivered,
     /// Final: recorded as failed, never retried automatically.
     Rejected(String),
@@ -346,7 +346,7 @@ impl Callback {
     }
 
     /// Records the claimant's try and what it means, and releases the lease.
-    pub fn settle(&mut self, attempt: Attempt, answer: PartnerAnswer, verdict: Verdict) {
+    pub fn settle(&mut self, attempt: Attempt, answer: PartnerAnswer, verdict: AttemptOutcome) {
         let finished = attempt.at;
         self.record_attempt(attempt);
         self.lease = None;
@@ -358,19 +358,19 @@ impl Callback {
                 .map(|raw| truncate(raw, MAX_RAW_RESPONSE));
         }
         match verdict {
-            Verdict::Delivered => {
+            AttemptOutcome::Delivered => {
                 self.status = CallbackStatus::Delivered;
                 self.reason = None;
                 self.next_attempt_at = None;
                 self.finished_at = Some(finished);
             }
-            Verdict::Rejected(reason) => {
+            AttemptOutcome::Rejected(reason) => {
                 self.status = CallbackStatus::Failed;
                 self.reason = Some(reason);
                 self.next_attempt_at = None;
                 self.finished_at = Some(finished);
             }
-            Verdict::Retry {
+            AttemptOutcome::Retry {
                 reason,
                 next: Some(next),
             } => {
@@ -378,7 +378,7 @@ impl Callback {
                 self.reason = Some(reason);
                 self.next_attempt_at = Some(next);
             }
-            Verdict::Retry { reason, next: None } => self.dead_letter(reason, finished),
+            AttemptOutcome::Retry { reason, next: None } => self.dead_letter(reason, finished),
         }
     }
 

@@ -17,7 +17,7 @@ pub mod progress;
 
 use callback::{Callback, CallbackStatus};
 use event::WarehouseEvent;
-use progress::{Applied, Impossible, Progress};
+use progress::{EventEffect, Impossible, Progress};
 
 use crate::domain::{Order, OrderStatus, ProcessType};
 use crate::error::FieldError;
@@ -79,10 +79,11 @@ pub enum FieldsRefused {
     UnknownSku(String),
 }
 
-/// What a warehouse event did to an order.
+/// What a warehouse event did to an order: its effect on the progress, and
+/// whether it made the callback due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventOutcome {
-    pub applied: Applied,
+    pub effect: EventEffect,
     /// The callback became due with this event (its message goes out with the save).
     pub callback_due: bool,
 }
@@ -137,14 +138,15 @@ impl OrderRecord {
             self.callback.status = CallbackStatus::NotRequired;
             self.callback.reason = Some("the order was cancelled".into());
         }
-        if applied != Applied::Duplicate && self.callback.failed_without_request() {
+        if applied != EventEffect::Duplicate && self.callback.failed_without_request() {
             // It failed before any request was made: the order lacked a field its
             // platform requires (an eBay fee, say). This event may bring it.
             self.callback.status = CallbackStatus::AwaitingShipment;
         }
-        let callback_due = applied != Applied::Duplicate && self.make_callback_due_if_ready(now);
+        let callback_due =
+            applied != EventEffect::Duplicate && self.make_callback_due_if_ready(now);
         Ok(EventOutcome {
-            applied,
+            effect: applied,
             callback_due,
         })
     }

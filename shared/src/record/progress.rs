@@ -60,9 +60,9 @@ pub struct EventEntry {
     pub moved_status: bool,
 }
 
-/// What an event did.
+/// What an event did to the order's progress (its status and reported facts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
+pub enum EventEffect {
     /// The status moved to the event's.
     Moved,
     /// An older event: its time and data were kept, the status stayed.
@@ -93,13 +93,13 @@ impl Progress {
         status: OrderStatus,
         event: &WarehouseEvent,
         now: DateTime<Utc>,
-    ) -> Result<(OrderStatus, Applied), Impossible> {
+    ) -> Result<(OrderStatus, EventEffect), Impossible> {
         if self
             .events
             .iter()
             .any(|e| e.source == event.source && e.event_id == event.event_id)
         {
-            return Ok((status, Applied::Duplicate));
+            return Ok((status, EventEffect::Duplicate));
         }
         let lifecycle = matches!(
             event.kind,
@@ -115,9 +115,9 @@ impl Progress {
             self.push_entry(event, now, moves);
         }
         Ok(if moves {
-            (target, Applied::Moved)
+            (target, EventEffect::Moved)
         } else {
-            (status, Applied::Recorded)
+            (status, EventEffect::Recorded)
         })
     }
 

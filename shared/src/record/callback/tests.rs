@@ -60,7 +60,7 @@ fn a_second_message_for_the_same_generation_is_a_duplicate() {
     callback.settle(
         attempt(),
         PartnerAnswer::default(),
-        Verdict::Retry {
+        AttemptOutcome::Retry {
             reason: "HTTP 503".into(),
             next: Some(now()),
         },
@@ -85,7 +85,11 @@ fn a_message_of_an_older_generation_is_superseded() {
 fn a_delivered_callback_is_never_claimed_again() {
     let mut callback = due();
     claimed(&mut callback, &claim("m-1", 1, now()));
-    callback.settle(attempt(), PartnerAnswer::default(), Verdict::Delivered);
+    callback.settle(
+        attempt(),
+        PartnerAnswer::default(),
+        AttemptOutcome::Delivered,
+    );
     assert_eq!(
         callback.check_claim(&claim("m-1", 2, now())),
         Err(NotClaimable::Settled(CallbackStatus::Delivered))
@@ -100,7 +104,7 @@ fn no_post_before_the_schedule_says_so() {
     callback.settle(
         attempt(),
         PartnerAnswer::default(),
-        Verdict::Retry {
+        AttemptOutcome::Retry {
             reason: "HTTP 503".into(),
             next: Some(next),
         },
@@ -133,7 +137,7 @@ fn the_last_failed_post_marks_it_dead_lettered_and_says_why() {
     callback.settle(
         attempt(),
         PartnerAnswer::default(),
-        Verdict::Retry {
+        AttemptOutcome::Retry {
             reason: "HTTP 503".into(),
             next: None,
         },
@@ -151,7 +155,11 @@ fn a_replay_waits_for_an_attempt_in_flight() {
         Err(NotReplayable::InFlight(now() + Duration::seconds(60)))
     );
     assert_eq!(callback.check_replay(now() + Duration::seconds(61)), Ok(()));
-    callback.settle(attempt(), PartnerAnswer::default(), Verdict::Delivered);
+    callback.settle(
+        attempt(),
+        PartnerAnswer::default(),
+        AttemptOutcome::Delivered,
+    );
     assert_eq!(
         callback.check_replay(now()),
         Err(NotReplayable::Status(CallbackStatus::Delivered))
@@ -169,7 +177,7 @@ fn the_ledger_and_the_raw_response_are_bounded() {
         callback.settle(
             attempt(),
             answer,
-            Verdict::Retry {
+            AttemptOutcome::Retry {
                 reason: "x".into(),
                 next: Some(now()),
             },

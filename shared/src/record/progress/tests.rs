@@ -38,7 +38,7 @@ fn handed_over() -> EventKind {
 }
 
 /// Applies events in order, returning the final status and each outcome.
-fn run(events: &[WarehouseEvent]) -> (OrderStatus, Progress, Vec<Result<Applied, Impossible>>) {
+fn run(events: &[WarehouseEvent]) -> (OrderStatus, Progress, Vec<Result<EventEffect, Impossible>>) {
     let mut progress = Progress::default();
     let mut status = OrderStatus::Pending;
     let mut outcomes = Vec::new();
@@ -91,7 +91,7 @@ fn a_late_event_keeps_its_time_but_never_moves_the_status_back() {
     ]);
     assert_eq!(status, OrderStatus::Packed);
     assert_eq!(progress.picked_at, Some(at(2)));
-    assert_eq!(outcomes[1], Ok(Applied::Recorded));
+    assert_eq!(outcomes[1], Ok(EventEffect::Recorded));
 }
 
 #[test]
@@ -102,7 +102,7 @@ fn a_repeated_event_id_changes_nothing() {
     ]);
     assert_eq!(status, OrderStatus::Allocated);
     assert_eq!(progress.events.len(), 1);
-    assert_eq!(outcomes[1], Ok(Applied::Duplicate));
+    assert_eq!(outcomes[1], Ok(EventEffect::Duplicate));
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn after_cancellation_only_earlier_reports_are_accepted() {
     ]);
     assert_eq!(status, OrderStatus::Cancelled);
     assert_eq!(progress.picked_at, Some(at(2)));
-    assert_eq!(outcomes[1], Ok(Applied::Recorded));
+    assert_eq!(outcomes[1], Ok(EventEffect::Recorded));
     assert!(matches!(
         outcomes[2],
         Err(Impossible::Step {
@@ -223,8 +223,8 @@ fn shipping_and_hand_over_apply_past_the_history_cap() {
         .apply(status, &event("h", 3, handed_over()), at(23))
         .unwrap();
 
-    assert_eq!(shipped_outcome, Applied::Moved);
-    assert_eq!(handed, Applied::Moved);
+    assert_eq!(shipped_outcome, EventEffect::Moved);
+    assert_eq!(handed, EventEffect::Moved);
     assert_eq!(status, OrderStatus::HandedOver);
     assert!(progress.ready_to_report());
 }
@@ -241,7 +241,7 @@ fn a_cancellation_applies_past_the_history_cap_but_noise_does_not() {
     );
 
     assert_eq!(noise, Err(Impossible::TooManyEvents));
-    assert_eq!(cancelled, Ok((OrderStatus::Cancelled, Applied::Moved)));
+    assert_eq!(cancelled, Ok((OrderStatus::Cancelled, EventEffect::Moved)));
 }
 
 #[test]
