@@ -23,8 +23,10 @@ pub struct OrderView {
     pub allocate_at: Option<String>,
     /// Packed (picked, when packing was not reported).
     pub pack_at: Option<String>,
-    /// Left the warehouse (spec 000's 出库时间).
-    pub handover_at: Option<String>,
+    /// Left the warehouse (spec 000's 出库时间, which spec 000 names
+    /// `handover_at`; the hand-over to the carrier is `carrier_handover_at`).
+    #[serde(rename = "handover_at")]
+    pub left_warehouse_at: Option<String>,
     pub tracking_number: Option<String>,
     pub logistics_message: Option<String>,
     pub sorting_code: Option<String>,
@@ -106,7 +108,7 @@ impl From<&OrderRecord> for OrderView {
             cancel_at: time(progress.cancel_at),
             allocate_at: time(progress.allocate_at),
             pack_at: time(progress.pack_at.or(progress.picked_at)),
-            handover_at: time(progress.shipped_at),
+            left_warehouse_at: time(progress.left_warehouse_at),
             tracking_number: progress
                 .tracking_number
                 .clone()
@@ -121,7 +123,7 @@ impl From<&OrderRecord> for OrderView {
             created_at: format_time(record.created_at),
             updated_at: format_update_time(record.updated_at),
             picked_at: time(progress.picked_at),
-            carrier_handover_at: time(progress.handover_at),
+            carrier_handover_at: time(progress.carrier_handover_at),
             findings: record.findings.clone(),
             label: order
                 .logistics_provider

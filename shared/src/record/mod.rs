@@ -117,8 +117,8 @@ impl OrderRecord {
     fn accept_already_handed_over(&mut self, now: DateTime<Utc>) {
         let provider = self.order.logistics_provider.clone().unwrap_or_default();
         self.status = OrderStatus::HandedOver;
-        self.progress.shipped_at = Some(now);
-        self.progress.handover_at = Some(now);
+        self.progress.left_warehouse_at = Some(now);
+        self.progress.carrier_handover_at = Some(now);
         self.progress.tracking_number = provider.tracking_number;
         self.progress.logistic_provider_code = provider.code;
         self.make_callback_due_if_ready(now);

@@ -22,10 +22,15 @@ pub struct Progress {
     pub shortage_at: Option<DateTime<Utc>>,
     pub picked_at: Option<DateTime<Utc>>,
     pub pack_at: Option<DateTime<Utc>>,
-    /// Left the warehouse (spec 000 `handover_at`, spec 001 `ShippedTime`).
-    pub shipped_at: Option<DateTime<Utc>>,
-    /// Handed to the carrier (spec 001 `HandOverTime`).
-    pub handover_at: Option<DateTime<Utc>>,
+    /// Left the warehouse: the `shipped` event (spec 000 `handover_at`, spec
+    /// 001 `ShippedTime`). Stored under its first name, `shipped_at`.
+    #[serde(rename = "shipped_at")]
+    pub left_warehouse_at: Option<DateTime<Utc>>,
+    /// Handed to the carrier: the `handed_over` event (spec 001
+    /// `HandOverTime`; the API's extra `carrier_handover_at`). Stored under
+    /// its first name, `handover_at`.
+    #[serde(rename = "handover_at")]
+    pub carrier_handover_at: Option<DateTime<Utc>>,
     pub cancel_at: Option<DateTime<Utc>>,
     pub parcel: Parcel,
     pub tracking_number: Option<String>,
@@ -176,8 +181,8 @@ impl Progress {
             OrderStatus::Shortage => self.shortage_at,
             OrderStatus::Picked => self.picked_at,
             OrderStatus::Packed => self.pack_at,
-            OrderStatus::Shipped => self.shipped_at,
-            OrderStatus::HandedOver => self.handover_at,
+            OrderStatus::Shipped => self.left_warehouse_at,
+            OrderStatus::HandedOver => self.carrier_handover_at,
             OrderStatus::Cancelled => self.cancel_at,
         }
     }
@@ -209,7 +214,7 @@ impl Progress {
                 self.merge_parcel(parcel, current);
             }
             EventKind::Shipped(shipment) => {
-                latest(&mut self.shipped_at);
+                latest(&mut self.left_warehouse_at);
                 put(
                     &mut self.tracking_number,
                     &Some(shipment.tracking_number.clone()),
@@ -241,7 +246,7 @@ impl Progress {
                 tracking_number,
                 logistics_message,
             } => {
-                latest(&mut self.handover_at);
+                latest(&mut self.carrier_handover_at);
                 put(&mut self.tracking_number, tracking_number);
                 put(&mut self.logistics_message, logistics_message);
             }
@@ -267,7 +272,9 @@ impl Progress {
     /// tracking number: what the platform callback reports.
     #[must_use]
     pub fn ready_to_report(&self) -> bool {
-        self.shipped_at.is_some() && self.handover_at.is_some() && self.tracking_number.is_some()
+        self.left_warehouse_at.is_some()
+            && self.carrier_handover_at.is_some()
+            && self.tracking_number.is_some()
     }
 }
 

@@ -14,12 +14,12 @@
 //! | `PackagId` | `order.package_id` | omitted |
 //! | `OrderId` | `order.platform_order_number` | omitted |
 //! | `CreateTime` | `record.created_at` (when we accepted the order) | always present |
-//! | `PickupTime` | `progress.picked_at`, else `pack_at`, else `shipped_at` | required |
+//! | `PickupTime` | `progress.picked_at`, else `pack_at`, else `left_warehouse_at` | required |
 //! | `Country` | warehouse config `country` | required |
 //! | `City` | warehouse config `city` | omitted when blank |
 //! | `TimeZone` | whole-hour UTC offset of the warehouse's zone at `HandOverTime` | follows `HandOverTime` |
-//! | `ShippedTime` | `progress.shipped_at` (left the warehouse) | required |
-//! | `HandOverTime` | `progress.handover_at` (handed to the carrier) | required |
+//! | `ShippedTime` | `progress.left_warehouse_at` (left the warehouse) | required |
+//! | `HandOverTime` | `progress.carrier_handover_at` (handed to the carrier) | required |
 //! | `ShippingProviderId` | supplied by the ERP later, else the `shipped` event's, else `order.shipping_provider_id` | required for TikTok, else omitted |
 //! | `ShippingProviderName` | supplied by the ERP later, else the `shipped` event's, else `order.shipping_provider_name` | required for eBay, else omitted |
 //! | `ShippingProviderProduct` | `progress.shipping_provider_product` | required for eBay, else omitted |
@@ -129,12 +129,12 @@ pub fn build(record: &OrderRecord, warehouses: &Warehouses) -> Result<CallbackBo
     let pickup = progress
         .picked_at
         .or(progress.pack_at)
-        .or(progress.shipped_at);
+        .or(progress.left_warehouse_at);
     need("PickupTime", pickup.is_some());
     let country = text(Some(&warehouse.country));
     need("Country", country.is_some());
-    need("ShippedTime", progress.shipped_at.is_some());
-    need("HandOverTime", progress.handover_at.is_some());
+    need("ShippedTime", progress.left_warehouse_at.is_some());
+    need("HandOverTime", progress.carrier_handover_at.is_some());
     // What the ERP supplied later wins over what the warehouse reported,
     // which wins over the order as first sent.
     let supplied = &record.callback_fields;
@@ -188,8 +188,8 @@ pub fn build(record: &OrderRecord, warehouses: &Warehouses) -> Result<CallbackBo
         warehouse_code,
         pickup,
         country,
-        progress.shipped_at,
-        progress.handover_at,
+        progress.left_warehouse_at,
+        progress.carrier_handover_at,
         tracking,
     )
     else {

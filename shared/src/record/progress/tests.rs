@@ -258,3 +258,19 @@ fn lifecycle_events_past_the_cap_keep_the_history_bounded() {
         progress.events.len()
     );
 }
+
+#[test]
+fn the_renamed_times_are_stored_under_their_first_names() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap();
+    let progress = Progress {
+        left_warehouse_at: Some(at),
+        carrier_handover_at: Some(at + chrono::Duration::hours(1)),
+        ..Progress::default()
+    };
+    let stored = serde_json::to_value(&progress).unwrap();
+    assert_eq!(stored["shipped_at"], "2026-11-20T02:00:00Z");
+    assert_eq!(stored["handover_at"], "2026-11-20T03:00:00Z");
+    assert!(stored.get("left_warehouse_at").is_none());
+    let read: Progress = serde_json::from_value(stored).unwrap();
+    assert_eq!(read, progress);
+}

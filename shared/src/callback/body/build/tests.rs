@@ -39,8 +39,8 @@ fn handed_over() -> OrderRecord {
     let progress = &mut record.progress;
     progress.picked_at = Some(at("2026-11-20T03:00:00Z"));
     progress.pack_at = Some(at("2026-11-20T04:00:00Z"));
-    progress.shipped_at = Some(at("2026-11-20T05:00:00Z"));
-    progress.handover_at = Some(at("2026-11-20T06:00:00Z"));
+    progress.left_warehouse_at = Some(at("2026-11-20T05:00:00Z"));
+    progress.carrier_handover_at = Some(at("2026-11-20T06:00:00Z"));
     progress.tracking_number = Some("JT0001234567".into());
     progress.shipping_provider_product = Some("J&T Express Standard".into());
     progress.shipping_fee = Some(Money::parse("12.5").unwrap());
@@ -141,8 +141,8 @@ fn in_los_angeles(created: &str, picked: &str, handover: &str) -> serde_json::Va
     record.order.centre_code = "lax".into();
     record.created_at = at(created);
     record.progress.picked_at = Some(at(picked));
-    record.progress.shipped_at = Some(at(handover));
-    record.progress.handover_at = Some(at(handover));
+    record.progress.left_warehouse_at = Some(at(handover));
+    record.progress.carrier_handover_at = Some(at(handover));
     build_json(&record)
 }
 
@@ -357,7 +357,7 @@ fn the_idempotency_key_is_stable_and_changes_with_the_tracking_number() {
     assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
 
     let mut later = record.clone();
-    later.progress.handover_at = Some(at("2026-11-21T00:00:00Z"));
+    later.progress.carrier_handover_at = Some(at("2026-11-21T00:00:00Z"));
     assert_eq!(idempotency_key(&later), key, "same shipment, same key");
 
     let mut relabelled = record;
