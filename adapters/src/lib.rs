@@ -1,16 +1,23 @@
-//! The outside of the core: the only code that talks to AWS or HTTP.
+//! The outside of the core: the only code that talks to AWS or HTTP. It
+//! implements the core's [`shared::ports`], and holds what every function
+//! needs at its edge (HTTP answers, log set-up).
 //!
-//! - Implementations of [`shared::ports`]: [`dynamodb`] (orders; polling's
-//!   feed in `dynamodb_feed`), [`dynamodb_keys`] (API keys),
-//!   [`breaker_dynamodb`] (the callback circuit breaker), [`s3`] (labels),
-//!   [`partner_http`] (callbacks to the partner) and [`partner_tokens`]
-//!   (its OAuth2 tokens, credentials from Secrets Manager).
-//! - [`https`]: the one HTTPS client (reqwest on rustls) the SDK and the
-//!   partner client share; [`capacity`]: consumed DynamoDB capacity as EMF.
-//! - [`sqs`]: the callback queue's message.
-//! - [`api`]: the one place that turns core errors into HTTP status codes and
-//!   the `{code, data, message}` envelope.
-//! - [`logging`]: the functions' log set-up.
+//! # Where to change what
+//!
+//! | to change… | look in |
+//! | --- | --- |
+//! | how an order is stored in DynamoDB (item layout, conditions, the outbox columns, claims) | [`dynamodb`] |
+//! | the polling indexes' queries (change feed, callback-status index) | `dynamodb_feed.rs` |
+//! | the API key table | [`dynamodb_keys`] |
+//! | the circuit breaker's item | [`breaker_dynamodb`] |
+//! | label objects (PutObject, presigned links) | [`s3`] |
+//! | consumed-capacity metrics (EMF) | [`capacity`] |
+//! | the HTTPS client the SDK and the partner client share (rustls, roots) | [`https`] |
+//! | posting a callback to the partner | [`partner_http`] |
+//! | the partner's OAuth2 tokens, credentials in Secrets Manager | [`partner_tokens`] |
+//! | the callback queue's message body | [`sqs`] |
+//! | status codes, the `{code, data, message}` envelope, reading request headers | [`api`] |
+//! | log format and levels | [`logging`] |
 
 pub mod api;
 pub mod breaker_dynamodb;

@@ -1,18 +1,47 @@
 //! The core: the order model and rules shared by the Lambda functions, with no
-//! AWS SDK, HTTP client or server in its dependencies.
+//! AWS SDK, Lambda runtime, HTTP client or server in its dependencies
+//! (`make core-deps` checks). The `adapters` crate implements [`ports`] over
+//! AWS; the functions (`functions/*`) map what the use cases return to HTTP.
 //!
-//! - [`domain`]: value types that cannot hold a bad value once parsed
-//!   (`OrderNumber`, `Money`, `Platform`, the `Order` itself).
-//! - [`intake`]: spec 000's intake: parse with every problem listed, data-quality
-//!   findings, idempotent create over the [`ports::OrderStore`] port.
-//! - [`record`] / [`view`]: what is stored about an order and how the API shows it.
-//! - [`polling`]: ERP polling, the change feed over sharded indexes.
-//! - [`ports`]: the traits the core needs (the `adapters` crate implements them
-//!   over AWS); `memory` (feature `memory`): an in-memory store with the same
-//!   semantics, for tests.
-//! - [`error`]: one error enum per layer (the `adapters` crate's `api` turns
-//!   them into HTTP answers).
-//! - [`config`]: typed configuration read once at start-up.
+//! # Where to change what
+//!
+//! | to change… | look in |
+//! | --- | --- |
+//! | a value type (order number, money, platform, status, ISO codes, the order as sent, an API key record) | [`domain`] (`domain/*.rs`) |
+//! | what an order body must contain (400), size caps | [`intake`] (`intake/parse.rs`), [`limits`] |
+//! | data-quality findings (422 / `status_message`) | `intake/findings.rs` |
+//! | accepting an order, replays, number collisions, inline labels | `intake/mod.rs`, `intake/label.rs` |
+//! | the JSON reader that lists every problem | `reader.rs` |
+//! | what is stored about an order, what an event makes due | [`record`] (`record/mod.rs`) |
+//! | which event moves which status (the state machine) | [`record::progress`]; event types [`record::event`] |
+//! | the callback's state and delivery protocol (generation, claim, lease, settle, replay) | [`record::callback`] |
+//! | reading a warehouse event body, cancel, callback fields, replay, label link | [`lifecycle`] (`lifecycle/event.rs`, `service.rs`, `callback_fields.rs`, `label.rs`) |
+//! | the spec-001 body: field mapping, platform requirements, caps, idempotency key | [`callback::body`] (`build.rs`, `document.rs`, `idempotency.rs`) |
+//! | retry schedule, circuit breaker | [`callback::retry`], [`callback::breaker`], [`callback::breaker_cache`] |
+//! | one delivery of a queue message end to end | [`dispatch`] |
+//! | read-modify-write with optimistic concurrency | [`update`] |
+//! | ERP polling (change feed, sharded index keys) | [`polling`] |
+//! | the order as the API shows it | [`view`] |
+//! | API keys, signatures, who may see which order | [`auth`] (`key.rs`, `signature.rs`, `mod.rs`) |
+//! | a trait the core needs from outside (store, labels, partner, tokens, keys, clock) | [`ports`]; its in-memory fake: `memory.rs` (feature `memory`) |
+//! | an error and its variants | [`error`] (HTTP status codes: the `adapters` crate's `api`) |
+//! | warehouses configuration, start-up settings | [`config`] |
+//!
+//! # Layers
+//!
+//! No top-level module uses one that uses it back (`layout.rs` tests it):
+//! [`domain`] and [`error`] at the bottom, then [`record`] (the order's state
+//! and its rules), [`ports`], and the use cases on top ([`intake`],
+//! [`lifecycle`], [`dispatch`], [`polling`]).
+//!
+//! # Results
+//!
+//! One vocabulary along an order's flow: a `…Outcome` is what a step did
+//! ([`record::EventOutcome`] with its [`record::progress::EventEffect`],
+//! [`ports::ClaimOutcome`], [`record::callback::AttemptOutcome`],
+//! [`dispatch::DeliveryOutcome`], [`callback::breaker::PostOutcome`]); a
+//! [`dispatch::QueueAction`] is what the queue is told; a `…Error` is why a
+//! request was refused or failed.
 
 pub mod auth;
 pub mod callback;

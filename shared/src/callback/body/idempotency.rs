@@ -10,7 +10,7 @@ use crate::record::OrderRecord;
 /// however often it is posted; a re-label with a new tracking number is a new
 /// shipment, so it gets a new key. Spec 001 defines no such header, so the
 /// partner may ignore it: it can recognise a repeat only by `ParcelId` +
-/// `TrackingNumber`. Without a tracking number [`build`] refuses the body, so
+/// `TrackingNumber`. Without a tracking number [`build`](fn@super::build) refuses the body, so
 /// that key is never used.
 #[must_use]
 pub fn idempotency_key(record: &OrderRecord) -> String {

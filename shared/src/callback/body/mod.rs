@@ -1,6 +1,6 @@
 //! The spec-001 callback body, by concern:
 //!
-//! - [`build`]: the mapping from an order (its table is the module doc), the
+//! - [`build`](mod@build): the mapping from an order (its table is the module doc), the
 //!   fields each platform requires, times in the warehouse's zone, money;
 //!   [`Unsendable`] says why no body can be built;
 //! - [`document`]: the body as the partner reads it, and its length caps;
