@@ -21,13 +21,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use crate::domain::{OrderNumber, OrderStatus};
 use crate::error::{FieldError, StoreError};
 use crate::record::callback::CallbackStatus;
 use crate::record::{OrderRecord, format_update_time};
-use crate::view::OrderView;
 
 /// Index partitions per client (and per callback status). A partition takes
 /// about 1,000 writes/s and a change moves an order's entry (a delete and a
@@ -400,10 +398,10 @@ pub fn decode_cursor(cursor: &str) -> Option<String> {
     Some(position)
 }
 
-/// One page of the change feed.
-#[derive(Debug, Clone, Serialize)]
+/// One page of the change feed (the API shows it as [`crate::view::ChangesView`]).
+#[derive(Debug, Clone)]
 pub struct ChangesPage {
-    pub orders: Vec<OrderView>,
+    pub orders: Vec<OrderRecord>,
     /// Where to continue: pass it as `cursor` next time, now or later.
     /// `null` only when nothing has been returned yet (poll again as before).
     pub next_cursor: Option<String>,
@@ -411,10 +409,10 @@ pub struct ChangesPage {
     pub has_more: bool,
 }
 
-/// Several orders by number.
-#[derive(Debug, Clone, Serialize)]
+/// Several orders by number (the API shows it as [`crate::view::NumbersView`]).
+#[derive(Debug, Clone)]
 pub struct NumbersPage {
-    pub orders: Vec<OrderView>,
+    pub orders: Vec<OrderRecord>,
     /// Numbers that are not the caller's orders (missing or another client's).
     pub missing: Vec<String>,
 }
@@ -464,7 +462,7 @@ pub async fn changes<F: OrderFeed>(
         {
             continue;
         }
-        orders.push(OrderView::from(record));
+        orders.push(record.clone());
     }
     let next = page
         .entries
@@ -499,8 +497,12 @@ pub async fn by_numbers<F: OrderFeed>(
         match records.iter().find(|record| {
             record.order.order_number.as_str() == number && record.order.client_code == client_code
         }) {
-            Some(record) if !orders.iter().any(|o: &OrderView| &o.order_number == number) => {
-                orders.push(OrderView::from(record));
+            Some(record)
+                if !orders
+                    .iter()
+                    .any(|o: &OrderRecord| o.order.order_number.as_str() == number) =>
+            {
+                orders.push(record.clone());
             }
             Some(_) => {}
             None if !missing.contains(number) => missing.push(number.clone()),

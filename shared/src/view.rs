@@ -1,10 +1,13 @@
-//! The `data` of an order response: every field of spec 000's 201 response,
-//! `null` until the warehouse fills it, plus documented extras.
+//! How the API shows an order: the `data` of an order response (every field
+//! of spec 000's 201 response, `null` until the warehouse fills it, plus
+//! documented extras) and of a polling page. The use cases return stored
+//! orders; the functions map them here. Plain data, no HTTP types.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::FieldError;
+use crate::polling::{ChangesPage, NumbersPage};
 use crate::record::callback::{Attempt, Callback};
 use crate::record::progress::EventEntry;
 use crate::record::{OrderRecord, format_time, format_update_time};
@@ -135,6 +138,44 @@ impl From<&OrderRecord> for OrderView {
                 }),
             callback: CallbackView::from(&record.callback),
             events: progress.events.clone(),
+        }
+    }
+}
+
+/// `GET /apicenter/api/orders`' `data` for a page of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangesView {
+    pub orders: Vec<OrderView>,
+    /// Where to continue: pass it as `cursor` next time, now or later.
+    /// `null` only when nothing has been returned yet (poll again as before).
+    pub next_cursor: Option<String>,
+    /// More changes are ready now: fetch the next page at once.
+    pub has_more: bool,
+}
+
+impl From<&ChangesPage> for ChangesView {
+    fn from(page: &ChangesPage) -> Self {
+        Self {
+            orders: page.orders.iter().map(OrderView::from).collect(),
+            next_cursor: page.next_cursor.clone(),
+            has_more: page.has_more,
+        }
+    }
+}
+
+/// `GET /apicenter/api/orders?order_numbers=…`' `data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NumbersView {
+    pub orders: Vec<OrderView>,
+    /// Numbers that are not the caller's orders (missing or another client's).
+    pub missing: Vec<String>,
+}
+
+impl From<&NumbersPage> for NumbersView {
+    fn from(page: &NumbersPage) -> Self {
+        Self {
+            orders: page.orders.iter().map(OrderView::from).collect(),
+            missing: page.missing.clone(),
         }
     }
 }

@@ -24,7 +24,7 @@ use shared::lifecycle::Lifecycle;
 use shared::polling::{self, OrderFeed, PollRequest};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
 use shared::record::progress::EventEffect;
-use shared::view::OrderView;
+use shared::view::{ChangesView, NumbersView, OrderView};
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone)]
@@ -131,7 +131,7 @@ where
                 )
                 .await?;
                 let message = format!("{} order(s)", page.orders.len());
-                success(StatusCode::OK, &page, &message)
+                success(StatusCode::OK, &ChangesView::from(&page), &message)
             }
             PollRequest::Numbers(numbers) => {
                 let page = polling::by_numbers(&self.feed, client, &numbers).await?;
@@ -140,7 +140,7 @@ where
                     page.orders.len(),
                     page.missing.len()
                 );
-                success(StatusCode::OK, &page, &message)
+                success(StatusCode::OK, &NumbersView::from(&page), &message)
             }
         })
     }
