@@ -53,7 +53,7 @@ impl Reply {
 }
 
 /// One test's service: its own resources, served on 127.0.0.1:<free port>.
-#[derive(Debug)]
+/// Its `Debug` leaves the API keys out.
 pub struct TestApp {
     pub base_url: String,
     pub stack: Stack,
@@ -65,6 +65,16 @@ pub struct TestApp {
     pub wms_key: String,
     http: reqwest::Client,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApp")
+            .field("base_url", &self.base_url)
+            .field("stack", &self.stack)
+            .field("partner", &self.partner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for TestApp {
