@@ -101,6 +101,7 @@ pub struct Results {
     pub intake: Vec<IntakeLevel>,
     pub dispatch: Dispatch,
     pub sizes: Vec<Size>,
+    pub capacity: Vec<crate::capacity::Lifecycle>,
 }
 
 fn mb(bytes: f64) -> f64 {
@@ -351,6 +352,7 @@ impl Results {
             ("intake", self.intake()),
             ("dispatch", self.dispatch()),
             ("sizes", self.sizes()),
+            ("capacity", crate::capacity::table(&self.capacity)),
         ] {
             text = replace_region(&text, name, &content)
                 .ok_or_else(|| format!("{}: no region <!-- bench:{name} -->", doc.display()))?;
@@ -360,7 +362,7 @@ impl Results {
 }
 
 /// `text` with what lies between the markers of region `name` replaced.
-fn replace_region(text: &str, name: &str, content: &str) -> Option<String> {
+pub fn replace_region(text: &str, name: &str, content: &str) -> Option<String> {
     let open = format!("<!-- bench:{name} -->");
     let close = format!("<!-- /bench:{name} -->");
     let start = text.find(&open)? + open.len();

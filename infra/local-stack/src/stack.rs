@@ -131,6 +131,11 @@ impl Stack {
         self.resources.table("OrdersTable")
     }
 
+    /// The order history table's physical name.
+    pub fn order_history_table(&self) -> Result<&str, Error> {
+        self.resources.table("OrderHistoryTable")
+    }
+
     pub fn callback_queue_url(&self) -> Result<&str, Error> {
         self.resources.queue_url("CallbackQueue")
     }
@@ -211,6 +216,7 @@ impl Stack {
         Ok(DynamoOrderStore::new(
             self.dynamodb.clone(),
             self.orders_table()?,
+            self.order_history_table()?,
         ))
     }
 

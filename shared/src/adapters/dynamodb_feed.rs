@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
-use super::dynamodb::{DynamoOrderStore, classify, from_item, string};
+use super::dynamodb::{DynamoOrderStore, classify, string};
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
 use crate::polling::{Entry, FeedIndex, IndexPage, OrderFeed};
@@ -95,7 +95,7 @@ impl OrderFeed for DynamoOrderStore {
                     .map_err(classify)?;
                 if let Some(items) = output.responses().and_then(|r| r.get(self.table())) {
                     for item in items {
-                        records.push(from_item(item)?);
+                        records.push(self.complete(item).await?);
                     }
                 }
                 request = output
