@@ -366,7 +366,8 @@ impl OrderStore for DynamoOrderStore {
             // stay in the item until this write, so a failure loses nothing.
             self.put_request(record).await?;
             self.put_attempts(record).await?;
-            update.remove("order");
+            // `order` is a reserved word.
+            update.remove("#order");
         }
         // Every save follows a consistent read of the whole record, so the
         // findings written back are the stored ones plus any just added.
@@ -390,7 +391,7 @@ impl OrderStore for DynamoOrderStore {
             condition.push_str(" AND lease_owner = :owner");
             update.value(":owner", s(owner));
         }
-        let request = self
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -400,6 +401,9 @@ impl OrderStore for DynamoOrderStore {
             .update_expression(update.expression())
             .set_expression_attribute_values(Some(update.values))
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
+        if record.stored_inline {
+            request = request.expression_attribute_names("#order", "order");
+        }
         match request.send().await {
             Ok(output) => {
                 capacity::record("save", output.consumed_capacity());
