@@ -165,7 +165,9 @@ impl Run<'_> {
             let mut event = json!({
                 "event_id": format!("e-{index}"),
                 "type": kind,
-                "occurred_at": (now + chrono::Duration::seconds(index as i64)).to_rfc3339(),
+                // Whole seconds, as warehouses send them.
+                "occurred_at": (now + chrono::Duration::seconds(index as i64))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             });
             if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
                 event.extend(extra.clone());
