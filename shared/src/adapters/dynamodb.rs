@@ -16,7 +16,10 @@
 //!   order's tries (`attempt_count`); written *after* the save that counted it
 //!   (that save owns the number, so concurrent writers never share one). A
 //!   crash between the two loses the ledger line, not the outcome, which the
-//!   order's item holds.
+//!   order's item holds. No protocol rule reads the ledger (a callback that
+//!   failed before any request is told by `attempt_count`), so the protocol
+//!   model, over the in-memory store's whole records, needs no crash point
+//!   for it: the state write is the callback protocol's only write.
 //!
 //! A read of the whole order is one consistent `GetItem` of the state and one
 //! eventually consistent `Query` of the history (immutable items, so a stale
