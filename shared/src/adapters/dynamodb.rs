@@ -4,7 +4,7 @@
 //!
 //! DynamoDB bills a write by the size of the whole item, so the item every
 //! warehouse event and dispatch step rewrites holds only what they change
-//! (≈ 0.6–1 KB): `status` and `version` as plain attributes; what the warehouse
+//! (0.6–1.8 KB): `status` and `version` as plain attributes; what the warehouse
 //! reported (`progress`, events included) and the callback's state (`callback`,
 //! without its ledger) as JSON; `request_hash`, the pointer to the request.
 //! The history table holds, written once each:
@@ -25,10 +25,14 @@
 //! eventually consistent `Query` of the history (immutable items, so a stale
 //! read can only miss a try just recorded; a request not yet visible is read
 //! again consistently). Orders an earlier release stored with `order` and the
-//! ledger inside the item still read; their next save moves both out. The callback's protocol state is top-level, because the claim is one
-//! conditional `UpdateItem` on it: `callback_status`, `callback_generation`,
-//! `callback_message`, `callback_posts`, `lease_until` / `next_attempt_at`
-//! (epoch milliseconds), `lease_owner`.
+//! ledger inside the item still read; their next save moves both out.
+//!
+//! In the order's item, events are compact arrays and `null`s are left out
+//! (the spec sample's item: 1.8 KB after its whole life, under 1 KB until it
+//! is packed). The callback's protocol state is top-level, because the claim
+//! is one conditional `UpdateItem` on it: `callback_status`,
+//! `callback_generation`, `callback_message`, `callback_posts`, `lease_until`
+//! / `next_attempt_at` (epoch milliseconds), `lease_owner`.
 //!
 //! The outbox: a write that makes the callback due sets `outbox` to the
 //! generation; every other write removes it. The table's stream carries each
