@@ -79,7 +79,16 @@ async fn capacity_only(
     let stack =
         Stack::provision(&format!("cap{}", std::process::id()), local_warehouses()?).await?;
     let lifecycles = capacity::measure(&stack).await?;
-    let table = capacity::table(&lifecycles);
+    let machine = Machine::this();
+    let commit = match machine.commit.as_str() {
+        "unknown" => git_commit(),
+        given => given.to_owned(),
+    };
+    let table = format!(
+        "{}\n_Measured {}, commit `{commit}`._\n",
+        capacity::table(&lifecycles),
+        machine.date
+    );
     println!("{table}");
     if let Some(doc) = doc {
         let text = std::fs::read_to_string(&doc)?;
@@ -88,6 +97,24 @@ async fn capacity_only(
         std::fs::write(&doc, text)?;
     }
     Ok(())
+}
+
+/// The checked-out commit, `+changes` when the tree differs from it.
+fn git_commit() -> String {
+    let git = |args: &[&str]| std::process::Command::new("git").args(args).output();
+    let head = git(&["rev-parse", "--short", "HEAD"])
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        );
+    let clean = git(&["diff", "--quiet", "HEAD"]).is_ok_and(|out| out.status.success());
+    if clean {
+        head
+    } else {
+        format!("{head}+changes")
+    }
 }
 
 #[tokio::main]
