@@ -937,3 +937,80 @@ pub(crate) fn string(item: &Item, name: &str) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::lifecycle::parse_event;
+
+    fn progress() -> Progress {
+        let mut progress = Progress::default();
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 3, 0, 0).unwrap();
+        for body in [
+            r#"{"event_id": "e-1", "type": "allocated", "occurred_at": "2026-11-20T01:00:00Z"}"#,
+            r#"{"event_id": "e-2", "type": "packed", "occurred_at": "2026-11-20T02:00:00Z",
+                "weight_g": 1200, "sorting_code": "A1"}"#,
+        ] {
+            let event = parse_event(body.as_bytes()).unwrap();
+            progress
+                .apply(crate::domain::OrderStatus::Pending, &event, now)
+                .unwrap();
+        }
+        progress
+    }
+
+    #[test]
+    fn progress_reads_back_from_its_compact_form() {
+        let progress = progress();
+
+        let stored = progress_json(&progress);
+
+        assert_eq!(parse_progress(&stored).unwrap(), progress);
+        assert!(!stored.contains("null"), "{stored}");
+        assert!(
+            stored.contains(r#"["warehouse","e-1","allocated","#),
+            "{stored}"
+        );
+    }
+
+    #[test]
+    fn progress_stored_by_an_earlier_release_reads_as_before() {
+        let progress = progress();
+
+        let earlier = serde_json::to_string(&progress).unwrap();
+
+        assert_eq!(parse_progress(&earlier).unwrap(), progress);
+    }
+
+    #[test]
+    fn the_items_callback_has_no_ledger_and_reads_back_without_it() {
+        let mut callback = Callback::new(true);
+        callback.record_attempt(Attempt {
+            outcome: "retrying".into(),
+            ..Attempt::default()
+        });
+
+        let stored = callback_json(&callback);
+        let read: Callback = serde_json::from_str(&stored).unwrap();
+
+        assert!(!stored.contains("attempts"), "{stored}");
+        assert!(read.attempts.is_empty());
+        assert_eq!(read.attempt_count, 1);
+    }
+
+    #[test]
+    fn ledger_lines_are_numbered_by_the_count_of_tries() {
+        let mut callback = Callback::new(true);
+        for _ in 0..MAX_LEDGER + 2 {
+            callback.record_attempt(Attempt::default());
+        }
+
+        let numbers: Vec<u32> = numbered_attempts(&callback).map(|(n, _)| n).collect();
+
+        assert_eq!(numbers.first(), Some(&3));
+        assert_eq!(numbers.last(), Some(&22));
+        assert_eq!(numbers.len(), MAX_LEDGER);
+    }
+}
