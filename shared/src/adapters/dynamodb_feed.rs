@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
 
+use super::capacity;
 use super::dynamodb::{DynamoOrderStore, classify, string};
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
@@ -40,9 +41,11 @@ impl OrderFeed for DynamoOrderStore {
             .expression_attribute_values(":after", AttributeValue::S(after.to_owned()))
             .expression_attribute_values(":upto", AttributeValue::S(upto.to_owned()))
             .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(classify)?;
+        capacity::record("feed_query", output.consumed_capacity());
         let mut entries: Vec<Entry> = output
             .items()
             .iter()
@@ -90,9 +93,13 @@ impl OrderFeed for DynamoOrderStore {
                     .client()
                     .batch_get_item()
                     .request_items(self.table(), wanted)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(classify)?;
+                for consumed in output.consumed_capacity() {
+                    capacity::record("feed_batch_get", Some(consumed));
+                }
                 if let Some(found) = output.responses().and_then(|r| r.get(self.table())) {
                     items.extend_from_slice(found);
                 }
