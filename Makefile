@@ -1,7 +1,8 @@
 # Thin entry points: the logic lives in cargo and infra/local/*.sh.
 #   make run            local stack on 127.0.0.1:$(PORT); keeps its data (FRESH=1: start empty)
 #   make test           fmt, clippy, the core's dependencies, tests against emulators, template checks (= CI)
-#   make bench          release build: cold start, CPU per order, throughput → docs/benchmarks.md
+#   make bench          release build: cold start, CPU per order, throughput, capacity → docs/benchmarks.md
+#   make bench-capacity debug build: DynamoDB capacity units per order lifecycle → docs/benchmarks.md (seconds)
 #   make lint-template  cfn-lint, sam validate --lint, sam build
 #   make tools          install the pinned local tools into .local/
 #   make clean-local    remove .local/ (tools, emulator logs, sam build)
@@ -13,7 +14,7 @@ export PORT
 # nextest when installed (CI has it), plain cargo test otherwise.
 RUST_TESTS = $(if $(shell cargo nextest --version 2>/dev/null),cargo nextest run --workspace --no-fail-fast,cargo test --workspace)
 
-.PHONY: run test test-rust core-deps bench lint-template tools clean-local
+.PHONY: run test test-rust core-deps bench bench-capacity lint-template tools clean-local
 
 # Compile first, so the emulators don't idle through a long build.
 # Keeps its data in .local/data/dynamodb (FRESH=1 starts empty); writes
@@ -44,6 +45,11 @@ core-deps:
 # Not part of test: minutes of release builds, and numbers belong in a benchmark.
 bench:
 	infra/local/bench.sh
+
+# Capacity units do not depend on speed: a debug build and fresh emulators will do.
+bench-capacity:
+	cargo build --quiet -p bench
+	infra/local/emulators.sh exec -- cargo run --quiet -p bench -- capacity --doc docs/benchmarks.md
 
 lint-template:
 	infra/local/template-checks.sh

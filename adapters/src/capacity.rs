@@ -2,8 +2,11 @@
 //! lines (namespace `WarehouseOrders/DynamoDB`, dimension `Operation`):
 //! every call asks for `ReturnConsumedCapacity`, so the bill can be explained
 //! per operation (`claim`, `save`, `insert`, …) from the metrics alone.
+//! The same units are summed in the process ([`take`]), so the benchmark
+//! and the tests can price a step of an order's life.
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::ConsumedCapacity;
@@ -15,12 +18,60 @@ const NAMESPACE: &str = "WarehouseOrders/DynamoDB";
 /// any, when running in Lambda (whose log turns it into metrics); elsewhere
 /// (`orderctl`, tests) stdout belongs to the program.
 pub fn record(operation: &'static str, consumed: Option<&ConsumedCapacity>) {
+    if let Some(consumed) = consumed {
+        if let Some(units) = consumed.capacity_units() {
+            *lock().entry(operation).or_default() += units;
+        }
+        let index: f64 = consumed
+            .global_secondary_indexes()
+            .map(|indexes| indexes.values().filter_map(|c| c.capacity_units()).sum())
+            .unwrap_or_default();
+        *lock().entry(INDEX_UNITS).or_default() += index;
+    }
     static IN_LAMBDA: OnceLock<bool> = OnceLock::new();
     let in_lambda =
         *IN_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some());
     if let Some(line) = line(operation, consumed).filter(|_| in_lambda) {
         println!("{line}");
     }
+}
+
+/// What this process consumed since the last [`take`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Consumed {
+    /// Units (table and indexes) by operation.
+    pub operations: BTreeMap<&'static str, f64>,
+    /// Of those, index writes (reported by the calls that ask for them:
+    /// the writes to the orders table).
+    pub index_units: f64,
+}
+
+impl Consumed {
+    /// All units, whatever the operation.
+    #[must_use]
+    pub fn total(&self) -> f64 {
+        self.operations.values().sum()
+    }
+}
+
+/// What this process consumed since the last call, which starts the count again.
+pub fn take() -> Consumed {
+    let mut operations = std::mem::take(&mut *lock());
+    let index_units = operations.remove(INDEX_UNITS).unwrap_or_default();
+    Consumed {
+        operations,
+        index_units,
+    }
+}
+
+/// The index units' key among the operations.
+const INDEX_UNITS: &str = "(indexes)";
+
+fn lock() -> std::sync::MutexGuard<'static, BTreeMap<&'static str, f64>> {
+    static TOTALS: Mutex<BTreeMap<&'static str, f64>> = Mutex::new(BTreeMap::new());
+    TOTALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn line(operation: &'static str, consumed: Option<&ConsumedCapacity>) -> Option<String> {

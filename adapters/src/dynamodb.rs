@@ -1,12 +1,38 @@
-//! [`OrderStore`] on a DynamoDB table keyed by `order_number`.
+//! [`OrderStore`] on two DynamoDB tables: the order's state (hot, keyed by
+//! `order_number`) and what never changes once written (cold, the history
+//! table keyed by `order_number` and `entry`).
 //!
-//! Item layout: the key; the accepted request as canonical JSON in `order`,
-//! never rewritten; `status` and `version` as plain attributes; what the
-//! warehouse reported (`progress`) and the callback's ledger (`callback`) as
-//! JSON. The callback's protocol state is top-level, because the claim is one
-//! conditional `UpdateItem` on it: `callback_status`, `callback_generation`,
-//! `callback_message`, `callback_posts`, `lease_until` / `next_attempt_at`
-//! (epoch milliseconds), `lease_owner`.
+//! DynamoDB bills a write by the size of the whole item, so the item every
+//! warehouse event and dispatch step rewrites holds only what they change
+//! (0.6–1.8 KB): `status` and `version` as plain attributes; what the warehouse
+//! reported (`progress`, events included) and the callback's state (`callback`,
+//! without its ledger) as JSON; `request_hash`, the pointer to the request.
+//! The history table holds, written once each:
+//! - `request#<sha256>`: the accepted request as canonical JSON (`order`),
+//!   written *before* the order's item, so an order never points to a missing
+//!   request; a create that loses the race deletes its own (another hash, so
+//!   nothing points to it).
+//! - `attempt#<n>`: the callback ledger, one item per try, `n` counting the
+//!   order's tries (`attempt_count`); written *after* the save that counted it
+//!   (that save owns the number, so concurrent writers never share one). A
+//!   crash between the two loses the ledger line, not the outcome, which the
+//!   order's item holds. No protocol rule reads the ledger (a callback that
+//!   failed before any request is told by `attempt_count`), so the protocol
+//!   model, over the in-memory store's whole records, needs no crash point
+//!   for it: the state write is the callback protocol's only write.
+//!
+//! A read of the whole order is one consistent `GetItem` of the state and one
+//! eventually consistent `Query` of the history (immutable items, so a stale
+//! read can only miss a try just recorded; a request not yet visible is read
+//! again consistently). Orders an earlier release stored with `order` and the
+//! ledger inside the item still read; their next save moves both out.
+//!
+//! In the order's item, events are compact arrays and `null`s are left out
+//! (the spec sample's item: 1.8 KB after its whole life, under 1 KB until it
+//! is packed). The callback's protocol state is top-level, because the claim
+//! is one conditional `UpdateItem` on it: `callback_status`,
+//! `callback_generation`, `callback_message`, `callback_posts`, `lease_until`
+//! / `next_attempt_at` (epoch milliseconds), `lease_owner`.
 //!
 //! The outbox: a write that makes the callback due sets `outbox` to the
 //! generation; every other write removes it. The table's stream carries each
@@ -34,13 +60,15 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 
 use super::capacity;
 use shared::domain::{Order, OrderNumber};
 use shared::error::{FieldError, StoreError};
 use shared::polling;
 use shared::ports::{ClaimOutcome, Guard, Insert, OrderStore, Save};
-use shared::record::callback::{Callback, CallbackStatus, Claim, Lease, NotClaimable};
+use shared::record::callback::MAX_LEDGER;
+use shared::record::callback::{Attempt, Callback, CallbackStatus, Claim, Lease, NotClaimable};
 use shared::record::progress::Progress;
 use shared::record::{
     CallbackFields, OrderRecord, format_time, format_update_time, next_update_stamp,
@@ -55,6 +83,7 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoOrderStore {
     client: Client,
     table: String,
+    history: String,
 }
 
 impl DynamoOrderStore {
@@ -66,16 +95,196 @@ impl DynamoOrderStore {
         &self.table
     }
 
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// The store on the orders table `table` and its history table `history`.
+    pub fn new(client: Client, table: impl Into<String>, history: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            history: history.into(),
         }
     }
+
+    /// The whole order from its state item: the request and ledger from the
+    /// history table, unless an earlier release stored them inside the item.
+    pub(crate) async fn complete(&self, item: &Item) -> Result<OrderRecord, StoreError> {
+        if item.contains_key("order") {
+            return from_item(item, None);
+        }
+        let number = string(item, "order_number").unwrap_or_default();
+        let hash = string(item, "request_hash").ok_or_else(|| StoreError::Corrupt {
+            order_number: number.clone(),
+            reason: "no request_hash".into(),
+        })?;
+        let cold = self.cold(&number, &hash).await?;
+        from_item(item, Some(cold))
+    }
+
+    /// The request and the latest ledger lines of an order, in one query:
+    /// `request#…` sorts after `attempt#…`, so newest first reads the request,
+    /// then the newest tries.
+    async fn cold(&self, number: &str, request_hash: &str) -> Result<Cold, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.history)
+            .key_condition_expression("order_number = :number")
+            .expression_attribute_values(":number", s(number))
+            .scan_index_forward(false)
+            // The ledger's length, the request, and room for a request a
+            // concurrent losing create has not deleted yet.
+            .limit(i32::try_from(MAX_LEDGER + 3).unwrap_or(i32::MAX))
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .map_err(classify)?;
+        capacity::record("history_query", output.consumed_capacity());
+        let corrupt = |reason: String| StoreError::Corrupt {
+            order_number: number.to_owned(),
+            reason,
+        };
+        let wanted = request_entry(request_hash);
+        let mut order_json = None;
+        let mut attempts = Vec::new();
+        for item in output.items() {
+            let entry = string(item, ENTRY).unwrap_or_default();
+            if entry == wanted {
+                order_json = string(item, "order");
+            } else if let Some(n) = entry.strip_prefix(ATTEMPT_PREFIX) {
+                let (Ok(n), Some(attempt)) = (n.parse::<u32>(), string(item, "attempt")) else {
+                    continue;
+                };
+                let attempt: Attempt =
+                    serde_json::from_str(&attempt).map_err(|err| corrupt(err.to_string()))?;
+                attempts.push((n, attempt));
+            }
+        }
+        let order_json = match order_json {
+            Some(json) => json,
+            // Written before the order's item, but an eventually consistent
+            // read may not see it yet.
+            None => self
+                .request(number, &wanted)
+                .await?
+                .ok_or_else(|| corrupt(format!("no {wanted} in the history table")))?,
+        };
+        attempts.reverse();
+        Ok(Cold {
+            order_json,
+            attempts,
+        })
+    }
+
+    /// The request item, read consistently.
+    async fn request(&self, number: &str, entry: &str) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.history)
+            .key("order_number", s(number))
+            .key(ENTRY, s(entry))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .map_err(classify)?;
+        capacity::record("request_get", output.consumed_capacity());
+        Ok(output.item.as_ref().and_then(|item| string(item, "order")))
+    }
+
+    /// Writes the request item (the same hash is the same text: rewriting it
+    /// is harmless).
+    async fn put_request(&self, record: &OrderRecord) -> Result<(), StoreError> {
+        let output = self
+            .client
+            .put_item()
+            .table_name(&self.history)
+            .item("order_number", s(record.order.order_number.as_str()))
+            .item(ENTRY, s(&request_entry(&record.request_hash)))
+            .item("order", s(&record.order_json))
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .map_err(classify)?;
+        capacity::record("request_put", output.consumed_capacity());
+        Ok(())
+    }
+
+    /// Deletes a request item nothing points to (a create that lost).
+    async fn delete_request(&self, record: &OrderRecord) -> Result<(), StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.history)
+            .key("order_number", s(record.order.order_number.as_str()))
+            .key(ENTRY, s(&request_entry(&record.request_hash)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .map_err(classify)?;
+        capacity::record("request_delete", output.consumed_capacity());
+        Ok(())
+    }
+
+    /// Writes the ledger lines the store does not hold yet: the tries after
+    /// `callback.stored_attempts`, numbered by `attempt_count`.
+    async fn put_attempts(&self, record: &OrderRecord) -> Result<(), StoreError> {
+        let callback = &record.callback;
+        for (n, attempt) in numbered_attempts(callback) {
+            if n <= callback.stored_attempts {
+                continue;
+            }
+            let output = self
+                .client
+                .put_item()
+                .table_name(&self.history)
+                .item("order_number", s(record.order.order_number.as_str()))
+                .item(ENTRY, s(&attempt_entry(n)))
+                .item("attempt", s(&json(attempt)))
+                .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+                .send()
+                .await
+                .map_err(classify)?;
+            capacity::record("attempt_put", output.consumed_capacity());
+        }
+        Ok(())
+    }
+}
+
+/// The history table's sort key.
+const ENTRY: &str = "entry";
+const ATTEMPT_PREFIX: &str = "attempt#";
+
+fn request_entry(request_hash: &str) -> String {
+    format!("request#{request_hash}")
+}
+
+/// Zero-padded, so the entries sort by try.
+fn attempt_entry(n: u32) -> String {
+    format!("{ATTEMPT_PREFIX}{n:010}")
+}
+
+/// The ledger's tries with their numbers: the ledger holds the latest
+/// `attempts.len()` of `attempt_count`.
+fn numbered_attempts(callback: &Callback) -> impl Iterator<Item = (u32, &Attempt)> {
+    let first = callback
+        .attempt_count
+        .saturating_sub(u32::try_from(callback.attempts.len()).unwrap_or(u32::MAX))
+        + 1;
+    (first..).zip(&callback.attempts)
+}
+
+/// What the history table holds of an order.
+#[derive(Debug)]
+pub(crate) struct Cold {
+    order_json: String,
+    /// Ledger lines with their numbers, oldest first.
+    attempts: Vec<(u32, Attempt)>,
 }
 
 impl OrderStore for DynamoOrderStore {
     async fn insert_new(&self, record: &OrderRecord) -> Result<Insert, StoreError> {
+        // The request first: an order's item never points to a missing one.
+        self.put_request(record).await?;
         let result = self
             .client
             .put_item()
@@ -84,7 +293,7 @@ impl OrderStore for DynamoOrderStore {
             .condition_expression("attribute_not_exists(order_number)")
             // Hands back the stored order in the same round trip when it exists.
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await;
         match result {
@@ -95,11 +304,18 @@ impl OrderStore for DynamoOrderStore {
             Err(SdkError::ServiceError(service)) => match service.into_err() {
                 PutItemError::ConditionalCheckFailedException(failed) => {
                     let stored = match failed.item {
-                        Some(item) => from_item(&item)?,
+                        Some(item) => self.complete(&item).await?,
                         None => self.get(&record.order.order_number).await?.ok_or_else(|| {
                             StoreError::Failed("condition failed but no order is stored".into())
                         })?,
                     };
+                    if stored.request_hash != record.request_hash {
+                        // Ours is another request, which nothing points to.
+                        if let Err(err) = self.delete_request(record).await {
+                            tracing::warn!(order_number = %record.order.order_number, error = %err,
+                                "the refused request's history item was not deleted");
+                        }
+                    }
                     Ok(Insert::AlreadyExists(Box::new(stored)))
                 }
                 other => Err(classify_service(other)),
@@ -115,12 +331,15 @@ impl OrderStore for DynamoOrderStore {
             .table_name(&self.table)
             .key("order_number", AttributeValue::S(order_number.to_string()))
             .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
             .map_err(classify)?;
         capacity::record("get", output.consumed_capacity());
-        output.item.as_ref().map(from_item).transpose()
+        match output.item {
+            Some(item) => Ok(Some(self.complete(&item).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn save(&self, record: &mut OrderRecord, guard: Guard<'_>) -> Result<Save, StoreError> {
@@ -146,9 +365,17 @@ impl OrderStore for DynamoOrderStore {
             )
             .set("#status", ":status", s(record.status.as_str()))
             .set("version", ":next", n(record.version + 1))
-            .set("progress", ":progress", s(&json(&record.progress)))
-            .set("callback", ":callback", s(&json(callback)));
+            .set("progress", ":progress", s(&progress_json(&record.progress)))
+            .set("callback", ":callback", s(&callback_json(callback)));
         callback_attributes(callback, &record.order.order_number, &mut update);
+        if record.stored_inline {
+            // Moves an earlier release's inline request and ledger out; they
+            // stay in the item until this write, so a failure loses nothing.
+            self.put_request(record).await?;
+            self.put_attempts(record).await?;
+            // `order` is a reserved word.
+            update.remove("#order");
+        }
         // Every save follows a consistent read of the whole record, so the
         // findings written back are the stored ones plus any just added.
         if record.findings.is_empty() {
@@ -171,7 +398,7 @@ impl OrderStore for DynamoOrderStore {
             condition.push_str(" AND lease_owner = :owner");
             update.value(":owner", s(owner));
         }
-        let request = self
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -180,13 +407,25 @@ impl OrderStore for DynamoOrderStore {
             .expression_attribute_names("#status", "status")
             .update_expression(update.expression())
             .set_expression_attribute_values(Some(update.values))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
+        if record.stored_inline {
+            request = request.expression_attribute_names("#order", "order");
+        }
         match request.send().await {
             Ok(output) => {
                 capacity::record("save", output.consumed_capacity());
                 record.version += 1;
                 record.updated_at = stamp;
                 record.callback.send_message = false;
+                if !record.stored_inline {
+                    // After the save that numbered them: see the module docs.
+                    if let Err(err) = self.put_attempts(record).await {
+                        tracing::error!(order_number = %record.order.order_number, error = %err,
+                            "a callback ledger line was not written; the order's state has its outcome");
+                    }
+                }
+                record.stored_inline = false;
+                record.callback.stored_attempts = record.callback.attempt_count;
                 Ok(Save::Saved)
             }
             Err(SdkError::ServiceError(service))
@@ -243,7 +482,7 @@ impl OrderStore for DynamoOrderStore {
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
         if let Some(generation) = claim.generation {
             request = request.expression_attribute_values(":generation", n(generation));
         }
@@ -251,14 +490,16 @@ impl OrderStore for DynamoOrderStore {
             Ok(output) => {
                 capacity::record("claim", output.consumed_capacity());
                 let item = output.attributes.unwrap_or_default();
-                Ok(Some(ClaimOutcome::Claimed(Box::new(from_item(&item)?))))
+                Ok(Some(ClaimOutcome::Claimed(Box::new(
+                    self.complete(&item).await?,
+                ))))
             }
             Err(SdkError::ServiceError(service)) => match service.into_err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => {
                     let Some(item) = failed.item else {
                         return Ok(None);
                     };
-                    let record = from_item(&item)?;
+                    let record = self.complete(&item).await?;
                     let why = match record.callback.check_claim(claim) {
                         Err(why) => why,
                         // Only a clock skew between the condition and this
@@ -288,7 +529,7 @@ impl OrderStore for DynamoOrderStore {
                 AttributeValue::S(client_platform_order_key.to_owned()),
             )
             .limit(10)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
             .map_err(classify)?;
@@ -367,7 +608,8 @@ fn wrap(transient: bool, err: Box<dyn std::error::Error + Send + Sync>) -> Store
     }
 }
 
-/// The DynamoDB item [`DynamoOrderStore::insert_new`] writes for `record`.
+/// The DynamoDB item [`DynamoOrderStore::insert_new`] writes for `record`
+/// in the orders table (the request goes to the history table).
 /// Public for the benchmarks (`adapters/benches`, `infra/bench`): the CPU cost of
 /// "map to the stored item", and a raw-SDK baseline that puts the very same item.
 #[must_use]
@@ -402,10 +644,9 @@ fn to_item(record: &OrderRecord) -> Item {
                 &order.order_number,
             )),
         ),
-        ("order".into(), s(&record.order_json)),
         ("version".into(), n(record.version)),
-        ("progress".into(), s(&json(&record.progress))),
-        ("callback".into(), s(&json(&record.callback))),
+        ("progress".into(), s(&progress_json(&record.progress))),
+        ("callback".into(), s(&callback_json(&record.callback))),
     ]);
     let mut update = Update::default();
     callback_attributes(&record.callback, &order.order_number, &mut update);
@@ -424,7 +665,9 @@ fn to_item(record: &OrderRecord) -> Item {
     item
 }
 
-pub(crate) fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
+/// The order from its state item and, unless the item holds them itself (an
+/// earlier release's layout), the history table's request and ledger.
+pub(crate) fn from_item(item: &Item, cold: Option<Cold>) -> Result<OrderRecord, StoreError> {
     let number = string(item, "order_number").unwrap_or_default();
     let corrupt = |reason: String| StoreError::Corrupt {
         order_number: number.clone(),
@@ -432,7 +675,11 @@ pub(crate) fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
     };
     let required = |name: &str| string(item, name).ok_or_else(|| corrupt(format!("no {name}")));
 
-    let order_json = required("order")?;
+    let stored_inline = cold.is_none();
+    let (order_json, cold_attempts) = match cold {
+        Some(cold) => (cold.order_json, Some(cold.attempts)),
+        None => (required("order")?, None),
+    };
     let order: Order = serde_json::from_str(&order_json).map_err(|err| corrupt(err.to_string()))?;
     let findings: Vec<FieldError> = match string(item, "findings") {
         Some(findings) => {
@@ -450,8 +697,8 @@ pub(crate) fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
             .with_timezone(&Utc),
         None => created_at,
     };
-    let progress: Progress =
-        serde_json::from_str(&required("progress")?).map_err(|err| corrupt(err.to_string()))?;
+    let progress =
+        parse_progress(&required("progress")?).map_err(|err| corrupt(err.to_string()))?;
     let mut callback: Callback =
         serde_json::from_str(&required("callback")?).map_err(|err| corrupt(err.to_string()))?;
     callback.status = required("callback_status")?.parse().map_err(corrupt)?;
@@ -468,6 +715,22 @@ pub(crate) fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
         _ => None,
     };
     callback.next_attempt_at = numeric(item, "next_attempt_at").map(from_millis);
+    match cold_attempts {
+        Some(attempts) => {
+            // Lines past the count are a failed save's; the ledger keeps the latest.
+            let mut ledger: Vec<Attempt> = attempts
+                .into_iter()
+                .filter(|(n, _)| *n <= callback.attempt_count)
+                .map(|(_, attempt)| attempt)
+                .collect();
+            let excess = ledger.len().saturating_sub(MAX_LEDGER);
+            ledger.drain(..excess);
+            callback.attempts = ledger;
+            callback.stored_attempts = callback.attempt_count;
+        }
+        // The ledger is inline; the next save writes all of it out.
+        None => callback.stored_attempts = 0,
+    }
     let version = match item.get("version") {
         Some(AttributeValue::N(version)) => {
             version.parse().map_err(|_| corrupt("bad version".into()))?
@@ -490,6 +753,7 @@ pub(crate) fn from_item(item: &Item) -> Result<OrderRecord, StoreError> {
         progress,
         callback,
         version,
+        stored_inline,
     })
 }
 
@@ -596,6 +860,75 @@ fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
+/// The callback's JSON in the order's item: its state without the ledger
+/// (in the history table) and without `null`s.
+fn callback_json(callback: &Callback) -> String {
+    let mut value =
+        serde_json::to_value(callback).expect("the callback has only string keys and serialises");
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("attempts");
+    }
+    strip_nulls(&mut value);
+    value.to_string()
+}
+
+/// The fields of an event, in the order of its compact form in the item.
+const EVENT_FIELDS: [&str; 6] = [
+    "source",
+    "event_id",
+    "type",
+    "occurred_at",
+    "received_at",
+    "moved_status",
+];
+
+/// What the warehouse reported, as the order's item holds it: without
+/// `null`s, each event an array of [`EVENT_FIELDS`] (a third of its size as
+/// an object), so the item every event rewrites stays near 1 KB.
+fn progress_json(progress: &Progress) -> String {
+    let mut value =
+        serde_json::to_value(progress).expect("progress has only string keys and serialises");
+    strip_nulls(&mut value);
+    if let Some(events) = value.get_mut("events").and_then(Value::as_array_mut) {
+        for event in events.iter_mut() {
+            *event = Value::Array(
+                EVENT_FIELDS
+                    .iter()
+                    .map(|field| event.get(field).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            );
+        }
+    }
+    value.to_string()
+}
+
+/// [`progress_json`]'s form, or an earlier release's (events as objects).
+fn parse_progress(text: &str) -> Result<Progress, serde_json::Error> {
+    let mut value: Value = serde_json::from_str(text)?;
+    if let Some(events) = value.get_mut("events").and_then(Value::as_array_mut) {
+        for event in events.iter_mut() {
+            if let Value::Array(fields) = event {
+                *event = Value::Object(
+                    EVENT_FIELDS
+                        .iter()
+                        .map(|field| (*field).to_owned())
+                        .zip(std::mem::take(fields))
+                        .collect(),
+                );
+            }
+        }
+    }
+    serde_json::from_value(value)
+}
+
+/// Drops the `null` members of objects (absent and `null` read alike).
+fn strip_nulls(value: &mut Value) {
+    if let Value::Object(fields) = value {
+        fields.retain(|_, field| !field.is_null());
+        fields.values_mut().for_each(strip_nulls);
+    }
+}
+
 fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("order data has only string keys and always serialises")
 }
@@ -604,5 +937,82 @@ pub(crate) fn string(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Some(value.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use shared::lifecycle::parse_event;
+
+    fn progress() -> Progress {
+        let mut progress = Progress::default();
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 3, 0, 0).unwrap();
+        for body in [
+            r#"{"event_id": "e-1", "type": "allocated", "occurred_at": "2026-11-20T01:00:00Z"}"#,
+            r#"{"event_id": "e-2", "type": "packed", "occurred_at": "2026-11-20T02:00:00Z",
+                "weight_g": 1200, "sorting_code": "A1"}"#,
+        ] {
+            let event = parse_event(body.as_bytes()).unwrap();
+            progress
+                .apply(shared::domain::OrderStatus::Pending, &event, now)
+                .unwrap();
+        }
+        progress
+    }
+
+    #[test]
+    fn progress_reads_back_from_its_compact_form() {
+        let progress = progress();
+
+        let stored = progress_json(&progress);
+
+        assert_eq!(parse_progress(&stored).unwrap(), progress);
+        assert!(!stored.contains("null"), "{stored}");
+        assert!(
+            stored.contains(r#"["warehouse","e-1","allocated","#),
+            "{stored}"
+        );
+    }
+
+    #[test]
+    fn progress_stored_by_an_earlier_release_reads_as_before() {
+        let progress = progress();
+
+        let earlier = serde_json::to_string(&progress).unwrap();
+
+        assert_eq!(parse_progress(&earlier).unwrap(), progress);
+    }
+
+    #[test]
+    fn the_items_callback_has_no_ledger_and_reads_back_without_it() {
+        let mut callback = Callback::new(true);
+        callback.record_attempt(Attempt {
+            outcome: "retrying".into(),
+            ..Attempt::default()
+        });
+
+        let stored = callback_json(&callback);
+        let read: Callback = serde_json::from_str(&stored).unwrap();
+
+        assert!(!stored.contains("attempts"), "{stored}");
+        assert!(read.attempts.is_empty());
+        assert_eq!(read.attempt_count, 1);
+    }
+
+    #[test]
+    fn ledger_lines_are_numbered_by_the_count_of_tries() {
+        let mut callback = Callback::new(true);
+        for _ in 0..MAX_LEDGER + 2 {
+            callback.record_attempt(Attempt::default());
+        }
+
+        let numbers: Vec<u32> = numbered_attempts(&callback).map(|(n, _)| n).collect();
+
+        assert_eq!(numbers.first(), Some(&3));
+        assert_eq!(numbers.last(), Some(&22));
+        assert_eq!(numbers.len(), MAX_LEDGER);
     }
 }

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
 
-use super::dynamodb::{DynamoOrderStore, classify, from_item, string};
+use super::capacity;
+use super::dynamodb::{DynamoOrderStore, classify, string};
 use shared::domain::OrderNumber;
 use shared::error::StoreError;
 use shared::polling::{Entry, FeedIndex, IndexPage, OrderFeed};
@@ -40,9 +41,11 @@ impl OrderFeed for DynamoOrderStore {
             .expression_attribute_values(":after", AttributeValue::S(after.to_owned()))
             .expression_attribute_values(":upto", AttributeValue::S(upto.to_owned()))
             .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(classify)?;
+        capacity::record("feed_query", output.consumed_capacity());
         let mut entries: Vec<Entry> = output
             .items()
             .iter()
@@ -65,7 +68,7 @@ impl OrderFeed for DynamoOrderStore {
     }
 
     async fn get_many(&self, numbers: &[OrderNumber]) -> Result<Vec<OrderRecord>, StoreError> {
-        let mut records = Vec::with_capacity(numbers.len());
+        let mut items = Vec::with_capacity(numbers.len());
         for chunk in numbers.chunks(BATCH) {
             let keys: Vec<HashMap<String, AttributeValue>> = chunk
                 .iter()
@@ -90,13 +93,15 @@ impl OrderFeed for DynamoOrderStore {
                     .client()
                     .batch_get_item()
                     .request_items(self.table(), wanted)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(classify)?;
-                if let Some(items) = output.responses().and_then(|r| r.get(self.table())) {
-                    for item in items {
-                        records.push(from_item(item)?);
-                    }
+                for consumed in output.consumed_capacity() {
+                    capacity::record("feed_batch_get", Some(consumed));
+                }
+                if let Some(found) = output.responses().and_then(|r| r.get(self.table())) {
+                    items.extend_from_slice(found);
                 }
                 request = output
                     .unprocessed_keys()
@@ -113,6 +118,40 @@ impl OrderFeed for DynamoOrderStore {
                 }
             }
         }
+        self.complete_all(items).await
+    }
+}
+
+/// History queries in flight at once while a page of orders is completed.
+const HISTORY_READS: usize = 16;
+
+impl DynamoOrderStore {
+    /// Each order of `items` with its request and ledger, read
+    /// [`HISTORY_READS`] at a time (a page of 100 one after the other would
+    /// take 100 round trips).
+    async fn complete_all(&self, items: Vec<Item>) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut records = Vec::with_capacity(items.len());
+        let mut reading = tokio::task::JoinSet::new();
+        for item in items {
+            if reading.len() >= HISTORY_READS
+                && let Some(done) = reading.join_next().await
+            {
+                records.push(joined(done)?);
+            }
+            let store = self.clone();
+            reading.spawn(async move { store.complete(&item).await });
+        }
+        while let Some(done) = reading.join_next().await {
+            records.push(joined(done)?);
+        }
         Ok(records)
     }
 }
+
+fn joined(
+    done: Result<Result<OrderRecord, StoreError>, tokio::task::JoinError>,
+) -> Result<OrderRecord, StoreError> {
+    done.map_err(|err| StoreError::Failed(Box::new(err)))?
+}
+
+type Item = HashMap<String, AttributeValue>;

@@ -308,6 +308,22 @@ impl TestApp {
             .expect("the order is backdated");
     }
 
+    /// Every item in this test's order history table (requests, ledger
+    /// lines), read straight from DynamoDB.
+    pub async fn stored_history(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        let table = self.stack.order_history_table().expect("history table");
+        self.stack
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan")
+            .items
+            .unwrap_or_default()
+    }
+
     /// Every item in this test's orders table, read straight from DynamoDB.
     pub async fn stored_items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
         let table = self.stack.orders_table().expect("orders table");

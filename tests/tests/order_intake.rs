@@ -71,6 +71,7 @@ async fn a_changed_order_under_the_same_number_is_a_conflict_and_changes_nothing
     let app = TestApp::spawn().await;
     let created = app.post_order(&sample_order()).await;
     let before = app.stored_items().await;
+    let history = app.stored_history().await;
     let mut changed = sample_order();
     changed["receiver"]["city"] = json!("Manila");
 
@@ -85,6 +86,8 @@ async fn a_changed_order_under_the_same_number_is_a_conflict_and_changes_nothing
             .contains("mabang-test002")
     );
     assert_eq!(app.stored_items().await, before);
+    // The refused request's own history item is gone again.
+    assert_eq!(app.stored_history().await, history);
     assert_eq!(
         app.get_order("mabang-test002").await.body["data"],
         created.body["data"]

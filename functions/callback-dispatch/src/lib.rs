@@ -31,6 +31,8 @@ use shared::ports::{Clock, OrderStore, PartnerClient, TokenSource};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub orders_table: String,
+    /// `ORDER_HISTORY_TABLE`: the orders' requests and callback ledgers.
+    pub order_history_table: String,
     pub callback_queue_url: String,
     pub dead_letter_queue_url: String,
     pub callback_url: String,
@@ -49,8 +51,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// `ORDERS_TABLE`, `CALLBACK_QUEUE_URL`, `CALLBACK_DEAD_LETTER_QUEUE_URL`,
-    /// `CALLBACK_URL`, `WAREHOUSES`; optional `CALLBACK_MAX_POSTS` (posts in a
+    /// `ORDERS_TABLE`, `ORDER_HISTORY_TABLE`, `CALLBACK_QUEUE_URL`,
+    /// `CALLBACK_DEAD_LETTER_QUEUE_URL`, `CALLBACK_URL`, `WAREHOUSES`; optional `CALLBACK_MAX_POSTS` (posts in a
     /// schedule, default 8), `CALLBACK_RETRY_DELAYS` (seconds,
     /// comma-separated), `CALLBACK_TIMEOUT_SECONDS` (default 10).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -89,6 +91,7 @@ impl Config {
         policy.lease = timeout * 5;
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
+            order_history_table: required_env("ORDER_HISTORY_TABLE")?,
             callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
             dead_letter_queue_url: required_env("CALLBACK_DEAD_LETTER_QUEUE_URL")?,
             callback_url: required_env("CALLBACK_URL")?,

@@ -18,7 +18,11 @@ async fn main() -> Result<(), Error> {
     let aws = adapters::https::aws_config().await?;
     let tokens = callback_dispatch::partner_tokens(&aws, &config).await?;
     let partner = HttpPartner::new(&config.callback_url, config.connect_timeout, config.timeout)?;
-    let store = DynamoOrderStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.orders_table);
+    let store = DynamoOrderStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        &config.orders_table,
+        &config.order_history_table,
+    );
     let mut dispatcher = Dispatcher::new(
         store,
         partner,

@@ -31,6 +31,8 @@ use shared::view::{ChangesView, NumbersView, OrderView};
 pub struct Config {
     /// `ORDERS_TABLE`: the DynamoDB table keyed by `order_number`.
     pub orders_table: String,
+    /// `ORDER_HISTORY_TABLE`: the orders' requests and callback ledgers.
+    pub order_history_table: String,
     /// `API_KEYS_TABLE`: the API keys, by hash.
     pub api_keys_table: String,
     /// `API_KEY_CACHE_SECONDS` (default 60): how long a warm function trusts a
@@ -49,6 +51,7 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
+            order_history_table: required_env("ORDER_HISTORY_TABLE")?,
             api_keys_table: required_env("API_KEYS_TABLE")?,
             api_key_cache: api_key_cache()?,
             warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
@@ -73,7 +76,8 @@ impl OrderApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
     /// The production wiring: DynamoDB, S3 and the system clock.
     pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> Self {
         let keys = DynamoKeyStore::new(dynamodb.clone(), config.api_keys_table);
-        let store = DynamoOrderStore::new(dynamodb, config.orders_table);
+        let store =
+            DynamoOrderStore::new(dynamodb, config.orders_table, config.order_history_table);
         let labels = S3LabelStore::new(s3, config.labels_bucket);
         Self::with_ports(store, labels, keys, config.warehouses, SystemClock)
             .with_key_cache(config.api_key_cache)

@@ -38,6 +38,8 @@ pub fn serves(path: &str) -> bool {
 pub struct Config {
     /// `ORDERS_TABLE`: the DynamoDB table keyed by `order_number`.
     pub orders_table: String,
+    /// `ORDER_HISTORY_TABLE`: the orders' requests and callback ledgers.
+    pub order_history_table: String,
     /// `API_KEYS_TABLE`: the API keys, by hash.
     pub api_keys_table: String,
     /// `API_KEY_CACHE_SECONDS` (default 60): how long a warm function trusts a
@@ -51,6 +53,7 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
+            order_history_table: required_env("ORDER_HISTORY_TABLE")?,
             api_keys_table: required_env("API_KEYS_TABLE")?,
             api_key_cache: api_key_cache()?,
             labels_bucket: required_env("LABELS_BUCKET")?,
@@ -70,7 +73,11 @@ impl EventsApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
     /// The production wiring: DynamoDB, S3 and the system clock.
     pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> Self {
         Self::with_ports(
-            DynamoOrderStore::new(dynamodb.clone(), config.orders_table),
+            DynamoOrderStore::new(
+                dynamodb.clone(),
+                config.orders_table,
+                config.order_history_table,
+            ),
             S3LabelStore::new(s3, config.labels_bucket),
             DynamoKeyStore::new(dynamodb, config.api_keys_table),
             SystemClock,

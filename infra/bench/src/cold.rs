@@ -94,6 +94,10 @@ pub async fn functions(
     starts: usize,
 ) -> Result<Vec<Function>, String> {
     let table = stack.orders_table().map_err(|e| e.to_string())?.to_owned();
+    let history = stack
+        .order_history_table()
+        .map_err(|e| e.to_string())?
+        .to_owned();
     let queue = stack
         .callback_queue_url()
         .map_err(|e| e.to_string())?
@@ -147,6 +151,7 @@ pub async fn functions(
     let common = |name: &str| {
         let mut env = lambda_env(name);
         env.push(("ORDERS_TABLE".into(), table.clone()));
+        env.push(("ORDER_HISTORY_TABLE".into(), history.clone()));
         env
     };
     let mut intake_env = common("order-intake");

@@ -9,7 +9,13 @@
 //! bench --bin-dir target/release --criterion-dir target/criterion \
 //!       --doc docs/benchmarks.md --json target/bench/results.json [--quick]
 //! ```
+//!
+//! `bench capacity [--doc docs/benchmarks.md]` (under the emulators, a debug
+//! build will do: capacity units do not depend on speed) measures only the
+//! capacity units per order lifecycle, prints the table and, with `--doc`,
+//! rewrites that region.
 
+mod capacity;
 mod cold;
 mod events;
 mod partner;
@@ -61,8 +67,63 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// `bench capacity [--doc PATH]`.
+async fn capacity_only(
+    mut given: impl Iterator<Item = String>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let doc = match (given.next().as_deref(), given.next()) {
+        (None, _) => None,
+        (Some("--doc"), Some(path)) => Some(PathBuf::from(path)),
+        _ => return Err("usage: bench capacity [--doc PATH]".into()),
+    };
+    let stack =
+        Stack::provision(&format!("cap{}", std::process::id()), local_warehouses()?).await?;
+    let lifecycles = capacity::measure(&stack).await?;
+    let machine = Machine::this();
+    let commit = match machine.commit.as_str() {
+        "unknown" => git_commit(),
+        given => given.to_owned(),
+    };
+    let table = format!(
+        "{}\n_Measured {}, commit `{commit}`._\n",
+        capacity::table(&lifecycles),
+        machine.date
+    );
+    println!("{table}");
+    if let Some(doc) = doc {
+        let text = std::fs::read_to_string(&doc)?;
+        let text = report::replace_region(&text, "capacity", &table)
+            .ok_or_else(|| format!("{}: no region <!-- bench:capacity -->", doc.display()))?;
+        std::fs::write(&doc, text)?;
+    }
+    Ok(())
+}
+
+/// The checked-out commit, `+changes` when the tree differs from it.
+fn git_commit() -> String {
+    let git = |args: &[&str]| std::process::Command::new("git").args(args).output();
+    let head = git(&["rev-parse", "--short", "HEAD"])
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        );
+    let clean = git(&["diff", "--quiet", "HEAD"]).is_ok_and(|out| out.status.success());
+    if clean {
+        head
+    } else {
+        format!("{head}+changes")
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut given = std::env::args().skip(1).peekable();
+    if given.peek().map(String::as_str) == Some("capacity") {
+        given.next();
+        return capacity_only(given).await;
+    }
     let args = args()?;
     // Quick: a smoke run of the harness itself; its numbers mean little.
     let (starts, levels, callbacks) = if args.quick {
@@ -113,7 +174,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stack = Stack::provision(&format!("{prefix}-dispatch"), local_warehouses()?).await?;
     let dispatch = throughput::dispatch(&stack, callbacks, 10, Duration::from_millis(20)).await?;
 
+    eprintln!("bench: capacity units per order lifecycle");
+    let stack = Stack::provision(&format!("{prefix}-capacity"), local_warehouses()?).await?;
+    let capacity = capacity::measure(&stack).await?;
+
     let results = Results {
+        capacity,
         machine,
         cold,
         cpu,

@@ -6,9 +6,10 @@
 //!   the Lambda runs, behind `lambda_http`'s event decoding) against DynamoDB
 //!   Local, next to raw `PutItem`s of the very same item with the same
 //!   condition. As the sample order carries a marketplace order number, the
-//!   handler also queries the duplicate-order index, beside the write: a
-//!   second baseline makes that `Query` and `PutItem` concurrently with the raw
-//!   SDK. (The caller's API key is read once and then cached by the warm
+//!   handler also queries the duplicate-order index, beside the writes: a
+//!   second baseline makes that `Query` concurrently with the two `PutItem`s
+//!   the handler makes one after the other (the request into the history
+//!   table, then the order's state) with the raw SDK. (The caller's API key is read once and then cached by the warm
 //!   function, so neither baseline reads it. Process type 1 sends no SQS
 //!   message, so no baseline sends one either.)
 //! - Dispatch: the dispatcher handler on batches of 10 against a partner that
@@ -91,20 +92,44 @@ impl IntakeKind {
 
 type Item = std::collections::HashMap<String, AttributeValue>;
 /// Baseline inputs, each taken once by the request that writes it.
-type Prepared = Arc<Vec<std::sync::Mutex<Option<(Item, String)>>>>;
+type Prepared = Arc<Vec<std::sync::Mutex<Option<Stored>>>>;
 
-/// The item and the duplicate-index key the handler would write for `number`.
-fn stored_item(number: &str, warehouses: &Warehouses) -> Result<(Item, String), String> {
+/// What the handler writes for one order: the state item, the request item
+/// of the history table, and the duplicate-index key it queries.
+struct Stored {
+    item: Item,
+    request: Item,
+    key: String,
+}
+
+/// What the handler would write for `number`.
+fn stored_item(number: &str, warehouses: &Warehouses) -> Result<Stored, String> {
     let OrderRequest { order, .. } =
         parse_order(order_body(number, 1).as_bytes()).map_err(|e| format!("{e:?}"))?;
     let key = order
         .client_platform_order_key()
         .ok_or("the sample order has a marketplace order number")?;
     let found = findings::check(&order, warehouses);
-    Ok((
-        item_for(&OrderRecord::accept(order, found, Utc::now())),
+    let record = OrderRecord::accept(order, found, Utc::now());
+    let request = Item::from([
+        (
+            "order_number".to_owned(),
+            AttributeValue::S(number.to_owned()),
+        ),
+        (
+            "entry".to_owned(),
+            AttributeValue::S(format!("request#{}", record.request_hash)),
+        ),
+        (
+            "order".to_owned(),
+            AttributeValue::S(record.order_json.clone()),
+        ),
+    ]);
+    Ok(Stored {
+        item: item_for(&record),
+        request,
         key,
-    ))
+    })
 }
 
 async fn put(
@@ -198,20 +223,34 @@ impl IntakeBench<'_> {
                 .collect::<Result<_, _>>()?,
         );
         let (dynamodb, table) = (self.stack.dynamodb.clone(), Arc::clone(&self.table));
+        let history: Arc<str> = self
+            .stack
+            .order_history_table()
+            .map_err(|e| e.to_string())?
+            .into();
         let with_query = matches!(kind, IntakeKind::QueryPut);
         Ok(drive(count, concurrency, move |i| {
             let (dynamodb, table) = (dynamodb.clone(), Arc::clone(&table));
+            let history = Arc::clone(&history);
             let taken = items[i].lock().ok().and_then(|mut slot| slot.take());
             async move {
-                let Some((item, key)) = taken else {
+                let Some(Stored { item, request, key }) = taken else {
                     return false;
                 };
                 if !with_query {
                     return put(&dynamodb, &table, item).await.is_ok();
                 }
-                let (queried, stored) =
-                    tokio::join!(query(&dynamodb, &table, key), put(&dynamodb, &table, item));
-                queried.is_ok() && stored.is_ok()
+                let writes = async {
+                    let request = dynamodb
+                        .put_item()
+                        .table_name(&*history)
+                        .set_item(Some(request))
+                        .send()
+                        .await;
+                    request.is_ok() && put(&dynamodb, &table, item).await.is_ok()
+                };
+                let (queried, stored) = tokio::join!(query(&dynamodb, &table, key), writes);
+                queried.is_ok() && stored
             }
         })
         .await)

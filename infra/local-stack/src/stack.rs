@@ -146,6 +146,11 @@ impl Stack {
         self.resources.table("OrdersTable")
     }
 
+    /// The order history table's physical name.
+    pub fn order_history_table(&self) -> Result<&str, Error> {
+        self.resources.table("OrderHistoryTable")
+    }
+
     pub fn callback_queue_url(&self) -> Result<&str, Error> {
         self.resources.queue_url("CallbackQueue")
     }
@@ -226,6 +231,7 @@ impl Stack {
         Ok(DynamoOrderStore::new(
             self.dynamodb.clone(),
             self.orders_table()?,
+            self.order_history_table()?,
         ))
     }
 

@@ -148,8 +148,16 @@ pub struct Callback {
     /// Not stored: the next write must send this generation's queue message.
     #[serde(skip)]
     pub send_message: bool,
+    /// Not stored: how many of the `attempt_count` tries the store already
+    /// holds in its ledger (set when it reads the order); a save writes the
+    /// ones after.
+    #[serde(skip)]
+    pub stored_attempts: u32,
     /// When the current generation became due.
     pub due_since: Option<DateTime<Utc>>,
+    /// The ledger (the latest tries). Stored apart from the order's item (one
+    /// item per try), hence absent from the item's JSON.
+    #[serde(default)]
     pub attempts: Vec<Attempt>,
     /// Total tries, including those dropped from the bounded ledger.
     pub attempt_count: u32,
@@ -252,6 +260,7 @@ impl Callback {
             lease: None,
             next_attempt_at: None,
             send_message: false,
+            stored_attempts: 0,
             due_since: None,
             attempts: Vec::new(),
             attempt_count: 0,
@@ -408,7 +417,8 @@ impl Callback {
     /// field its platform requires): new data may make it sendable.
     #[must_use]
     pub fn failed_without_request(&self) -> bool {
-        self.status == CallbackStatus::Failed && self.attempts.is_empty()
+        // The count, not the ledger: the ledger is read eventually consistently.
+        self.status == CallbackStatus::Failed && self.attempt_count == 0
     }
 
     /// An operator redrove this generation's message from the dead-letter

@@ -48,6 +48,9 @@ pub struct OrderRecord {
     pub callback_fields: CallbackFields,
     /// Optimistic-concurrency version: 1 when created, +1 on every save.
     pub version: u64,
+    /// Stored by an earlier release, with the request and the callback ledger
+    /// inside the order's item; the next save moves them out (the store's job).
+    pub stored_inline: bool,
 }
 
 /// Callback fields an ERP supplies for an existing order
@@ -105,6 +108,7 @@ impl OrderRecord {
             progress: Progress::default(),
             callback_fields: CallbackFields::default(),
             version: 1,
+            stored_inline: false,
         };
         if record.order.process_type == ProcessType::HandedOver {
             record.accept_already_handed_over(now);

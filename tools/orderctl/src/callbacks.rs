@@ -94,7 +94,11 @@ pub struct Replay {
 }
 
 pub async fn run(aws: &Aws, command: CallbacksCommand, json: bool) -> Result<u8, Failure> {
-    let store = DynamoOrderStore::new(aws.dynamodb.clone(), resource("ORDERS_TABLE")?);
+    let store = DynamoOrderStore::new(
+        aws.dynamodb.clone(),
+        resource("ORDERS_TABLE")?,
+        resource("ORDER_HISTORY_TABLE")?,
+    );
     match command {
         CallbacksCommand::List(selection) => {
             let records = select(&store, &selection).await?;

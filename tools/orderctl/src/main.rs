@@ -1,6 +1,6 @@
 //! `orderctl`: the operator's command line. It reads the same variables the
-//! functions read (`ORDERS_TABLE`, `API_KEYS_TABLE`, `CALLBACK_QUEUE_URL`,
-//! `CALLBACK_DEAD_LETTER_QUEUE_URL`) and uses the AWS credentials and region of
+//! functions read (`ORDERS_TABLE`, `ORDER_HISTORY_TABLE`, `API_KEYS_TABLE`,
+//! `CALLBACK_QUEUE_URL`, `CALLBACK_DEAD_LETTER_QUEUE_URL`) and uses the AWS credentials and region of
 //! the environment; `source .local/run/env` points it at `make run`.
 //!
 //! Exit codes (scripts can rely on them):

@@ -33,7 +33,11 @@ fn message_place(status: CallbackStatus) -> &'static str {
 
 pub async fn run(aws: &Aws, command: OrderCommand, json: bool) -> Result<u8, Failure> {
     let OrderCommand::Show { order } = command;
-    let store = DynamoOrderStore::new(aws.dynamodb.clone(), resource("ORDERS_TABLE")?);
+    let store = DynamoOrderStore::new(
+        aws.dynamodb.clone(),
+        resource("ORDERS_TABLE")?,
+        resource("ORDER_HISTORY_TABLE")?,
+    );
     let record = match OrderNumber::parse(&order) {
         Ok(number) => store.get(&number).await?,
         Err(_) => None,

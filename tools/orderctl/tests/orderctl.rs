@@ -13,6 +13,10 @@ fn orderctl(app: &TestApp, args: &[&str]) -> Output {
         .args(args)
         .env("ORDERS_TABLE", app.stack.orders_table().expect("table"))
         .env(
+            "ORDER_HISTORY_TABLE",
+            app.stack.order_history_table().expect("history table"),
+        )
+        .env(
             "API_KEYS_TABLE",
             app.stack.resources.table("ApiKeysTable").expect("keys"),
         )

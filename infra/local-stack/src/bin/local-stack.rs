@@ -181,6 +181,7 @@ fn write_env_file(
     }
     for (name, value) in [
         ("ORDERS_TABLE", stack.orders_table()?),
+        ("ORDER_HISTORY_TABLE", stack.order_history_table()?),
         ("API_KEYS_TABLE", stack.resources.table("ApiKeysTable")?),
         ("CALLBACK_QUEUE_URL", stack.callback_queue_url()?),
         (

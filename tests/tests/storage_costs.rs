@@ -1,0 +1,189 @@
+//! What the storage layout costs and keeps: the order's state apart from its
+//! accepted request and callback ledger (the history table), priced by the
+//! capacity units DynamoDB Local reports (deterministic, so asserted here;
+//! the whole lifecycle's table is `cargo run -p bench -- capacity`).
+
+use std::time::Duration;
+
+use adapters::capacity;
+use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::{TestApp, sample_order};
+use serde_json::{Value, json};
+
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+fn event(id: &str, kind: &str, extra: &Value) -> Value {
+    let mut event =
+        json!({"event_id": id, "type": kind, "occurred_at": chrono::Utc::now().to_rfc3339()});
+    if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+        event.extend(extra.clone());
+    }
+    event
+}
+
+/// The units the order store consumed since the last call (the API key
+/// lookups left out: authentication, cached in a warm function).
+fn units_since() -> f64 {
+    let mut taken = capacity::take();
+    taken.operations.remove("key_lookup");
+    taken.total()
+}
+
+fn text(item: &Item, name: &str) -> String {
+    match item.get(name) {
+        Some(AttributeValue::S(text)) => text.clone(),
+        other => panic!("{name} is {other:?}"),
+    }
+}
+
+fn entries(history: &[Item]) -> Vec<String> {
+    let mut entries: Vec<String> = history.iter().map(|item| text(item, "entry")).collect();
+    entries.sort();
+    entries
+}
+
+#[tokio::test]
+async fn a_warehouse_event_on_a_fifty_item_order_costs_what_a_small_order_does() {
+    let app = TestApp::spawn().await;
+    let mut order = sample_order();
+    order["items"] = (0..50)
+        .map(|i| {
+            json!({"sku": format!("SKU-{i:04}"), "currency": "PHP", "unit_price": "10.50",
+                   "qty": 1, "platform_sku_id": format!("{}", 1_000_000 + i)})
+        })
+        .collect();
+    assert_eq!(app.post_order(&order).await.status, 201);
+    units_since();
+
+    let reply = app
+        .post_event("mabang-test002", &event("e-1", "allocated", &json!({})))
+        .await;
+
+    assert_eq!(reply.status, 200, "{:#}", reply.body);
+    // A consistent read of the state (1), the request and ledger read
+    // eventually consistently (1 for the 5.6 KB request), one write of a state
+    // item under 1 KB (1) and the polling index's key moving out and in (2).
+    // With the request inside the ~8 KB item, as before, it cost about 12:
+    // 2 to read, 8 to write, 2 for the index.
+    let units = units_since();
+    assert!(units <= 5.5, "the event cost {units} capacity units");
+}
+
+#[tokio::test]
+async fn the_order_read_back_shows_its_request_events_and_attempts() {
+    let app = TestApp::spawn_with_partner(vec![]).await;
+    assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    let events = [
+        event("e-1", "allocated", &json!({})),
+        event("e-2", "picked", &json!({})),
+        event(
+            "e-3",
+            "shipped",
+            &json!({"tracking_number": "YT4567890123CN", "logistic_provider_code": "jito"}),
+        ),
+        event("e-4", "handed_over", &json!({})),
+    ];
+    for event in &events {
+        let reply = app.post_event("mabang-test002", event).await;
+        assert_eq!(reply.status, 200, "{:#}", reply.body);
+    }
+
+    let order = app
+        .wait_for_order("mabang-test002", Duration::from_secs(20), |o| {
+            o["callback"]["status"] == "delivered"
+        })
+        .await;
+
+    assert_eq!(order["items"], json!(["-ALB-908", "#"]));
+    assert_eq!(order["findings"].as_array().map(Vec::len), Some(3));
+    let ids: Vec<&str> = order["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["event_id"].as_str().expect("an id"))
+        .collect();
+    assert_eq!(ids, ["e-1", "e-2", "e-3", "e-4"]);
+    assert_eq!(order["callback"]["attempt_count"], 1);
+    assert_eq!(order["callback"]["attempts"][0]["outcome"], "delivered");
+    // Where they live: the state item holds neither request nor ledger.
+    let items = app.stored_items().await;
+    assert!(!items[0].contains_key("order"));
+    assert!(!text(&items[0], "callback").contains("attempts"));
+    assert_eq!(
+        entries(&app.stored_history().await)
+            .iter()
+            .map(|entry| entry.split('#').next().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["attempt", "request"]
+    );
+}
+
+#[tokio::test]
+async fn an_order_stored_by_the_earlier_layout_reads_and_moves_out_with_its_next_change() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    let reply = app
+        .post_event("mabang-test002", &event("e-1", "allocated", &json!({})))
+        .await;
+    assert_eq!(reply.status, 200);
+    let now = app.get_order("mabang-test002").await.body["data"].clone();
+    // The same order as the earlier release stored it: request, ledger and
+    // events (as objects) inside the one item, nothing in the history table.
+    let mut item = app.stored_items().await.remove(0);
+    let history = app.stored_history().await;
+    let request = history
+        .iter()
+        .find(|entry| text(entry, "entry").starts_with("request#"))
+        .expect("a request item");
+    item.insert("order".into(), AttributeValue::S(text(request, "order")));
+    let attempt = json!({"at": "2026-11-20T03:00:00Z", "http_status": 500, "outcome": "retry",
+                         "latency_ms": 12, "reason": "the partner answered 500"});
+    let mut callback: Value = serde_json::from_str(&text(&item, "callback")).expect("JSON");
+    callback["attempts"] = json!([attempt]);
+    callback["attempt_count"] = json!(1);
+    item.insert("callback".into(), AttributeValue::S(callback.to_string()));
+    let mut progress: Value = serde_json::from_str(&text(&item, "progress")).expect("JSON");
+    progress["events"] = json!([{
+        "source": "warehouse", "event_id": "e-1", "type": "allocated",
+        "occurred_at": now["events"][0]["occurred_at"], "received_at": now["events"][0]["received_at"],
+        "moved_status": true,
+    }]);
+    item.insert("progress".into(), AttributeValue::S(progress.to_string()));
+    let dynamodb = &app.stack.dynamodb;
+    dynamodb
+        .put_item()
+        .table_name(app.stack.orders_table().expect("table"))
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("the old layout is stored");
+    for entry in &history {
+        dynamodb
+            .delete_item()
+            .table_name(app.stack.order_history_table().expect("table"))
+            .key("order_number", entry["order_number"].clone())
+            .key("entry", entry["entry"].clone())
+            .send()
+            .await
+            .expect("deleted");
+    }
+
+    let old = app.get_order("mabang-test002").await.body["data"].clone();
+
+    assert_eq!(old["items"], now["items"]);
+    assert_eq!(old["events"], now["events"]);
+    assert_eq!(old["callback"]["attempts"], json!([attempt]));
+
+    let reply = app
+        .post_event("mabang-test002", &event("e-2", "picked", &json!({})))
+        .await;
+    assert_eq!(reply.status, 200, "{:#}", reply.body);
+    let moved = app.get_order("mabang-test002").await.body["data"].clone();
+    assert_eq!(moved["items"], now["items"]);
+    assert_eq!(moved["events"].as_array().map(Vec::len), Some(2));
+    assert_eq!(moved["callback"]["attempts"], json!([attempt]));
+    assert!(!app.stored_items().await[0].contains_key("order"));
+    let entries = entries(&app.stored_history().await);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0], "attempt#0000000001");
+}
