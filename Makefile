@@ -1,6 +1,7 @@
 # Thin entry points: the logic lives in cargo and infra/local/*.sh.
 #   make run            local stack on 127.0.0.1:$(PORT); keeps its data (FRESH=1: start empty)
 #   make test           fmt, clippy, tests against emulators, template checks (= CI)
+#   make soak           10,000 orders through faults and SIGKILLs → docs/reliability.md (ORDERS=… to change)
 #   make bench          release build: cold start, CPU per order, throughput → docs/benchmarks.md
 #   make lint-template  cfn-lint, sam validate --lint, sam build
 #   make tools          install the pinned local tools into .local/
@@ -13,7 +14,7 @@ export PORT
 # nextest when installed (CI has it), plain cargo test otherwise.
 RUST_TESTS = $(if $(shell cargo nextest --version 2>/dev/null),cargo nextest run --workspace --no-fail-fast,cargo test --workspace)
 
-.PHONY: run test test-rust bench lint-template tools clean-local
+.PHONY: run test test-rust soak soak-check bench lint-template tools clean-local
 
 # Compile first, so the emulators don't idle through a long build.
 # Keeps its data in .local/data/dynamodb (FRESH=1 starts empty); writes
@@ -29,10 +30,24 @@ test:
 	cargo clippy --workspace --all-targets -- -D warnings
 	infra/local/emulators.sh exec -- $(RUST_TESTS)
 	infra/local/emulators.sh exec -- infra/local/schemathesis.sh
+	$(MAKE) soak-check
 	infra/local/template-checks.sh
 
 test-rust:
 	infra/local/emulators.sh exec -- $(RUST_TESTS)
+
+# The soak (tools/soak): orders through partner faults while the service is
+# SIGKILLed and restarted on emulators that stay up, then reconciled against
+# the partner's log. `make soak` is the full run (about half an hour; it
+# rewrites the figures in docs/reliability.md); `make test` runs the same
+# scenario bounded to 300 orders (about a minute) and fails on a target missed.
+ORDERS ?= 10000
+
+soak:
+	infra/local/soak.sh --orders $(ORDERS) --write-doc docs/reliability.md
+
+soak-check:
+	infra/local/soak.sh --orders 300 --kill-every 10 --down-seconds 5
 
 # Not part of test: minutes of release builds, and numbers belong in a benchmark.
 bench:

@@ -83,14 +83,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             url
         }
     };
+    // The deployed dispatcher's variables (CALLBACK_RETRY_DELAYS,
+    // CALLBACK_MAX_POSTS, CALLBACK_TIMEOUT_SECONDS, CALLBACK_BREAKER_*), read
+    // by its own code: a compressed schedule (make soak) behaves as deployed.
+    let (policy, timeout) = callback_dispatch::schedule_from_env()?;
     let settings = CallbackSettings {
         url: callback_url.clone(),
         token: std::env::var("CALLBACK_TOKEN").unwrap_or_else(|_| "local-dev-token".into()),
         oauth,
-        breaker: Some(shared::callback::breaker::BreakerPolicy::default()),
-        timeout: Duration::from_secs(10),
-        retry_delays: None,
-        max_posts: None,
+        breaker: Some(callback_dispatch::breaker_policy()?),
+        timeout,
+        retry_delays: Some(policy.delays),
+        max_posts: Some(policy.max_posts),
     };
     // LOCAL_STATE_DIR (make run): the pipe resumes from its checkpoint there,
     // and the resource names go to its `env` file for orderctl.
