@@ -47,7 +47,7 @@ soak:
 	infra/local/soak.sh --orders $(ORDERS) --write-doc docs/reliability.md
 
 soak-check:
-	infra/local/soak.sh --orders 300 --kill-every 10 --down-seconds 5
+	infra/local/soak.sh --orders 300 --kill-every 10 --down-seconds 5 --drain-timeout 240
 
 # Not part of test: minutes of release builds, and numbers belong in a benchmark.
 bench:

@@ -106,6 +106,7 @@ pub fn schedule_from_env() -> Result<(shared::callback::RetryPolicy, Duration), 
     // (waiting for another dispatcher's, then CK1's endpoint, each within
     // the timeout) and the repeated post.
     policy.lease = timeout * 5;
+    policy.post_timeout = timeout;
     Ok((policy, timeout))
 }
 

@@ -296,6 +296,7 @@ impl Stack {
             policy.max_posts = max_posts;
         }
         policy.lease = settings.timeout * 5; // as callback-dispatch's Config
+        policy.post_timeout = settings.timeout;
         let partner = HttpPartner::new(
             &settings.url,
             settings.timeout.min(Duration::from_secs(3)),

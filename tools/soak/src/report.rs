@@ -230,6 +230,7 @@ pub struct Figures {
     pub duplicated_after_success: usize,
     pub repeated_after_timeout: usize,
     pub repeated_after_crash: usize,
+    pub repeated_after_late_record: usize,
     pub repeated_unexplained: usize,
     pub inconsistent: usize,
     pub unexpected_5xx: u64,
@@ -356,6 +357,15 @@ impl Figures {
                         );
                     }
                     figures.duplicated_after_success += after;
+                    let late_records = view["callback"]["attempts"]
+                        .as_array()
+                        .map_or(0, |attempts| {
+                            attempts
+                                .iter()
+                                .filter(|a| a["outcome"] == "delivered")
+                                .count()
+                        })
+                        .saturating_sub(1);
                     for pair in processed.windows(2) {
                         let (before, repeat) = (pair[0], pair[1]);
                         if before.answer == Answer::AcceptedLate {
@@ -366,6 +376,11 @@ impl Figures {
                             .any(|kill| *kill > before.received_at && *kill < repeat.received_at)
                         {
                             figures.repeated_after_crash += 1;
+                        } else if late_records > 0 {
+                            // The ledger keeps a success whose record came
+                            // after the lease: a slow store, as a store
+                            // failure between answer and record.
+                            figures.repeated_after_late_record += 1;
                         } else {
                             figures.repeated_unexplained += 1;
                             sample(
@@ -555,7 +570,11 @@ impl Figures {
                 self.repeated_after_crash.to_string(),
             ),
             (
-                "posts repeated with neither".into(),
+                "posts repeated after our record of a success missed its lease (slow store)".into(),
+                self.repeated_after_late_record.to_string(),
+            ),
+            (
+                "posts repeated with none of these".into(),
                 self.repeated_unexplained.to_string(),
             ),
             (
