@@ -10,7 +10,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-cargo build --quiet -p local-stack --bin local-stack -p soak
+cargo build --quiet -p local-stack -p soak --bins
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$(mktemp -d "${TMPDIR:-/tmp}/soak-bin.XXXXXX")"
 trap 'rm -rf "$BIN"' EXIT

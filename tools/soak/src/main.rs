@@ -46,6 +46,9 @@ const RETRY_DELAYS: &str = "1,2,4,8,15,30,60";
 /// The dispatcher's partner timeout (seconds); the partner's slow answers
 /// come a second after it.
 const TIMEOUT_SECONDS: u64 = 2;
+/// The callback messages' visibility timeout (seconds): what a SIGKILLed
+/// dispatcher's batch waits before another delivery takes it.
+const VISIBILITY_SECONDS: u64 = 30;
 /// Callbacks in flight at once: `DispatchConcurrency` (5) batches of 10.
 pub const DISPATCH_SLOTS: u64 = 50;
 
@@ -138,6 +141,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("CALLBACK_TIMEOUT_SECONDS", TIMEOUT_SECONDS.to_string()),
         ("CALLBACK_BREAKER_COOL_DOWN_SECONDS", "3".into()),
         ("CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS", "15".into()),
+        // A killed dispatcher's batch is invisible this long (the template's
+        // 360 s, compressed with the schedule; still above the 10 s lease).
+        (
+            "LOCAL_VISIBILITY_TIMEOUT_SECONDS",
+            VISIBILITY_SECONDS.to_string(),
+        ),
         ("LOCAL_API_KEY", erp_key.clone()),
         ("LOCAL_WMS_KEY", wms_key.clone()),
         ("LOCAL_STATE_DIR", run_dir.display().to_string()),

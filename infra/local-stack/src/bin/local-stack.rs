@@ -103,9 +103,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .as_ref()
         .map(|dir| dir.join("outbox-checkpoint.json"));
     tokio::spawn(stack.outbox_pipe(checkpoint.as_deref())?.run());
-    // Messages the SQS emulator held died with it: re-arm what was due.
+    // Messages the SQS emulator held died with it: re-arm what was due. Only
+    // when the emulator did stop, i.e. its queue is new: a queue that outlived
+    // the service (make soak restarts the service, not the emulators) still
+    // holds every message, and re-arming would add a second one per due
+    // callback on every restart.
     let rearm = stack.store()?;
+    let queue_is_new = queue_created_within(&stack, Duration::from_secs(120)).await;
     tokio::spawn(async move {
+        if !queue_is_new {
+            tracing::info!("the callback queue outlived the last stop; nothing to re-arm");
+            return;
+        }
         match local_stack::rearm::rearm_due_callbacks(&rearm).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
@@ -163,6 +172,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Writes `env` in `dir`: `export` lines for the endpoints, region, dummy
 /// credentials and resource names, so `source .local/run/env && orderctl …`
 /// talks to this stack.
+/// Whether the callback queue was created less than `age` ago (by this
+/// start's provisioning); `true` when the emulator cannot say.
+async fn queue_created_within(stack: &Stack, age: Duration) -> bool {
+    let Ok(url) = stack.callback_queue_url() else {
+        return true;
+    };
+    let created = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::CreatedTimestamp)
+        .send()
+        .await
+        .ok()
+        .and_then(|answer| {
+            answer
+                .attributes()?
+                .get(&aws_sdk_sqs::types::QueueAttributeName::CreatedTimestamp)?
+                .parse::<i64>()
+                .ok()
+        });
+    created.is_none_or(|seconds| {
+        chrono::Utc::now().timestamp() - seconds < i64::try_from(age.as_secs()).unwrap_or(i64::MAX)
+    })
+}
+
 fn write_env_file(
     stack: &Stack,
     dir: &std::path::Path,
