@@ -190,11 +190,12 @@ async fn queue_created_within(stack: &Stack, age: Duration) -> bool {
             answer
                 .attributes()?
                 .get(&aws_sdk_sqs::types::QueueAttributeName::CreatedTimestamp)?
-                .parse::<i64>()
+                // Seconds since the epoch; moto writes a fraction too.
+                .parse::<f64>()
                 .ok()
         });
     created.is_none_or(|seconds| {
-        chrono::Utc::now().timestamp() - seconds < i64::try_from(age.as_secs()).unwrap_or(i64::MAX)
+        (chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - seconds) < age.as_secs_f64()
     })
 }
 
