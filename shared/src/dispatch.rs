@@ -150,6 +150,9 @@ struct Posted {
     result: Result<PartnerReply, TransportError>,
     /// The token could not be had or refreshed (after a 401).
     token_error: Option<TokenError>,
+    /// Nothing was posted: getting the token left too little of the lease
+    /// for a post and its record (why, in words).
+    not_posted: Option<String>,
 }
 
 impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P, C, T> {
@@ -291,10 +294,14 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         };
 
         let started = Instant::now();
-        let posted = self.post_authorized(&body, &idempotency_key(&record)).await;
+        let lease_until = record.callback.lease.as_ref().map(|lease| lease.until);
+        let posted = self
+            .post_authorized(&body, &idempotency_key(&record), lease_until)
+            .await;
         let latency = started.elapsed();
         let now = self.clock.now();
         let outcome = match (&posted.result, &posted.token_error) {
+            _ if posted.not_posted.is_some() => None,
             (Err(_), Some(_)) => None,
             (Err(_), None) => Some(PostOutcome::Down),
             (Ok(reply), _) if matches!(reply.status, 408 | 429 | 500..=599) => {
@@ -305,9 +312,12 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         if let Some(outcome) = outcome {
             self.record_outcome(outcome, owner).await;
         }
-        // A failed probe is the breaker's, not the callback's: its post is
-        // given back to the schedule.
-        let refund = probing && outcome == Some(PostOutcome::Down);
+        if probing && posted.not_posted.is_some() {
+            self.release_probe(owner).await;
+        }
+        // A failed probe is the breaker's, not the callback's, and a post not
+        // made is nobody's: either is given back to the schedule.
+        let refund = (probing && outcome == Some(PostOutcome::Down)) || posted.not_posted.is_some();
         let posts = record.callback.posts - u32::from(refund && record.callback.posts > 0);
         let next = |retry_after| {
             (posts < self.policy.max_posts).then(|| {
@@ -316,6 +326,14 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             })
         };
         let (verdict, answer, http_status) = match (posted.result, &posted.token_error) {
+            _ if posted.not_posted.is_some() => (
+                AttemptOutcome::Retry {
+                    reason: posted.not_posted.clone().unwrap_or_default(),
+                    next: next(None),
+                },
+                PartnerAnswer::default(),
+                None,
+            ),
             // No token at all: nothing was posted.
             (Err(_), Some(err)) => (
                 AttemptOutcome::Retry {
@@ -501,7 +519,31 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
     /// Posts with the current token; on a 401 gets a fresh token and posts
     /// once more, in the same attempt (the claim counted one post: the
     /// partner refused the first without looking at it).
-    async fn post_authorized(&self, body: &CallbackBody, key: &str) -> Posted {
+    ///
+    /// Getting a token may wait (for another dispatcher's refresh, for the
+    /// token endpoint): a post is started only while the lease, until
+    /// `lease_until`, outlasts the partner timeout. A post started later
+    /// could not have its answer recorded, and another delivery could post
+    /// the same shipment meanwhile.
+    async fn post_authorized(
+        &self,
+        body: &CallbackBody,
+        key: &str,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> Posted {
+        let too_late = || {
+            let post_timeout = chrono::Duration::from_std(self.policy.post_timeout)
+                .unwrap_or(chrono::Duration::MAX);
+            lease_until
+                .is_some_and(|until| self.clock.now() + post_timeout >= until)
+                .then(|| Posted {
+                    result: Err(TransportError::Connect("not posted".into())),
+                    token_error: None,
+                    not_posted: Some(
+                        "not posted: getting the partner token took most of the lease".into(),
+                    ),
+                })
+        };
         let token = match self.tokens.token().await {
             Ok(token) => token,
             Err(err) => {
@@ -509,23 +551,32 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 return Posted {
                     result: Err(TransportError::Connect(err.to_string())),
                     token_error: Some(err),
+                    not_posted: None,
                 };
             }
         };
+        if let Some(not_posted) = too_late() {
+            return not_posted;
+        }
         let result = self.partner.post_callback(body, key, &token).await;
         if !matches!(&result, Ok(reply) if reply.status == 401) {
             return Posted {
                 result,
                 token_error: None,
+                not_posted: None,
             };
         }
         tracing::info!("the partner rejected the access token (401); refreshing it");
         match self.tokens.refresh(&token).await {
             Ok(fresh) => {
+                if let Some(not_posted) = too_late() {
+                    return not_posted;
+                }
                 tracing::info!("partner access token refreshed after a 401; posting again");
                 Posted {
                     result: self.partner.post_callback(body, key, &fresh).await,
                     token_error: None,
+                    not_posted: None,
                 }
             }
             Err(err) => {
@@ -533,6 +584,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 Posted {
                     result,
                     token_error: Some(err),
+                    not_posted: None,
                 }
             }
         }

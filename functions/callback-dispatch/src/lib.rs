@@ -56,39 +56,7 @@ impl Config {
     /// schedule, default 8), `CALLBACK_RETRY_DELAYS` (seconds,
     /// comma-separated), `CALLBACK_TIMEOUT_SECONDS` (default 10).
     pub fn from_env() -> Result<Self, ConfigError> {
-        let mut policy = shared::callback::RetryPolicy::default();
-        if let Ok(count) = std::env::var("CALLBACK_MAX_POSTS") {
-            policy.max_posts = count
-                .parse()
-                .ok()
-                .filter(|posts| *posts > 0)
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: "CALLBACK_MAX_POSTS",
-                    reason: format!("{count:?} is not a positive number"),
-                })?;
-        }
-        if let Ok(delays) = std::env::var("CALLBACK_RETRY_DELAYS") {
-            policy.delays =
-                shared::callback::RetryPolicy::parse_delays(&delays).map_err(|reason| {
-                    ConfigError::Invalid {
-                        name: "CALLBACK_RETRY_DELAYS",
-                        reason,
-                    }
-                })?;
-        }
-        let timeout = match std::env::var("CALLBACK_TIMEOUT_SECONDS") {
-            Ok(seconds) => {
-                Duration::from_secs(seconds.parse().map_err(|_| ConfigError::Invalid {
-                    name: "CALLBACK_TIMEOUT_SECONDS",
-                    reason: format!("{seconds:?} is not a number"),
-                })?)
-            }
-            Err(_) => Duration::from_secs(10),
-        };
-        // The lease outlives one attempt: a post, on a 401 a token refresh
-        // (waiting for another dispatcher's, then CK1's endpoint, each within
-        // the timeout) and the repeated post.
-        policy.lease = timeout * 5;
+        let (policy, timeout) = schedule_from_env()?;
         Ok(Self {
             orders_table: required_env("ORDERS_TABLE")?,
             order_history_table: required_env("ORDER_HISTORY_TABLE")?,
@@ -106,9 +74,48 @@ impl Config {
     }
 }
 
+/// The retry schedule and the partner timeout: `CALLBACK_MAX_POSTS` (posts in
+/// a schedule, default 8), `CALLBACK_RETRY_DELAYS` (seconds, comma-separated),
+/// `CALLBACK_TIMEOUT_SECONDS` (default 10). The local stack reads the same
+/// variables through this, so a compressed schedule behaves as deployed.
+pub fn schedule_from_env() -> Result<(shared::callback::RetryPolicy, Duration), ConfigError> {
+    let mut policy = shared::callback::RetryPolicy::default();
+    if let Ok(count) = std::env::var("CALLBACK_MAX_POSTS") {
+        policy.max_posts = count
+            .parse()
+            .ok()
+            .filter(|posts| *posts > 0)
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "CALLBACK_MAX_POSTS",
+                reason: format!("{count:?} is not a positive number"),
+            })?;
+    }
+    if let Ok(delays) = std::env::var("CALLBACK_RETRY_DELAYS") {
+        policy.delays = shared::callback::RetryPolicy::parse_delays(&delays).map_err(|reason| {
+            ConfigError::Invalid {
+                name: "CALLBACK_RETRY_DELAYS",
+                reason,
+            }
+        })?;
+    }
+    let timeout = match std::env::var("CALLBACK_TIMEOUT_SECONDS") {
+        Ok(seconds) => Duration::from_secs(seconds.parse().map_err(|_| ConfigError::Invalid {
+            name: "CALLBACK_TIMEOUT_SECONDS",
+            reason: format!("{seconds:?} is not a number"),
+        })?),
+        Err(_) => Duration::from_secs(10),
+    };
+    // The lease outlives one attempt: a post, on a 401 a token refresh
+    // (waiting for another dispatcher's, then CK1's endpoint, each within
+    // the timeout) and the repeated post.
+    policy.lease = timeout * 5;
+    policy.post_timeout = timeout;
+    Ok((policy, timeout))
+}
+
 /// `CALLBACK_BREAKER_THRESHOLD` (failures in a row, 5),
 /// `CALLBACK_BREAKER_COOL_DOWN_SECONDS` (30), `CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS` (1800).
-fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
+pub fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
     let mut policy = BreakerPolicy::default();
     let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
         std::env::var(name)

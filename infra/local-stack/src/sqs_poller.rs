@@ -44,6 +44,10 @@ pub struct PollerConfig {
     /// Batches handled at once: the event source's `MaximumConcurrency`, so
     /// one slow partner answer holds up only its own batch, as in AWS.
     pub concurrency: usize,
+    /// Overrides the queue's visibility timeout for received messages
+    /// (`make soak`: a killed dispatcher's batch comes back sooner, as its
+    /// retry schedule is compressed too); `None` keeps the template's.
+    pub visibility_timeout: Option<i32>,
 }
 
 impl PollerConfig {
@@ -61,6 +65,7 @@ impl PollerConfig {
             wait_time_seconds: 1,
             region: region.into(),
             concurrency: 1,
+            visibility_timeout: None,
         }
     }
 
@@ -109,6 +114,7 @@ pub async fn poll_once(
         .queue_url(&config.queue_url)
         .max_number_of_messages(config.batch_size)
         .wait_time_seconds(config.wait_time_seconds)
+        .set_visibility_timeout(config.visibility_timeout)
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .message_attribute_names("All")
         .send()

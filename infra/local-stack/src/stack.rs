@@ -317,6 +317,7 @@ impl Stack {
             policy.max_posts = max_posts;
         }
         policy.lease = settings.timeout * 5; // as callback-dispatch's Config
+        policy.post_timeout = settings.timeout;
         let partner = HttpPartner::new(
             &settings.url,
             settings.timeout.min(Duration::from_secs(3)),
@@ -390,9 +391,28 @@ impl Stack {
                 .map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
         )
         .with_concurrency(usize::try_from(concurrency).unwrap_or(1));
+        let config = PollerConfig {
+            visibility_timeout: visibility_from_env()?,
+            ..config
+        };
         sqs_poller::run(self.sqs.clone(), config, self.dispatcher(settings).await?).await;
         Ok(())
     }
+}
+
+/// `LOCAL_VISIBILITY_TIMEOUT_SECONDS`: the visibility timeout of received
+/// callback messages (default: the queue's, 360 s).
+fn visibility_from_env() -> Result<Option<i32>, Error> {
+    std::env::var("LOCAL_VISIBILITY_TIMEOUT_SECONDS")
+        .ok()
+        .map(|seconds| {
+            seconds.parse::<i32>().map_err(|_| {
+                Error::Template(format!(
+                    "LOCAL_VISIBILITY_TIMEOUT_SECONDS={seconds:?} is not a number of seconds"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// The warehouses of the local configuration, `infra/local/warehouses.json`.

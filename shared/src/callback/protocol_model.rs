@@ -335,6 +335,7 @@ fn policy() -> RetryPolicy {
         delays: vec![Duration::from_secs(5), Duration::from_secs(60)],
         max_posts: 3,
         lease: Duration::from_secs(3 * TIMEOUT_SECS.unsigned_abs()),
+        post_timeout: Duration::from_secs(TIMEOUT_SECS.unsigned_abs()),
     }
 }
 
@@ -868,4 +869,98 @@ proptest! {
     fn every_interleaving_keeps_the_callback_protocol(steps in prop::collection::vec(step(), 1..80)) {
         run_model(&steps);
     }
+}
+
+/// A token source that takes `wait` of the clock to answer, as waiting for
+/// another dispatcher's refresh does.
+#[derive(Debug, Clone)]
+struct SlowToken {
+    clock: SimClock,
+    wait: chrono::Duration,
+}
+
+impl crate::ports::TokenSource for SlowToken {
+    fn token(
+        &self,
+    ) -> impl Future<Output = Result<crate::ports::AccessToken, crate::ports::TokenError>> + Send
+    {
+        *lock(&self.clock.0) += self.wait;
+        std::future::ready(Ok(crate::ports::AccessToken::new("slow-token")))
+    }
+
+    fn refresh(
+        &self,
+        _rejected: &crate::ports::AccessToken,
+    ) -> impl Future<Output = Result<crate::ports::AccessToken, crate::ports::TokenError>> + Send
+    {
+        self.token()
+    }
+}
+
+#[tokio::test]
+async fn a_token_that_takes_most_of_the_lease_posts_nothing_and_costs_no_post() {
+    let world = World::new().await;
+    let policy = policy();
+    let lease = chrono::Duration::from_std(policy.lease).expect("a lease");
+    let post_timeout = chrono::Duration::from_std(policy.post_timeout).expect("a timeout");
+    // Less than the partner timeout is left of the lease once the token comes.
+    let wait = lease - post_timeout + chrono::Duration::seconds(1);
+    let warehouses = Warehouses::from_json(
+        r#"{"mabang": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#,
+    )
+    .expect("warehouses");
+    let dispatcher = Dispatcher::new(
+        world.store.clone(),
+        world.partner.clone(),
+        SlowToken {
+            clock: world.clock.clone(),
+            wait,
+        },
+        world.clock.clone(),
+        warehouses,
+        policy,
+    );
+    let message = world
+        .outbox
+        .iter()
+        .find(|message| message.order_number == world.orders[0])
+        .expect("the outbox message");
+    let delivery = Delivery {
+        order_number: message.order_number.clone(),
+        generation: Some(message.generation),
+        message_id: "m-slow".into(),
+        receive_count: 1,
+        receipt: "r-slow".into(),
+        redriven: false,
+        sent_at: None,
+    };
+
+    // A post would wait for the model partner's answer forever.
+    let (disposition, _) =
+        tokio::time::timeout(Duration::from_secs(5), dispatcher.dispatch(&delivery))
+            .await
+            .expect("no post waits for the partner")
+            .expect("dispatched");
+
+    assert!(
+        lock(&world.partner.pending).is_empty(),
+        "nothing may be posted that the lease cannot cover"
+    );
+    assert!(
+        matches!(disposition, QueueAction::RetryIn(_)),
+        "{disposition:?}"
+    );
+    let callback = world.stored(&world.orders[0]).callback;
+    assert_eq!(callback.status, CallbackStatus::Retrying);
+    assert_eq!(callback.posts, 0, "the post not made is given back");
+    let last = callback
+        .attempts
+        .last()
+        .expect("the attempt is in the ledger");
+    assert!(
+        last.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("not posted")),
+        "{last:?}"
+    );
 }

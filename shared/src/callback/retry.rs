@@ -27,6 +27,9 @@ pub struct RetryPolicy {
     /// How long a dispatcher holds the callback while sending. Longer than
     /// the partner timeout, shorter than the queue's visibility timeout.
     pub lease: Duration,
+    /// The partner timeout: a post starts only while the lease has at least
+    /// this long left, so that its answer can be recorded under the lease.
+    pub post_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -38,6 +41,7 @@ impl Default for RetryPolicy {
                 .collect(),
             max_posts: 8,
             lease: Duration::from_secs(60),
+            post_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -83,14 +83,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             url
         }
     };
+    // The deployed dispatcher's variables (CALLBACK_RETRY_DELAYS,
+    // CALLBACK_MAX_POSTS, CALLBACK_TIMEOUT_SECONDS, CALLBACK_BREAKER_*), read
+    // by its own code: a compressed schedule (make soak) behaves as deployed.
+    let (policy, timeout) = callback_dispatch::schedule_from_env()?;
     let settings = CallbackSettings {
         url: callback_url.clone(),
         token: std::env::var("CALLBACK_TOKEN").unwrap_or_else(|_| "local-dev-token".into()),
         oauth,
-        breaker: Some(shared::callback::breaker::BreakerPolicy::default()),
-        timeout: Duration::from_secs(10),
-        retry_delays: None,
-        max_posts: None,
+        breaker: Some(callback_dispatch::breaker_policy()?),
+        timeout,
+        retry_delays: Some(policy.delays),
+        max_posts: Some(policy.max_posts),
     };
     // LOCAL_STATE_DIR (make run): the pipe resumes from its checkpoint there,
     // and the resource names go to its `env` file for orderctl.
@@ -99,9 +103,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .as_ref()
         .map(|dir| dir.join("outbox-checkpoint.json"));
     tokio::spawn(stack.outbox_pipe(checkpoint.as_deref())?.run());
-    // Messages the SQS emulator held died with it: re-arm what was due.
+    // Messages the SQS emulator held died with it: re-arm what was due. Only
+    // when the emulator did stop, i.e. its queue is new: a queue that outlived
+    // the service (make soak restarts the service, not the emulators) still
+    // holds every message, and re-arming would add a second one per due
+    // callback on every restart.
     let rearm = stack.store()?;
+    let queue_is_new = queue_created_within(&stack, Duration::from_secs(120)).await;
     tokio::spawn(async move {
+        if !queue_is_new {
+            tracing::info!("the callback queue outlived the last stop; nothing to re-arm");
+            return;
+        }
         match local_stack::rearm::rearm_due_callbacks(&rearm).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
@@ -159,6 +172,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Writes `env` in `dir`: `export` lines for the endpoints, region, dummy
 /// credentials and resource names, so `source .local/run/env && orderctl …`
 /// talks to this stack.
+/// Whether the callback queue was created less than `age` ago (by this
+/// start's provisioning); `true` when the emulator cannot say.
+async fn queue_created_within(stack: &Stack, age: Duration) -> bool {
+    let Ok(url) = stack.callback_queue_url() else {
+        return true;
+    };
+    let created = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::CreatedTimestamp)
+        .send()
+        .await
+        .ok()
+        .and_then(|answer| {
+            answer
+                .attributes()?
+                .get(&aws_sdk_sqs::types::QueueAttributeName::CreatedTimestamp)?
+                // Seconds since the epoch; moto writes a fraction too.
+                .parse::<f64>()
+                .ok()
+        });
+    created.is_none_or(|seconds| {
+        (chrono::Utc::now().timestamp_millis() as f64 / 1000.0 - seconds) < age.as_secs_f64()
+    })
+}
+
 fn write_env_file(
     stack: &Stack,
     dir: &std::path::Path,

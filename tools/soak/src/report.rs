@@ -1,0 +1,740 @@
+//! Waiting for the callbacks to settle, and the reconciliation: every order
+//! as the service finally shows it against every post the partner received.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::driver::{Api, Stats};
+use crate::partner::{Answer, FaultPlan, Post};
+use crate::scenario::{self, Plan};
+use crate::service::Usage;
+
+const BEGIN: &str = "<!-- soak:begin -->";
+const END: &str = "<!-- soak:end -->";
+
+/// A callback is settled once it is delivered or failed.
+fn settled(view: &Value) -> bool {
+    matches!(
+        view["callback"]["status"].as_str(),
+        Some("delivered" | "failed")
+    )
+}
+
+/// The earliest the success can have been recorded: when the delivering
+/// post's answer came back (`at` + `latency_ms` of the attempt), or
+/// `finished_at` (whole seconds, rounded down) if later. The record is
+/// written after that moment, so counting posts after it over-counts, never
+/// under-counts.
+fn recorded_success(callback: &Value) -> Option<DateTime<Utc>> {
+    let parse = |at: &Value| {
+        at.as_str()
+            .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| at.with_timezone(&Utc))
+    };
+    let answered = callback["attempts"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|attempt| attempt["outcome"] == "delivered")
+        .and_then(|attempt| {
+            let latency = attempt["latency_ms"].as_i64()?;
+            Some(parse(&attempt["at"])? + chrono::Duration::milliseconds(latency))
+        });
+    answered.max(parse(&callback["finished_at"]))
+}
+
+/// Every order by number, read 100 at a time through the API.
+pub async fn read_all(api: &Api, orders: usize) -> HashMap<String, Value> {
+    let numbers: Vec<String> = (0..orders).map(scenario::order_number).collect();
+    read(api, &numbers).await
+}
+
+async fn read(api: &Api, numbers: &[String]) -> HashMap<String, Value> {
+    let pages: Vec<Vec<Value>> = futures::stream::iter(numbers.chunks(100))
+        .map(|chunk| api.read_orders(chunk))
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    pages
+        .into_iter()
+        .flatten()
+        .filter_map(|view| Some((view["order_number"].as_str()?.to_owned(), view)))
+        .collect()
+}
+
+#[derive(Debug)]
+pub struct Drain {
+    /// Due callbacks not yet settled when the last order was sent.
+    pub backlog: usize,
+    pub settled: bool,
+}
+
+/// Polls the due orders until every callback is settled or `timeout` passes.
+pub async fn drain(api: &Api, accepted: &[bool], timeout: Duration) -> Drain {
+    let started = Instant::now();
+    let mut waiting: Vec<String> = accepted
+        .iter()
+        .enumerate()
+        .filter(|(index, ok)| **ok && Plan::for_index(*index).due())
+        .map(|(index, _)| scenario::order_number(index))
+        .collect();
+    let mut backlog = None;
+    loop {
+        let views = read(api, &waiting).await;
+        waiting.retain(|number| !views.get(number).is_some_and(settled));
+        backlog.get_or_insert(waiting.len());
+        if waiting.is_empty() || started.elapsed() >= timeout {
+            return Drain {
+                backlog: backlog.unwrap_or(0),
+                settled: waiting.is_empty(),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The SQS emulator under the soak: the callback queue's depth and how long
+/// the emulator takes to answer.
+#[derive(Debug, Default, Clone)]
+pub struct QueueProbe {
+    pub samples: u64,
+    pub max_visible: u64,
+    pub max_in_flight: u64,
+    pub max_latency: Duration,
+    pub total_latency: Duration,
+    pub failures: u64,
+}
+
+/// Samples the callback queue every two seconds (`GetQueueAttributes`,
+/// SQS's JSON protocol, as the SDK speaks it) once the service has written
+/// its `env` file.
+pub async fn probe_queue(env_file: PathBuf, probe: Arc<Mutex<QueueProbe>>) {
+    let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_SQS") else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let Some(queue_url) = std::fs::read_to_string(&env_file).ok().and_then(|env| {
+            env.lines().find_map(|line| {
+                line.strip_prefix("export CALLBACK_QUEUE_URL='")
+                    .and_then(|rest| rest.strip_suffix('\''))
+                    .map(str::to_owned)
+            })
+        }) else {
+            continue;
+        };
+        let started = Instant::now();
+        let answer = http
+            .post(&endpoint)
+            .header("X-Amz-Target", "AmazonSQS.GetQueueAttributes")
+            .header("Content-Type", "application/x-amz-json-1.0")
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .timeout(Duration::from_secs(30))
+            .body(
+                serde_json::json!({
+                    "QueueUrl": queue_url,
+                    "AttributeNames": ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                })
+                .to_string(),
+            )
+            .send()
+            .await;
+        let latency = started.elapsed();
+        let attributes = match answer {
+            Ok(response) => response.json::<Value>().await.ok(),
+            Err(_) => None,
+        };
+        let mut probe = probe
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let number = |attributes: &Value, name: &str| {
+            attributes["Attributes"][name]
+                .as_str()
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        match attributes {
+            Some(attributes) if attributes["Attributes"].is_object() => {
+                probe.samples += 1;
+                probe.total_latency += latency;
+                probe.max_latency = probe.max_latency.max(latency);
+                let visible = number(&attributes, "ApproximateNumberOfMessages").unwrap_or(0);
+                let hidden =
+                    number(&attributes, "ApproximateNumberOfMessagesNotVisible").unwrap_or(0);
+                probe.max_visible = probe.max_visible.max(visible);
+                probe.max_in_flight = probe.max_in_flight.max(hidden);
+            }
+            _ => probe.failures += 1,
+        }
+    }
+}
+
+/// The fixed settings of a run, for the report.
+#[derive(Debug)]
+pub struct RunArgs {
+    pub concurrency: usize,
+    pub kill_every: u64,
+    pub down_seconds: u64,
+    pub seed: u64,
+    pub retry_delays: &'static str,
+    pub timeout_seconds: u64,
+}
+
+/// Everything the reconciliation reads.
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    pub orders: usize,
+    pub accepted: &'a [bool],
+    pub views: &'a HashMap<String, Value>,
+    pub posts: &'a [Post],
+    /// When the service was SIGKILLed during the run.
+    pub kills: &'a [DateTime<Utc>],
+    pub stats: &'a Stats,
+    pub usage: &'a Usage,
+    pub queue: &'a QueueProbe,
+    pub service_log: &'a str,
+    pub partner_refreshes: u64,
+    pub stale_refreshes: u64,
+    pub dropped_while_down: u64,
+    pub starts: u32,
+    pub load_time: Duration,
+    pub drain_time: Duration,
+    pub drained: bool,
+    pub backlog_at_load_end: usize,
+    pub wall: Duration,
+    pub plan: &'a FaultPlan,
+    pub args: RunArgs,
+}
+
+/// The reconciliation's figures.
+#[derive(Debug, Default)]
+pub struct Figures {
+    pub orders: usize,
+    pub accepted: usize,
+    pub stored: usize,
+    pub due: usize,
+    pub delivered: usize,
+    pub failed_refused: usize,
+    pub lost: usize,
+    pub duplicated_after_success: usize,
+    pub repeated_after_timeout: usize,
+    pub repeated_after_crash: usize,
+    pub repeated_after_late_record: usize,
+    pub repeated_unexplained: usize,
+    pub inconsistent: usize,
+    pub unexpected_5xx: u64,
+    pub unexpected_answers: u64,
+    pub retry_later: u64,
+    pub connection_retries: u64,
+    pub requests: u64,
+    pub replays_accepted: u64,
+    pub replays_refused: u64,
+    pub posts: usize,
+    pub posts_by_answer: Vec<(&'static str, usize)>,
+    pub dropped_while_down: u64,
+    pub partner_refreshes: u64,
+    pub stale_refreshes: u64,
+    pub duplicate_messages_dropped: usize,
+    pub superseded_messages_dropped: usize,
+    pub rearmed_lines: usize,
+    pub kills: usize,
+    pub starts: u32,
+    pub load_time: Duration,
+    pub drain_time: Duration,
+    pub drained: bool,
+    pub backlog: usize,
+    pub drain_bound: Duration,
+    pub mean_latency_ms: f64,
+    pub wall: Duration,
+    pub peak_rss_mib: f64,
+    pub cpu_seconds: f64,
+    pub queue: QueueProbe,
+    pub samples: Vec<String>,
+    pub settings: String,
+    pub retry_delays: &'static str,
+}
+
+impl Figures {
+    pub fn reconcile(input: Inputs<'_>) -> Self {
+        let mut by_order: HashMap<&str, Vec<&Post>> = HashMap::new();
+        for post in input.posts {
+            by_order
+                .entry(post.order_number.as_str())
+                .or_default()
+                .push(post);
+        }
+        let mut figures = Self {
+            orders: input.orders,
+            ..Self::default()
+        };
+        let sample = |figures: &mut Self, what: String| {
+            if figures.samples.len() < 20 {
+                figures.samples.push(what);
+            }
+        };
+        for index in 0..input.orders {
+            let number = scenario::order_number(index);
+            let plan = Plan::for_index(index);
+            let accepted = input.accepted.get(index).copied().unwrap_or(false);
+            figures.accepted += usize::from(accepted);
+            let Some(view) = input.views.get(&number) else {
+                if accepted {
+                    figures.lost += usize::from(plan.due());
+                    figures.inconsistent += 1;
+                    sample(&mut figures, format!("{number}: accepted but not stored"));
+                }
+                continue;
+            };
+            figures.stored += 1;
+            let mut posts = by_order.remove(number.as_str()).unwrap_or_default();
+            posts.sort_by_key(|post| post.received_at);
+            let callback = view["callback"]["status"].as_str().unwrap_or("none");
+            if !plan.due() {
+                if view["status"] != "cancelled" || !posts.is_empty() {
+                    figures.inconsistent += 1;
+                    sample(
+                        &mut figures,
+                        format!(
+                            "{number}: cancelled by the warehouse, shows {} with {} post(s)",
+                            view["status"],
+                            posts.len()
+                        ),
+                    );
+                }
+                continue;
+            }
+            figures.due += 1;
+            let tracking = scenario::tracking_number(index);
+            if view["status"] != "handed_over" || view["tracking_number"] != tracking.as_str() {
+                figures.inconsistent += 1;
+                sample(
+                    &mut figures,
+                    format!(
+                        "{number}: shows {} / {}",
+                        view["status"], view["tracking_number"]
+                    ),
+                );
+            }
+            if posts.iter().any(|post| post.tracking_number != tracking) {
+                figures.inconsistent += 1;
+                sample(
+                    &mut figures,
+                    format!("{number}: a post with another tracking number"),
+                );
+            }
+            let processed: Vec<&&Post> = posts
+                .iter()
+                .filter(|post| post.answer.processed())
+                .collect();
+            match callback {
+                "delivered" if !processed.is_empty() => {
+                    figures.delivered += 1;
+                    let recorded = recorded_success(&view["callback"]);
+                    let after = match recorded {
+                        Some(recorded) => posts
+                            .iter()
+                            .filter(|post| post.received_at > recorded)
+                            .count(),
+                        None => posts.len(),
+                    };
+                    if after > 0 {
+                        sample(
+                            &mut figures,
+                            format!(
+                                "{number}: {after} post(s) after the recorded success at {recorded:?}"
+                            ),
+                        );
+                    }
+                    figures.duplicated_after_success += after;
+                    let late_records = view["callback"]["attempts"]
+                        .as_array()
+                        .map_or(0, |attempts| {
+                            attempts
+                                .iter()
+                                .filter(|a| a["outcome"] == "delivered")
+                                .count()
+                        })
+                        .saturating_sub(1);
+                    for pair in processed.windows(2) {
+                        let (before, repeat) = (pair[0], pair[1]);
+                        if before.answer == Answer::AcceptedLate {
+                            figures.repeated_after_timeout += 1;
+                        } else if input
+                            .kills
+                            .iter()
+                            .any(|kill| *kill > before.received_at && *kill < repeat.received_at)
+                        {
+                            figures.repeated_after_crash += 1;
+                        } else if late_records > 0 {
+                            // The ledger keeps a success whose record came
+                            // after the lease: a slow store, as a store
+                            // failure between answer and record.
+                            figures.repeated_after_late_record += 1;
+                        } else {
+                            figures.repeated_unexplained += 1;
+                            sample(
+                                &mut figures,
+                                format!(
+                                    "{number}: posted again at {} after a post the partner processed at {} with no timeout or crash between",
+                                    repeat.received_at, before.received_at
+                                ),
+                            );
+                        }
+                    }
+                }
+                "failed"
+                    if scenario::refused(&number)
+                        && posts.iter().any(|post| post.answer == Answer::Refused) =>
+                {
+                    figures.failed_refused += 1;
+                }
+                other => {
+                    figures.lost += 1;
+                    sample(
+                        &mut figures,
+                        format!(
+                            "{number}: callback {other} ({}), {} post(s), {} processed",
+                            view["callback"]["reason"],
+                            posts.len(),
+                            processed.len()
+                        ),
+                    );
+                }
+            }
+        }
+        for (number, posts) in by_order {
+            figures.inconsistent += posts.len();
+            sample(
+                &mut figures,
+                format!(
+                    "{number:?}: {} post(s) for an order the soak does not know",
+                    posts.len()
+                ),
+            );
+        }
+        let stats = input.stats;
+        figures.unexpected_5xx = stats.unexpected_5xx.load(Ordering::Relaxed);
+        figures.unexpected_answers =
+            stats.unexpected_count.load(Ordering::Relaxed) - figures.unexpected_5xx;
+        figures.retry_later = stats.retry_later.load(Ordering::Relaxed);
+        figures.connection_retries = stats.connection_retries.load(Ordering::Relaxed);
+        figures.requests = stats.requests.load(Ordering::Relaxed);
+        figures.replays_accepted = stats.replays_accepted.load(Ordering::Relaxed);
+        figures.replays_refused = stats.replays_refused.load(Ordering::Relaxed);
+        for what in stats
+            .unexpected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            sample(&mut figures, what.clone());
+        }
+        figures.posts = input.posts.len();
+        let count = |answer: Answer| {
+            input
+                .posts
+                .iter()
+                .filter(|post| post.answer == answer)
+                .count()
+        };
+        figures.posts_by_answer = vec![
+            ("accepted", count(Answer::Accepted)),
+            (
+                "accepted after the client's timeout",
+                count(Answer::AcceptedLate),
+            ),
+            ("refused (Success: false)", count(Answer::Refused)),
+            ("5xx", count(Answer::ServerError)),
+            ("429 with Retry-After", count(Answer::Throttled)),
+            ("connection reset", count(Answer::Reset)),
+            (
+                "401 (token expired or revoked)",
+                count(Answer::Unauthorized),
+            ),
+        ];
+        figures.dropped_while_down = input.dropped_while_down;
+        figures.partner_refreshes = input.partner_refreshes;
+        figures.stale_refreshes = input.stale_refreshes;
+        figures.duplicate_messages_dropped = input
+            .service_log
+            .matches("another message carries this callback")
+            .count();
+        figures.superseded_messages_dropped = input
+            .service_log
+            .matches("a replay superseded this message")
+            .count();
+        figures.rearmed_lines = input
+            .service_log
+            .matches("re-armed the callbacks that were due")
+            .count();
+        figures.kills = input.kills.len();
+        figures.starts = input.starts;
+        figures.load_time = input.load_time;
+        figures.drain_time = input.drain_time;
+        figures.drained = input.drained;
+        figures.backlog = input.backlog_at_load_end;
+        let (low, high) = input.plan.latency_ms;
+        figures.mean_latency_ms = (low + high) as f64 / 2.0;
+        // What the partner's latency and the dispatcher's concurrency allow:
+        // the backlog through DISPATCH_SLOTS posts at a time, each taking the
+        // partner's mean latency.
+        figures.drain_bound = Duration::from_secs_f64(
+            figures.backlog as f64 * figures.mean_latency_ms
+                / 1000.0
+                / crate::DISPATCH_SLOTS as f64,
+        );
+        figures.wall = input.wall;
+        figures.peak_rss_mib = input.usage.peak_rss_kib as f64 / 1024.0;
+        figures.cpu_seconds = input.usage.cpu_seconds();
+        figures.queue = input.queue.clone();
+        let plan = input.plan;
+        let args = &input.args;
+        figures.retry_delays = args.retry_delays;
+        figures.settings = format!(
+            "{} orders, {} in progress at once; partner latency {}–{} ms; per post {} % 5xx (500/502/503), \
+             {} % 429 with Retry-After 1–2 s, {} % connection reset, {} % answered {} s late (after the {} s timeout, \
+             having processed the post); every 40th order refused with Success:false; access tokens live {} s and are \
+             all revoked every {} s; the partner down completely for {} s from 40 % of the orders on; the service \
+             SIGKILLed every {}±{} s while orders come in; CALLBACK_RETRY_DELAYS={}; seed {}",
+            input.orders,
+            args.concurrency,
+            low,
+            high,
+            plan.server_error_pct,
+            plan.throttle_pct,
+            plan.reset_pct,
+            plan.slow_pct,
+            plan.slow_by.as_secs(),
+            args.timeout_seconds,
+            plan.token_lifetime.as_secs(),
+            plan.revoke_every.as_secs(),
+            args.down_seconds,
+            args.kill_every,
+            args.kill_every / 2,
+            args.retry_delays,
+            args.seed,
+        );
+        figures
+    }
+
+    /// The targets: nothing lost, nothing posted after a recorded success, no
+    /// undocumented 5xx, every order as its events say.
+    pub fn passed(&self) -> bool {
+        self.drained
+            && self.lost == 0
+            && self.duplicated_after_success == 0
+            && self.repeated_unexplained == 0
+            && self.unexpected_5xx == 0
+            && self.unexpected_answers == 0
+            && self.inconsistent == 0
+            && self.accepted == self.orders
+    }
+
+    fn rows(&self) -> Vec<(String, String)> {
+        let mut rows = vec![
+            (
+                "orders sent / accepted / stored".into(),
+                format!("{} / {} / {}", self.orders, self.accepted, self.stored),
+            ),
+            ("callbacks due".into(), self.due.to_string()),
+            ("delivered".into(), self.delivered.to_string()),
+            (
+                "failed because the partner refused".into(),
+                self.failed_refused.to_string(),
+            ),
+            (
+                "**lost** (due, neither delivered nor failed)".into(),
+                format!("**{}**", self.lost),
+            ),
+            (
+                "**duplicated after a recorded success**".into(),
+                format!("**{}**", self.duplicated_after_success),
+            ),
+            (
+                "posts repeated after a timeout (partner had processed)".into(),
+                self.repeated_after_timeout.to_string(),
+            ),
+            (
+                "posts repeated after a crash (SIGKILL between post and record)".into(),
+                self.repeated_after_crash.to_string(),
+            ),
+            (
+                "posts repeated after our record of a success missed its lease (slow store)".into(),
+                self.repeated_after_late_record.to_string(),
+            ),
+            (
+                "posts repeated with none of these".into(),
+                self.repeated_unexplained.to_string(),
+            ),
+            (
+                "**HTTP 5xx other than 503 with Retry-After**".into(),
+                format!("**{}**", self.unexpected_5xx),
+            ),
+            (
+                "other answers the API does not promise".into(),
+                self.unexpected_answers.to_string(),
+            ),
+            (
+                "orders whose final state disagrees with their events".into(),
+                self.inconsistent.to_string(),
+            ),
+            (
+                "503 with Retry-After (retried)".into(),
+                self.retry_later.to_string(),
+            ),
+            (
+                "API requests / re-sent after a connection failure".into(),
+                format!("{} / {}", self.requests, self.connection_retries),
+            ),
+            (
+                "ERP callback replays: 202 / 409".into(),
+                format!("{} / {}", self.replays_accepted, self.replays_refused),
+            ),
+            (
+                "service SIGKILLs / starts".into(),
+                format!("{} / {}", self.kills, self.starts),
+            ),
+            (
+                "duplicate queue messages dropped by the generation binding".into(),
+                self.duplicate_messages_dropped.to_string(),
+            ),
+            (
+                "messages dropped as superseded by a replay or re-arm".into(),
+                self.superseded_messages_dropped.to_string(),
+            ),
+            ("partner posts".into(), self.posts.to_string()),
+        ];
+        for (answer, count) in &self.posts_by_answer {
+            rows.push((format!("  posts answered: {answer}"), count.to_string()));
+        }
+        rows.extend([
+            ("connections dropped while the partner was down".into(), self.dropped_while_down.to_string()),
+            (
+                "OAuth2 token refreshes (with the previous, already rotated refresh token)".into(),
+                format!("{} ({})", self.partner_refreshes, self.stale_refreshes),
+            ),
+            ("time to send all orders".into(), format!("{:.0} s", self.load_time.as_secs_f64())),
+            ("callbacks still due when the last order was sent".into(), self.backlog.to_string()),
+            (
+                "**time to drain** (last order sent → every callback settled)".into(),
+                format!(
+                    "**{:.1} s**{}; floor {:.1} s (that backlog × {:.1} ms mean partner latency / {} posts at once); \
+                     the rest is retry delays of callbacks whose last posts met faults ({} s, then {} s …)",
+                    self.drain_time.as_secs_f64(),
+                    if self.drained { "" } else { " (NOT drained: timed out)" },
+                    self.drain_bound.as_secs_f64(),
+                    self.mean_latency_ms,
+                    crate::DISPATCH_SLOTS,
+                    self.retry_delays.split(',').next().unwrap_or("?"),
+                    self.retry_delays.split(',').nth(1).unwrap_or("?"),
+                ),
+            ),
+            ("service peak RSS (largest VmHWM of any incarnation)".into(), format!("{:.0} MiB", self.peak_rss_mib)),
+            (
+                "service CPU (all incarnations)".into(),
+                format!("{:.0} s over {:.0} s wall ({:.0} % of one core)", self.cpu_seconds, self.wall.as_secs_f64(), 100.0 * self.cpu_seconds / self.wall.as_secs_f64().max(1.0)),
+            ),
+            (
+                "SQS emulator: deepest queue (visible / in flight)".into(),
+                format!("{} / {}", self.queue.max_visible, self.queue.max_in_flight),
+            ),
+            (
+                "SQS emulator: GetQueueAttributes latency mean / max (failed)".into(),
+                format!(
+                    "{:.0} ms / {:.0} ms ({})",
+                    self.queue.total_latency.as_secs_f64() * 1000.0 / self.queue.samples.max(1) as f64,
+                    self.queue.max_latency.as_secs_f64() * 1000.0,
+                    self.queue.failures
+                ),
+            ),
+        ]);
+        rows
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = format!("\nsoak: {}\n\n", self.settings);
+        for (name, value) in self.rows() {
+            let _ = writeln!(
+                out,
+                "  {:<66} {}",
+                name.replace("**", ""),
+                value.replace("**", "")
+            );
+        }
+        for what in &self.samples {
+            let _ = writeln!(out, "  ! {what}");
+        }
+        let _ = writeln!(
+            out,
+            "\nsoak: {}",
+            if self.passed() { "PASSED" } else { "FAILED" }
+        );
+        out
+    }
+
+    pub fn markdown(&self) -> String {
+        let machine = machine();
+        let mut out = format!(
+            "Run {} on {machine}: `make soak` (debug build).\n\nFault plan: {}.\n\n| Figure | Value |\n| --- | --- |\n",
+            Utc::now().format("%Y-%m-%d %H:%M UTC"),
+            self.settings
+        );
+        for (name, value) in self.rows() {
+            let _ = writeln!(out, "| {name} | {value} |");
+        }
+        let _ = writeln!(
+            out,
+            "\nResult: **{}**.",
+            if self.passed() { "passed" } else { "FAILED" }
+        );
+        for what in &self.samples {
+            let _ = writeln!(out, "- `{what}`");
+        }
+        out
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or_else(String::new, |kib| {
+            format!(", {:.0} GiB", kib as f64 / 1024.0 / 1024.0)
+        });
+    format!("{cores} cores ({cpu}){memory}")
+}
+
+/// Replaces the block between the soak markers in `path`.
+pub fn write_doc(path: &Path, block: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let doc = std::fs::read_to_string(path)?;
+    let (Some(start), Some(end)) = (doc.find(BEGIN), doc.find(END)) else {
+        return Err(format!("{} has no {BEGIN} … {END} block", path.display()).into());
+    };
+    let updated = format!("{}{BEGIN}\n{block}{}", &doc[..start], &doc[end..]);
+    std::fs::write(path, updated)?;
+    Ok(())
+}
