@@ -88,6 +88,19 @@ impl Drop for TestApp {
 /// The partner's bearer token in tests.
 pub const PARTNER_TOKEN: &str = "test-partner-token";
 
+/// Whether an order read back (`data` of the GET) shows its callback in
+/// `status` with every try in its ledger. The ledger line is written just
+/// after the state that counts it (README "Storage and what it costs"), so a read in between
+/// sees the outcome a moment before its line: tests that read the ledger
+/// wait for both.
+#[must_use]
+pub fn callback_is(data: &Value, status: &str) -> bool {
+    let callback = &data["callback"];
+    let tries = callback["attempt_count"].as_u64().unwrap_or(0);
+    let lines = callback["attempts"].as_array().map_or(0, Vec::len) as u64;
+    callback["status"] == status && lines >= tries
+}
+
 /// How the test dispatcher talks to its partner: short timeouts and 1 s
 /// retry delays so retry schedules play out in seconds.
 #[must_use]

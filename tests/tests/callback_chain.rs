@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
 use integration_tests::partner::Answer;
-use integration_tests::{PARTNER_TOKEN, TestApp, sample_order};
+use integration_tests::{PARTNER_TOKEN, TestApp, callback_is, sample_order};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -49,7 +49,7 @@ async fn ship(app: &TestApp, order_number: &str, day: &str, offset: &str) {
 }
 
 fn delivered(data: &Value) -> bool {
-    data["callback"]["status"] == "delivered"
+    callback_is(data, "delivered")
 }
 
 /// `created_at` (RFC 3339, UTC) as spec 001 writes it at `offset_hours`.
@@ -275,7 +275,7 @@ async fn a_partner_that_times_out_is_retried() {
 }
 
 fn failed(data: &Value) -> bool {
-    data["callback"]["status"] == "failed"
+    callback_is(data, "failed")
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::partner::Partner;
-use integration_tests::{TestApp, sample_order, test_callback_settings};
+use integration_tests::{TestApp, callback_is, sample_order, test_callback_settings};
 use serde_json::{Value, json};
 use shared::callback::breaker::BreakerPolicy;
 
@@ -52,7 +52,7 @@ async fn breaker_state(app: &TestApp) -> Option<String> {
 }
 
 fn delivered(data: &Value) -> bool {
-    data["callback"]["status"] == "delivered"
+    callback_is(data, "delivered")
 }
 
 #[tokio::test]

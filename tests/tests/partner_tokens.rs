@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use integration_tests::partner::{Answer, CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH_TOKEN, Partner};
-use integration_tests::{TestApp, sample_order, test_callback_settings};
+use integration_tests::{TestApp, callback_is, sample_order, test_callback_settings};
 use local_stack::stack::{CallbackSettings, OAuthClient};
 use serde_json::{Value, json};
 
@@ -56,7 +56,7 @@ async fn ship_order(app: &TestApp, number: &str) {
 }
 
 fn delivered(data: &Value) -> bool {
-    data["callback"]["status"] == "delivered"
+    callback_is(data, "delivered")
 }
 
 #[tokio::test]
