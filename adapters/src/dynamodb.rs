@@ -12,14 +12,17 @@
 //!   written *before* the order's item, so an order never points to a missing
 //!   request; a create that loses the race deletes its own (another hash, so
 //!   nothing points to it).
-//! - `attempt#<n>`: the callback ledger, one item per try, `n` counting the
-//!   order's tries (`attempt_count`); written *after* the save that counted it
-//!   (that save owns the number, so concurrent writers never share one). A
-//!   crash between the two loses the ledger line, not the outcome, which the
-//!   order's item holds. No protocol rule reads the ledger (a callback that
-//!   failed before any request is told by `attempt_count`), so the protocol
-//!   model, over the in-memory store's whole records, needs no crash point
-//!   for it: the state write is the callback protocol's only write.
+//! - `attempt#<at, epoch ms>#<digest>`: the callback ledger, one item per
+//!   try, keyed by when it was made and a digest of what it recorded (so two
+//!   tries never share a line, and writing the same try again is a no-op);
+//!   written *before* the save that counts it. A crash or a lost race between
+//!   the two leaves a line whose outcome the state does not show yet (the
+//!   try was made; the next delivery makes another), never a state whose
+//!   outcome has no line: the soak (docs/reliability.md) reads a delivered
+//!   try's line to tell a repeat from a post after a recorded success. No
+//!   protocol rule reads the ledger (a callback that failed before any request
+//!   is told by `attempt_count`), so the protocol model, over the in-memory
+//!   store's whole records, needs no crash point for it.
 //!
 //! A read of the whole order is one consistent `GetItem` of the state and one
 //! eventually consistent `Query` of the history (immutable items, so a stale
@@ -61,6 +64,7 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::capacity;
 use shared::domain::{Order, OrderNumber};
@@ -149,13 +153,13 @@ impl DynamoOrderStore {
             let entry = string(item, ENTRY).unwrap_or_default();
             if entry == wanted {
                 order_json = string(item, "order");
-            } else if let Some(n) = entry.strip_prefix(ATTEMPT_PREFIX) {
-                let (Ok(n), Some(attempt)) = (n.parse::<u32>(), string(item, "attempt")) else {
+            } else if entry.starts_with(ATTEMPT_PREFIX) {
+                let Some(attempt) = string(item, "attempt") else {
                     continue;
                 };
                 let attempt: Attempt =
                     serde_json::from_str(&attempt).map_err(|err| corrupt(err.to_string()))?;
-                attempts.push((n, attempt));
+                attempts.push(attempt);
             }
         }
         let order_json = match order_json {
@@ -226,19 +230,15 @@ impl DynamoOrderStore {
     }
 
     /// Writes the ledger lines the store does not hold yet: the tries after
-    /// `callback.stored_attempts`, numbered by `attempt_count`.
+    /// `callback.stored_attempts`.
     async fn put_attempts(&self, record: &OrderRecord) -> Result<(), StoreError> {
-        let callback = &record.callback;
-        for (n, attempt) in numbered_attempts(callback) {
-            if n <= callback.stored_attempts {
-                continue;
-            }
+        for attempt in unstored_attempts(&record.callback) {
             let output = self
                 .client
                 .put_item()
                 .table_name(&self.history)
                 .item("order_number", s(record.order.order_number.as_str()))
-                .item(ENTRY, s(&attempt_entry(n)))
+                .item(ENTRY, s(&attempt_entry(attempt)))
                 .item("attempt", s(&json(attempt)))
                 .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
                 .send()
@@ -258,27 +258,35 @@ fn request_entry(request_hash: &str) -> String {
     format!("request#{request_hash}")
 }
 
-/// Zero-padded, so the entries sort by try.
-fn attempt_entry(n: u32) -> String {
-    format!("{ATTEMPT_PREFIX}{n:010}")
+/// When the try was made (zero-padded epoch ms, so the entries sort by
+/// time) and a digest of the line, so tries made in the same millisecond
+/// keep their own lines and the same try written again stays one.
+fn attempt_entry(attempt: &Attempt) -> String {
+    let digest = Sha256::digest(json(attempt).as_bytes());
+    format!(
+        "{ATTEMPT_PREFIX}{:013}#{}",
+        millis(attempt.at),
+        &shared::hex::encode(&digest)[..16]
+    )
 }
 
-/// The ledger's tries with their numbers: the ledger holds the latest
-/// `attempts.len()` of `attempt_count`.
-fn numbered_attempts(callback: &Callback) -> impl Iterator<Item = (u32, &Attempt)> {
-    let first = callback
+/// The tries recorded since the store last wrote the ledger: the ledger
+/// holds the latest `attempts.len()` of `attempt_count`, the store has the
+/// first `stored_attempts` of those.
+fn unstored_attempts(callback: &Callback) -> impl Iterator<Item = &Attempt> {
+    let new = callback
         .attempt_count
-        .saturating_sub(u32::try_from(callback.attempts.len()).unwrap_or(u32::MAX))
-        + 1;
-    (first..).zip(&callback.attempts)
+        .saturating_sub(callback.stored_attempts) as usize;
+    let skip = callback.attempts.len().saturating_sub(new);
+    callback.attempts.iter().skip(skip)
 }
 
 /// What the history table holds of an order.
 #[derive(Debug)]
 pub(crate) struct Cold {
     order_json: String,
-    /// Ledger lines with their numbers, oldest first.
-    attempts: Vec<(u32, Attempt)>,
+    /// Ledger lines, oldest first.
+    attempts: Vec<Attempt>,
 }
 
 impl OrderStore for DynamoOrderStore {
@@ -369,13 +377,15 @@ impl OrderStore for DynamoOrderStore {
             .set("callback", ":callback", s(&callback_json(callback)));
         callback_attributes(callback, &record.order.order_number, &mut update);
         if record.stored_inline {
-            // Moves an earlier release's inline request and ledger out; they
-            // stay in the item until this write, so a failure loses nothing.
+            // Moves an earlier release's inline request out; it stays in the
+            // item until this write, so a failure loses nothing.
             self.put_request(record).await?;
-            self.put_attempts(record).await?;
             // `order` is a reserved word.
             update.remove("#order");
         }
+        // Before the state that counts them (the inline ledger of an earlier
+        // release too): see the module docs.
+        self.put_attempts(record).await?;
         // Every save follows a consistent read of the whole record, so the
         // findings written back are the stored ones plus any just added.
         if record.findings.is_empty() {
@@ -417,13 +427,6 @@ impl OrderStore for DynamoOrderStore {
                 record.version += 1;
                 record.updated_at = stamp;
                 record.callback.send_message = false;
-                if !record.stored_inline {
-                    // After the save that numbered them: see the module docs.
-                    if let Err(err) = self.put_attempts(record).await {
-                        tracing::error!(order_number = %record.order.order_number, error = %err,
-                            "a callback ledger line was not written; the order's state has its outcome");
-                    }
-                }
                 record.stored_inline = false;
                 record.callback.stored_attempts = record.callback.attempt_count;
                 Ok(Save::Saved)
@@ -717,12 +720,8 @@ pub(crate) fn from_item(item: &Item, cold: Option<Cold>) -> Result<OrderRecord, 
     callback.next_attempt_at = numeric(item, "next_attempt_at").map(from_millis);
     match cold_attempts {
         Some(attempts) => {
-            // Lines past the count are a failed save's; the ledger keeps the latest.
-            let mut ledger: Vec<Attempt> = attempts
-                .into_iter()
-                .filter(|(n, _)| *n <= callback.attempt_count)
-                .map(|(_, attempt)| attempt)
-                .collect();
+            // Includes lines whose save did not land (the try was made).
+            let mut ledger = attempts;
             let excess = ledger.len().saturating_sub(MAX_LEDGER);
             ledger.drain(..excess);
             callback.attempts = ledger;
@@ -1003,16 +1002,44 @@ mod tests {
     }
 
     #[test]
-    fn ledger_lines_are_numbered_by_the_count_of_tries() {
+    fn only_the_tries_since_the_last_write_are_put_each_under_its_own_line() {
         let mut callback = Callback::new(true);
-        for _ in 0..MAX_LEDGER + 2 {
-            callback.record_attempt(Attempt::default());
+        let t0 = DateTime::parse_from_rfc3339("2026-11-30T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for i in 0..MAX_LEDGER + 2 {
+            callback.record_attempt(Attempt {
+                at: t0 + chrono::Duration::seconds(i64::try_from(i).unwrap()),
+                ..Attempt::default()
+            });
         }
+        callback.stored_attempts = callback.attempt_count - 2;
 
-        let numbers: Vec<u32> = numbered_attempts(&callback).map(|(n, _)| n).collect();
+        let unstored: Vec<&Attempt> = unstored_attempts(&callback).collect();
 
-        assert_eq!(numbers.first(), Some(&3));
-        assert_eq!(numbers.last(), Some(&22));
-        assert_eq!(numbers.len(), MAX_LEDGER);
+        assert_eq!(unstored.len(), 2);
+        assert_eq!(unstored[1], callback.attempts.last().unwrap());
+        let entries: Vec<String> = callback.attempts.iter().map(attempt_entry).collect();
+        let mut sorted = entries.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(
+            entries, sorted,
+            "one line per try, in the order they were made"
+        );
+    }
+
+    #[test]
+    fn the_same_try_written_again_is_the_same_line_and_a_different_one_is_not() {
+        let attempt = Attempt {
+            outcome: "delivered".into(),
+            ..Attempt::default()
+        };
+        let other = Attempt {
+            outcome: "retrying".into(),
+            ..attempt.clone()
+        };
+        assert_eq!(attempt_entry(&attempt), attempt_entry(&attempt.clone()));
+        assert_ne!(attempt_entry(&attempt), attempt_entry(&other));
     }
 }

@@ -89,10 +89,9 @@ impl Drop for TestApp {
 pub const PARTNER_TOKEN: &str = "test-partner-token";
 
 /// Whether an order read back (`data` of the GET) shows its callback in
-/// `status` with every try in its ledger. The ledger line is written just
-/// after the state that counts it (README "Storage and what it costs"), so a read in between
-/// sees the outcome a moment before its line: tests that read the ledger
-/// wait for both.
+/// `status` with every try in its ledger. The ledger is read eventually
+/// consistently (README "Storage and what it costs"): a read just after a
+/// try may miss its line, so tests that read the ledger wait for both.
 #[must_use]
 pub fn callback_is(data: &Value, status: &str) -> bool {
     let callback = &data["callback"];
