@@ -45,6 +45,11 @@ impl Default for BreakerPolicy {
     }
 }
 
+/// How long a delivery holds while another probes: it asks again this soon,
+/// so a probe that closes the breaker releases the held messages within
+/// seconds rather than after the probe's whole lease.
+pub const PROBE_RECHECK: Duration = Duration::from_secs(5);
+
 /// The shared state. `open_until: None` is closed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BreakerState {
@@ -104,8 +109,10 @@ impl BreakerState {
             return Gate::Hold((until - now).to_std().unwrap_or_default());
         }
         match &self.probe {
+            // Not until the probe's lease ends: a probe answered at once
+            // closes the breaker, and held messages should see that soon.
             Some((_, probe_until)) if *probe_until > now => {
-                Gate::Hold((*probe_until - now).to_std().unwrap_or_default())
+                Gate::Hold((*probe_until - now).to_std().unwrap_or_default().min(PROBE_RECHECK))
             }
             _ => Gate::Probe,
         }
@@ -272,9 +279,28 @@ mod tests {
         let later = t0() + secs(30);
         assert_eq!(state.gate(later), Gate::Probe);
         state.claim_probe("p", later, &policy);
-        assert_eq!(state.gate(later), Gate::Hold(Duration::from_secs(60)));
+        assert_eq!(state.gate(later), Gate::Hold(PROBE_RECHECK));
+        assert_eq!(state.gate(later + secs(58)), Gate::Hold(Duration::from_secs(2)));
         // A probe that never reported frees the gate after its lease.
         assert_eq!(state.gate(later + secs(60)), Gate::Probe);
+    }
+
+    #[test]
+    fn deliveries_held_behind_a_probe_that_closed_the_breaker_post_within_seconds() {
+        let policy = BreakerPolicy::default();
+        let mut state = BreakerState::default();
+        for _ in 0..5 {
+            state.record(PostOutcome::Down, "a", t0(), &policy);
+        }
+        let probing = t0() + secs(30);
+        state.claim_probe("p", probing, &policy);
+        let Gate::Hold(hold) = state.gate(probing) else {
+            panic!("held while probing");
+        };
+        state.record(PostOutcome::Answered, "p", probing + secs(1), &policy);
+        let asks_again = probing + chrono::Duration::from_std(hold).unwrap();
+        assert_eq!(state.gate(asks_again), Gate::Pass);
+        assert!(hold <= Duration::from_secs(5), "{hold:?}");
     }
 
     #[test]
