@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs a command against throw-away local AWS emulators:
 #   infra/local/emulators.sh exec -- CMD ARGS...
-# Starts DynamoDB Local (Java) and moto (SQS, Secrets Manager) on free loopback ports, exports the
+# Starts DynamoDB Local (Java) and moto (SQS, S3, Secrets Manager) on free loopback ports, exports the
 # AWS_* variables that point the SDK at them, runs CMD, and always stops the
 # emulators it started (only those PIDs), exiting with CMD's status.
+# SQS_EMULATOR=ministack (the soak, infra/local/soak.sh) serves SQS from ministack
+# instead, on a port of its own; moto keeps S3 and Secrets Manager. moto's SQS
+# slows down with every message waiting (a receive takes over a second at 1,000),
+# ministack's does not (docs/reliability.md, "The SQS emulator").
 # Each invocation gets its own ports and run dir, so concurrent runs don't collide.
 # With DYNAMODB_DATA_DIR set (make run), DynamoDB Local keeps its data in that
 # directory (-dbPath) instead of in memory; moto's queues are always in memory.
@@ -13,7 +17,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="$ROOT/.local"
 READY_TIMEOUT=60 # seconds; a cold JVM on a busy 2-core CI box needs a few
 
-RUN_DIR="" CHILD="" DDB_PID="" DDB_PORT="" SQS_PID="" SQS_PORT=""
+SQS_EMULATOR="${SQS_EMULATOR:-moto}"
+case "$SQS_EMULATOR" in
+  moto | ministack) ;;
+  *) echo "emulators: SQS_EMULATOR must be moto or ministack, not '$SQS_EMULATOR'" >&2; exit 2 ;;
+esac
+
+RUN_DIR="" CHILD="" DDB_PID="" DDB_PORT="" MOTO_PID="" MOTO_PORT="" MINISTACK_PID="" MINISTACK_PORT=""
 
 log() { echo "emulators: $*" >&2; }
 
@@ -44,11 +54,21 @@ launch_dynamodb() {
   DDB_PID=$!
 }
 
-launch_sqs() {
-  SQS_PORT="$(free_port)"
-  setsid "$LOCAL/venv/bin/moto_server" -H 127.0.0.1 -p "$SQS_PORT" \
-    </dev/null >"$RUN_DIR/sqs.log" 2>&1 &
-  SQS_PID=$!
+launch_moto() {
+  MOTO_PORT="$(free_port)"
+  setsid "$LOCAL/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" \
+    </dev/null >"$RUN_DIR/moto.log" 2>&1 &
+  MOTO_PID=$!
+}
+
+# ministack binds 0.0.0.0 unless told otherwise; SERVICES=sqs skips loading the
+# other services; GATEWAY_PORT is both its port and the one in its queue URLs.
+# It writes a PID file into TMPDIR: the run dir, removed with it.
+launch_ministack() {
+  MINISTACK_PORT="$(free_port)"
+  BIND_HOST=127.0.0.1 GATEWAY_PORT="$MINISTACK_PORT" SERVICES=sqs LOG_LEVEL=WARNING TMPDIR="$RUN_DIR" \
+    setsid "$LOCAL/ministack/bin/ministack" </dev/null >"$RUN_DIR/ministack.log" 2>&1 &
+  MINISTACK_PID=$!
 }
 
 # wait_ready NAME PIDVAR PORTVAR: polls until the emulator answers HTTP (any status
@@ -81,8 +101,8 @@ wait_ready() {
 # shellcheck disable=SC2317 # called from the EXIT trap
 stop_emulators() {
   local pid i
-  for pid in $DDB_PID $SQS_PID; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in $DDB_PID $SQS_PID; do
+  for pid in $DDB_PID $MOTO_PID $MINISTACK_PID; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $DDB_PID $MOTO_PID $MINISTACK_PID; do
     for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
@@ -111,19 +131,25 @@ cmd_exec() {
   trap 'exit 130' INT
   trap 'exit 143' TERM HUP
 
-  # Launch both first so the JVM and Python start in parallel.
+  # Launch all first so the JVM and Python start in parallel.
   launch_dynamodb
-  launch_sqs
+  launch_moto
+  if [[ "$SQS_EMULATOR" == ministack ]]; then launch_ministack; fi
   wait_ready dynamodb DDB_PID DDB_PORT
-  wait_ready sqs SQS_PID SQS_PORT
-  log "DynamoDB Local on 127.0.0.1:$DDB_PORT, SQS (moto) on 127.0.0.1:$SQS_PORT"
+  wait_ready moto MOTO_PID MOTO_PORT
+  local sqs_port=$MOTO_PORT
+  if [[ "$SQS_EMULATOR" == ministack ]]; then
+    wait_ready ministack MINISTACK_PID MINISTACK_PORT
+    sqs_port=$MINISTACK_PORT
+  fi
+  log "DynamoDB Local on 127.0.0.1:$DDB_PORT, moto on 127.0.0.1:$MOTO_PORT, SQS ($SQS_EMULATOR) on 127.0.0.1:$sqs_port"
 
   export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DDB_PORT"
-  export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$SQS_PORT"
-  # moto serves S3 on the same port (the labels bucket).
-  export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$SQS_PORT"
-  # moto serves Secrets Manager on the same port (the partner's credentials).
-  export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$SQS_PORT"
+  export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$sqs_port"
+  # moto serves S3 (the labels bucket) and Secrets Manager (the partner's
+  # credentials) on its one port.
+  export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$MOTO_PORT"
+  export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$MOTO_PORT"
   export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
   export AWS_EC2_METADATA_DISABLED=true
   # Never hand a developer's real AWS identity to a process meant to run locally.

