@@ -111,9 +111,12 @@ impl BreakerState {
         match &self.probe {
             // Not until the probe's lease ends: a probe answered at once
             // closes the breaker, and held messages should see that soon.
-            Some((_, probe_until)) if *probe_until > now => {
-                Gate::Hold((*probe_until - now).to_std().unwrap_or_default().min(PROBE_RECHECK))
-            }
+            Some((_, probe_until)) if *probe_until > now => Gate::Hold(
+                (*probe_until - now)
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(PROBE_RECHECK),
+            ),
             _ => Gate::Probe,
         }
     }
@@ -280,7 +283,10 @@ mod tests {
         assert_eq!(state.gate(later), Gate::Probe);
         state.claim_probe("p", later, &policy);
         assert_eq!(state.gate(later), Gate::Hold(PROBE_RECHECK));
-        assert_eq!(state.gate(later + secs(58)), Gate::Hold(Duration::from_secs(2)));
+        assert_eq!(
+            state.gate(later + secs(58)),
+            Gate::Hold(Duration::from_secs(2))
+        );
         // A probe that never reported frees the gate after its lease.
         assert_eq!(state.gate(later + secs(60)), Gate::Probe);
     }
