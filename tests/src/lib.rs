@@ -323,7 +323,17 @@ impl TestApp {
     /// Every item in this test's order history table (requests, ledger
     /// lines), read straight from DynamoDB.
     pub async fn stored_history(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-        let table = self.stack.order_history_table().expect("history table");
+        self.scan(self.stack.order_history_table().expect("history table"))
+            .await
+    }
+
+    /// Every item in this test's orders table, read straight from DynamoDB.
+    pub async fn stored_items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        self.scan(self.stack.orders_table().expect("orders table"))
+            .await
+    }
+
+    async fn scan(&self, table: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
         self.stack
             .dynamodb
             .scan()
@@ -336,19 +346,24 @@ impl TestApp {
             .unwrap_or_default()
     }
 
-    /// Every item in this test's orders table, read straight from DynamoDB.
-    pub async fn stored_items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-        let table = self.stack.orders_table().expect("orders table");
-        self.stack
-            .dynamodb
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("scan")
-            .items
-            .unwrap_or_default()
+    /// Creates the sample order under `number` and ships it at once
+    /// (process type 2: handed over with its tracking number), so its
+    /// callback becomes due.
+    pub async fn ship_sample_order(&self, number: &str) {
+        let mut order = sample_order();
+        order["package"]["order_number"] = serde_json::json!(number);
+        order["platform_order_number"] = serde_json::json!(format!("p-{number}"));
+        let created = self.post_order(&order).await;
+        assert_eq!(created.status, 201, "{:#}", created.body);
+        let now = shared::record::format_time(chrono::Utc::now());
+        for event in [
+            serde_json::json!({"event_id": "e-1", "type": "shipped", "occurred_at": now,
+                   "tracking_number": "YT4567890123CN", "logistic_provider_code": "jito"}),
+            serde_json::json!({"event_id": "e-2", "type": "handed_over", "occurred_at": now}),
+        ] {
+            let reply = self.post_event(number, &event).await;
+            assert_eq!(reply.status, 200, "{:#}", reply.body);
+        }
     }
 }
 

@@ -5,28 +5,11 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::partner::Partner;
-use integration_tests::{TestApp, callback_is, sample_order, test_callback_settings};
+use integration_tests::{TestApp, callback_is, test_callback_settings};
 use serde_json::{Value, json};
 use shared::callback::breaker::BreakerPolicy;
 
 const WAIT: Duration = Duration::from_secs(40);
-
-async fn ship_order(app: &TestApp, number: &str) {
-    let mut order = sample_order();
-    order["package"]["order_number"] = json!(number);
-    order["platform_order_number"] = json!(format!("p-{number}"));
-    let created = app.post_order(&order).await;
-    assert_eq!(created.status, 201, "{:#}", created.body);
-    let now = shared::record::format_time(chrono::Utc::now());
-    for event in [
-        json!({"event_id": "e-1", "type": "shipped", "occurred_at": now,
-               "tracking_number": "YT4567890123CN", "logistic_provider_code": "jito"}),
-        json!({"event_id": "e-2", "type": "handed_over", "occurred_at": now}),
-    ] {
-        let reply = app.post_event(number, &event).await;
-        assert_eq!(reply.status, 200, "{:#}", reply.body);
-    }
-}
 
 /// The breaker item's `state` ("open", "closed"), if it was ever written.
 async fn breaker_state(app: &TestApp) -> Option<String> {
@@ -76,7 +59,7 @@ async fn an_outage_opens_the_breaker_holds_callbacks_and_a_probe_closes_it_when_
 
     let numbers: Vec<String> = (0..6).map(|i| format!("outage-{i}")).collect();
     for number in &numbers {
-        ship_order(&app, number).await;
+        app.ship_sample_order(number).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut seen_open = false;
@@ -117,7 +100,7 @@ async fn failures_below_the_threshold_leave_the_breaker_closed() {
     app.start_dispatcher(&settings);
     app.partner = Some(partner);
 
-    ship_order(&app, "blip-1").await;
+    app.ship_sample_order("blip-1").await;
     app.wait_for_order("blip-1", WAIT, delivered).await;
 
     assert_eq!(breaker_state(&app).await.as_deref(), Some("closed"));

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use integration_tests::partner::{Answer, CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH_TOKEN, Partner};
-use integration_tests::{TestApp, callback_is, sample_order, test_callback_settings};
+use integration_tests::{TestApp, callback_is, test_callback_settings};
 use local_stack::stack::{CallbackSettings, OAuthClient};
 use serde_json::{Value, json};
 
@@ -36,25 +36,6 @@ async fn app_with_oauth_partner(lifetime: Duration, dispatchers: usize) -> (Test
     (app, partner)
 }
 
-/// Creates the sample order under another number and ships it at once
-/// (process type 2: handed over with its tracking number).
-async fn ship_order(app: &TestApp, number: &str) {
-    let mut order = sample_order();
-    order["package"]["order_number"] = json!(number);
-    order["platform_order_number"] = json!(format!("p-{number}"));
-    let created = app.post_order(&order).await;
-    assert_eq!(created.status, 201, "{:#}", created.body);
-    let now = shared::record::format_time(chrono::Utc::now());
-    for event in [
-        json!({"event_id": "e-1", "type": "shipped", "occurred_at": now,
-               "tracking_number": "YT4567890123CN", "logistic_provider_code": "jito"}),
-        json!({"event_id": "e-2", "type": "handed_over", "occurred_at": now}),
-    ] {
-        let reply = app.post_event(number, &event).await;
-        assert_eq!(reply.status, 200, "{:#}", reply.body);
-    }
-}
-
 fn delivered(data: &Value) -> bool {
     callback_is(data, "delivered")
 }
@@ -63,7 +44,7 @@ fn delivered(data: &Value) -> bool {
 async fn the_first_callback_refreshes_the_token_and_is_delivered() {
     let (app, partner) = app_with_oauth_partner(Duration::from_secs(600), 1).await;
 
-    ship_order(&app, "oauth-1").await;
+    app.ship_sample_order("oauth-1").await;
     let order = app.wait_for_order("oauth-1", WAIT, delivered).await;
 
     assert_eq!(partner.refreshes(), 1);
@@ -75,11 +56,11 @@ async fn the_first_callback_refreshes_the_token_and_is_delivered() {
 #[tokio::test]
 async fn a_401_refreshes_the_token_and_the_same_attempt_delivers() {
     let (app, partner) = app_with_oauth_partner(Duration::from_secs(600), 1).await;
-    ship_order(&app, "oauth-2").await;
+    app.ship_sample_order("oauth-2").await;
     app.wait_for_order("oauth-2", WAIT, delivered).await;
 
     partner.expire_tokens();
-    ship_order(&app, "oauth-3").await;
+    app.ship_sample_order("oauth-3").await;
     let order = app.wait_for_order("oauth-3", WAIT, delivered).await;
 
     assert_eq!(partner.rejected(), 1, "one 401, then the refreshed token");
@@ -95,7 +76,7 @@ async fn tokens_expiring_mid_run_never_fail_a_callback() {
     let (app, partner) = app_with_oauth_partner(Duration::from_secs(2), 1).await;
     let numbers: Vec<String> = (0..6).map(|i| format!("expiry-{i}")).collect();
     for number in &numbers {
-        ship_order(&app, number).await;
+        app.ship_sample_order(number).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     for number in &numbers {
@@ -110,7 +91,7 @@ async fn two_dispatchers_refreshing_at_once_do_not_spend_the_rotating_refresh_to
     let (app, partner) = app_with_oauth_partner(Duration::from_secs(600), 2).await;
     let numbers: Vec<String> = (0..8).map(|i| format!("pair-{i}")).collect();
     for number in &numbers {
-        ship_order(&app, number).await;
+        app.ship_sample_order(number).await;
     }
     for number in &numbers {
         app.wait_for_order(number, WAIT, delivered).await;
@@ -118,7 +99,7 @@ async fn two_dispatchers_refreshing_at_once_do_not_spend_the_rotating_refresh_to
     partner.expire_tokens();
     let later: Vec<String> = (0..8).map(|i| format!("pair-late-{i}")).collect();
     for number in &later {
-        ship_order(&app, number).await;
+        app.ship_sample_order(number).await;
     }
     for number in &later {
         app.wait_for_order(number, WAIT, delivered).await;
@@ -139,7 +120,7 @@ async fn the_token_endpoint_down_retries_the_callback_with_the_reason_in_its_led
     app.start_dispatcher(&oauth_settings(&partner));
     app.partner = Some(partner.clone());
 
-    ship_order(&app, "down-1").await;
+    app.ship_sample_order("down-1").await;
     let order = app
         .wait_for_order("down-1", WAIT, |data| {
             data["callback"]["status"] == "retrying"
@@ -167,7 +148,7 @@ async fn the_partners_error_envelope_is_kept_in_the_ledger() {
                "UtcDateTime": "2026-11-30T06:00:00Z", "RequestUri": "/v1/outboundOrders/PlatformOrder/Callback"}),
     )])
     .await;
-    ship_order(&app, "envelope-1").await;
+    app.ship_sample_order("envelope-1").await;
     let order = app.wait_for_order("envelope-1", WAIT, delivered).await;
 
     let first = &order["callback"]["attempts"][0];

@@ -27,7 +27,6 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use local_stack::Stack;
-use local_stack::stack::CallbackSettings;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -73,15 +72,7 @@ pub async fn measure(stack: &Stack) -> Result<Vec<Lifecycle>, String> {
     let partner = Partner::start(Duration::ZERO)
         .await
         .map_err(|e| format!("partner: {e}"))?;
-    let settings = CallbackSettings {
-        url: partner.url.clone(),
-        token: "bench-partner-token".into(),
-        oauth: None,
-        breaker: None,
-        timeout: Duration::from_secs(10),
-        retry_delays: None,
-        max_posts: None,
-    };
+    let settings = partner.callback_settings();
     let run = Run {
         stack,
         dispatcher: stack

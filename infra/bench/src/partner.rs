@@ -12,6 +12,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use local_stack::stack::CallbackSettings;
 use tokio::net::TcpListener;
 
 const PATH: &str = "/v1/outboundOrders/PlatformOrder/Callback";
@@ -108,4 +109,21 @@ async fn answer(
         hyper::header::HeaderValue::from_static("application/json"),
     );
     Ok(response)
+}
+
+impl Partner {
+    /// The dispatcher's settings for posting to this partner: a static
+    /// token, no breaker, the deployed timeout and schedule.
+    #[must_use]
+    pub fn callback_settings(&self) -> CallbackSettings {
+        CallbackSettings {
+            url: self.url.clone(),
+            token: "bench-partner-token".into(),
+            oauth: None,
+            breaker: None,
+            timeout: Duration::from_secs(10),
+            retry_delays: None,
+            max_posts: None,
+        }
+    }
 }

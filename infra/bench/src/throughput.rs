@@ -27,7 +27,6 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use chrono::Utc;
 use local_stack::Stack;
-use local_stack::stack::CallbackSettings;
 use serde::Serialize;
 use shared::config::Warehouses;
 use shared::intake::{OrderRequest, findings, parse_order};
@@ -336,15 +335,7 @@ pub async fn dispatch(
     let partner = Partner::start(partner_delay)
         .await
         .map_err(|e| format!("partner: {e}"))?;
-    let settings = CallbackSettings {
-        url: partner.url.clone(),
-        token: "bench-partner-token".into(),
-        oauth: None,
-        breaker: None,
-        timeout: Duration::from_secs(10),
-        retry_delays: None,
-        max_posts: None,
-    };
+    let settings = partner.callback_settings();
     let function = stack
         .dispatcher(&settings)
         .await
