@@ -61,7 +61,7 @@ pub enum IntakeError {
     /// The number is another client's: said without comparing anything.
     #[error("order number {0} is taken")]
     NumberTaken(OrderNumber),
-    #[error("order {0} does not exist")]
+    #[error("order {} does not exist", crate::problems::quoted(.0))]
     NotFound(String),
     #[error("client_code {body:?} is not the client of this API key")]
     ForeignClient { body: String },

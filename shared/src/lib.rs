@@ -59,6 +59,7 @@ pub mod limits;
 pub mod memory;
 pub mod polling;
 pub mod ports;
+pub mod problems;
 mod reader;
 pub mod record;
 pub mod update;

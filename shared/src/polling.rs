@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{OrderNumber, OrderStatus};
 use crate::error::{FieldError, StoreError};
+use crate::problems::Problems;
 use crate::record::callback::CallbackStatus;
 use crate::record::{OrderRecord, format_update_time};
 
@@ -266,7 +267,7 @@ pub struct ChangesQuery {
 impl PollRequest {
     /// Parses a query string; every bad parameter is named.
     pub fn parse(query: &str) -> Result<Self, Vec<FieldError>> {
-        let mut errors = Vec::new();
+        let mut errors = Problems::default();
         let mut seen = BTreeSet::new();
         let mut since = None;
         let mut statuses = Vec::new();
@@ -277,13 +278,13 @@ impl PollRequest {
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             let name = name.into_owned();
             if !seen.insert(name.clone()) {
-                errors.push(FieldError::new(&name, "is given more than once"));
+                errors.add(FieldError::new(&name, "is given more than once"));
                 continue;
             }
             match name.as_str() {
                 "updated_since" => match DateTime::parse_from_rfc3339(&value) {
                     Ok(at) => since = Some(at.with_timezone(&Utc)),
-                    Err(_) => errors.push(FieldError::new(
+                    Err(_) => errors.add(FieldError::new(
                         &name,
                         "must be an RFC 3339 time, like 2026-11-30T02:00:00Z",
                     )),
@@ -291,8 +292,9 @@ impl PollRequest {
                 "status" => {
                     for part in value.split(',') {
                         match part.parse::<OrderStatus>() {
-                            Ok(status) => statuses.push(status),
-                            Err(_) => errors.push(FieldError::new(
+                            Ok(status) if !statuses.contains(&status) => statuses.push(status),
+                            Ok(_) => {}
+                            Err(_) => errors.add(FieldError::new(
                                 &name,
                                 format!("{part:?} is not an order status"),
                             )),
@@ -301,40 +303,40 @@ impl PollRequest {
                 }
                 "callback_status" => match value.parse::<CallbackStatus>() {
                     Ok(status) => callback_status = Some(status),
-                    Err(_) => errors.push(FieldError::new(
+                    Err(_) => errors.add(FieldError::new(
                         &name,
                         format!("{value:?} is not a callback status"),
                     )),
                 },
                 "limit" => match value.parse::<u32>() {
                     Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
-                    _ => errors.push(FieldError::new(
+                    _ => errors.add(FieldError::new(
                         &name,
                         format!("must be a whole number from 1 to {MAX_LIMIT}"),
                     )),
                 },
                 "cursor" => match decode_cursor(&value) {
                     Some(position) => cursor = Some(position),
-                    None => {
-                        errors.push(FieldError::new(&name, "is not a cursor this API returned"))
-                    }
+                    None => errors.add(FieldError::new(&name, "is not a cursor this API returned")),
                 },
                 "order_numbers" => {
-                    let list: Vec<String> = value.split(',').map(str::to_owned).collect();
-                    if list.iter().any(String::is_empty) {
-                        errors.push(FieldError::new(&name, "has an empty order number"));
-                    } else if list.len() > MAX_ORDER_NUMBERS {
-                        errors.push(FieldError::new(
+                    // Counted before anything is copied: a long list is one problem.
+                    let count = value.split(',').count();
+                    if value.split(',').any(str::is_empty) {
+                        errors.add(FieldError::new(&name, "has an empty order number"));
+                    } else if count > MAX_ORDER_NUMBERS {
+                        errors.add(FieldError::new(
                             &name,
-                            format!("lists {} numbers; at most {MAX_ORDER_NUMBERS}", list.len()),
+                            format!("lists {count} numbers; at most {MAX_ORDER_NUMBERS}"),
                         ));
+                    } else {
+                        numbers = Some(value.split(',').map(str::to_owned).collect());
                     }
-                    numbers = Some(list);
                 }
-                _ => errors.push(FieldError::new(&name, "is not a parameter of this route")),
+                _ => errors.add(FieldError::new(&name, "is not a parameter of this route")),
             }
         }
-        if numbers.is_some() {
+        if seen.contains("order_numbers") {
             for other in seen.iter().filter(|name| {
                 *name != "order_numbers"
                     && [
@@ -346,14 +348,14 @@ impl PollRequest {
                     ]
                     .contains(&name.as_str())
             }) {
-                errors.push(FieldError::new(
+                errors.add(FieldError::new(
                     other,
                     "cannot be combined with order_numbers",
                 ));
             }
         }
         if !errors.is_empty() {
-            return Err(errors);
+            return Err(errors.into_vec());
         }
         if let Some(numbers) = numbers {
             return Ok(Self::Numbers(numbers));
@@ -515,6 +517,26 @@ pub async fn by_numbers<F: OrderFeed>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_of_thousands_of_bad_statuses_answers_a_bounded_list() {
+        let query = format!("status={}", vec!["x"; 30_000].join(","));
+
+        let errors = PollRequest::parse(&query).unwrap_err();
+
+        assert_eq!(errors.len(), crate::problems::MAX_LISTED + 1);
+        assert!(errors.last().unwrap().message.contains("29950 more"));
+    }
+
+    #[test]
+    fn a_list_of_too_many_order_numbers_is_one_problem() {
+        let query = format!("order_numbers={}", vec!["n"; 30_000].join(","));
+
+        let errors = PollRequest::parse(&query).unwrap_err();
+
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("lists 30000 numbers"));
+    }
 
     #[test]
     fn a_cursor_decodes_to_the_position_it_was_made_from() {

@@ -9,11 +9,19 @@ use std::borrow::Cow;
 use std::fmt;
 
 use rust_decimal::prelude::ToPrimitive;
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 
 use crate::error::FieldError;
 use crate::limits::text::Rule;
+use crate::problems::Problems;
+
+/// Most members an object may have. The order has 18 fields and its objects
+/// fewer; the room left is for fields ERPs add that we ignore. Members past it
+/// are counted, not kept: a body of a million keys costs no memory.
+pub(crate) const MAX_MEMBERS: usize = 100;
 
 /// Turns the raw body into the root object, or the single problem that stops
 /// us from reading it at all.
@@ -29,6 +37,7 @@ pub(crate) fn root_object(body: &[u8]) -> Result<Object<'_>, FieldError> {
     // One pass when the body is an object, as it nearly always is; the second
     // pass only words the refusal of anything else.
     let not_members = match serde_json::from_str::<Members<'_>>(text) {
+        Ok(members) if members.unkept > 0 => return Err(too_many_members("$", &members)),
         Ok(members) => {
             return Ok(Object {
                 path: String::new(),
@@ -48,6 +57,16 @@ pub(crate) fn root_object(body: &[u8]) -> Result<Object<'_>, FieldError> {
             kind(raw).article()
         ),
     ))
+}
+
+fn too_many_members(path: impl Into<String>, members: &Members<'_>) -> FieldError {
+    FieldError::new(
+        path,
+        format!(
+            "has {} members; an object here has at most {MAX_MEMBERS}",
+            members.kept.len() + members.unkept
+        ),
+    )
 }
 
 /// Says where and what the syntax error is. serde_json names most causes
@@ -164,15 +183,19 @@ impl<'a> Object<'a> {
 
 /// An object's members in source order, keys borrowed from the body unless
 /// they contain escapes. A dozen keys are found faster by a scan than in a
-/// map, and nothing is allocated for them.
+/// map, and nothing is allocated for them. At most [`MAX_MEMBERS`] are kept;
+/// the rest are only counted.
 #[derive(Debug)]
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+struct Members<'a> {
+    kept: Vec<(Cow<'a, str>, &'a RawValue)>,
+    unkept: usize,
+}
 
 impl<'a> Members<'a> {
     /// The value of `key`; when a key is repeated the last one counts, as in
     /// most JSON parsers.
     fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.0
+        self.kept
             .iter()
             .rev()
             .find(|(name, _)| name == key)
@@ -189,11 +212,18 @@ impl<'de> Deserialize<'de> for Members<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(Key(name)) = map.next_key()? {
-                    members.push((name, map.next_value()?));
+                let mut kept = Vec::new();
+                while kept.len() < MAX_MEMBERS {
+                    let Some(Key(name)) = map.next_key()? else {
+                        return Ok(Members { kept, unkept: 0 });
+                    };
+                    kept.push((name, map.next_value()?));
                 }
-                Ok(Members(members))
+                let mut unkept = 0;
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+                    unkept += 1;
+                }
+                Ok(Members { kept, unkept })
             }
         }
         deserializer.deserialize_map(MembersVisitor)
@@ -279,16 +309,16 @@ fn refused_character(value: &str, rule: Rule) -> Option<String> {
 /// Reads typed fields out of objects, noting every problem on the way.
 #[derive(Debug, Default)]
 pub(crate) struct Reader {
-    problems: Vec<FieldError>,
+    problems: Problems,
 }
 
 impl Reader {
     pub(crate) fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(FieldError::new(field, message));
+        self.problems.push(field, message);
     }
 
     pub(crate) fn into_problems(self) -> Vec<FieldError> {
-        self.problems
+        self.problems.into_vec()
     }
 
     fn wrong_type(&mut self, field: String, expected: &str, raw: &RawValue) {
@@ -366,7 +396,7 @@ impl Reader {
     }
 
     pub(crate) fn has_problem_at(&self, path: &str) -> bool {
-        self.problems.iter().any(|p| p.field == path)
+        self.problems.has_problem_at(path)
     }
 
     pub(crate) fn boolean(&mut self, obj: &Object<'_>, key: &str) -> Option<bool> {
@@ -446,7 +476,11 @@ impl Reader {
             self.wrong_type(path, "an object", raw);
             return None;
         }
-        match serde_json::from_str(raw.get()) {
+        match serde_json::from_str::<Members<'a>>(raw.get()) {
+            Ok(members) if members.unkept > 0 => {
+                self.problems.add(too_many_members(path, &members));
+                None
+            }
             Ok(members) => Some(Object { path, members }),
             Err(err) => {
                 self.problem(path, format!("is not a valid object ({err})"));
@@ -467,11 +501,14 @@ impl Reader {
         self.object(obj, key)
     }
 
-    /// The elements of an array, each as an object with its `path[i]`.
+    /// The elements of an array of at most `max` elements, each as an object
+    /// with its `path[i]`. A longer array is one problem: its elements are
+    /// counted, not read, so its length costs time but no memory.
     pub(crate) fn array_of_objects<'a>(
         &mut self,
         obj: &Object<'a>,
         key: &str,
+        max: usize,
     ) -> Option<Vec<Option<Object<'a>>>> {
         let raw = obj.get(key)?;
         let path = obj.path_of(key);
@@ -479,20 +516,74 @@ impl Reader {
             self.wrong_type(path, "an array", raw);
             return None;
         }
-        let elements: Vec<&'a RawValue> = match serde_json::from_str(raw.get()) {
+        let mut json = serde_json::Deserializer::from_str(raw.get());
+        let elements = match (CappedElements { max }).deserialize(&mut json) {
             Ok(elements) => elements,
             Err(err) => {
                 self.problem(path, format!("is not a valid array ({err})"));
                 return None;
             }
         };
+        if elements.total > max {
+            self.problem(
+                path,
+                format!("must contain at most {max} entries, got {}", elements.total),
+            );
+            return None;
+        }
         Some(
             elements
+                .kept
                 .into_iter()
                 .enumerate()
                 .map(|(index, element)| self.as_object(element, format!("{path}[{index}]")))
                 .collect(),
         )
+    }
+}
+
+/// An array's first `max` elements, and how many it has in all.
+struct Elements<'a> {
+    kept: Vec<&'a RawValue>,
+    total: usize,
+}
+
+/// Reads an array into [`Elements`], keeping at most `max`.
+struct CappedElements {
+    max: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for CappedElements {
+    type Value = Elements<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CappedElements {
+    type Value = Elements<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Vec::new();
+        while kept.len() < self.max {
+            match seq.next_element()? {
+                Some(element) => kept.push(element),
+                None => {
+                    let total = kept.len();
+                    return Ok(Elements { kept, total });
+                }
+            }
+        }
+        let mut total = kept.len();
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            total += 1;
+        }
+        Ok(Elements { kept, total })
     }
 }
 

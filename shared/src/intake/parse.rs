@@ -197,7 +197,7 @@ fn sender(r: &mut Reader, obj: &Object<'_>) -> Sender {
 
 fn items(r: &mut Reader, root: &Object<'_>, tiktok: bool) -> Option<Vec<Item>> {
     let path = root.path_of("items");
-    let Some(elements) = r.array_of_objects(root, "items") else {
+    let Some(elements) = r.array_of_objects(root, "items", limits::MAX_ITEMS) else {
         if !r.has_problem_at(&path) {
             r.problem(&path, "is required: an order needs at least one item");
         }
@@ -205,17 +205,6 @@ fn items(r: &mut Reader, root: &Object<'_>, tiktok: bool) -> Option<Vec<Item>> {
     };
     if elements.is_empty() {
         r.problem(&path, "must contain at least one item");
-        return None;
-    }
-    if elements.len() > limits::MAX_ITEMS {
-        r.problem(
-            &path,
-            format!(
-                "must contain at most {} items, got {}",
-                limits::MAX_ITEMS,
-                elements.len()
-            ),
-        );
         return None;
     }
     let items: Vec<Option<Item>> = elements

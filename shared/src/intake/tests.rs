@@ -712,3 +712,56 @@ async fn an_order_stored_by_an_earlier_release_is_replayed_not_refused() {
 
     assert!(matches!(replay, Ok(Accepted::Replayed(_))), "{replay:?}");
 }
+
+/// A body as large as the gateway passes, of a shape that costs the most to
+/// read: the answer is one problem about the array's length, not one per element.
+#[tokio::test]
+async fn an_items_array_of_millions_of_scalars_is_one_problem() {
+    let mut text = String::from(r#"{"platform_type":"tiktok","items":["#);
+    let count = (crate::limits::MAX_BODY_BYTES - 100) / 2;
+    text.push_str(&"0,".repeat(count - 1));
+    text.push_str("0]}");
+
+    let found = problems(intake().accept(&client(), text.as_bytes()).await);
+
+    let on_items: Vec<_> = found.iter().filter(|(field, _)| field == "items").collect();
+    assert_eq!(on_items.len(), 1, "{:?}", &found[..found.len().min(5)]);
+    assert!(
+        on_items[0]
+            .1
+            .contains(&format!("at most 200 entries, got {count}")),
+        "{}",
+        on_items[0].1
+    );
+    assert!(
+        found.len() <= crate::problems::MAX_LISTED + 1,
+        "{}",
+        found.len()
+    );
+}
+
+#[tokio::test]
+async fn an_order_of_two_hundred_thousand_keys_is_one_problem() {
+    let keys: String = (0..200_000).map(|i| format!(r#""k{i}":0,"#)).collect();
+    let mut huge = String::from_utf8(body(&sample())).unwrap();
+    huge.insert_str(1, &keys);
+
+    let found = problems(intake().accept(&client(), huge.as_bytes()).await);
+
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "$");
+    assert!(found[0].1.contains("at most 100"), "{}", found[0].1);
+}
+
+#[tokio::test]
+async fn two_hundred_items_each_wrong_in_every_field_list_a_bounded_answer() {
+    let mut order = sample();
+    order["items"] = Value::Array(vec![json!({"sku": 1, "qty": "x", "unit_price": []}); 200]);
+
+    let found = problems(intake().accept(&client(), &body(&order)).await);
+
+    assert_eq!(found.len(), crate::problems::MAX_LISTED + 1);
+    let (field, message) = found.last().unwrap();
+    assert_eq!(field, "$");
+    assert!(message.contains("more problem(s) not listed"), "{message}");
+}

@@ -20,15 +20,9 @@ pub fn parse_callback_fields(body: &[u8]) -> Result<CallbackFields, Vec<FieldErr
         shipping_provider_name: r.text(&root, "shipping_provider_name", text::NAME),
         ..CallbackFields::default()
     };
-    if let Some(items) = r.array_of_objects(&root, "items") {
-        if items.len() > MAX_ITEMS {
-            r.problem(
-                "items",
-                format!("has {} entries; at most {MAX_ITEMS}", items.len()),
-            );
-        }
+    if let Some(items) = r.array_of_objects(&root, "items", MAX_ITEMS) {
         for item in items.iter().flatten() {
-            let sku = r.required_text(item, "sku", text::CODE);
+            let sku = r.required_text(item, "sku", text::IDENTIFIER);
             let id = r.required_text(item, "platform_sku_id", text::IDENTIFIER);
             if let (Some(sku), Some(id)) = (sku, id) {
                 fields.platform_sku_ids.insert(sku, id);
@@ -79,5 +73,30 @@ mod tests {
         .unwrap();
         assert_eq!(fields.shipping_provider_name.as_deref(), Some("USPS"));
         assert_eq!(fields.platform_sku_ids["A"], "9");
+    }
+
+    #[test]
+    fn a_sku_as_long_as_an_order_allows_can_be_given_its_platform_sku_id() {
+        let sku = "S".repeat(crate::limits::text::IDENTIFIER.max_chars);
+        let body = format!(r#"{{"items": [{{"sku": "{sku}", "platform_sku_id": "9"}}]}}"#);
+
+        let fields = parse_callback_fields(body.as_bytes()).unwrap();
+
+        assert_eq!(fields.platform_sku_ids[&sku], "9");
+    }
+
+    #[test]
+    fn a_body_of_thousands_of_wrong_items_is_one_problem() {
+        let body = format!(r#"{{"items": [{}{{}}]}}"#, "{},".repeat(5_000));
+
+        let problems = parse_callback_fields(body.as_bytes()).unwrap_err();
+
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "items");
+        assert!(
+            problems[0]
+                .message
+                .contains("at most 200 entries, got 5001")
+        );
     }
 }
