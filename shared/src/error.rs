@@ -22,6 +22,29 @@ impl FieldError {
     }
 }
 
+/// Longest piece of a client's text an answer's message quotes (an order
+/// number in a path may be 10 KB long).
+const MAX_QUOTED_CHARS: usize = 100;
+
+/// `text` as an answer may quote it: at most [`MAX_QUOTED_CHARS`] characters.
+#[must_use]
+pub fn quoted(text: &str) -> String {
+    clip(text.to_owned(), MAX_QUOTED_CHARS)
+}
+
+/// `text` cut to `max` characters, marked with `…` where it was cut.
+pub(crate) fn clip(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text,
+        Some((end, _)) => {
+            let mut clipped = text;
+            clipped.truncate(end);
+            clipped.push('…');
+            clipped
+        }
+    }
+}
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A failure of the order store. Never the caller's fault.
@@ -61,7 +84,7 @@ pub enum IntakeError {
     /// The number is another client's: said without comparing anything.
     #[error("order number {0} is taken")]
     NumberTaken(OrderNumber),
-    #[error("order {} does not exist", crate::problems::quoted(.0))]
+    #[error("order {} does not exist", quoted(.0))]
     NotFound(String),
     #[error("client_code {body:?} is not the client of this API key")]
     ForeignClient { body: String },

@@ -7,7 +7,7 @@
 //! there were. Every collector of problems in the core goes through
 //! [`Problems`], so no route can answer more than that.
 
-use crate::error::FieldError;
+use crate::error::{FieldError, clip};
 
 /// Most problems listed in one answer.
 pub const MAX_LISTED: usize = 50;
@@ -79,29 +79,6 @@ impl Problems {
             ));
         }
         listed
-    }
-}
-
-/// Longest piece of a client's text an answer's message quotes (an order
-/// number in a path may be 10 KB long).
-const MAX_QUOTED_CHARS: usize = 100;
-
-/// `text` as an answer may quote it: at most [`MAX_QUOTED_CHARS`] characters.
-#[must_use]
-pub fn quoted(text: &str) -> String {
-    clip(text.to_owned(), MAX_QUOTED_CHARS)
-}
-
-/// `text` cut to `max` characters, marked with `…` where it was cut.
-fn clip(text: String, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text,
-        Some((end, _)) => {
-            let mut clipped = text;
-            clipped.truncate(end);
-            clipped.push('…');
-            clipped
-        }
     }
 }
 

@@ -19,7 +19,7 @@ use crate::update::{Change, update_order};
 /// Why a lifecycle request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
-    #[error("order {} does not exist", crate::problems::quoted(.0))]
+    #[error("order {} does not exist", crate::error::quoted(.0))]
     NotFound(String),
     #[error("the request has {} problem(s)", .0.len())]
     Invalid(Vec<FieldError>),
