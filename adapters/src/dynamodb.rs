@@ -70,7 +70,7 @@ use super::capacity;
 use shared::domain::{Order, OrderNumber};
 use shared::error::{FieldError, StoreError};
 use shared::polling;
-use shared::ports::{ClaimOutcome, Guard, Insert, OrderStore, Save};
+use shared::ports::{Access, ClaimOutcome, Guard, Insert, Lookup, OrderStore, Save};
 use shared::record::callback::MAX_LEDGER;
 use shared::record::callback::{Attempt, Callback, CallbackStatus, Claim, Lease, NotClaimable};
 use shared::record::progress::Progress;
@@ -313,9 +313,13 @@ impl OrderStore for DynamoOrderStore {
                 PutItemError::ConditionalCheckFailedException(failed) => {
                     let stored = match failed.item {
                         Some(item) => self.complete(&item).await?,
-                        None => self.get(&record.order.order_number).await?.ok_or_else(|| {
-                            StoreError::Failed("condition failed but no order is stored".into())
-                        })?,
+                        None => self
+                            .get(&record.order.order_number, Access::Service)
+                            .await?
+                            .into_found()
+                            .ok_or_else(|| {
+                                StoreError::Failed("condition failed but no order is stored".into())
+                            })?,
                     };
                     if stored.request_hash != record.request_hash {
                         // Ours is another request, which nothing points to.
@@ -332,7 +336,11 @@ impl OrderStore for DynamoOrderStore {
         }
     }
 
-    async fn get(&self, order_number: &OrderNumber) -> Result<Option<OrderRecord>, StoreError> {
+    async fn get(
+        &self,
+        order_number: &OrderNumber,
+        access: Access<'_>,
+    ) -> Result<Lookup, StoreError> {
         let output = self
             .client
             .get_item()
@@ -344,10 +352,15 @@ impl OrderStore for DynamoOrderStore {
             .await
             .map_err(classify)?;
         capacity::record("get", output.consumed_capacity());
-        match output.item {
-            Some(item) => Ok(Some(self.complete(&item).await?)),
-            None => Ok(None),
+        let Some(item) = output.item else {
+            return Ok(Lookup::Missing);
+        };
+        // The owner is on the state item, so another tenant's order costs this
+        // one read, as a missing one does; its history is never read for them.
+        if may_read(&item, access) == Some(false) {
+            return Ok(Lookup::Foreign);
         }
+        Ok(Lookup::judged(Some(self.complete(&item).await?), access))
     }
 
     async fn save(&self, record: &mut OrderRecord, guard: Guard<'_>) -> Result<Save, StoreError> {
@@ -371,6 +384,9 @@ impl OrderStore for DynamoOrderStore {
                     &record.order.order_number,
                 )),
             )
+            // Constant too: the owner a caller's read is checked against
+            // before anything else of the order is read.
+            .set("centre_code", ":centre_code", s(&record.order.centre_code))
             .set("#status", ":status", s(record.status.as_str()))
             .set("version", ":next", n(record.version + 1))
             .set("progress", ":progress", s(&progress_json(&record.progress)))
@@ -626,6 +642,7 @@ fn to_item(record: &OrderRecord) -> Item {
     item.extend([
         ("order_number".into(), s(order.order_number.as_str())),
         ("client_code".into(), s(&order.client_code)),
+        ("centre_code".into(), s(&order.centre_code)),
         ("request_hash".into(), s(&record.request_hash)),
         ("status".into(), s(record.status.as_str())),
         ("created_at".into(), s(&format_time(record.created_at))),
@@ -666,6 +683,19 @@ fn to_item(record: &OrderRecord) -> Item {
         item.insert("findings".into(), s(&json(&record.findings)));
     }
     item
+}
+
+/// Whether `access` may read the order of this state item, judged on the
+/// owner attributes alone (the tenant rule is `Scope::may_read`); `None` for
+/// an item stored before `centre_code` was on it, which is judged on the
+/// whole order instead (its next save adds the attribute).
+pub(crate) fn may_read(item: &Item, access: Access<'_>) -> Option<bool> {
+    let Access::Scope(scope) = access else {
+        return Some(true);
+    };
+    let client_code = string(item, "client_code")?;
+    let centre_code = string(item, "centre_code")?;
+    Some(scope.may_read(&client_code, &centre_code))
 }
 
 /// The order from its state item and, unless the item holds them itself (an

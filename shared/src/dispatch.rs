@@ -27,7 +27,7 @@ use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
 use crate::ports::{
-    ClaimOutcome, Clock, Guard, OrderStore, PartnerClient, PartnerReply, Save, TokenError,
+    Access, ClaimOutcome, Clock, Guard, OrderStore, PartnerClient, PartnerReply, Save, TokenError,
     TokenSource, TransportError,
 };
 use crate::record::OrderRecord;
@@ -413,10 +413,15 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         }
         // Our lease ran out and someone else took over (a replay, another
         // delivery): the answer goes into the ledger and nothing else.
-        update_order(&self.store, &record.order.order_number, |stale| {
-            stale.callback.record_attempt(attempt.clone());
-            Ok::<_, DispatchError>(Change::Save(()))
-        })
+        update_order(
+            &self.store,
+            &record.order.order_number,
+            Access::Service,
+            |stale| {
+                stale.callback.record_attempt(attempt.clone());
+                Ok::<_, DispatchError>(Change::Save(()))
+            },
+        )
         .await?;
         Ok((
             QueueAction::Leave,
@@ -638,21 +643,26 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         let generation = seen.callback.generation;
         let max_posts = self.policy.max_posts;
         let reason = "the outcome of the last post was never recorded".to_owned();
-        let (_, done) = update_order(&self.store, &seen.order.order_number, |record| {
-            let callback = &record.callback;
-            Ok::<_, DispatchError>(
-                if callback.generation == generation
-                    && callback.status.in_flight()
-                    && callback.posts >= max_posts
-                    && callback.live_lease(now).is_none()
-                {
-                    record.callback.dead_letter(reason.clone(), now);
-                    Change::Save(true)
-                } else {
-                    Change::Keep(false)
-                },
-            )
-        })
+        let (_, done) = update_order(
+            &self.store,
+            &seen.order.order_number,
+            Access::Service,
+            |record| {
+                let callback = &record.callback;
+                Ok::<_, DispatchError>(
+                    if callback.generation == generation
+                        && callback.status.in_flight()
+                        && callback.posts >= max_posts
+                        && callback.live_lease(now).is_none()
+                    {
+                        record.callback.dead_letter(reason.clone(), now);
+                        Change::Save(true)
+                    } else {
+                        Change::Keep(false)
+                    },
+                )
+            },
+        )
         .await?
         .ok_or_else(|| DispatchError::UnknownOrder(seen.order.order_number.clone()))?;
         if done {
@@ -676,19 +686,24 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         delivery: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<bool, DispatchError> {
-        let (_, rearmed) = update_order(&self.store, &delivery.order_number, |record| {
-            let callback = &mut record.callback;
-            Ok::<_, DispatchError>(
-                if callback.status == CallbackStatus::DeadLettered
-                    && delivery.generation.is_none_or(|g| g == callback.generation)
-                {
-                    callback.redrive(&delivery.message_id, now);
-                    Change::Save(true)
-                } else {
-                    Change::Keep(false)
-                },
-            )
-        })
+        let (_, rearmed) = update_order(
+            &self.store,
+            &delivery.order_number,
+            Access::Service,
+            |record| {
+                let callback = &mut record.callback;
+                Ok::<_, DispatchError>(
+                    if callback.status == CallbackStatus::DeadLettered
+                        && delivery.generation.is_none_or(|g| g == callback.generation)
+                    {
+                        callback.redrive(&delivery.message_id, now);
+                        Change::Save(true)
+                    } else {
+                        Change::Keep(false)
+                    },
+                )
+            },
+        )
         .await?
         .ok_or_else(|| DispatchError::UnknownOrder(delivery.order_number.clone()))?;
         if rearmed {
@@ -715,8 +730,9 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             }
             let fresh = self
                 .store
-                .get(&record.order.order_number)
+                .get(&record.order.order_number, Access::Service)
                 .await?
+                .into_found()
                 .ok_or_else(|| DispatchError::UnknownOrder(record.order.order_number.clone()))?;
             if !fresh.callback.held_by(owner) {
                 *record = fresh;

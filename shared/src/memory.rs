@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use crate::domain::OrderNumber;
 use crate::error::{LabelError, StoreError};
-use crate::ports::{ClaimOutcome, Guard, Insert, LabelStore, OrderStore, Save};
+use crate::ports::{Access, ClaimOutcome, Guard, Insert, LabelStore, Lookup, OrderStore, Save};
 use crate::record::OrderRecord;
 use crate::record::callback::Claim;
 
@@ -96,8 +96,12 @@ impl OrderStore for MemoryStore {
         Ok(Insert::Inserted)
     }
 
-    async fn get(&self, order_number: &OrderNumber) -> Result<Option<OrderRecord>, StoreError> {
-        Ok(self.stored(order_number))
+    async fn get(
+        &self,
+        order_number: &OrderNumber,
+        access: Access<'_>,
+    ) -> Result<Lookup, StoreError> {
+        Ok(Lookup::judged(self.stored(order_number), access))
     }
 
     async fn save(&self, record: &mut OrderRecord, guard: Guard<'_>) -> Result<Save, StoreError> {

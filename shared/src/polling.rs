@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{OrderNumber, OrderStatus};
+use crate::domain::{Access, OrderNumber, OrderStatus, Scope};
 use crate::error::{FieldError, StoreError};
 use crate::problems::Problems;
 use crate::record::callback::CallbackStatus;
@@ -102,11 +102,14 @@ pub trait OrderFeed: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<IndexPage, StoreError>> + Send;
 
-    /// The orders stored under these numbers (strongly consistent; missing
-    /// ones are left out, in no particular order).
+    /// The orders stored under these numbers that `access` may see (strongly
+    /// consistent; missing and foreign ones are left out, in no particular
+    /// order). As [`crate::ports::OrderStore::get`], a foreign order's owner
+    /// is all that is read of it.
     fn get_many(
         &self,
         numbers: &[OrderNumber],
+        access: Access<'_>,
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
 }
 
@@ -232,7 +235,7 @@ pub async fn orders_with_callback_status<F: OrderFeed>(
             .iter()
             .map(|entry| entry.order_number.clone())
             .collect();
-        let mut found = feed.get_many(&numbers).await?;
+        let mut found = feed.get_many(&numbers, Access::Service).await?;
         found.retain(|record| record.callback.status == status);
         for number in &numbers {
             if let Some(at) = found.iter().position(|r| &r.order.order_number == number) {
@@ -447,7 +450,8 @@ pub async fn changes<F: OrderFeed>(
         .iter()
         .map(|entry| entry.order_number.clone())
         .collect();
-    let records = feed.get_many(&numbers).await?;
+    let scope = Scope::Client(client_code.to_owned());
+    let records = feed.get_many(&numbers, Access::Scope(&scope)).await?;
     let mut orders = Vec::with_capacity(page.entries.len());
     for entry in &page.entries {
         let Some(record) = records
@@ -492,7 +496,8 @@ pub async fn by_numbers<F: OrderFeed>(
             wanted.push(number);
         }
     }
-    let records = feed.get_many(&wanted).await?;
+    let scope = Scope::Client(client_code.to_owned());
+    let records = feed.get_many(&wanted, Access::Scope(&scope)).await?;
     let mut orders = Vec::new();
     let mut missing = Vec::new();
     for number in numbers {

@@ -6,6 +6,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::callback::body::CallbackBody;
+pub use crate::domain::Access;
 use crate::domain::{ApiKeyRecord, OrderNumber};
 use crate::error::{LabelError, StoreError};
 use crate::record::OrderRecord;
@@ -17,6 +18,38 @@ pub enum Insert {
     Inserted,
     /// Nothing was written; this is what the store holds under that number.
     AlreadyExists(Box<OrderRecord>),
+}
+
+/// What a read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Box<OrderRecord>),
+    /// An order is stored under that number, but the reader may not see it:
+    /// only its owner was read.
+    Foreign,
+    Missing,
+}
+
+impl Lookup {
+    /// The lookup of a whole stored record (in-memory stores, which have no
+    /// cheaper first read).
+    #[must_use]
+    pub fn judged(stored: Option<OrderRecord>, access: Access<'_>) -> Self {
+        match stored {
+            None => Lookup::Missing,
+            Some(record) if !access.may_read(&record.order) => Lookup::Foreign,
+            Some(record) => Lookup::Found(Box::new(record)),
+        }
+    }
+
+    /// The order, if it was found and the reader may see it.
+    #[must_use]
+    pub fn into_found(self) -> Option<OrderRecord> {
+        match self {
+            Lookup::Found(record) => Some(*record),
+            Lookup::Foreign | Lookup::Missing => None,
+        }
+    }
 }
 
 /// The result of a conditional save.
@@ -55,10 +88,12 @@ pub trait OrderStore: Send + Sync {
         record: &OrderRecord,
     ) -> impl Future<Output = Result<Insert, StoreError>> + Send;
 
+    /// The order under `order_number`, as `access` may see it.
     fn get(
         &self,
         order_number: &OrderNumber,
-    ) -> impl Future<Output = Result<Option<OrderRecord>, StoreError>> + Send;
+        access: Access<'_>,
+    ) -> impl Future<Output = Result<Lookup, StoreError>> + Send;
 
     /// Saves the mutable state of `record` if `guard` holds; on success the
     /// version is incremented, and the callback's queue message is sent
@@ -100,8 +135,9 @@ impl<T: OrderStore + ?Sized> OrderStore for std::sync::Arc<T> {
     fn get(
         &self,
         order_number: &OrderNumber,
-    ) -> impl Future<Output = Result<Option<OrderRecord>, StoreError>> + Send {
-        (**self).get(order_number)
+        access: Access<'_>,
+    ) -> impl Future<Output = Result<Lookup, StoreError>> + Send {
+        (**self).get(order_number, access)
     }
 
     fn save(

@@ -34,6 +34,12 @@ pub(crate) fn root_object(body: &[u8]) -> Result<Object<'_>, FieldError> {
             "the body is empty; send the order as a JSON object",
         ));
     }
+    if nests_deeper_than(text, MAX_DEPTH) {
+        return Err(FieldError::new(
+            "$",
+            format!("nests deeper than {MAX_DEPTH} levels; an order nests 3"),
+        ));
+    }
     // One pass when the body is an object, as it nearly always is; the second
     // pass only words the refusal of anything else.
     let not_members = match serde_json::from_str::<Members<'_>>(text) {
@@ -67,6 +73,42 @@ fn too_many_members(path: impl Into<String>, members: &Members<'_>) -> FieldErro
             members.kept.len() + members.unkept
         ),
     )
+}
+
+/// Deepest nesting of arrays and objects read. An order nests 3 levels
+/// (`items[0].qty`); a body of a million `[` would otherwise be walked by
+/// every reader that looks into it.
+const MAX_DEPTH: usize = 16;
+
+/// Whether `text` opens more than `limit` arrays or objects inside each
+/// other: one byte scan that stops as soon as it knows, strings skipped.
+fn nests_deeper_than(text: &str, limit: usize) -> bool {
+    let mut depth = 0_usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in text.bytes() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Says where and what the syntax error is. serde_json names most causes
@@ -610,6 +652,29 @@ mod tests {
             missing_value.message
         );
         assert!(err.message.contains("trailing comma"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_body_nested_deeper_than_an_order_is_one_problem() {
+        let deep = format!(
+            "{{\"items\": {}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let err = root_object(deep.as_bytes()).unwrap_err();
+        assert_eq!(err.field, "$");
+        assert!(
+            err.message.contains("nests deeper than 16"),
+            "{}",
+            err.message
+        );
+        // Brackets inside strings are text, not nesting.
+        let text = format!(
+            "{{\"desc\": \"{}\\\"{}\"}}",
+            "[".repeat(100),
+            "{".repeat(100)
+        );
+        assert!(root_object(text.as_bytes()).is_ok());
     }
 
     #[test]

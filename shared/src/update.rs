@@ -4,7 +4,7 @@
 
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
-use crate::ports::{Guard, OrderStore, Save};
+use crate::ports::{Access, Guard, OrderStore, Save};
 use crate::record::OrderRecord;
 
 /// Tries before giving up on a hotly contended order.
@@ -19,12 +19,14 @@ pub enum Change<T> {
     Keep(T),
 }
 
-/// Reads `order_number`, applies `change`, and saves the result if the order
-/// was not changed by someone else meanwhile (otherwise reads again and
-/// re-applies). `Ok(None)` when there is no such order.
+/// Reads `order_number` as `access` may see it, applies `change`, and saves
+/// the result if the order was not changed by someone else meanwhile
+/// (otherwise reads again and re-applies). `Ok(None)` when there is no such
+/// order, or the reader may not see it.
 pub async fn update_order<S, T, E>(
     store: &S,
     order_number: &OrderNumber,
+    access: Access<'_>,
     mut change: impl FnMut(&mut OrderRecord) -> Result<Change<T>, E>,
 ) -> Result<Option<(OrderRecord, T)>, E>
 where
@@ -36,7 +38,7 @@ where
             // Re-reading at once only collides again with the other writers.
             tokio::time::sleep(backoff(attempt)).await;
         }
-        let Some(mut record) = store.get(order_number).await? else {
+        let Some(mut record) = store.get(order_number, access).await?.into_found() else {
             return Ok(None);
         };
         match change(&mut record)? {
@@ -79,9 +81,13 @@ mod tests {
         async fn insert_new(&self, _: &OrderRecord) -> Result<crate::ports::Insert, StoreError> {
             unreachable!()
         }
-        async fn get(&self, _: &OrderNumber) -> Result<Option<OrderRecord>, StoreError> {
+        async fn get(
+            &self,
+            _: &OrderNumber,
+            _: crate::ports::Access<'_>,
+        ) -> Result<crate::ports::Lookup, StoreError> {
             self.0.lock().unwrap().push(Instant::now());
-            Ok(Some(self.1.clone()))
+            Ok(crate::ports::Lookup::Found(Box::new(self.1.clone())))
         }
         async fn save(&self, _: &mut OrderRecord, _: Guard<'_>) -> Result<Save, StoreError> {
             Ok(Save::Stale)
@@ -111,7 +117,10 @@ mod tests {
             OrderRecord::accept(order, Vec::new(), Utc::now()),
         );
 
-        let result = update_order(&store, &number, |_| Ok::<_, StoreError>(Change::Save(()))).await;
+        let result = update_order(&store, &number, Access::Service, |_| {
+            Ok::<_, StoreError>(Change::Save(()))
+        })
+        .await;
 
         assert!(matches!(result, Err(StoreError::Unavailable(_))));
         let reads = store.0.lock().unwrap().clone();

@@ -10,10 +10,11 @@
 //!       --doc docs/benchmarks.md --json target/bench/results.json [--quick]
 //! ```
 //!
-//! `bench capacity [--doc docs/benchmarks.md]` (under the emulators, a debug
-//! build will do: capacity units do not depend on speed) measures only the
-//! capacity units per order lifecycle, prints the table and, with `--doc`,
-//! rewrites that region.
+//! `bench capacity|tenant [--doc docs/benchmarks.md]` (under the emulators, a
+//! debug build will do: capacity units do not depend on speed, and the tenant
+//! step compares two medians measured side by side) measures only the
+//! capacity units per order lifecycle, or the 404 medians of "Foreign or
+//! missing", prints the table and, with `--doc`, rewrites that region.
 
 mod capacity;
 mod cold;
@@ -22,6 +23,7 @@ mod partner;
 mod report;
 mod runtime_stub;
 mod stats;
+mod tenant;
 mod throughput;
 
 use std::path::PathBuf;
@@ -67,37 +69,43 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// `bench capacity [--doc PATH]`.
-async fn capacity_only(
+/// `bench capacity|tenant [--doc PATH]`: one table alone.
+async fn one_table(
+    step: &str,
     mut given: impl Iterator<Item = String>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let doc = match (given.next().as_deref(), given.next()) {
         (None, _) => None,
         (Some("--doc"), Some(path)) => Some(PathBuf::from(path)),
-        _ => return Err("usage: bench capacity [--doc PATH]".into()),
+        _ => return Err(format!("usage: bench {step} [--doc PATH]").into()),
     };
-    let stack =
-        Stack::provision(&format!("cap{}", std::process::id()), local_warehouses()?).await?;
-    let lifecycles = capacity::measure(&stack).await?;
+    let stack = Stack::provision(
+        &format!("{step}{}", std::process::id()),
+        local_warehouses()?,
+    )
+    .await?;
+    let table = match step {
+        "capacity" => capacity::table(&capacity::measure(&stack).await?),
+        _ => tenant::table(&tenant::measure(&stack, TENANT_SAMPLES).await?),
+    };
     let machine = Machine::this();
     let commit = match machine.commit.as_str() {
         "unknown" => git_commit(),
         given => given.to_owned(),
     };
-    let table = format!(
-        "{}\n_Measured {}, commit `{commit}`._\n",
-        capacity::table(&lifecycles),
-        machine.date
-    );
+    let table = format!("{table}\n_Measured {}, commit `{commit}`._\n", machine.date);
     println!("{table}");
     if let Some(doc) = doc {
         let text = std::fs::read_to_string(&doc)?;
-        let text = report::replace_region(&text, "capacity", &table)
-            .ok_or_else(|| format!("{}: no region <!-- bench:capacity -->", doc.display()))?;
+        let text = report::replace_region(&text, step, &table)
+            .ok_or_else(|| format!("{}: no region <!-- bench:{step} -->", doc.display()))?;
         std::fs::write(&doc, text)?;
     }
     Ok(())
 }
+
+/// Foreign/missing pairs per request kind in "Foreign or missing".
+const TENANT_SAMPLES: usize = 80;
 
 /// The checked-out commit, `+changes` when the tree differs from it.
 fn git_commit() -> String {
@@ -120,9 +128,8 @@ fn git_commit() -> String {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut given = std::env::args().skip(1).peekable();
-    if given.peek().map(String::as_str) == Some("capacity") {
-        given.next();
-        return capacity_only(given).await;
+    if let Some(step) = given.next_if(|step| step == "capacity" || step == "tenant") {
+        return one_table(&step, given).await;
     }
     let args = args()?;
     // Quick: a smoke run of the harness itself; its numbers mean little.
@@ -178,8 +185,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stack = Stack::provision(&format!("{prefix}-capacity"), local_warehouses()?).await?;
     let capacity = capacity::measure(&stack).await?;
 
+    eprintln!("bench: 404 for another client's order against a missing one");
+    let stack = Stack::provision(&format!("{prefix}-tenant"), local_warehouses()?).await?;
+    let tenant = tenant::measure(&stack, if args.quick { 5 } else { TENANT_SAMPLES }).await?;
+
     let results = Results {
         capacity,
+        tenant,
         machine,
         cold,
         cpu,

@@ -102,6 +102,7 @@ pub struct Results {
     pub dispatch: Dispatch,
     pub sizes: Vec<Size>,
     pub capacity: Vec<crate::capacity::Lifecycle>,
+    pub tenant: Vec<crate::tenant::Pair>,
 }
 
 fn mb(bytes: f64) -> f64 {
@@ -353,6 +354,7 @@ impl Results {
             ("dispatch", self.dispatch()),
             ("sizes", self.sizes()),
             ("capacity", crate::capacity::table(&self.capacity)),
+            ("tenant", crate::tenant::table(&self.tenant)),
         ] {
             text = replace_region(&text, name, &content)
                 .ok_or_else(|| format!("{}: no region <!-- bench:{name} -->", doc.display()))?;

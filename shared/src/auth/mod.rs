@@ -32,10 +32,7 @@ impl Principal {
     /// 404 as for a missing order, so order numbers of other tenants leak nothing.
     #[must_use]
     pub fn may_access(&self, order: &Order) -> bool {
-        match &self.scope {
-            Scope::Client(client) => *client == order.client_code,
-            Scope::Warehouse(centres) => centres.contains(&order.centre_code),
-        }
+        self.scope.may_read(&order.client_code, &order.centre_code)
     }
 
     /// Whether the key may create an order under `order_number`.

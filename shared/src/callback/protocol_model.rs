@@ -193,8 +193,12 @@ impl OrderStore for FaultyStore {
         self.inner.insert_new(record).await
     }
 
-    async fn get(&self, order_number: &OrderNumber) -> Result<Option<OrderRecord>, StoreError> {
-        self.inner.get(order_number).await
+    async fn get(
+        &self,
+        order_number: &OrderNumber,
+        access: crate::ports::Access<'_>,
+    ) -> Result<crate::ports::Lookup, StoreError> {
+        self.inner.get(order_number, access).await
     }
 
     async fn save(&self, record: &mut OrderRecord, guard: Guard<'_>) -> Result<Save, StoreError> {

@@ -14,6 +14,41 @@ pub enum Scope {
     Warehouse(BTreeSet<String>),
 }
 
+impl Scope {
+    /// Whether a key of this scope may see an order owned by this client and
+    /// bound for this warehouse: the tenant rule, in one place.
+    #[must_use]
+    pub fn may_read(&self, client_code: &str, centre_code: &str) -> bool {
+        match self {
+            Scope::Client(client) => client == client_code,
+            Scope::Warehouse(centres) => centres.contains(centre_code),
+        }
+    }
+}
+
+/// On whose behalf an order is read.
+#[derive(Debug, Clone, Copy)]
+pub enum Access<'a> {
+    /// The service itself (the dispatcher, operators' tools): any order.
+    Service,
+    /// A caller's key: only the orders it may see. The store checks the owner
+    /// on its first, smallest read, and reads nothing else of another
+    /// tenant's order (not its request, not its history), so neither the
+    /// answer nor its timing tells a foreign order from a missing one.
+    Scope(&'a Scope),
+}
+
+impl Access<'_> {
+    /// Whether this reader may see `order`.
+    #[must_use]
+    pub fn may_read(&self, order: &super::Order) -> bool {
+        match self {
+            Access::Service => true,
+            Access::Scope(scope) => scope.may_read(&order.client_code, &order.centre_code),
+        }
+    }
+}
+
 /// A key as stored: never the key itself, only its SHA-256. Its `Debug`
 /// leaves the signing secret out (an authenticator's key cache is printed
 /// with the function it belongs to).

@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::{FieldError, IntakeError, StoreError};
-use crate::ports::{Clock, Insert, LabelStore, OrderStore};
+use crate::ports::{Access, Clock, Insert, LabelStore, OrderStore};
 use crate::record::OrderRecord;
 use crate::update::{Change, update_order};
 
@@ -178,7 +178,7 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
     /// hint is lost (and logged), and the answer does not show it.
     async fn record_finding(&self, record: &mut OrderRecord, finding: FieldError) {
         let number = record.order.order_number.clone();
-        let saved = update_order(&self.store, &number, |stored| {
+        let saved = update_order(&self.store, &number, Access::Service, |stored| {
             stored.findings.push(finding.clone());
             Ok::<_, StoreError>(Change::Save(()))
         })
@@ -202,9 +202,9 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
         // A number that cannot be valid cannot be stored either.
         let number = OrderNumber::parse(order_number).map_err(|_| not_found())?;
         self.store
-            .get(&number)
+            .get(&number, Access::Scope(&caller.scope))
             .await?
-            .filter(|record| caller.may_access(&record.order))
+            .into_found()
             .ok_or_else(not_found)
     }
 

@@ -304,9 +304,13 @@ async fn a_retried_duplicate_whose_finding_was_lost_gets_it_on_the_replay() {
 
     let stored = intake
         .store
-        .get(&OrderNumber::parse("mabang-test003").unwrap())
+        .get(
+            &OrderNumber::parse("mabang-test003").unwrap(),
+            crate::ports::Access::Service,
+        )
         .await
         .unwrap()
+        .into_found()
         .unwrap();
     for findings in [&view.findings, &stored.findings] {
         let duplicate = findings
@@ -632,6 +636,50 @@ mod fuzz {
                     check(&serde_json::to_vec(&order).unwrap())
                 },
             )
+            .unwrap();
+    }
+
+    /// The shapes that cost a reader the most (issue 20's size budget),
+    /// smaller and mixed: every answer is a 4xx with a bounded list.
+    fn hostile_body() -> impl Strategy<Value = String> {
+        let unit = prop_oneof![
+            Just("0".to_owned()),
+            Just("{}".to_owned()),
+            Just("[]".to_owned()),
+            Just(r#"{"sku":1,"qty":"x","unit_price":[]}"#.to_owned()),
+            Just(r#""x""#.to_owned()),
+            "[a-z]{0,30}".prop_map(|s| format!("{s:?}")),
+        ];
+        let field = prop_oneof![
+            Just("items"),
+            Just("receiver"),
+            Just("package"),
+            Just("logistics_provider"),
+            Just("desc"),
+        ];
+        (unit, field, 0_usize..5_000, 0_usize..40, 0_usize..300).prop_map(
+            |(unit, field, count, depth, keys)| {
+                let array = format!("[{}]", vec![unit; count].join(","));
+                let nested = format!("{}{array}{}", "[".repeat(depth), "]".repeat(depth));
+                let extra: String = (0..keys).map(|k| format!(r#""k{k}":0,"#)).collect();
+                format!(r#"{{{extra}"platform_type":"temu","{field}":{nested}}}"#)
+            },
+        )
+    }
+
+    #[test]
+    fn hostile_shapes_are_refused_with_a_bounded_list() {
+        let mut runner = TestRunner::new(Config::with_cases(300));
+        runner
+            .run(&hostile_body(), |body| {
+                check(body.as_bytes())?;
+                let listed = match super::parse_order(body.as_bytes()) {
+                    Err(IntakeError::Invalid(problems)) => problems.len(),
+                    other => return Err(TestCaseError::fail(format!("{other:?}"))),
+                };
+                prop_assert!(listed <= crate::problems::MAX_LISTED + 1, "{listed}");
+                Ok(())
+            })
             .unwrap();
     }
 

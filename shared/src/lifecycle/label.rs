@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::LifecycleError;
 use crate::auth::Principal;
 use crate::domain::{OrderNumber, StoredLabel};
-use crate::ports::{LabelStore, OrderStore};
+use crate::ports::{Access, LabelStore, OrderStore};
 
 /// How long a label link works.
 pub const LINK_TTL: Duration = Duration::from_secs(300);
@@ -31,9 +31,9 @@ pub async fn fetch_label<S: OrderStore, L: LabelStore>(
     let not_found = || LifecycleError::NotFound(order_number.to_owned());
     let number = OrderNumber::parse(order_number).map_err(|_| not_found())?;
     let record = store
-        .get(&number)
+        .get(&number, Access::Scope(&caller.scope))
         .await?
-        .filter(|record| caller.may_access(&record.order))
+        .into_found()
         .ok_or_else(not_found)?;
     let provider = record.order.logistics_provider.ok_or_else(not_found)?;
     if let Some(label) = provider.label {

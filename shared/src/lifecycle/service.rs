@@ -8,7 +8,7 @@ use super::event::{MAX_EVENT_BODY_BYTES, parse_event};
 use crate::auth::Principal;
 use crate::domain::{OrderNumber, OrderStatus};
 use crate::error::{FieldError, StoreError};
-use crate::ports::{Clock, OrderStore};
+use crate::ports::{Access, Clock, OrderStore};
 use crate::reader::{Reader, root_object};
 use crate::record::callback::NotReplayable;
 use crate::record::event::{EventKind, EventSource, WarehouseEvent};
@@ -112,23 +112,25 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
     ) -> Result<(EventEffect, OrderRecord), LifecycleError> {
         let number = parse_number(order_number)?;
         let now = self.clock.now();
-        let (record, outcome) = update_order(&self.store, &number, |record| {
-            if !caller.may_access(&record.order) {
-                return Err(LifecycleError::NotFound(order_number.to_owned()));
-            }
-            event
-                .check_time(record.created_at, now)
-                .map_err(|problem| LifecycleError::Invalid(vec![problem]))?;
-            let current = record.status;
-            let outcome = record
-                .apply_event(event, now)
-                .map_err(|source| LifecycleError::Impossible { current, source })?;
-            Ok::<_, LifecycleError>(if outcome.effect == EventEffect::Duplicate {
-                Change::Keep(outcome)
-            } else {
-                Change::Save(outcome)
-            })
-        })
+        let (record, outcome) = update_order(
+            &self.store,
+            &number,
+            Access::Scope(&caller.scope),
+            |record| {
+                event
+                    .check_time(record.created_at, now)
+                    .map_err(|problem| LifecycleError::Invalid(vec![problem]))?;
+                let current = record.status;
+                let outcome = record
+                    .apply_event(event, now)
+                    .map_err(|source| LifecycleError::Impossible { current, source })?;
+                Ok::<_, LifecycleError>(if outcome.effect == EventEffect::Duplicate {
+                    Change::Keep(outcome)
+                } else {
+                    Change::Save(outcome)
+                })
+            },
+        )
         .await?
         .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
         tracing::info!(
@@ -156,11 +158,11 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         let fields = parse_callback_fields(body).map_err(LifecycleError::Invalid)?;
         let number = parse_number(order_number)?;
         let now = self.clock.now();
-        let (record, rearmed) = update_order(&self.store, &number, |record| {
-            if !caller.may_access(&record.order) {
-                return Err(LifecycleError::NotFound(order_number.to_owned()));
-            }
-            match record.supply_callback_fields(fields.clone(), now) {
+        let (record, rearmed) = update_order(
+            &self.store,
+            &number,
+            Access::Scope(&caller.scope),
+            |record| match record.supply_callback_fields(fields.clone(), now) {
                 Ok(rearmed) => Ok(Change::Save(rearmed)),
                 Err(FieldsRefused::Settled(status)) => {
                     Err(LifecycleError::CallbackSettled(status.as_str()))
@@ -171,8 +173,8 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
                         format!("{sku:?} is not a sku of this order"),
                     )]))
                 }
-            }
-        })
+            },
+        )
         .await?
         .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
         tracing::info!(order_number = %number, callback_due = rearmed, "callback fields supplied");
@@ -190,22 +192,26 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
     ) -> Result<OrderRecord, LifecycleError> {
         let number = parse_number(order_number)?;
         let now = self.clock.now();
-        let (record, ()) = update_order(&self.store, &number, |record| {
-            if !caller.may_access(&record.order) {
-                return Err(LifecycleError::NotFound(order_number.to_owned()));
-            }
-            record
-                .callback
-                .check_replay(now)
-                .map_err(|refused| match refused {
-                    NotReplayable::Status(status) => LifecycleError::NotReplayable(status.as_str()),
-                    NotReplayable::InFlight(until) => {
-                        LifecycleError::AttemptInFlight(crate::record::format_time(until))
-                    }
-                })?;
-            record.callback.make_due(now);
-            Ok::<_, LifecycleError>(Change::Save(()))
-        })
+        let (record, ()) = update_order(
+            &self.store,
+            &number,
+            Access::Scope(&caller.scope),
+            |record| {
+                record
+                    .callback
+                    .check_replay(now)
+                    .map_err(|refused| match refused {
+                        NotReplayable::Status(status) => {
+                            LifecycleError::NotReplayable(status.as_str())
+                        }
+                        NotReplayable::InFlight(until) => {
+                            LifecycleError::AttemptInFlight(crate::record::format_time(until))
+                        }
+                    })?;
+                record.callback.make_due(now);
+                Ok::<_, LifecycleError>(Change::Save(()))
+            },
+        )
         .await?
         .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
         tracing::info!(order_number = %number, generation = record.callback.generation,

@@ -19,7 +19,7 @@ use shared::domain::Scope;
 use shared::lifecycle::Lifecycle;
 use shared::lifecycle::LifecycleError;
 use shared::polling;
-use shared::ports::{OrderStore, SystemClock};
+use shared::ports::{Access, OrderStore, SystemClock};
 use shared::record::callback::CallbackStatus;
 use shared::record::{OrderRecord, format_update_time};
 
@@ -339,7 +339,7 @@ async fn read(store: &DynamoOrderStore, number: &str) -> Result<Option<OrderReco
     let Ok(number) = OrderNumber::parse(number) else {
         return Ok(None);
     };
-    Ok(store.get(&number).await?)
+    Ok(store.get(&number, Access::Service).await?.into_found())
 }
 
 /// `.orderctl/replay-<hash of the selection>.progress`: the same command

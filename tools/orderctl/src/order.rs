@@ -5,7 +5,7 @@ use adapters::DynamoOrderStore;
 use clap::Subcommand;
 use serde_json::json;
 use shared::domain::OrderNumber;
-use shared::ports::OrderStore;
+use shared::ports::{Access, OrderStore};
 use shared::record::callback::CallbackStatus;
 use shared::view::OrderView;
 
@@ -39,7 +39,7 @@ pub async fn run(aws: &Aws, command: OrderCommand, json: bool) -> Result<u8, Fai
         resource("ORDER_HISTORY_TABLE")?,
     );
     let record = match OrderNumber::parse(&order) {
-        Ok(number) => store.get(&number).await?,
+        Ok(number) => store.get(&number, Access::Service).await?.into_found(),
         Err(_) => None,
     };
     let Some(record) = record else {
