@@ -71,6 +71,17 @@ impl LabelStore for S3LabelStore {
         Ok(())
     }
 
+    async fn delete_label(&self, key: &str) -> Result<(), LabelError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| LabelError(Box::new(err)))?;
+        Ok(())
+    }
+
     async fn label_link(&self, key: &str, ttl: Duration) -> Result<String, LabelError> {
         let presigning =
             PresigningConfig::expires_in(ttl).map_err(|err| LabelError(Box::new(err)))?;

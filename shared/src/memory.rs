@@ -20,6 +20,12 @@ impl MemoryLabels {
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
         lock(&self.0).get(key).cloned()
     }
+
+    /// Every stored label's key.
+    #[must_use]
+    pub fn keys(&self) -> Vec<String> {
+        lock(&self.0).keys().cloned().collect()
+    }
 }
 
 impl LabelStore for MemoryLabels {
@@ -30,6 +36,11 @@ impl LabelStore for MemoryLabels {
 
     async fn label_link(&self, key: &str, _ttl: std::time::Duration) -> Result<String, LabelError> {
         Ok(format!("memory://{key}"))
+    }
+
+    async fn delete_label(&self, key: &str) -> Result<(), LabelError> {
+        lock(&self.0).remove(key);
+        Ok(())
     }
 }
 

@@ -181,6 +181,10 @@ pub trait LabelStore: Send + Sync {
         key: &str,
         ttl: std::time::Duration,
     ) -> impl Future<Output = Result<String, LabelError>> + Send;
+
+    /// Removes what a create that lost its order number put. Removing what
+    /// is not there is harmless.
+    fn delete_label(&self, key: &str) -> impl Future<Output = Result<(), LabelError>> + Send;
 }
 
 impl<T: LabelStore + ?Sized> LabelStore for std::sync::Arc<T> {
@@ -199,6 +203,10 @@ impl<T: LabelStore + ?Sized> LabelStore for std::sync::Arc<T> {
         ttl: std::time::Duration,
     ) -> impl Future<Output = Result<String, LabelError>> + Send {
         (**self).label_link(key, ttl)
+    }
+
+    fn delete_label(&self, key: &str) -> impl Future<Output = Result<(), LabelError>> + Send {
+        (**self).delete_label(key)
     }
 }
 

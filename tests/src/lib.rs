@@ -333,6 +333,22 @@ impl TestApp {
             .await
     }
 
+    /// The keys of every object in this test's labels bucket.
+    pub async fn stored_labels(&self) -> Vec<String> {
+        self.stack
+            .s3
+            .list_objects_v2()
+            .bucket(self.stack.labels_bucket().expect("labels bucket"))
+            .send()
+            .await
+            .expect("list the labels bucket")
+            .contents
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|object| object.key)
+            .collect()
+    }
+
     async fn scan(&self, table: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
         self.stack
             .dynamodb

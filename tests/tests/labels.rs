@@ -83,6 +83,26 @@ async fn a_conflicting_order_never_replaces_the_stored_label() {
 }
 
 #[tokio::test]
+async fn a_refused_create_leaves_nothing_in_the_bucket() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_order(&order_with(&label(1000))).await.status, 201);
+    let stored = app.stored_labels().await;
+    let mut foreign = order_with(&label(3000));
+    foreign["client_code"] = json!("21");
+    let other_client = app.client_key("21").await;
+
+    let taken = app.post_order_as(&other_client, &foreign).await;
+    let conflicting = app.post_order(&order_with(&label(2000))).await;
+    let replayed = app.post_order(&order_with(&label(1000))).await;
+
+    assert_eq!(taken.status, 409, "{:#}", taken.body);
+    assert_eq!(conflicting.status, 409, "{:#}", conflicting.body);
+    assert_eq!(replayed.status, 200, "{:#}", replayed.body);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(app.stored_labels().await, stored);
+}
+
+#[tokio::test]
 async fn only_a_warehouse_key_fetches_a_label_and_only_an_existing_one() {
     let app = TestApp::spawn().await;
     assert_eq!(app.post_order(&order_with(&label(1000))).await.status, 201);

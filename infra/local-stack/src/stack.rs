@@ -151,6 +151,11 @@ impl Stack {
         self.resources.table("OrderHistoryTable")
     }
 
+    /// The labels bucket's physical name.
+    pub fn labels_bucket(&self) -> Result<&str, Error> {
+        self.resources.bucket("LabelsBucket")
+    }
+
     pub fn callback_queue_url(&self) -> Result<&str, Error> {
         self.resources.queue_url("CallbackQueue")
     }
@@ -220,10 +225,7 @@ impl Stack {
 
     /// The labels bucket's store.
     pub fn labels(&self) -> Result<S3LabelStore, Error> {
-        Ok(S3LabelStore::new(
-            self.s3.clone(),
-            self.resources.bucket("LabelsBucket")?,
-        ))
+        Ok(S3LabelStore::new(self.s3.clone(), self.labels_bucket()?))
     }
 
     /// The orders table's store.

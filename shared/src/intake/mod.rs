@@ -9,9 +9,9 @@ pub use parse::{OrderRequest, parse_order};
 
 use crate::auth::Principal;
 use crate::config::Warehouses;
-use crate::domain::OrderNumber;
+use crate::domain::{Order, OrderNumber, StoredLabel};
 use crate::error::{FieldError, IntakeError, StoreError};
-use crate::ports::{Access, Clock, Insert, LabelStore, OrderStore};
+use crate::ports::{Access, Clock, Insert, LabelStore, Lookup, OrderStore};
 use crate::record::OrderRecord;
 use crate::update::{Change, update_order};
 
@@ -75,21 +75,33 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
             if !findings.is_empty() {
                 return Err(IntakeError::Unprocessable(findings));
             }
-            self.store_label(&mut order).await?;
+            let label = take_label(&mut order)?;
             let record = OrderRecord::accept(order, findings, self.clock.now());
-            let inserted = self.store.insert_new(&record).await?;
+            let inserted = match label {
+                None => self.store.insert_new(&record).await?,
+                Some(label) => self.insert_with_label(caller, &record, label).await?,
+            };
             return self.answer(record, inserted).await;
         }
 
-        self.store_label(&mut order).await?;
+        let label = take_label(&mut order)?;
+        let mut record = OrderRecord::accept(order, findings, self.clock.now());
         // A finding is only recorded here, so the duplicate check (an index
         // query) runs beside the write instead of before it: one round trip
         // of latency instead of two.
-        let mut record = OrderRecord::accept(order, findings, self.clock.now());
-        let (inserted, duplicate) = tokio::join!(
-            self.store.insert_new(&record),
-            self.duplicate_platform_order(&record.order)
-        );
+        let (inserted, duplicate) = match label {
+            None => {
+                let (inserted, duplicate) = tokio::join!(
+                    self.store.insert_new(&record),
+                    self.duplicate_platform_order(&record.order)
+                );
+                (inserted.map_err(IntakeError::from), duplicate)
+            }
+            Some(label) => tokio::join!(
+                self.insert_with_label(caller, &record, label),
+                self.duplicate_platform_order(&record.order)
+            ),
+        };
         let mut inserted = inserted?;
         let duplicate = duplicate.unwrap_or_else(|err| {
             tracing::warn!(order_number = %record.order.order_number, error = %err,
@@ -113,31 +125,56 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
         self.answer(record, inserted).await
     }
 
-    /// Moves an inline label into the label store before the order is
-    /// written, so an accepted order never lacks its label; the order keeps
-    /// where it is, its size and its SHA-256 (so the same label again is the
-    /// same request, and another label a conflicting one). If the order write
-    /// then fails, the object is served by nothing (the order is what points
-    /// to it) and the bucket's lifecycle rule removes it.
-    async fn store_label(&self, order: &mut crate::domain::Order) -> Result<(), IntakeError> {
-        let Some(provider) = order.logistics_provider.as_mut() else {
-            return Ok(());
-        };
-        let Some(text) = provider.label_base64.take() else {
-            return Ok(());
-        };
-        let bytes = label::decode(&text).map_err(|why| {
-            IntakeError::Invalid(vec![FieldError::new(
-                "logistics_provider.label_base64",
-                why,
-            )])
-        })?;
-        let stored = label::describe(&order.order_number, &bytes);
+    /// Stores an order that carries an inline label. The label goes to the
+    /// label store only for a create that will be accepted, and before the
+    /// order, so an accepted order never lacks its label: a number already
+    /// taken (another client's, or this client's with other content) or a
+    /// replay is answered from the stored order without a write; a create
+    /// that loses the race for the number after all removes what it put.
+    async fn insert_with_label(
+        &self,
+        caller: &Principal,
+        record: &OrderRecord,
+        label: InlineLabel,
+    ) -> Result<Insert, IntakeError> {
+        let number = &record.order.order_number;
+        match self.store.get(number, Access::Scope(&caller.scope)).await? {
+            Lookup::Foreign => return Err(self.number_taken(record)),
+            // A replay or a conflict, answered as one by `answer`.
+            Lookup::Found(stored) => return Ok(Insert::AlreadyExists(stored)),
+            Lookup::Missing => {}
+        }
         self.labels
-            .put_label(&stored.key, bytes, &stored.sha256)
+            .put_label(&label.stored.key, label.bytes, &label.stored.sha256)
             .await?;
-        provider.label = Some(stored);
-        Ok(())
+        let inserted = self.store.insert_new(record).await?;
+        if let Insert::AlreadyExists(stored) = &inserted {
+            let theirs = stored
+                .order
+                .logistics_provider
+                .as_ref()
+                .and_then(|provider| provider.label.as_ref());
+            if theirs.map(|l| &l.key) != Some(&label.stored.key)
+                && let Err(err) = self.labels.delete_label(&label.stored.key).await
+            {
+                // The bucket's lifecycle rule removes it in the end.
+                tracing::warn!(order_number = %number, error = %err,
+                    "the label of a create that lost its number was not deleted");
+            }
+        }
+        Ok(inserted)
+    }
+
+    /// Said when the number is another client's, without comparing anything;
+    /// operators are told.
+    fn number_taken(&self, record: &OrderRecord) -> IntakeError {
+        tracing::warn!(
+            order_number = %record.order.order_number,
+            client_code = %record.order.client_code,
+            "order number collision between clients"
+        );
+        println!("{}", metrics::collision_line());
+        IntakeError::NumberTaken(record.order.order_number.clone())
     }
 
     /// The answer to an insert: created, replayed, or in conflict with the
@@ -152,19 +189,12 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
                 tracing::info!(order_number = %record.order.order_number, "identical order replayed");
                 Ok(Accepted::Replayed(*stored))
             }
+            // Numbers are shared by all clients (spec 000 keys orders by
+            // order_number): say only that it is taken.
             Insert::AlreadyExists(stored)
                 if stored.order.client_code != record.order.client_code =>
             {
-                // Numbers are shared by all clients (spec 000 keys orders by
-                // order_number): say only that it is taken, and tell operators.
-                tracing::warn!(
-                    order_number = %record.order.order_number,
-                    client_code = %record.order.client_code,
-                    holder_client_code = %stored.order.client_code,
-                    "order number collision between clients"
-                );
-                println!("{}", metrics::collision_line());
-                Err(IntakeError::NumberTaken(record.order.order_number))
+                Err(self.number_taken(&record))
             }
             Insert::AlreadyExists(_) => {
                 tracing::warn!(order_number = %record.order.order_number, "conflicting order refused");
@@ -213,7 +243,7 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
     /// both pass: this is a data-quality hint, not a uniqueness guarantee.
     async fn duplicate_platform_order(
         &self,
-        order: &crate::domain::Order,
+        order: &Order,
     ) -> Result<Option<FieldError>, IntakeError> {
         let Some(key) = order.client_platform_order_key() else {
             return Ok(None);
@@ -237,6 +267,35 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
             )
         }))
     }
+}
+
+/// An inline label taken out of the order: its bytes, and what the order
+/// keeps of it.
+struct InlineLabel {
+    stored: StoredLabel,
+    bytes: Vec<u8>,
+}
+
+/// Takes the inline label out of `order`, decoded, and leaves in its place
+/// where it will be stored, its size and its SHA-256 (so the same label again
+/// is the same request, and another label a conflicting one).
+fn take_label(order: &mut Order) -> Result<Option<InlineLabel>, IntakeError> {
+    let number = order.order_number.clone();
+    let Some(provider) = order.logistics_provider.as_mut() else {
+        return Ok(None);
+    };
+    let Some(text) = provider.label_base64.take() else {
+        return Ok(None);
+    };
+    let bytes = label::decode(&text).map_err(|why| {
+        IntakeError::Invalid(vec![FieldError::new(
+            "logistics_provider.label_base64",
+            why,
+        )])
+    })?;
+    let stored = label::describe(&number, &bytes);
+    provider.label = Some(stored.clone());
+    Ok(Some(InlineLabel { stored, bytes }))
 }
 
 #[cfg(test)]

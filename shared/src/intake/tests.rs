@@ -33,11 +33,14 @@ fn intake_over(store: Arc<MemoryStore>) -> TestIntake {
 }
 
 fn intake_with(store: Arc<MemoryStore>, labels: Arc<MemoryLabels>) -> TestIntake {
-    let warehouses = Warehouses::from_json(
+    Intake::new(store, labels, warehouses(), FixedClock)
+}
+
+fn warehouses() -> Warehouses {
+    Warehouses::from_json(
         r#"{"mabang": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#,
     )
-    .unwrap();
-    Intake::new(store, labels, warehouses, FixedClock)
+    .unwrap()
 }
 
 fn client() -> crate::auth::Principal {
@@ -812,4 +815,68 @@ async fn two_hundred_items_each_wrong_in_every_field_list_a_bounded_answer() {
     let (field, message) = found.last().unwrap();
     assert_eq!(field, "$");
     assert!(message.contains("more problem(s) not listed"), "{message}");
+}
+
+/// A store whose reads never see the order another writer is about to
+/// insert: the create that checked the number first loses the race anyway.
+struct RacedStore(Arc<MemoryStore>);
+
+impl OrderStore for RacedStore {
+    async fn insert_new(&self, record: &OrderRecord) -> Result<crate::ports::Insert, StoreError> {
+        self.0.insert_new(record).await
+    }
+    async fn get(
+        &self,
+        _: &OrderNumber,
+        _: crate::ports::Access<'_>,
+    ) -> Result<crate::ports::Lookup, StoreError> {
+        Ok(crate::ports::Lookup::Missing)
+    }
+    async fn save(
+        &self,
+        record: &mut OrderRecord,
+        guard: crate::ports::Guard<'_>,
+    ) -> Result<crate::ports::Save, StoreError> {
+        self.0.save(record, guard).await
+    }
+    async fn claim(
+        &self,
+        number: &OrderNumber,
+        claim: &crate::record::callback::Claim,
+    ) -> Result<Option<crate::ports::ClaimOutcome>, StoreError> {
+        self.0.claim(number, claim).await
+    }
+    async fn orders_with_platform_order(&self, key: &str) -> Result<Vec<OrderNumber>, StoreError> {
+        self.0.orders_with_platform_order(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_create_that_loses_the_race_for_its_number_removes_its_label() {
+    let store = Arc::new(MemoryStore::default());
+    let labels = Arc::new(MemoryLabels::default());
+    let mut theirs = sample();
+    theirs["client_code"] = json!("21");
+    let mut holder = client();
+    holder.scope = crate::domain::Scope::Client("21".into());
+    intake_over(Arc::clone(&store))
+        .accept(&holder, &body(&theirs))
+        .await
+        .unwrap();
+    let raced = Intake::new(
+        RacedStore(store),
+        Arc::clone(&labels),
+        warehouses(),
+        FixedClock,
+    );
+    let mut ours = sample();
+    ours["logistics_provider"]["label_base64"] = json!("JVBERi0=");
+
+    let refused = raced.accept(&client(), &body(&ours)).await;
+
+    assert!(
+        matches!(refused, Err(IntakeError::NumberTaken(_))),
+        "{refused:?}"
+    );
+    assert_eq!(labels.keys(), Vec::<String>::new());
 }
