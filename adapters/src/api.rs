@@ -213,6 +213,9 @@ impl ApiError {
             Self::Auth(err @ AuthError::Forbidden(_)) => {
                 envelope(StatusCode::FORBIDDEN, json!(null), &err.to_string())
             }
+            Self::Auth(err @ AuthError::Replayed) => {
+                envelope(StatusCode::CONFLICT, json!(null), &err.to_string())
+            }
             Self::Auth(err) => {
                 let mut response =
                     envelope(StatusCode::UNAUTHORIZED, json!(null), &err.to_string());

@@ -1,13 +1,19 @@
 //! [`KeyStore`] on a DynamoDB table keyed by `key_hash`, plus the writes the
 //! key-management command needs. The plain key is never stored.
+//!
+//! The same table records the signed requests already received, as
+//! `spent#{key_id}#{digest}` items (a key hash is hex, so the two never meet),
+//! each with `purge_at` (epoch seconds) for the table's TTL: a minute after
+//! the signature left its window, when a repeat is refused anyway.
 
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use shared::domain::{ApiKeyRecord, Scope};
+use shared::domain::{ApiKeyRecord, Scope, SignedRequest};
 use shared::error::StoreError;
 use shared::ports::KeyStore;
 use shared::record::format_time;
@@ -54,7 +60,7 @@ impl DynamoKeyStore {
                 .send()
                 .await
                 .map_err(|err| StoreError::Failed(Box::new(err)))?;
-            for item in page.items() {
+            for item in page.items().iter().filter(|item| !is_spent_signature(item)) {
                 records.push(from_item(item)?);
             }
             start = page.last_evaluated_key;
@@ -115,6 +121,51 @@ impl KeyStore for DynamoKeyStore {
         super::capacity::record("key_lookup", output.consumed_capacity());
         output.item.as_ref().map(from_item).transpose()
     }
+
+    async fn spend_signature(
+        &self,
+        key_id: &str,
+        signed: &SignedRequest,
+    ) -> Result<bool, StoreError> {
+        let purge_at = signed.valid_until.timestamp() + SPENT_KEPT_PAST_WINDOW_SECONDS;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(
+                "key_hash",
+                AttributeValue::S(format!("{SPENT_PREFIX}{key_id}#{}", signed.digest)),
+            )
+            .item("purge_at", AttributeValue::N(purge_at.to_string()))
+            .condition_expression("attribute_not_exists(key_hash)")
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match put {
+            Ok(output) => {
+                super::capacity::record("signature_spend", output.consumed_capacity());
+                Ok(true)
+            }
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(super::dynamodb::classify(err)),
+        }
+    }
+}
+
+/// The key of a spent signature's item begins so.
+const SPENT_PREFIX: &str = "spent#";
+/// How long a spent signature's item outlives the signature's window.
+const SPENT_KEPT_PAST_WINDOW_SECONDS: i64 = 60;
+
+fn is_spent_signature(item: &Item) -> bool {
+    matches!(item.get("key_hash"), Some(AttributeValue::S(hash)) if hash.starts_with(SPENT_PREFIX))
 }
 
 fn to_item(record: &ApiKeyRecord) -> Item {

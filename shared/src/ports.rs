@@ -333,6 +333,15 @@ pub trait KeyStore: Send + Sync {
         &self,
         key_hash: &str,
     ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
+
+    /// Records that `key_id` sent the signed request `signed`, in one
+    /// conditional write: `true` the first time, `false` for a repeat. The
+    /// record may go once the signature is out of its window.
+    fn spend_signature(
+        &self,
+        key_id: &str,
+        signed: &crate::domain::SignedRequest,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// The time, behind a trait so tests can fix it.

@@ -406,3 +406,77 @@ async fn a_key_with_order_prefixes_cannot_squat_numbers_outside_them() {
     assert_eq!(accepted.status, 201, "{}", accepted.body);
     assert_eq!(owner.status, 201, "{}", owner.body);
 }
+
+/// A captured signed replay of a callback, sent again within its window:
+/// each replay is a new generation that posts again, so a repeat is refused.
+#[tokio::test]
+async fn a_signed_callback_replay_sent_again_is_refused_and_posts_nothing_more() {
+    let app = TestApp::spawn_with_partner(vec![integration_tests::partner::Answer::status(
+        400,
+        json!({"Success": false, "Message": "bad"}),
+    )])
+    .await;
+    let failed = |data: &serde_json::Value| integration_tests::callback_is(data, "failed");
+    let wait = std::time::Duration::from_secs(20);
+    let issued = app
+        .stack
+        .issue_key(Scope::Client("20".into()), None, true)
+        .await
+        .unwrap();
+    let secret = issued.record.signing_secret.clone().unwrap();
+    app.ship_sample_order("mabang-test002").await;
+    app.wait_for_order("mabang-test002", wait, failed).await;
+    let path = format!("{ORDER}/mabang-test002/callback/retry");
+    let ts = now();
+    let signature = sign(&secret, ts, "POST", &path, b"");
+    let auth = bearer(&issued.key);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("x-signature-timestamp", &ts.to_string()),
+        ("x-signature", signature.as_str()),
+    ];
+
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(app.send(Method::POST, &path, &headers, None).await);
+    }
+
+    let statuses: Vec<u16> = answers.iter().map(|reply| reply.status).collect();
+    assert_eq!(statuses, [202, 409, 409], "{:#}", answers[1].body);
+    assert!(
+        answers[1].body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already received")),
+        "{:#}",
+        answers[1].body
+    );
+    // The partner's script refuses the first post only.
+    let delivered = |data: &serde_json::Value| integration_tests::callback_is(data, "delivered");
+    app.wait_for_order("mabang-test002", wait, delivered).await;
+    assert_eq!(
+        app.partner_requests().len(),
+        2,
+        "the first post and one replay"
+    );
+}
+
+/// Supplying the same callback fields again changes nothing: the order keeps
+/// its `updated_at`, so a poller does not see it again.
+#[tokio::test]
+async fn callback_fields_sent_again_change_nothing() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    let path = format!("{ORDER}/mabang-test002/callback/fields");
+    let fields = json!({"shipping_provider_name": "USPS"});
+
+    let first = app.post_json(&path, &fields).await;
+    let again = app.post_json(&path, &fields).await;
+
+    assert_eq!(first.status, 200, "{:#}", first.body);
+    assert_eq!(again.status, 200, "{:#}", again.body);
+    assert_eq!(
+        first.body["data"]["updated_at"], again.body["data"]["updated_at"],
+        "{:#}",
+        again.body
+    );
+}

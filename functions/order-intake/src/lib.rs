@@ -217,6 +217,8 @@ where
                 Ok(success(StatusCode::OK, &OrderView::from(&order), message))
             }
             ["apicenter", "api", "order", number, "callback", "retry"] if post => {
+                // Each replay starts a new generation: a repeat would post again.
+                self.auth.accept_once(caller).await?;
                 let order = self.lifecycle.retry_callback(caller, number).await?;
                 Ok(success(
                     StatusCode::ACCEPTED,

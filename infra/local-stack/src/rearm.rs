@@ -36,6 +36,7 @@ pub async fn rearm_due_callbacks(store: &DynamoOrderStore) -> Result<usize, Erro
                 key_id: "local-stack-rearm".into(),
                 scope: Scope::Client(client.clone()),
                 order_prefixes: Vec::new(),
+                signed: None,
             };
             match lifecycle.retry_callback(&operator, &number).await {
                 Ok(_) => rearmed += 1,

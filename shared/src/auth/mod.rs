@@ -25,6 +25,9 @@ pub struct Principal {
     pub scope: Scope,
     /// The order-number prefixes the key may create orders under; empty, any.
     pub order_prefixes: Vec<String>,
+    /// For a signing key: the signed request, to be accepted once where a
+    /// repeat would do something again ([`Authenticator::accept_once`]).
+    pub signed: Option<crate::domain::SignedRequest>,
 }
 
 impl Principal {
@@ -75,6 +78,10 @@ pub enum AuthError {
     Inactive,
     #[error(transparent)]
     Signature(#[from] signature::SignatureError),
+    #[error(
+        "this signed request was already received; a repeat would do it again, so it is refused (sign it anew, with a new X-Signature-Timestamp, to do it again)"
+    )]
+    Replayed,
     #[error("{0}")]
     Forbidden(&'static str),
     #[error(transparent)]
@@ -169,21 +176,41 @@ impl<K: KeyStore, C: Clock> Authenticator<K, C> {
         if !record.active(now) {
             return Err(AuthError::Inactive);
         }
-        if let Some(secret) = &record.signing_secret {
-            let header = |name: &str| headers.header(name).flatten();
-            signature::verify(
-                secret,
-                header("x-signature-timestamp"),
-                header("x-signature"),
-                request,
-                now,
-            )?;
-        }
+        let signed = match &record.signing_secret {
+            Some(secret) => {
+                let header = |name: &str| headers.header(name).flatten();
+                Some(signature::verify(
+                    secret,
+                    header("x-signature-timestamp"),
+                    header("x-signature"),
+                    request,
+                    now,
+                )?)
+            }
+            None => None,
+        };
         Ok(Principal {
             key_id: record.key_id,
             scope: record.scope,
             order_prefixes: record.order_prefixes,
+            signed,
         })
+    }
+
+    /// For a route whose repeat would act again: refuses a signed request
+    /// already received (within the signature's window, which is all a
+    /// captured signature can be replayed in). A request without a signature
+    /// (a key that does not sign) cannot be told from a deliberate repeat
+    /// and passes.
+    pub async fn accept_once(&self, caller: &Principal) -> Result<(), AuthError> {
+        let Some(signed) = &caller.signed else {
+            return Ok(());
+        };
+        if self.keys.spend_signature(&caller.key_id, signed).await? {
+            Ok(())
+        } else {
+            Err(AuthError::Replayed)
+        }
     }
 }
 
@@ -220,12 +247,30 @@ mod tests {
 
     /// One key, and a count of reads.
     #[derive(Debug)]
-    struct OneKey(ApiKeyRecord, AtomicUsize);
+    struct OneKey(ApiKeyRecord, AtomicUsize, Mutex<Vec<String>>);
+
+    impl OneKey {
+        fn new(record: ApiKeyRecord) -> Self {
+            Self(record, AtomicUsize::new(0), Mutex::default())
+        }
+    }
 
     impl KeyStore for &OneKey {
         async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
             self.1.fetch_add(1, Ordering::SeqCst);
             Ok((self.0.key_hash == key_hash).then(|| self.0.clone()))
+        }
+
+        async fn spend_signature(
+            &self,
+            key_id: &str,
+            signed: &crate::domain::SignedRequest,
+        ) -> Result<bool, StoreError> {
+            let id = format!("{key_id}#{}", signed.digest);
+            let mut spent = self.2.lock().unwrap();
+            let first = !spent.contains(&id);
+            spent.push(id);
+            Ok(first)
         }
     }
 
@@ -263,7 +308,7 @@ mod tests {
     #[tokio::test]
     async fn a_cached_key_is_read_once_but_its_expiry_is_checked_every_time() {
         let issued = issue(Scope::Client("20".into()), false, Utc::now()).unwrap();
-        let store = OneKey(issued.record.clone(), AtomicUsize::new(0));
+        let store = OneKey::new(issued.record.clone());
         let auth = Authenticator::new(&store, SystemClock).with_cache(Duration::from_secs(60));
 
         for _ in 0..3 {
@@ -298,13 +343,54 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn a_signed_request_is_accepted_once_where_a_repeat_would_act_again() {
+        let issued = issue(Scope::Client("20".into()), true, Utc::now()).unwrap();
+        let secret = issued.record.signing_secret.clone().unwrap();
+        let store = OneKey::new(issued.record.clone());
+        let auth = Authenticator::new(&store, SystemClock);
+        let ts = Utc::now().timestamp();
+        let signed_headers = |body: &[u8]| {
+            let path = "/apicenter/api/order/A/callback/retry";
+            headers(&issued.key)
+                .with("x-signature-timestamp", &ts.to_string())
+                .with(
+                    "x-signature",
+                    &signature::sign(&secret, ts, "POST", path, body),
+                )
+        };
+        let retry = |body: &'static [u8]| signature::Signed {
+            method: "POST",
+            path: "/apicenter/api/order/A/callback/retry",
+            body,
+        };
+
+        let mut answers = Vec::new();
+        for body in [b"" as &[u8], b"", b"{}"] {
+            let caller = auth
+                .authenticate(&signed_headers(body), &retry(body))
+                .await
+                .expect("a valid signature");
+            answers.push(auth.accept_once(&caller).await.map_err(|e| e.to_string()));
+        }
+
+        assert!(answers[0].is_ok(), "{answers:?}");
+        assert!(
+            answers[1]
+                .as_ref()
+                .is_err_and(|e| e.contains("already received")),
+            "{answers:?}"
+        );
+        assert!(answers[2].is_ok(), "another request: {answers:?}");
+    }
+
     /// Every core type that holds a key, a key hash, a signing secret or a
     /// partner token, printed with `{:?}` as a log line or a panic would.
     #[tokio::test]
     async fn debug_output_never_shows_a_key_or_a_secret() {
         let issued = issue(Scope::Client("20".into()), true, Utc::now()).unwrap();
         let secret = issued.record.signing_secret.clone().unwrap();
-        let store = OneKey(issued.record.clone(), AtomicUsize::new(0));
+        let store = OneKey::new(issued.record.clone());
         let auth = Authenticator::new(&store, SystemClock).with_cache(Duration::from_secs(60));
         // Fills the cache (the signature is missing: the key is still read).
         let _ = auth.authenticate(&headers(&issued.key), &GET).await;

@@ -9,6 +9,8 @@
 //! comparison is constant-time.
 
 use chrono::{DateTime, Utc};
+
+use crate::domain::SignedRequest;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -79,7 +81,7 @@ pub fn verify(
     signature: Option<&str>,
     request: &Signed<'_>,
     now: DateTime<Utc>,
-) -> Result<(), SignatureError> {
+) -> Result<SignedRequest, SignatureError> {
     let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
         return Err(SignatureError::Missing);
     };
@@ -112,11 +114,14 @@ pub fn verify(
         // verify_slice compares in constant time.
         matched |= mac.clone().verify_slice(&candidate).is_ok();
     }
-    if matched {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
+    if !matched {
+        return Err(SignatureError::Mismatch);
     }
+    let window = i64::try_from(TOLERANCE_SECONDS).unwrap_or(i64::MAX);
+    Ok(SignedRequest {
+        digest: crate::hex::encode(&mac.finalize().into_bytes()),
+        valid_until: DateTime::from_timestamp(timestamp.saturating_add(window), 0).unwrap_or(now),
+    })
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
@@ -144,7 +149,11 @@ mod tests {
         }
     }
 
-    fn check(signature: &str, ts: i64, request: &Signed<'_>) -> Result<(), SignatureError> {
+    fn check(
+        signature: &str,
+        ts: i64,
+        request: &Signed<'_>,
+    ) -> Result<SignedRequest, SignatureError> {
         verify(
             SECRET,
             Some(&ts.to_string()),
@@ -158,7 +167,7 @@ mod tests {
     fn a_fresh_signature_over_the_request_is_accepted() {
         let ts = Utc::now().timestamp();
         let signature = sign(SECRET, ts, "POST", CANCEL, b"{}");
-        assert_eq!(check(&signature, ts, &post(CANCEL, b"{}")), Ok(()));
+        assert!(check(&signature, ts, &post(CANCEL, b"{}")).is_ok());
     }
 
     #[test]
@@ -224,14 +233,29 @@ mod tests {
     }
 
     #[test]
+    fn a_request_is_named_by_what_it_signs_whatever_candidates_came_with_it() {
+        let ts = Utc::now().timestamp();
+        let good = sign(SECRET, ts, "POST", CANCEL, b"{}");
+        let old = sign("whsec_old", ts, "POST", CANCEL, b"{}");
+        let alone = check(&good, ts, &post(CANCEL, b"{}")).unwrap();
+        let paired = check(&format!("{old}, {good}"), ts, &post(CANCEL, b"{}")).unwrap();
+        let other = check(
+            &sign(SECRET, ts, "POST", CANCEL, b"{ }"),
+            ts,
+            &post(CANCEL, b"{ }"),
+        )
+        .unwrap();
+        assert_eq!(alone, paired);
+        assert_ne!(alone.digest, other.digest);
+        assert_eq!(alone.valid_until.timestamp(), ts + 300);
+    }
+
+    #[test]
     fn two_candidates_allow_a_secret_rotation() {
         let ts = Utc::now().timestamp();
         let good = sign(SECRET, ts, "POST", CANCEL, b"{}");
         let old = sign("whsec_old", ts, "POST", CANCEL, b"{}");
-        assert_eq!(
-            check(&format!("{old}, {good}"), ts, &post(CANCEL, b"{}")),
-            Ok(())
-        );
+        assert!(check(&format!("{old}, {good}"), ts, &post(CANCEL, b"{}")).is_ok());
     }
 
     #[test]

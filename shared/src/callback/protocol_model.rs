@@ -410,6 +410,7 @@ impl World {
             key_id: "wms".into(),
             scope: Scope::Warehouse(["mabang".to_owned()].into()),
             order_prefixes: Vec::new(),
+            signed: None,
         };
         for event in [
             r#"{"event_id":"s","type":"shipped","occurred_at":"2026-11-20T01:00:00Z","tracking_number":"T1"}"#,
@@ -599,6 +600,7 @@ impl World {
                     key_id: "erp".into(),
                     scope: Scope::Client("20".into()),
                     order_prefixes: Vec::new(),
+                    signed: None,
                 };
                 match self.lifecycle.retry_callback(&erp, number.as_str()).await {
                     Ok(_) => {

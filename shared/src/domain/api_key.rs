@@ -49,6 +49,18 @@ impl Access<'_> {
     }
 }
 
+/// A request whose signature matched, named by the MAC of what it covers
+/// (timestamp, method, path, body): a repeat of the same request has the
+/// same name, another request another one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// Lowercase hex of the request's HMAC-SHA256.
+    pub digest: String,
+    /// When the signature leaves the window and is refused anyway: a record
+    /// that it was spent need not outlive this.
+    pub valid_until: DateTime<Utc>,
+}
+
 /// A key as stored: never the key itself, only its SHA-256. Its `Debug`
 /// leaves the signing secret out (an authenticator's key cache is printed
 /// with the function it belongs to).

@@ -8,7 +8,7 @@ mod order_number;
 mod platform;
 mod status;
 
-pub use api_key::{Access, ApiKeyRecord, Scope};
+pub use api_key::{Access, ApiKeyRecord, Scope, SignedRequest};
 pub use money::Money;
 pub use order::{
     ClientType, Item, LogisticsProvider, Order, ProcessType, Receiver, Sender, SpecialOrderTag,

@@ -48,6 +48,7 @@ fn client() -> crate::auth::Principal {
         key_id: "key_test".into(),
         scope: crate::domain::Scope::Client("20".into()),
         order_prefixes: Vec::new(),
+        signed: None,
     }
 }
 
@@ -484,6 +485,7 @@ async fn an_order_of_another_client_is_refused_and_invisible() {
         key_id: "key_other".into(),
         scope: crate::domain::Scope::Client("21".into()),
         order_prefixes: Vec::new(),
+        signed: None,
     };
 
     let refused = intake.accept(&other, SAMPLE.as_bytes()).await;

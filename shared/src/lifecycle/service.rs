@@ -13,7 +13,7 @@ use crate::reader::{Reader, root_object};
 use crate::record::callback::NotReplayable;
 use crate::record::event::{EventKind, EventSource, WarehouseEvent};
 use crate::record::progress::{EventEffect, Impossible};
-use crate::record::{FieldsRefused, OrderRecord};
+use crate::record::{FieldsOutcome, FieldsRefused, OrderRecord};
 use crate::update::{Change, update_order};
 
 /// Why a lifecycle request was refused.
@@ -158,12 +158,13 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         let fields = parse_callback_fields(body).map_err(LifecycleError::Invalid)?;
         let number = parse_number(order_number)?;
         let now = self.clock.now();
-        let (record, rearmed) = update_order(
+        let (record, outcome) = update_order(
             &self.store,
             &number,
             Access::Scope(&caller.scope),
             |record| match record.supply_callback_fields(fields.clone(), now) {
-                Ok(rearmed) => Ok(Change::Save(rearmed)),
+                Ok(FieldsOutcome::Unchanged) => Ok(Change::Keep(FieldsOutcome::Unchanged)),
+                Ok(stored) => Ok(Change::Save(stored)),
                 Err(FieldsRefused::Settled(status)) => {
                     Err(LifecycleError::CallbackSettled(status.as_str()))
                 }
@@ -177,7 +178,7 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         )
         .await?
         .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
-        tracing::info!(order_number = %number, callback_due = rearmed, "callback fields supplied");
+        tracing::info!(order_number = %number, ?outcome, "callback fields supplied");
         Ok(record)
     }
 

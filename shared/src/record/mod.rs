@@ -73,6 +73,16 @@ impl CallbackFields {
     }
 }
 
+/// What supplying callback fields did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldsOutcome {
+    /// The order already had exactly these: nothing changes, so a repeated
+    /// request neither moves `updated_at` nor lists the order in the feed again.
+    Unchanged,
+    /// Stored; `callback_due` when they made the callback due.
+    Stored { callback_due: bool },
+}
+
 /// Why supplied callback fields were not taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldsRefused {
@@ -162,7 +172,7 @@ impl OrderRecord {
         &mut self,
         fields: CallbackFields,
         now: DateTime<Utc>,
-    ) -> Result<bool, FieldsRefused> {
+    ) -> Result<FieldsOutcome, FieldsRefused> {
         if matches!(
             self.callback.status,
             CallbackStatus::Delivered | CallbackStatus::NotRequired
@@ -176,7 +186,7 @@ impl OrderRecord {
         {
             return Err(FieldsRefused::UnknownSku(unknown.clone()));
         }
-        let supplied = &mut self.callback_fields;
+        let mut supplied = self.callback_fields.clone();
         if fields.shipping_provider_id.is_some() {
             supplied.shipping_provider_id = fields.shipping_provider_id;
         }
@@ -184,10 +194,16 @@ impl OrderRecord {
             supplied.shipping_provider_name = fields.shipping_provider_name;
         }
         supplied.platform_sku_ids.extend(fields.platform_sku_ids);
+        if supplied == self.callback_fields {
+            return Ok(FieldsOutcome::Unchanged);
+        }
+        self.callback_fields = supplied;
         if self.callback.failed_without_request() {
             self.callback.status = CallbackStatus::AwaitingShipment;
         }
-        Ok(self.make_callback_due_if_ready(now))
+        Ok(FieldsOutcome::Stored {
+            callback_due: self.make_callback_due_if_ready(now),
+        })
     }
 
     fn make_callback_due_if_ready(&mut self, now: DateTime<Utc>) -> bool {

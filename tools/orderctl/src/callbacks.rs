@@ -311,6 +311,7 @@ async fn replay_one(
         key_id: "orderctl".into(),
         scope: Scope::Client(record.order.client_code.clone()),
         order_prefixes: Vec::new(),
+        signed: None,
     };
     match lifecycle.retry_callback(&operator, number).await {
         Ok(_) => Ok((Outcome::Queued, None)),
