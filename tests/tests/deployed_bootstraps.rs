@@ -17,7 +17,6 @@
 //! `sam build`. Missing prerequisites fail it, naming what is missing.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -570,6 +569,20 @@ async fn the_built_bootstraps_serve_api_gateway_and_sqs_events() {
         lambda.functions["callback-dispatch"].log()
     );
 
+    let path = format!("/apicenter/api/order/{retried}");
+    let read = lambda
+        .invoke(
+            "order-intake",
+            &http_event("GET", &path, &erp_key, None, false),
+        )
+        .await;
+    let (status, body) = http_answer(&read);
+    assert_eq!(
+        (status, body["data"]["callback"]["status"].as_str()),
+        (200, Some("retrying")),
+        "{body:#}"
+    );
+
     // Metric lines carry a level no ApplicationLogLevel drops.
     for name in ["order-intake", "callback-dispatch"] {
         let metrics: Vec<Value> = lambda
@@ -587,7 +600,6 @@ async fn the_built_bootstraps_serve_api_gateway_and_sqs_events() {
         }
     }
     pipe.abort();
-    let _ = std::io::stdout().flush();
     drop(lambda);
     let _ = std::fs::remove_dir_all(dir);
 }
