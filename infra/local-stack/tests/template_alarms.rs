@@ -227,33 +227,24 @@ fn required_alarms(template: &Value) -> Vec<Required> {
             .and_then(|p| p.get("DeadLetterConfig"))
             .and_then(|c| c.get("Arn"))
             .and_then(referenced);
-        if let Some(dlq) = dlq {
-            required.push(
-                Required::new(
-                    format!("{dlq} holds messages"),
-                    "AWS/SQS",
-                    "ApproximateNumberOfMessagesVisible",
-                )
-                .on("QueueName", dlq),
-            );
-        }
+        required.extend(dlq.map(dead_letter_queue_holds_messages));
     }
     for (_, queue) in of_type(template, "AWS::SQS::Queue") {
         let dlq = property(queue, "RedrivePolicy")
             .and_then(|p| p.get("deadLetterTargetArn"))
             .and_then(referenced);
-        if let Some(dlq) = dlq {
-            required.push(
-                Required::new(
-                    format!("{dlq} holds messages"),
-                    "AWS/SQS",
-                    "ApproximateNumberOfMessagesVisible",
-                )
-                .on("QueueName", dlq),
-            );
-        }
+        required.extend(dlq.map(dead_letter_queue_holds_messages));
     }
     required
+}
+
+fn dead_letter_queue_holds_messages(dlq: &str) -> Required {
+    Required::new(
+        format!("{dlq} holds messages"),
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+    )
+    .on("QueueName", dlq)
 }
 
 fn missing_alarms(template: &Value) -> Vec<String> {
