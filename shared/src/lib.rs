@@ -24,6 +24,7 @@
 //! | the order as the API shows it | [`view`] |
 //! | API keys, signatures, who may see which order | [`auth`] (`key.rs`, `signature.rs`, `mod.rs`) |
 //! | a trait the core needs from outside (store, labels, partner, tokens, keys, clock) | [`ports`]; its in-memory fake: `memory.rs` (feature `memory`) |
+//! | the log level of metric (EMF) lines | [`emf`] |
 //! | an error and its variants | [`error`] (HTTP status codes: the `adapters` crate's `api`) |
 //! | warehouses configuration, start-up settings | [`config`] |
 //!
@@ -48,6 +49,7 @@ pub mod callback;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod emf;
 pub mod error;
 pub mod hex;
 pub mod intake;

@@ -24,6 +24,7 @@ pub fn line(outcome: &str, latency: Option<Duration>) -> String {
                 "Metrics": [],
             }],
         },
+        "level": shared::emf::LEVEL,
         outcome: 1,
     });
     if let Some(latency) = latency {
@@ -55,6 +56,10 @@ mod tests {
             serde_json::from_str(&line("Delivered", Some(Duration::from_millis(42)))).unwrap();
         assert_eq!(line["Delivered"], 1);
         assert_eq!(line["PartnerLatency"], 42);
+        assert_eq!(
+            line["level"], "FATAL",
+            "a level no ApplicationLogLevel drops"
+        );
         let names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap()

@@ -26,6 +26,7 @@ pub fn collision_line() -> String {
                 "Metrics": [{"Name": COLLISION, "Unit": "Count"}],
             }],
         },
+        "level": crate::emf::LEVEL,
         COLLISION: 1,
     })
     .to_string()
@@ -39,6 +40,10 @@ mod tests {
     fn a_collision_line_declares_its_count() {
         let line: serde_json::Value = serde_json::from_str(&collision_line()).unwrap();
         assert_eq!(line[COLLISION], 1);
+        assert_eq!(
+            line["level"], "FATAL",
+            "a level no ApplicationLogLevel drops"
+        );
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
         assert_eq!(
             line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
