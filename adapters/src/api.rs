@@ -45,16 +45,28 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiResponse {
-    /// As an HTTP response with a JSON body, for any transport built on `http`.
+    /// As the HTTP response to a request made with `method`, for any
+    /// transport built on `http`: a JSON body (none for `HEAD`, which HTTP
+    /// answers as `GET` without it), never sniffed by a browser and never
+    /// kept by a cache (orders carry a buyer's address; a label link is a
+    /// credential for five minutes).
     #[must_use]
-    pub fn into_http(self) -> http::Response<String> {
-        let mut response = http::Response::new(self.body);
+    pub fn into_http(self, method: &http::Method) -> http::Response<String> {
+        let body = if method == http::Method::HEAD {
+            String::new()
+        } else {
+            self.body
+        };
+        let mut response = http::Response::new(body);
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
+        for (name, value) in [
+            (http::header::CONTENT_TYPE, "application/json"),
+            (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (http::header::CACHE_CONTROL, "no-store"),
+        ] {
+            headers.insert(name, http::HeaderValue::from_static(value));
+        }
         for (name, value) in self.headers {
             if let Ok(value) = http::HeaderValue::from_str(&value) {
                 headers.insert(name, value);
@@ -63,6 +75,15 @@ impl ApiResponse {
         response
     }
 }
+
+/// Whether a request only reads: `GET`, or `HEAD`.
+#[must_use]
+pub fn reads(method: &http::Method) -> bool {
+    method == http::Method::GET || method == http::Method::HEAD
+}
+
+/// The `Allow` of a route that only reads.
+pub const READ_METHODS: &str = "GET, HEAD";
 
 /// Spec 000's response envelope; `code` repeats the HTTP status.
 #[derive(Serialize)]

@@ -458,3 +458,46 @@ mod fuzz {
         drop(app);
     }
 }
+
+/// Orders carry a buyer's address and a label link is a credential for five
+/// minutes: no answer may be sniffed by a browser or kept by a cache, and
+/// HEAD answers every read route as GET does, without the body.
+#[tokio::test]
+async fn answers_are_never_sniffed_or_cached_and_head_reads_like_get() {
+    let app = TestApp::spawn().await;
+    let mut labelled = sample_order();
+    labelled["logistics_provider"]["label_base64"] = serde_json::json!("JVBERi0=");
+    assert_eq!(app.post_order(&labelled).await.status, 201);
+    let erp = format!("Bearer {}", app.erp_key);
+    let wms = format!("Bearer {}", app.wms_key);
+    let label = "/apicenter/api/order/mabang-test002/label";
+    let reads = [
+        ("/apicenter/api/order/mabang-test002", &erp, 200),
+        ("/apicenter/api/orders?limit=1", &erp, 200),
+        (label, &wms, 302),
+        ("/apicenter/api/order/nobody-has-this", &erp, 404),
+    ];
+
+    for (path, key, status) in reads {
+        let headers = [("authorization", key.as_str())];
+        let get = app.send(reqwest::Method::GET, path, &headers, None).await;
+        let head = app.send(reqwest::Method::HEAD, path, &headers, None).await;
+
+        for (method, reply) in [("GET", &get), ("HEAD", &head)] {
+            assert_eq!(reply.status, status, "{method} {path}: {:#}", reply.body);
+            assert_eq!(
+                reply.headers["x-content-type-options"], "nosniff",
+                "{method} {path}"
+            );
+            assert_eq!(
+                reply.headers["cache-control"], "no-store",
+                "{method} {path}"
+            );
+        }
+        assert_eq!(
+            head.body,
+            serde_json::Value::Null,
+            "HEAD {path} has no body"
+        );
+    }
+}

@@ -10,7 +10,8 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use adapters::api::{
-    ApiError, ApiResponse, HttpHeaders, path_segments, require_json, signed_path, success,
+    ApiError, ApiResponse, HttpHeaders, READ_METHODS, path_segments, reads, require_json,
+    signed_path, success,
 };
 use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
@@ -155,7 +156,7 @@ where
             .authenticated(&request)
             .await
             .unwrap_or_else(ApiError::into_response);
-        Ok(answer.into_http().map(Body::from))
+        Ok(answer.into_http(request.method()).map(Body::from))
     }
 
     async fn authenticated(&self, request: &Request) -> Result<ApiResponse, ApiError> {
@@ -181,7 +182,7 @@ where
     async fn route(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {
         let segments = path_segments(request.uri().path());
         let post = request.method() == Method::POST;
-        let get = request.method() == Method::GET;
+        let get = reads(request.method());
         let body = request.body().as_ref();
         match segments.as_slice() {
             ["apicenter", "api", "order"] if post => {
@@ -199,12 +200,16 @@ where
             }
             ["apicenter", "api", "order"] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             ["apicenter", "api", "orders"] if get => self.poll(caller, request).await,
-            ["apicenter", "api", "orders"] => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+            ["apicenter", "api", "orders"] => Err(ApiError::MethodNotAllowed {
+                allow: READ_METHODS,
+            }),
             ["apicenter", "api", "order", number] if get => {
                 let order = self.intake.get(caller, number).await?;
                 Ok(success(StatusCode::OK, &OrderView::from(&order), "ok"))
             }
-            ["apicenter", "api", "order", _] => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+            ["apicenter", "api", "order", _] => Err(ApiError::MethodNotAllowed {
+                allow: READ_METHODS,
+            }),
             ["apicenter", "api", "order", number, "cancel"] if post => {
                 if !body.is_empty() {
                     require_json(request.headers())?;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use adapters::api::{
-    ApiError, ApiResponse, HttpHeaders, path_segments, require_json, signed_path, success,
+    ApiError, ApiResponse, HttpHeaders, READ_METHODS, path_segments, reads, require_json,
+    signed_path, success,
 };
 use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
@@ -109,7 +110,7 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
             .route(&request)
             .await
             .unwrap_or_else(ApiError::into_response);
-        Ok(answer.into_http().map(Body::from))
+        Ok(answer.into_http(request.method()).map(Body::from))
     }
 
     async fn route(&self, request: &Request) -> Result<ApiResponse, ApiError> {
@@ -135,8 +136,10 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
     async fn report(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {
         let segments = path_segments(request.uri().path());
         if let ["apicenter", "api", "order", number, "label"] = segments.as_slice() {
-            if request.method() != Method::GET {
-                return Err(ApiError::MethodNotAllowed { allow: "GET" });
+            if !reads(request.method()) {
+                return Err(ApiError::MethodNotAllowed {
+                    allow: READ_METHODS,
+                });
             }
             return self.label(caller, number).await;
         }
