@@ -36,7 +36,8 @@ pub enum KeysCommand {
     Rotate {
         /// The key's public id (key_…).
         key_id: String,
-        #[arg(long, default_value_t = 24)]
+        /// How long the old key stays valid, in hours (0 to 8784, a leap year).
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(i64).range(0..=MAX_GRACE_HOURS))]
         grace_hours: i64,
     },
     /// Revokes a key at once.
@@ -47,6 +48,11 @@ pub enum KeysCommand {
     /// Lists keys (never the keys themselves).
     List,
 }
+
+/// The longest grace period a rotation gives the old key: a year. A longer
+/// one is a typo, and one past what a clock holds would fail after the new
+/// key was stored.
+const MAX_GRACE_HOURS: i64 = 366 * 24;
 
 fn prefix(value: &str) -> Result<String, String> {
     let value = value.trim();
@@ -87,10 +93,11 @@ pub async fn run(aws: &Aws, command: KeysCommand, json: bool) -> Result<u8, Fail
             grace_hours,
         } => {
             let old = find(&store, &key_id).await?;
+            // Known before anything is stored.
+            let expires = Utc::now() + Duration::hours(grace_hours);
             let mut issued = issue(old.scope.clone(), old.signing_secret.is_some(), Utc::now())?;
             issued.record.order_prefixes.clone_from(&old.order_prefixes);
             store.put(&issued.record).await?;
-            let expires = Utc::now() + Duration::hours(grace_hours);
             store.retire(&old.key_hash, Some(expires), None).await?;
             print_new(&issued, json);
             if !json {

@@ -211,6 +211,41 @@ async fn keys_are_created_and_listed_with_their_order_prefixes() {
     );
 }
 
+/// A grace period no clock can reach is a usage error before anything is
+/// stored: no new key that was never printed, the old one untouched.
+#[tokio::test]
+async fn a_rotation_with_an_impossible_grace_period_changes_no_key() {
+    let app = TestApp::spawn().await;
+    let created = json_of(&orderctl(
+        &app,
+        &["--json", "keys", "create", "--client", "77"],
+    ));
+    let key_id = created["key_id"].as_str().expect("key id").to_owned();
+    let before = json_of(&orderctl(&app, &["--json", "keys", "list"]));
+
+    let rotated = orderctl(
+        &app,
+        &[
+            "keys",
+            "rotate",
+            &key_id,
+            "--grace-hours",
+            "9223372036854775807",
+        ],
+    );
+
+    assert_eq!(
+        rotated.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert_eq!(
+        json_of(&orderctl(&app, &["--json", "keys", "list"])),
+        before
+    );
+}
+
 #[tokio::test]
 async fn an_interrupted_replay_resumes_without_replaying_twice() {
     let refused = || Answer::status(200, json!({"Success": false, "Message": "bad shipment"}));
