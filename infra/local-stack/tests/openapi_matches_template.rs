@@ -1,6 +1,7 @@
 //! docs/openapi.yaml describes exactly the API that infra/template.yaml deploys:
 //! the same (method, path) operations as the template's HttpApi routes (less the
-//! catch-all that answers 404/405), each guarded by the right kind of API key,
+//! catch-all that answers 404/405, and `HEAD` routes, which answer as their
+//! `GET` without the body, as HTTP defines HEAD), each guarded by the right kind of API key,
 //! documenting 401 (and 400 for every POST), and answering 2xx in the envelope.
 //! What the operations answer is checked against the running stack by
 //! infra/local/schemathesis.sh.
@@ -63,7 +64,11 @@ fn template_routes() -> BTreeSet<(String, String)> {
                     .unwrap_or_else(|| panic!("HttpApi event {name:?} has no {key}"))
                     .to_owned()
             };
-            routes.insert((property("Method").to_ascii_uppercase(), property("Path")));
+            let method = property("Method").to_ascii_uppercase();
+            // A HEAD route is its GET without the body: the GET documents both.
+            if method != "HEAD" {
+                routes.insert((method, property("Path")));
+            }
         }
     }
     routes
