@@ -19,9 +19,8 @@ use serde::Deserialize;
 use sha2::Digest as _;
 
 use crate::callback::body::{CallbackBody, build, idempotency_key};
-use crate::callback::breaker::{
-    BreakerPolicy, BreakerState, BreakerStore, Gate, PostOutcome, Transition,
-};
+use crate::callback::breaker::{BreakerPolicy, BreakerStore, Gate, PostOutcome, Transition};
+use crate::callback::breaker_window::{FailureWindow, Tally};
 use crate::callback::retry::RetryPolicy;
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
@@ -137,10 +136,12 @@ pub struct Dispatcher<S, P, C, T> {
 }
 
 /// The circuit breaker as the dispatcher uses it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Breaker {
     store: Arc<dyn BreakerStore>,
     policy: BreakerPolicy,
+    /// This dispatcher's posts lately (what opens the breaker).
+    seen: std::sync::Mutex<FailureWindow>,
     /// Told of every change (metrics).
     on_transition: fn(Transition),
 }
@@ -181,12 +182,15 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
     pub fn with_breaker(
         mut self,
         store: Arc<dyn BreakerStore>,
-        policy: BreakerPolicy,
+        mut policy: BreakerPolicy,
         on_transition: fn(Transition),
     ) -> Self {
+        // A probe cannot take longer than the claim it posts under.
+        policy.probe_lease = policy.probe_lease.min(self.policy.lease);
         self.breaker = Some(Breaker {
             store,
             policy,
+            seen: std::sync::Mutex::new(FailureWindow::default()),
             on_transition,
         });
         self
@@ -221,7 +225,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 return Ok((
                     QueueAction::RetryIn(held + jitter(&owner, held)),
                     DeliveryOutcome::Held(format!(
-                        "the partner is down (circuit breaker open); held for {}s",
+                        "the partner is down or just back (circuit breaker); held for {}s",
                         held.as_secs()
                     )),
                 ));
@@ -304,15 +308,16 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             _ if posted.not_posted.is_some() => None,
             (Err(_), Some(_)) => None,
             (Err(_), None) => Some(PostOutcome::Down),
-            (Ok(reply), _) if matches!(reply.status, 408 | 429 | 500..=599) => {
-                Some(PostOutcome::Down)
-            }
+            (Ok(reply), _) if reply.status == 429 => Some(PostOutcome::Throttled),
+            (Ok(reply), _) if matches!(reply.status, 408 | 500..=599) => Some(PostOutcome::Down),
             (Ok(_), _) => Some(PostOutcome::Answered),
         };
         if let Some(outcome) = outcome {
             self.record_outcome(outcome, owner).await;
         }
-        if probing && posted.not_posted.is_some() {
+        // A probe that learnt nothing of the partner (no token, no post)
+        // gives its slot back at once rather than after its lease.
+        if probing && outcome.is_none() {
             self.release_probe(owner).await;
         }
         // A failed probe is the breaker's, not the callback's, and a post not
@@ -443,7 +448,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                     return Ok(false);
                 }
             };
-            match state.gate(now) {
+            match state.gate(owner, now, &breaker.policy) {
                 Gate::Pass => return Ok(false),
                 Gate::Hold(hold) => return Err(hold.max(Duration::from_secs(1))),
                 Gate::Probe => {
@@ -468,13 +473,26 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         Err(Duration::from_secs(1))
     }
 
-    /// Records a post's outcome on the breaker (a version-checked write,
-    /// redone on a fresh read; none for a success while closed).
+    /// Records a post's outcome in this dispatcher's window and, when that
+    /// changes the breaker, on the breaker (a version-checked write, redone
+    /// on a fresh read; none for most posts).
     async fn record_outcome(&self, outcome: PostOutcome, owner: &str) {
         let Some(breaker) = &self.breaker else {
             return;
         };
+        let seen = {
+            let Ok(mut seen) = breaker.seen.lock() else {
+                return;
+            };
+            seen.record(
+                self.clock.now(),
+                outcome == PostOutcome::Down,
+                breaker.policy.window,
+            );
+            seen.clone()
+        };
         for _ in 0..5 {
+            let now = self.clock.now();
             let mut state = match breaker.store.load().await {
                 Ok(state) => state,
                 Err(err) => {
@@ -482,15 +500,21 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                     return;
                 }
             };
-            if !state.changes_with(outcome) {
+            if !state.changes_with(outcome, owner, &seen, now, &breaker.policy) {
                 return;
             }
-            let transition = state.record(outcome, owner, self.clock.now(), &breaker.policy);
+            let transition = state.record(outcome, owner, &seen, now, &breaker.policy);
             match breaker.store.save(&state).await {
                 Ok(true) => {
                     if let Some(transition) = transition {
-                        log_transition(transition, &state);
+                        let tally = seen.tally(now, breaker.policy.window, None);
+                        log_transition(transition, tally);
                         (breaker.on_transition)(transition);
+                        if let (Transition::Opened(_), Ok(mut seen)) =
+                            (transition, breaker.seen.lock())
+                        {
+                            seen.clear();
+                        }
                     }
                     return;
                 }
@@ -509,9 +533,8 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             return;
         };
         if let Ok(mut state) = breaker.store.load().await
-            && state.probe.as_ref().is_some_and(|(o, _)| o == owner)
+            && state.release_probe(owner)
         {
-            state.probe = None;
             let _saved = breaker.store.save(&state).await;
         }
     }
@@ -728,22 +751,24 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
     }
 }
 
-fn log_transition(transition: Transition, state: &BreakerState) {
+/// `seen`: this dispatcher's window when it opened the breaker.
+fn log_transition(transition: Transition, seen: Tally) {
     match transition {
         Transition::Opened(cool_down) => tracing::error!(
             breaker = "open",
-            failures = state.failures,
+            posts = seen.posts,
+            failures = seen.failures,
             cool_down_s = cool_down.as_secs(),
             "the partner is down: circuit breaker opened; deliveries are held"
         ),
         Transition::Reopened(cool_down) => tracing::warn!(
             breaker = "open",
             cool_down_s = cool_down.as_secs(),
-            "the probe failed: circuit breaker open again, for longer"
+            "every probe failed: circuit breaker open again, for longer"
         ),
         Transition::Closed => tracing::info!(
             breaker = "closed",
-            "the partner answered the probe: circuit breaker closed"
+            "the partner answered: circuit breaker closed; traffic comes back over the ramp"
         ),
     }
 }

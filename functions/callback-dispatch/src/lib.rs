@@ -113,8 +113,14 @@ pub fn schedule_from_env() -> Result<(shared::callback::RetryPolicy, Duration), 
     Ok((policy, timeout))
 }
 
-/// `CALLBACK_BREAKER_THRESHOLD` (failures in a row, 5),
-/// `CALLBACK_BREAKER_COOL_DOWN_SECONDS` (30), `CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS` (1800).
+/// The circuit breaker's tunables (defaults in brackets): it opens when a
+/// dispatcher saw at least `CALLBACK_BREAKER_MIN_POSTS` (20) posts end within
+/// `CALLBACK_BREAKER_WINDOW_SECONDS` (30) and `CALLBACK_BREAKER_FAILURE_PCT`
+/// (90) % of them failed as if the partner were down; it holds for
+/// `CALLBACK_BREAKER_COOL_DOWN_SECONDS` (30), doubled after each round of
+/// `CALLBACK_BREAKER_PROBES` (3) failed probes up to
+/// `CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS` (1800); traffic comes back over
+/// `CALLBACK_BREAKER_RAMP_SECONDS` (30).
 pub fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
     let mut policy = BreakerPolicy::default();
     let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
@@ -132,14 +138,33 @@ pub fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
             })
             .transpose()
     };
-    if let Some(n) = number("CALLBACK_BREAKER_THRESHOLD")? {
-        policy.threshold = u32::try_from(n).unwrap_or(u32::MAX);
+    let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    if let Some(s) = number("CALLBACK_BREAKER_WINDOW_SECONDS")? {
+        policy.window = Duration::from_secs(s);
+    }
+    if let Some(n) = number("CALLBACK_BREAKER_MIN_POSTS")? {
+        policy.min_posts = count(n);
+    }
+    if let Some(pct) = number("CALLBACK_BREAKER_FAILURE_PCT")? {
+        if pct > 100 {
+            return Err(ConfigError::Invalid {
+                name: "CALLBACK_BREAKER_FAILURE_PCT",
+                reason: format!("{pct} is more than 100"),
+            });
+        }
+        policy.failure_pct = count(pct);
     }
     if let Some(s) = number("CALLBACK_BREAKER_COOL_DOWN_SECONDS")? {
         policy.cool_down = Duration::from_secs(s);
     }
     if let Some(s) = number("CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS")? {
         policy.max_cool_down = Duration::from_secs(s);
+    }
+    if let Some(n) = number("CALLBACK_BREAKER_PROBES")? {
+        policy.probes = count(n);
+    }
+    if let Some(s) = number("CALLBACK_BREAKER_RAMP_SECONDS")? {
+        policy.ramp = Duration::from_secs(s);
     }
     Ok(policy)
 }

@@ -109,13 +109,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // holds every message, and re-arming would add a second one per due
     // callback on every restart.
     let rearm = stack.store()?;
+    let pace = local_stack::rearm::Pace::for_queue(
+        stack.sqs.clone(),
+        stack.callback_queue_url()?.to_owned(),
+    );
     let queue_is_new = queue_created_within(&stack, Duration::from_secs(120)).await;
     tokio::spawn(async move {
         if !queue_is_new {
             tracing::info!("the callback queue outlived the last stop; nothing to re-arm");
             return;
         }
-        match local_stack::rearm::rearm_due_callbacks(&rearm).await {
+        match local_stack::rearm::rearm_due_callbacks(&rearm, &pace).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 callbacks = n,
