@@ -22,6 +22,7 @@ use crate::callback::body::{CallbackBody, build, idempotency_key};
 use crate::callback::breaker::{BreakerPolicy, BreakerStore, Gate, PostOutcome, Transition};
 use crate::callback::breaker_window::{FailureWindow, Tally};
 use crate::callback::retry::RetryPolicy;
+use crate::callback::throttle::Throttle;
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
@@ -142,6 +143,8 @@ struct Breaker {
     policy: BreakerPolicy,
     /// This dispatcher's posts lately (what opens the breaker).
     seen: std::sync::Mutex<FailureWindow>,
+    /// Its posts at once, fewer after a 429.
+    throttle: std::sync::Mutex<Throttle>,
     /// Told of every change (metrics).
     on_transition: fn(Transition),
 }
@@ -191,6 +194,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             store,
             policy,
             seen: std::sync::Mutex::new(FailureWindow::default()),
+            throttle: std::sync::Mutex::new(Throttle::default()),
             on_transition,
         });
         self
@@ -227,6 +231,19 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                     DeliveryOutcome::Held(format!(
                         "the partner is down or just back (circuit breaker); held for {}s",
                         held.as_secs()
+                    )),
+                ));
+            }
+        };
+        // After a 429 fewer posts at once; a probe is never held back.
+        let _slot = match self.post_slot(probing) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                let hold = Duration::from_secs(1);
+                return Ok((
+                    QueueAction::RetryIn(hold + jitter(&owner, hold * 2)),
+                    DeliveryOutcome::Held(format!(
+                        "the partner asked us to slow down (429): {limit} posts at once"
                     )),
                 ));
             }
@@ -473,6 +490,23 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         Err(Duration::from_secs(1))
     }
 
+    /// A place among the posts in flight (given back when dropped), or the
+    /// limit that is full. A probe, or a dispatcher without a breaker,
+    /// needs none.
+    fn post_slot(&self, probing: bool) -> Result<Option<Slot<'_>>, u32> {
+        let Some(breaker) = self.breaker.as_ref().filter(|_| !probing) else {
+            return Ok(None);
+        };
+        let Ok(mut throttle) = breaker.throttle.lock() else {
+            return Ok(None);
+        };
+        if throttle.try_start() {
+            Ok(Some(Slot(&breaker.throttle)))
+        } else {
+            Err(throttle.limit().unwrap_or_default())
+        }
+    }
+
     /// Records a post's outcome in this dispatcher's window and, when that
     /// changes the breaker, on the breaker (a version-checked write, redone
     /// on a fresh read; none for most posts).
@@ -491,6 +525,9 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             );
             seen.clone()
         };
+        if let Ok(mut throttle) = breaker.throttle.lock() {
+            throttle.observe(outcome, self.clock.now());
+        }
         for _ in 0..5 {
             let now = self.clock.now();
             let mut state = match breaker.store.load().await {
@@ -770,6 +807,17 @@ fn log_transition(transition: Transition, seen: Tally) {
             breaker = "closed",
             "the partner answered: circuit breaker closed; traffic comes back over the ramp"
         ),
+    }
+}
+
+/// A post in flight, counted by the throttle until dropped.
+struct Slot<'a>(&'a std::sync::Mutex<Throttle>);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut throttle) = self.0.lock() {
+            throttle.finish();
+        }
     }
 }
 

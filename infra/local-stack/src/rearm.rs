@@ -98,6 +98,7 @@ async fn visible_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> Option<u64> {
 /// were re-armed.
 pub async fn rearm_due_callbacks(store: &DynamoOrderStore, pace: &Pace) -> Result<usize, Error> {
     let lifecycle = Lifecycle::new(store.clone(), SystemClock);
+    let started = tokio::time::Instant::now();
     let mut waiting = due_orders(store).await?;
     let mut rearmed = 0;
     let deadline = tokio::time::Instant::now() + IN_FLIGHT_PATIENCE;
@@ -128,6 +129,13 @@ pub async fn rearm_due_callbacks(store: &DynamoOrderStore, pace: &Pace) -> Resul
         }
         waiting = in_flight;
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if rearmed > 0 {
+        tracing::info!(
+            callbacks = rearmed,
+            seconds = started.elapsed().as_secs(),
+            "re-armed the callbacks that were due at the last stop"
+        );
     }
     Ok(rearmed)
 }

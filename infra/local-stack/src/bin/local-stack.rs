@@ -119,13 +119,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!("the callback queue outlived the last stop; nothing to re-arm");
             return;
         }
-        match local_stack::rearm::rearm_due_callbacks(&rearm, &pace).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                callbacks = n,
-                "re-armed the callbacks that were due at the last stop"
-            ),
-            Err(err) => tracing::error!(%err, "could not re-arm due callbacks"),
+        if let Err(err) = local_stack::rearm::rearm_due_callbacks(&rearm, &pace).await {
+            tracing::error!(%err, "could not re-arm due callbacks");
         }
     });
     let env_file = match &state_dir {
