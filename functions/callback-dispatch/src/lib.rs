@@ -47,7 +47,8 @@ pub struct Config {
     /// The partner-state table (`PARTNER_STATE_TABLE`): the circuit
     /// breaker's item; no breaker without it.
     pub state_table: Option<String>,
-    pub breaker: BreakerPolicy,
+    /// `None`: `CALLBACK_BREAKER=off`.
+    pub breaker: Option<BreakerPolicy>,
 }
 
 impl Config {
@@ -120,8 +121,12 @@ pub fn schedule_from_env() -> Result<(shared::callback::RetryPolicy, Duration), 
 /// `CALLBACK_BREAKER_COOL_DOWN_SECONDS` (30), doubled after each round of
 /// `CALLBACK_BREAKER_PROBES` (3) failed probes up to
 /// `CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS` (1800); traffic comes back over
-/// `CALLBACK_BREAKER_RAMP_SECONDS` (30).
-pub fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
+/// `CALLBACK_BREAKER_RAMP_SECONDS` (30). `CALLBACK_BREAKER=off` runs without
+/// a breaker (and without the 429 throttle it carries): `None`.
+pub fn breaker_policy() -> Result<Option<BreakerPolicy>, ConfigError> {
+    if std::env::var("CALLBACK_BREAKER").is_ok_and(|value| value == "off") {
+        return Ok(None);
+    }
     let mut policy = BreakerPolicy::default();
     let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
         std::env::var(name)
@@ -166,7 +171,7 @@ pub fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
     if let Some(s) = number("CALLBACK_BREAKER_RAMP_SECONDS")? {
         policy.ramp = Duration::from_secs(s);
     }
-    Ok(policy)
+    Ok(Some(policy))
 }
 
 /// `CALLBACK_TOKEN_SECRET_ID`, `CALLBACK_TOKEN_URL`, `PARTNER_STATE_TABLE`,

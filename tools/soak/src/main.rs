@@ -108,7 +108,7 @@ struct Args {
     /// Issue 21's burst: see the crate doc.
     #[arg(long)]
     burst: bool,
-    /// Runs the service without its circuit breaker.
+    /// Runs the service without its circuit breaker (and its 429 throttle).
     #[arg(long)]
     breaker_off: bool,
     /// The partner is down throughout; stop once every order is sent (its
@@ -235,7 +235,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .chain(
         args.breaker_off
-            .then(|| ("CALLBACK_BREAKER_MIN_POSTS", u32::MAX.to_string())),
+            .then(|| ("CALLBACK_BREAKER", "off".to_owned())),
     )
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
@@ -293,12 +293,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let seed = args.seed;
     let already_sent = args.already_sent;
+    let leave_due = args.leave_due;
     let accepted: Vec<(usize, bool)> = futures::stream::iter(0..args.orders)
         .map(|index| {
             let api = Arc::clone(&api);
             let done = Arc::clone(&done);
             async move {
-                let accepted = index < already_sent || api.run_order(index, seed).await;
+                let accepted = if index < already_sent {
+                    true
+                } else if leave_due {
+                    api.ship_plainly(index).await
+                } else {
+                    api.run_order(index, seed).await
+                };
                 done.fetch_add(1, Ordering::SeqCst);
                 (index, accepted)
             }

@@ -91,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         url: callback_url.clone(),
         token: std::env::var("CALLBACK_TOKEN").unwrap_or_else(|_| "local-dev-token".into()),
         oauth,
-        breaker: Some(callback_dispatch::breaker_policy()?),
+        breaker: callback_dispatch::breaker_policy()?,
         timeout,
         retry_delays: Some(policy.delays),
         max_posts: Some(policy.max_posts),
