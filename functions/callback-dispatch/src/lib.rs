@@ -443,7 +443,7 @@ fn log_report(report: &DeliveryOutcome) {
             return;
         }
         DeliveryOutcome::Held(why) => {
-            tracing::info!(why, breaker = "open", "callback held");
+            tracing::info!(why, "callback held");
             ("Held", None)
         }
         DeliveryOutcome::Skipped(why) => {
