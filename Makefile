@@ -19,12 +19,13 @@ RUST_TESTS = $(if $(shell cargo nextest --version 2>/dev/null),cargo nextest run
 
 # Compile first, so the emulators don't idle through a long build.
 # Keeps its data in .local/data/dynamodb (FRESH=1 starts empty); writes
-# .local/run/env for `source .local/run/env && orderctl …`.
+# .local/run/env for `source .local/run/env && orderctl …`. The emulators are
+# `emulators.sh stack`'s (SQS on ministack), the ones the soak runs on.
 run:
 	cargo build --quiet -p local-stack --bin local-stack
 	$(if $(FRESH),rm -rf .local/data/dynamodb .local/run/outbox-checkpoint.json)
 	DYNAMODB_DATA_DIR="$(CURDIR)/.local/data/dynamodb" LOCAL_STATE_DIR="$(CURDIR)/.local/run" \
-	  infra/local/emulators.sh exec -- cargo run --quiet -p local-stack --bin local-stack
+	  infra/local/emulators.sh stack -- cargo run --quiet -p local-stack --bin local-stack
 
 test:
 	cargo fmt --all -- --check
@@ -55,7 +56,7 @@ soak:
 	infra/local/soak.sh --orders $(ORDERS) --write-doc docs/reliability.md
 
 soak-check:
-	infra/local/soak.sh --orders 300 --kill-every 10 --down-seconds 5 --drain-timeout 240
+	infra/local/soak.sh --orders 300 --kill-every 10 --down-seconds 10 --drain-timeout 240
 
 # Not part of test: minutes of release builds, and numbers belong in a benchmark.
 bench:

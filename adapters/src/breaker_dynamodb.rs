@@ -1,5 +1,6 @@
 //! [`BreakerStore`] on the partner-state table: one item, `id = "breaker"`,
 //! written with a condition on its `version` (a lost race is read again).
+//! The probes out are a map of delivery → lease end (`probes`).
 
 use std::time::Duration;
 
@@ -49,18 +50,27 @@ impl DynamoBreakerStore {
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 .map(|t| t.with_timezone(&Utc))
         };
-        let probe = item
-            .get("probe_owner")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .zip(time("probe_until"));
+        let probes = item
+            .get("probes")
+            .and_then(|v| v.as_m().ok())
+            .map(|probes| {
+                probes
+                    .iter()
+                    .filter_map(|(owner, until)| {
+                        let until = DateTime::parse_from_rfc3339(until.as_s().ok()?).ok()?;
+                        Some((owner.clone(), until.with_timezone(&Utc)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(BreakerState {
-            failures: number("failures")
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(0),
             open_until: time("open_until"),
             cool_down: Duration::from_millis(number("cool_down_ms").unwrap_or(0)),
-            probe,
+            probes,
+            failed_probes: number("failed_probes")
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+            closed_at: time("closed_at"),
             version: number("version").unwrap_or(0),
         })
     }
@@ -71,7 +81,10 @@ impl DynamoBreakerStore {
             .put_item()
             .table_name(&self.table)
             .item("id", AttributeValue::S(ID.into()))
-            .item("failures", AttributeValue::N(state.failures.to_string()))
+            .item(
+                "failed_probes",
+                AttributeValue::N(state.failed_probes.to_string()),
+            )
             .item(
                 "cool_down_ms",
                 AttributeValue::N(state.cool_down.as_millis().to_string()),
@@ -87,10 +100,16 @@ impl DynamoBreakerStore {
         if let Some(until) = state.open_until {
             put = put.item("open_until", AttributeValue::S(until.to_rfc3339()));
         }
-        if let Some((owner, until)) = &state.probe {
-            put = put
-                .item("probe_owner", AttributeValue::S(owner.clone()))
-                .item("probe_until", AttributeValue::S(until.to_rfc3339()));
+        if let Some(at) = state.closed_at {
+            put = put.item("closed_at", AttributeValue::S(at.to_rfc3339()));
+        }
+        if !state.probes.is_empty() {
+            let probes = state
+                .probes
+                .iter()
+                .map(|(owner, until)| (owner.clone(), AttributeValue::S(until.to_rfc3339())))
+                .collect();
+            put = put.item("probes", AttributeValue::M(probes));
         }
         let condition = if state.version == 0 {
             "attribute_not_exists(id) OR version = :v"

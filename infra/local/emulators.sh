@@ -4,10 +4,14 @@
 # Starts DynamoDB Local (Java) and moto (SQS, S3, Secrets Manager) on free loopback ports, exports the
 # AWS_* variables that point the SDK at them, runs CMD, and always stops the
 # emulators it started (only those PIDs), exiting with CMD's status.
-# SQS_EMULATOR=ministack (the soak, infra/local/soak.sh) serves SQS from ministack
-# instead, on a port of its own; moto keeps S3 and Secrets Manager. moto's SQS
-# slows down with every message waiting (a receive takes over a second at 1,000),
-# ministack's does not (docs/reliability.md, "The SQS emulator").
+#   infra/local/emulators.sh stack -- CMD ARGS...
+# starts the emulators of the running stack (make run, and the soak, which must
+# run exactly what make run starts): SQS from ministack, on a port of its own;
+# moto keeps S3 and Secrets Manager. moto's SQS slows down with every message
+# waiting (a receive takes over a second at 1,000) and stalls make run under a
+# burst; ministack's does not (docs/reliability.md, "The SQS emulator"). `exec`
+# (the integration tests, which keep queues short) uses moto for SQS too, unless
+# SQS_EMULATOR=ministack.
 # Each invocation gets its own ports and run dir, so concurrent runs don't collide.
 # With DYNAMODB_DATA_DIR set (make run), DynamoDB Local keeps its data in that
 # directory (-dbPath) instead of in memory; moto's queues are always in memory.
@@ -178,5 +182,6 @@ cmd_exec() {
 
 case "${1:-}" in
   exec) shift; cmd_exec "$@" ;;
-  *) echo "usage: $0 exec -- CMD [ARGS...]" >&2; exit 2 ;;
+  stack) shift; SQS_EMULATOR=ministack; cmd_exec "$@" ;;
+  *) echo "usage: $0 exec|stack -- CMD [ARGS...]" >&2; exit 2 ;;
 esac

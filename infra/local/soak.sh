@@ -5,9 +5,10 @@
 # directory (the soak restarts the service from its binary after each
 # SIGKILL: a rebuild in the target directory meanwhile must not change what
 # is restarted), and runs the soak under infra/local/emulators.sh, which
-# keeps the emulators up across the service's restarts. SQS comes from
-# ministack (SQS_EMULATOR=moto to compare): moto's SQS stalls once about 500
-# messages wait, far below a 10,000-order backlog (docs/reliability.md).
+# keeps the emulators up across the service's restarts. They are exactly
+# the ones `make run` starts (`emulators.sh stack`: SQS from ministack; moto's
+# SQS stalls once about 500 messages wait, docs/reliability.md), so what the
+# soak passes on is what a developer runs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -17,4 +18,4 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$(mktemp -d "${TMPDIR:-/tmp}/soak-bin.XXXXXX")"
 trap 'rm -rf "$BIN"' EXIT
 cp "$TARGET/debug/soak" "$TARGET/debug/local-stack" "$BIN/"
-SQS_EMULATOR="${SQS_EMULATOR:-ministack}" infra/local/emulators.sh exec -- "$BIN/soak" "$@"
+infra/local/emulators.sh stack -- "$BIN/soak" "$@"

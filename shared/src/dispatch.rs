@@ -19,10 +19,10 @@ use serde::Deserialize;
 use sha2::Digest as _;
 
 use crate::callback::body::{CallbackBody, build, idempotency_key};
-use crate::callback::breaker::{
-    BreakerPolicy, BreakerState, BreakerStore, Gate, PostOutcome, Transition,
-};
+use crate::callback::breaker::{BreakerPolicy, BreakerStore, Gate, PostOutcome, Transition};
+use crate::callback::breaker_window::{FailureWindow, Tally};
 use crate::callback::retry::RetryPolicy;
+use crate::callback::throttle::Throttle;
 use crate::config::Warehouses;
 use crate::domain::OrderNumber;
 use crate::error::StoreError;
@@ -137,10 +137,14 @@ pub struct Dispatcher<S, P, C, T> {
 }
 
 /// The circuit breaker as the dispatcher uses it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Breaker {
     store: Arc<dyn BreakerStore>,
     policy: BreakerPolicy,
+    /// This dispatcher's posts lately (what opens the breaker).
+    seen: std::sync::Mutex<FailureWindow>,
+    /// Its posts at once, fewer after a 429.
+    throttle: std::sync::Mutex<Throttle>,
     /// Told of every change (metrics).
     on_transition: fn(Transition),
 }
@@ -181,12 +185,16 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
     pub fn with_breaker(
         mut self,
         store: Arc<dyn BreakerStore>,
-        policy: BreakerPolicy,
+        mut policy: BreakerPolicy,
         on_transition: fn(Transition),
     ) -> Self {
+        // A probe cannot take longer than the claim it posts under.
+        policy.probe_lease = policy.probe_lease.min(self.policy.lease);
         self.breaker = Some(Breaker {
             store,
             policy,
+            seen: std::sync::Mutex::new(FailureWindow::default()),
+            throttle: std::sync::Mutex::new(Throttle::default()),
             on_transition,
         });
         self
@@ -221,8 +229,21 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 return Ok((
                     QueueAction::RetryIn(held + jitter(&owner, held)),
                     DeliveryOutcome::Held(format!(
-                        "the partner is down (circuit breaker open); held for {}s",
+                        "the partner is down or just back (circuit breaker); held for {}s",
                         held.as_secs()
+                    )),
+                ));
+            }
+        };
+        // After a 429 fewer posts at once; a probe is never held back.
+        let _slot = match self.post_slot(probing) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                let hold = Duration::from_secs(1);
+                return Ok((
+                    QueueAction::RetryIn(hold + jitter(&owner, hold * 2)),
+                    DeliveryOutcome::Held(format!(
+                        "the partner asked us to slow down (429): {limit} posts at once"
                     )),
                 ));
             }
@@ -304,15 +325,16 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             _ if posted.not_posted.is_some() => None,
             (Err(_), Some(_)) => None,
             (Err(_), None) => Some(PostOutcome::Down),
-            (Ok(reply), _) if matches!(reply.status, 408 | 429 | 500..=599) => {
-                Some(PostOutcome::Down)
-            }
+            (Ok(reply), _) if reply.status == 429 => Some(PostOutcome::Throttled),
+            (Ok(reply), _) if matches!(reply.status, 408 | 500..=599) => Some(PostOutcome::Down),
             (Ok(_), _) => Some(PostOutcome::Answered),
         };
         if let Some(outcome) = outcome {
             self.record_outcome(outcome, owner).await;
         }
-        if probing && posted.not_posted.is_some() {
+        // A probe that learnt nothing of the partner (no token, no post)
+        // gives its slot back at once rather than after its lease.
+        if probing && outcome.is_none() {
             self.release_probe(owner).await;
         }
         // A failed probe is the breaker's, not the callback's, and a post not
@@ -448,7 +470,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                     return Ok(false);
                 }
             };
-            match state.gate(now) {
+            match state.gate(owner, now, &breaker.policy) {
                 Gate::Pass => return Ok(false),
                 Gate::Hold(hold) => return Err(hold.max(Duration::from_secs(1))),
                 Gate::Probe => {
@@ -473,13 +495,46 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         Err(Duration::from_secs(1))
     }
 
-    /// Records a post's outcome on the breaker (a version-checked write,
-    /// redone on a fresh read; none for a success while closed).
+    /// A place among the posts in flight (given back when dropped), or the
+    /// limit that is full. A probe, or a dispatcher without a breaker,
+    /// needs none.
+    fn post_slot(&self, probing: bool) -> Result<Option<Slot<'_>>, u32> {
+        let Some(breaker) = self.breaker.as_ref().filter(|_| !probing) else {
+            return Ok(None);
+        };
+        let Ok(mut throttle) = breaker.throttle.lock() else {
+            return Ok(None);
+        };
+        if throttle.try_start() {
+            Ok(Some(Slot(&breaker.throttle)))
+        } else {
+            Err(throttle.limit().unwrap_or_default())
+        }
+    }
+
+    /// Records a post's outcome in this dispatcher's window and, when that
+    /// changes the breaker, on the breaker (a version-checked write, redone
+    /// on a fresh read; none for most posts).
     async fn record_outcome(&self, outcome: PostOutcome, owner: &str) {
         let Some(breaker) = &self.breaker else {
             return;
         };
+        let seen = {
+            let Ok(mut seen) = breaker.seen.lock() else {
+                return;
+            };
+            seen.record(
+                self.clock.now(),
+                outcome == PostOutcome::Down,
+                breaker.policy.window,
+            );
+            seen.clone()
+        };
+        if let Ok(mut throttle) = breaker.throttle.lock() {
+            throttle.observe(outcome, self.clock.now());
+        }
         for _ in 0..5 {
+            let now = self.clock.now();
             let mut state = match breaker.store.load().await {
                 Ok(state) => state,
                 Err(err) => {
@@ -487,15 +542,21 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                     return;
                 }
             };
-            if !state.changes_with(outcome) {
+            if !state.changes_with(outcome, owner, &seen, now, &breaker.policy) {
                 return;
             }
-            let transition = state.record(outcome, owner, self.clock.now(), &breaker.policy);
+            let transition = state.record(outcome, owner, &seen, now, &breaker.policy);
             match breaker.store.save(&state).await {
                 Ok(true) => {
                     if let Some(transition) = transition {
-                        log_transition(transition, &state);
+                        let tally = seen.tally(now, breaker.policy.window, None);
+                        log_transition(transition, tally);
                         (breaker.on_transition)(transition);
+                        if let (Transition::Opened(_), Ok(mut seen)) =
+                            (transition, breaker.seen.lock())
+                        {
+                            seen.clear();
+                        }
                     }
                     return;
                 }
@@ -514,9 +575,8 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             return;
         };
         if let Ok(mut state) = breaker.store.load().await
-            && state.probe.as_ref().is_some_and(|(o, _)| o == owner)
+            && state.release_probe(owner)
         {
-            state.probe = None;
             let _saved = breaker.store.save(&state).await;
         }
     }
@@ -744,23 +804,36 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
     }
 }
 
-fn log_transition(transition: Transition, state: &BreakerState) {
+/// `seen`: this dispatcher's window when it opened the breaker.
+fn log_transition(transition: Transition, seen: Tally) {
     match transition {
         Transition::Opened(cool_down) => tracing::error!(
             breaker = "open",
-            failures = state.failures,
+            posts = seen.posts,
+            failures = seen.failures,
             cool_down_s = cool_down.as_secs(),
             "the partner is down: circuit breaker opened; deliveries are held"
         ),
         Transition::Reopened(cool_down) => tracing::warn!(
             breaker = "open",
             cool_down_s = cool_down.as_secs(),
-            "the probe failed: circuit breaker open again, for longer"
+            "every probe failed: circuit breaker open again, for longer"
         ),
         Transition::Closed => tracing::info!(
             breaker = "closed",
-            "the partner answered the probe: circuit breaker closed"
+            "the partner answered: circuit breaker closed; traffic comes back over the ramp"
         ),
+    }
+}
+
+/// A post in flight, counted by the throttle until dropped.
+struct Slot<'a>(&'a std::sync::Mutex<Throttle>);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut throttle) = self.0.lock() {
+            throttle.finish();
+        }
     }
 }
 

@@ -43,6 +43,41 @@ impl Answer {
     }
 }
 
+/// `posts` answers failing `pct` % at random (seeded): 503, 500, 502,
+/// 429 with `Retry-After: 1`, or an answer after `hang` (past the
+/// dispatcher's timeout); the others, and every answer after them, succeed.
+#[must_use]
+pub fn flaky_script(seed: u64, posts: usize, pct: u64, hang: Duration) -> Vec<Answer> {
+    let mut state = seed;
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % n
+    };
+    (0..posts)
+        .map(|_| {
+            if next(100) >= pct {
+                return Answer::ok();
+            }
+            let failure = json!({"Errors": [{"Code": "flaky", "Message": "flaky"}]});
+            match next(5) {
+                0 => Answer::status(503, failure),
+                1 => Answer::status(500, failure),
+                2 => Answer::status(502, failure),
+                3 => Answer {
+                    retry_after: Some(1),
+                    ..Answer::status(429, failure)
+                },
+                _ => Answer {
+                    delay: hang,
+                    ..Answer::ok()
+                },
+            }
+        })
+        .collect()
+}
+
 /// What the partner received.
 #[derive(Debug, Clone)]
 pub struct Received {

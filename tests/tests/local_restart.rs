@@ -46,9 +46,12 @@ async fn a_callback_due_at_the_stop_is_delivered_after_the_restart() {
     let restarted = Stack::provision(&prefix, local_warehouses().expect("warehouses"))
         .await
         .expect("provisioning finds its tables and carries on");
-    let rearmed = local_stack::rearm::rearm_due_callbacks(&restarted.store().expect("store"))
-        .await
-        .expect("re-armed");
+    let rearmed = local_stack::rearm::rearm_due_callbacks(
+        &restarted.store().expect("store"),
+        &local_stack::rearm::Pace::unpaced(),
+    )
+    .await
+    .expect("re-armed");
     assert_eq!(rearmed, 1);
     let partner = Partner::start(vec![]).await;
     let settings = test_callback_settings(&partner.url);

@@ -1,25 +1,29 @@
 //! The circuit breaker in front of the partner, end to end: its state is an
-//! item in the partner-state table (DynamoDB Local) shared by the dispatchers.
+//! item in the partner-state table (DynamoDB Local) shared by the
+//! dispatchers, and the partner is a real HTTP server. Both tests use the
+//! deployed rule (20 posts in 30 s, 90 % of them failed); only the holds are
+//! compressed.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::partner::Partner;
+use integration_tests::partner::{Partner, flaky_script};
 use integration_tests::{TestApp, callback_is, test_callback_settings};
-use serde_json::{Value, json};
+use local_stack::Stack;
+use serde_json::Value;
 use shared::callback::breaker::BreakerPolicy;
 
-const WAIT: Duration = Duration::from_secs(40);
+const WAIT: Duration = Duration::from_secs(60);
 
 /// The breaker item's `state` ("open", "closed"), if it was ever written.
-async fn breaker_state(app: &TestApp) -> Option<String> {
-    let table = app
-        .stack
+async fn breaker_state(stack: &Stack) -> Option<String> {
+    let table = stack
         .resources
         .table("PartnerStateTable")
         .expect("the partner-state table");
-    let item = app
-        .stack
+    let item = stack
         .dynamodb
         .get_item()
         .table_name(table)
@@ -34,39 +38,63 @@ async fn breaker_state(app: &TestApp) -> Option<String> {
         .map(ToString::to_string)
 }
 
+/// Sets `opened` as soon as the breaker item says "open", until dropped.
+fn watch_breaker(app: &TestApp, opened: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    let stack = app.stack.clone();
+    tokio::spawn(async move {
+        loop {
+            if breaker_state(&stack).await.as_deref() == Some("open") {
+                opened.store(true, Ordering::SeqCst);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
 fn delivered(data: &Value) -> bool {
     callback_is(data, "delivered")
 }
 
+/// The deployed rule, with holds short enough for a test.
+fn compressed() -> BreakerPolicy {
+    BreakerPolicy {
+        cool_down: Duration::from_secs(1),
+        max_cool_down: Duration::from_secs(2),
+        probe_lease: Duration::from_secs(5),
+        ramp: Duration::from_secs(2),
+        ..BreakerPolicy::default()
+    }
+}
+
 #[tokio::test]
-async fn an_outage_opens_the_breaker_holds_callbacks_and_a_probe_closes_it_when_the_partner_returns()
+async fn a_partner_failing_every_post_opens_the_breaker_within_seconds_and_every_callback_is_delivered_when_it_returns()
  {
     let mut app = TestApp::spawn().await;
     let partner = Partner::start(vec![]).await;
     partner.set_down(true);
     let mut settings = test_callback_settings(&partner.url);
-    // A schedule of 4 posts, 3 s apart: 9 s of span; the outage lasts 5 s.
-    settings.retry_delays = Some(vec![Duration::from_secs(3)]);
-    settings.max_posts = Some(4);
-    settings.breaker = Some(BreakerPolicy {
-        threshold: 3,
-        cool_down: Duration::from_secs(1),
-        max_cool_down: Duration::from_secs(2),
-        probe_lease: Duration::from_secs(5),
-    });
+    // 8 posts 2 s apart: 14 s of span, which the outage stays within.
+    settings.retry_delays = Some(vec![Duration::from_secs(2)]);
+    settings.breaker = Some(compressed());
     app.start_dispatcher(&settings);
     app.partner = Some(partner.clone());
+    let opened = Arc::new(AtomicBool::new(false));
+    let watcher = watch_breaker(&app, Arc::clone(&opened));
 
-    let numbers: Vec<String> = (0..6).map(|i| format!("outage-{i}")).collect();
+    let numbers: Vec<String> = (0..24).map(|i| format!("outage-{i}")).collect();
     for number in &numbers {
         app.ship_sample_order(number).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let mut seen_open = false;
-    while tokio::time::Instant::now() < deadline {
-        seen_open |= breaker_state(&app).await.as_deref() == Some("open");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let first_post = partner.received().first().map(|r| r.at);
+    let deadline = first_post.expect("a post while down") + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline && !opened.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(
+        opened.load(Ordering::SeqCst),
+        "the breaker opened within 5 s of the first failed post"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let posts_while_down = partner.received().len();
     partner.set_down(false);
 
@@ -74,34 +102,54 @@ async fn an_outage_opens_the_breaker_holds_callbacks_and_a_probe_closes_it_when_
         let order = app.wait_for_order(number, WAIT, delivered).await;
         assert_ne!(order["callback"]["status"], "dead_lettered");
     }
-    assert!(seen_open, "the breaker opened during the outage");
-    // Without the breaker each of the 6 callbacks would have posted twice in
-    // 5 s (12); with it: the 3 that opened it, and about one probe a second.
+    watcher.abort();
+    // Without the breaker the 24 callbacks would have posted every 2 s while
+    // it was down (≈ 100 posts); with it: about the 20 that opened it, the
+    // retries under way, and 3 probes a second.
     assert!(
-        posts_while_down <= 3 + 6,
+        posts_while_down <= 60,
         "{posts_while_down} posts while the partner was down"
     );
-    assert_eq!(breaker_state(&app).await.as_deref(), Some("closed"));
+    assert_eq!(breaker_state(&app.stack).await.as_deref(), Some("closed"));
 }
 
 #[tokio::test]
-async fn failures_below_the_threshold_leave_the_breaker_closed() {
+async fn a_partner_failing_thirty_percent_of_posts_at_random_never_opens_the_breaker() {
     let mut app = TestApp::spawn().await;
-    let partner = Partner::start(vec![integration_tests::partner::Answer::status(
-        503,
-        json!({"Message": "blip"}),
-    )])
-    .await;
+    // 5xx, 429 and answers after the 1 s timeout, 30 % of the first 80
+    // posts; this seed has a run of 6 failures in a row among them (what
+    // opened the breaker when it counted failures in a row).
+    let script = flaky_script(36, 80, 30, Duration::from_millis(1500));
+    let longest_run = script
+        .iter()
+        .scan(0, |run, answer| {
+            *run = if answer.status == 200 && answer.delay.is_zero() {
+                0
+            } else {
+                *run + 1
+            };
+            Some(*run)
+        })
+        .max();
+    assert!(longest_run >= Some(6), "{longest_run:?}");
+    let partner = Partner::start(script).await;
     let mut settings = test_callback_settings(&partner.url);
-    settings.breaker = Some(BreakerPolicy {
-        threshold: 3,
-        ..BreakerPolicy::default()
-    });
+    settings.breaker = Some(compressed());
     app.start_dispatcher(&settings);
-    app.partner = Some(partner);
+    app.partner = Some(partner.clone());
+    let opened = Arc::new(AtomicBool::new(false));
+    let watcher = watch_breaker(&app, Arc::clone(&opened));
 
-    app.ship_sample_order("blip-1").await;
-    app.wait_for_order("blip-1", WAIT, delivered).await;
-
-    assert_eq!(breaker_state(&app).await.as_deref(), Some("closed"));
+    let numbers: Vec<String> = (0..60).map(|i| format!("flaky-{i}")).collect();
+    for number in &numbers {
+        app.ship_sample_order(number).await;
+    }
+    for number in &numbers {
+        app.wait_for_order(number, WAIT, delivered).await;
+    }
+    watcher.abort();
+    assert!(
+        !opened.load(Ordering::SeqCst),
+        "the breaker opened on a partner that answers 70 % of posts"
+    );
 }

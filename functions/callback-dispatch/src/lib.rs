@@ -47,7 +47,8 @@ pub struct Config {
     /// The partner-state table (`PARTNER_STATE_TABLE`): the circuit
     /// breaker's item; no breaker without it.
     pub state_table: Option<String>,
-    pub breaker: BreakerPolicy,
+    /// `None`: `CALLBACK_BREAKER=off`.
+    pub breaker: Option<BreakerPolicy>,
 }
 
 impl Config {
@@ -113,9 +114,19 @@ pub fn schedule_from_env() -> Result<(shared::callback::RetryPolicy, Duration), 
     Ok((policy, timeout))
 }
 
-/// `CALLBACK_BREAKER_THRESHOLD` (failures in a row, 5),
-/// `CALLBACK_BREAKER_COOL_DOWN_SECONDS` (30), `CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS` (1800).
-pub fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
+/// The circuit breaker's tunables (defaults in brackets): it opens when a
+/// dispatcher saw at least `CALLBACK_BREAKER_MIN_POSTS` (20) posts end within
+/// `CALLBACK_BREAKER_WINDOW_SECONDS` (30) and `CALLBACK_BREAKER_FAILURE_PCT`
+/// (90) % of them failed as if the partner were down; it holds for
+/// `CALLBACK_BREAKER_COOL_DOWN_SECONDS` (30), doubled after each round of
+/// `CALLBACK_BREAKER_PROBES` (3) failed probes up to
+/// `CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS` (1800); traffic comes back over
+/// `CALLBACK_BREAKER_RAMP_SECONDS` (30). `CALLBACK_BREAKER=off` runs without
+/// a breaker (and without the 429 throttle it carries): `None`.
+pub fn breaker_policy() -> Result<Option<BreakerPolicy>, ConfigError> {
+    if std::env::var("CALLBACK_BREAKER").is_ok_and(|value| value == "off") {
+        return Ok(None);
+    }
     let mut policy = BreakerPolicy::default();
     let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
         std::env::var(name)
@@ -132,8 +143,21 @@ pub fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
             })
             .transpose()
     };
-    if let Some(n) = number("CALLBACK_BREAKER_THRESHOLD")? {
-        policy.threshold = u32::try_from(n).unwrap_or(u32::MAX);
+    let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    if let Some(s) = number("CALLBACK_BREAKER_WINDOW_SECONDS")? {
+        policy.window = Duration::from_secs(s);
+    }
+    if let Some(n) = number("CALLBACK_BREAKER_MIN_POSTS")? {
+        policy.min_posts = count(n);
+    }
+    if let Some(pct) = number("CALLBACK_BREAKER_FAILURE_PCT")? {
+        if pct > 100 {
+            return Err(ConfigError::Invalid {
+                name: "CALLBACK_BREAKER_FAILURE_PCT",
+                reason: format!("{pct} is more than 100"),
+            });
+        }
+        policy.failure_pct = count(pct);
     }
     if let Some(s) = number("CALLBACK_BREAKER_COOL_DOWN_SECONDS")? {
         policy.cool_down = Duration::from_secs(s);
@@ -141,7 +165,13 @@ pub fn breaker_policy() -> Result<BreakerPolicy, ConfigError> {
     if let Some(s) = number("CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS")? {
         policy.max_cool_down = Duration::from_secs(s);
     }
-    Ok(policy)
+    if let Some(n) = number("CALLBACK_BREAKER_PROBES")? {
+        policy.probes = count(n);
+    }
+    if let Some(s) = number("CALLBACK_BREAKER_RAMP_SECONDS")? {
+        policy.ramp = Duration::from_secs(s);
+    }
+    Ok(Some(policy))
 }
 
 /// `CALLBACK_TOKEN_SECRET_ID`, `CALLBACK_TOKEN_URL`, `PARTNER_STATE_TABLE`,
@@ -413,7 +443,7 @@ fn log_report(report: &DeliveryOutcome) {
             return;
         }
         DeliveryOutcome::Held(why) => {
-            tracing::info!(why, breaker = "open", "callback held");
+            tracing::info!(why, "callback held");
             ("Held", None)
         }
         DeliveryOutcome::Skipped(why) => {

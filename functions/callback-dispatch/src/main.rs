@@ -31,7 +31,7 @@ async fn main() -> Result<(), Error> {
         config.warehouses,
         config.policy,
     );
-    if let Some(table) = &config.state_table {
+    if let (Some(table), Some(policy)) = (&config.state_table, config.breaker) {
         dispatcher = dispatcher.with_breaker(
             Arc::new(CachedBreakerStore::new(
                 Arc::new(DynamoBreakerStore::new(
@@ -40,7 +40,7 @@ async fn main() -> Result<(), Error> {
                 )),
                 FRESH_FOR,
             )),
-            config.breaker,
+            policy,
             callback_dispatch::metrics::breaker,
         );
     }

@@ -6,6 +6,11 @@
 //! outbox sends; any older message left over is then dropped by the claim).
 //! A retrying callback thus starts a fresh schedule: acceptable locally, and
 //! never done in AWS, where SQS keeps its messages.
+//!
+//! It paces itself ([`Pace`]): a few thousand callbacks re-armed at once
+//! would put a few thousand messages ahead of the orders coming in, so it
+//! re-arms a batch a second, and waits while the callback queue already has
+//! a backlog: a fresh burst goes first, the re-armed ones fill the gaps.
 
 use std::time::Duration;
 
@@ -23,15 +28,86 @@ use crate::Error;
 /// (their lease, 3 × the partner timeout, runs out first).
 const IN_FLIGHT_PATIENCE: Duration = Duration::from_secs(90);
 
-/// Replays every pending or retrying callback; returns how many were re-armed.
-pub async fn rearm_due_callbacks(store: &DynamoOrderStore) -> Result<usize, Error> {
+/// How fast to re-arm.
+#[derive(Debug, Clone)]
+pub struct Pace {
+    /// Callbacks re-armed per second at most.
+    pub per_second: usize,
+    /// The callback queue, whose visible backlog makes it wait; `None`
+    /// never waits.
+    pub queue: Option<(aws_sdk_sqs::Client, String)>,
+    /// Waits while more messages than this wait in the queue.
+    pub backlog: u64,
+}
+
+impl Pace {
+    /// As fast as the store allows (tests with a handful of callbacks).
+    #[must_use]
+    pub fn unpaced() -> Self {
+        Self {
+            per_second: usize::MAX,
+            queue: None,
+            backlog: u64::MAX,
+        }
+    }
+
+    /// `make run`'s: 25 a second (half what the dispatcher's 50 slots
+    /// post on a healthy local partner), none while 100 messages wait.
+    #[must_use]
+    pub fn for_queue(sqs: aws_sdk_sqs::Client, queue_url: String) -> Self {
+        Self {
+            per_second: 25,
+            queue: Some((sqs, queue_url)),
+            backlog: 100,
+        }
+    }
+
+    /// Waits for the next second's batch, and while the queue is busy.
+    async fn wait_turn(&self) {
+        if self.per_second == usize::MAX {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some((sqs, url)) = &self.queue else {
+            return;
+        };
+        while let Some(waiting) = visible_messages(sqs, url).await
+            && waiting > self.backlog
+        {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// The queue's `ApproximateNumberOfMessages`; `None` when it cannot say.
+async fn visible_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> Option<u64> {
+    let name = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages;
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(name.clone())
+        .send()
+        .await
+        .ok()?
+        .attributes()?
+        .get(&name)?
+        .parse()
+        .ok()
+}
+
+/// Replays every pending or retrying callback at `pace`; returns how many
+/// were re-armed.
+pub async fn rearm_due_callbacks(store: &DynamoOrderStore, pace: &Pace) -> Result<usize, Error> {
     let lifecycle = Lifecycle::new(store.clone(), SystemClock);
+    let started = tokio::time::Instant::now();
     let mut waiting = due_orders(store).await?;
     let mut rearmed = 0;
     let deadline = tokio::time::Instant::now() + IN_FLIGHT_PATIENCE;
     while !waiting.is_empty() {
         let mut in_flight = Vec::new();
-        for (number, client) in waiting {
+        for (index, (number, client)) in waiting.into_iter().enumerate() {
+            if index > 0 && index % pace.per_second.max(1) == 0 {
+                pace.wait_turn().await;
+            }
             let operator = Principal {
                 key_id: "local-stack-rearm".into(),
                 scope: Scope::Client(client.clone()),
@@ -54,6 +130,13 @@ pub async fn rearm_due_callbacks(store: &DynamoOrderStore) -> Result<usize, Erro
         }
         waiting = in_flight;
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if rearmed > 0 {
+        tracing::info!(
+            callbacks = rearmed,
+            seconds = started.elapsed().as_secs(),
+            "re-armed the callbacks that were due at the last stop"
+        );
     }
     Ok(rearmed)
 }

@@ -42,7 +42,7 @@ impl CachedBreakerStore {
     fn remember(&self, state: Option<BreakerState>) {
         if let Ok(mut seen) = self.seen.lock() {
             *seen = state
-                .filter(|s| !s.is_open() && s.probe.is_none())
+                .filter(|s| !s.is_open() && s.probes.is_empty())
                 .map(|s| (Instant::now(), s));
         }
     }
@@ -87,7 +87,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::callback::breaker::{BreakerPolicy, MemoryBreakerStore, PostOutcome};
+    use crate::callback::breaker::MemoryBreakerStore;
 
     /// Counts the reads that reach the store.
     #[derive(Debug, Default)]
@@ -112,14 +112,11 @@ mod tests {
     }
 
     fn opened(state: &BreakerState) -> BreakerState {
-        let mut open = state.clone();
-        let policy = BreakerPolicy {
-            threshold: 1,
-            ..BreakerPolicy::default()
-        };
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap();
-        open.record(PostOutcome::Down, "other", now, &policy);
-        open
+        BreakerState {
+            open_until: Some(now + chrono::Duration::seconds(30)),
+            ..state.clone()
+        }
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 //! - [`body`]: the spec-001 body from an order, per-platform requirements;
 //! - [`retry`]: the retry schedule;
 //! - [`breaker`]: the fleet-wide circuit breaker in front of the partner;
-//!   [`breaker_cache`]: a warm instance's copy of it while it is closed.
+//!   [`breaker_window`]: what one dispatcher saw of the partner lately (the
+//!   failure rate that opens it); [`breaker_cache`]: a warm instance's copy
+//!   of it while it is closed; [`throttle`]: fewer posts at once after a 429.
 //!
 //! Elsewhere: the callback's state on the order and its delivery protocol
 //! (generation, claim, lease, settle, replay) is [`crate::record::callback`];
@@ -15,9 +17,11 @@
 pub mod body;
 pub mod breaker;
 pub mod breaker_cache;
+pub mod breaker_window;
 #[cfg(test)]
 mod protocol_model;
 pub mod retry;
+pub mod throttle;
 
 pub use body::{CallbackBody, Unsendable};
 pub use retry::RetryPolicy;

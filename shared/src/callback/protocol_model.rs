@@ -15,6 +15,10 @@
 //!   `retrying` have their message in the outbox or the queue, and
 //!   `dead_lettered` has it in the dead-letter queue (or still on its way
 //!   there after a crash);
+//! - the circuit breaker (in front of the partner, as deployed, with a small
+//!   `min_posts` so that it opens, holds, probes and closes within a case)
+//!   opens only when the posts within its window failed as if the partner
+//!   were down, and holding never costs a callback its schedule;
 //! - and at the end, once the partner is healthy, every due callback ends
 //!   `delivered`.
 
@@ -28,6 +32,7 @@ use proptest::prelude::*;
 use tokio::sync::oneshot;
 
 use super::body::CallbackBody;
+use super::breaker::{BreakerPolicy, BreakerState, BreakerStore, MemoryBreakerStore};
 use super::retry::{RetryPolicy, store_backoff};
 use crate::auth::Principal;
 use crate::config::Warehouses;
@@ -76,6 +81,14 @@ impl Answer {
 
     fn succeeded(self) -> bool {
         matches!(self, Self::Success | Self::TimeoutAfterProcessing)
+    }
+
+    /// What the breaker counts as the partner being down.
+    fn down(self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable | Self::TimeoutAfterProcessing | Self::ConnectionRefused
+        )
     }
 
     fn reply(self) -> Result<PartnerReply, TransportError> {
@@ -332,6 +345,25 @@ struct World {
     unrecorded: BTreeMap<String, u32>,
     last_status: BTreeMap<String, CallbackStatus>,
     replayed: HashSet<String>,
+    breaker: Arc<MemoryBreakerStore>,
+    /// The breaker as the last check saw it.
+    last_breaker: BreakerState,
+    /// Every answer the partner gave: when, and whether it said "down".
+    answers: Vec<(DateTime<Utc>, bool)>,
+}
+
+/// The deployed rule with a small sample, so that two orders open it.
+fn breaker_policy() -> BreakerPolicy {
+    BreakerPolicy {
+        window: Duration::from_secs(60),
+        min_posts: 3,
+        failure_pct: 90,
+        cool_down: Duration::from_secs(5),
+        max_cool_down: Duration::from_secs(20),
+        probes: 2,
+        probe_lease: Duration::from_secs(3 * TIMEOUT_SECS.unsigned_abs()),
+        ramp: Duration::from_secs(10),
+    }
 }
 
 fn policy() -> RetryPolicy {
@@ -359,14 +391,18 @@ impl World {
             r#"{"mabang": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#,
         )
         .expect("warehouses");
-        let dispatcher = Arc::new(Dispatcher::new(
-            store.clone(),
-            partner.clone(),
-            StaticToken::new("model-token"),
-            clock.clone(),
-            warehouses,
-            policy(),
-        ));
+        let breaker = Arc::new(MemoryBreakerStore::default());
+        let dispatcher = Arc::new(
+            Dispatcher::new(
+                store.clone(),
+                partner.clone(),
+                StaticToken::new("model-token"),
+                clock.clone(),
+                warehouses,
+                policy(),
+            )
+            .with_breaker(breaker.clone(), breaker_policy(), |_| {}),
+        );
         let lifecycle = Lifecycle::new(store.clone(), clock.clone());
         let mut world = Self {
             store,
@@ -386,6 +422,9 @@ impl World {
             unrecorded: BTreeMap::new(),
             last_status: BTreeMap::new(),
             replayed: HashSet::new(),
+            breaker,
+            last_breaker: BreakerState::default(),
+            answers: Vec::new(),
         };
         for index in 0..ORDERS {
             world.ship(index).await;
@@ -661,6 +700,7 @@ impl World {
             all.remove(index).1
         };
         let order = pending.order.to_string();
+        self.answers.push((self.now(), answer.down()));
         if answer.processed() {
             let stored = self.stored(&pending.order);
             assert_ne!(
@@ -713,6 +753,41 @@ impl World {
                 self.queue[index].visible_at = retry_in(store_backoff(running.receive_count));
             }
         }
+    }
+
+    /// The breaker opened (from closed) only on a window of failed posts.
+    async fn check_breaker(&mut self, after: &Step) {
+        let state = self.breaker.load().await.expect("the breaker reads");
+        let policy = breaker_policy();
+        if state.is_open() && !self.last_breaker.is_open() {
+            let now = self.now();
+            let oldest =
+                now.timestamp() - i64::try_from(policy.window.as_secs()).expect("a window");
+            let since = self
+                .last_breaker
+                .closed_at
+                .map_or(i64::MIN, |t| t.timestamp());
+            let failures = self
+                .answers
+                .iter()
+                .filter(|(at, down)| *down && at.timestamp() > oldest && at.timestamp() >= since)
+                .count();
+            // 90 % of at least `min_posts` posts: never fewer failures than this.
+            let needed = (policy.min_posts * policy.failure_pct).div_ceil(100);
+            assert!(
+                failures >= usize::try_from(needed).expect("small"),
+                "the breaker opened after {failures} failures within its window, after {after:?}"
+            );
+        }
+        if let Some(until) = state.open_until {
+            assert!(
+                until
+                    <= self.now()
+                        + chrono::Duration::from_std(policy.max_cool_down).expect("a cool-down"),
+                "the breaker holds longer than its longest cool-down, after {after:?}"
+            );
+        }
+        self.last_breaker = state;
     }
 
     /// The properties that must hold after every step.
@@ -843,6 +918,7 @@ fn run_model(steps: &[Step]) {
         for step in steps {
             world.run(step).await;
             world.check(step);
+            world.check_breaker(step).await;
         }
         *lock(&world.store.fault) = None;
         world.drain().await;

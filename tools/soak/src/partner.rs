@@ -3,6 +3,7 @@
 //! receives, so the reconciliation can compare the partner's view with the
 //! orders'. It runs inside the soak, so it outlives the service's SIGKILLs.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -44,6 +45,17 @@ pub struct FaultPlan {
     pub token_lifetime: Duration,
     /// … and all of them are revoked this often, so posts meet 401s.
     pub revoke_every: Duration,
+}
+
+/// A flaky stretch: on top of the plan, `pct` % of posts fail at random,
+/// each way a partner fails (5xx, 429, a reset, a hang past the timeout).
+#[derive(Debug, Clone, Copy)]
+pub struct Flaky {
+    pub pct: u64,
+    /// Only an order's first post may fail: every retry succeeds.
+    pub first_posts_only: bool,
+    /// How long a hang lasts before the (processed) answer.
+    pub hang: Duration,
 }
 
 /// What the partner did with one post.
@@ -91,6 +103,9 @@ struct State {
     /// Refreshes that presented the previous refresh token.
     stale_refreshes: u64,
     last_revocation: Instant,
+    flaky: Option<Flaky>,
+    /// Orders posted at least once (for `Flaky::first_posts_only`).
+    posted: HashSet<String>,
 }
 
 /// The partner's shared state.
@@ -115,6 +130,8 @@ impl Partner {
                 refreshes: 0,
                 stale_refreshes: 0,
                 last_revocation: Instant::now(),
+                flaky: None,
+                posted: HashSet::new(),
             }),
             down: AtomicBool::new(false),
             dropped_while_down: AtomicU64::new(0),
@@ -131,6 +148,11 @@ impl Partner {
     /// Down completely: every connection is closed as soon as it is accepted.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Starts (`Some`) or ends a flaky stretch.
+    pub fn set_flaky(&self, flaky: Option<Flaky>) {
+        self.state().flaky = flaky;
     }
 
     pub fn log(&self) -> Vec<Post> {
@@ -208,7 +230,7 @@ impl Partner {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let field = |name: &str| json[name].as_str().unwrap_or_default().to_owned();
         let order_number = field("ParcelId");
-        let (answer, latency) = {
+        let (answer, latency, late_by) = {
             let mut state = self.state();
             let now = Instant::now();
             if now.duration_since(state.last_revocation) >= self.plan.revoke_every {
@@ -223,10 +245,23 @@ impl Partner {
             });
             let roll = state.rng.below(100);
             let plan = &self.plan;
+            let first_post = state.posted.insert(order_number.clone());
+            let flaky_roll = state.rng.below(100);
+            let flaky_kind = state.rng.below(4);
+            let flaky = state
+                .flaky
+                .filter(|f| flaky_roll < f.pct && (first_post || !f.first_posts_only));
             let answer = if !live {
                 Answer::Unauthorized
             } else if scenario::refused(&order_number) {
                 Answer::Refused
+            } else if flaky.is_some() {
+                [
+                    Answer::ServerError,
+                    Answer::Throttled,
+                    Answer::Reset,
+                    Answer::AcceptedLate,
+                ][usize::try_from(flaky_kind).unwrap_or(0)]
             } else if roll < plan.server_error_pct {
                 Answer::ServerError
             } else if roll < plan.server_error_pct + plan.throttle_pct {
@@ -248,7 +283,8 @@ impl Partner {
                 received_at: Utc::now(),
                 answer,
             });
-            (answer, latency)
+            let late_by = flaky.map_or(plan.slow_by, |f| f.hang);
+            (answer, latency, late_by)
         };
         tokio::time::sleep(latency).await;
         let envelope = |code: &str, message: &str| {
@@ -261,7 +297,7 @@ impl Partner {
         Ok(match answer {
             Answer::Accepted => reply(StatusCode::OK, accepted()),
             Answer::AcceptedLate => {
-                tokio::time::sleep(self.plan.slow_by).await;
+                tokio::time::sleep(late_by).await;
                 reply(StatusCode::OK, accepted())
             }
             Answer::Refused => reply(

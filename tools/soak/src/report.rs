@@ -189,6 +189,12 @@ pub struct RunArgs {
     pub seed: u64,
     pub retry_delays: &'static str,
     pub timeout_seconds: u64,
+    pub flaky: crate::partner::Flaky,
+    pub flaky_from: usize,
+    pub flaky_to: usize,
+    pub burst: bool,
+    pub breaker_off: bool,
+    pub already_sent: usize,
 }
 
 /// Everything the reconciliation reads.
@@ -204,6 +210,9 @@ pub struct Inputs<'a> {
     pub usage: &'a Usage,
     pub queue: &'a QueueProbe,
     pub service_log: &'a str,
+    /// When the partner was down, and when it was flaky.
+    pub outage: crate::Phase,
+    pub flaky: crate::Phase,
     pub partner_refreshes: u64,
     pub stale_refreshes: u64,
     pub dropped_while_down: u64,
@@ -248,6 +257,13 @@ pub struct Figures {
     pub duplicate_messages_dropped: usize,
     pub superseded_messages_dropped: usize,
     pub rearmed_lines: usize,
+    /// `Some` when the phase ran: the times the breaker opened in it.
+    pub breaker_opened_in_outage: Option<usize>,
+    pub breaker_opened_in_flaky: Option<usize>,
+    pub breaker_opened: usize,
+    pub held_lines: usize,
+    /// Posts the partner received while flaky, and how many it failed.
+    pub flaky_posts: (usize, usize),
     pub kills: usize,
     pub starts: u32,
     pub load_time: Duration,
@@ -478,6 +494,40 @@ impl Figures {
             .service_log
             .matches("re-armed the callbacks that were due")
             .count();
+        let opened = breaker_openings(input.service_log);
+        let within = |phase: crate::Phase, grace: chrono::Duration| {
+            phase.map(|(began, ended)| {
+                opened
+                    .iter()
+                    .filter(|at| **at >= began && **at <= ended + grace)
+                    .count()
+            })
+        };
+        // An outage is seen by posts up to a timeout after it ended.
+        figures.breaker_opened_in_outage = within(input.outage, chrono::Duration::seconds(10));
+        figures.breaker_opened_in_flaky = within(input.flaky, chrono::Duration::zero());
+        figures.breaker_opened = opened.len();
+        if let Some((began, ended)) = input.flaky {
+            let during: Vec<&Post> = input
+                .posts
+                .iter()
+                .filter(|post| post.received_at >= began && post.received_at <= ended)
+                .collect();
+            let failed = during
+                .iter()
+                .filter(|post| {
+                    matches!(
+                        post.answer,
+                        Answer::ServerError
+                            | Answer::Throttled
+                            | Answer::Reset
+                            | Answer::AcceptedLate
+                    )
+                })
+                .count();
+            figures.flaky_posts = (during.len(), failed);
+        }
+        figures.held_lines = input.service_log.matches("callback held").count();
         figures.kills = input.kills.len();
         figures.starts = input.starts;
         figures.load_time = input.load_time;
@@ -501,30 +551,67 @@ impl Figures {
         let plan = input.plan;
         let args = &input.args;
         figures.retry_delays = args.retry_delays;
-        figures.settings = format!(
-            "{} orders, {} in progress at once; partner latency {}–{} ms; per post {} % 5xx (500/502/503), \
-             {} % 429 with Retry-After 1–2 s, {} % connection reset, {} % answered {} s late (after the {} s timeout, \
-             having processed the post); every 40th order refused with Success:false; access tokens live {} s and are \
-             all revoked every {} s; the partner down completely for {} s from 40 % of the orders on; the service \
-             SIGKILLed every {}±{} s while orders come in; CALLBACK_RETRY_DELAYS={}; seed {}",
-            input.orders,
-            args.concurrency,
-            low,
-            high,
-            plan.server_error_pct,
-            plan.throttle_pct,
-            plan.reset_pct,
-            plan.slow_pct,
-            plan.slow_by.as_secs(),
-            args.timeout_seconds,
-            plan.token_lifetime.as_secs(),
-            plan.revoke_every.as_secs(),
-            args.down_seconds,
-            args.kill_every,
-            args.kill_every / 2,
-            args.retry_delays,
-            args.seed,
+        let flaky = format!(
+            "{} % of {} failing at random (5xx, 429, reset, answer after {} s) from {} % to {} % of the orders{}",
+            args.flaky.pct,
+            if args.flaky.first_posts_only {
+                "first posts"
+            } else {
+                "posts"
+            },
+            args.flaky.hang.as_secs(),
+            args.flaky_from,
+            args.flaky_to,
+            if args.flaky_to >= 100 {
+                " and through the drain"
+            } else {
+                ""
+            },
         );
+        figures.settings = if args.burst {
+            format!(
+                "issue 21's burst: {} orders ({} of them sent by an earlier run with the partner down, their callbacks \
+                 due), {} clients at once, each shipped and handed over with duplicated, reordered and concurrent \
+                 events; partner latency {}–{} ms, {flaky}, every retry succeeding; no SIGKILLs; the deployed schedule, \
+                 timeout and breaker{}; seed {}",
+                input.orders,
+                args.already_sent,
+                args.concurrency,
+                low,
+                high,
+                if args.breaker_off {
+                    " (breaker OFF)"
+                } else {
+                    ""
+                },
+                args.seed,
+            )
+        } else {
+            format!(
+                "{} orders, {} in progress at once; partner latency {}–{} ms; per post {} % 5xx (500/502/503), \
+                 {} % 429 with Retry-After 1–2 s, {} % connection reset, {} % answered {} s late (after the {} s timeout, \
+                 having processed the post); every 40th order refused with Success:false; access tokens live {} s and are \
+                 all revoked every {} s; the partner down completely for {} s from 40 % of the orders on; flaky: {flaky}; \
+                 the service SIGKILLed every {}±{} s while orders come in; CALLBACK_RETRY_DELAYS={}; seed {}",
+                input.orders,
+                args.concurrency,
+                low,
+                high,
+                plan.server_error_pct,
+                plan.throttle_pct,
+                plan.reset_pct,
+                plan.slow_pct,
+                plan.slow_by.as_secs(),
+                args.timeout_seconds,
+                plan.token_lifetime.as_secs(),
+                plan.revoke_every.as_secs(),
+                args.down_seconds,
+                args.kill_every,
+                args.kill_every / 2,
+                args.retry_delays,
+                args.seed,
+            )
+        };
         figures
     }
 
@@ -539,6 +626,8 @@ impl Figures {
             && self.unexpected_answers == 0
             && self.inconsistent == 0
             && self.accepted == self.orders
+            && self.breaker_opened_in_flaky.unwrap_or(0) == 0
+            && self.breaker_opened_in_outage.is_none_or(|n| n > 0)
     }
 
     fn rows(&self) -> Vec<(String, String)> {
@@ -614,6 +703,20 @@ impl Figures {
                 self.superseded_messages_dropped.to_string(),
             ),
             ("partner posts".into(), self.posts.to_string()),
+            (
+                "**circuit breaker opened: while flaky (must be 0) / while down (must be ≥ 1) / in all**".into(),
+                format!(
+                    "**{} / {} / {}**",
+                    self.breaker_opened_in_flaky.map_or("no phase".into(), |n| n.to_string()),
+                    self.breaker_opened_in_outage.map_or("no phase".into(), |n| n.to_string()),
+                    self.breaker_opened
+                ),
+            ),
+            ("deliveries held by the breaker (log lines)".into(), self.held_lines.to_string()),
+            (
+                "posts while the partner was flaky / of them failed (5xx, 429, reset, late)".into(),
+                format!("{} / {}", self.flaky_posts.0, self.flaky_posts.1),
+            ),
         ];
         for (answer, count) in &self.posts_by_answer {
             rows.push((format!("  posts answered: {answer}"), count.to_string()));
@@ -737,4 +840,36 @@ pub fn write_doc(path: &Path, block: &str) -> Result<(), Box<dyn std::error::Err
     let updated = format!("{}{BEGIN}\n{block}{}", &doc[..start], &doc[end..]);
     std::fs::write(path, updated)?;
     Ok(())
+}
+
+/// When the service's log says the breaker opened (from closed).
+fn breaker_openings(log: &str) -> Vec<DateTime<Utc>> {
+    log.lines()
+        .filter(|line| line.contains("circuit breaker opened"))
+        .filter_map(|line| {
+            let plain = strip_ansi(line);
+            let first = plain.split_whitespace().next()?;
+            DateTime::parse_from_rfc3339(first)
+                .ok()
+                .map(|at| at.with_timezone(&Utc))
+        })
+        .collect()
+}
+
+/// The line without its terminal colour codes (`ESC [ … m`).
+fn strip_ansi(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }

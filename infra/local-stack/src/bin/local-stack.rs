@@ -91,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         url: callback_url.clone(),
         token: std::env::var("CALLBACK_TOKEN").unwrap_or_else(|_| "local-dev-token".into()),
         oauth,
-        breaker: Some(callback_dispatch::breaker_policy()?),
+        breaker: callback_dispatch::breaker_policy()?,
         timeout,
         retry_delays: Some(policy.delays),
         max_posts: Some(policy.max_posts),
@@ -109,19 +109,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // holds every message, and re-arming would add a second one per due
     // callback on every restart.
     let rearm = stack.store()?;
+    let pace = local_stack::rearm::Pace::for_queue(
+        stack.sqs.clone(),
+        stack.callback_queue_url()?.to_owned(),
+    );
     let queue_is_new = queue_created_within(&stack, Duration::from_secs(120)).await;
     tokio::spawn(async move {
         if !queue_is_new {
             tracing::info!("the callback queue outlived the last stop; nothing to re-arm");
             return;
         }
-        match local_stack::rearm::rearm_due_callbacks(&rearm).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                callbacks = n,
-                "re-armed the callbacks that were due at the last stop"
-            ),
-            Err(err) => tracing::error!(%err, "could not re-arm due callbacks"),
+        if let Err(err) = local_stack::rearm::rearm_due_callbacks(&rearm, &pace).await {
+            tracing::error!(%err, "could not re-arm due callbacks");
         }
     });
     let env_file = match &state_dir {
