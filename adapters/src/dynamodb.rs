@@ -8,7 +8,8 @@
 //! reported (`progress`, events included) and the callback's state (`callback`,
 //! without its ledger) as JSON; `request_hash`, the pointer to the request.
 //! The history table holds, written once each:
-//! - `request#<sha256>`: the accepted request as canonical JSON (`order`),
+//! - `request#<sha256>`: the accepted request as canonical JSON (`order`;
+//!   redacted in place once its personal data's time is up),
 //!   written *before* the order's item, so an order never points to a missing
 //!   request; a create that loses the race deletes its own (another hash, so
 //!   nothing points to it).
@@ -45,6 +46,15 @@
 //!
 //! One sparse index key: `client_platform_order` (duplicate marketplace orders).
 //!
+//! Personal data (docs/personal-data.md) is only in the request item (and in
+//! an earlier release's inline `order`). Redaction writes the redacted request
+//! over it under the same `request#<sha256>` (the one history item that is
+//! ever rewritten: an eventually consistent read may see the old text for a
+//! moment after), then the state with `redacted_at`. Every save keeps
+//! `final_at` (epoch ms, while the order is final) and, while a final order
+//! is not redacted, `personal_data_shard`: the key of the sparse index
+//! `by_personal_data_final` the scheduled redaction reads.
+//!
 //! Polling (`shared::polling`): every write stamps `updated_at` and the sort key
 //! `updated_key` (`{updated_at}#{order_number}`); `feed_shard`
 //! (`{client_code}#{shard}`, fixed at creation) keys the index `by_client_updated`,
@@ -69,6 +79,7 @@ use sha2::{Digest, Sha256};
 use super::capacity;
 use shared::domain::{Order, OrderNumber};
 use shared::error::{FieldError, StoreError};
+use shared::lifecycle::personal_data as erasure;
 use shared::polling;
 use shared::ports::{Access, ClaimOutcome, Guard, Insert, Lookup, OrderStore, Save};
 use shared::record::callback::MAX_LEDGER;
@@ -392,13 +403,20 @@ impl OrderStore for DynamoOrderStore {
             .set("progress", ":progress", s(&progress_json(&record.progress)))
             .set("callback", ":callback", s(&callback_json(callback)));
         callback_attributes(callback, &record.order.order_number, &mut update);
-        if record.stored_inline {
-            // Moves an earlier release's inline request out; it stays in the
-            // item until this write, so a failure loses nothing.
+        if record.stored_inline || record.rewrite_request {
+            // Moves an earlier release's inline request out (it stays in the
+            // item until this write, so a failure loses nothing), or writes
+            // the redacted request over the stored one under the same hash
+            // (before the state says so: a failure leaves the order due and
+            // the next try redacts again).
             self.put_request(record).await?;
+        }
+        if record.stored_inline {
             // `order` is a reserved word.
             update.remove("#order");
         }
+        let final_at = record.final_since(stamp);
+        personal_data_attributes(record, final_at, &mut update);
         // Before the state that counts them (the inline ledger of an earlier
         // release too): see the module docs.
         self.put_attempts(record).await?;
@@ -444,6 +462,8 @@ impl OrderStore for DynamoOrderStore {
                 record.updated_at = stamp;
                 record.callback.send_message = false;
                 record.stored_inline = false;
+                record.rewrite_request = false;
+                record.final_at = final_at;
                 record.callback.stored_attempts = record.callback.attempt_count;
                 Ok(Save::Saved)
             }
@@ -682,7 +702,36 @@ fn to_item(record: &OrderRecord) -> Item {
     if !record.findings.is_empty() {
         item.insert("findings".into(), s(&json(&record.findings)));
     }
+    let mut personal = Update::default();
+    personal_data_attributes(record, record.final_at, &mut personal);
+    item.extend(
+        personal
+            .sets
+            .into_iter()
+            .filter_map(|(name, placeholder)| Some((name, personal.values.remove(&placeholder)?))),
+    );
     item
+}
+
+/// The retention attributes (`shared::erasure`): `final_at` (epoch ms) while
+/// the order is final, `redacted_at` once redacted, and the sparse index key
+/// `personal_data_shard` only while a final order still holds personal data.
+fn personal_data_attributes(
+    record: &OrderRecord,
+    final_at: Option<DateTime<Utc>>,
+    update: &mut Update,
+) {
+    match final_at {
+        Some(at) => update.set("final_at", ":final_at", n(millis(at))),
+        None => update.remove("final_at"),
+    };
+    match erasure::redaction_shard(&record.order.order_number, final_at, record.redacted_at) {
+        Some(shard) => update.set("personal_data_shard", ":personal_data_shard", s(&shard)),
+        None => update.remove("personal_data_shard"),
+    };
+    if let Some(at) = record.redacted_at {
+        update.set("redacted_at", ":redacted_at", s(&format_update_time(at)));
+    }
 }
 
 /// Whether `access` may read the order of this state item, judged on the
@@ -770,7 +819,18 @@ pub(crate) fn from_item(item: &Item, cold: Option<Cold>) -> Result<OrderRecord, 
         Some(fields) => serde_json::from_str(&fields).map_err(|err| corrupt(err.to_string()))?,
         None => CallbackFields::default(),
     };
+    let redacted_at = match string(item, "redacted_at") {
+        Some(at) => Some(
+            DateTime::parse_from_rfc3339(&at)
+                .map_err(|err| corrupt(err.to_string()))?
+                .with_timezone(&Utc),
+        ),
+        None => None,
+    };
     Ok(OrderRecord {
+        final_at: numeric(item, "final_at").map(from_millis),
+        redacted_at,
+        rewrite_request: false,
         callback_fields,
         order,
         order_json,

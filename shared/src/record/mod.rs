@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 pub mod callback;
 pub mod event;
+pub mod personal_data;
 pub mod progress;
 
 use callback::{Callback, CallbackStatus};
@@ -51,6 +52,15 @@ pub struct OrderRecord {
     /// Stored by an earlier release, with the request and the callback ledger
     /// inside the order's item; the next save moves them out (the store's job).
     pub stored_inline: bool,
+    /// When the order became final ([`OrderRecord::is_final`]): the start of
+    /// its personal data's retention. Maintained by the stores on every write
+    /// ([`OrderRecord::final_since`]).
+    pub final_at: Option<DateTime<Utc>>,
+    /// When its personal data was redacted ([`personal_data`]).
+    pub redacted_at: Option<DateTime<Utc>>,
+    /// The request was just redacted: the next save writes it over the
+    /// stored one (the store's job), then clears this.
+    pub rewrite_request: bool,
 }
 
 /// Callback fields an ERP supplies for an existing order
@@ -119,10 +129,14 @@ impl OrderRecord {
             callback_fields: CallbackFields::default(),
             version: 1,
             stored_inline: false,
+            final_at: None,
+            redacted_at: None,
+            rewrite_request: false,
         };
         if record.order.process_type == ProcessType::HandedOver {
             record.accept_already_handed_over(now);
         }
+        record.final_at = record.final_since(now);
         record
     }
 
