@@ -20,6 +20,7 @@ fn orderctl(app: &TestApp, args: &[&str]) -> Output {
             "API_KEYS_TABLE",
             app.stack.resources.table("ApiKeysTable").expect("keys"),
         )
+        .env("LABELS_BUCKET", app.stack.labels_bucket().expect("bucket"))
         .env(
             "CALLBACK_QUEUE_URL",
             app.stack.callback_queue_url().expect("queue"),
@@ -386,4 +387,38 @@ fn every_subcommand_has_help() {
             "{args:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_operator_erases_an_orders_personal_data_with_one_command() {
+    let app = TestApp::spawn().await;
+    for number in ["ctl-erase", "ctl-packing"] {
+        let mut order = sample_order();
+        order["package"]["order_number"] = json!(number);
+        assert_eq!(app.post_order(&order).await.status, 201);
+    }
+    let cancel = "/apicenter/api/order/ctl-erase/cancel";
+    assert_eq!(app.post_json(cancel, &json!({})).await.status, 200);
+
+    let erased = orderctl(&app, &["--json", "order", "erase", "ctl-erase"]);
+    let in_warehouse = orderctl(&app, &["order", "erase", "ctl-packing"]);
+    let missing = orderctl(&app, &["order", "erase", "ctl-nosuch"]);
+
+    assert_eq!(
+        erased.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&erased.stderr)
+    );
+    assert_eq!(json_of(&erased)["message"], "personal data erased");
+    assert!(json_of(&erased)["order"]["personal_data_redacted_at"].is_string());
+    assert_eq!(in_warehouse.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&in_warehouse.stderr).contains("handed over"));
+    assert_eq!(missing.status.code(), Some(3));
+    let history = format!("{:?}", app.stored_history().await);
+    assert_eq!(
+        history.matches("Juan Carlos García").count(),
+        1,
+        "only ctl-packing keeps it"
+    );
 }
