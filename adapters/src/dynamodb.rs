@@ -207,21 +207,35 @@ impl DynamoOrderStore {
     }
 
     /// Writes the request item (the same hash is the same text: rewriting it
-    /// is harmless).
+    /// is harmless), unless it was redacted: a redacted request is never
+    /// written over, so an identical create of a redacted order (a replay)
+    /// cannot bring its personal data back. The redacted one carries
+    /// `redacted_at`.
     async fn put_request(&self, record: &OrderRecord) -> Result<(), StoreError> {
-        let output = self
+        let mut request = self
             .client
             .put_item()
             .table_name(&self.history)
             .item("order_number", s(record.order.order_number.as_str()))
             .item(ENTRY, s(&request_entry(&record.request_hash)))
             .item("order", s(&record.order_json))
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await
-            .map_err(classify)?;
-        capacity::record("request_put", output.consumed_capacity());
-        Ok(())
+            .condition_expression("attribute_not_exists(redacted_at)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
+        if let Some(at) = record.redacted_at {
+            request = request.item("redacted_at", s(&format_update_time(at)));
+        }
+        match request.send().await {
+            Ok(output) => {
+                capacity::record("request_put", output.consumed_capacity());
+                Ok(())
+            }
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify(err)),
+        }
     }
 
     /// Deletes a request item nothing points to (a create that lost).
