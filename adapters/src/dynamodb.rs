@@ -50,9 +50,11 @@
 //! an earlier release's inline `order`). Redaction writes the redacted request
 //! over it under the same `request#<sha256>` (the one history item that is
 //! ever rewritten: an eventually consistent read may see the old text for a
-//! moment after), then the state with `redacted_at`. Every save keeps
-//! `final_at` (epoch ms, while the order is final) and, while a final order
-//! is not redacted, `personal_data_shard`: the key of the sparse index
+//! moment after; it carries `redacted_at` and is never written over again),
+//! deletes any other `request#…` of the order (a refused create's whose
+//! delete failed), then writes the state with `redacted_at`. Every save
+//! keeps `final_at` (epoch ms, while the order is final) and, while a final
+//! order is not redacted, `personal_data_shard`: the key of the sparse index
 //! `by_personal_data_final` the scheduled redaction reads.
 //!
 //! Polling (`shared::polling`): every write stamps `updated_at` and the sort key
@@ -254,6 +256,46 @@ impl DynamoOrderStore {
         Ok(())
     }
 
+    /// Deletes the order's request items other than its own: a refused
+    /// create's whose delete failed (another request, which nothing points
+    /// to). Done when the order is redacted, so no stray copy keeps the
+    /// personal data.
+    async fn delete_stray_requests(&self, record: &OrderRecord) -> Result<(), StoreError> {
+        let number = record.order.order_number.as_str();
+        let own = request_entry(&record.request_hash);
+        let output = self
+            .client
+            .query()
+            .table_name(&self.history)
+            .key_condition_expression("order_number = :number AND begins_with(#entry, :request)")
+            .expression_attribute_names("#entry", ENTRY)
+            .expression_attribute_values(":number", s(number))
+            .expression_attribute_values(":request", s(&request_entry("")))
+            .projection_expression("#entry")
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .map_err(classify)?;
+        capacity::record("request_query", output.consumed_capacity());
+        for entry in output.items().iter().filter_map(|item| string(item, ENTRY)) {
+            if entry == own {
+                continue;
+            }
+            let output = self
+                .client
+                .delete_item()
+                .table_name(&self.history)
+                .key("order_number", s(number))
+                .key(ENTRY, s(&entry))
+                .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+                .send()
+                .await
+                .map_err(classify)?;
+            capacity::record("request_delete", output.consumed_capacity());
+        }
+        Ok(())
+    }
+
     /// Writes the ledger lines the store does not hold yet: the tries after
     /// `callback.stored_attempts`.
     async fn put_attempts(&self, record: &OrderRecord) -> Result<(), StoreError> {
@@ -424,6 +466,9 @@ impl OrderStore for DynamoOrderStore {
             // (before the state says so: a failure leaves the order due and
             // the next try redacts again).
             self.put_request(record).await?;
+        }
+        if record.rewrite_request {
+            self.delete_stray_requests(record).await?;
         }
         if record.stored_inline {
             // `order` is a reserved word.

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use integration_tests::partner::Answer;
 use integration_tests::{TestApp, sample_order};
@@ -128,6 +129,22 @@ async fn an_erp_erases_a_cancelled_orders_personal_data_and_label_at_once() {
             .status,
         200
     );
+
+    // A refused create's copy whose delete failed: nothing points to it.
+    let stray = order_with_label(number).to_string();
+    app.stack
+        .dynamodb
+        .put_item()
+        .table_name(app.stack.order_history_table().expect("history"))
+        .item("order_number", AttributeValue::S(number.to_owned()))
+        .item(
+            "entry",
+            AttributeValue::S(format!("request#{}", "0".repeat(64))),
+        )
+        .item("order", AttributeValue::S(stray))
+        .send()
+        .await
+        .expect("a stray request");
 
     let foreign = erase_as(&app, &other, number).await;
     let missing = erase_as(&app, &other, "mabang-nosuch").await;
