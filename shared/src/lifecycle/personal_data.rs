@@ -173,3 +173,6 @@ where
     );
     Ok(sweep)
 }
+
+#[cfg(test)]
+mod tests;
