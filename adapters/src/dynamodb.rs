@@ -240,14 +240,15 @@ impl DynamoOrderStore {
         }
     }
 
-    /// Deletes a request item nothing points to (a create that lost).
-    async fn delete_request(&self, record: &OrderRecord) -> Result<(), StoreError> {
+    /// Deletes a request item nothing points to (a create that lost, or a
+    /// stray copy of one).
+    async fn delete_request(&self, number: &str, entry: &str) -> Result<(), StoreError> {
         let output = self
             .client
             .delete_item()
             .table_name(&self.history)
-            .key("order_number", s(record.order.order_number.as_str()))
-            .key(ENTRY, s(&request_entry(&record.request_hash)))
+            .key("order_number", s(number))
+            .key(ENTRY, s(entry))
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
@@ -278,20 +279,9 @@ impl DynamoOrderStore {
             .map_err(classify)?;
         capacity::record("request_query", output.consumed_capacity());
         for entry in output.items().iter().filter_map(|item| string(item, ENTRY)) {
-            if entry == own {
-                continue;
+            if entry != own {
+                self.delete_request(number, &entry).await?;
             }
-            let output = self
-                .client
-                .delete_item()
-                .table_name(&self.history)
-                .key("order_number", s(number))
-                .key(ENTRY, s(&entry))
-                .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-                .send()
-                .await
-                .map_err(classify)?;
-            capacity::record("request_delete", output.consumed_capacity());
         }
         Ok(())
     }
@@ -390,7 +380,13 @@ impl OrderStore for DynamoOrderStore {
                     };
                     if stored.request_hash != record.request_hash {
                         // Ours is another request, which nothing points to.
-                        if let Err(err) = self.delete_request(record).await {
+                        if let Err(err) = self
+                            .delete_request(
+                                record.order.order_number.as_str(),
+                                &request_entry(&record.request_hash),
+                            )
+                            .await
+                        {
                             tracing::warn!(order_number = %record.order.order_number, error = %err,
                                 "the refused request's history item was not deleted");
                         }
