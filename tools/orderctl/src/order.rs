@@ -92,6 +92,12 @@ pub async fn run(aws: &Aws, command: OrderCommand, json: bool) -> Result<u8, Fai
                 record.callback.generation.to_string(),
             ],
             vec!["callback message".into(), place.to_owned()],
+            vec![
+                "personal data".into(),
+                view.personal_data_redacted_at
+                    .as_ref()
+                    .map_or_else(|| "held".to_owned(), |at| format!("redacted {at}")),
+            ],
         ],
     );
     println!("\nEvents");

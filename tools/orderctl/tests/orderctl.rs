@@ -415,6 +415,12 @@ async fn an_operator_erases_an_orders_personal_data_with_one_command() {
     assert_eq!(in_warehouse.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&in_warehouse.stderr).contains("handed over"));
     assert_eq!(missing.status.code(), Some(3));
+    let shown = orderctl(&app, &["order", "show", "ctl-erase"]);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("redacted 20"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
     let history = format!("{:?}", app.stored_history().await);
     assert_eq!(
         history.matches("Juan Carlos García").count(),
