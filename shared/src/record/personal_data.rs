@@ -61,6 +61,17 @@ fn mark(value: &mut Option<String>) {
     }
 }
 
+/// Whether an order in `status` with its callback in `callback` is final
+/// ([`OrderRecord::is_final`]).
+#[must_use]
+pub fn is_final(status: OrderStatus, callback: CallbackStatus) -> bool {
+    match status {
+        OrderStatus::Cancelled => true,
+        OrderStatus::HandedOver => !callback.in_flight(),
+        _ => false,
+    }
+}
+
 /// Why an order's personal data cannot be erased yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -84,14 +95,7 @@ impl OrderRecord {
     /// Scheduled redaction counts its retention from then.
     #[must_use]
     pub fn is_final(&self) -> bool {
-        match self.status {
-            OrderStatus::Cancelled => true,
-            OrderStatus::HandedOver => !matches!(
-                self.callback.status,
-                CallbackStatus::Pending | CallbackStatus::Retrying
-            ),
-            _ => false,
-        }
+        is_final(self.status, self.callback.status)
     }
 
     /// When the order became final, given a write at `now`: kept while the
