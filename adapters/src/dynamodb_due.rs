@@ -18,10 +18,14 @@ impl DueRedactions for DynamoOrderStore {
         limit: usize,
     ) -> Result<Vec<OrderNumber>, StoreError> {
         let before = before.timestamp_millis().max(0).to_string();
+        let partitions = redaction_partitions();
+        // An even share each, so a backlog in one shard never starves the others.
+        let share = limit.div_ceil(partitions.len().max(1));
         let mut due = Vec::new();
-        for partition in redaction_partitions() {
+        for partition in partitions {
             let mut start = None;
-            while due.len() < limit {
+            let stop = (due.len() + share).min(limit);
+            while due.len() < stop {
                 let output = self
                     .client()
                     .query()
@@ -30,7 +34,7 @@ impl DueRedactions for DynamoOrderStore {
                     .key_condition_expression("personal_data_shard = :p AND final_at <= :before")
                     .expression_attribute_values(":p", AttributeValue::S(partition.clone()))
                     .expression_attribute_values(":before", AttributeValue::N(before.clone()))
-                    .limit(i32::try_from(limit - due.len()).unwrap_or(i32::MAX))
+                    .limit(i32::try_from(stop - due.len()).unwrap_or(i32::MAX))
                     .set_exclusive_start_key(start.take())
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
