@@ -787,6 +787,9 @@ fn personal_data_attributes(
     if let Some(at) = record.redacted_at {
         update.set("redacted_at", ":redacted_at", s(&format_update_time(at)));
     }
+    if let Some(hash) = &record.replay_hash {
+        update.set("replay_hash", ":replay_hash", s(hash));
+    }
 }
 
 /// Whether `access` may read the order of this state item, judged on the
@@ -886,6 +889,7 @@ pub(crate) fn from_item(item: &Item, cold: Option<Cold>) -> Result<OrderRecord, 
         final_at: numeric(item, "final_at").map(from_millis),
         redacted_at,
         rewrite_request: false,
+        replay_hash: string(item, "replay_hash"),
         callback_fields,
         order,
         order_json,

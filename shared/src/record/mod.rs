@@ -61,6 +61,11 @@ pub struct OrderRecord {
     /// The request was just redacted: the next save writes it over the
     /// stored one (the store's job), then clears this.
     pub rewrite_request: bool,
+    /// The request's hash in this release's canonical form, kept when it
+    /// differs from `request_hash` (an earlier release's order) and the
+    /// stored text can no longer tell it (redacted), so replays are still
+    /// recognised ([`OrderRecord::same_request_as`]).
+    pub replay_hash: Option<String>,
 }
 
 /// Callback fields an ERP supplies for an existing order
@@ -132,6 +137,7 @@ impl OrderRecord {
             final_at: None,
             redacted_at: None,
             rewrite_request: false,
+            replay_hash: None,
         };
         if record.order.process_type == ProcessType::HandedOver {
             record.accept_already_handed_over(now);
@@ -231,10 +237,12 @@ impl OrderRecord {
 
     /// Whether `other` is the same request as the one stored here: equal
     /// hashes, or (for an order stored by an earlier release, whose canonical
-    /// form may differ) equal canonical forms as this release writes them.
+    /// form may differ) equal canonical forms as this release writes them
+    /// (once redacted, the form it had: `replay_hash`).
     #[must_use]
     pub fn same_request_as(&self, other: &Self) -> bool {
         self.request_hash == other.request_hash
+            || self.replay_hash.as_deref() == Some(other.request_hash.as_str())
             || serde_json::from_str::<Order>(&self.order_json)
                 .is_ok_and(|stored| request_hash(&canonical_json(&stored)) == other.request_hash)
     }
