@@ -76,6 +76,13 @@ async fn assert_redacted_but_usable(app: &TestApp, number: &str, sent: &Value) {
             .all(|key| !key.contains(number)),
         "the label is deleted"
     );
+    assert!(
+        app.stored_label_versions()
+            .await
+            .iter()
+            .all(|key| !key.contains(number)),
+        "no earlier version of the label is kept either"
+    );
     let wms = format!("Bearer {}", app.wms_key);
     let label_path = format!("/apicenter/api/order/{number}/label");
     let label = app
