@@ -276,6 +276,14 @@ fn lifecycle_failure(err: LifecycleError) -> ApiResponse {
             json!({ "callback_status": status }),
             &err.to_string(),
         ),
+        L::StillInWarehouse(still) => envelope(
+            StatusCode::CONFLICT,
+            json!({
+                "current_status": still.0,
+                "erasable_when": ["handed_over", "cancelled"],
+            }),
+            &err.to_string(),
+        ),
         L::Labels(err) => label_failure(&err),
         L::CallbackSettled(status) => envelope(
             StatusCode::CONFLICT,

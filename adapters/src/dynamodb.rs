@@ -8,7 +8,8 @@
 //! reported (`progress`, events included) and the callback's state (`callback`,
 //! without its ledger) as JSON; `request_hash`, the pointer to the request.
 //! The history table holds, written once each:
-//! - `request#<sha256>`: the accepted request as canonical JSON (`order`),
+//! - `request#<sha256>`: the accepted request as canonical JSON (`order`;
+//!   redacted in place once its personal data's time is up),
 //!   written *before* the order's item, so an order never points to a missing
 //!   request; a create that loses the race deletes its own (another hash, so
 //!   nothing points to it).
@@ -45,6 +46,17 @@
 //!
 //! One sparse index key: `client_platform_order` (duplicate marketplace orders).
 //!
+//! Personal data (docs/personal-data.md) is only in the request item (and in
+//! an earlier release's inline `order`). Redaction writes the redacted request
+//! over it under the same `request#<sha256>` (the one history item that is
+//! ever rewritten: an eventually consistent read may see the old text for a
+//! moment after; it carries `redacted_at` and is never written over again),
+//! deletes any other `request#…` of the order (a refused create's whose
+//! delete failed), then writes the state with `redacted_at`. Every save
+//! keeps `final_at` (epoch ms, while the order is final) and, while a final
+//! order is not redacted, `personal_data_shard`: the key of the sparse index
+//! `by_personal_data_final` the scheduled redaction reads.
+//!
 //! Polling (`shared::polling`): every write stamps `updated_at` and the sort key
 //! `updated_key` (`{updated_at}#{order_number}`); `feed_shard`
 //! (`{client_code}#{shard}`, fixed at creation) keys the index `by_client_updated`,
@@ -69,6 +81,7 @@ use sha2::{Digest, Sha256};
 use super::capacity;
 use shared::domain::{Order, OrderNumber};
 use shared::error::{FieldError, StoreError};
+use shared::lifecycle::personal_data as erasure;
 use shared::polling;
 use shared::ports::{Access, ClaimOutcome, Guard, Insert, Lookup, OrderStore, Save};
 use shared::record::callback::MAX_LEDGER;
@@ -196,36 +209,80 @@ impl DynamoOrderStore {
     }
 
     /// Writes the request item (the same hash is the same text: rewriting it
-    /// is harmless).
+    /// is harmless), unless it was redacted: a redacted request is never
+    /// written over, so an identical create of a redacted order (a replay)
+    /// cannot bring its personal data back. The redacted one carries
+    /// `redacted_at`.
     async fn put_request(&self, record: &OrderRecord) -> Result<(), StoreError> {
-        let output = self
+        let mut request = self
             .client
             .put_item()
             .table_name(&self.history)
             .item("order_number", s(record.order.order_number.as_str()))
             .item(ENTRY, s(&request_entry(&record.request_hash)))
             .item("order", s(&record.order_json))
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await
-            .map_err(classify)?;
-        capacity::record("request_put", output.consumed_capacity());
-        Ok(())
+            .condition_expression("attribute_not_exists(redacted_at)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
+        if let Some(at) = record.redacted_at {
+            request = request.item("redacted_at", s(&format_update_time(at)));
+        }
+        match request.send().await {
+            Ok(output) => {
+                capacity::record("request_put", output.consumed_capacity());
+                Ok(())
+            }
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify(err)),
+        }
     }
 
-    /// Deletes a request item nothing points to (a create that lost).
-    async fn delete_request(&self, record: &OrderRecord) -> Result<(), StoreError> {
+    /// Deletes a request item nothing points to (a create that lost, or a
+    /// stray copy of one).
+    async fn delete_request(&self, number: &str, entry: &str) -> Result<(), StoreError> {
         let output = self
             .client
             .delete_item()
             .table_name(&self.history)
-            .key("order_number", s(record.order.order_number.as_str()))
-            .key(ENTRY, s(&request_entry(&record.request_hash)))
+            .key("order_number", s(number))
+            .key(ENTRY, s(entry))
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
             .map_err(classify)?;
         capacity::record("request_delete", output.consumed_capacity());
+        Ok(())
+    }
+
+    /// Deletes the order's request items other than its own: a refused
+    /// create's whose delete failed (another request, which nothing points
+    /// to). Done when the order is redacted, so no stray copy keeps the
+    /// personal data.
+    async fn delete_stray_requests(&self, record: &OrderRecord) -> Result<(), StoreError> {
+        let number = record.order.order_number.as_str();
+        let own = request_entry(&record.request_hash);
+        let output = self
+            .client
+            .query()
+            .table_name(&self.history)
+            .key_condition_expression("order_number = :number AND begins_with(#entry, :request)")
+            .expression_attribute_names("#entry", ENTRY)
+            .expression_attribute_values(":number", s(number))
+            .expression_attribute_values(":request", s(&request_entry("")))
+            .projection_expression("#entry")
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .map_err(classify)?;
+        capacity::record("request_query", output.consumed_capacity());
+        for entry in output.items().iter().filter_map(|item| string(item, ENTRY)) {
+            if entry != own {
+                self.delete_request(number, &entry).await?;
+            }
+        }
         Ok(())
     }
 
@@ -323,7 +380,13 @@ impl OrderStore for DynamoOrderStore {
                     };
                     if stored.request_hash != record.request_hash {
                         // Ours is another request, which nothing points to.
-                        if let Err(err) = self.delete_request(record).await {
+                        if let Err(err) = self
+                            .delete_request(
+                                record.order.order_number.as_str(),
+                                &request_entry(&record.request_hash),
+                            )
+                            .await
+                        {
                             tracing::warn!(order_number = %record.order.order_number, error = %err,
                                 "the refused request's history item was not deleted");
                         }
@@ -392,13 +455,23 @@ impl OrderStore for DynamoOrderStore {
             .set("progress", ":progress", s(&progress_json(&record.progress)))
             .set("callback", ":callback", s(&callback_json(callback)));
         callback_attributes(callback, &record.order.order_number, &mut update);
-        if record.stored_inline {
-            // Moves an earlier release's inline request out; it stays in the
-            // item until this write, so a failure loses nothing.
+        if record.stored_inline || record.rewrite_request {
+            // Moves an earlier release's inline request out (it stays in the
+            // item until this write, so a failure loses nothing), or writes
+            // the redacted request over the stored one under the same hash
+            // (before the state says so: a failure leaves the order due and
+            // the next try redacts again).
             self.put_request(record).await?;
+        }
+        if record.rewrite_request {
+            self.delete_stray_requests(record).await?;
+        }
+        if record.stored_inline {
             // `order` is a reserved word.
             update.remove("#order");
         }
+        let final_at = record.final_since(stamp);
+        personal_data_attributes(record, final_at, &mut update);
         // Before the state that counts them (the inline ledger of an earlier
         // release too): see the module docs.
         self.put_attempts(record).await?;
@@ -444,6 +517,8 @@ impl OrderStore for DynamoOrderStore {
                 record.updated_at = stamp;
                 record.callback.send_message = false;
                 record.stored_inline = false;
+                record.rewrite_request = false;
+                record.final_at = final_at;
                 record.callback.stored_attempts = record.callback.attempt_count;
                 Ok(Save::Saved)
             }
@@ -682,7 +757,39 @@ fn to_item(record: &OrderRecord) -> Item {
     if !record.findings.is_empty() {
         item.insert("findings".into(), s(&json(&record.findings)));
     }
+    let mut personal = Update::default();
+    personal_data_attributes(record, record.final_at, &mut personal);
+    item.extend(
+        personal
+            .sets
+            .into_iter()
+            .filter_map(|(name, placeholder)| Some((name, personal.values.remove(&placeholder)?))),
+    );
     item
+}
+
+/// The retention attributes (`shared::erasure`): `final_at` (epoch ms) while
+/// the order is final, `redacted_at` once redacted, and the sparse index key
+/// `personal_data_shard` only while a final order still holds personal data.
+fn personal_data_attributes(
+    record: &OrderRecord,
+    final_at: Option<DateTime<Utc>>,
+    update: &mut Update,
+) {
+    match final_at {
+        Some(at) => update.set("final_at", ":final_at", n(millis(at))),
+        None => update.remove("final_at"),
+    };
+    match erasure::redaction_shard(&record.order.order_number, final_at, record.redacted_at) {
+        Some(shard) => update.set("personal_data_shard", ":personal_data_shard", s(&shard)),
+        None => update.remove("personal_data_shard"),
+    };
+    if let Some(at) = record.redacted_at {
+        update.set("redacted_at", ":redacted_at", s(&format_update_time(at)));
+    }
+    if let Some(hash) = &record.replay_hash {
+        update.set("replay_hash", ":replay_hash", s(hash));
+    }
 }
 
 /// Whether `access` may read the order of this state item, judged on the
@@ -770,7 +877,19 @@ pub(crate) fn from_item(item: &Item, cold: Option<Cold>) -> Result<OrderRecord, 
         Some(fields) => serde_json::from_str(&fields).map_err(|err| corrupt(err.to_string()))?,
         None => CallbackFields::default(),
     };
+    let redacted_at = match string(item, "redacted_at") {
+        Some(at) => Some(
+            DateTime::parse_from_rfc3339(&at)
+                .map_err(|err| corrupt(err.to_string()))?
+                .with_timezone(&Utc),
+        ),
+        None => None,
+    };
     Ok(OrderRecord {
+        final_at: numeric(item, "final_at").map(from_millis),
+        redacted_at,
+        rewrite_request: false,
+        replay_hash: string(item, "replay_hash"),
         callback_fields,
         order,
         order_json,

@@ -23,6 +23,7 @@ pub mod api;
 pub mod breaker_dynamodb;
 pub mod capacity;
 pub mod dynamodb;
+mod dynamodb_due;
 mod dynamodb_feed;
 pub mod dynamodb_keys;
 pub mod https;

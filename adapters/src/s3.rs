@@ -1,7 +1,8 @@
 //! [`LabelStore`] on an S3 bucket of the stack: encrypted, public access
 //! blocked, expired by a lifecycle rule (the template's `LabelsBucket`).
 //! Objects are written with their SHA-256, so S3 refuses a corrupted upload;
-//! the warehouse reads them through presigned links.
+//! the warehouse reads them through presigned links; a deleted label loses
+//! every version.
 
 use std::time::Duration;
 
@@ -71,14 +72,40 @@ impl LabelStore for S3LabelStore {
         Ok(())
     }
 
+    /// Deletes every version of the label, not only the current one: the
+    /// bucket keeps versions (an accidental overwrite can be undone), but a
+    /// deleted label is gone for good (it prints the buyer's address).
     async fn delete_label(&self, key: &str) -> Result<(), LabelError> {
-        self.client
-            .delete_object()
+        let listed = self
+            .client
+            .list_object_versions()
             .bucket(&self.bucket)
-            .key(key)
+            .prefix(key)
             .send()
             .await
             .map_err(|err| LabelError(Box::new(err)))?;
+        let versions = listed
+            .versions()
+            .iter()
+            .filter(|version| version.key() == Some(key))
+            .filter_map(|version| version.version_id());
+        let markers = listed
+            .delete_markers()
+            .iter()
+            .filter(|marker| marker.key() == Some(key))
+            .filter_map(|marker| marker.version_id());
+        // A label is written once (its key is its SHA-256), so this is one
+        // version, or two when an identical create raced; never a page.
+        for version in versions.chain(markers) {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .version_id(version)
+                .send()
+                .await
+                .map_err(|err| LabelError(Box::new(err)))?;
+        }
         Ok(())
     }
 

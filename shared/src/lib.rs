@@ -16,6 +16,8 @@
 //! | which event moves which status (the state machine) | [`record::progress`]; event types [`record::event`] |
 //! | the callback's state and delivery protocol (generation, claim, lease, settle, replay) | [`record::callback`] |
 //! | reading a warehouse event body, cancel, callback fields, replay, label link | [`lifecycle`] (`lifecycle/event.rs`, `service.rs`, `callback_fields.rs`, `label.rs`) |
+//! | what redaction replaces and keeps, when an order is final | `record/personal_data.rs` |
+//! | erasure on request, the scheduled redaction sweep, its index | `lifecycle/personal_data.rs` (docs/personal-data.md) |
 //! | the spec-001 body: field mapping, platform requirements, caps, idempotency key | [`callback::body`] (`build.rs`, `document.rs`, `idempotency.rs`) |
 //! | retry schedule, circuit breaker | [`callback::retry`], [`callback::breaker`], [`callback::breaker_cache`] |
 //! | one delivery of a queue message end to end | [`dispatch`] |

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 
 use crate::domain::OrderNumber;
 use crate::error::{LabelError, StoreError};
-use crate::ports::{Access, ClaimOutcome, Guard, Insert, LabelStore, Lookup, OrderStore, Save};
+use crate::ports::{
+    Access, ClaimOutcome, DueRedactions, Guard, Insert, LabelStore, Lookup, OrderStore, Save,
+};
 use crate::record::OrderRecord;
 use crate::record::callback::Claim;
 
@@ -128,6 +130,8 @@ impl OrderStore for MemoryStore {
         }
         record.version += 1;
         record.updated_at = crate::record::next_update_stamp(record.updated_at, chrono::Utc::now());
+        record.final_at = record.final_since(record.updated_at);
+        record.rewrite_request = false;
         self.write(record);
         Ok(Save::Saved)
     }
@@ -159,6 +163,22 @@ impl OrderStore for MemoryStore {
                 record.order.client_platform_order_key().as_deref()
                     == Some(client_platform_order_key)
             })
+            .map(|record| record.order.order_number.clone())
+            .collect())
+    }
+}
+
+impl DueRedactions for MemoryStore {
+    async fn final_before(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<OrderNumber>, StoreError> {
+        Ok(lock(&self.orders)
+            .values()
+            .filter(|record| record.redacted_at.is_none())
+            .filter(|record| record.final_at.is_some_and(|at| at <= before))
+            .take(limit)
             .map(|record| record.order.order_number.clone())
             .collect())
     }

@@ -164,6 +164,28 @@ impl<T: OrderStore + ?Sized> OrderStore for std::sync::Arc<T> {
     }
 }
 
+/// Final orders that still hold personal data, by when they became final
+/// (a sparse index in DynamoDB: `crate::lifecycle::personal_data`).
+pub trait DueRedactions: Send + Sync {
+    /// Up to `limit` orders that became final at or before `before` and are
+    /// not redacted yet, oldest first within each index partition.
+    fn final_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OrderNumber>, StoreError>> + Send;
+}
+
+impl<T: DueRedactions + ?Sized> DueRedactions for std::sync::Arc<T> {
+    fn final_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OrderNumber>, StoreError>> + Send {
+        (**self).final_before(before, limit)
+    }
+}
+
 /// Where labels live (S3 in AWS): written once, read through short-lived links.
 pub trait LabelStore: Send + Sync {
     /// Stores `bytes` under `key`; `sha256` (lowercase hex) lets the store

@@ -50,6 +50,9 @@ pub struct OrderView {
     /// The inline label the ERP sent, as stored (never the label itself; the
     /// warehouse fetches it from `…/label`).
     pub label: Option<LabelView>,
+    /// When the order's personal data was redacted (after fulfilment, or on
+    /// request); `null` while it is held. The label goes with it.
+    pub personal_data_redacted_at: Option<String>,
     pub callback: CallbackView,
     pub events: Vec<EventEntry>,
 }
@@ -132,10 +135,12 @@ impl From<&OrderRecord> for OrderView {
                 .logistics_provider
                 .as_ref()
                 .and_then(|provider| provider.label.as_ref())
+                .filter(|_| record.redacted_at.is_none())
                 .map(|label| LabelView {
                     bytes: label.bytes,
                     sha256: label.sha256.clone(),
                 }),
+            personal_data_redacted_at: time(record.redacted_at),
             callback: CallbackView::from(&record.callback),
             events: progress.events.clone(),
         }

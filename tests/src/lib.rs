@@ -349,6 +349,28 @@ impl TestApp {
             .collect()
     }
 
+    /// The keys of every version and delete marker in this test's labels
+    /// bucket (the bucket is versioned, as the template's is).
+    pub async fn stored_label_versions(&self) -> Vec<String> {
+        let listed = self
+            .stack
+            .s3
+            .list_object_versions()
+            .bucket(self.stack.labels_bucket().expect("labels bucket"))
+            .send()
+            .await
+            .expect("list the labels bucket's versions");
+        let versions = listed
+            .versions()
+            .iter()
+            .filter_map(|v| v.key().map(str::to_owned));
+        let markers = listed
+            .delete_markers()
+            .iter()
+            .filter_map(|m| m.key().map(str::to_owned));
+        versions.chain(markers).collect()
+    }
+
     async fn scan(&self, table: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
         self.stack
             .dynamodb

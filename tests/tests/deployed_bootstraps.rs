@@ -10,7 +10,7 @@
 //! warehouse's events are taken (also base64-encoded), the partner gets the
 //! callback, and the batch answer lists exactly the messages SQS must keep
 //! (none when the others were dead-lettered by the handler; the one the
-//! partner refused with a 503).
+//! partner refused with a 503); the personal-data sweep answers its schedule.
 //!
 //! Not part of the workspace's test run (feature `deployed`): it needs the
 //! release build, so `infra/local/template-checks.sh` runs it right after
@@ -466,6 +466,7 @@ async fn the_built_bootstraps_serve_api_gateway_and_sqs_events() {
                 .expect("warehouses"),
         ),
         ("LogLevel", "info".to_owned()),
+        ("PersonalDataRetentionDays", "30".to_owned()),
         ("CallbackUrl", partner.url.clone()),
         ("CallbackTokenUrl", format!("{}/oauth2/token", partner.url)),
         (
@@ -480,6 +481,7 @@ async fn the_built_bootstraps_serve_api_gateway_and_sqs_events() {
         ("order-intake", "OrderIntakeFunction"),
         ("warehouse-events", "WarehouseEventsFunction"),
         ("callback-dispatch", "CallbackDispatchFunction"),
+        ("personal-data-sweep", "PersonalDataSweepFunction"),
     ] {
         lambda.start_function(
             name,
@@ -581,6 +583,21 @@ async fn the_built_bootstraps_serve_api_gateway_and_sqs_events() {
         (status, body["data"]["callback"]["status"].as_str()),
         (200, Some("retrying")),
         "{body:#}"
+    );
+
+    // The hourly schedule's event: the sweep reads the index of final
+    // orders and finds none past the retention (30 days) yet.
+    let swept = lambda
+        .invoke(
+            "personal-data-sweep",
+            &sam_event(&["cloudwatch", "scheduled-event"]),
+        )
+        .await;
+    assert_eq!(
+        swept,
+        json!({"redacted": 0, "skipped": 0}),
+        "{}",
+        lambda.functions["personal-data-sweep"].log()
     );
 
     // Metric lines carry a level no ApplicationLogLevel drops.

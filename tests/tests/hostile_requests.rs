@@ -191,6 +191,7 @@ mod fuzz {
             Just("/cancel".to_owned()),
             Just("/events".to_owned()),
             Just("/callback/retry".to_owned()),
+            Just("/personal-data/erase".to_owned()),
             "(/[a-z%0-9]{0,6}){0,3}",
         ];
         let query = prop_oneof![Just(String::new()), "\\?[a-z0-9=&%+]{0,16}"];

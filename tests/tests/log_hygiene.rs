@@ -1,5 +1,6 @@
-//! Logs never carry secrets or personal data: a full flow runs with every log
-//! line captured, then the capture is searched for each sensitive value.
+//! Logs never carry secrets or personal data: a full flow (create, ship,
+//! callback, erasure, the scheduled redaction) runs with every log line
+//! captured, then the capture is searched for each sensitive value.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,15 @@ impl Write for Capture {
     }
 }
 
+/// The time `ahead` from now: a sweep run after the retention.
+struct Ahead(chrono::Duration);
+
+impl shared::ports::Clock for Ahead {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.0
+    }
+}
+
 #[tokio::test]
 async fn a_full_flow_logs_no_keys_signatures_tokens_or_personal_data() {
     let capture = Capture::default();
@@ -32,7 +42,7 @@ async fn a_full_flow_logs_no_keys_signatures_tokens_or_personal_data() {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
-            "info,shared=trace,order_intake=trace,warehouse_events=trace,callback_dispatch=trace,local_stack=trace",
+            "info,shared=trace,order_intake=trace,warehouse_events=trace,callback_dispatch=trace,personal_data_sweep=trace,local_stack=trace",
         )
         .with_writer(move || writer.clone())
         .init();
@@ -99,9 +109,37 @@ async fn a_full_flow_logs_no_keys_signatures_tokens_or_personal_data() {
     })
     .await;
 
+    // The personal data's end: an ERP's erasure, a refused one, and the
+    // scheduled sweep over a cancelled order (with a bad e-mail: a finding).
+    let erase = |number: &'static str| {
+        let auth = format!("Bearer {}", app.erp_key);
+        let path = format!("/apicenter/api/order/{number}/personal-data/erase");
+        let app = &app;
+        async move {
+            app.send(Method::POST, &path, &[("authorization", &auth)], None)
+                .await
+        }
+    };
+    assert_eq!(erase("mabang-test002").await.status, 200);
+    let mut other = sample_order();
+    other["package"]["order_number"] = json!("mabang-log2");
+    other["receiver"]["email"] = json!("Juan Carlos García at home");
+    assert_eq!(app.post_order(&other).await.status, 201);
+    assert_eq!(erase("mabang-log2").await.status, 409);
+    let cancel = "/apicenter/api/order/mabang-log2/cancel";
+    assert_eq!(app.post_json(cancel, &json!({})).await.status, 200);
+    let swept = app
+        .stack
+        .personal_data_sweep(Ahead(chrono::Duration::days(31)))
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(swept.redacted, 1);
+
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(
-        logs.contains("mabang-test002"),
+        logs.contains("mabang-test002") && logs.contains("personal-data sweep"),
         "the capture caught nothing:\n{logs}"
     );
     for secret_value in [

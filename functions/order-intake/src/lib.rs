@@ -22,6 +22,7 @@ use shared::config::{ConfigError, Warehouses, api_key_cache, poll_settle, requir
 use shared::error::IntakeError;
 use shared::intake::{Accepted, Intake};
 use shared::lifecycle::Lifecycle;
+use shared::lifecycle::personal_data::Erased;
 use shared::polling::{self, OrderFeed, PollRequest};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
 use shared::record::progress::EventEffect;
@@ -242,6 +243,24 @@ where
                     &OrderView::from(&order),
                     "callback fields stored",
                 ))
+            }
+            [
+                "apicenter",
+                "api",
+                "order",
+                number,
+                "personal-data",
+                "erase",
+            ] if post => {
+                let (order, erased) = self.intake.erase_personal_data(caller, number).await?;
+                let message = match erased {
+                    Erased::Now => "personal data erased",
+                    Erased::Before => "personal data already erased",
+                };
+                Ok(success(StatusCode::OK, &OrderView::from(&order), message))
+            }
+            ["apicenter", "api", "order", _, "personal-data", "erase"] => {
+                Err(ApiError::MethodNotAllowed { allow: "POST" })
             }
             ["apicenter", "api", "order", _, "cancel"]
             | [

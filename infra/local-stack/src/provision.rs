@@ -117,6 +117,18 @@ pub async fn provision_buckets(
             .send()
             .await
             .map_err(Error::aws)?;
+        if template.bucket_versioned(&logical_id) {
+            s3.put_bucket_versioning()
+                .bucket(&name)
+                .versioning_configuration(
+                    aws_sdk_s3::types::VersioningConfiguration::builder()
+                        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(Error::aws)?;
+        }
         provisioned.buckets.insert(logical_id, name);
     }
     Ok(())

@@ -11,13 +11,14 @@ use adapters::{
 };
 use callback_dispatch::DispatchHandler;
 use order_intake::OrderApi;
+use personal_data_sweep::PersonalDataSweep;
 use shared::auth::IssuedKey;
 use shared::callback::RetryPolicy;
 use shared::callback::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::config::Warehouses;
 use shared::dispatch::Dispatcher;
 use shared::domain::Scope;
-use shared::ports::SystemClock;
+use shared::ports::{Clock, SystemClock};
 use warehouse_events::EventsApi;
 
 use crate::Error;
@@ -399,6 +400,36 @@ impl Stack {
         };
         sqs_poller::run(self.sqs.clone(), config, self.dispatcher(settings).await?).await;
         Ok(())
+    }
+
+    /// The scheduled redaction (the template's `PersonalDataSweepFunction`)
+    /// over this stack, reading the time from `clock` (a test moves it past
+    /// the retention), with the template's `PersonalDataRetentionDays`.
+    pub fn personal_data_sweep<C: Clock>(
+        &self,
+        clock: C,
+    ) -> Result<PersonalDataSweep<DynamoOrderStore, S3LabelStore, C>, Error> {
+        let days = Template::project()?.number_parameter("PersonalDataRetentionDays")?;
+        let retention = personal_data_sweep::retention_days(Some(days.to_string()))
+            .map_err(|err| Error::Template(err.to_string()))?;
+        Ok(PersonalDataSweep::with_ports(
+            self.store()?,
+            self.labels()?,
+            clock,
+            retention,
+        ))
+    }
+
+    /// Runs the sweep every `every` (the template's schedule: hourly) until
+    /// dropped, as EventBridge Scheduler invokes the function in AWS.
+    pub async fn run_personal_data_sweep(&self, every: Duration) -> Result<(), Error> {
+        let sweep = self.personal_data_sweep(SystemClock)?;
+        loop {
+            if let Err(err) = sweep.run().await {
+                tracing::error!(%err, "the personal-data sweep failed; the next run tries again");
+            }
+            tokio::time::sleep(every).await;
+        }
     }
 }
 

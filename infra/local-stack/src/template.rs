@@ -214,6 +214,19 @@ impl Template {
             .collect()
     }
 
+    /// Whether the bucket `logical_id` keeps object versions
+    /// (`VersioningConfiguration: Status: Enabled`).
+    #[must_use]
+    pub fn bucket_versioned(&self, logical_id: &str) -> bool {
+        self.resources
+            .get(logical_id)
+            .and_then(|body| body.get("Properties"))
+            .and_then(|props| props.get("VersioningConfiguration"))
+            .and_then(|config| config.get("Status"))
+            .and_then(Value::as_str)
+            == Some("Enabled")
+    }
+
     pub fn queues(&self) -> Result<Vec<QueueSpec>, Error> {
         self.of_type("AWS::SQS::Queue")
             .map(|(id, body)| {

@@ -11,6 +11,8 @@ use crate::auth::Principal;
 use crate::config::Warehouses;
 use crate::domain::{Order, OrderNumber, StoredLabel};
 use crate::error::{FieldError, IntakeError, StoreError};
+use crate::lifecycle::LifecycleError;
+use crate::lifecycle::personal_data::{Erased, erase};
 use crate::ports::{Access, Clock, Insert, LabelStore, Lookup, OrderStore};
 use crate::record::OrderRecord;
 use crate::update::{Change, update_order};
@@ -236,6 +238,23 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
             .await?
             .into_found()
             .ok_or_else(not_found)
+    }
+
+    /// The caller erases the personal data of one of its orders, label
+    /// included (`crate::lifecycle::personal_data::erase`).
+    pub async fn erase_personal_data(
+        &self,
+        caller: &Principal,
+        order_number: &str,
+    ) -> Result<(OrderRecord, Erased), LifecycleError> {
+        erase(
+            &self.store,
+            &self.labels,
+            Access::Scope(&caller.scope),
+            order_number,
+            self.clock.now(),
+        )
+        .await
     }
 
     /// The same marketplace order already sent under another order number. The

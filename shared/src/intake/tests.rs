@@ -882,3 +882,126 @@ async fn a_create_that_loses_the_race_for_its_number_removes_its_label() {
     );
     assert_eq!(labels.keys(), Vec::<String>::new());
 }
+
+/// The sample with an inline label, cancelled by the ERP (a final order).
+async fn cancelled_with_label(intake: &TestIntake, store: &MemoryStore) -> OrderNumber {
+    let mut order = sample();
+    order["logistics_provider"]["label_base64"] = json!("JVBERi0xLjcKJcOkw7w=");
+    created(intake.accept(&client(), &body(&order)).await);
+    let number = OrderNumber::parse("mabang-test002").unwrap();
+    let mut record = store.stored(&number).unwrap();
+    record.status = crate::domain::OrderStatus::Cancelled;
+    let saved = store
+        .save(&mut record, crate::ports::Guard::Version)
+        .await
+        .unwrap();
+    assert_eq!(saved, crate::ports::Save::Saved);
+    number
+}
+
+#[tokio::test]
+async fn an_erased_order_replays_from_its_stored_hash_without_its_personal_data() {
+    let store: Arc<MemoryStore> = Arc::default();
+    let labels: Arc<MemoryLabels> = Arc::default();
+    let intake = intake_with(store.clone(), labels.clone());
+    let number = cancelled_with_label(&intake, &store).await;
+    assert_eq!(labels.keys().len(), 1);
+
+    let (erased, how) = intake
+        .erase_personal_data(&client(), "mabang-test002")
+        .await
+        .unwrap();
+
+    assert_eq!(how, crate::lifecycle::personal_data::Erased::Now);
+    assert!(labels.keys().is_empty(), "the label goes with the address");
+    let stored = store.stored(&number).unwrap();
+    assert!(
+        !stored.order_json.contains("Juan Carlos"),
+        "{}",
+        stored.order_json
+    );
+    assert!(stored.redacted_at.is_some());
+    assert_eq!(stored.request_hash, erased.request_hash);
+    let mut order = sample();
+    order["logistics_provider"]["label_base64"] = json!("JVBERi0xLjcKJcOkw7w=");
+    match intake.accept(&client(), &body(&order)).await {
+        Ok(Accepted::Replayed(replayed)) => {
+            assert_eq!(replayed.order.receiver.name, "redacted");
+            assert!(
+                OrderView::from(&replayed)
+                    .personal_data_redacted_at
+                    .is_some()
+            );
+        }
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    assert!(labels.keys().is_empty(), "a replay puts no label back");
+}
+
+#[tokio::test]
+async fn an_order_in_the_warehouse_or_of_another_client_is_not_erased() {
+    let store: Arc<MemoryStore> = Arc::default();
+    let intake = intake_over(store.clone());
+    created(intake.accept(&client(), SAMPLE.as_bytes()).await);
+    let other = crate::auth::Principal {
+        key_id: "key_other".into(),
+        scope: crate::domain::Scope::Client("21".into()),
+        order_prefixes: Vec::new(),
+        signed: None,
+    };
+
+    let pending = intake
+        .erase_personal_data(&client(), "mabang-test002")
+        .await;
+    let foreign = intake.erase_personal_data(&other, "mabang-test002").await;
+
+    assert!(
+        matches!(pending, Err(LifecycleError::StillInWarehouse(_))),
+        "{pending:?}"
+    );
+    assert!(
+        matches!(foreign, Err(LifecycleError::NotFound(_))),
+        "{foreign:?}"
+    );
+    let number = OrderNumber::parse("mabang-test002").unwrap();
+    assert_eq!(store.stored(&number).unwrap().redacted_at, None);
+}
+
+#[tokio::test]
+async fn the_sweep_redacts_final_orders_only_once_their_retention_has_passed() {
+    let store: Arc<MemoryStore> = Arc::default();
+    let labels: Arc<MemoryLabels> = Arc::default();
+    let intake = intake_with(store.clone(), labels.clone());
+    let number = cancelled_with_label(&intake, &store).await;
+    let final_at = store.stored(&number).unwrap().final_at.expect("final");
+    let retention = chrono::Duration::days(30);
+    struct At(DateTime<Utc>);
+    impl Clock for At {
+        fn now(&self) -> DateTime<Utc> {
+            self.0
+        }
+    }
+    let sweep = |at| {
+        let (store, labels) = (store.clone(), labels.clone());
+        async move {
+            crate::lifecycle::personal_data::sweep(&store, &labels, &At(at), retention)
+                .await
+                .unwrap()
+        }
+    };
+
+    let early = sweep(final_at + retention - chrono::Duration::minutes(1)).await;
+    assert_eq!(early.redacted, 0);
+    assert_eq!(store.stored(&number).unwrap().redacted_at, None);
+    assert_eq!(labels.keys().len(), 1);
+
+    let due = sweep(final_at + retention).await;
+    assert_eq!(due.redacted, 1);
+    assert!(store.stored(&number).unwrap().redacted_at.is_some());
+    assert!(labels.keys().is_empty());
+    assert_eq!(
+        sweep(final_at + retention * 2).await.redacted,
+        0,
+        "done once"
+    );
+}

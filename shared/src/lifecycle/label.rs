@@ -20,7 +20,7 @@ pub enum LabelAnswer {
 }
 
 /// The label of an order the warehouse `caller` serves; `NotFound` when the
-/// order is not theirs or carries no inline label (a `label_url` is the ERP's
+/// order is not theirs, carries no inline label or lost it with its personal data (a `label_url` is the ERP's
 /// own link: the order shows it).
 pub async fn fetch_label<S: OrderStore, L: LabelStore>(
     store: &S,
@@ -35,6 +35,10 @@ pub async fn fetch_label<S: OrderStore, L: LabelStore>(
         .await?
         .into_found()
         .ok_or_else(not_found)?;
+    if record.redacted_at.is_some() {
+        // Deleted with the order's personal data: the label prints the address.
+        return Err(not_found());
+    }
     let provider = record.order.logistics_provider.ok_or_else(not_found)?;
     if let Some(label) = provider.label {
         let url = labels.label_link(&label.key, LINK_TTL).await?;

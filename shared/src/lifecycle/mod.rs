@@ -4,6 +4,7 @@
 //! - [`event`]: reads an event body ([`parse_event`]);
 //! - [`callback_fields`]: reads the callback fields an ERP supplies later;
 //! - [`label`]: the warehouse's label link;
+//! - [`personal_data`]: erasure on request and the scheduled redaction;
 //! - `service`: [`Lifecycle`], each request as one conditional write.
 //!
 //! The rules they apply live with the stored order: the status machine in
@@ -12,6 +13,7 @@
 pub mod callback_fields;
 pub mod event;
 pub mod label;
+pub mod personal_data;
 mod service;
 
 pub use event::parse_event;

@@ -42,6 +42,8 @@ pub enum LifecycleError {
     #[error("the callback is {0}; it needs no more fields")]
     CallbackSettled(&'static str),
     #[error(transparent)]
+    StillInWarehouse(#[from] crate::record::personal_data::StillInWarehouse),
+    #[error(transparent)]
     Labels(#[from] crate::error::LabelError),
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -1,6 +1,9 @@
 //! `orderctl index backfill`: gives orders stored before the polling indexes
 //! existed their index keys (`feed_shard`, `updated_key`, `updated_at`,
-//! `callback_shard`), so ERPs' change feeds and `callbacks list` see them.
+//! `callback_shard`), so ERPs' change feeds and `callbacks list` see them,
+//! and final orders stored before the personal-data index theirs (`final_at`,
+//! their last change; `personal_data_shard`), so the scheduled redaction
+//! finds them.
 //! Every write is conditional on what the scan saw, so it never overwrites a
 //! change made meanwhile (that change wrote the keys itself).
 
@@ -10,10 +13,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use serde_json::json;
-use shared::domain::OrderNumber;
+use shared::domain::{OrderNumber, OrderStatus};
+use shared::lifecycle::personal_data::redaction_shard;
 use shared::polling;
 use shared::record::callback::CallbackStatus;
 use shared::record::format_update_time;
+use shared::record::personal_data::is_final;
 
 use crate::{Aws, Failure, output, resource};
 
@@ -58,8 +63,9 @@ pub async fn run(aws: &Aws, command: IndexCommand, json: bool) -> Result<u8, Fai
             .scan()
             .table_name(&table)
             .projection_expression(
-                "order_number, client_code, created_at, updated_at, updated_key, feed_shard, callback_status, callback_shard",
+                "order_number, client_code, created_at, updated_at, updated_key, feed_shard, callback_status, callback_shard, #status, final_at, personal_data_shard, redacted_at",
             )
+            .expression_attribute_names("#status", "status")
             .set_exclusive_start_key(start.take())
             .send()
             .await?;
@@ -83,7 +89,13 @@ pub async fn run(aws: &Aws, command: IndexCommand, json: bool) -> Result<u8, Fai
                 continue;
             };
             let callback_shard = polling::callback_shard(callback, &order_number);
-            if complete && string(item, "callback_shard") == callback_shard {
+            // A final order not yet redacted belongs in the personal-data index.
+            let unlisted_final = string(item, "status")
+                .and_then(|status| status.parse::<OrderStatus>().ok())
+                .is_some_and(|status| is_final(status, callback))
+                && !item.contains_key("redacted_at")
+                && !(item.contains_key("final_at") && item.contains_key("personal_data_shard"));
+            if complete && string(item, "callback_shard") == callback_shard && !unlisted_final {
                 continue;
             }
             if dry_run {
@@ -117,6 +129,18 @@ pub async fn run(aws: &Aws, command: IndexCommand, json: bool) -> Result<u8, Fai
                     ":updated_key",
                     AttributeValue::S(polling::updated_key(at, &order_number)),
                 );
+            if unlisted_final {
+                expression.push_str(
+                    ", final_at = if_not_exists(final_at, :final_at), personal_data_shard = :personal_data_shard",
+                );
+                let shard = redaction_shard(&order_number, Some(at), None).unwrap_or_default();
+                request = request
+                    .expression_attribute_values(
+                        ":final_at",
+                        AttributeValue::N(at.timestamp_millis().to_string()),
+                    )
+                    .expression_attribute_values(":personal_data_shard", AttributeValue::S(shard));
+            }
             match &callback_shard {
                 Some(shard) => {
                     expression.push_str(", callback_shard = :callback_shard");

@@ -1,6 +1,6 @@
 //! `orderctl`: the operator's command line. It reads the same variables the
 //! functions read (`ORDERS_TABLE`, `ORDER_HISTORY_TABLE`, `API_KEYS_TABLE`,
-//! `CALLBACK_QUEUE_URL`, `CALLBACK_DEAD_LETTER_QUEUE_URL`) and uses the AWS credentials and region of
+//! `CALLBACK_QUEUE_URL`, `CALLBACK_DEAD_LETTER_QUEUE_URL`, `LABELS_BUCKET`) and uses the AWS credentials and region of
 //! the environment; `source .local/run/env` points it at `make run`.
 //!
 //! Exit codes (scripts can rely on them):
@@ -9,7 +9,8 @@
 //!   of its work: run the same command again to resume;
 //! - 2: bad usage (clap's own code);
 //! - 3: done, but some named orders were refused or not found (replay), or
-//!   the order does not exist (`order show`).
+//!   the order does not exist (`order show`, `order erase`), or its
+//!   personal data cannot be erased yet (`order erase`).
 
 mod backfill;
 mod callbacks;
@@ -63,6 +64,7 @@ enum Command {
 pub struct Aws {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 /// A required resource name from the environment.
@@ -83,6 +85,7 @@ async fn main() -> ExitCode {
         Ok(config) => Aws {
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
+            s3: adapters::s3::client(&config),
         },
         Err(err) => {
             eprintln!("orderctl: AWS configuration: {err}");

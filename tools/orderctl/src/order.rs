@@ -1,10 +1,14 @@
 //! `orderctl order show ORDER`: the order, its event timeline, the attempt
 //! ledger with the partner's answers, and where its callback message is.
+//! `orderctl order erase ORDER`: its personal data redacted now, label
+//! included (a data subject's request that reached the operator).
 
-use adapters::DynamoOrderStore;
+use adapters::{DynamoOrderStore, S3LabelStore};
 use clap::Subcommand;
 use serde_json::json;
 use shared::domain::OrderNumber;
+use shared::lifecycle::LifecycleError;
+use shared::lifecycle::personal_data::{self, Erased};
 use shared::ports::{Access, OrderStore};
 use shared::record::callback::CallbackStatus;
 use shared::view::OrderView;
@@ -15,6 +19,12 @@ use crate::{Aws, Failure, PARTIAL, output, resource};
 pub enum OrderCommand {
     /// Shows one order (exit code 3 when there is no such order).
     Show {
+        /// The order number.
+        order: String,
+    },
+    /// Redacts one order's personal data now and deletes its label (exit
+    /// code 3 when there is no such order or the warehouse still needs it).
+    Erase {
         /// The order number.
         order: String,
     },
@@ -32,12 +42,15 @@ fn message_place(status: CallbackStatus) -> &'static str {
 }
 
 pub async fn run(aws: &Aws, command: OrderCommand, json: bool) -> Result<u8, Failure> {
-    let OrderCommand::Show { order } = command;
     let store = DynamoOrderStore::new(
         aws.dynamodb.clone(),
         resource("ORDERS_TABLE")?,
         resource("ORDER_HISTORY_TABLE")?,
     );
+    let order = match command {
+        OrderCommand::Show { order } => order,
+        OrderCommand::Erase { order } => return erase(aws, &store, &order, json).await,
+    };
     let record = match OrderNumber::parse(&order) {
         Ok(number) => store.get(&number, Access::Service).await?.into_found(),
         Err(_) => None,
@@ -79,6 +92,12 @@ pub async fn run(aws: &Aws, command: OrderCommand, json: bool) -> Result<u8, Fai
                 record.callback.generation.to_string(),
             ],
             vec!["callback message".into(), place.to_owned()],
+            vec![
+                "personal data".into(),
+                view.personal_data_redacted_at
+                    .as_ref()
+                    .map_or_else(|| "held".to_owned(), |at| format!("redacted {at}")),
+            ],
         ],
     );
     println!("\nEvents");
@@ -121,4 +140,33 @@ pub async fn run(aws: &Aws, command: OrderCommand, json: bool) -> Result<u8, Fai
         println!("\npartner said: {message}");
     }
     Ok(0)
+}
+
+/// `orderctl order erase ORDER`.
+async fn erase(
+    aws: &Aws,
+    store: &DynamoOrderStore,
+    order: &str,
+    json: bool,
+) -> Result<u8, Failure> {
+    let labels = S3LabelStore::new(aws.s3.clone(), resource("LABELS_BUCKET")?);
+    match personal_data::erase(store, &labels, Access::Service, order, chrono::Utc::now()).await {
+        Ok((record, erased)) => {
+            let said = match erased {
+                Erased::Now => "personal data erased",
+                Erased::Before => "personal data already erased",
+            };
+            if json {
+                output::json(&json!({ "order": OrderView::from(&record), "message": said }));
+            } else {
+                println!("{order}: {said}");
+            }
+            Ok(0)
+        }
+        Err(err @ (LifecycleError::NotFound(_) | LifecycleError::StillInWarehouse(_))) => {
+            eprintln!("orderctl: {order}: {err}");
+            Ok(PARTIAL)
+        }
+        Err(err) => Err(err.into()),
+    }
 }

@@ -20,6 +20,7 @@ fn orderctl(app: &TestApp, args: &[&str]) -> Output {
             "API_KEYS_TABLE",
             app.stack.resources.table("ApiKeysTable").expect("keys"),
         )
+        .env("LABELS_BUCKET", app.stack.labels_bucket().expect("bucket"))
         .env(
             "CALLBACK_QUEUE_URL",
             app.stack.callback_queue_url().expect("queue"),
@@ -361,6 +362,62 @@ async fn orders_stored_before_the_indexes_join_the_feed_after_a_backfill() {
     assert_eq!(page.body["data"]["orders"][0]["order_number"], "old-1");
 }
 
+/// The time `ahead` from now: a sweep run after the retention.
+struct Ahead(chrono::Duration);
+
+impl shared::ports::Clock for Ahead {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.0
+    }
+}
+
+#[tokio::test]
+async fn final_orders_stored_before_the_personal_data_index_are_redacted_after_a_backfill() {
+    let app = TestApp::spawn().await;
+    let mut order = sample_order();
+    order["package"]["order_number"] = json!("old-2");
+    assert_eq!(app.post_order(&order).await.status, 201);
+    let cancel = "/apicenter/api/order/old-2/cancel";
+    assert_eq!(app.post_json(cancel, &json!({})).await.status, 200);
+    // As stored before the personal-data index existed.
+    app.stack
+        .dynamodb
+        .update_item()
+        .table_name(app.stack.orders_table().expect("table"))
+        .key(
+            "order_number",
+            aws_sdk_dynamodb::types::AttributeValue::S("old-2".into()),
+        )
+        .update_expression("REMOVE final_at, personal_data_shard")
+        .send()
+        .await
+        .expect("keys removed");
+    let sweep = || {
+        app.stack
+            .personal_data_sweep(Ahead(chrono::Duration::days(31)))
+    };
+    assert_eq!(
+        sweep().expect("sweep").run().await.expect("run").redacted,
+        0
+    );
+
+    let backfilled = orderctl(&app, &["--json", "index", "backfill"]);
+
+    assert_eq!(
+        backfilled.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&backfilled.stderr)
+    );
+    assert_eq!(json_of(&backfilled)["written"], 1);
+    assert_eq!(
+        sweep().expect("sweep").run().await.expect("run").redacted,
+        1
+    );
+    let read = app.get_order("old-2").await;
+    assert!(read.body["data"]["personal_data_redacted_at"].is_string());
+}
+
 #[test]
 fn every_subcommand_has_help() {
     for args in [
@@ -386,4 +443,44 @@ fn every_subcommand_has_help() {
             "{args:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_operator_erases_an_orders_personal_data_with_one_command() {
+    let app = TestApp::spawn().await;
+    for number in ["ctl-erase", "ctl-packing"] {
+        let mut order = sample_order();
+        order["package"]["order_number"] = json!(number);
+        assert_eq!(app.post_order(&order).await.status, 201);
+    }
+    let cancel = "/apicenter/api/order/ctl-erase/cancel";
+    assert_eq!(app.post_json(cancel, &json!({})).await.status, 200);
+
+    let erased = orderctl(&app, &["--json", "order", "erase", "ctl-erase"]);
+    let in_warehouse = orderctl(&app, &["order", "erase", "ctl-packing"]);
+    let missing = orderctl(&app, &["order", "erase", "ctl-nosuch"]);
+
+    assert_eq!(
+        erased.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&erased.stderr)
+    );
+    assert_eq!(json_of(&erased)["message"], "personal data erased");
+    assert!(json_of(&erased)["order"]["personal_data_redacted_at"].is_string());
+    assert_eq!(in_warehouse.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&in_warehouse.stderr).contains("handed over"));
+    assert_eq!(missing.status.code(), Some(3));
+    let shown = orderctl(&app, &["order", "show", "ctl-erase"]);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("redacted 20"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+    let history = format!("{:?}", app.stored_history().await);
+    assert_eq!(
+        history.matches("Juan Carlos García").count(),
+        1,
+        "only ctl-packing keeps it"
+    );
 }

@@ -127,6 +127,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(dir) => Some(write_env_file(&stack, dir)?),
         None => None,
     };
+    // The template's hourly schedule of PersonalDataSweepFunction.
+    let sweeper = stack.clone();
+    tokio::spawn(async move {
+        if let Err(err) = sweeper
+            .run_personal_data_sweep(Duration::from_secs(3600))
+            .await
+        {
+            tracing::error!(%err, "the personal-data sweep stopped");
+        }
+    });
     let dispatcher = stack.clone();
     tokio::spawn(async move {
         if let Err(err) = dispatcher.run_dispatcher(&settings).await {
@@ -222,6 +232,7 @@ fn write_env_file(
         ("ORDERS_TABLE", stack.orders_table()?),
         ("ORDER_HISTORY_TABLE", stack.order_history_table()?),
         ("API_KEYS_TABLE", stack.resources.table("ApiKeysTable")?),
+        ("LABELS_BUCKET", stack.labels_bucket()?),
         ("CALLBACK_QUEUE_URL", stack.callback_queue_url()?),
         (
             "CALLBACK_DEAD_LETTER_QUEUE_URL",

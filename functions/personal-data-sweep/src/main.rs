@@ -1,0 +1,28 @@
+//! Lambda entry point: read config, build the SDK clients once, sweep on
+//! each scheduled invocation.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use personal_data_sweep::{Config, PersonalDataSweep};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    adapters::logging::init();
+    let config = Config::from_env()?;
+    let aws = adapters::https::aws_config().await?;
+    let sweep = PersonalDataSweep::new(
+        config,
+        aws_sdk_dynamodb::Client::new(&aws),
+        adapters::s3::client(&aws),
+    );
+    let sweep = &sweep;
+    run(service_fn(
+        move |_: LambdaEvent<serde_json::Value>| async move {
+            let done = sweep.run().await?;
+            Ok::<_, Error>(serde_json::json!({
+                "redacted": done.redacted,
+                "skipped": done.skipped,
+            }))
+        },
+    ))
+    .await
+}
