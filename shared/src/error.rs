@@ -26,7 +26,7 @@ impl FieldError {
 /// number in a path may be 10 KB long).
 const MAX_QUOTED_CHARS: usize = 100;
 
-/// `text` as an answer may quote it: at most [`MAX_QUOTED_CHARS`] characters.
+/// `text` as an answer may quote it: at most 100 characters (`MAX_QUOTED_CHARS`).
 #[must_use]
 pub fn quoted(text: &str) -> String {
     clip(text.to_owned(), MAX_QUOTED_CHARS)

@@ -11,7 +11,8 @@
 //! | what an order body must contain (400), size caps | [`intake`] (`intake/parse.rs`), [`limits`] |
 //! | data-quality findings (422 / `status_message`) | `intake/findings.rs` |
 //! | accepting an order, replays, number collisions, inline labels | `intake/mod.rs`, `intake/label.rs` |
-//! | the JSON reader that lists every problem | `reader.rs` |
+//! | the JSON reader that lists every problem (caps counted, not read) | `reader.rs` |
+//! | how many problems an answer lists, and how long they may be | [`problems`] |
 //! | what is stored about an order, what an event makes due | [`record`] (`record/mod.rs`) |
 //! | which event moves which status (the state machine) | [`record::progress`]; event types [`record::event`] |
 //! | the callback's state and delivery protocol (generation, claim, lease, settle, replay) | [`record::callback`] |
@@ -24,7 +25,7 @@
 //! | read-modify-write with optimistic concurrency | [`update`] |
 //! | ERP polling (change feed, sharded index keys) | [`polling`] |
 //! | the order as the API shows it | [`view`] |
-//! | API keys, signatures, who may see which order | [`auth`] (`key.rs`, `signature.rs`, `mod.rs`) |
+//! | API keys, signatures (and accepting a signed request once), who may see which order | [`auth`] (`key.rs`, `signature.rs`, `mod.rs`); the tenant rule of every read: `domain::Scope::may_read`, [`domain::Access`] |
 //! | a trait the core needs from outside (store, labels, partner, tokens, keys, clock) | [`ports`]; its in-memory fake: `memory.rs` (feature `memory`) |
 //! | the log level of metric (EMF) lines | [`emf`] |
 //! | an error and its variants | [`error`] (HTTP status codes: the `adapters` crate's `api`) |

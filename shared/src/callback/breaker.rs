@@ -7,7 +7,7 @@
 //! through. So the breaker opens on a failure *rate*, not a streak: when a
 //! dispatcher saw at least `min_posts` posts end within the last `window` and
 //! at least `failure_pct` % of them failed that way
-//! ([`FailureWindow`](super::breaker_window::FailureWindow), kept per
+//! ([`FailureWindow`], kept per
 //! dispatcher). A 429 is the partner asking to slow down, not to stop: it
 //! counts as an answer (its `Retry-After` is honoured by the schedule).
 //!
