@@ -41,16 +41,20 @@ impl Problems {
     /// Notes a problem already built.
     pub fn add(&mut self, problem: FieldError) {
         let field = clip(problem.field, MAX_FIELD_CHARS);
-        let message = clip(problem.message, MAX_MESSAGE_CHARS);
-        // {"field":"…","message":"…"}, and the comma before it.
-        let bytes = json_len(&field) + json_len(&message) + 25;
-        if self.listed.len() < MAX_LISTED && self.listed_bytes + bytes <= MAX_LISTED_BYTES {
-            self.listed_bytes += bytes;
-            self.listed.push(FieldError { field, message });
-        } else {
-            self.unlisted += 1;
-            self.last_unlisted = Some(field);
+        // Once one problem went unlisted, the rest are only counted: the list
+        // keeps the order problems were found in, and costs nothing more.
+        if self.unlisted == 0 && self.listed.len() < MAX_LISTED {
+            let message = clip(problem.message, MAX_MESSAGE_CHARS);
+            // {"field":"…","message":"…"}, and the comma before it.
+            let bytes = json_len(&field) + json_len(&message) + 25;
+            if self.listed_bytes + bytes <= MAX_LISTED_BYTES {
+                self.listed_bytes += bytes;
+                self.listed.push(FieldError { field, message });
+                return;
+            }
         }
+        self.unlisted += 1;
+        self.last_unlisted = Some(field);
     }
 
     #[must_use]

@@ -12,6 +12,17 @@ fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
 
+/// A new signing key of client 20, and its secret.
+async fn signing_key(app: &TestApp) -> (String, String) {
+    let issued = app
+        .stack
+        .issue_key(Scope::Client("20".into()), None, true)
+        .await
+        .expect("a signing key");
+    let secret = issued.record.signing_secret.clone().expect("a secret");
+    (issued.key, secret)
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -129,13 +140,8 @@ async fn a_revoked_key_is_401_and_a_rotated_one_works_until_its_grace_period_end
 #[tokio::test]
 async fn a_signing_client_must_sign_the_exact_body_within_five_minutes() {
     let app = TestApp::spawn().await;
-    let issued = app
-        .stack
-        .issue_key(Scope::Client("20".into()), None, true)
-        .await
-        .unwrap();
-    let secret = issued.record.signing_secret.clone().unwrap();
-    let auth = bearer(&issued.key);
+    let (key, secret) = signing_key(&app).await;
+    let auth = bearer(&key);
     let body = serde_json::to_vec(&sample_order()).unwrap();
     let post = |headers: Vec<(&'static str, String)>, body: Vec<u8>| {
         let app = &app;
@@ -302,13 +308,8 @@ async fn a_warehouse_key_reaches_only_orders_of_its_centres() {
 #[tokio::test]
 async fn a_signature_for_one_route_is_refused_on_another() {
     let app = TestApp::spawn().await;
-    let issued = app
-        .stack
-        .issue_key(Scope::Client("20".into()), None, true)
-        .await
-        .unwrap();
-    let secret = issued.record.signing_secret.clone().unwrap();
-    let auth = bearer(&issued.key);
+    let (key, secret) = signing_key(&app).await;
+    let auth = bearer(&key);
     let mut other = sample_order();
     other["package"]["order_number"] = json!("mabang-other");
     for order in [sample_order(), other] {
@@ -418,18 +419,13 @@ async fn a_signed_callback_replay_sent_again_is_refused_and_posts_nothing_more()
     .await;
     let failed = |data: &serde_json::Value| integration_tests::callback_is(data, "failed");
     let wait = std::time::Duration::from_secs(20);
-    let issued = app
-        .stack
-        .issue_key(Scope::Client("20".into()), None, true)
-        .await
-        .unwrap();
-    let secret = issued.record.signing_secret.clone().unwrap();
+    let (key, secret) = signing_key(&app).await;
     app.ship_sample_order("mabang-test002").await;
     app.wait_for_order("mabang-test002", wait, failed).await;
     let path = format!("{ORDER}/mabang-test002/callback/retry");
     let ts = now();
     let signature = sign(&secret, ts, "POST", &path, b"");
-    let auth = bearer(&issued.key);
+    let auth = bearer(&key);
     let headers = [
         ("authorization", auth.as_str()),
         ("x-signature-timestamp", &ts.to_string()),

@@ -34,6 +34,22 @@ fn orderctl(app: &TestApp, args: &[&str]) -> Output {
         .expect("orderctl runs")
 }
 
+/// Makes an order look as an earlier release stored it: without `attributes`.
+async fn remove_attributes(app: &TestApp, number: &str, attributes: &str) {
+    app.stack
+        .dynamodb
+        .update_item()
+        .table_name(app.stack.orders_table().expect("table"))
+        .key(
+            "order_number",
+            aws_sdk_dynamodb::types::AttributeValue::S(number.into()),
+        )
+        .update_expression(format!("REMOVE {attributes}"))
+        .send()
+        .await
+        .expect("attributes removed");
+}
+
 fn json_of(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
         panic!(
@@ -330,18 +346,12 @@ async fn orders_stored_before_the_indexes_join_the_feed_after_a_backfill() {
     order["package"]["order_number"] = json!("old-1");
     assert_eq!(app.post_order(&order).await.status, 201);
     // As stored before the polling indexes existed.
-    app.stack
-        .dynamodb
-        .update_item()
-        .table_name(app.stack.orders_table().expect("table"))
-        .key(
-            "order_number",
-            aws_sdk_dynamodb::types::AttributeValue::S("old-1".into()),
-        )
-        .update_expression("REMOVE feed_shard, updated_key, updated_at, callback_shard")
-        .send()
-        .await
-        .expect("keys removed");
+    remove_attributes(
+        &app,
+        "old-1",
+        "feed_shard, updated_key, updated_at, callback_shard",
+    )
+    .await;
     let feed = "/apicenter/api/orders?updated_since=2000-01-01T00:00:00Z";
     tokio::time::sleep(app.stack.poll_settle).await;
     assert_eq!(
@@ -380,18 +390,7 @@ async fn final_orders_stored_before_the_personal_data_index_are_redacted_after_a
     let cancel = "/apicenter/api/order/old-2/cancel";
     assert_eq!(app.post_json(cancel, &json!({})).await.status, 200);
     // As stored before the personal-data index existed.
-    app.stack
-        .dynamodb
-        .update_item()
-        .table_name(app.stack.orders_table().expect("table"))
-        .key(
-            "order_number",
-            aws_sdk_dynamodb::types::AttributeValue::S("old-2".into()),
-        )
-        .update_expression("REMOVE final_at, personal_data_shard")
-        .send()
-        .await
-        .expect("keys removed");
+    remove_attributes(&app, "old-2", "final_at, personal_data_shard").await;
     let sweep = || {
         app.stack
             .personal_data_sweep(Ahead(chrono::Duration::days(31)))
