@@ -171,8 +171,10 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_example_is_what_sign_computes() {
-        // README, "Authentication and tenants": the worked example.
+    fn the_api_guide_example_is_what_sign_computes() {
+        // docs/api.md, "Authentication and tenants": the worked example, read
+        // from the page itself so that the page cannot drift.
+        let guide = include_str!("../../../docs/api.md");
         let signature = sign(
             "whsec_example",
             1_764_460_800,
@@ -183,6 +185,10 @@ mod tests {
         assert_eq!(
             signature,
             "v1=727dd412fc9b2a101fa6b886f673ed71950c2713a918d881cd939975520d4202"
+        );
+        assert!(
+            guide.contains(&format!("X-Signature: {signature}")),
+            "docs/api.md shows another signature for its worked example"
         );
     }
 

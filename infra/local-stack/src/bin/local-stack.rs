@@ -168,7 +168,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )),
         erp_key = erp.key,
         wms_key = wms.key,
-        // Event times must fall within the order's life (README).
+        // Event times must fall within the order's life (docs/api.md, "Warehouse events").
         now = shared::record::format_time(chrono::Utc::now()),
     );
     tokio::select! {

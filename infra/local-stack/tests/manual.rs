@@ -1,0 +1,106 @@
+//! The README is a manual: short, and every page it or the docs link to
+//! exists, down to the heading a link names. A page renamed or a heading
+//! reworded breaks this test instead of a reader's click.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const README_MOST_LINES: usize = 200;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(relative: &Path) -> String {
+    let path = repo().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// The pages: the README and every Markdown file in docs/.
+fn pages() -> Vec<PathBuf> {
+    let mut pages = vec![PathBuf::from("README.md")];
+    for entry in std::fs::read_dir(repo().join("docs")).expect("docs/ exists") {
+        let name = entry.expect("docs/ is readable").file_name();
+        if name.to_string_lossy().ends_with(".md") {
+            pages.push(Path::new("docs").join(name));
+        }
+    }
+    pages
+}
+
+/// GitHub's anchor for a heading: lower case, spaces to hyphens, and only
+/// letters, digits, hyphens and underscores kept.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn anchors(page: &str) -> BTreeSet<String> {
+    let mut fenced = false;
+    page.lines()
+        .filter(|line| {
+            if line.starts_with("```") {
+                fenced = !fenced;
+            }
+            !fenced && line.starts_with('#')
+        })
+        .map(|line| anchor(line.trim_start_matches('#')))
+        .collect()
+}
+
+/// Relative link targets of a Markdown page: `](target)` outside code.
+fn links(page: &str) -> Vec<String> {
+    page.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .filter(|target| !target.contains("://") && !target.starts_with("mailto:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_readme_is_a_short_manual() {
+    let lines = read(Path::new("README.md")).lines().count();
+    assert!(
+        lines <= README_MOST_LINES,
+        "README.md has {lines} lines; the reference belongs in docs/ (at most {README_MOST_LINES})"
+    );
+}
+
+#[test]
+fn every_link_between_the_pages_reaches_its_page_and_heading() {
+    let mut broken = Vec::new();
+    for page in pages() {
+        let text = read(&page);
+        let dir = page.parent().unwrap_or(Path::new(""));
+        for link in links(&text) {
+            let (file, heading) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if file.is_empty() {
+                page.clone()
+            } else {
+                dir.join(file)
+            };
+            if !repo().join(&target).exists() {
+                broken.push(format!("{}: {link} (no such file)", page.display()));
+            } else if !heading.is_empty()
+                && target.extension().is_some_and(|ext| ext == "md")
+                && !anchors(&read(&target)).contains(heading)
+            {
+                broken.push(format!("{}: {link} (no such heading)", page.display()));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "broken links:\n  {}",
+        broken.join("\n  ")
+    );
+}
