@@ -324,30 +324,15 @@ async fn a_signature_for_one_route_is_refused_on_another() {
         ("x-signature", seen.as_str()),
     ];
 
-    let read = app
-        .send(
-            Method::GET,
-            &format!("{ORDER}/mabang-test002"),
-            &headers,
-            None,
-        )
-        .await;
-    let replayed = app
-        .send(
-            Method::POST,
-            &format!("{ORDER}/mabang-other/cancel"),
-            &headers,
-            None,
-        )
-        .await;
-    let other_order = app
-        .send(
-            Method::GET,
-            &format!("{ORDER}/mabang-other"),
-            &headers,
-            None,
-        )
-        .await;
+    let mut answers = Vec::new();
+    for (method, path) in [
+        (Method::GET, format!("{ORDER}/mabang-test002")),
+        (Method::POST, format!("{ORDER}/mabang-other/cancel")),
+        (Method::GET, format!("{ORDER}/mabang-other")),
+    ] {
+        answers.push(app.send(method, &path, &headers, None).await);
+    }
+    let [read, replayed, other_order]: [_; 3] = answers.try_into().expect("three answers");
 
     assert_eq!(read.status, 200, "{}", read.body);
     assert_eq!(replayed.status, 401, "{}", replayed.body);

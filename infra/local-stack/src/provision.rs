@@ -29,40 +29,38 @@ pub struct Provisioned {
 impl Provisioned {
     /// The physical name of a table, e.g. `table("OrdersTable")`.
     pub fn table(&self, logical_id: &str) -> Result<&str, Error> {
-        self.tables
-            .get(logical_id)
-            .map(String::as_str)
-            .ok_or_else(|| Error::Template(format!("no table {logical_id} in the template")))
+        lookup(&self.tables, logical_id, "no table {} in the template")
     }
 
     /// The ARN of a table's stream, e.g. `stream_arn("OrdersTable")`.
     pub fn stream_arn(&self, logical_id: &str) -> Result<&str, Error> {
-        self.stream_arns
-            .get(logical_id)
-            .map(String::as_str)
-            .ok_or_else(|| Error::Template(format!("table {logical_id} has no stream")))
+        lookup(&self.stream_arns, logical_id, "table {} has no stream")
     }
 
     pub fn bucket(&self, logical_id: &str) -> Result<&str, Error> {
-        self.buckets
-            .get(logical_id)
-            .map(String::as_str)
-            .ok_or_else(|| Error::Template(format!("no bucket {logical_id} in the template")))
+        lookup(&self.buckets, logical_id, "no bucket {} in the template")
     }
 
     pub fn queue_url(&self, logical_id: &str) -> Result<&str, Error> {
-        self.queue_urls
-            .get(logical_id)
-            .map(String::as_str)
-            .ok_or_else(|| Error::Template(format!("no queue {logical_id} in the template")))
+        lookup(&self.queue_urls, logical_id, "no queue {} in the template")
     }
 
     pub fn queue_arn(&self, logical_id: &str) -> Result<&str, Error> {
-        self.queue_arns
-            .get(logical_id)
-            .map(String::as_str)
-            .ok_or_else(|| Error::Template(format!("no queue {logical_id} in the template")))
+        lookup(&self.queue_arns, logical_id, "no queue {} in the template")
     }
+}
+
+/// `names[logical_id]`, or the template error `missing` with the id in
+/// place of its `{}`.
+fn lookup<'a>(
+    names: &'a BTreeMap<String, String>,
+    logical_id: &str,
+    missing: &str,
+) -> Result<&'a str, Error> {
+    names
+        .get(logical_id)
+        .map(String::as_str)
+        .ok_or_else(|| Error::Template(missing.replacen("{}", logical_id, 1)))
 }
 
 /// Creates every table and queue of `template`, named `{prefix}-{LogicalId}`.

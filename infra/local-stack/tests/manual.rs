@@ -5,21 +5,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+mod repo;
+
 const README_MOST_LINES: usize = 200;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn read(relative: &Path) -> String {
-    let path = repo().join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-}
 
 /// The pages: the README and every Markdown file in docs/.
 fn pages() -> Vec<PathBuf> {
     let mut pages = vec![PathBuf::from("README.md")];
-    for entry in std::fs::read_dir(repo().join("docs")).expect("docs/ exists") {
+    for entry in std::fs::read_dir(repo::root().join("docs")).expect("docs/ exists") {
         let name = entry.expect("docs/ is readable").file_name();
         if name.to_string_lossy().ends_with(".md") {
             pages.push(Path::new("docs").join(name));
@@ -68,7 +61,7 @@ fn links(page: &str) -> Vec<String> {
 
 #[test]
 fn the_readme_is_a_short_manual() {
-    let lines = read(Path::new("README.md")).lines().count();
+    let lines = repo::read("README.md").lines().count();
     assert!(
         lines <= README_MOST_LINES,
         "README.md has {lines} lines; the reference belongs in docs/ (at most {README_MOST_LINES})"
@@ -79,7 +72,7 @@ fn the_readme_is_a_short_manual() {
 fn every_link_between_the_pages_reaches_its_page_and_heading() {
     let mut broken = Vec::new();
     for page in pages() {
-        let text = read(&page);
+        let text = repo::read(&page);
         let dir = page.parent().unwrap_or(Path::new(""));
         for link in links(&text) {
             let (file, heading) = link.split_once('#').unwrap_or((&link, ""));
@@ -88,11 +81,11 @@ fn every_link_between_the_pages_reaches_its_page_and_heading() {
             } else {
                 dir.join(file)
             };
-            if !repo().join(&target).exists() {
+            if !repo::root().join(&target).exists() {
                 broken.push(format!("{}: {link} (no such file)", page.display()));
             } else if !heading.is_empty()
                 && target.extension().is_some_and(|ext| ext == "md")
-                && !anchors(&read(&target)).contains(heading)
+                && !anchors(&repo::read(&target)).contains(heading)
             {
                 broken.push(format!("{}: {link} (no such heading)", page.display()));
             }

@@ -7,10 +7,11 @@
 //! infra/local/schemathesis.sh.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
+
+mod repo;
 
 /// The route that forwards everything else under /apicenter to the order
 /// function, which answers 404/405 itself: not an operation of the API.
@@ -20,25 +21,14 @@ const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(relative)
-}
-
-fn read(relative: &str) -> String {
-    let path = repo_file(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-}
-
 fn openapi() -> Json {
-    serde_norway::from_str(&read("docs/openapi.yaml")).expect("docs/openapi.yaml is valid YAML")
+    serde_norway::from_str(&repo::read("docs/openapi.yaml"))
+        .expect("docs/openapi.yaml is valid YAML")
 }
 
 /// (METHOD, path) of every `Type: HttpApi` event of every function in the template.
 fn template_routes() -> BTreeSet<(String, String)> {
-    let template: Yaml =
-        serde_norway::from_str(&read("infra/template.yaml")).expect("template is valid YAML");
+    let template: Yaml = repo::template();
     let resources = template
         .get("Resources")
         .and_then(Yaml::as_mapping)
@@ -134,7 +124,7 @@ fn the_document_is_openapi_3_1() {
     let doc = openapi();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(
-        read("README.md").contains("docs/openapi.yaml"),
+        repo::read("README.md").contains("docs/openapi.yaml"),
         "the README links the API reference"
     );
 }
@@ -266,7 +256,7 @@ fn the_order_example_is_the_spec_sample() {
     let doc = openapi();
     let example = &doc["paths"]["/apicenter/api/order"]["post"]["requestBody"]["content"]["application/json"]
         ["examples"]["spec-000-sample"]["value"];
-    let fixture: Json = serde_json::from_str(&read("tests/fixtures/spec-000-sample.json"))
+    let fixture: Json = serde_json::from_str(&repo::read("tests/fixtures/spec-000-sample.json"))
         .expect("the fixture is JSON");
     assert_eq!(example, &fixture);
 }

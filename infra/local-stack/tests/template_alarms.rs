@@ -12,24 +12,9 @@
 //! The checks are functions returning the problems found, so the tests at the
 //! end can show each one failing on a broken copy of the template.
 
-use std::path::{Path, PathBuf};
-
 use serde_norway::{Mapping, Value};
 
-fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(relative)
-}
-
-fn read(relative: &str) -> String {
-    let path = repo_file(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-}
-
-fn project_template() -> Value {
-    serde_norway::from_str(&read("infra/template.yaml")).expect("template is valid YAML")
-}
+mod repo;
 
 fn resources(template: &Value) -> &Mapping {
     template
@@ -423,25 +408,25 @@ fn undocumented_alarms(template: &Value, operations: &str) -> Vec<String> {
 
 #[test]
 fn every_alarm_reaches_a_topic_cloudwatch_can_publish_to() {
-    let problems = undeliverable_alarms(&project_template());
+    let problems = undeliverable_alarms(&repo::template());
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
 #[test]
 fn every_failure_that_loses_time_or_data_has_an_alarm() {
-    let problems = missing_alarms(&project_template());
+    let problems = missing_alarms(&repo::template());
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
 #[test]
 fn every_function_rolls_its_canary_back_on_its_error_alarm() {
-    let problems = unguarded_deploys(&project_template());
+    let problems = unguarded_deploys(&repo::template());
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
 #[test]
 fn the_operations_guide_answers_every_alarm() {
-    let problems = undocumented_alarms(&project_template(), &read("docs/operations.md"));
+    let problems = undocumented_alarms(&repo::template(), &repo::read("docs/operations.md"));
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
@@ -468,7 +453,7 @@ fn set_property(mut template: Value, id: &str, key: &str, value: Value) -> Value
 #[test]
 fn a_topic_under_the_aws_managed_key_is_found() {
     let broken = set_property(
-        project_template(),
+        repo::template(),
         "AlarmTopic",
         "KmsMasterKeyId",
         Value::from("alias/aws/sns"),
@@ -482,7 +467,7 @@ fn a_topic_under_the_aws_managed_key_is_found() {
 
 #[test]
 fn a_key_that_does_not_let_cloudwatch_publish_is_found() {
-    let mut broken = project_template();
+    let mut broken = repo::template();
     let statements = broken["Resources"]["AlarmTopicKey"]["Properties"]["KeyPolicy"]["Statement"]
         .as_sequence_mut()
         .expect("the key has statements");
@@ -499,7 +484,7 @@ fn a_key_that_does_not_let_cloudwatch_publish_is_found() {
 #[test]
 fn an_alarm_named_outside_the_keys_condition_is_found() {
     let broken = set_property(
-        project_template(),
+        repo::template(),
         "CallbackAgeAlarm",
         "AlarmName",
         Value::from("callback-age"),
@@ -526,7 +511,7 @@ fn a_removed_alarm_is_found() {
             "OutboxDeadLetterQueue holds messages",
         ),
     ] {
-        let problems = missing_alarms(&without_resource(project_template(), alarm));
+        let problems = missing_alarms(&without_resource(repo::template(), alarm));
         assert!(
             problems.iter().any(|p| p.contains(failure)),
             "{alarm}: {problems:#?}"
@@ -538,7 +523,7 @@ fn a_removed_alarm_is_found() {
 fn a_new_function_without_alarms_is_found() {
     let function: Value =
         serde_norway::from_str("Type: AWS::Serverless::Function\nProperties: {}\n").unwrap();
-    let mut broken = project_template();
+    let mut broken = repo::template();
     broken["Resources"]
         .as_mapping_mut()
         .unwrap()
@@ -561,7 +546,7 @@ fn a_new_function_without_alarms_is_found() {
 
 #[test]
 fn an_alarm_missing_from_the_operations_guide_is_found() {
-    let problems = undocumented_alarms(&project_template(), "# Operations\n");
+    let problems = undocumented_alarms(&repo::template(), "# Operations\n");
     assert!(
         problems.iter().any(|p| p.contains("CallbackAgeAlarm")),
         "{problems:#?}"

@@ -3,9 +3,9 @@
 //! skipped in the resource's `Metadata`, and each skip must say why in one
 //! line a reviewer can accept or refuse.
 
-use std::path::Path;
-
 use serde_norway::Value;
+
+mod repo;
 
 /// `(resource, check id, problem)` for every skip without a one-line reason.
 fn unexplained_skips(template: &Value) -> Vec<String> {
@@ -39,16 +39,9 @@ fn unexplained_skips(template: &Value) -> Vec<String> {
     problems
 }
 
-fn project_template() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-    serde_norway::from_str(&text).expect("template is valid YAML")
-}
-
 #[test]
 fn every_skipped_scanner_check_says_why() {
-    let problems = unexplained_skips(&project_template());
+    let problems = unexplained_skips(&repo::template());
     assert!(problems.is_empty(), "{problems:#?}");
 }
 

@@ -1,0 +1,23 @@
+//! The repository's files, for the tests that check its documents and
+//! template against each other.
+
+use std::path::{Path, PathBuf};
+
+/// The checkout's root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A file of the checkout, by its path from the root; a missing one fails
+/// the test, naming it.
+pub fn read(relative: impl AsRef<Path>) -> String {
+    let path = root().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// `infra/template.yaml`, parsed.
+// Each test binary compiles this module anew; the pages test has no use for it.
+#[allow(dead_code)]
+pub fn template() -> serde_norway::Value {
+    serde_norway::from_str(&read("infra/template.yaml")).expect("template is valid YAML")
+}
