@@ -69,3 +69,4 @@ mod reader;
 pub mod record;
 pub mod update;
 pub mod view;
+pub mod webhook;

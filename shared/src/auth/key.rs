@@ -69,8 +69,13 @@ pub fn hash_key(key: &str) -> String {
 
 fn random_hex(bytes: usize) -> Result<String, RandomnessError> {
     let mut buffer = vec![0_u8; bytes];
-    getrandom::fill(&mut buffer).map_err(|err| RandomnessError(err.to_string()))?;
+    fill_random(&mut buffer)?;
     Ok(crate::hex::encode(&buffer))
+}
+
+/// Fills `buffer` from the system's randomness (keys and secrets).
+pub(crate) fn fill_random(buffer: &mut [u8]) -> Result<(), RandomnessError> {
+    getrandom::fill(buffer).map_err(|err| RandomnessError(err.to_string()))
 }
 
 #[cfg(test)]

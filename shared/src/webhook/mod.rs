@@ -1,0 +1,22 @@
+//! Webhooks to ERPs: every change of an order an ERP cares about, pushed to
+//! the endpoints its key registered, signed to the Standard Webhooks 1.0 spec.
+//!
+//! | to change… | look in |
+//! | --- | --- |
+//! | which change is which event, and what an event carries | `event.rs` |
+//! | an endpoint's secret (`whsec_…`) | `secret.rs` |
+//! | the signature headers | `signature.rs` |
+//! | which URLs and addresses a delivery may reach | `endpoint_url.rs` |
+
+mod endpoint_url;
+mod event;
+mod secret;
+mod signature;
+
+pub use endpoint_url::{EndpointUrl, MAX_URL_CHARS, Reach, Unreachable};
+pub use event::{EventType, WebhookEvent, changes};
+pub use secret::{NotASecret, WebhookSecret};
+pub use signature::{SignedHeaders, sign};
+
+#[cfg(test)]
+mod tests;
