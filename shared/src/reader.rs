@@ -373,14 +373,18 @@ impl Reader {
     /// only spaces and zero-width characters, which look empty wherever shown.
     pub(crate) fn text(&mut self, obj: &Object<'_>, key: &str, rule: Rule) -> Option<String> {
         let raw = obj.get(key)?;
+        self.text_at(raw, obj.path_of(key), rule)
+    }
+
+    fn text_at(&mut self, raw: &RawValue, path: String, rule: Rule) -> Option<String> {
         if kind(raw) != Kind::String {
-            self.wrong_type(obj.path_of(key), "a string", raw);
+            self.wrong_type(path, "a string", raw);
             return None;
         }
         let value = match string_content(raw) {
             Ok(value) => value,
             Err(err) => {
-                self.problem(obj.path_of(key), undecodable(&err));
+                self.problem(path, undecodable(&err));
                 return None;
             }
         };
@@ -390,14 +394,11 @@ impl Reader {
         let max_chars = rule.max_chars;
         // Bytes bound characters from above: count only when it can matter.
         if value.len() > max_chars && value.chars().count() > max_chars {
-            self.problem(
-                obj.path_of(key),
-                format!("must be at most {max_chars} characters"),
-            );
+            self.problem(path, format!("must be at most {max_chars} characters"));
             return None;
         }
         if let Some(why) = refused_character(&value, rule) {
-            self.problem(obj.path_of(key), why);
+            self.problem(path, why);
             return None;
         }
         Some(value.into_owned())
@@ -552,6 +553,41 @@ impl Reader {
         key: &str,
         max: usize,
     ) -> Option<Vec<Option<Object<'a>>>> {
+        let (path, elements) = self.elements(obj, key, max)?;
+        Some(
+            elements
+                .into_iter()
+                .enumerate()
+                .map(|(index, element)| self.as_object(element, format!("{path}[{index}]")))
+                .collect(),
+        )
+    }
+
+    /// [`Reader::array_of_objects`] for an array of strings, each read as
+    /// [`Reader::text`] reads one (an empty one is `None`).
+    pub(crate) fn array_of_texts(
+        &mut self,
+        obj: &Object<'_>,
+        key: &str,
+        max: usize,
+        rule: Rule,
+    ) -> Option<Vec<Option<String>>> {
+        let (path, elements) = self.elements(obj, key, max)?;
+        Some(
+            elements
+                .into_iter()
+                .enumerate()
+                .map(|(index, element)| self.text_at(element, format!("{path}[{index}]"), rule))
+                .collect(),
+        )
+    }
+
+    fn elements<'a>(
+        &mut self,
+        obj: &Object<'a>,
+        key: &str,
+        max: usize,
+    ) -> Option<(String, Vec<&'a RawValue>)> {
         let raw = obj.get(key)?;
         let path = obj.path_of(key);
         if kind(raw) != Kind::Array {
@@ -573,14 +609,7 @@ impl Reader {
             );
             return None;
         }
-        Some(
-            elements
-                .kept
-                .into_iter()
-                .enumerate()
-                .map(|(index, element)| self.as_object(element, format!("{path}[{index}]")))
-                .collect(),
-        )
+        Some((path, elements.kept))
     }
 }
 

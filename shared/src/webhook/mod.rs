@@ -4,17 +4,22 @@
 //! | to change… | look in |
 //! | --- | --- |
 //! | which change is which event, and what an event carries | `event.rs` |
+//! | the subscription routes' bodies | `request.rs` |
 //! | an endpoint's secret (`whsec_…`) | `secret.rs` |
 //! | the signature headers | `signature.rs` |
 //! | which URLs and addresses a delivery may reach | `endpoint_url.rs` |
 
 mod endpoint_url;
 mod event;
+mod request;
 mod secret;
 mod signature;
 
 pub use endpoint_url::{EndpointUrl, MAX_URL_CHARS, Reach, Unreachable};
 pub use event::{EventType, WebhookEvent, changes};
+pub use request::{
+    EndpointChange, EventTypes, NewEndpoint, parse_endpoint_change, parse_new_endpoint,
+};
 pub use secret::{NotASecret, WebhookSecret};
 pub use signature::{SignedHeaders, sign};
 
