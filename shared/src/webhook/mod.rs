@@ -7,14 +7,20 @@
 //! | the subscription routes' bodies | `request.rs` |
 //! | an endpoint's secret (`whsec_…`) | `secret.rs` |
 //! | the signature headers | `signature.rs` |
+//! | an endpoint: its secrets, rotation, health, backoff, disabling | `endpoint.rs` |
 //! | which URLs and addresses a delivery may reach | `endpoint_url.rs` |
 
+mod endpoint;
 mod endpoint_url;
 mod event;
 mod request;
 mod secret;
 mod signature;
 
+pub use endpoint::{
+    Admission, Answer, Endpoint, EndpointId, FAILING_LIMIT, FIRST_BACKOFF, Health, MAX_BACKOFF,
+    ROTATION_OVERLAP,
+};
 pub use endpoint_url::{EndpointUrl, MAX_URL_CHARS, Reach, Unreachable};
 pub use event::{EventType, WebhookEvent, changes};
 pub use request::{

@@ -1,0 +1,346 @@
+//! A subscribed endpoint: whose it is, where and what it receives, the
+//! secrets that sign for it, and its health, which decides whether a
+//! delivery may post now, waits, or finds the endpoint disabled.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{EndpointChange, EndpointUrl, EventType, EventTypes, NewEndpoint, WebhookSecret};
+
+/// How long the secret before a rotation keeps signing beside the new one.
+pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
+/// An endpoint whose deliveries have failed this long, with no success
+/// between, is disabled.
+pub const FAILING_LIMIT: Duration = Duration::hours(24);
+/// The first wait after a failure; each further failure doubles it, up to
+/// [`MAX_BACKOFF`]. While it lasts no delivery to the endpoint posts, so a
+/// hanging endpoint costs one timeout per step, not one per event.
+pub const FIRST_BACKOFF: Duration = Duration::seconds(5);
+pub const MAX_BACKOFF: Duration = Duration::minutes(10);
+
+/// An endpoint's identifier: `ep_` and 20 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EndpointId(String);
+
+impl EndpointId {
+    /// A new random id.
+    pub fn generate() -> Result<Self, crate::auth::key::RandomnessError> {
+        let mut bytes = [0_u8; 10];
+        crate::auth::key::fill_random(&mut bytes)?;
+        Ok(Self(format!("ep_{}", crate::hex::encode(&bytes))))
+    }
+
+    /// An id as a URL or the store gives it back; `None` when it cannot be one.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex = text.strip_prefix("ep_")?;
+        (hex.len() == 20 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self(text.to_owned()))
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How deliveries to an endpoint have been going.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// The first failure since the last success.
+    pub failing_since: Option<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+    /// No delivery posts before this.
+    pub blocked_until: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+/// What a delivery to the endpoint may do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Post,
+    /// Wait until then: the endpoint is backing off.
+    Hold(DateTime<Utc>),
+    /// The endpoint is disabled (or no longer wants this type): drop it.
+    Skip,
+}
+
+/// How an attempt ended, as far as the endpoint's health is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A 2xx.
+    Accepted,
+    /// A 410: the receiver says this endpoint is gone for good.
+    Gone,
+    /// Anything else: another status, a timeout, no connection.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub client_code: String,
+    pub url: EndpointUrl,
+    pub event_types: EventTypes,
+    pub description: Option<String>,
+    pub enabled: bool,
+    /// Why the service disabled it (its owner's `enabled: false` gives none).
+    pub disabled_reason: Option<String>,
+    pub secret: WebhookSecret,
+    /// The secret before the last rotation, and until when it still signs.
+    pub previous_secret: Option<(WebhookSecret, DateTime<Utc>)>,
+    pub health: Health,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency version: 1 when created, +1 on every change.
+    pub version: u64,
+}
+
+impl Endpoint {
+    #[must_use]
+    pub fn create(
+        id: EndpointId,
+        client_code: &str,
+        new: NewEndpoint,
+        secret: WebhookSecret,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            client_code: client_code.to_owned(),
+            url: new.url,
+            event_types: new.event_types,
+            description: new.description,
+            enabled: true,
+            disabled_reason: None,
+            secret,
+            previous_secret: None,
+            health: Health::default(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// Applies its owner's change. Enabling an endpoint starts its health
+    /// afresh: the owner says it works again.
+    pub fn change(&mut self, change: EndpointChange, now: DateTime<Utc>) {
+        if let Some(url) = change.url {
+            self.url = url;
+        }
+        if let Some(event_types) = change.event_types {
+            self.event_types = event_types;
+        }
+        if let Some(description) = change.description {
+            self.description = Some(description);
+        }
+        if let Some(enabled) = change.enabled {
+            if enabled && !self.enabled {
+                self.health = Health::default();
+            }
+            self.enabled = enabled;
+            self.disabled_reason = None;
+        }
+        self.touch(now);
+    }
+
+    /// Starts signing with `new`; the current secret signs beside it for
+    /// [`ROTATION_OVERLAP`].
+    pub fn rotate(&mut self, new: WebhookSecret, now: DateTime<Utc>) {
+        let old = std::mem::replace(&mut self.secret, new);
+        self.previous_secret = Some((old, now + ROTATION_OVERLAP));
+        self.touch(now);
+    }
+
+    /// The secrets that sign a delivery made at `now`, the current one first.
+    #[must_use]
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<WebhookSecret> {
+        let mut secrets = vec![self.secret.clone()];
+        if let Some((previous, until)) = &self.previous_secret
+            && now < *until
+        {
+            secrets.push(previous.clone());
+        }
+        secrets
+    }
+
+    /// Whether an event of `kind` goes to this endpoint at all.
+    #[must_use]
+    pub fn wants(&self, kind: EventType) -> bool {
+        self.enabled && self.event_types.includes(kind)
+    }
+
+    /// What a delivery of `kind` may do at `now`.
+    #[must_use]
+    pub fn admission(&self, kind: EventType, now: DateTime<Utc>) -> Admission {
+        match self.health.blocked_until {
+            _ if !self.wants(kind) => Admission::Skip,
+            Some(until) if now < until => Admission::Hold(until),
+            _ => Admission::Post,
+        }
+    }
+
+    /// Records how an attempt ended. A 410, or failures lasting
+    /// [`FAILING_LIMIT`], disable the endpoint; `true` when this did.
+    pub fn record(&mut self, answer: Answer, now: DateTime<Utc>) -> bool {
+        let health = &mut self.health;
+        match answer {
+            Answer::Accepted => {
+                *health = Health {
+                    last_success_at: Some(now),
+                    ..Health::default()
+                };
+                false
+            }
+            Answer::Gone => self.disable("the endpoint answered 410 Gone", now),
+            Answer::Failed => {
+                let since = *health.failing_since.get_or_insert(now);
+                health.consecutive_failures += 1;
+                let backoff = FIRST_BACKOFF
+                    * 2_i32.saturating_pow(health.consecutive_failures.saturating_sub(1).min(16));
+                health.blocked_until = Some(now + backoff.min(MAX_BACKOFF));
+                if now - since >= FAILING_LIMIT {
+                    let reason = format!(
+                        "every delivery failed from {} to {}",
+                        crate::record::format_time(since),
+                        crate::record::format_time(now)
+                    );
+                    self.disable(&reason, now)
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    fn disable(&mut self, reason: &str, now: DateTime<Utc>) -> bool {
+        let was_enabled = self.enabled;
+        self.enabled = false;
+        self.disabled_reason = Some(reason.to_owned());
+        self.touch(now);
+        was_enabled
+    }
+
+    fn touch(&mut self, now: DateTime<Utc>) {
+        self.updated_at = now.max(self.updated_at);
+        self.version += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::webhook::Reach;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap() + Duration::seconds(seconds)
+    }
+
+    fn endpoint() -> Endpoint {
+        let new = NewEndpoint {
+            url: EndpointUrl::parse("https://erp.example.com/hooks", Reach::Internet).unwrap(),
+            event_types: EventTypes::All,
+            description: None,
+        };
+        Endpoint::create(
+            EndpointId::generate().unwrap(),
+            "20",
+            new,
+            WebhookSecret::generate().unwrap(),
+            at(0),
+        )
+    }
+
+    #[test]
+    fn an_id_reads_back_and_nothing_else_is_one() {
+        let id = EndpointId::generate().unwrap();
+        assert_eq!(EndpointId::parse(id.as_str()), Some(id));
+        for text in [
+            "",
+            "ep_",
+            "ep_xyz",
+            "key_0123456789abcdef0123",
+            "ep_0123456789abcdef012",
+        ] {
+            assert_eq!(EndpointId::parse(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn after_a_rotation_both_secrets_sign_for_a_day_then_only_the_new_one() {
+        let mut endpoint = endpoint();
+        let old = endpoint.secret.clone();
+        let new = WebhookSecret::generate().unwrap();
+        endpoint.rotate(new.clone(), at(0));
+        assert_eq!(endpoint.signing_secrets(at(60)), [new.clone(), old]);
+        assert_eq!(endpoint.signing_secrets(at(86_400)), [new]);
+    }
+
+    #[test]
+    fn failures_back_off_doubling_and_capped_and_a_success_clears_them() {
+        let mut endpoint = endpoint();
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            endpoint.record(Answer::Failed, at(0));
+            waits.push((endpoint.health.blocked_until.unwrap() - at(0)).num_seconds());
+        }
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(
+            endpoint.admission(EventType::OrderShipped, at(1)),
+            Admission::Hold(at(600))
+        );
+        endpoint.record(Answer::Accepted, at(700));
+        assert_eq!(
+            endpoint.admission(EventType::OrderShipped, at(700)),
+            Admission::Post
+        );
+        assert_eq!(endpoint.health.failing_since, None);
+    }
+
+    #[test]
+    fn a_410_disables_at_once_and_a_day_of_failures_disables_with_the_reason() {
+        let mut gone = endpoint();
+        assert!(gone.record(Answer::Gone, at(0)));
+        assert_eq!(
+            gone.admission(EventType::OrderShipped, at(0)),
+            Admission::Skip
+        );
+        assert!(gone.disabled_reason.as_deref().unwrap().contains("410"));
+
+        let mut failing = endpoint();
+        assert!(!failing.record(Answer::Failed, at(0)));
+        assert!(!failing.record(Answer::Failed, at(86_399)));
+        assert!(failing.record(Answer::Failed, at(86_400)));
+        assert!(!failing.enabled);
+        assert!(
+            failing
+                .disabled_reason
+                .as_deref()
+                .unwrap()
+                .contains("every delivery failed")
+        );
+    }
+
+    #[test]
+    fn enabling_again_starts_afresh_and_unwanted_types_are_skipped() {
+        let mut endpoint = endpoint();
+        endpoint.record(Answer::Gone, at(0));
+        let enable = EndpointChange {
+            enabled: Some(true),
+            event_types: Some(EventTypes::Only([EventType::OrderShipped].into())),
+            ..EndpointChange::default()
+        };
+        endpoint.change(enable, at(10));
+        assert_eq!(endpoint.disabled_reason, None);
+        assert_eq!(endpoint.health, Health::default());
+        assert_eq!(
+            endpoint.admission(EventType::OrderShipped, at(10)),
+            Admission::Post
+        );
+        assert_eq!(
+            endpoint.admission(EventType::OrderPacked, at(10)),
+            Admission::Skip
+        );
+    }
+}
