@@ -1,0 +1,322 @@
+//! One event's delivery to one endpoint, and the rules that fence it: the
+//! callback's protocol (`record::callback`) for a second kind of message.
+//! A delivery is claimed with a lease whose owner is the queue message's
+//! fencing token (message id and receive count); only that owner may record
+//! the answer, and a delivered one is never claimed again, so no duplicate
+//! message, redrive or replay posts an event after its recorded success.
+
+use chrono::{DateTime, Utc};
+
+use super::EventType;
+use crate::callback::retry::RetryPolicy;
+
+/// How long one post may take: an ERP's endpoint should answer at once and
+/// work afterwards (the Standard Webhooks guidance); 5 s is what a hanging
+/// endpoint costs each step of its backoff.
+pub const POST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The webhook schedule: after post n, 5 s, 1 min, 5 min, 30 min, 2 h, 5 h,
+/// 8 h, 8 h — 9 posts over about 23 h 36 min ("about a day", as the
+/// Standard Webhooks senders retry), `Retry-After` honoured up to 12 h. The
+/// lease covers the post and the two store writes around it: 3 timeouts.
+#[must_use]
+pub fn schedule(post_timeout: std::time::Duration) -> RetryPolicy {
+    RetryPolicy {
+        delays: [5, 60, 300, 1800, 7200, 18_000, 28_800, 28_800]
+            .into_iter()
+            .map(std::time::Duration::from_secs)
+            .collect(),
+        max_posts: 9,
+        lease: post_timeout.saturating_mul(3),
+        post_timeout,
+    }
+}
+
+/// Longest part of an endpoint's answer kept for its owner to read.
+pub const MAX_EXCERPT_CHARS: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Not tried yet, or waiting for its next try.
+    Pending,
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Every try of its schedule failed, or the endpoint is gone.
+    Failed,
+}
+
+/// How one post ended, as the HTTP client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostResult {
+    /// The status, when the endpoint answered.
+    pub http_status: Option<u16>,
+    /// The first [`MAX_EXCERPT_CHARS`] of the answer, or why there was none.
+    pub excerpt: String,
+    pub latency_ms: u64,
+    /// A `Retry-After` the endpoint asked for.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl PostResult {
+    #[must_use]
+    pub fn accepted(&self) -> bool {
+        self.http_status
+            .is_some_and(|status| (200..300).contains(&status))
+    }
+
+    #[must_use]
+    pub fn gone(&self) -> bool {
+        self.http_status == Some(410)
+    }
+}
+
+/// One try, as the endpoint's owner sees it in its recent attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    pub http_status: Option<u16>,
+    pub latency_ms: u64,
+    pub excerpt: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub event_id: String,
+    pub kind: EventType,
+    pub order_number: String,
+    pub sequence: u64,
+    pub status: DeliveryStatus,
+    /// Posts made so far.
+    pub posts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub lease: Option<Lease>,
+    pub last_attempt: Option<Attempt>,
+}
+
+/// Why a delivery was not claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotClaimed {
+    /// Delivered or failed: drop the message.
+    Settled(DeliveryStatus),
+    /// Another holder's lease runs until then: look again after it.
+    Leased(DateTime<Utc>),
+    /// Its next try is not due before then.
+    NotYet(DateTime<Utc>),
+}
+
+/// What recording an answer decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    Delivered,
+    /// Try again at that time.
+    RetryAt(DateTime<Utc>),
+    /// The schedule is used up (or the endpoint is gone).
+    Failed,
+}
+
+/// The answer came from a holder whose lease had passed to another.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the lease is held by another delivery")]
+pub struct StaleLease;
+
+impl Delivery {
+    /// Claims the delivery for `owner` at `now`: it counts the post and
+    /// holds the lease for `policy.lease`.
+    pub fn claim(
+        &mut self,
+        owner: &str,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<(), NotClaimed> {
+        self.check_claim(now)?;
+        self.posts += 1;
+        self.lease = Some(Lease {
+            owner: owner.to_owned(),
+            until: now + chrono::Duration::from_std(policy.lease).unwrap_or_default(),
+        });
+        Ok(())
+    }
+
+    /// The claim's rule alone (the store's conditional write says the same).
+    pub fn check_claim(&self, now: DateTime<Utc>) -> Result<(), NotClaimed> {
+        if self.status != DeliveryStatus::Pending {
+            return Err(NotClaimed::Settled(self.status));
+        }
+        if let Some(lease) = &self.lease
+            && now < lease.until
+        {
+            return Err(NotClaimed::Leased(lease.until));
+        }
+        match self.next_attempt_at {
+            Some(at) if now < at => Err(NotClaimed::NotYet(at)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the answer to the post `owner` claimed.
+    pub fn settle(
+        &mut self,
+        owner: &str,
+        result: PostResult,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<Settled, StaleLease> {
+        if self.lease.as_ref().is_none_or(|lease| lease.owner != owner) {
+            return Err(StaleLease);
+        }
+        self.lease = None;
+        let settled = if result.accepted() {
+            self.status = DeliveryStatus::Delivered;
+            self.next_attempt_at = None;
+            Settled::Delivered
+        } else if result.gone() || self.posts >= policy.max_posts {
+            self.status = DeliveryStatus::Failed;
+            self.next_attempt_at = None;
+            Settled::Failed
+        } else {
+            let delay = policy.delay(self.posts, result.retry_after);
+            let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+            self.next_attempt_at = Some(at);
+            Settled::RetryAt(at)
+        };
+        self.last_attempt = Some(Attempt {
+            at: now,
+            http_status: result.http_status,
+            latency_ms: result.latency_ms,
+            excerpt: result.excerpt.chars().take(MAX_EXCERPT_CHARS).collect(),
+        });
+        Ok(settled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap() + Duration::seconds(seconds)
+    }
+
+    fn delivery() -> Delivery {
+        Delivery {
+            event_id: "evt_1".into(),
+            kind: EventType::OrderShipped,
+            order_number: "mabang-1".into(),
+            sequence: 5,
+            status: DeliveryStatus::Pending,
+            posts: 0,
+            next_attempt_at: None,
+            lease: None,
+            last_attempt: None,
+        }
+    }
+
+    fn answer(status: Option<u16>) -> PostResult {
+        PostResult {
+            http_status: status,
+            excerpt: "x".repeat(1000),
+            latency_ms: 12,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn the_schedule_spans_about_a_day() {
+        let policy = schedule(POST_TIMEOUT);
+        let hours = policy.span().as_secs_f64() / 3600.0;
+        assert!((23.0..24.0).contains(&hours), "{hours}");
+        assert_eq!(policy.lease, std::time::Duration::from_secs(15));
+    }
+
+    #[test]
+    fn a_delivered_event_is_never_claimed_again() {
+        let policy = schedule(POST_TIMEOUT);
+        let mut delivery = delivery();
+        delivery.claim("m1#1", at(0), &policy).unwrap();
+        assert_eq!(
+            delivery.settle("m1#1", answer(Some(204)), at(1), &policy),
+            Ok(Settled::Delivered)
+        );
+        assert_eq!(
+            delivery.claim("m1#2", at(100), &policy),
+            Err(NotClaimed::Settled(DeliveryStatus::Delivered))
+        );
+        assert_eq!(
+            delivery.last_attempt.unwrap().excerpt.chars().count(),
+            MAX_EXCERPT_CHARS
+        );
+    }
+
+    #[test]
+    fn a_live_lease_fences_a_second_holder_and_a_stale_answer_changes_nothing() {
+        let policy = schedule(POST_TIMEOUT);
+        let mut delivery = delivery();
+        delivery.claim("m1#1", at(0), &policy).unwrap();
+        assert_eq!(
+            delivery.claim("m1#2", at(1), &policy),
+            Err(NotClaimed::Leased(at(15)))
+        );
+        delivery.claim("m1#2", at(15), &policy).unwrap();
+        let before = delivery.clone();
+        assert_eq!(
+            delivery.settle("m1#1", answer(Some(200)), at(16), &policy),
+            Err(StaleLease)
+        );
+        assert_eq!(delivery, before);
+    }
+
+    #[test]
+    fn failures_wait_their_delay_and_the_last_post_fails_it() {
+        let policy = schedule(POST_TIMEOUT);
+        let mut delivery = delivery();
+        let mut now = at(0);
+        for post in 1..=policy.max_posts {
+            delivery.claim(&format!("m#{post}"), now, &policy).unwrap();
+            match delivery
+                .settle(&format!("m#{post}"), answer(Some(503)), now, &policy)
+                .unwrap()
+            {
+                Settled::RetryAt(next) => {
+                    assert_eq!(
+                        delivery.claim("early", next - Duration::seconds(1), &policy),
+                        Err(NotClaimed::NotYet(next))
+                    );
+                    now = next;
+                }
+                Settled::Failed => assert_eq!(post, policy.max_posts),
+                Settled::Delivered => unreachable!(),
+            }
+        }
+        assert_eq!(delivery.status, DeliveryStatus::Failed);
+    }
+
+    #[test]
+    fn a_410_fails_at_once_and_retry_after_is_honoured() {
+        let policy = schedule(POST_TIMEOUT);
+        let mut gone = delivery();
+        gone.claim("m", at(0), &policy).unwrap();
+        assert_eq!(
+            gone.settle("m", answer(Some(410)), at(0), &policy),
+            Ok(Settled::Failed)
+        );
+
+        let mut busy = delivery();
+        busy.claim("m", at(0), &policy).unwrap();
+        let slow_down = PostResult {
+            retry_after: Some(std::time::Duration::from_secs(120)),
+            ..answer(Some(429))
+        };
+        assert_eq!(
+            busy.settle("m", slow_down, at(0), &policy),
+            Ok(Settled::RetryAt(at(120)))
+        );
+    }
+}
