@@ -100,6 +100,40 @@ mod tests {
         assert_eq!(second, SPEC_SIGNATURE);
     }
 
+    /// What a receiver does with the reference library: every signature we
+    /// make, alone or beside a rotated-out secret's, verifies.
+    #[test]
+    fn the_standard_webhooks_library_verifies_what_we_sign() {
+        let (current, previous) = (
+            WebhookSecret::generate().unwrap(),
+            WebhookSecret::generate().unwrap(),
+        );
+        let body = br#"{"type":"order.shipped","data":{"order_number":"mabang-1"}}"#;
+        let now = chrono::Utc::now().timestamp();
+        let signed = sign(&[current.clone(), previous.clone()], "evt_0123", now, body);
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in signed.pairs() {
+            headers.insert(name, value.parse().unwrap());
+        }
+        for secret in [&current, &previous] {
+            let receiver = standardwebhooks::Webhook::new(&secret.expose()).unwrap();
+            assert!(
+                receiver.verify(body, &headers).is_ok(),
+                "{}",
+                signed.signature
+            );
+        }
+        let stranger =
+            standardwebhooks::Webhook::new(&WebhookSecret::generate().unwrap().expose()).unwrap();
+        assert!(stranger.verify(body, &headers).is_err());
+        assert!(
+            standardwebhooks::Webhook::new(&current.expose())
+                .unwrap()
+                .verify(b"{}", &headers)
+                .is_err()
+        );
+    }
+
     #[test]
     fn another_body_timestamp_or_id_signs_differently() {
         let secrets = [spec_secret()];
