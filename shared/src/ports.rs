@@ -6,11 +6,16 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::callback::body::CallbackBody;
+use crate::callback::retry::RetryPolicy;
 pub use crate::domain::Access;
 use crate::domain::{ApiKeyRecord, OrderNumber};
 use crate::error::{LabelError, StoreError};
 use crate::record::OrderRecord;
 use crate::record::callback::{Claim, NotClaimable};
+use crate::webhook::{
+    Delivery, DeliveryTicket, Endpoint, EndpointId, EndpointUrl, NotClaimed, PostResult,
+    SignedHeaders, WebhookEvent,
+};
 
 /// The result of inserting an order that may already exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,4 +384,124 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+}
+
+// ---- Webhooks to ERPs (`crate::webhook`) ----
+
+/// Where an ERP's endpoints are kept, by client and id.
+pub trait EndpointStore: Send + Sync {
+    /// Stores a new endpoint; `false` when the client already has
+    /// [`crate::webhook::MAX_ENDPOINTS`] (nothing is written then).
+    fn insert(&self, endpoint: &Endpoint) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The client's endpoints, oldest first.
+    fn list(
+        &self,
+        client_code: &str,
+    ) -> impl Future<Output = Result<Vec<Endpoint>, StoreError>> + Send;
+
+    fn get(
+        &self,
+        client_code: &str,
+        id: &EndpointId,
+    ) -> impl Future<Output = Result<Option<Endpoint>, StoreError>> + Send;
+
+    /// Writes `endpoint` if the stored one still has `read_version`.
+    fn save(
+        &self,
+        endpoint: &Endpoint,
+        read_version: u64,
+    ) -> impl Future<Output = Result<Save, StoreError>> + Send;
+
+    /// `false` when there was no such endpoint.
+    fn delete(
+        &self,
+        client_code: &str,
+        id: &EndpointId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Each endpoint's deliveries: the fenced state of every event's delivery.
+pub trait DeliveryStore: Send + Sync {
+    /// Adds the delivery unless it exists (a fan-out seen twice); `true` when
+    /// it was added.
+    fn add(
+        &self,
+        ticket: &DeliveryTicket,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// One conditional write: [`Delivery::check_claim`]'s rule, the post
+    /// counted and the lease taken. `None` when there is no such delivery.
+    fn claim(
+        &self,
+        ticket: &DeliveryTicket,
+        owner: &str,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> impl Future<Output = Result<Option<DeliveryClaim>, StoreError>> + Send;
+
+    /// Writes the settled delivery if `owner` still holds its lease.
+    fn settle(
+        &self,
+        ticket: &DeliveryTicket,
+        owner: &str,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<Save, StoreError>> + Send;
+
+    /// The endpoint's latest deliveries, newest first.
+    fn recent(
+        &self,
+        endpoint: &EndpointId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
+}
+
+/// What a delivery claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryClaim {
+    /// Claimed: the delivery as it now stands.
+    Claimed(Delivery),
+    Refused(NotClaimed),
+}
+
+/// Every event of every client, kept for a week so an endpoint can be sent
+/// what it missed (`replay?since=`).
+pub trait EventLog: Send + Sync {
+    /// Idempotent: the same event again changes nothing.
+    fn append(&self, event: &WebhookEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `limit` of the client's events at or after `since`, oldest first.
+    fn since(
+        &self,
+        client_code: &str,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<WebhookEvent>, StoreError>> + Send;
+}
+
+/// The queue that carries one message per delivery to the deliverers.
+pub trait DeliveryQueue: Send + Sync {
+    fn send(
+        &self,
+        tickets: &[DeliveryTicket],
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// A queue could not take a message.
+#[derive(Debug, thiserror::Error)]
+#[error("the queue did not take the message")]
+pub struct QueueError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Posts a signed event to an endpoint: no redirects followed, every address
+/// the name resolves to checked against the [`crate::webhook::Reach`], at
+/// most `timeout`.
+pub trait WebhookPoster: Send + Sync {
+    fn post(
+        &self,
+        url: &EndpointUrl,
+        headers: &SignedHeaders,
+        body: &str,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = PostResult> + Send;
 }

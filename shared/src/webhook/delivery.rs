@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::EventType;
+use super::{EndpointId, EventType, WebhookEvent};
 use crate::callback::retry::RetryPolicy;
 
 /// How long one post may take: an ERP's endpoint should answer at once and
@@ -85,12 +85,40 @@ pub struct Lease {
     pub until: DateTime<Utc>,
 }
 
+/// Which delivery a queue message is about: the endpoint (and its owner,
+/// whose key it is stored under) and the entry `{created_at}#{event_id}`,
+/// which sorts an endpoint's deliveries by time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryTicket {
+    pub client_code: String,
+    pub endpoint_id: String,
+    pub entry: String,
+}
+
+impl DeliveryTicket {
+    #[must_use]
+    pub fn new(
+        client_code: &str,
+        endpoint: &EndpointId,
+        event: &WebhookEvent,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            client_code: client_code.to_owned(),
+            endpoint_id: endpoint.as_str().to_owned(),
+            entry: format!("{:013}#{}", at.timestamp_millis().max(0), event.id),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub event_id: String,
     pub kind: EventType,
     pub order_number: String,
     pub sequence: u64,
+    /// The event's body, signed anew for each try.
+    pub body: String,
     pub status: DeliveryStatus,
     /// Posts made so far.
     pub posts: u32,
@@ -126,6 +154,23 @@ pub enum Settled {
 pub struct StaleLease;
 
 impl Delivery {
+    /// A delivery of `event`, not tried yet.
+    #[must_use]
+    pub fn of(event: &WebhookEvent) -> Self {
+        Self {
+            event_id: event.id.clone(),
+            kind: event.kind,
+            order_number: event.order_number.clone(),
+            sequence: event.sequence,
+            body: event.body.clone(),
+            status: DeliveryStatus::Pending,
+            posts: 0,
+            next_attempt_at: None,
+            lease: None,
+            last_attempt: None,
+        }
+    }
+
     /// Claims the delivery for `owner` at `now`: it counts the post and
     /// holds the lease for `policy.lease`.
     pub fn claim(
@@ -211,6 +256,7 @@ mod tests {
             kind: EventType::OrderShipped,
             order_number: "mabang-1".into(),
             sequence: 5,
+            body: "{}".into(),
             status: DeliveryStatus::Pending,
             posts: 0,
             next_attempt_at: None,

@@ -6,6 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{EndpointChange, EndpointUrl, EventType, EventTypes, NewEndpoint, WebhookSecret};
 
+/// Most endpoints one client may register.
+pub const MAX_ENDPOINTS: usize = 10;
 /// How long the secret before a rotation keeps signing beside the new one.
 pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
 /// An endpoint whose deliveries have failed this long, with no success

@@ -121,6 +121,8 @@ pub struct WebhookEvent {
     /// The order's version after the change: it grows with every write of
     /// the order, so a receiver orders one order's events by it.
     pub sequence: u64,
+    /// When the change happened (the body's `timestamp`).
+    pub at: DateTime<Utc>,
     /// The body, serialised once: what is signed and sent.
     pub body: String,
 }
@@ -141,8 +143,16 @@ impl WebhookEvent {
             client_code: order.order.client_code.clone(),
             order_number,
             sequence: order.version,
+            at: now,
             body: body.to_string(),
         }
+    }
+
+    /// `{milliseconds since 1970, 13 digits}#{id}`: sorts a client's events,
+    /// and each endpoint's deliveries, by time.
+    #[must_use]
+    pub fn log_entry(&self) -> String {
+        format!("{:013}#{}", self.at.timestamp_millis().max(0), self.id)
     }
 }
 

@@ -9,6 +9,8 @@
 //! | the signature headers | `signature.rs` |
 //! | one event's delivery to one endpoint: claim, lease, schedule, settle | `delivery.rs` |
 //! | an endpoint: its secrets, rotation, health, backoff, disabling | `endpoint.rs` |
+//! | the subscription routes (create, list, read, change, rotate, delete) | `subscriptions.rs` |
+//! | in-memory ports for tests (feature `memory`) | `memory.rs` |
 //! | which URLs and addresses a delivery may reach | `endpoint_url.rs` |
 
 mod delivery;
@@ -18,14 +20,18 @@ mod event;
 mod request;
 mod secret;
 mod signature;
+mod subscriptions;
+
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
 
 pub use delivery::{
-    Attempt, Delivery, DeliveryStatus, Lease, MAX_EXCERPT_CHARS, NotClaimed, POST_TIMEOUT,
-    PostResult, Settled, StaleLease, schedule,
+    Attempt, Delivery, DeliveryStatus, DeliveryTicket, Lease, MAX_EXCERPT_CHARS, NotClaimed,
+    POST_TIMEOUT, PostResult, Settled, StaleLease, schedule,
 };
 pub use endpoint::{
     Admission, Answer, Endpoint, EndpointId, FAILING_LIMIT, FIRST_BACKOFF, Health, MAX_BACKOFF,
-    ROTATION_OVERLAP,
+    MAX_ENDPOINTS, ROTATION_OVERLAP,
 };
 pub use endpoint_url::{EndpointUrl, MAX_URL_CHARS, Reach, Unreachable};
 pub use event::{EventType, WebhookEvent, changes};
@@ -34,6 +40,7 @@ pub use request::{
 };
 pub use secret::{NotASecret, WebhookSecret};
 pub use signature::{SignedHeaders, sign};
+pub use subscriptions::{Issued, RECENT_DELIVERIES, Subscriptions, WebhookError};
 
 #[cfg(test)]
 mod tests;

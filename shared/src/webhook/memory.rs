@@ -1,0 +1,210 @@
+//! In-memory webhook ports for tests: the rules the DynamoDB adapter's
+//! conditional writes enforce, enforced here over maps.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use super::{Delivery, DeliveryTicket, Endpoint, EndpointId, MAX_ENDPOINTS, WebhookEvent};
+use crate::callback::retry::RetryPolicy;
+use crate::error::StoreError;
+use crate::ports::{
+    DeliveryClaim, DeliveryQueue, DeliveryStore, EndpointStore, EventLog, QueueError, Save,
+};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryEndpoints {
+    endpoints: Mutex<BTreeMap<(String, String), Endpoint>>,
+}
+
+impl EndpointStore for MemoryEndpoints {
+    async fn insert(&self, endpoint: &Endpoint) -> Result<bool, StoreError> {
+        let mut endpoints = lock(&self.endpoints);
+        let owned = endpoints
+            .keys()
+            .filter(|(client, _)| *client == endpoint.client_code)
+            .count();
+        if owned >= MAX_ENDPOINTS {
+            return Ok(false);
+        }
+        let key = (
+            endpoint.client_code.clone(),
+            endpoint.id.as_str().to_owned(),
+        );
+        endpoints.insert(key, endpoint.clone());
+        Ok(true)
+    }
+
+    async fn list(&self, client_code: &str) -> Result<Vec<Endpoint>, StoreError> {
+        let mut listed: Vec<Endpoint> = lock(&self.endpoints)
+            .values()
+            .filter(|endpoint| endpoint.client_code == client_code)
+            .cloned()
+            .collect();
+        listed.sort_by_key(|endpoint| endpoint.created_at);
+        Ok(listed)
+    }
+
+    async fn get(
+        &self,
+        client_code: &str,
+        id: &EndpointId,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let key = (client_code.to_owned(), id.as_str().to_owned());
+        Ok(lock(&self.endpoints).get(&key).cloned())
+    }
+
+    async fn save(&self, endpoint: &Endpoint, read_version: u64) -> Result<Save, StoreError> {
+        let key = (
+            endpoint.client_code.clone(),
+            endpoint.id.as_str().to_owned(),
+        );
+        let mut endpoints = lock(&self.endpoints);
+        match endpoints.get_mut(&key) {
+            Some(stored) if stored.version == read_version => {
+                *stored = endpoint.clone();
+                Ok(Save::Saved)
+            }
+            _ => Ok(Save::Stale),
+        }
+    }
+
+    async fn delete(&self, client_code: &str, id: &EndpointId) -> Result<bool, StoreError> {
+        let key = (client_code.to_owned(), id.as_str().to_owned());
+        Ok(lock(&self.endpoints).remove(&key).is_some())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryDeliveries {
+    deliveries: Mutex<BTreeMap<(String, String), Delivery>>,
+}
+
+impl MemoryDeliveries {
+    /// The stored delivery, as a consistent read would return it.
+    #[must_use]
+    pub fn stored(&self, ticket: &DeliveryTicket) -> Option<Delivery> {
+        lock(&self.deliveries).get(&key(ticket)).cloned()
+    }
+}
+
+fn key(ticket: &DeliveryTicket) -> (String, String) {
+    (ticket.endpoint_id.clone(), ticket.entry.clone())
+}
+
+impl DeliveryStore for MemoryDeliveries {
+    async fn add(&self, ticket: &DeliveryTicket, delivery: &Delivery) -> Result<bool, StoreError> {
+        let mut deliveries = lock(&self.deliveries);
+        if deliveries.contains_key(&key(ticket)) {
+            return Ok(false);
+        }
+        deliveries.insert(key(ticket), delivery.clone());
+        Ok(true)
+    }
+
+    async fn claim(
+        &self,
+        ticket: &DeliveryTicket,
+        owner: &str,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<Option<DeliveryClaim>, StoreError> {
+        let mut deliveries = lock(&self.deliveries);
+        let Some(delivery) = deliveries.get_mut(&key(ticket)) else {
+            return Ok(None);
+        };
+        Ok(Some(match delivery.claim(owner, now, policy) {
+            Ok(()) => DeliveryClaim::Claimed(delivery.clone()),
+            Err(refused) => DeliveryClaim::Refused(refused),
+        }))
+    }
+
+    async fn settle(
+        &self,
+        ticket: &DeliveryTicket,
+        owner: &str,
+        delivery: &Delivery,
+    ) -> Result<Save, StoreError> {
+        let mut deliveries = lock(&self.deliveries);
+        match deliveries.get_mut(&key(ticket)) {
+            Some(stored)
+                if stored
+                    .lease
+                    .as_ref()
+                    .is_some_and(|lease| lease.owner == owner) =>
+            {
+                *stored = delivery.clone();
+                Ok(Save::Saved)
+            }
+            _ => Ok(Save::Stale),
+        }
+    }
+
+    async fn recent(
+        &self,
+        endpoint: &EndpointId,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        Ok(lock(&self.deliveries)
+            .iter()
+            .rev()
+            .filter(|((id, _), _)| id == endpoint.as_str())
+            .take(limit)
+            .map(|(_, delivery)| delivery.clone())
+            .collect())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryEventLog {
+    events: Mutex<BTreeMap<(String, String), WebhookEvent>>,
+}
+
+impl EventLog for MemoryEventLog {
+    async fn append(&self, event: &WebhookEvent) -> Result<(), StoreError> {
+        let key = (event.client_code.clone(), event.log_entry());
+        lock(&self.events).insert(key, event.clone());
+        Ok(())
+    }
+
+    async fn since(
+        &self,
+        client_code: &str,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
+        Ok(lock(&self.events)
+            .values()
+            .filter(|event| event.client_code == client_code && event.at >= since)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
+
+/// A queue that keeps what it was sent.
+#[derive(Debug, Default)]
+pub struct MemoryDeliveryQueue {
+    sent: Mutex<Vec<DeliveryTicket>>,
+}
+
+impl MemoryDeliveryQueue {
+    /// The tickets sent since the last call.
+    pub fn take(&self) -> Vec<DeliveryTicket> {
+        std::mem::take(&mut *lock(&self.sent))
+    }
+}
+
+impl DeliveryQueue for MemoryDeliveryQueue {
+    async fn send(&self, tickets: &[DeliveryTicket]) -> Result<(), QueueError> {
+        lock(&self.sent).extend_from_slice(tickets);
+        Ok(())
+    }
+}
