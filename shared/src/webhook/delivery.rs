@@ -93,20 +93,19 @@ pub struct DeliveryTicket {
     pub client_code: String,
     pub endpoint_id: String,
     pub entry: String,
+    /// The event's type, so a delivery to an endpoint that stopped wanting
+    /// it is dropped before it is claimed.
+    pub event_type: String,
 }
 
 impl DeliveryTicket {
     #[must_use]
-    pub fn new(
-        client_code: &str,
-        endpoint: &EndpointId,
-        event: &WebhookEvent,
-        at: DateTime<Utc>,
-    ) -> Self {
+    pub fn new(endpoint: &EndpointId, event: &WebhookEvent) -> Self {
         Self {
-            client_code: client_code.to_owned(),
+            client_code: event.client_code.clone(),
             endpoint_id: endpoint.as_str().to_owned(),
-            entry: format!("{:013}#{}", at.timestamp_millis().max(0), event.id),
+            entry: event.log_entry(),
+            event_type: event.kind.as_str().to_owned(),
         }
     }
 }

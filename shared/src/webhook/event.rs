@@ -8,7 +8,45 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::OrderStatus;
 use crate::record::callback::CallbackStatus;
+use crate::record::progress::Progress;
 use crate::record::{OrderRecord, format_time, format_update_time};
+
+/// What an event is made from: the part of an order that its state item
+/// holds, so that the table stream's images give it without a read of the
+/// accepted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderState {
+    pub order_number: String,
+    pub client_code: String,
+    pub status: OrderStatus,
+    /// +1 on every write of the order.
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub progress: Progress,
+    pub callback_status: CallbackStatus,
+    pub callback_reason: Option<String>,
+    pub callback_attempts: u32,
+    pub partner_message: Option<String>,
+}
+
+impl From<&OrderRecord> for OrderState {
+    fn from(record: &OrderRecord) -> Self {
+        Self {
+            order_number: record.order.order_number.as_str().to_owned(),
+            client_code: record.order.client_code.clone(),
+            status: record.status,
+            version: record.version,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            progress: record.progress.clone(),
+            callback_status: record.callback.status,
+            callback_reason: record.callback.reason.clone(),
+            callback_attempts: record.callback.attempt_count,
+            partner_message: record.callback.partner_message.clone(),
+        }
+    }
+}
 
 /// The kinds of event, by their names on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,7 +128,7 @@ impl EventType {
 /// The events a write made: `before` is the order as it was (`None` when the
 /// write created it), `after` as it is now.
 #[must_use]
-pub fn changes(before: Option<&OrderRecord>, after: &OrderRecord) -> Vec<EventType> {
+pub fn changes(before: Option<&OrderState>, after: &OrderState) -> Vec<EventType> {
     let mut events = Vec::new();
     match before {
         None => {
@@ -103,9 +141,9 @@ pub fn changes(before: Option<&OrderRecord>, after: &OrderRecord) -> Vec<EventTy
         }
         Some(_) => {}
     }
-    let callback_before = before.map(|before| before.callback.status);
-    if callback_before != Some(after.callback.status) {
-        events.extend(EventType::of_callback(after.callback.status));
+    let callback_before = before.map(|before| before.callback_status);
+    if callback_before != Some(after.callback_status) {
+        events.extend(EventType::of_callback(after.callback_status));
     }
     events
 }
@@ -130,18 +168,17 @@ pub struct WebhookEvent {
 impl WebhookEvent {
     /// The event `kind` of `order` as it is after the change, stamped `now`.
     #[must_use]
-    pub fn new(kind: EventType, order: &OrderRecord, now: DateTime<Utc>) -> Self {
-        let order_number = order.order.order_number.as_str().to_owned();
+    pub fn new(kind: EventType, order: &OrderState, now: DateTime<Utc>) -> Self {
         let body = json!({
             "type": kind.as_str(),
             "timestamp": format_update_time(now),
             "data": data(kind, order),
         });
         Self {
-            id: event_id(&order_number, order.version, kind),
+            id: event_id(&order.order_number, order.version, kind),
             kind,
-            client_code: order.order.client_code.clone(),
-            order_number,
+            client_code: order.client_code.clone(),
+            order_number: order.order_number.clone(),
             sequence: order.version,
             at: now,
             body: body.to_string(),
@@ -163,13 +200,10 @@ fn event_id(order_number: &str, version: u64, kind: EventType) -> String {
     format!("evt_{}", &crate::hex::encode(&digest)[..32])
 }
 
-fn data(kind: EventType, order: &OrderRecord) -> Value {
+fn data(kind: EventType, order: &OrderState) -> Value {
     let progress = &order.progress;
     let mut data = Map::new();
-    data.insert(
-        "order_number".into(),
-        json!(order.order.order_number.as_str()),
-    );
+    data.insert("order_number".into(), json!(order.order_number));
     data.insert("status".into(), json!(order.status.as_str()));
     data.insert("sequence".into(), json!(order.version));
     data.insert(
@@ -178,12 +212,7 @@ fn data(kind: EventType, order: &OrderRecord) -> Value {
     );
     let time = |at: Option<DateTime<Utc>>| at.map(format_time);
     let step = match kind {
-        EventType::OrderAccepted => json!({
-            "platform_type": order.order.platform_type.as_str(),
-            "platform_order_number": order.order.platform_order_number,
-            "created_at": format_time(order.created_at),
-            "findings": order.findings.len(),
-        }),
+        EventType::OrderAccepted => json!({"created_at": format_time(order.created_at)}),
         EventType::OrderAllocated => json!({"allocate_at": time(progress.allocate_at)}),
         EventType::OrderShort => json!({
             "shortage_at": time(progress.shortage_at),
@@ -212,10 +241,10 @@ fn data(kind: EventType, order: &OrderRecord) -> Value {
         EventType::CallbackDelivered
         | EventType::CallbackFailed
         | EventType::CallbackDeadLettered => json!({
-            "callback_status": order.callback.status.as_str(),
-            "reason": order.callback.reason,
-            "attempt_count": order.callback.attempt_count,
-            "partner_message": order.callback.partner_message,
+            "callback_status": order.callback_status.as_str(),
+            "reason": order.callback_reason,
+            "attempt_count": order.callback_attempts,
+            "partner_message": order.partner_message,
         }),
     };
     if let Value::Object(step) = step {

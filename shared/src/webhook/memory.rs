@@ -1,16 +1,21 @@
 //! In-memory webhook ports for tests: the rules the DynamoDB adapter's
-//! conditional writes enforce, enforced here over maps.
+//! conditional writes enforce, enforced here over maps. Each is a handle:
+//! its clones share one state, as the use cases sharing one table do.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
-use super::{Delivery, DeliveryTicket, Endpoint, EndpointId, MAX_ENDPOINTS, WebhookEvent};
+use super::{
+    Delivery, DeliveryTicket, Endpoint, EndpointId, EndpointUrl, MAX_ENDPOINTS, PostResult,
+    SignedHeaders, WebhookEvent,
+};
 use crate::callback::retry::RetryPolicy;
 use crate::error::StoreError;
 use crate::ports::{
-    DeliveryClaim, DeliveryQueue, DeliveryStore, EndpointStore, EventLog, QueueError, Save,
+    Clock, DeliveryClaim, DeliveryQueue, DeliveryStore, EndpointStore, EventLog, QueueError, Save,
+    WebhookPoster,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -19,9 +24,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MemoryEndpoints {
-    endpoints: Mutex<BTreeMap<(String, String), Endpoint>>,
+    endpoints: Arc<Mutex<BTreeMap<(String, String), Endpoint>>>,
 }
 
 impl EndpointStore for MemoryEndpoints {
@@ -82,9 +87,9 @@ impl EndpointStore for MemoryEndpoints {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MemoryDeliveries {
-    deliveries: Mutex<BTreeMap<(String, String), Delivery>>,
+    deliveries: Arc<Mutex<BTreeMap<(String, String), Delivery>>>,
 }
 
 impl MemoryDeliveries {
@@ -162,9 +167,9 @@ impl DeliveryStore for MemoryDeliveries {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MemoryEventLog {
-    events: Mutex<BTreeMap<(String, String), WebhookEvent>>,
+    events: Arc<Mutex<BTreeMap<(String, String), WebhookEvent>>>,
 }
 
 impl EventLog for MemoryEventLog {
@@ -190,9 +195,9 @@ impl EventLog for MemoryEventLog {
 }
 
 /// A queue that keeps what it was sent.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MemoryDeliveryQueue {
-    sent: Mutex<Vec<DeliveryTicket>>,
+    sent: Arc<Mutex<Vec<DeliveryTicket>>>,
 }
 
 impl MemoryDeliveryQueue {
@@ -206,5 +211,82 @@ impl DeliveryQueue for MemoryDeliveryQueue {
     async fn send(&self, tickets: &[DeliveryTicket]) -> Result<(), QueueError> {
         lock(&self.sent).extend_from_slice(tickets);
         Ok(())
+    }
+}
+
+/// One post a [`MemoryPoster`] received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub url: String,
+    pub headers: SignedHeaders,
+    pub body: String,
+}
+
+/// Endpoints played in memory: each post to a URL gets the next status
+/// scripted for it (`None`: no answer, a timeout), 200 once its script is
+/// used up or when it has none.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryPoster {
+    scripts: Arc<Mutex<BTreeMap<String, Vec<Option<u16>>>>>,
+    posted: Arc<Mutex<Vec<Posted>>>,
+}
+
+impl MemoryPoster {
+    /// Scripts the answers of `url`, in order.
+    pub fn script(&self, url: &str, answers: &[Option<u16>]) {
+        let answers = answers.iter().rev().copied().collect();
+        lock(&self.scripts).insert(url.to_owned(), answers);
+    }
+
+    #[must_use]
+    pub fn posted(&self) -> Vec<Posted> {
+        lock(&self.posted).clone()
+    }
+}
+
+impl WebhookPoster for MemoryPoster {
+    async fn post(
+        &self,
+        url: &EndpointUrl,
+        headers: &SignedHeaders,
+        body: &str,
+        _timeout: std::time::Duration,
+    ) -> PostResult {
+        lock(&self.posted).push(Posted {
+            url: url.as_str().to_owned(),
+            headers: headers.clone(),
+            body: body.to_owned(),
+        });
+        let status = lock(&self.scripts)
+            .get_mut(url.as_str())
+            .and_then(Vec::pop)
+            .unwrap_or(Some(200));
+        PostResult {
+            http_status: status,
+            excerpt: status.map_or_else(|| "timed out".to_owned(), |s| format!("status {s}")),
+            latency_ms: 1,
+            retry_after: None,
+        }
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Debug, Clone)]
+pub struct HandClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl HandClock {
+    #[must_use]
+    pub fn at(now: DateTime<Utc>) -> Self {
+        Self(Arc::new(Mutex::new(now)))
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        *lock(&self.0) += by;
+    }
+}
+
+impl Clock for HandClock {
+    fn now(&self) -> DateTime<Utc> {
+        *lock(&self.0)
     }
 }

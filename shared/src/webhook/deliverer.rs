@@ -1,0 +1,204 @@
+//! One delivery, end to end: ask the endpoint's health, claim the delivery,
+//! sign, post, record the answer under the lease, then the endpoint's
+//! health. What the queue is told comes back as a [`Next`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    Admission, Answer, DeliveryTicket, Endpoint, EndpointId, EventType, PostResult, Settled, sign,
+};
+use crate::callback::retry::RetryPolicy;
+use crate::error::StoreError;
+use crate::ports::{Clock, DeliveryClaim, DeliveryStore, EndpointStore, Save, WebhookPoster};
+
+/// Tries of the endpoint's health write when deliverers race for it.
+const HEALTH_TRIES: usize = 8;
+
+/// What became of one delivery, for the log and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Posted and failed; tried again later.
+    Retrying,
+    /// Its schedule is used up, or the endpoint answered 410.
+    Failed,
+    /// Not posted: the endpoint is backing off, or another holder has it.
+    Held,
+    /// Not posted and never will be: no such endpoint or delivery, the
+    /// endpoint is disabled or no longer wants the type, or it is settled.
+    Dropped,
+}
+
+/// What the queue is told about the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Delete it.
+    Done,
+    /// Show it again after this long.
+    Later(Duration),
+}
+
+/// The result of one delivery: what happened, what the queue does, and
+/// whether this delivery disabled its endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub outcome: DeliveryOutcome,
+    pub next: Next,
+    pub disabled_endpoint: bool,
+}
+
+impl Delivered {
+    fn dropped() -> Self {
+        Self {
+            outcome: DeliveryOutcome::Dropped,
+            next: Next::Done,
+            disabled_endpoint: false,
+        }
+    }
+
+    fn held_until(until: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        Self {
+            outcome: DeliveryOutcome::Held,
+            next: Next::Later(wait(until, now)),
+            disabled_endpoint: false,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Deliverer<E, D, P, C> {
+    endpoints: E,
+    deliveries: D,
+    poster: P,
+    clock: C,
+    policy: RetryPolicy,
+}
+
+impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E, D, P, C> {
+    pub fn new(endpoints: E, deliveries: D, poster: P, clock: C, policy: RetryPolicy) -> Self {
+        Self {
+            endpoints,
+            deliveries,
+            poster,
+            clock,
+            policy,
+        }
+    }
+
+    /// Delivers the ticket's event; `owner` is the message's fencing token.
+    pub async fn deliver(
+        &self,
+        ticket: &DeliveryTicket,
+        owner: &str,
+    ) -> Result<Delivered, StoreError> {
+        let (Some(id), Some(kind)) = (
+            EndpointId::parse(&ticket.endpoint_id),
+            EventType::parse(&ticket.event_type),
+        ) else {
+            return Ok(Delivered::dropped());
+        };
+        let Some(endpoint) = self.endpoints.get(&ticket.client_code, &id).await? else {
+            return Ok(Delivered::dropped());
+        };
+        let now = self.clock.now();
+        match endpoint.admission(kind, now) {
+            Admission::Skip => return Ok(Delivered::dropped()),
+            Admission::Hold(until) => return Ok(Delivered::held_until(until, now)),
+            Admission::Post => {}
+        }
+        let mut delivery = match self
+            .deliveries
+            .claim(ticket, owner, now, &self.policy)
+            .await?
+        {
+            None => return Ok(Delivered::dropped()),
+            Some(DeliveryClaim::Refused(super::NotClaimed::Settled(_))) => {
+                return Ok(Delivered::dropped());
+            }
+            Some(DeliveryClaim::Refused(
+                super::NotClaimed::Leased(until) | super::NotClaimed::NotYet(until),
+            )) => return Ok(Delivered::held_until(until, now)),
+            Some(DeliveryClaim::Claimed(delivery)) => delivery,
+        };
+        let headers = sign(
+            &endpoint.signing_secrets(now),
+            &delivery.event_id,
+            now.timestamp(),
+            delivery.body.as_bytes(),
+        );
+        let result = self
+            .poster
+            .post(
+                &endpoint.url,
+                &headers,
+                &delivery.body,
+                self.policy.post_timeout,
+            )
+            .await;
+        let answer = answer(&result);
+        let finished = self.clock.now();
+        let Ok(settled) = delivery.settle(owner, result, finished, &self.policy) else {
+            return Ok(Delivered::dropped());
+        };
+        if self.deliveries.settle(ticket, owner, &delivery).await? == Save::Stale {
+            // The lease passed to another delivery meanwhile: its answer counts.
+            return Ok(Delivered::dropped());
+        }
+        let disabled_endpoint = self.record_health(endpoint, answer, finished).await?;
+        let (outcome, next) = match settled {
+            Settled::Delivered => (DeliveryOutcome::Delivered, Next::Done),
+            Settled::Failed => (DeliveryOutcome::Failed, Next::Done),
+            Settled::RetryAt(at) => (DeliveryOutcome::Retrying, Next::Later(wait(at, finished))),
+        };
+        Ok(Delivered {
+            outcome,
+            next,
+            disabled_endpoint,
+        })
+    }
+
+    /// The endpoint's health after `answer`; `true` when it disabled it.
+    async fn record_health(
+        &self,
+        mut endpoint: Endpoint,
+        answer: Answer,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        for _ in 0..HEALTH_TRIES {
+            let read_version = endpoint.version;
+            let disabled = endpoint.record(answer, now);
+            if self.endpoints.save(&endpoint, read_version).await? == Save::Saved {
+                return Ok(disabled);
+            }
+            match self
+                .endpoints
+                .get(&endpoint.client_code, &endpoint.id)
+                .await?
+            {
+                Some(fresh) => endpoint = fresh,
+                None => return Ok(false),
+            }
+        }
+        Err(StoreError::Unavailable("the endpoint kept changing".into()))
+    }
+}
+
+fn answer(result: &PostResult) -> Answer {
+    if result.accepted() {
+        Answer::Accepted
+    } else if result.gone() {
+        Answer::Gone
+    } else {
+        Answer::Failed
+    }
+}
+
+/// From `now` until `until`, at least a second (SQS counts whole seconds).
+fn wait(until: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (until - now)
+        .to_std()
+        .unwrap_or_default()
+        .max(Duration::from_secs(1))
+}
