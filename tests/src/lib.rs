@@ -5,6 +5,7 @@
 //! test started without them fails with a message saying so.
 
 pub mod partner;
+pub mod webhook_model;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

@@ -122,6 +122,19 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
             )) => return Ok(Delivered::held_until(until, now)),
             Some(DeliveryClaim::Claimed(delivery)) => delivery,
         };
+        // A post must be answered (or time out) while the lease holds, so
+        // that no other holder can claim and post meanwhile: one that cannot
+        // start in time leaves the delivery to the next holder.
+        let lease_left = delivery
+            .lease
+            .as_ref()
+            .map_or(chrono::Duration::zero(), |lease| {
+                lease.until - self.clock.now()
+            });
+        if lease_left < chrono::Duration::from_std(self.policy.post_timeout).unwrap_or_default() {
+            let until = delivery.lease.map_or(now, |lease| lease.until);
+            return Ok(Delivered::held_until(until, now));
+        }
         let headers = sign(
             &endpoint.signing_secrets(now),
             &delivery.event_id,

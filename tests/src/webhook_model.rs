@@ -1,0 +1,287 @@
+//! The webhook delivery protocol under generated interleavings: queue
+//! messages for the same delivery (duplicates, redrives), holders that claim,
+//! post and settle in any order with the clock moving between their steps,
+//! crashes between any two steps, and every endpoint answer. Run against any
+//! [`DeliveryStore`]: the in-memory one and the DynamoDB adapter.
+//!
+//! Checked after every step:
+//! - nothing is posted while the store says the delivery was delivered, and
+//!   a delivered or failed delivery never changes again;
+//! - no more posts than the schedule allows;
+//! - a post starts only with at least one post timeout left on its lease, so
+//!   two posts of one delivery are never in flight at once.
+//!
+//! And at the end, once the endpoint answers and the queue delivers what is
+//! left: every delivery ends delivered, or failed with its schedule used up.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+use shared::ports::{DeliveryClaim, DeliveryStore, Save};
+use shared::webhook::{
+    Delivery, DeliveryStatus, DeliveryTicket, EndpointId, NotClaimed, POST_TIMEOUT, PostResult,
+    schedule,
+};
+
+/// One step of the world.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A queue message for delivery `n % deliveries` becomes a holder.
+    Message(usize),
+    /// Holder `n % holders` takes its next step.
+    Step(usize),
+    /// Holder `n % holders` dies where it stands.
+    Crash(usize),
+    /// The clock moves on.
+    Tick(u32),
+}
+
+/// What the endpoint answers, in order of posts.
+#[derive(Debug, Clone, Copy)]
+pub enum Reply {
+    Ok,
+    ServerError,
+    Timeout,
+}
+
+pub fn ops() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(
+        prop_oneof![
+            2 => (0..3_usize).prop_map(Op::Message),
+            5 => (0..6_usize).prop_map(Op::Step),
+            1 => (0..6_usize).prop_map(Op::Crash),
+            2 => prop_oneof![Just(1_u32), Just(6), Just(20), Just(400)].prop_map(Op::Tick),
+        ],
+        1..60,
+    )
+}
+
+pub fn replies() -> impl Strategy<Value = Vec<Reply>> {
+    prop::collection::vec(
+        prop_oneof![
+            2 => Just(Reply::Ok),
+            1 => Just(Reply::ServerError),
+            1 => Just(Reply::Timeout),
+        ],
+        0..12,
+    )
+}
+
+enum Phase {
+    Start,
+    Claimed(Delivery),
+    Posted(Delivery, PostResult),
+    Gone,
+}
+
+struct Holder {
+    ticket: usize,
+    owner: String,
+    phase: Phase,
+}
+
+struct World<'a, S> {
+    store: &'a S,
+    tickets: Vec<DeliveryTicket>,
+    holders: Vec<Holder>,
+    replies: Vec<Reply>,
+    now: DateTime<Utc>,
+    /// HTTP posts made per delivery.
+    posts: Vec<u32>,
+    /// How each delivery was settled, and the posts its store item counted.
+    settled: Vec<Option<(DeliveryStatus, u32)>>,
+    messages: usize,
+}
+
+const DELIVERIES: usize = 3;
+
+/// Runs one generated history against `store`; `prefix` keeps the runs of
+/// one store apart. Panics on a broken property.
+pub async fn run<S: DeliveryStore>(store: &S, prefix: &str, ops: &[Op], replies: &[Reply]) {
+    let endpoint = EndpointId::parse("ep_00000000000000000001").expect("an id");
+    let start = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+        .expect("a time")
+        .with_timezone(&Utc);
+    let mut world = World {
+        store,
+        tickets: Vec::new(),
+        holders: Vec::new(),
+        replies: replies.iter().rev().copied().collect(),
+        now: start,
+        posts: vec![0; DELIVERIES],
+        settled: vec![None; DELIVERIES],
+        messages: 0,
+    };
+    for n in 0..DELIVERIES {
+        let ticket = DeliveryTicket {
+            client_code: "20".into(),
+            endpoint_id: endpoint.as_str().into(),
+            entry: format!("{prefix}#{n}"),
+            event_type: "order.shipped".into(),
+        };
+        let delivery = Delivery {
+            event_id: format!("evt_{prefix}_{n}"),
+            kind: shared::webhook::EventType::OrderShipped,
+            order_number: format!("{prefix}-{n}"),
+            sequence: 1,
+            body: "{}".into(),
+            status: DeliveryStatus::Pending,
+            posts: 0,
+            next_attempt_at: None,
+            lease: None,
+            last_attempt: None,
+        };
+        assert!(
+            store
+                .add(&ticket, &delivery)
+                .await
+                .expect("the store answers")
+        );
+        world.tickets.push(ticket);
+    }
+    for op in ops {
+        world.apply(op).await;
+    }
+    world.drain().await;
+}
+
+impl<S: DeliveryStore> World<'_, S> {
+    async fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Message(n) => self.message(n % DELIVERIES),
+            Op::Step(n) if !self.holders.is_empty() => {
+                let index = n % self.holders.len();
+                self.step(index).await;
+            }
+            Op::Crash(n) if !self.holders.is_empty() => {
+                let index = n % self.holders.len();
+                self.holders[index].phase = Phase::Gone;
+            }
+            Op::Tick(seconds) => self.now += chrono::Duration::seconds(i64::from(seconds)),
+            Op::Step(_) | Op::Crash(_) => {}
+        }
+    }
+
+    fn message(&mut self, ticket: usize) {
+        self.messages += 1;
+        self.holders.push(Holder {
+            ticket,
+            owner: format!("m{}#1", self.messages),
+            phase: Phase::Start,
+        });
+    }
+
+    async fn step(&mut self, index: usize) {
+        let policy = schedule(POST_TIMEOUT);
+        let holder = &mut self.holders[index];
+        let ticket = &self.tickets[holder.ticket];
+        let phase = std::mem::replace(&mut holder.phase, Phase::Gone);
+        holder.phase = match phase {
+            Phase::Start => {
+                match self
+                    .store
+                    .claim(ticket, &holder.owner, self.now, &policy)
+                    .await
+                {
+                    Ok(Some(DeliveryClaim::Claimed(delivery))) => Phase::Claimed(delivery),
+                    Ok(Some(DeliveryClaim::Refused(refused))) => {
+                        if let NotClaimed::Settled(status) = refused {
+                            let settled = self.settled[holder.ticket].map(|(status, _)| status);
+                            assert_eq!(Some(status), settled, "settled without our record");
+                        }
+                        Phase::Gone
+                    }
+                    Ok(None) => panic!("delivery {} vanished", ticket.entry),
+                    Err(err) => panic!("store: {err}"),
+                }
+            }
+            Phase::Claimed(delivery) => {
+                let until = delivery
+                    .lease
+                    .as_ref()
+                    .expect("a claim holds a lease")
+                    .until;
+                let timeout = chrono::Duration::from_std(POST_TIMEOUT).expect("a duration");
+                if until - self.now < timeout {
+                    Phase::Gone // too late to post under this lease: left to the next holder
+                } else {
+                    assert!(
+                        self.settled[holder.ticket].is_none(),
+                        "posted after the delivery was settled: {:?}",
+                        self.settled[holder.ticket]
+                    );
+                    self.posts[holder.ticket] += 1;
+                    let reply = self.replies.pop().unwrap_or(Reply::Ok);
+                    Phase::Posted(delivery, result(reply))
+                }
+            }
+            Phase::Posted(mut delivery, result) => {
+                if let Ok(settled) = delivery.settle(&holder.owner, result, self.now, &policy) {
+                    let saved = self.store.settle(ticket, &holder.owner, &delivery).await;
+                    if saved.expect("the store answers") == Save::Saved {
+                        let status = delivery.status;
+                        let before = self.settled[holder.ticket];
+                        assert!(
+                            before.is_none(),
+                            "a settled delivery changed: {before:?} -> {status:?} ({settled:?})"
+                        );
+                        if status != DeliveryStatus::Pending {
+                            self.settled[holder.ticket] = Some((status, delivery.posts));
+                        }
+                    }
+                }
+                Phase::Gone
+            }
+            Phase::Gone => Phase::Gone,
+        };
+    }
+
+    /// The endpoint answers from now on; the queue brings each delivery's
+    /// message back until it is settled.
+    async fn drain(&mut self) {
+        self.replies.clear();
+        for _ in 0..40 {
+            if self.settled.iter().all(Option::is_some) {
+                break;
+            }
+            self.now += chrono::Duration::hours(9);
+            for ticket in 0..DELIVERIES {
+                if self.settled[ticket].is_none() {
+                    self.message(ticket);
+                    let holder = self.holders.len() - 1;
+                    for _ in 0..3 {
+                        self.step(holder).await;
+                    }
+                }
+            }
+        }
+        for (ticket, settled) in self.settled.iter().enumerate() {
+            match settled {
+                Some((DeliveryStatus::Delivered, _)) => {}
+                Some((DeliveryStatus::Failed, posts)) => assert!(
+                    *posts >= schedule(POST_TIMEOUT).max_posts,
+                    "delivery {ticket} failed after {posts} posts, before its schedule was used up"
+                ),
+                other => panic!(
+                    "delivery {ticket} ended {other:?} after {} posts",
+                    self.posts[ticket]
+                ),
+            }
+        }
+    }
+}
+
+fn result(reply: Reply) -> PostResult {
+    let (http_status, excerpt) = match reply {
+        Reply::Ok => (Some(204), ""),
+        Reply::ServerError => (Some(503), "busy"),
+        Reply::Timeout => (None, "timed out"),
+    };
+    PostResult {
+        http_status,
+        excerpt: excerpt.into(),
+        latency_ms: 1,
+        retry_after: None::<Duration>,
+    }
+}
