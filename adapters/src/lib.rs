@@ -9,6 +9,7 @@
 //! | how an order is stored in DynamoDB (item layout, conditions, the outbox columns, claims) | [`dynamodb`] |
 //! | the polling indexes' queries (change feed, callback-status index) | `dynamodb_feed.rs` |
 //! | the API key table | [`dynamodb_keys`] |
+//! | webhook endpoints, deliveries and the event log (one table) | [`dynamodb_webhooks`] |
 //! | the circuit breaker's item | [`breaker_dynamodb`] |
 //! | label objects (PutObject, presigned links) | [`s3`] |
 //! | consumed-capacity metrics (EMF) | [`capacity`] |
@@ -26,6 +27,7 @@ pub mod dynamodb;
 mod dynamodb_due;
 mod dynamodb_feed;
 pub mod dynamodb_keys;
+pub mod dynamodb_webhooks;
 pub mod https;
 pub mod logging;
 pub mod partner_http;

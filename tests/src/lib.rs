@@ -417,6 +417,14 @@ async fn into_reply(response: reqwest::Response) -> Reply {
     }
 }
 
+/// A fresh set of the template's tables and queues on the emulators, without
+/// the functions (for tests of one adapter).
+pub async fn provision_stack() -> Stack {
+    Stack::provision(&unique_prefix(), local_warehouses().expect("warehouses"))
+        .await
+        .unwrap_or_else(|err| panic!("cannot provision the test resources: {err}"))
+}
+
 /// Unique across the parallel test processes sharing one emulator.
 fn unique_prefix() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -14,3 +14,34 @@ proptest! {
         runtime.block_on(run(&MemoryDeliveries::default(), "model", &ops, &replies));
     }
 }
+
+/// The same histories on the DynamoDB adapter (DynamoDB Local), where the
+/// claim and settle conditions production runs decide; bounded to fit
+/// `make test` (each step is a round trip).
+#[test]
+fn every_interleaving_keeps_the_webhook_delivery_protocol_on_dynamodb() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let stack = runtime.block_on(integration_tests::provision_stack());
+    let table = stack
+        .resources
+        .table("WebhooksTable")
+        .expect("the webhooks table")
+        .to_owned();
+    let store = adapters::dynamodb_webhooks::DynamoWebhooks::new(
+        stack.dynamodb.clone(),
+        table,
+        shared::webhook::Reach::LocalNetwork,
+    );
+    let mut runner = TestRunner::deterministic();
+    for case in 0..40 {
+        let ops = ops().new_tree(&mut runner).expect("a history").current();
+        let replies = replies().new_tree(&mut runner).expect("replies").current();
+        runtime.block_on(run(&store, &format!("case{case}"), &ops, &replies));
+    }
+}
