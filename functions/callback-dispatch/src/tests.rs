@@ -402,3 +402,84 @@ async fn a_store_failure_keeps_the_message_and_backs_off() {
     );
     assert_eq!(partner.posted(), Vec::<String>::new());
 }
+
+/// A partner so slow that the lease runs out and another delivery claims
+/// the callback before the answer comes back.
+#[derive(Debug, Clone)]
+struct Overtaken {
+    store: Arc<MemoryStore>,
+    partner: MemoryPartner,
+}
+
+impl shared::ports::PartnerClient for Overtaken {
+    async fn post_callback(
+        &self,
+        body: &shared::callback::CallbackBody,
+        idempotency_key: &str,
+        token: &shared::ports::AccessToken,
+    ) -> Result<PartnerReply, TransportError> {
+        let number = OrderNumber::parse(&body.parcel_id).expect("an order number");
+        let stored = self.store.stored(&number).expect("the order is stored");
+        let claim = Claim {
+            generation: Some(stored.callback.generation),
+            message_id: stored.callback.message_id.clone().unwrap_or_default(),
+            owner: "a-later-delivery".into(),
+            now: Utc::now() + chrono::Duration::hours(1),
+            lease: chrono::Duration::seconds(50),
+            max_posts: 3,
+        };
+        let claimed = self.store.claim(&number, &claim).await.expect("a claim");
+        assert!(matches!(claimed, Some(ClaimOutcome::Claimed(_))));
+        self.partner
+            .post_callback(body, idempotency_key, token)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn an_answer_that_comes_after_the_lease_is_only_kept_in_the_ledger_and_the_message_left_alone()
+ {
+    let store = Arc::new(MemoryStore::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let partner = MemoryPartner::default();
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Overtaken {
+            store: store.clone(),
+            partner: partner.clone(),
+        },
+        StaticToken::new("test-token"),
+        SystemClock,
+        Warehouses::from_json(WAREHOUSES).expect("warehouses"),
+        policy(3),
+    );
+    let handler = Arc::new(DispatchHandler::new(dispatcher, queue.clone()));
+    let mut record = shipped("o-1");
+    store.put(&mut record);
+    let [sent] = &store.take_outbox()[..] else {
+        panic!("one outbox message");
+    };
+    let message = message(
+        "m-o-1",
+        &format!(
+            r#"{{"order_number":"o-1","generation":"{}"}}"#,
+            sent.generation
+        ),
+    );
+
+    let mut event = SqsEvent::default();
+    event.records = vec![message];
+    let kept = handler.handle(event).await.batch_item_failures;
+
+    assert_eq!(kept.len(), 1, "SQS keeps it for the delivery that holds it");
+    assert_eq!(queue.calls(), [], "its visibility is not ours to change");
+    let number = OrderNumber::parse("o-1").expect("an order number");
+    let stored = store.stored(&number).expect("the order is stored");
+    assert_eq!(stored.callback.status, CallbackStatus::Pending);
+    assert_eq!(partner.posted(), ["o-1"]);
+    assert_eq!(
+        stored.callback.attempts.len(),
+        1,
+        "the answer is in the ledger"
+    );
+}
