@@ -302,6 +302,31 @@ impl PartnerClient for MemoryPartner {
     }
 }
 
+/// An order shipped and handed over, its callback due: the spec-000 sample
+/// under `order_number` (a test's arrangement; store it with
+/// [`MemoryStore::put`]).
+///
+/// # Panics
+/// When `order_number` is not a valid order number.
+#[must_use]
+pub fn shipped_order(order_number: &str) -> OrderRecord {
+    const SAMPLE: &str = include_str!("../../tests/fixtures/spec-000-sample.json");
+    let mut body: serde_json::Value = serde_json::from_str(SAMPLE).expect("the sample");
+    body["package"]["order_number"] = serde_json::json!(order_number);
+    let request = crate::intake::parse_order(&serde_json::to_vec(&body).expect("json"))
+        .expect("the sample parses");
+    let now = chrono::Utc::now();
+    let mut record = OrderRecord::accept(request.order, Vec::new(), now);
+    for event in [
+        r#"{"event_id":"s","type":"shipped","occurred_at":"2026-11-20T01:00:00Z","tracking_number":"T1"}"#,
+        r#"{"event_id":"h","type":"handed_over","occurred_at":"2026-11-20T01:30:00Z"}"#,
+    ] {
+        let event = crate::lifecycle::parse_event(event.as_bytes()).expect("an event");
+        record.apply_event(&event, now).expect("the event applies");
+    }
+    record
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

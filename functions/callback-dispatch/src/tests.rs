@@ -12,7 +12,7 @@ use shared::callback::retry::store_backoff;
 use shared::config::Warehouses;
 use shared::domain::OrderNumber;
 use shared::error::StoreError;
-use shared::memory::{MemoryPartner, MemoryQueue, MemoryStore, QueueCall};
+use shared::memory::{MemoryPartner, MemoryQueue, MemoryStore, QueueCall, shipped_order};
 use shared::ports::{
     Access, ClaimOutcome, Guard, Insert, Lookup, OrderStore, PartnerReply, Save, StaticToken,
     SystemClock, TransportError,
@@ -22,7 +22,6 @@ use shared::record::callback::{CallbackStatus, Claim};
 
 use super::*;
 
-const SAMPLE: &str = include_str!("../../../tests/fixtures/spec-000-sample.json");
 const WAREHOUSES: &str = r#"{"mabang": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#;
 
 fn policy(max_posts: u32) -> RetryPolicy {
@@ -61,7 +60,7 @@ impl World {
     /// Stores a shipped, handed-over order: its callback is due. The
     /// message the outbox sent for it.
     fn shipped(&self, number: &str) -> SqsMessage {
-        let mut record = shipped(number);
+        let mut record = shipped_order(number);
         self.store.put(&mut record);
         let sent = self.store.take_outbox();
         let [sent] = sent.as_slice() else {
@@ -123,23 +122,6 @@ async fn failures<S: OrderStore + 'static>(
         .collect();
     ids.sort();
     ids
-}
-
-fn shipped(number: &str) -> OrderRecord {
-    let mut body: serde_json::Value = serde_json::from_str(SAMPLE).expect("the sample");
-    body["package"]["order_number"] = serde_json::json!(number);
-    let request = shared::intake::parse_order(&serde_json::to_vec(&body).expect("json"))
-        .expect("the sample parses");
-    let now = Utc::now();
-    let mut record = OrderRecord::accept(request.order, Vec::new(), now);
-    for event in [
-        r#"{"event_id":"s","type":"shipped","occurred_at":"2026-11-20T01:00:00Z","tracking_number":"T1"}"#,
-        r#"{"event_id":"h","type":"handed_over","occurred_at":"2026-11-20T01:30:00Z"}"#,
-    ] {
-        let event = shared::lifecycle::parse_event(event.as_bytes()).expect("an event");
-        record.apply_event(&event, now).expect("the event applies");
-    }
-    record
 }
 
 fn message(id: &str, body: &str) -> SqsMessage {
@@ -454,7 +436,7 @@ async fn an_answer_that_comes_after_the_lease_is_only_kept_in_the_ledger_and_the
         policy(3),
     );
     let handler = Arc::new(DispatchHandler::new(dispatcher, queue.clone()));
-    let mut record = shipped("o-1");
+    let mut record = shipped_order("o-1");
     store.put(&mut record);
     let [sent] = &store.take_outbox()[..] else {
         panic!("one outbox message");

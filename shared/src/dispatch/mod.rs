@@ -39,6 +39,8 @@ pub mod breaker_cache;
 mod claim;
 pub mod post;
 mod settle;
+#[cfg(test)]
+mod tests;
 
 pub use admission::Admission;
 use admission::{Breaker, Held, PostPermit};
