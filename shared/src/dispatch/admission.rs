@@ -1,7 +1,7 @@
 //! The first step: may this delivery post now? The fleet-wide circuit
 //! breaker ([`crate::callback::breaker`]) answers post, probe or hold; the
 //! dispatcher's own 429 throttle ([`crate::callback::throttle`]) may hold it
-//! too. What is let through carries a [`PostPermit`]: the place among the
+//! too. What is let through carries a `PostPermit`: the place among the
 //! posts in flight (given back when dropped) and, for a probe, the probe
 //! slot, given back with the post's outcome.
 

@@ -1,7 +1,7 @@
 //! The partner's answer rules: what an HTTP answer to a callback post means
 //! (delivered, refused for good, or worth retrying, and why), and what of
 //! its body goes into the ledger. Pure: the schedule decides when a retry
-//! comes, [`super::settle`] records it.
+//! comes, `dispatch::settle` records it.
 
 use std::time::Duration;
 

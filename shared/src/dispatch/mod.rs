@@ -13,9 +13,9 @@
 //!
 //! A delivery goes in steps, each in its own module:
 //! [`admission`] (the circuit breaker and the 429 throttle: post, probe or
-//! hold, before the claim) → [`claim`] (the conditional claim, a redrive,
+//! hold, before the claim) → `claim` (the conditional claim, a redrive,
 //! or why not) → build ([`crate::callback::body`]) → [`post`] (token, post,
-//! a refresh after a 401: a [`PostResult`]) → [`settle`] (what the answer
+//! a refresh after a 401: a [`PostResult`]) → `settle` (what the answer
 //! means, [`answer`]; when it is tried again; written under the lease).
 //! [`breaker_cache`] keeps a warm instance's copy of a closed breaker.
 
