@@ -81,7 +81,8 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             answer,
             http_status,
         } = Judged::of(result);
-        let (outcome, cause) = self.scheduled(verdict, posts, now);
+        let next = self.next_post(&verdict, posts, now);
+        let outcome = attempt_outcome(&verdict, next);
         let attempt = Attempt {
             at: now,
             http_status,
@@ -97,7 +98,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             partner_message: answer.message.clone(),
             ticket_id: answer.ticket_id.clone(),
         };
-        let reply = reply(&outcome, cause, latency, now);
+        let reply = reply(&verdict, next, latency, now);
         let ours = self
             .settle(&mut record, owner, |callback| {
                 callback.settle(attempt.clone(), answer.clone(), outcome.clone());
@@ -112,29 +113,21 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         self.keep_in_ledger(&record, attempt).await
     }
 
-    /// The verdict with its next post (`None`: the schedule is spent), and
-    /// why it is retried.
-    fn scheduled(
+    /// When a retry is due; `None` when `verdict` is no retry or the
+    /// schedule is spent.
+    fn next_post(
         &self,
-        verdict: Verdict,
+        verdict: &Verdict,
         posts: u32,
         now: DateTime<Utc>,
-    ) -> (AttemptOutcome, Option<RetryCause>) {
-        match verdict {
-            Verdict::Delivered => (AttemptOutcome::Delivered, None),
-            Verdict::Rejected(reason) => (AttemptOutcome::Rejected(reason), None),
-            Verdict::Retry {
-                cause,
-                reason,
-                retry_after,
-            } => {
-                let next = (posts < self.policy.max_posts).then(|| {
-                    now + chrono::Duration::from_std(self.policy.delay(posts, retry_after))
-                        .unwrap_or(chrono::Duration::MAX)
-                });
-                (AttemptOutcome::Retry { reason, next }, Some(cause))
-            }
-        }
+    ) -> Option<DateTime<Utc>> {
+        let Verdict::Retry { retry_after, .. } = verdict else {
+            return None;
+        };
+        (posts < self.policy.max_posts).then(|| {
+            now + chrono::Duration::from_std(self.policy.delay(posts, *retry_after))
+                .unwrap_or(chrono::Duration::MAX)
+        })
     }
 
     /// The claimed order cannot be sent (it lacks what the platform requires):
@@ -218,34 +211,44 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
     }
 }
 
-/// What the queue is told, and what is reported, for a recorded outcome.
+/// The callback's outcome for the ledger: a retry at `next`, or
+/// dead-lettered when there is none.
+fn attempt_outcome(verdict: &Verdict, next: Option<DateTime<Utc>>) -> AttemptOutcome {
+    match verdict {
+        Verdict::Delivered => AttemptOutcome::Delivered,
+        Verdict::Rejected(reason) => AttemptOutcome::Rejected(reason.clone()),
+        Verdict::Retry { reason, .. } => AttemptOutcome::Retry {
+            reason: reason.clone(),
+            next,
+        },
+    }
+}
+
+/// What the queue is told, and what is reported, for a recorded verdict.
 fn reply(
-    outcome: &AttemptOutcome,
-    cause: Option<RetryCause>,
+    verdict: &Verdict,
+    next: Option<DateTime<Utc>>,
     latency: Duration,
     now: DateTime<Utc>,
 ) -> Reply {
-    match outcome {
-        AttemptOutcome::Delivered => (QueueAction::Delete, DeliveryOutcome::Delivered { latency }),
-        AttemptOutcome::Rejected(reason) => (
+    match (verdict, next) {
+        (Verdict::Delivered, _) => (QueueAction::Delete, DeliveryOutcome::Delivered { latency }),
+        (Verdict::Rejected(reason), _) => (
             QueueAction::Delete,
             DeliveryOutcome::Failed {
                 reason: reason.clone(),
                 latency: Some(latency),
             },
         ),
-        AttemptOutcome::Retry {
-            reason,
-            next: Some(next),
-        } => (
-            QueueAction::RetryIn(until(*next, now)),
+        (Verdict::Retry { cause, reason, .. }, Some(next)) => (
+            QueueAction::RetryIn(until(next, now)),
             DeliveryOutcome::Retrying {
                 reason: reason.clone(),
                 latency: Some(latency),
-                cause: cause.unwrap_or(RetryCause::Unavailable),
+                cause: *cause,
             },
         ),
-        AttemptOutcome::Retry { reason, next: None } => (
+        (Verdict::Retry { reason, .. }, None) => (
             QueueAction::DeadLetter,
             DeliveryOutcome::DeadLettered {
                 reason: reason.clone(),
