@@ -1094,6 +1094,7 @@ mod tests {
 
     use super::*;
     use shared::lifecycle::parse_event;
+    use shared::record::callback::AttemptStatus;
 
     fn progress() -> Progress {
         let mut progress = Progress::default();
@@ -1138,7 +1139,7 @@ mod tests {
     fn the_items_callback_has_no_ledger_and_reads_back_without_it() {
         let mut callback = Callback::new(true);
         callback.record_attempt(Attempt {
-            outcome: "retrying".into(),
+            outcome: AttemptStatus::Retrying,
             ..Attempt::default()
         });
 
@@ -1181,11 +1182,11 @@ mod tests {
     #[test]
     fn the_same_try_written_again_is_the_same_line_and_a_different_one_is_not() {
         let attempt = Attempt {
-            outcome: "delivered".into(),
+            outcome: AttemptStatus::Delivered,
             ..Attempt::default()
         };
         let other = Attempt {
-            outcome: "retrying".into(),
+            outcome: AttemptStatus::Retrying,
             ..attempt.clone()
         };
         assert_eq!(attempt_entry(&attempt), attempt_entry(&attempt.clone()));

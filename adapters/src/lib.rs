@@ -15,7 +15,7 @@
 //! | the HTTPS client the SDK and the partner client share (rustls, roots) | [`https`] |
 //! | posting a callback to the partner | [`partner_http`] |
 //! | the partner's OAuth2 tokens, credentials in Secrets Manager | [`partner_tokens`] |
-//! | the callback queue's message body | [`sqs`] |
+//! | the callback queue: its message body, retry delays, moves to the dead-letter queue | [`sqs`] |
 //! | status codes, the `{code, data, message}` envelope, reading request headers | [`api`] |
 //! | log format and levels | [`logging`] |
 
@@ -41,4 +41,4 @@ pub use partner_tokens::{
     OAuthSettings, OAuthTokens, PartnerCredentials, PartnerTokens, SecretContent, TokenConfig,
 };
 pub use s3::S3LabelStore;
-pub use sqs::CallbackMessage;
+pub use sqs::{CallbackMessage, DEAD_LETTERED_ATTRIBUTE, SqsCallbackQueue};

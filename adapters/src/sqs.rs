@@ -1,11 +1,76 @@
-//! The callback queue's message body. The outbox (the orders table's stream,
-//! through an EventBridge Pipe) writes it; the dispatcher reads it. It names
-//! the order and the callback generation only: the dispatcher reads
+//! The callback queue: its message body and [`SqsCallbackQueue`], the
+//! [`CallbackQueue`] port over SQS. The outbox (the orders table's stream,
+//! through an EventBridge Pipe) writes the message; the dispatcher reads it.
+//! It names the order and the callback generation only: the dispatcher reads
 //! everything else from the order itself, so a message never carries stale data.
 
+use std::time::Duration;
+
+use aws_sdk_sqs::types::MessageAttributeValue;
 use serde::{Deserialize, Deserializer};
 
 use shared::domain::OrderNumber;
+use shared::ports::{CallbackQueue, QueueError};
+
+/// The message attribute on what the dispatcher moves to the dead-letter
+/// queue: a message that carries it and arrives on the callback queue again
+/// was redriven by an operator.
+pub const DEAD_LETTERED_ATTRIBUTE: &str = "dead_lettered_by";
+
+/// The callback queue and its dead-letter queue, over SQS.
+#[derive(Debug, Clone)]
+pub struct SqsCallbackQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    dead_letter_queue_url: String,
+}
+
+impl SqsCallbackQueue {
+    #[must_use]
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+        dead_letter_queue_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+            dead_letter_queue_url: dead_letter_queue_url.into(),
+        }
+    }
+}
+
+impl CallbackQueue for SqsCallbackQueue {
+    async fn retry_in(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
+        let seconds = i32::try_from(delay.as_secs()).unwrap_or(i32::MAX);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| QueueError(aws_sdk_sqs::error::DisplayErrorContext(&err).to_string()))
+    }
+
+    async fn dead_letter(&self, body: &str) -> Result<(), QueueError> {
+        let marker = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("callback-dispatch")
+            .build()
+            .map_err(|err| QueueError(err.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(&self.dead_letter_queue_url)
+            .message_body(body)
+            .message_attributes(DEAD_LETTERED_ATTRIBUTE, marker)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| QueueError(aws_sdk_sqs::error::DisplayErrorContext(&err).to_string()))
+    }
+}
 
 /// The body of a callback message:
 /// `{"order_number": "…", "generation": "3"}` (the pipe's input template

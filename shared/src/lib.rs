@@ -20,13 +20,15 @@
 //! | what redaction replaces and keeps, when an order is final | `record/personal_data.rs` |
 //! | erasure on request, the scheduled redaction sweep, its index | `lifecycle/personal_data.rs` (docs/personal-data.md) |
 //! | the spec-001 body: field mapping, platform requirements, caps, idempotency key | [`callback::body`] (`build.rs`, `document.rs`, `idempotency.rs`) |
-//! | retry schedule, circuit breaker | [`callback::retry`], [`callback::breaker`], [`callback::breaker_cache`] |
-//! | one delivery of a queue message end to end | [`dispatch`] |
+//! | retry schedule, circuit breaker | [`callback::retry`], [`callback::breaker`] |
+//! | one delivery of a queue message end to end, in steps (admission → claim → build → post → settle) | [`dispatch`] (`dispatch/*.rs`) |
+//! | what a partner's answer means (delivered, failed, retried and why) | [`dispatch::answer`] |
+//! | the breaker as a delivery meets it (post, probe, hold; the 429 throttle), a warm instance's copy of it | [`dispatch::admission`], [`dispatch::breaker_cache`] |
 //! | read-modify-write with optimistic concurrency | [`update`] |
 //! | ERP polling (change feed, sharded index keys) | [`polling`] |
 //! | the order as the API shows it | [`view`] |
 //! | API keys, signatures (and accepting a signed request once), who may see which order | [`auth`] (`key.rs`, `signature.rs`, `mod.rs`); the tenant rule of every read: `domain::Scope::may_read`, [`domain::Access`] |
-//! | a trait the core needs from outside (store, labels, partner, tokens, keys, clock) | [`ports`]; its in-memory fake: `memory.rs` (feature `memory`) |
+//! | a trait the core needs from outside (store, labels, partner, tokens, keys, breaker, callback queue, clock) | [`ports`]; the in-memory fakes: `memory.rs` (feature `memory`) |
 //! | the log level of metric (EMF) lines | [`emf`] |
 //! | an error and its variants | [`error`] (HTTP status codes: the `adapters` crate's `api`) |
 //! | warehouses configuration, start-up settings | [`config`] |
@@ -44,6 +46,7 @@
 //! ([`record::EventOutcome`] with its [`record::progress::EventEffect`],
 //! [`ports::ClaimOutcome`], [`record::callback::AttemptOutcome`],
 //! [`dispatch::DeliveryOutcome`], [`callback::breaker::PostOutcome`]); a
+//! `…Result` is what a call to the outside gave ([`dispatch::PostResult`]); a
 //! [`dispatch::QueueAction`] is what the queue is told; a `…Error` is why a
 //! request was refused or failed.
 

@@ -1,13 +1,17 @@
-//! An in-memory [`OrderStore`] with the DynamoDB adapter's semantics (the same
-//! conditions, the same outbox), for unit and model tests of the core.
+//! The ports' in-memory fakes, for unit and model tests: an [`OrderStore`]
+//! with the DynamoDB adapter's semantics (the same conditions, the same
+//! outbox), labels, the breaker's item, the callback queue and a partner.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::callback::CallbackBody;
+use crate::callback::breaker::BreakerState;
 use crate::domain::OrderNumber;
 use crate::error::{LabelError, StoreError};
 use crate::ports::{
-    Access, ClaimOutcome, DueRedactions, Guard, Insert, LabelStore, Lookup, OrderStore, Save,
+    Access, AccessToken, BreakerStore, CallbackQueue, ClaimOutcome, DueRedactions, Guard, Insert,
+    LabelStore, Lookup, OrderStore, PartnerClient, PartnerReply, QueueError, Save, TransportError,
 };
 use crate::record::OrderRecord;
 use crate::record::callback::Claim;
@@ -181,5 +185,159 @@ impl DueRedactions for MemoryStore {
             .take(limit)
             .map(|record| record.order.order_number.clone())
             .collect())
+    }
+}
+
+/// The breaker's item in memory, with the store's version check.
+#[derive(Debug, Default)]
+pub struct MemoryBreakerStore(Mutex<BreakerState>);
+
+impl BreakerStore for MemoryBreakerStore {
+    async fn load(&self) -> Result<BreakerState, StoreError> {
+        Ok(lock(&self.0).clone())
+    }
+
+    async fn save(&self, state: &BreakerState) -> Result<bool, StoreError> {
+        let mut stored = lock(&self.0);
+        if stored.version != state.version {
+            return Ok(false);
+        }
+        *stored = BreakerState {
+            version: state.version + 1,
+            ..state.clone()
+        };
+        Ok(true)
+    }
+}
+
+/// What the handler told the callback queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueCall {
+    /// The delivery with this receipt is hidden for this long.
+    RetryIn(String, std::time::Duration),
+    /// A copy of this body went to the dead-letter queue.
+    DeadLetter(String),
+}
+
+/// A callback queue that records what it is told; while the dead-letter
+/// queue is `unreachable`, moves there fail.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    calls: Mutex<Vec<QueueCall>>,
+    unreachable: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryQueue {
+    /// Every call so far, in order.
+    #[must_use]
+    pub fn calls(&self) -> Vec<QueueCall> {
+        lock(&self.calls).clone()
+    }
+
+    /// From now on moves to the dead-letter queue fail (or, with `false`,
+    /// succeed again).
+    pub fn set_dead_letter_queue_unreachable(&self, unreachable: bool) {
+        self.unreachable
+            .store(unreachable, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl CallbackQueue for MemoryQueue {
+    async fn retry_in(&self, receipt: &str, delay: std::time::Duration) -> Result<(), QueueError> {
+        lock(&self.calls).push(QueueCall::RetryIn(receipt.to_owned(), delay));
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: &str) -> Result<(), QueueError> {
+        if self.unreachable.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(QueueError(
+                "the dead-letter queue is unreachable (a test's fault)".into(),
+            ));
+        }
+        lock(&self.calls).push(QueueCall::DeadLetter(body.to_owned()));
+        Ok(())
+    }
+}
+
+/// A partner that answers each order's posts as told (by default
+/// `200 {"Success": true}`), and remembers which orders were posted.
+/// Clones share their state.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryPartner {
+    answers: std::sync::Arc<Mutex<BTreeMap<String, Result<PartnerReply, TransportError>>>>,
+    posted: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl MemoryPartner {
+    /// From now on, posts for `order_number` get `answer`.
+    pub fn answer(&self, order_number: &str, answer: Result<PartnerReply, TransportError>) {
+        lock(&self.answers).insert(order_number.to_owned(), answer);
+    }
+
+    /// The order number (`ParcelId`) of every post so far, in order.
+    #[must_use]
+    pub fn posted(&self) -> Vec<String> {
+        lock(&self.posted).clone()
+    }
+}
+
+impl PartnerClient for MemoryPartner {
+    async fn post_callback(
+        &self,
+        body: &CallbackBody,
+        _idempotency_key: &str,
+        _token: &AccessToken,
+    ) -> Result<PartnerReply, TransportError> {
+        lock(&self.posted).push(body.parcel_id.clone());
+        lock(&self.answers)
+            .get(&body.parcel_id)
+            .cloned()
+            .unwrap_or_else(|| {
+                Ok(PartnerReply {
+                    status: 200,
+                    retry_after: None,
+                    body: r#"{"Success": true}"#.into(),
+                })
+            })
+    }
+}
+
+/// An order shipped and handed over, its callback due: the spec-000 sample
+/// under `order_number` (a test's arrangement; store it with
+/// [`MemoryStore::put`]).
+///
+/// # Panics
+/// When `order_number` is not a valid order number.
+#[must_use]
+pub fn shipped_order(order_number: &str) -> OrderRecord {
+    const SAMPLE: &str = include_str!("../../tests/fixtures/spec-000-sample.json");
+    let mut body: serde_json::Value = serde_json::from_str(SAMPLE).expect("the sample");
+    body["package"]["order_number"] = serde_json::json!(order_number);
+    let request = crate::intake::parse_order(&serde_json::to_vec(&body).expect("json"))
+        .expect("the sample parses");
+    let now = chrono::Utc::now();
+    let mut record = OrderRecord::accept(request.order, Vec::new(), now);
+    for event in [
+        r#"{"event_id":"s","type":"shipped","occurred_at":"2026-11-20T01:00:00Z","tracking_number":"T1"}"#,
+        r#"{"event_id":"h","type":"handed_over","occurred_at":"2026-11-20T01:30:00Z"}"#,
+    ] {
+        let event = crate::lifecycle::parse_event(event.as_bytes()).expect("an event");
+        record.apply_event(&event, now).expect("the event applies");
+    }
+    record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_memory_breaker_store_refuses_a_stale_version() {
+        let store = MemoryBreakerStore::default();
+        let mut state = store.load().await.unwrap();
+        state.failed_probes = 1;
+        assert!(store.save(&state).await.unwrap());
+        assert!(!store.save(&state).await.unwrap(), "version 0 is stale now");
+        assert_eq!(store.load().await.unwrap().version, 1);
     }
 }

@@ -12,20 +12,23 @@
 //! is only a safety net far above the schedule.
 
 pub mod metrics;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Instrument;
 
-use adapters::CallbackMessage;
+use adapters::{CallbackMessage, DEAD_LETTERED_ATTRIBUTE};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::MessageAttributeValue;
 use shared::callback::breaker::BreakerPolicy;
 use shared::callback::retry::store_backoff;
 use shared::config::{ConfigError, Warehouses, required_env};
-use shared::dispatch::{Delivery, DeliveryOutcome, DispatchError, Dispatcher, QueueAction};
-use shared::ports::{Clock, OrderStore, PartnerClient, TokenSource};
+use shared::dispatch::{
+    Delivery, DeliveryOutcome, DispatchError, Dispatcher, QueueAction, RetryCause,
+};
+use shared::ports::{CallbackQueue, Clock, OrderStore, PartnerClient, TokenSource};
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone)]
@@ -225,37 +228,21 @@ pub async fn partner_tokens(
 
 /// The batch handler, shared by every invocation of the process.
 #[derive(Debug)]
-pub struct DispatchHandler<S, P, C, T> {
+pub struct DispatchHandler<S, P, C, T, Q> {
     dispatcher: Dispatcher<S, P, C, T>,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-    dead_letter_queue_url: String,
+    queue: Q,
 }
 
-/// The message attribute the handler puts on what it moves to the dead-letter
-/// queue: a message that carries it and arrives on the callback queue again
-/// was redriven by an operator.
-pub const DEAD_LETTERED_ATTRIBUTE: &str = "dead_lettered_by";
-
-impl<S, P, C, T> DispatchHandler<S, P, C, T>
+impl<S, P, C, T, Q> DispatchHandler<S, P, C, T, Q>
 where
     S: OrderStore + 'static,
     P: PartnerClient + 'static,
     C: Clock + 'static,
     T: TokenSource + 'static,
+    Q: CallbackQueue + 'static,
 {
-    pub fn new(
-        dispatcher: Dispatcher<S, P, C, T>,
-        sqs: aws_sdk_sqs::Client,
-        queue_url: String,
-        dead_letter_queue_url: String,
-    ) -> Self {
-        Self {
-            dispatcher,
-            sqs,
-            queue_url,
-            dead_letter_queue_url,
-        }
+    pub fn new(dispatcher: Dispatcher<S, P, C, T>, queue: Q) -> Self {
+        Self { dispatcher, queue }
     }
 
     /// Handles a batch; the response lists the messages SQS must keep.
@@ -292,54 +279,21 @@ where
     /// Handles one message; `true` when SQS must keep it.
     async fn process(&self, message: &SqsMessage) -> bool {
         let message_id = message.message_id.as_deref().unwrap_or_default();
-        let receive_count = message
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|count| count.parse().ok())
-            .unwrap_or(1);
-        let body = message.body.as_deref().unwrap_or_default();
-        let Ok(CallbackMessage {
-            order_number,
-            generation,
-        }) = serde_json::from_str(body)
-        else {
-            tracing::error!(message_id, receive_count, "unreadable callback message");
+        let Some(delivery) = delivery(message) else {
+            tracing::error!(message_id, "unreadable callback message");
             return !self.dead_letter(message).await;
         };
-        let delivery = Delivery {
-            order_number,
-            generation,
-            message_id: message_id.to_owned(),
-            receive_count,
-            receipt: message.receipt_handle.clone().unwrap_or_default(),
-            redriven: message
-                .message_attributes
-                .contains_key(DEAD_LETTERED_ATTRIBUTE),
-            sent_at: message
-                .attributes
-                .get("SentTimestamp")
-                .and_then(|millis| millis.parse::<i64>().ok())
-                .and_then(chrono::DateTime::from_timestamp_millis),
-        };
         let span = tracing::info_span!("callback", order_number = %delivery.order_number,
-            generation = ?delivery.generation, message_id, receive_count);
+            generation = ?delivery.generation, message_id, receive_count = delivery.receive_count);
         match self
             .dispatcher
             .dispatch(&delivery)
             .instrument(span.clone())
             .await
         {
-            Ok((disposition, report)) => {
+            Ok((action, report)) => {
                 span.in_scope(|| log_report(&report));
-                match disposition {
-                    QueueAction::Delete => false,
-                    QueueAction::RetryIn(delay) => {
-                        self.retry_in(message, delay).await;
-                        true
-                    }
-                    QueueAction::DeadLetter => !self.dead_letter(message).instrument(span).await,
-                    QueueAction::Leave => true,
-                }
+                self.follow(action, message).instrument(span).await
             }
             Err(DispatchError::UnknownOrder(_)) => {
                 span.in_scope(|| tracing::error!("callback message for an unknown order"));
@@ -350,9 +304,24 @@ where
                     tracing::error!(error = %err, cause = ?std::error::Error::source(&err),
                     "order store failure; the message will be delivered again")
                 });
-                self.retry_in(message, store_backoff(receive_count)).await;
+                self.retry_in(message, store_backoff(delivery.receive_count))
+                    .await;
                 true
             }
+        }
+    }
+
+    /// Does what the dispatcher asked of the queue; `true` when SQS must
+    /// keep the message.
+    async fn follow(&self, action: QueueAction, message: &SqsMessage) -> bool {
+        match action {
+            QueueAction::Delete => false,
+            QueueAction::RetryIn(delay) => {
+                self.retry_in(message, delay).await;
+                true
+            }
+            QueueAction::DeadLetter => !self.dead_letter(message).await,
+            QueueAction::Leave => true,
         }
     }
 
@@ -361,29 +330,15 @@ where
     /// If the send fails the original stays and comes back: its order already
     /// says `dead_lettered`, so that delivery finishes the move.
     async fn dead_letter(&self, message: &SqsMessage) -> bool {
-        let Ok(marker) = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value("callback-dispatch")
-            .build()
-        else {
-            return false;
-        };
-        let sent = self
-            .sqs
-            .send_message()
-            .queue_url(&self.dead_letter_queue_url)
-            .message_body(message.body.as_deref().unwrap_or_default())
-            .message_attributes(DEAD_LETTERED_ATTRIBUTE, marker)
-            .send()
-            .await;
-        match sent {
-            Ok(_) => {
+        let body = message.body.as_deref().unwrap_or_default();
+        match self.queue.dead_letter(body).await {
+            Ok(()) => {
                 tracing::warn!("callback message moved to the dead-letter queue");
                 println!("{}", metrics::line("DeadLettered", None));
                 true
             }
             Err(err) => {
-                tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(&err),
+                tracing::error!(error = %err,
                     "could not move the message to the dead-letter queue; it will come back");
                 self.retry_in(message, Duration::from_secs(5)).await;
                 false
@@ -395,20 +350,38 @@ where
         let Some(receipt) = message.receipt_handle.as_deref() else {
             return;
         };
-        let seconds = i32::try_from(delay.as_secs()).unwrap_or(i32::MAX);
-        if let Err(err) = self
-            .sqs
-            .change_message_visibility()
-            .queue_url(&self.queue_url)
-            .receipt_handle(receipt)
-            .visibility_timeout(seconds)
-            .send()
-            .await
-        {
+        if let Err(err) = self.queue.retry_in(receipt, delay).await {
             // The queue's own visibility timeout applies instead.
             tracing::warn!(error = %err, "could not set the retry delay");
         }
     }
+}
+
+/// The delivery an SQS message carries; `None` when its body is unreadable.
+fn delivery(message: &SqsMessage) -> Option<Delivery> {
+    let CallbackMessage {
+        order_number,
+        generation,
+    } = serde_json::from_str(message.body.as_deref().unwrap_or_default()).ok()?;
+    Some(Delivery {
+        order_number,
+        generation,
+        message_id: message.message_id.clone().unwrap_or_default(),
+        receive_count: message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1),
+        receipt: message.receipt_handle.clone().unwrap_or_default(),
+        redriven: message
+            .message_attributes
+            .contains_key(DEAD_LETTERED_ATTRIBUTE),
+        sent_at: message
+            .attributes
+            .get("SentTimestamp")
+            .and_then(|millis| millis.parse::<i64>().ok())
+            .and_then(chrono::DateTime::from_timestamp_millis),
+    })
 }
 
 fn log_report(report: &DeliveryOutcome) {
@@ -424,9 +397,9 @@ fn log_report(report: &DeliveryOutcome) {
         DeliveryOutcome::Retrying {
             reason,
             latency,
-            credentials_rejected,
+            cause,
         } => {
-            if *credentials_rejected {
+            if *cause == RetryCause::Credentials {
                 tracing::error!(
                     reason,
                     "the partner rejected our credentials; the callback will be retried"

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use adapters::{DynamoBreakerStore, DynamoOrderStore, HttpPartner};
+use adapters::{DynamoBreakerStore, DynamoOrderStore, HttpPartner, SqsCallbackQueue};
 use aws_lambda_events::event::sqs::SqsEvent;
 use callback_dispatch::{Config, DispatchHandler};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::callback::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::dispatch::Dispatcher;
+use shared::dispatch::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::ports::SystemClock;
 
 #[tokio::main]
@@ -33,23 +33,20 @@ async fn main() -> Result<(), Error> {
     );
     if let (Some(table), Some(policy)) = (&config.state_table, config.breaker) {
         dispatcher = dispatcher.with_breaker(
-            Arc::new(CachedBreakerStore::new(
-                Arc::new(DynamoBreakerStore::new(
-                    aws_sdk_dynamodb::Client::new(&aws),
-                    table,
-                )),
+            CachedBreakerStore::new(
+                DynamoBreakerStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
                 FRESH_FOR,
-            )),
+            ),
             policy,
             callback_dispatch::metrics::breaker,
         );
     }
-    let handler = Arc::new(DispatchHandler::new(
-        dispatcher,
+    let queue = SqsCallbackQueue::new(
         aws_sdk_sqs::Client::new(&aws),
         config.callback_queue_url,
         config.dead_letter_queue_url,
-    ));
+    );
+    let handler = Arc::new(DispatchHandler::new(dispatcher, queue));
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let handler = Arc::clone(&handler);
         async move { Ok::<_, Error>(handler.handle(event.payload).await) }

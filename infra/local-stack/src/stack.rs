@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use adapters::{
     DynamoBreakerStore, DynamoKeyStore, DynamoOrderStore, HttpPartner, PartnerTokens, S3LabelStore,
-    TokenConfig,
+    SqsCallbackQueue, TokenConfig,
 };
 use callback_dispatch::DispatchHandler;
 use order_intake::OrderApi;
 use personal_data_sweep::PersonalDataSweep;
 use shared::auth::IssuedKey;
 use shared::callback::RetryPolicy;
-use shared::callback::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::config::Warehouses;
 use shared::dispatch::Dispatcher;
+use shared::dispatch::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::domain::Scope;
 use shared::ports::{Clock, SystemClock};
 use warehouse_events::EventsApi;
@@ -362,9 +362,11 @@ impl Stack {
         }
         let handler = Arc::new(DispatchHandler::new(
             dispatcher,
-            self.sqs.clone(),
-            self.callback_queue_url()?.to_owned(),
-            self.dead_letter_queue_url()?.to_owned(),
+            SqsCallbackQueue::new(
+                self.sqs.clone(),
+                self.callback_queue_url()?,
+                self.dead_letter_queue_url()?,
+            ),
         ));
         Ok(Arc::new(move |event| {
             let handler = Arc::clone(&handler);

@@ -32,7 +32,7 @@ use proptest::prelude::*;
 use tokio::sync::oneshot;
 
 use super::body::CallbackBody;
-use super::breaker::{BreakerPolicy, BreakerState, BreakerStore, MemoryBreakerStore};
+use super::breaker::{BreakerPolicy, BreakerState};
 use super::retry::{RetryPolicy, store_backoff};
 use crate::auth::Principal;
 use crate::config::Warehouses;
@@ -41,7 +41,9 @@ use crate::domain::OrderNumber;
 use crate::domain::Scope;
 use crate::error::StoreError;
 use crate::lifecycle::{Lifecycle, LifecycleError};
+use crate::memory::MemoryBreakerStore;
 use crate::memory::MemoryStore;
+use crate::ports::BreakerStore as _;
 use crate::ports::{
     ClaimOutcome, Clock, Guard, Insert, OrderStore, PartnerClient, PartnerReply, Save, StaticToken,
     TransportError,

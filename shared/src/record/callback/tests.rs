@@ -27,7 +27,7 @@ fn attempt() -> Attempt {
     Attempt {
         at: now(),
         http_status: Some(503),
-        outcome: "retrying".into(),
+        outcome: AttemptStatus::Retrying,
         latency_ms: 20,
         ..Attempt::default()
     }
