@@ -18,6 +18,7 @@
 //! | the callback queue's message body | [`sqs`] |
 //! | status codes, the `{code, data, message}` envelope, reading request headers | [`api`] |
 //! | log format and levels | [`logging`] |
+//! | reading a function's settings from its environment (every problem listed) | [`settings`] |
 
 pub mod api;
 pub mod breaker_dynamodb;
@@ -31,6 +32,7 @@ pub mod logging;
 pub mod partner_http;
 pub mod partner_tokens;
 pub mod s3;
+pub mod settings;
 pub mod sqs;
 
 pub use breaker_dynamodb::DynamoBreakerStore;

@@ -18,7 +18,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, Principal};
-use shared::config::{ConfigError, Warehouses, api_key_cache, poll_settle, required_env};
+use shared::config::Warehouses;
 use shared::error::IntakeError;
 use shared::intake::{Accepted, Intake};
 use shared::lifecycle::Lifecycle;
@@ -28,40 +28,9 @@ use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
 use shared::record::progress::EventEffect;
 use shared::view::{ChangesView, NumbersView, OrderView};
 
-/// What the function reads from its environment.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// `ORDERS_TABLE`: the DynamoDB table keyed by `order_number`.
-    pub orders_table: String,
-    /// `ORDER_HISTORY_TABLE`: the orders' requests and callback ledgers.
-    pub order_history_table: String,
-    /// `API_KEYS_TABLE`: the API keys, by hash.
-    pub api_keys_table: String,
-    /// `API_KEY_CACHE_SECONDS` (default 60): how long a warm function trusts a
-    /// key it has read; a revocation takes effect within this time.
-    pub api_key_cache: Duration,
-    /// `WAREHOUSES`: JSON object of warehouses keyed by `centre_code`.
-    pub warehouses: Warehouses,
-    /// `LABELS_BUCKET`: where inline labels are stored.
-    pub labels_bucket: String,
-    /// `POLL_SETTLE_SECONDS` (default 15): how far behind now a page of
-    /// `GET /apicenter/api/orders` stops (`shared::polling`).
-    pub poll_settle: Duration,
-}
+pub mod settings;
 
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            orders_table: required_env("ORDERS_TABLE")?,
-            order_history_table: required_env("ORDER_HISTORY_TABLE")?,
-            api_keys_table: required_env("API_KEYS_TABLE")?,
-            api_key_cache: api_key_cache()?,
-            warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
-            labels_bucket: required_env("LABELS_BUCKET")?,
-            poll_settle: poll_settle()?,
-        })
-    }
-}
+pub use settings::Settings;
 
 /// The ERP routes of `/apicenter/api/order`.
 #[derive(Debug)]
@@ -76,14 +45,18 @@ pub struct OrderApi<S, L, C, K> {
 
 impl OrderApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
     /// The production wiring: DynamoDB, S3 and the system clock.
-    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> Self {
-        let keys = DynamoKeyStore::new(dynamodb.clone(), config.api_keys_table);
-        let store =
-            DynamoOrderStore::new(dynamodb, config.orders_table, config.order_history_table);
-        let labels = S3LabelStore::new(s3, config.labels_bucket);
-        Self::with_ports(store, labels, keys, config.warehouses, SystemClock)
-            .with_key_cache(config.api_key_cache)
-            .with_poll_settle(config.poll_settle)
+    pub fn new(
+        settings: Settings,
+        dynamodb: aws_sdk_dynamodb::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Self {
+        let api = settings.api;
+        let keys = DynamoKeyStore::new(dynamodb.clone(), api.api_keys_table);
+        let store = DynamoOrderStore::new(dynamodb, api.tables.orders, api.tables.history);
+        let labels = S3LabelStore::new(s3, api.labels_bucket);
+        Self::with_ports(store, labels, keys, settings.warehouses, SystemClock)
+            .with_key_cache(api.api_key_cache)
+            .with_poll_settle(settings.poll_settle)
     }
 }
 
@@ -105,7 +78,7 @@ where
         }
     }
 
-    /// Trusts keys it has read for `ttl` (see [`Config::api_key_cache`]).
+    /// Trusts keys it has read for `ttl` (`API_KEY_CACHE_SECONDS`).
     #[must_use]
     pub fn with_key_cache(mut self, ttl: Duration) -> Self {
         self.auth = self.auth.with_cache(ttl);
