@@ -60,6 +60,17 @@ impl<'a> Env<'a> {
         }
     }
 
+    /// Variables from a list of (name, value) pairs (tests).
+    #[must_use]
+    pub fn from_pairs(pairs: &'a [(&'a str, &'a str)]) -> Self {
+        Self::from_lookup(move |name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
     /// The value of `name`, if set to something other than blanks.
     pub fn optional(&self, name: &str) -> Option<String> {
         (self.lookup)(name).filter(|value| !value.trim().is_empty())
@@ -179,6 +190,35 @@ impl ApiSettings {
     }
 }
 
+impl OrderTables {
+    /// The order store over these tables.
+    #[must_use]
+    pub fn store(&self, dynamodb: aws_sdk_dynamodb::Client) -> crate::DynamoOrderStore {
+        crate::DynamoOrderStore::new(dynamodb, &self.orders, &self.history)
+    }
+}
+
+impl ApiSettings {
+    /// The HTTP functions' ports: the order store, the label store and the
+    /// key table.
+    #[must_use]
+    pub fn ports(
+        &self,
+        dynamodb: aws_sdk_dynamodb::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> (
+        crate::DynamoOrderStore,
+        crate::S3LabelStore,
+        crate::DynamoKeyStore,
+    ) {
+        (
+            self.tables.store(dynamodb.clone()),
+            crate::S3LabelStore::new(s3, &self.labels_bucket),
+            crate::DynamoKeyStore::new(dynamodb, &self.api_keys_table),
+        )
+    }
+}
+
 /// `API_KEY_CACHE_SECONDS` (default 60 s), also read by the local stack.
 pub fn api_key_cache(env: &mut Env<'_>) -> Duration {
     env.seconds("API_KEY_CACHE_SECONDS", 0, Duration::from_secs(60))
@@ -194,17 +234,9 @@ pub fn poll_settle(env: &mut Env<'_>) -> Duration {
 mod tests {
     use super::*;
 
-    fn env(vars: &'static [(&'static str, &'static str)]) -> Env<'static> {
-        Env::from_lookup(|name| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
-    }
-
     #[test]
     fn every_missing_and_invalid_variable_is_listed() {
-        let mut env = env(&[("API_KEY_CACHE_SECONDS", "soon"), ("ORDERS_TABLE", " ")]);
+        let mut env = Env::from_pairs(&[("API_KEY_CACHE_SECONDS", "soon"), ("ORDERS_TABLE", " ")]);
         let settings = ApiSettings::read(&mut env);
         let err = env.finish(settings).unwrap_err();
         let text = err.to_string();
@@ -223,7 +255,7 @@ mod tests {
 
     #[test]
     fn unset_optional_variables_take_their_defaults() {
-        let mut env = env(&[
+        let mut env = Env::from_pairs(&[
             ("ORDERS_TABLE", "orders"),
             ("ORDER_HISTORY_TABLE", "history"),
             ("API_KEYS_TABLE", "keys"),
@@ -237,7 +269,8 @@ mod tests {
 
     #[test]
     fn a_bad_warehouses_json_is_one_problem_among_others() {
-        let mut env = env(&[("WAREHOUSES", "{\"x\": 1}"), ("POLL_SETTLE_SECONDS", "-1")]);
+        let mut env =
+            Env::from_pairs(&[("WAREHOUSES", "{\"x\": 1}"), ("POLL_SETTLE_SECONDS", "-1")]);
         env.warehouses();
         poll_settle(&mut env);
         let err = env.finish(()).unwrap_err();

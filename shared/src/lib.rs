@@ -29,7 +29,7 @@
 //! | a trait the core needs from outside (store, labels, partner, tokens, keys, clock) | [`ports`]; its in-memory fake: `memory.rs` (feature `memory`) |
 //! | the log level of metric (EMF) lines | [`emf`] |
 //! | an error and its variants | [`error`] (HTTP status codes: the `adapters` crate's `api`) |
-//! | warehouses configuration, start-up settings | [`config`] |
+//! | the warehouses configuration, a setting's problem (the functions read their settings with `adapters::settings`) | [`config`] |
 //!
 //! # Layers
 //!

@@ -183,17 +183,23 @@ pub fn breaker_policy() -> Result<Option<BreakerPolicy>, SettingsError> {
 mod tests {
     use super::*;
 
-    fn env(vars: &'static [(&'static str, &'static str)]) -> Env<'static> {
-        Env::from_lookup(|name| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
+    /// The required variables, and `more`.
+    fn complete(more: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut vars = vec![
+            ("ORDERS_TABLE", "orders"),
+            ("ORDER_HISTORY_TABLE", "history"),
+            ("CALLBACK_QUEUE_URL", "q"),
+            ("CALLBACK_DEAD_LETTER_QUEUE_URL", "dlq"),
+            ("CALLBACK_URL", "https://partner.test/callback"),
+            ("WAREHOUSES", "{}"),
+        ];
+        vars.extend_from_slice(more);
+        vars
     }
 
     #[test]
     fn an_empty_environment_lists_every_required_variable() {
-        let err = Settings::read(env(&[])).unwrap_err();
+        let err = Settings::read(Env::from_pairs(&[])).unwrap_err();
         let text = err.to_string();
         for name in [
             "ORDERS_TABLE",
@@ -211,7 +217,7 @@ mod tests {
 
     #[test]
     fn invalid_tunables_are_listed_beside_the_missing_variables() {
-        let err = Settings::read(env(&[
+        let err = Settings::read(Env::from_pairs(&[
             ("CALLBACK_MAX_POSTS", "0"),
             ("CALLBACK_RETRY_DELAYS", "5,soon"),
             ("CALLBACK_TIMEOUT_SECONDS", "ten"),
@@ -236,19 +242,13 @@ mod tests {
 
     #[test]
     fn a_complete_environment_reads_the_schedule_and_the_secret() {
-        let settings = Settings::read(env(&[
-            ("ORDERS_TABLE", "orders"),
-            ("ORDER_HISTORY_TABLE", "history"),
-            ("CALLBACK_QUEUE_URL", "q"),
-            ("CALLBACK_DEAD_LETTER_QUEUE_URL", "dlq"),
-            ("CALLBACK_URL", "https://partner.test/callback"),
-            ("WAREHOUSES", "{}"),
+        let vars = complete(&[
             ("CALLBACK_RETRY_DELAYS", "1,2"),
             ("CALLBACK_TIMEOUT_SECONDS", "4"),
             ("CALLBACK_TOKEN_SECRET_ID", "partner"),
             ("CALLBACK_BREAKER", "off"),
-        ]))
-        .unwrap();
+        ]);
+        let settings = Settings::read(Env::from_pairs(&vars)).unwrap();
         assert_eq!(
             settings.policy.delays,
             [Duration::from_secs(1), Duration::from_secs(2)]
@@ -262,16 +262,8 @@ mod tests {
 
     #[test]
     fn the_static_token_is_not_in_the_settings_debug() {
-        let settings = Settings::read(env(&[
-            ("ORDERS_TABLE", "orders"),
-            ("ORDER_HISTORY_TABLE", "history"),
-            ("CALLBACK_QUEUE_URL", "q"),
-            ("CALLBACK_DEAD_LETTER_QUEUE_URL", "dlq"),
-            ("CALLBACK_URL", "https://partner.test/callback"),
-            ("WAREHOUSES", "{}"),
-            ("CALLBACK_TOKEN", "very-secret-token"),
-        ]))
-        .unwrap();
+        let vars = complete(&[("CALLBACK_TOKEN", "very-secret-token")]);
+        let settings = Settings::read(Env::from_pairs(&vars)).unwrap();
         assert!(!format!("{settings:?}").contains("very-secret-token"));
     }
 }

@@ -10,13 +10,11 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use adapters::api::{
-    ApiError, ApiResponse, HttpHeaders, READ_METHODS, path_segments, reads, require_json,
-    signed_path, success,
+    self, ApiError, ApiResponse, READ_METHODS, path_segments, reads, require_json, success,
 };
 use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, Principal};
 use shared::config::Warehouses;
 use shared::error::IntakeError;
@@ -50,12 +48,9 @@ impl OrderApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
         dynamodb: aws_sdk_dynamodb::Client,
         s3: aws_sdk_s3::Client,
     ) -> Self {
-        let api = settings.api;
-        let keys = DynamoKeyStore::new(dynamodb.clone(), api.api_keys_table);
-        let store = DynamoOrderStore::new(dynamodb, api.tables.orders, api.tables.history);
-        let labels = S3LabelStore::new(s3, api.labels_bucket);
+        let (store, labels, keys) = settings.api.ports(dynamodb, s3);
         Self::with_ports(store, labels, keys, settings.warehouses, SystemClock)
-            .with_key_cache(api.api_key_cache)
+            .with_key_cache(settings.api.api_key_cache)
             .with_poll_settle(settings.poll_settle)
     }
 }
@@ -126,26 +121,12 @@ where
 
     /// Answers one request. Never fails: every error has its HTTP answer.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
-        let answer = self
-            .authenticated(&request)
-            .await
-            .unwrap_or_else(ApiError::into_response);
-        Ok(answer.into_http(request.method()).map(Body::from))
+        let routed = self.authenticated(&request).await;
+        Ok(api::answer(request.method(), routed).map(Body::from))
     }
 
     async fn authenticated(&self, request: &Request) -> Result<ApiResponse, ApiError> {
-        // A signature covers the method, the path and query as the client sent
-        // them (the gateway's rawPath) and the raw body.
-        let path = signed_path(request.raw_http_path(), request.uri());
-        let signed = Signed {
-            method: request.method().as_str(),
-            path: &path,
-            body: request.body().as_ref(),
-        };
-        let caller = self
-            .auth
-            .authenticate(&HttpHeaders(request.headers()), &signed)
-            .await?;
+        let caller = api::caller(&self.auth, request.raw_http_path(), request).await?;
         if caller.client_code().is_none() {
             return Err(AuthError::Forbidden("warehouse keys cannot use the order API").into());
         }

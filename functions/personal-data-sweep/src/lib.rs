@@ -45,7 +45,7 @@ impl PersonalDataSweep<DynamoOrderStore, S3LabelStore, SystemClock> {
         s3: aws_sdk_s3::Client,
     ) -> Self {
         Self::with_ports(
-            DynamoOrderStore::new(dynamodb, settings.tables.orders, settings.tables.history),
+            settings.tables.store(dynamodb),
             S3LabelStore::new(s3, settings.labels_bucket),
             SystemClock,
             settings.retention,
