@@ -183,3 +183,70 @@ impl DueRedactions for MemoryStore {
             .collect())
     }
 }
+
+/// The memory store keeps no indexes: its change feed is empty (polling's
+/// paging is tested over DynamoDB Local); reading by number works.
+impl crate::polling::OrderFeed for MemoryStore {
+    async fn index_page(
+        &self,
+        _index: crate::polling::FeedIndex,
+        _partition: &str,
+        _after: &str,
+        _upto: &str,
+        _limit: u32,
+    ) -> Result<crate::polling::IndexPage, StoreError> {
+        Ok(crate::polling::IndexPage::default())
+    }
+
+    async fn get_many(
+        &self,
+        numbers: &[OrderNumber],
+        access: Access<'_>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        Ok(numbers
+            .iter()
+            .filter_map(|number| self.stored(number))
+            .filter(|record| access.may_read(&record.order))
+            .collect())
+    }
+}
+
+/// API keys in memory, by hash, and the signatures spent.
+#[derive(Debug, Default)]
+pub struct MemoryKeys {
+    keys: Mutex<Vec<crate::domain::ApiKeyRecord>>,
+    spent: Mutex<Vec<String>>,
+}
+
+impl MemoryKeys {
+    /// Stores `record` (a key issued by `crate::auth::key::issue`).
+    pub fn add(&self, record: crate::domain::ApiKeyRecord) {
+        lock(&self.keys).push(record);
+    }
+}
+
+impl crate::ports::KeyStore for MemoryKeys {
+    async fn find(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<crate::domain::ApiKeyRecord>, StoreError> {
+        Ok(lock(&self.keys)
+            .iter()
+            .find(|record| record.key_hash == key_hash)
+            .cloned())
+    }
+
+    async fn spend_signature(
+        &self,
+        key_id: &str,
+        signed: &crate::domain::SignedRequest,
+    ) -> Result<bool, StoreError> {
+        let id = format!("{key_id}#{}", signed.digest);
+        let mut spent = lock(&self.spent);
+        let first = !spent.contains(&id);
+        if first {
+            spent.push(id);
+        }
+        Ok(first)
+    }
+}

@@ -229,3 +229,6 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -87,3 +87,6 @@ where
         Ok(done)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -146,3 +146,6 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
         )
     }
 }
+
+#[cfg(test)]
+mod tests;
