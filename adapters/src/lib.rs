@@ -11,7 +11,8 @@
 //! | the API key table | [`dynamodb_keys`] |
 //! | the circuit breaker's item | [`breaker_dynamodb`] |
 //! | label objects (PutObject, presigned links) | [`s3`] |
-//! | consumed-capacity metrics (EMF) | [`capacity`] |
+//! | consumed-capacity metrics | [`capacity`] |
+//! | metric lines (CloudWatch EMF), the one place that writes them | [`emf`] |
 //! | the HTTPS client the SDK and the partner client share (rustls, roots) | [`https`] |
 //! | posting a callback to the partner | [`partner_http`] |
 //! | the partner's OAuth2 tokens, credentials in Secrets Manager | [`partner_tokens`] |
@@ -27,6 +28,7 @@ pub mod dynamodb;
 mod dynamodb_due;
 mod dynamodb_feed;
 pub mod dynamodb_keys;
+pub mod emf;
 pub mod https;
 pub mod logging;
 pub mod partner_http;

@@ -27,7 +27,7 @@
 //! | the order as the API shows it | [`view`] |
 //! | API keys, signatures (and accepting a signed request once), who may see which order | [`auth`] (`key.rs`, `signature.rs`, `mod.rs`); the tenant rule of every read: `domain::Scope::may_read`, [`domain::Access`] |
 //! | a trait the core needs from outside (store, labels, partner, tokens, keys, clock) | [`ports`]; its in-memory fake: `memory.rs` (feature `memory`) |
-//! | the log level of metric (EMF) lines | [`emf`] |
+//! | what the core counts (metrics as data; `adapters::emf` writes them) | [`metrics`] |
 //! | an error and its variants | [`error`] (HTTP status codes: the `adapters` crate's `api`) |
 //! | the warehouses configuration, a setting's problem (the functions read their settings with `adapters::settings`) | [`config`] |
 //!
@@ -52,7 +52,6 @@ pub mod callback;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
-pub mod emf;
 pub mod error;
 pub mod hex;
 pub mod intake;
@@ -62,6 +61,7 @@ pub mod lifecycle;
 pub mod limits;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
+pub mod metrics;
 pub mod polling;
 pub mod ports;
 pub mod problems;

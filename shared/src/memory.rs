@@ -250,3 +250,21 @@ impl crate::ports::KeyStore for MemoryKeys {
         Ok(first)
     }
 }
+
+/// The metrics recorded, in order.
+#[derive(Debug, Default)]
+pub struct MemoryMetrics(Mutex<Vec<crate::metrics::Metric>>);
+
+impl MemoryMetrics {
+    /// Everything recorded so far.
+    #[must_use]
+    pub fn recorded(&self) -> Vec<crate::metrics::Metric> {
+        lock(&self.0).clone()
+    }
+}
+
+impl crate::metrics::Metrics for MemoryMetrics {
+    fn record(&self, metric: crate::metrics::Metric) {
+        lock(&self.0).push(metric);
+    }
+}

@@ -5,6 +5,7 @@
 //! [`OrderApi::handle`] the same way the Lambda runtime does.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Instrument;
@@ -12,6 +13,7 @@ use tracing::Instrument;
 use adapters::api::{
     self, ApiError, ApiResponse, READ_METHODS, path_segments, reads, require_json, success,
 };
+use adapters::emf::EmfMetrics;
 use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -21,6 +23,7 @@ use shared::error::IntakeError;
 use shared::intake::{Accepted, Intake};
 use shared::lifecycle::Lifecycle;
 use shared::lifecycle::personal_data::Erased;
+use shared::metrics::{Metric, Metrics};
 use shared::polling::{self, OrderFeed, PollRequest};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
 use shared::record::progress::EventEffect;
@@ -39,6 +42,7 @@ pub struct OrderApi<S, L, C, K> {
     intake: Intake<S, L, C>,
     lifecycle: Lifecycle<S, C>,
     auth: Authenticator<K, C>,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl OrderApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
@@ -59,11 +63,13 @@ impl<S, L, C, K> OrderApi<S, L, C, K>
 where
     S: OrderStore + OrderFeed + Clone,
     L: LabelStore,
-    C: Clock + Clone,
+    C: Clock + Clone + 'static,
     K: KeyStore,
 {
+    /// Over these ports; metrics go to stdout as EMF lines ([`Self::with_metrics`]).
     pub fn with_ports(store: S, labels: L, keys: K, warehouses: Warehouses, clock: C) -> Self {
         Self {
+            metrics: Arc::new(EmfMetrics::new(clock.clone())),
             feed: store.clone(),
             clock: clock.clone(),
             poll_settle: shared::polling::DEFAULT_SETTLE,
@@ -71,6 +77,13 @@ where
             lifecycle: Lifecycle::new(store, clock.clone()),
             auth: Authenticator::new(keys, clock),
         }
+    }
+
+    /// Reports its metrics to `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Trusts keys it has read for `ttl` (`API_KEY_CACHE_SECONDS`).
@@ -142,7 +155,11 @@ where
         match segments.as_slice() {
             ["apicenter", "api", "order"] if post => {
                 require_json(request.headers())?;
-                Ok(match self.intake.accept(caller, body).await? {
+                let accepted = self.intake.accept(caller, body).await;
+                if let Err(IntakeError::NumberTaken(_)) = &accepted {
+                    self.metrics.record(Metric::OrderNumberCollision);
+                }
+                Ok(match accepted? {
                     Accepted::Created(order) => {
                         success(StatusCode::CREATED, &OrderView::from(&order), "created")
                     }

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use shared::auth::key::issue;
 use shared::domain::{ApiKeyRecord, Scope, SignedRequest};
 use shared::error::StoreError;
-use shared::memory::{MemoryKeys, MemoryLabels, MemoryStore};
+use shared::memory::{MemoryKeys, MemoryLabels, MemoryMetrics, MemoryStore};
+use shared::metrics::Metric;
 use shared::ports::{KeyStore, SystemClock};
 
 use super::*;
@@ -176,6 +177,68 @@ async fn the_same_number_with_other_content_is_409() {
     let (status, _, body) = send(&api, Method::POST, ORDER, Some(&erp), Some(&changed)).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["data"]["order_number"], "mabang-test002");
+}
+
+/// An API over `store` with one key, of client `client`.
+fn client_api(store: &Arc<MemoryStore>, client: &str) -> (TestApi<MemoryKeys>, String) {
+    let keys = MemoryKeys::default();
+    let issued = issue(Scope::Client(client.into()), false, chrono::Utc::now()).unwrap();
+    keys.add(issued.record);
+    let api = OrderApi::with_ports(
+        store.clone(),
+        Arc::default(),
+        keys,
+        warehouses(),
+        SystemClock,
+    );
+    (api, issued.key)
+}
+
+#[tokio::test]
+async fn a_number_another_client_holds_is_409_and_counted_for_the_alarm() {
+    let store = Arc::<MemoryStore>::default();
+    let metrics = Arc::<MemoryMetrics>::default();
+    let (first, first_key) = client_api(&store, "20");
+    let (second, second_key) = client_api(&store, "21");
+    let (first, second) = (
+        first.with_metrics(metrics.clone()),
+        second.with_metrics(metrics.clone()),
+    );
+    let created = send(
+        &first,
+        Method::POST,
+        ORDER,
+        Some(&first_key),
+        Some(&sample()),
+    )
+    .await;
+    let replayed = send(
+        &first,
+        Method::POST,
+        ORDER,
+        Some(&first_key),
+        Some(&sample()),
+    )
+    .await;
+    assert_eq!((created.0, replayed.0), (201, 200));
+    assert!(metrics.recorded().is_empty(), "a replay is no collision");
+
+    let mut theirs = sample();
+    theirs["client_code"] = json!("21");
+    let (status, _, body) = send(
+        &second,
+        Method::POST,
+        ORDER,
+        Some(&second_key),
+        Some(&theirs),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["message"],
+        "order number mabang-test002 is taken; use another order_number"
+    );
+    assert_eq!(metrics.recorded(), [Metric::OrderNumberCollision]);
 }
 
 #[tokio::test]
