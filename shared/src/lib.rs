@@ -20,6 +20,7 @@
 //! | what redaction replaces and keeps, when an order is final | `record/personal_data.rs` |
 //! | erasure on request, the scheduled redaction sweep, its index | `lifecycle/personal_data.rs` (docs/personal-data.md) |
 //! | the spec-001 body: field mapping, platform requirements, caps, idempotency key | [`callback::body`] (`build.rs`, `document.rs`, `idempotency.rs`) |
+//! | the partner's OAuth2 token refresh (cache, fleet-wide lock, rotation) over its vault, lock and endpoint ports | [`token_refresh`] |
 //! | retry schedule, circuit breaker | [`callback::retry`], [`callback::breaker`], [`callback::breaker_cache`] |
 //! | one delivery of a queue message end to end | [`dispatch`] |
 //! | read-modify-write with optimistic concurrency | [`update`] |
@@ -67,5 +68,6 @@ pub mod ports;
 pub mod problems;
 mod reader;
 pub mod record;
+pub mod token_refresh;
 pub mod update;
 pub mod view;
