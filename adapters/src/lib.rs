@@ -15,7 +15,8 @@
 //! | metric lines (CloudWatch EMF), the one place that writes them | [`emf`] |
 //! | the HTTPS client the SDK and the partner client share (rustls, roots) | [`https`] |
 //! | posting a callback to the partner | [`partner_http`] |
-//! | the partner's OAuth2 tokens, credentials in Secrets Manager | [`partner_tokens`] |
+//! | the partner's token source as configured (static or OAuth2) | [`partner_tokens`] |
+//! | the partner's credentials in Secrets Manager; the refresh lock item; CK1's token endpoint | [`token_vault`], [`token_lock`], [`token_endpoint`] |
 //! | the callback queue's message body | [`sqs`] |
 //! | status codes, the `{code, data, message}` envelope, reading request headers | [`api`] |
 //! | log format and levels | [`logging`] |
@@ -36,13 +37,15 @@ pub mod partner_tokens;
 pub mod s3;
 pub mod settings;
 pub mod sqs;
+pub mod token_endpoint;
+pub mod token_lock;
+pub mod token_vault;
 
 pub use breaker_dynamodb::DynamoBreakerStore;
 pub use dynamodb::DynamoOrderStore;
 pub use dynamodb_keys::DynamoKeyStore;
 pub use partner_http::HttpPartner;
-pub use partner_tokens::{
-    OAuthSettings, OAuthTokens, PartnerCredentials, PartnerTokens, SecretContent, TokenConfig,
-};
+pub use partner_tokens::{OAuthTokens, PartnerTokens, TokenConfig};
 pub use s3::S3LabelStore;
 pub use sqs::CallbackMessage;
+pub use token_vault::SecretContent;
