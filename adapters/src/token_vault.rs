@@ -59,12 +59,7 @@ impl SecretsVault {
             .secret_id(&self.secret_id)
             .send()
             .await
-            .map_err(|err| {
-                TokenError::Vault(format!(
-                    "reading the secret: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&err)
-                ))
-            })?;
+            .map_err(|err| failed("reading the secret", &err))?;
         Ok(SecretContent::parse(
             secret.secret_string().unwrap_or_default(),
         ))
@@ -93,14 +88,17 @@ impl TokenVault for SecretsVault {
             .client_request_token(&request_token[..64])
             .send()
             .await
-            .map_err(|err| {
-                TokenError::Vault(format!(
-                    "writing the refreshed token back: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&err)
-                ))
-            })?;
+            .map_err(|err| failed("writing the refreshed token back", &err))?;
         Ok(())
     }
+}
+
+/// A failed Secrets Manager call, with the SDK's context (never the secret).
+fn failed(doing: &str, err: &impl std::error::Error) -> TokenError {
+    TokenError::Vault(format!(
+        "{doing}: {}",
+        aws_sdk_secretsmanager::error::DisplayErrorContext(err)
+    ))
 }
 
 #[cfg(test)]

@@ -27,26 +27,37 @@ fn warehouses() -> Warehouses {
     .unwrap()
 }
 
-/// The API over fresh fakes, and an ERP key and a warehouse key for it.
-fn api() -> (TestApi<MemoryKeys>, String, String) {
+/// An API over `store`, and a key for each of `scopes`.
+fn api_over(store: &Arc<MemoryStore>, scopes: Vec<Scope>) -> (TestApi<MemoryKeys>, Vec<String>) {
     let keys = MemoryKeys::default();
-    let erp = issue(Scope::Client("20".into()), false, chrono::Utc::now()).unwrap();
-    let wms = issue(
-        Scope::Warehouse(["mabang".to_owned()].into()),
-        false,
-        chrono::Utc::now(),
-    )
-    .unwrap();
-    keys.add(erp.record);
-    keys.add(wms.record);
+    let mut issued = Vec::new();
+    for scope in scopes {
+        let key = issue(scope, false, chrono::Utc::now()).unwrap();
+        keys.add(key.record);
+        issued.push(key.key);
+    }
     let api = OrderApi::with_ports(
-        Arc::default(),
+        store.clone(),
         Arc::default(),
         keys,
         warehouses(),
         SystemClock,
     );
-    (api, erp.key, wms.key)
+    (api, issued)
+}
+
+/// The API over fresh fakes, and an ERP key and a warehouse key for it.
+fn api() -> (TestApi<MemoryKeys>, String, String) {
+    let warehouse = Scope::Warehouse(["mabang".to_owned()].into());
+    let (api, keys) = api_over(&Arc::default(), vec![Scope::Client("20".into()), warehouse]);
+    let [erp, wms] = <[String; 2]>::try_from(keys).unwrap();
+    (api, erp, wms)
+}
+
+/// An API over `store` with one key, of client `client`.
+fn client_api(store: &Arc<MemoryStore>, client: &str) -> (TestApi<MemoryKeys>, String) {
+    let (api, mut keys) = api_over(store, vec![Scope::Client(client.into())]);
+    (api, keys.remove(0))
 }
 
 /// The status, `Allow`/`WWW-Authenticate`/`Retry-After` headers and JSON body of an answer.
@@ -177,21 +188,6 @@ async fn the_same_number_with_other_content_is_409() {
     let (status, _, body) = send(&api, Method::POST, ORDER, Some(&erp), Some(&changed)).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["data"]["order_number"], "mabang-test002");
-}
-
-/// An API over `store` with one key, of client `client`.
-fn client_api(store: &Arc<MemoryStore>, client: &str) -> (TestApi<MemoryKeys>, String) {
-    let keys = MemoryKeys::default();
-    let issued = issue(Scope::Client(client.into()), false, chrono::Utc::now()).unwrap();
-    keys.add(issued.record);
-    let api = OrderApi::with_ports(
-        store.clone(),
-        Arc::default(),
-        keys,
-        warehouses(),
-        SystemClock,
-    );
-    (api, issued.key)
 }
 
 #[tokio::test]
