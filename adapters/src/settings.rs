@@ -30,10 +30,17 @@ impl std::fmt::Debug for Env<'_> {
     }
 }
 
-/// Every problem of a start-up's settings, one per line.
-#[derive(Debug, thiserror::Error)]
+/// Every problem of a start-up's settings, one per line. Its `Debug` is
+/// that list too: a `main` that returns the error prints its `Debug`.
+#[derive(thiserror::Error)]
 #[error("{} setting problem(s):\n{}", .0.len(), list(.0))]
 pub struct SettingsError(pub Vec<ConfigError>);
+
+impl std::fmt::Debug for SettingsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
 
 fn list(problems: &[ConfigError]) -> String {
     problems
@@ -251,6 +258,7 @@ mod tests {
             assert!(text.contains(name), "{name} is not listed in {text}");
         }
         assert!(text.contains("\"soon\""), "{text}");
+        assert_eq!(format!("{err:?}"), text, "what a failed main prints");
     }
 
     #[test]
