@@ -141,10 +141,17 @@ async fn a_request_without_a_key_is_401_asking_for_a_bearer_key() {
 }
 
 #[tokio::test]
-async fn a_warehouse_key_is_403_on_the_order_api() {
-    let (api, _, wms) = api();
+async fn a_warehouse_key_is_403_on_the_order_api_even_for_its_own_orders() {
+    let (api, erp, wms) = api();
+    send(&api, Method::POST, ORDER, Some(&erp), Some(&sample())).await;
     let (status, _, body) = send(&api, Method::POST, ORDER, Some(&wms), Some(&sample())).await;
     assert_eq!(status, 403, "{body}");
+    let path = format!("{ORDER}/mabang-test002");
+    let (status, _, body) = send(&api, Method::GET, &path, Some(&wms), None).await;
+    assert_eq!(
+        status, 403,
+        "a warehouse reads its orders on its own API: {body}"
+    );
 }
 
 #[tokio::test]
