@@ -20,6 +20,7 @@
 //! | what redaction replaces and keeps, when an order is final | `record/personal_data.rs` |
 //! | erasure on request, the scheduled redaction sweep, its index | `lifecycle/personal_data.rs` (docs/personal-data.md) |
 //! | the spec-001 body: field mapping, platform requirements, caps, idempotency key | [`callback::body`] (`build.rs`, `document.rs`, `idempotency.rs`) |
+//! | the partner's OAuth2 token refresh (cache, fleet-wide lock, rotation) over its vault, lock and endpoint ports | [`token_refresh`] |
 //! | retry schedule, circuit breaker | [`callback::retry`], [`callback::breaker`] |
 //! | one delivery of a queue message end to end, in steps (admission → claim → build → post → settle) | [`dispatch`] (`dispatch/*.rs`) |
 //! | what a partner's answer means (delivered, failed, retried and why) | [`dispatch::answer`] |
@@ -28,10 +29,10 @@
 //! | ERP polling (change feed, sharded index keys) | [`polling`] |
 //! | the order as the API shows it | [`view`] |
 //! | API keys, signatures (and accepting a signed request once), who may see which order | [`auth`] (`key.rs`, `signature.rs`, `mod.rs`); the tenant rule of every read: `domain::Scope::may_read`, [`domain::Access`] |
-//! | a trait the core needs from outside (store, labels, partner, tokens, keys, breaker, callback queue, clock) | [`ports`]; the in-memory fakes: `memory.rs` (feature `memory`) |
-//! | the log level of metric (EMF) lines | [`emf`] |
+//! | a trait the core needs from outside (store, labels, partner, tokens, keys, breaker, callback queue, metrics, clock) | [`ports`]; the in-memory fakes: `memory.rs` (feature `memory`) |
+//! | what the core counts (metrics as data; `adapters::emf` writes them) | [`metrics`] |
 //! | an error and its variants | [`error`] (HTTP status codes: the `adapters` crate's `api`) |
-//! | warehouses configuration, start-up settings | [`config`] |
+//! | the warehouses configuration, a setting's problem (the functions read their settings with `adapters::settings`) | [`config`] |
 //!
 //! # Layers
 //!
@@ -55,7 +56,6 @@ pub mod callback;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
-pub mod emf;
 pub mod error;
 pub mod hex;
 pub mod intake;
@@ -65,10 +65,12 @@ pub mod lifecycle;
 pub mod limits;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
+pub mod metrics;
 pub mod polling;
 pub mod ports;
 pub mod problems;
 mod reader;
 pub mod record;
+pub mod token_refresh;
 pub mod update;
 pub mod view;

@@ -327,6 +327,189 @@ pub fn shipped_order(order_number: &str) -> OrderRecord {
     record
 }
 
+/// The memory store keeps no indexes: its change feed is empty (polling's
+/// paging is tested over DynamoDB Local); reading by number works.
+impl crate::polling::OrderFeed for MemoryStore {
+    async fn index_page(
+        &self,
+        _index: crate::polling::FeedIndex,
+        _partition: &str,
+        _after: &str,
+        _upto: &str,
+        _limit: u32,
+    ) -> Result<crate::polling::IndexPage, StoreError> {
+        Ok(crate::polling::IndexPage::default())
+    }
+
+    async fn get_many(
+        &self,
+        numbers: &[OrderNumber],
+        access: Access<'_>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        Ok(numbers
+            .iter()
+            .filter_map(|number| self.stored(number))
+            .filter(|record| access.may_read(&record.order))
+            .collect())
+    }
+}
+
+/// API keys in memory, by hash, and the signatures spent.
+#[derive(Debug, Default)]
+pub struct MemoryKeys {
+    keys: Mutex<Vec<crate::domain::ApiKeyRecord>>,
+    spent: Mutex<Vec<String>>,
+}
+
+impl MemoryKeys {
+    /// Stores `record` (a key issued by `crate::auth::key::issue`).
+    pub fn add(&self, record: crate::domain::ApiKeyRecord) {
+        lock(&self.keys).push(record);
+    }
+}
+
+impl crate::ports::KeyStore for MemoryKeys {
+    async fn find(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<crate::domain::ApiKeyRecord>, StoreError> {
+        Ok(lock(&self.keys)
+            .iter()
+            .find(|record| record.key_hash == key_hash)
+            .cloned())
+    }
+
+    async fn spend_signature(
+        &self,
+        key_id: &str,
+        signed: &crate::domain::SignedRequest,
+    ) -> Result<bool, StoreError> {
+        let id = format!("{key_id}#{}", signed.digest);
+        let mut spent = lock(&self.spent);
+        let first = !spent.contains(&id);
+        if first {
+            spent.push(id);
+        }
+        Ok(first)
+    }
+}
+
+/// The metrics recorded, in order.
+#[derive(Debug, Default)]
+pub struct MemoryMetrics(Mutex<Vec<crate::metrics::Metric>>);
+
+impl MemoryMetrics {
+    /// Everything recorded so far.
+    #[must_use]
+    pub fn recorded(&self) -> Vec<crate::metrics::Metric> {
+        lock(&self.0).clone()
+    }
+}
+
+impl crate::metrics::Metrics for MemoryMetrics {
+    fn record(&self, metric: crate::metrics::Metric) {
+        lock(&self.0).push(metric);
+    }
+}
+
+/// The partner's credentials in memory, shared by the instances of a test.
+#[derive(Debug)]
+pub struct MemoryVault {
+    credentials: Mutex<crate::token_refresh::PartnerCredentials>,
+    /// When set, writes fail (a vault that is down).
+    pub refuse_writes: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryVault {
+    #[must_use]
+    pub fn new(credentials: crate::token_refresh::PartnerCredentials) -> Self {
+        Self {
+            credentials: Mutex::new(credentials),
+            refuse_writes: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// What is stored now.
+    #[must_use]
+    pub fn stored(&self) -> crate::token_refresh::PartnerCredentials {
+        lock(&self.credentials).clone()
+    }
+}
+
+impl crate::token_refresh::TokenVault for MemoryVault {
+    async fn read(
+        &self,
+    ) -> Result<crate::token_refresh::PartnerCredentials, crate::ports::TokenError> {
+        Ok(self.stored())
+    }
+
+    async fn write(
+        &self,
+        credentials: &crate::token_refresh::PartnerCredentials,
+    ) -> Result<(), crate::ports::TokenError> {
+        if self.refuse_writes.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::ports::TokenError::Vault("the vault is down".into()));
+        }
+        *lock(&self.credentials) = credentials.clone();
+        Ok(())
+    }
+}
+
+/// The lock item: its holder and the end of its lease.
+type LockItem = (String, chrono::DateTime<chrono::Utc>);
+
+/// The fleet-wide refresh lock in memory: the item (holder and lease end) is
+/// shared, each instance holds a [`MemoryLock`] with its own name.
+#[derive(Debug, Clone)]
+pub struct MemoryLock {
+    item: std::sync::Arc<Mutex<Option<LockItem>>>,
+    me: String,
+}
+
+impl MemoryLock {
+    /// A lock item nobody holds, as seen by instance `me`.
+    #[must_use]
+    pub fn new(me: &str) -> Self {
+        Self {
+            item: std::sync::Arc::default(),
+            me: me.to_owned(),
+        }
+    }
+
+    /// The same item, as seen by instance `me`.
+    #[must_use]
+    pub fn as_instance(&self, me: &str) -> Self {
+        Self {
+            item: self.item.clone(),
+            me: me.to_owned(),
+        }
+    }
+}
+
+impl crate::token_refresh::RefreshLock for MemoryLock {
+    async fn acquire(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, crate::ports::TokenError> {
+        let mut item = lock(&self.item);
+        let free = item
+            .as_ref()
+            .is_none_or(|(holder, end)| *end < now || *holder == self.me);
+        if free {
+            *item = Some((self.me.clone(), until));
+        }
+        Ok(free)
+    }
+
+    async fn release(&self) {
+        let mut item = lock(&self.item);
+        if item.as_ref().is_some_and(|(holder, _)| *holder == self.me) {
+            *item = None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

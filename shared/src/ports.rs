@@ -422,6 +422,23 @@ pub trait KeyStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+impl<T: KeyStore + ?Sized> KeyStore for std::sync::Arc<T> {
+    fn find(
+        &self,
+        key_hash: &str,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send {
+        (**self).find(key_hash)
+    }
+
+    fn spend_signature(
+        &self,
+        key_id: &str,
+        signed: &crate::domain::SignedRequest,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).spend_signature(key_id, signed)
+    }
+}
+
 /// The time, behind a trait so tests can fix it.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;

@@ -12,8 +12,11 @@
 //! is only a safety net far above the schedule.
 
 pub mod metrics;
+pub mod settings;
 #[cfg(test)]
 mod tests;
+
+pub use settings::{Settings, breaker_policy, schedule_from_env};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,209 +25,11 @@ use tracing::Instrument;
 
 use adapters::{CallbackMessage, DEAD_LETTERED_ATTRIBUTE};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use shared::callback::breaker::BreakerPolicy;
 use shared::callback::retry::store_backoff;
-use shared::config::{ConfigError, Warehouses, required_env};
 use shared::dispatch::{
     Delivery, DeliveryOutcome, DispatchError, Dispatcher, QueueAction, RetryCause,
 };
 use shared::ports::{CallbackQueue, Clock, OrderStore, PartnerClient, TokenSource};
-
-/// What the function reads from its environment.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub orders_table: String,
-    /// `ORDER_HISTORY_TABLE`: the orders' requests and callback ledgers.
-    pub order_history_table: String,
-    pub callback_queue_url: String,
-    pub dead_letter_queue_url: String,
-    pub callback_url: String,
-    pub warehouses: Warehouses,
-    pub policy: shared::callback::RetryPolicy,
-    pub connect_timeout: Duration,
-    pub timeout: Duration,
-    /// Where the partner's credentials are: `CALLBACK_TOKEN_SECRET_ID` (with
-    /// `CALLBACK_TOKEN_URL` and `PARTNER_STATE_TABLE` for OAuth2), or `None`
-    /// for the static `CALLBACK_TOKEN`.
-    pub tokens: Option<adapters::TokenConfig>,
-    /// The partner-state table (`PARTNER_STATE_TABLE`): the circuit
-    /// breaker's item; no breaker without it.
-    pub state_table: Option<String>,
-    /// `None`: `CALLBACK_BREAKER=off`.
-    pub breaker: Option<BreakerPolicy>,
-}
-
-impl Config {
-    /// `ORDERS_TABLE`, `ORDER_HISTORY_TABLE`, `CALLBACK_QUEUE_URL`,
-    /// `CALLBACK_DEAD_LETTER_QUEUE_URL`, `CALLBACK_URL`, `WAREHOUSES`; optional `CALLBACK_MAX_POSTS` (posts in a
-    /// schedule, default 8), `CALLBACK_RETRY_DELAYS` (seconds,
-    /// comma-separated), `CALLBACK_TIMEOUT_SECONDS` (default 10).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let (policy, timeout) = schedule_from_env()?;
-        Ok(Self {
-            orders_table: required_env("ORDERS_TABLE")?,
-            order_history_table: required_env("ORDER_HISTORY_TABLE")?,
-            callback_queue_url: required_env("CALLBACK_QUEUE_URL")?,
-            dead_letter_queue_url: required_env("CALLBACK_DEAD_LETTER_QUEUE_URL")?,
-            callback_url: required_env("CALLBACK_URL")?,
-            warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
-            policy,
-            connect_timeout: Duration::from_secs(3).min(timeout),
-            timeout,
-            tokens: token_config(timeout)?,
-            state_table: std::env::var("PARTNER_STATE_TABLE").ok(),
-            breaker: breaker_policy()?,
-        })
-    }
-}
-
-/// The retry schedule and the partner timeout: `CALLBACK_MAX_POSTS` (posts in
-/// a schedule, default 8), `CALLBACK_RETRY_DELAYS` (seconds, comma-separated),
-/// `CALLBACK_TIMEOUT_SECONDS` (default 10). The local stack reads the same
-/// variables through this, so a compressed schedule behaves as deployed.
-pub fn schedule_from_env() -> Result<(shared::callback::RetryPolicy, Duration), ConfigError> {
-    let mut policy = shared::callback::RetryPolicy::default();
-    if let Ok(count) = std::env::var("CALLBACK_MAX_POSTS") {
-        policy.max_posts = count
-            .parse()
-            .ok()
-            .filter(|posts| *posts > 0)
-            .ok_or_else(|| ConfigError::Invalid {
-                name: "CALLBACK_MAX_POSTS",
-                reason: format!("{count:?} is not a positive number"),
-            })?;
-    }
-    if let Ok(delays) = std::env::var("CALLBACK_RETRY_DELAYS") {
-        policy.delays = shared::callback::RetryPolicy::parse_delays(&delays).map_err(|reason| {
-            ConfigError::Invalid {
-                name: "CALLBACK_RETRY_DELAYS",
-                reason,
-            }
-        })?;
-    }
-    let timeout = match std::env::var("CALLBACK_TIMEOUT_SECONDS") {
-        Ok(seconds) => Duration::from_secs(seconds.parse().map_err(|_| ConfigError::Invalid {
-            name: "CALLBACK_TIMEOUT_SECONDS",
-            reason: format!("{seconds:?} is not a number"),
-        })?),
-        Err(_) => Duration::from_secs(10),
-    };
-    // The lease outlives one attempt: a post, on a 401 a token refresh
-    // (waiting for another dispatcher's, then CK1's endpoint, each within
-    // the timeout) and the repeated post.
-    policy.lease = timeout * 5;
-    policy.post_timeout = timeout;
-    Ok((policy, timeout))
-}
-
-/// The circuit breaker's tunables (defaults in brackets): it opens when a
-/// dispatcher saw at least `CALLBACK_BREAKER_MIN_POSTS` (20) posts end within
-/// `CALLBACK_BREAKER_WINDOW_SECONDS` (30) and `CALLBACK_BREAKER_FAILURE_PCT`
-/// (90) % of them failed as if the partner were down; it holds for
-/// `CALLBACK_BREAKER_COOL_DOWN_SECONDS` (30), doubled after each round of
-/// `CALLBACK_BREAKER_PROBES` (3) failed probes up to
-/// `CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS` (1800); traffic comes back over
-/// `CALLBACK_BREAKER_RAMP_SECONDS` (30). `CALLBACK_BREAKER=off` runs without
-/// a breaker (and without the 429 throttle it carries): `None`.
-pub fn breaker_policy() -> Result<Option<BreakerPolicy>, ConfigError> {
-    if std::env::var("CALLBACK_BREAKER").is_ok_and(|value| value == "off") {
-        return Ok(None);
-    }
-    let mut policy = BreakerPolicy::default();
-    let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
-        std::env::var(name)
-            .ok()
-            .map(|value| {
-                value
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| ConfigError::Invalid {
-                        name,
-                        reason: format!("{value:?} is not a positive number"),
-                    })
-            })
-            .transpose()
-    };
-    let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-    if let Some(s) = number("CALLBACK_BREAKER_WINDOW_SECONDS")? {
-        policy.window = Duration::from_secs(s);
-    }
-    if let Some(n) = number("CALLBACK_BREAKER_MIN_POSTS")? {
-        policy.min_posts = count(n);
-    }
-    if let Some(pct) = number("CALLBACK_BREAKER_FAILURE_PCT")? {
-        if pct > 100 {
-            return Err(ConfigError::Invalid {
-                name: "CALLBACK_BREAKER_FAILURE_PCT",
-                reason: format!("{pct} is more than 100"),
-            });
-        }
-        policy.failure_pct = count(pct);
-    }
-    if let Some(s) = number("CALLBACK_BREAKER_COOL_DOWN_SECONDS")? {
-        policy.cool_down = Duration::from_secs(s);
-    }
-    if let Some(s) = number("CALLBACK_BREAKER_MAX_COOL_DOWN_SECONDS")? {
-        policy.max_cool_down = Duration::from_secs(s);
-    }
-    if let Some(n) = number("CALLBACK_BREAKER_PROBES")? {
-        policy.probes = count(n);
-    }
-    if let Some(s) = number("CALLBACK_BREAKER_RAMP_SECONDS")? {
-        policy.ramp = Duration::from_secs(s);
-    }
-    Ok(Some(policy))
-}
-
-/// `CALLBACK_TOKEN_SECRET_ID`, `CALLBACK_TOKEN_URL`, `PARTNER_STATE_TABLE`,
-/// `CALLBACK_TOKEN_MAX_LIFETIME_SECONDS` (the longest an access token is used,
-/// default 12 h).
-fn token_config(timeout: Duration) -> Result<Option<adapters::TokenConfig>, ConfigError> {
-    let Ok(secret_id) = std::env::var("CALLBACK_TOKEN_SECRET_ID") else {
-        return Ok(None);
-    };
-    let max_lifetime = match std::env::var("CALLBACK_TOKEN_MAX_LIFETIME_SECONDS") {
-        Ok(seconds) => Some(Duration::from_secs(
-            seconds
-                .parse()
-                .ok()
-                .filter(|s| *s > 0)
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: "CALLBACK_TOKEN_MAX_LIFETIME_SECONDS",
-                    reason: format!("{seconds:?} is not a positive number"),
-                })?,
-        )),
-        Err(_) => None,
-    };
-    Ok(Some(adapters::TokenConfig {
-        secret_id,
-        token_url: std::env::var("CALLBACK_TOKEN_URL").ok(),
-        state_table: std::env::var("PARTNER_STATE_TABLE").ok(),
-        max_lifetime,
-        timeout,
-    }))
-}
-
-/// The partner's tokens: from the secret (OAuth2 credentials or a plain
-/// token), or the static `CALLBACK_TOKEN`. The secret is read once per cold
-/// start; OAuth2 tokens are refreshed as they expire.
-///
-/// # Errors
-/// The secret cannot be read, or nothing is configured.
-pub async fn partner_tokens(
-    aws: &aws_config::SdkConfig,
-    config: &Config,
-) -> Result<adapters::PartnerTokens, Box<dyn std::error::Error + Send + Sync>> {
-    if let Some(tokens) = &config.tokens {
-        return Ok(adapters::PartnerTokens::from_secret(aws, tokens).await?);
-    }
-    let token = std::env::var("CALLBACK_TOKEN")
-        .map_err(|_| "set CALLBACK_TOKEN_SECRET_ID (Secrets Manager) or CALLBACK_TOKEN")?;
-    Ok(adapters::PartnerTokens::Static(
-        shared::ports::StaticToken::new(token),
-    ))
-}
 
 /// The batch handler, shared by every invocation of the process.
 #[derive(Debug)]

@@ -174,7 +174,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("bench: intake throughput");
     let mut stack = Stack::provision(&format!("{prefix}-intake"), local_warehouses()?).await?;
     // As deployed: a warm function reads a caller's key once, then caches it.
-    stack.key_cache = shared::config::api_key_cache()?;
+    let mut env = adapters::settings::Env::process();
+    stack.key_cache = adapters::settings::api_key_cache(&mut env);
+    env.finish(())?;
     let intake = throughput::intake(&stack, &levels).await?;
 
     eprintln!("bench: dispatch throughput");

@@ -2,7 +2,6 @@
 
 pub mod findings;
 pub mod label;
-pub mod metrics;
 mod parse;
 
 pub use parse::{OrderRequest, parse_order};
@@ -168,14 +167,13 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
     }
 
     /// Said when the number is another client's, without comparing anything;
-    /// operators are told.
+    /// operators are told (the handler counts `Metric::OrderNumberCollision`).
     fn number_taken(&self, record: &OrderRecord) -> IntakeError {
         tracing::warn!(
             order_number = %record.order.order_number,
             client_code = %record.order.client_code,
             "order number collision between clients"
         );
-        println!("{}", metrics::collision_line());
         IntakeError::NumberTaken(record.order.order_number.clone())
     }
 

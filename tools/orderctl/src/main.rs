@@ -69,13 +69,15 @@ pub struct Aws {
 
 /// A required resource name from the environment.
 pub fn resource(name: &'static str) -> Result<String, Failure> {
-    shared::config::required_env(name).map_err(|_| {
-        format!(
-            "{name} is not set: export the stack's resource names (README, \"orderctl\"), \
+    adapters::settings::Env::process()
+        .optional(name)
+        .ok_or_else(|| {
+            format!(
+                "{name} is not set: export the stack's resource names (README, \"orderctl\"), \
              or `source .local/run/env` for make run"
-        )
-        .into()
-    })
+            )
+            .into()
+        })
 }
 
 #[tokio::main]
