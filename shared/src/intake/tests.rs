@@ -734,38 +734,6 @@ async fn the_spec_samples_request_hash_is_pinned() {
     );
 }
 
-#[tokio::test]
-async fn an_order_stored_by_an_earlier_release_is_replayed_not_refused() {
-    let store = Arc::new(MemoryStore::default());
-    let request = parse_order(SAMPLE.as_bytes()).unwrap();
-    let mut stored = OrderRecord::accept(request.order, Vec::new(), FixedClock.now());
-    // An earlier release wrote absent fields as nulls, and had a field this
-    // one does not.
-    let mut earlier: Value = serde_json::from_str(&stored.order_json).unwrap();
-    for absent in [
-        "desc",
-        "client_type",
-        "special_order_tag",
-        "customer_logistics",
-    ] {
-        earlier
-            .as_object_mut()
-            .unwrap()
-            .entry(absent)
-            .or_insert(Value::Null);
-    }
-    earlier["retired_field"] = Value::Null;
-    stored.order_json = earlier.to_string();
-    stored.request_hash = "hash-of-the-earlier-canonical-form".into();
-    store.put(&mut stored);
-
-    let replay = intake_over(store)
-        .accept(&client(), SAMPLE.as_bytes())
-        .await;
-
-    assert!(matches!(replay, Ok(Accepted::Replayed(_))), "{replay:?}");
-}
-
 /// A body as large as the gateway passes, of a shape that costs the most to
 /// read: the answer is one problem about the array's length, not one per element.
 #[tokio::test]
