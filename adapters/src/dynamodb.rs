@@ -784,7 +784,7 @@ pub(crate) fn from_item(item: &Item, cold: Cold) -> Result<OrderRecord, StoreErr
         order_json,
         attempts,
     } = cold;
-    let order: Order = serde_json::from_str(&order_json).map_err(|err| corrupt(err.to_string()))?;
+    let order = Order::from_stored(&order_json).map_err(|err| corrupt(err.to_string()))?;
     let findings: Vec<FieldError> = match string(item, "findings") {
         Some(findings) => {
             serde_json::from_str(&findings).map_err(|err| corrupt(err.to_string()))?

@@ -20,9 +20,9 @@ use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, Principal};
 use shared::config::{ConfigError, Warehouses, api_key_cache, poll_settle, required_env};
 use shared::error::IntakeError;
-use shared::intake::{Accepted, Intake};
-use shared::lifecycle::Lifecycle;
+use shared::intake::{Accepted, Intake, parse_order};
 use shared::lifecycle::personal_data::Erased;
+use shared::lifecycle::{Lifecycle, requests};
 use shared::polling::{self, OrderFeed, PollRequest};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
 use shared::record::progress::EventEffect;
@@ -188,16 +188,18 @@ where
         match segments.as_slice() {
             ["apicenter", "api", "order"] if post => {
                 require_json(request.headers())?;
-                Ok(match self.intake.accept(caller, body).await? {
-                    Accepted::Created(order) => {
-                        success(StatusCode::CREATED, &OrderView::from(&order), "created")
-                    }
-                    Accepted::Replayed(order) => success(
-                        StatusCode::OK,
-                        &OrderView::from(&order),
-                        "already received; this is the stored order",
-                    ),
-                })
+                Ok(
+                    match self.intake.accept(caller, parse_order(body)?).await? {
+                        Accepted::Created(order) => {
+                            success(StatusCode::CREATED, &OrderView::from(&order), "created")
+                        }
+                        Accepted::Replayed(order) => success(
+                            StatusCode::OK,
+                            &OrderView::from(&order),
+                            "already received; this is the stored order",
+                        ),
+                    },
+                )
             }
             ["apicenter", "api", "order"] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             ["apicenter", "api", "orders"] if get => self.poll(caller, request).await,
@@ -215,7 +217,8 @@ where
                 if !body.is_empty() {
                     require_json(request.headers())?;
                 }
-                let (applied, order) = self.lifecycle.cancel(caller, number, body).await?;
+                let cancel = requests::cancel(body)?;
+                let (applied, order) = self.lifecycle.cancel(caller, number, cancel).await?;
                 let message = match applied {
                     EventEffect::Duplicate => "already cancelled",
                     _ => "cancelled",
@@ -234,9 +237,10 @@ where
             }
             ["apicenter", "api", "order", number, "callback", "fields"] if post => {
                 require_json(request.headers())?;
+                let fields = requests::callback_fields(body)?;
                 let order = self
                     .lifecycle
-                    .supply_callback_fields(caller, number, body)
+                    .supply_callback_fields(caller, number, fields)
                     .await?;
                 Ok(success(
                     StatusCode::OK,

@@ -456,7 +456,11 @@ impl World {
             r#"{"event_id":"h","type":"handed_over","occurred_at":"2026-11-20T01:30:00Z"}"#,
         ] {
             self.lifecycle
-                .record_event(&warehouse, &number, event.as_bytes())
+                .record_event(
+                    &warehouse,
+                    &number,
+                    crate::lifecycle::parse_event(event.as_bytes()).expect("an event"),
+                )
                 .await
                 .expect("the event applies");
         }

@@ -47,10 +47,8 @@ pub fn redact(order: &Order) -> Order {
     // Free text an ERP fills with the buyer's note ("call Ana at …").
     mark(&mut order.desc);
     if let Some(provider) = order.logistics_provider.as_mut() {
-        // The ERP's own link to a label that prints the address, and an
-        // earlier release's inline label: both are the address.
+        // The ERP's own link to a label that prints the address.
         mark(&mut provider.label_url);
-        provider.label_base64 = None;
     }
     order
 }
