@@ -507,22 +507,15 @@ impl OrderStore for DynamoOrderStore {
     ) -> Result<Option<ClaimOutcome>, StoreError> {
         let now = millis(claim.now);
         // Callback::check_claim, as a condition on the top-level attributes.
-        let mut condition = "attribute_exists(order_number) \
+        let condition = "attribute_exists(order_number) \
+             AND callback_generation = :generation \
              AND callback_status IN (:pending, :retrying) \
              AND (attribute_not_exists(callback_message) OR callback_message = :message) \
              AND (attribute_not_exists(lease_until) OR lease_until <= :now) \
              AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now) \
              AND (attribute_not_exists(callback_posts) OR callback_posts < :max_posts)"
             .to_owned();
-        match claim.generation {
-            // Items written before generations existed have none: generation 0.
-            Some(0) => condition.push_str(
-                " AND (attribute_not_exists(callback_generation) OR callback_generation = :generation)",
-            ),
-            Some(_) => condition.push_str(" AND callback_generation = :generation"),
-            None => {}
-        }
-        let mut request = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -536,6 +529,7 @@ impl OrderStore for DynamoOrderStore {
             )
             .expression_attribute_values(":pending", s(CallbackStatus::Pending.as_str()))
             .expression_attribute_values(":retrying", s(CallbackStatus::Retrying.as_str()))
+            .expression_attribute_values(":generation", n(claim.generation))
             .expression_attribute_values(":message", s(&claim.message_id))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":max_posts", n(u64::from(claim.max_posts)))
@@ -546,9 +540,6 @@ impl OrderStore for DynamoOrderStore {
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
-        if let Some(generation) = claim.generation {
-            request = request.expression_attribute_values(":generation", n(generation));
-        }
         match request.send().await {
             Ok(output) => {
                 capacity::record("claim", output.consumed_capacity());
@@ -802,7 +793,8 @@ pub(crate) fn from_item(item: &Item, cold: Cold) -> Result<OrderRecord, StoreErr
     let mut callback: Callback =
         serde_json::from_str(&required("callback")?).map_err(|err| corrupt(err.to_string()))?;
     callback.status = required("callback_status")?.parse().map_err(corrupt)?;
-    callback.generation = numeric(item, "callback_generation").unwrap_or_default();
+    callback.generation = numeric(item, "callback_generation")
+        .ok_or_else(|| corrupt("no callback_generation".into()))?;
     callback.message_id = string(item, "callback_message");
     callback.posts = numeric(item, "callback_posts")
         .and_then(|posts| u32::try_from(posts).ok())

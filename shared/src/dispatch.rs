@@ -40,9 +40,8 @@ use crate::update::{Change, update_order};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub order_number: OrderNumber,
-    /// The generation the message was sent for; `None` for a message from
-    /// before generations existed.
-    pub generation: Option<u64>,
+    /// The generation the message was sent for.
+    pub generation: u64,
     pub message_id: String,
     pub receive_count: u32,
     /// This delivery's receipt handle: unique to it, even when a redrive
@@ -754,7 +753,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 let callback = &mut record.callback;
                 Ok::<_, DispatchError>(
                     if callback.status == CallbackStatus::DeadLettered
-                        && delivery.generation.is_none_or(|g| g == callback.generation)
+                        && delivery.generation == callback.generation
                     {
                         callback.redrive(&delivery.message_id, now);
                         Change::Save(true)

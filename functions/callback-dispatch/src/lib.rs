@@ -322,7 +322,7 @@ where
                 .and_then(chrono::DateTime::from_timestamp_millis),
         };
         let span = tracing::info_span!("callback", order_number = %delivery.order_number,
-            generation = ?delivery.generation, message_id, receive_count);
+            generation = delivery.generation, message_id, receive_count);
         match self
             .dispatcher
             .dispatch(&delivery)
