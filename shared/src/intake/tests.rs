@@ -735,6 +735,25 @@ async fn the_spec_samples_request_hash_is_pinned() {
     );
 }
 
+/// The store's text reads back as the order accepted, inline label included:
+/// the one way to an order that skips the intake rules is exact.
+#[tokio::test]
+async fn a_stored_order_reads_back_as_the_order_accepted() {
+    let store = Arc::new(MemoryStore::default());
+    let mut order = sample();
+    order["logistics_provider"]["label_base64"] = json!("JVBERi0xLjcK");
+    order["sender"] = json!({"name": "Shop", "country_code": "CN"});
+    created(accept(&intake_over(Arc::clone(&store)), &client(), &body(&order)).await);
+    let stored = store
+        .stored(&OrderNumber::parse("mabang-test002").unwrap())
+        .unwrap();
+
+    let read = Order::from_stored(&stored.order_json).unwrap();
+
+    assert_eq!(read, stored.order);
+    assert!(read.logistics_provider.and_then(|p| p.label).is_some());
+}
+
 /// A body as large as the gateway passes, of a shape that costs the most to
 /// read: the answer is one problem about the array's length, not one per element.
 #[tokio::test]
