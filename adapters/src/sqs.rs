@@ -78,24 +78,21 @@ impl CallbackQueue for SqsCallbackQueue {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CallbackMessage {
     pub order_number: OrderNumber,
-    /// Absent in messages sent before generations existed.
-    #[serde(default, deserialize_with = "generation")]
-    pub generation: Option<u64>,
+    #[serde(deserialize_with = "generation")]
+    pub generation: u64,
 }
 
-fn generation<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+fn generation<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Generation {
         Number(u64),
         Text(String),
     }
-    match Option::<Generation>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(Generation::Number(number)) => Ok(Some(number)),
-        Some(Generation::Text(text)) => text
+    match Generation::deserialize(deserializer)? {
+        Generation::Number(number) => Ok(number),
+        Generation::Text(text) => text
             .parse()
-            .map(Some)
             .map_err(|_| serde::de::Error::custom(format!("generation {text:?} is not a number"))),
     }
 }
@@ -105,12 +102,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_pipes_message_and_the_legacy_one() {
+    fn reads_the_pipes_message_and_refuses_one_without_its_generation() {
         let piped: CallbackMessage =
             serde_json::from_str(r#"{"order_number":"o-1","generation":"3"}"#).unwrap();
-        assert_eq!(piped.generation, Some(3));
-        let legacy: CallbackMessage = serde_json::from_str(r#"{"order_number":"o-1"}"#).unwrap();
-        assert_eq!(legacy.generation, None);
+        assert_eq!(piped.generation, 3);
+        let number: CallbackMessage =
+            serde_json::from_str(r#"{"order_number":"o-1","generation":3}"#).unwrap();
+        assert_eq!(number.generation, 3);
+        assert!(serde_json::from_str::<CallbackMessage>(r#"{"order_number":"o-1"}"#).is_err());
         assert!(
             serde_json::from_str::<CallbackMessage>(r#"{"order_number":"o-1","generation":"x"}"#)
                 .is_err()

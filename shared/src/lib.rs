@@ -8,7 +8,7 @@
 //! | to change… | look in |
 //! | --- | --- |
 //! | a value type (order number, money, platform, status, ISO codes, the order as sent, an API key record) | [`domain`] (`domain/*.rs`) |
-//! | what an order body must contain (400), size caps | [`intake`] (`intake/parse.rs`), [`limits`] |
+//! | what an order body must contain (400), size caps | [`intake`] (`intake/parse.rs`: [`intake::parse_order`]), [`limits`] |
 //! | data-quality findings (422 / `status_message`) | `intake/findings.rs` |
 //! | accepting an order, replays, number collisions, inline labels | `intake/mod.rs`, `intake/label.rs` |
 //! | the JSON reader that lists every problem (caps counted, not read) | `reader.rs` |
@@ -16,7 +16,9 @@
 //! | what is stored about an order, what an event makes due | [`record`] (`record/mod.rs`) |
 //! | which event moves which status (the state machine) | [`record::progress`]; event types [`record::event`] |
 //! | the callback's state and delivery protocol (generation, claim, lease, settle, replay) | [`record::callback`] |
-//! | reading a warehouse event body, cancel, callback fields, replay, label link | [`lifecycle`] (`lifecycle/event.rs`, `service.rs`, `callback_fields.rs`, `label.rs`) |
+//! | reading a warehouse event, cancel or callback-fields body | [`lifecycle::requests`] (`lifecycle/event.rs`, `callback_fields.rs`) |
+//! | applying an event, cancel, callback fields, replay, label link | [`lifecycle`] (`service.rs`, `label.rs`) |
+//! | the stored order read back (no intake rules: trusted text) | `Order::from_stored` (`domain/order.rs`) |
 //! | what redaction replaces and keeps, when an order is final | `record/personal_data.rs` |
 //! | erasure on request, the scheduled redaction sweep, its index | `lifecycle/personal_data.rs` (docs/personal-data.md) |
 //! | the spec-001 body: field mapping, platform requirements, caps, idempotency key | [`callback::body`] (`build.rs`, `document.rs`, `idempotency.rs`) |
@@ -40,6 +42,16 @@
 //! [`domain`] and [`error`] at the bottom, then [`record`] (the order's state
 //! and its rules), [`ports`], and the use cases on top ([`intake`],
 //! [`lifecycle`], [`dispatch`], [`polling`]).
+//!
+//! # Edges
+//!
+//! A request body becomes a typed request at the edge: the handler calls
+//! [`intake::parse_order`] or a [`lifecycle::requests`] reader first (size,
+//! then every problem listed), and the use cases take what they return,
+//! never bytes. The parsers stay here, beside the types whose rules they
+//! are, so the rules have one home the functions, tools and tests share;
+//! they use no HTTP type. The other way in, stored JSON, becomes an
+//! [`domain::Order`] only through `Order::from_stored`.
 //!
 //! # Results
 //!

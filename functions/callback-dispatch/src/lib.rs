@@ -89,7 +89,7 @@ where
             return !self.dead_letter(message).await;
         };
         let span = tracing::info_span!("callback", order_number = %delivery.order_number,
-            generation = ?delivery.generation, message_id, receive_count = delivery.receive_count);
+            generation = delivery.generation, message_id, receive_count = delivery.receive_count);
         match self
             .dispatcher
             .dispatch(&delivery)

@@ -310,8 +310,14 @@ async fn a_second_message_for_a_callback_being_posted_is_kept_until_the_lease_en
     let world = World::new(3);
     let message = world.shipped("o-1");
     let number = OrderNumber::parse("o-1").expect("an order number");
+    let generation = world
+        .store
+        .stored(&number)
+        .expect("the order")
+        .callback
+        .generation;
     let claim = Claim {
-        generation: None,
+        generation,
         message_id: "m-o-1".into(),
         owner: "another-delivery".into(),
         now: Utc::now(),
@@ -403,7 +409,7 @@ impl shared::ports::PartnerClient for Overtaken {
         let number = OrderNumber::parse(&body.parcel_id).expect("an order number");
         let stored = self.store.stored(&number).expect("the order is stored");
         let claim = Claim {
-            generation: Some(stored.callback.generation),
+            generation: stored.callback.generation,
             message_id: stored.callback.message_id.clone().unwrap_or_default(),
             owner: "a-later-delivery".into(),
             now: Utc::now() + chrono::Duration::hours(1),

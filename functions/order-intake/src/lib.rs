@@ -20,9 +20,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use shared::auth::{AuthError, Authenticator, Principal};
 use shared::config::Warehouses;
 use shared::error::IntakeError;
-use shared::intake::{Accepted, Intake};
-use shared::lifecycle::Lifecycle;
+use shared::intake::{Accepted, Intake, parse_order};
 use shared::lifecycle::personal_data::Erased;
+use shared::lifecycle::{Lifecycle, requests};
 use shared::metrics::{Metric, Metrics};
 use shared::polling::{self, OrderFeed, PollRequest};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
@@ -155,7 +155,7 @@ where
         match segments.as_slice() {
             ["apicenter", "api", "order"] if post => {
                 require_json(request.headers())?;
-                let accepted = self.intake.accept(caller, body).await;
+                let accepted = self.intake.accept(caller, parse_order(body)?).await;
                 if let Err(IntakeError::NumberTaken(_)) = &accepted {
                     self.metrics.record(Metric::OrderNumberCollision);
                 }
@@ -186,7 +186,8 @@ where
                 if !body.is_empty() {
                     require_json(request.headers())?;
                 }
-                let (applied, order) = self.lifecycle.cancel(caller, number, body).await?;
+                let cancel = requests::cancel(body)?;
+                let (applied, order) = self.lifecycle.cancel(caller, number, cancel).await?;
                 let message = match applied {
                     EventEffect::Duplicate => "already cancelled",
                     _ => "cancelled",
@@ -205,9 +206,10 @@ where
             }
             ["apicenter", "api", "order", number, "callback", "fields"] if post => {
                 require_json(request.headers())?;
+                let fields = requests::callback_fields(body)?;
                 let order = self
                     .lifecycle
-                    .supply_callback_fields(caller, number, body)
+                    .supply_callback_fields(caller, number, fields)
                     .await?;
                 Ok(success(
                     StatusCode::OK,

@@ -15,8 +15,8 @@ use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::auth::{AuthError, Authenticator, Principal};
-use shared::lifecycle::Lifecycle;
-use shared::lifecycle::label::{LINK_TTL, LabelAnswer, fetch_label};
+use shared::lifecycle::label::{LINK_TTL, LabelLink, fetch_label};
+use shared::lifecycle::{Lifecycle, requests};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
 use shared::record::progress::EventEffect;
 use shared::view::OrderView;
@@ -105,10 +105,8 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
             return Err(ApiError::MethodNotAllowed { allow: "POST" });
         }
         require_json(request.headers())?;
-        let (applied, order) = self
-            .lifecycle
-            .record_event(caller, number, request.body().as_ref())
-            .await?;
+        let event = requests::event(request.body().as_ref())?;
+        let (applied, order) = self.lifecycle.record_event(caller, number, event).await?;
         let message = match applied {
             EventEffect::Moved => "event applied",
             EventEffect::Recorded => {
@@ -120,30 +118,19 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
     }
 
     /// The order's label: a redirect to a link that serves it for five
-    /// minutes (the link is in `data.url` too), or, for an order stored before
-    /// labels went to the label store, the base64 text in `data.label_base64`.
+    /// minutes (the link is in `data.url` too).
     async fn label(&self, caller: &Principal, number: &str) -> Result<ApiResponse, ApiError> {
-        Ok(
-            match fetch_label(&self.store, &self.labels, caller, number).await? {
-                LabelAnswer::Link { url, label } => {
-                    let data = serde_json::json!({
-                        "url": url,
-                        "expires_in_seconds": LINK_TTL.as_secs(),
-                        "bytes": label.bytes,
-                        "sha256": label.sha256,
-                    });
-                    let mut response =
-                        success(StatusCode::FOUND, &data, "the label is at data.url");
-                    response.headers.push(("location", url));
-                    response
-                }
-                LabelAnswer::Inline(label_base64) => success(
-                    StatusCode::OK,
-                    &serde_json::json!({ "label_base64": label_base64 }),
-                    "ok",
-                ),
-            },
-        )
+        let LabelLink { url, label } =
+            fetch_label(&self.store, &self.labels, caller, number).await?;
+        let data = serde_json::json!({
+            "url": url,
+            "expires_in_seconds": LINK_TTL.as_secs(),
+            "bytes": label.bytes,
+            "sha256": label.sha256,
+        });
+        let mut response = success(StatusCode::FOUND, &data, "the label is at data.url");
+        response.headers.push(("location", url));
+        Ok(response)
     }
 }
 

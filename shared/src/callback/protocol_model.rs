@@ -301,7 +301,7 @@ impl PartnerClient for ModelPartner {
 struct Message {
     id: String,
     order: OrderNumber,
-    generation: Option<u64>,
+    generation: u64,
     visible_at: DateTime<Utc>,
     receive_count: u32,
     /// The receipt of its latest delivery: unique per delivery, as SQS's
@@ -458,7 +458,11 @@ impl World {
             r#"{"event_id":"h","type":"handed_over","occurred_at":"2026-11-20T01:30:00Z"}"#,
         ] {
             self.lifecycle
-                .record_event(&warehouse, &number, event.as_bytes())
+                .record_event(
+                    &warehouse,
+                    &number,
+                    crate::lifecycle::parse_event(event.as_bytes()).expect("an event"),
+                )
                 .await
                 .expect("the event applies");
         }
@@ -488,12 +492,7 @@ impl World {
         self.store.inner.stored(order).expect("the order exists")
     }
 
-    fn new_message(
-        &mut self,
-        order: OrderNumber,
-        generation: Option<u64>,
-        redriven: bool,
-    ) -> Message {
+    fn new_message(&mut self, order: OrderNumber, generation: u64, redriven: bool) -> Message {
         self.next_message += 1;
         Message {
             id: format!("m-{}", self.next_message),
@@ -561,11 +560,8 @@ impl World {
                 if !self.outbox.is_empty() {
                     let sent = self.outbox.remove(pick % self.outbox.len());
                     for _ in 0..if twice { 2 } else { 1 } {
-                        let message = self.new_message(
-                            sent.order_number.clone(),
-                            Some(sent.generation),
-                            false,
-                        );
+                        let message =
+                            self.new_message(sent.order_number.clone(), sent.generation, false);
                         self.queue.push(message);
                     }
                 }
@@ -827,9 +823,7 @@ impl World {
                     );
                 }
             }
-            let current = |m: &Message| {
-                m.order == order && m.generation.is_none_or(|g| g == callback.generation)
-            };
+            let current = |m: &Message| m.order == order && m.generation == callback.generation;
             let bound = |m: &Message| callback.message_id.as_ref().is_none_or(|id| *id == m.id);
             let in_outbox = self
                 .outbox
@@ -1011,7 +1005,7 @@ async fn a_token_that_takes_most_of_the_lease_posts_nothing_and_costs_no_post() 
         .expect("the outbox message");
     let delivery = Delivery {
         order_number: message.order_number.clone(),
-        generation: Some(message.generation),
+        generation: message.generation,
         message_id: "m-slow".into(),
         receive_count: 1,
         receipt: "r-slow".into(),

@@ -161,7 +161,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 let callback = &mut record.callback;
                 Ok::<_, DispatchError>(
                     if callback.status == CallbackStatus::DeadLettered
-                        && delivery.generation.is_none_or(|g| g == callback.generation)
+                        && delivery.generation == callback.generation
                     {
                         callback.redrive(&delivery.message_id, now);
                         Change::Save(true)

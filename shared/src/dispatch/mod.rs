@@ -52,9 +52,8 @@ pub use post::PostResult;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub order_number: OrderNumber,
-    /// The generation the message was sent for; `None` for a message from
-    /// before generations existed.
-    pub generation: Option<u64>,
+    /// The generation the message was sent for.
+    pub generation: u64,
     pub message_id: String,
     pub receive_count: u32,
     /// This delivery's receipt handle: unique to it, even when a redrive

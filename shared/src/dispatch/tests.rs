@@ -33,7 +33,7 @@ async fn half_open() -> (Arc<MemoryBreakerStore>, BreakerPolicy) {
 fn delivery(record: &OrderRecord) -> Delivery {
     Delivery {
         order_number: record.order.order_number.clone(),
-        generation: Some(record.callback.generation),
+        generation: record.callback.generation,
         message_id: "m-1".into(),
         receive_count: 1,
         receipt: "receipt-1".into(),

@@ -217,9 +217,8 @@ fn not_required() -> CallbackStatus {
 /// A delivery's bid to post: the claim's inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    /// The message's generation; `None` for a message written before
-    /// generations existed (it stands for the current one).
-    pub generation: Option<u64>,
+    /// The message's generation.
+    pub generation: u64,
     pub message_id: String,
     /// The fencing token (message id and receive count).
     pub owner: String,
@@ -336,7 +335,7 @@ impl Callback {
 
     /// The claim's condition: `Ok` when `claim` may post now.
     pub fn check_claim(&self, claim: &Claim) -> Result<(), NotClaimable> {
-        if claim.generation.is_some_and(|g| g != self.generation) {
+        if claim.generation != self.generation {
             return Err(NotClaimable::Superseded);
         }
         match self.status {

@@ -12,7 +12,6 @@
 //!   the order does not exist (`order show`, `order erase`), or its
 //!   personal data cannot be erased yet (`order erase`).
 
-mod backfill;
 mod callbacks;
 mod dlq;
 mod keys;
@@ -54,9 +53,6 @@ enum Command {
     /// API keys: create, rotate, revoke, list.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// The polling indexes: backfill orders stored before they existed.
-    #[command(subcommand)]
-    Index(backfill::IndexCommand),
 }
 
 /// What the command line needs from AWS, built once.
@@ -99,7 +95,6 @@ async fn main() -> ExitCode {
         Command::Callbacks(command) => callbacks::run(&aws, command, cli.json).await,
         Command::Dlq(command) => dlq::run(&aws, command, cli.json).await,
         Command::Keys(command) => keys::run(&aws, command, cli.json).await,
-        Command::Index(command) => backfill::run(&aws, command, cli.json).await,
     };
     match result {
         Ok(code) => ExitCode::from(code),

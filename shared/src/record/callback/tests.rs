@@ -14,7 +14,7 @@ fn due() -> Callback {
 
 fn claim(message: &str, receive: u32, at: DateTime<Utc>) -> Claim {
     Claim {
-        generation: Some(1),
+        generation: 1,
         message_id: message.into(),
         owner: format!("{message}#{receive}"),
         now: at,
