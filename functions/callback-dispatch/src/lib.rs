@@ -106,11 +106,9 @@ pub fn schedule_from_env() -> Result<(shared::callback::RetryPolicy, Duration), 
         })?),
         Err(_) => Duration::from_secs(10),
     };
-    // The lease outlives one attempt: a post, on a 401 a token refresh
-    // (waiting for another dispatcher's, then CK1's endpoint, each within
-    // the timeout) and the repeated post.
-    policy.lease = timeout * 5;
-    policy.post_timeout = timeout;
+    // The lease and the post timeout from the one rule (RetryPolicy::for_partner_timeout).
+    let timed = shared::callback::RetryPolicy::for_partner_timeout(timeout);
+    (policy.lease, policy.post_timeout) = (timed.lease, timed.post_timeout);
     Ok((policy, timeout))
 }
 
