@@ -5,6 +5,7 @@
 //! test started without them fails with a message saying so.
 
 pub mod partner;
+pub mod protocol_model;
 pub mod store_contract;
 
 use std::sync::atomic::{AtomicU32, Ordering};
