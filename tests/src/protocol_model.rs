@@ -145,6 +145,10 @@ enum Step {
     StoreFault { applied: bool },
     /// Time passes; posts older than the HTTP timeout time out.
     Advance { seconds: i64, processed: bool },
+    /// A delivery still posting outlives its visibility timeout: time runs to
+    /// then, and the queue hands its message to another dispatcher (the race
+    /// the claim's lease fences).
+    Redeliver { pick: usize },
 }
 
 fn answer() -> impl Strategy<Value = Answer> {
@@ -172,6 +176,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<usize>().prop_map(|pick| Step::Redrive { pick }),
         1 => any::<bool>().prop_map(|applied| Step::StoreFault { applied }),
         3 => (1..120i64, any::<bool>()).prop_map(|(seconds, processed)| Step::Advance { seconds, processed }),
+        1 => any::<usize>().prop_map(|pick| Step::Redeliver { pick }),
     ]
 }
 
@@ -637,31 +642,26 @@ impl<S: OrderStore + 'static> World<S> {
                     .filter(|i| self.queue[*i].visible_at <= now)
                     .collect();
                 if !visible.is_empty() {
-                    let index = visible[pick % visible.len()];
-                    self.next_receipt += 1;
-                    let message = &mut self.queue[index];
-                    message.receive_count += 1;
-                    message.receipt = self.next_receipt;
-                    message.visible_at = now + chrono::Duration::seconds(VISIBILITY_SECS);
-                    let delivery = Delivery {
-                        order_number: message.order.clone(),
-                        generation: message.generation,
-                        message_id: message.id.clone(),
-                        receive_count: message.receive_count,
-                        receipt: format!("r-{}", message.receipt),
-                        redriven: message.redriven,
-                        sent_at: None,
-                    };
-                    let dispatcher = Arc::clone(&self.dispatcher);
-                    let task = tokio::spawn(async move { dispatcher.dispatch(&delivery).await });
-                    self.running.push(Running {
-                        message_id: message.id.clone(),
-                        receive_count: message.receive_count,
-                        receipt: message.receipt,
-                        task,
-                        post: None,
-                        succeeded: false,
-                    });
+                    self.deliver(visible[pick % visible.len()]);
+                }
+            }
+            Step::Redeliver { pick } => {
+                let posting: Vec<String> = self
+                    .running
+                    .iter()
+                    .filter(|r| r.post.is_some())
+                    .map(|r| r.message_id.clone())
+                    .collect();
+                if !posting.is_empty() {
+                    let id = &posting[pick % posting.len()];
+                    if let Some(index) = self.queue.iter().position(|m| m.id == *id) {
+                        let visible_at = self.queue[index].visible_at;
+                        if visible_at > self.now() {
+                            *lock(&self.clock.0) = visible_at;
+                            self.time_out_old_posts(false).await;
+                        }
+                        self.deliver(index);
+                    }
                 }
             }
             Step::Answer { pick, answer } => {
@@ -733,6 +733,35 @@ impl<S: OrderStore + 'static> World<S> {
         }
         self.settle_tasks().await;
         self.collect_outbox();
+    }
+
+    /// The queue hands message `index` to a new dispatcher task.
+    fn deliver(&mut self, index: usize) {
+        let now = self.now();
+        self.next_receipt += 1;
+        let message = &mut self.queue[index];
+        message.receive_count += 1;
+        message.receipt = self.next_receipt;
+        message.visible_at = now + chrono::Duration::seconds(VISIBILITY_SECS);
+        let delivery = Delivery {
+            order_number: message.order.clone(),
+            generation: message.generation,
+            message_id: message.id.clone(),
+            receive_count: message.receive_count,
+            receipt: format!("r-{}", message.receipt),
+            redriven: message.redriven,
+            sent_at: None,
+        };
+        let dispatcher = Arc::clone(&self.dispatcher);
+        let task = tokio::spawn(async move { dispatcher.dispatch(&delivery).await });
+        self.running.push(Running {
+            message_id: message.id.clone(),
+            receive_count: message.receive_count,
+            receipt: message.receipt,
+            task,
+            post: None,
+            succeeded: false,
+        });
     }
 
     /// The HTTP client gives up on a post after its timeout: long before the
