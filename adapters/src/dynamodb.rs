@@ -537,9 +537,10 @@ impl OrderStore for DynamoOrderStore {
         claim: &Claim,
     ) -> Result<Option<ClaimOutcome>, StoreError> {
         let now = millis(claim.now);
-        // Callback::check_claim, as a condition on the top-level attributes.
-        let mut condition = "attribute_exists(order_number) \
-             AND callback_status IN (:pending, :retrying) \
+        // Callback::check_claim, as a condition on the top-level attributes;
+        // both are pinned by tests/src/store_contract.rs, clause by clause.
+        // A missing order has no callback_status, so the claim never creates one.
+        let mut condition = "callback_status IN (:pending, :retrying) \
              AND (attribute_not_exists(callback_message) OR callback_message = :message) \
              AND (attribute_not_exists(lease_until) OR lease_until <= :now) \
              AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now) \
