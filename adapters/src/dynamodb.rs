@@ -506,9 +506,10 @@ impl OrderStore for DynamoOrderStore {
         claim: &Claim,
     ) -> Result<Option<ClaimOutcome>, StoreError> {
         let now = millis(claim.now);
-        // Callback::check_claim, as a condition on the top-level attributes.
-        let condition = "attribute_exists(order_number) \
-             AND callback_generation = :generation \
+        // Callback::check_claim, as a condition on the top-level attributes;
+        // both are pinned by tests/src/store_contract.rs, clause by clause.
+        // A missing order has no callback_status, so the claim never creates one.
+        let condition = "callback_generation = :generation \
              AND callback_status IN (:pending, :retrying) \
              AND (attribute_not_exists(callback_message) OR callback_message = :message) \
              AND (attribute_not_exists(lease_until) OR lease_until <= :now) \

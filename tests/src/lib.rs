@@ -5,6 +5,8 @@
 //! test started without them fails with a message saying so.
 
 pub mod partner;
+pub mod protocol_model;
+pub mod store_contract;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -417,6 +419,14 @@ async fn into_reply(response: reqwest::Response) -> Reply {
 }
 
 /// Unique across the parallel test processes sharing one emulator.
+/// A fresh set of the template's tables and queues on the emulators, without
+/// the functions (for tests of one adapter).
+pub async fn provision_stack() -> Stack {
+    Stack::provision(&unique_prefix(), local_warehouses().expect("warehouses"))
+        .await
+        .unwrap_or_else(|err| panic!("cannot provision the test resources: {err}"))
+}
+
 fn unique_prefix() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()

@@ -76,19 +76,15 @@ impl Settings {
 /// a schedule, default 8), `CALLBACK_RETRY_DELAYS` (seconds, comma-separated),
 /// `CALLBACK_TIMEOUT_SECONDS` (default 10).
 pub fn schedule(env: &mut Env<'_>) -> (RetryPolicy, Duration) {
-    let mut policy = RetryPolicy::default();
+    let timeout = env.seconds("CALLBACK_TIMEOUT_SECONDS", 1, Duration::from_secs(10));
+    // The lease and the post timeout by the one rule (`for_partner_timeout`).
+    let mut policy = RetryPolicy::for_partner_timeout(timeout);
     if let Some(posts) = env.number("CALLBACK_MAX_POSTS", 1) {
         policy.max_posts = posts;
     }
     if let Some(delays) = env.parsed("CALLBACK_RETRY_DELAYS", RetryPolicy::parse_delays) {
         policy.delays = delays;
     }
-    let timeout = env.seconds("CALLBACK_TIMEOUT_SECONDS", 1, Duration::from_secs(10));
-    // The lease outlives one attempt: a post, on a 401 a token refresh
-    // (waiting for another dispatcher's, then CK1's endpoint, each within
-    // the timeout) and the repeated post.
-    policy.lease = timeout * 5;
-    policy.post_timeout = timeout;
     (policy, timeout)
 }
 

@@ -312,15 +312,14 @@ impl Stack {
     /// The callback dispatcher, as the SQS event source mapping invokes it:
     /// its token comes from the secret, as deployed.
     pub async fn dispatcher(&self, settings: &CallbackSettings) -> Result<SqsFunction, Error> {
-        let mut policy = RetryPolicy::default();
+        // The lease from the timeout by the deployed rule (callback-dispatch's too).
+        let mut policy = RetryPolicy::for_partner_timeout(settings.timeout);
         if let Some(delays) = &settings.retry_delays {
             policy.delays.clone_from(delays);
         }
         if let Some(max_posts) = settings.max_posts {
             policy.max_posts = max_posts;
         }
-        policy.lease = settings.timeout * 5; // as callback-dispatch's Config
-        policy.post_timeout = settings.timeout;
         let partner = HttpPartner::new(
             &settings.url,
             settings.timeout.min(Duration::from_secs(3)),

@@ -17,8 +17,6 @@
 pub mod body;
 pub mod breaker;
 pub mod breaker_window;
-#[cfg(test)]
-mod protocol_model;
 pub mod retry;
 pub mod throttle;
 
