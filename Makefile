@@ -45,7 +45,7 @@ core-deps:
 	@if cargo tree -p shared -e normal --prefix none | grep -E '^(aws[-_]|lambda|reqwest|hyper|http[ -])'; then \
 	  echo 'core-deps: shared depends on the crates above; move that code to adapters' >&2; exit 1; fi
 
-# The soak (tools/soak): orders through partner faults while the service is
+# The soak (infra/soak): orders through partner faults while the service is
 # SIGKILLed and restarted on emulators that stay up, then reconciled against
 # the partner's log. `make soak` is the full run (about half an hour; it
 # rewrites the figures in docs/reliability.md); `make test` runs the same
