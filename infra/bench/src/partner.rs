@@ -71,6 +71,13 @@ impl Partner {
         })
     }
 
+    /// CK1's token endpoint beside the callback (unused with a static
+    /// token; set so nothing points at the real one).
+    #[must_use]
+    pub fn token_url(&self) -> String {
+        self.url.replace(PATH, "/oauth2/token")
+    }
+
     /// Everything received so far, emptying the record.
     pub fn take(&self) -> Vec<Received> {
         std::mem::take(&mut *self.received.lock().expect("partner state"))
