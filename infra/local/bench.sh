@@ -16,7 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 
-log() { echo "bench: $*" >&2; }
+log() { echo "bench: $(date -u +%T) $*" >&2; }
 
 case "${1:-}" in
   --smoke) SMOKE=1 ;;
