@@ -1,6 +1,7 @@
 # Thin entry points: the logic lives in cargo and infra/local/*.sh.
 #   make run            local stack on 127.0.0.1:$(PORT); keeps its data (FRESH=1: start empty)
-#   make test           fmt, clippy, the core's dependencies, tests against emulators, template checks (= CI)
+#   make test           fmt, clippy, the core's dependencies, tests against emulators, a bench smoke run,
+#                       the soak bounded, template checks (= CI)
 #   make soak           10,000 orders through faults and SIGKILLs → docs/reliability.md (ORDERS=… to change)
 #   make bench          release build: cold start, CPU per order, throughput, capacity → docs/benchmarks.md
 #   make bench-capacity debug build: DynamoDB capacity units per order lifecycle → docs/benchmarks.md (seconds)
@@ -15,7 +16,7 @@ export PORT
 # nextest when installed (CI has it), plain cargo test otherwise.
 RUST_TESTS = $(if $(shell cargo nextest --version 2>/dev/null),cargo nextest run --workspace --no-fail-fast,cargo test --workspace)
 
-.PHONY: run test test-rust core-deps soak soak-check bench bench-capacity lint-template tools clean-local
+.PHONY: run test test-rust core-deps soak soak-check bench bench-smoke bench-capacity lint-template tools clean-local
 
 # Compile first, so the emulators don't idle through a long build.
 # Keeps its data in .local/data/dynamodb (FRESH=1 starts empty); writes
@@ -33,6 +34,7 @@ test:
 	$(MAKE) --no-print-directory core-deps
 	infra/local/emulators.sh exec -- $(RUST_TESTS)
 	infra/local/emulators.sh exec -- infra/local/schemathesis.sh
+	$(MAKE) bench-smoke
 	$(MAKE) soak-check
 	infra/local/template-checks.sh
 
@@ -45,7 +47,7 @@ core-deps:
 	@if cargo tree -p shared -e normal --prefix none | grep -E '^(aws[-_]|lambda|reqwest|hyper|http[ -])'; then \
 	  echo 'core-deps: shared depends on the crates above; move that code to adapters' >&2; exit 1; fi
 
-# The soak (tools/soak): orders through partner faults while the service is
+# The soak (infra/soak): orders through partner faults while the service is
 # SIGKILLed and restarted on emulators that stay up, then reconciled against
 # the partner's log. `make soak` is the full run (about half an hour; it
 # rewrites the figures in docs/reliability.md); `make test` runs the same
@@ -61,6 +63,12 @@ soak-check:
 # Not part of test: minutes of release builds, and numbers belong in a benchmark.
 bench:
 	infra/local/bench.sh
+
+# Part of test: every step of `make bench` on the debug build with tiny counts
+# (its numbers mean nothing, docs/benchmarks.md stays as it is), so a change
+# that breaks the bench fails here rather than on the next `make bench`.
+bench-smoke:
+	infra/local/bench.sh --smoke
 
 # Capacity units do not depend on speed: a debug build and fresh emulators will do.
 bench-capacity:

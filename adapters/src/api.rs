@@ -8,9 +8,11 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 
-use shared::auth::{AuthError, RequestHeaders};
+use shared::auth::signature::Signed;
+use shared::auth::{AuthError, Authenticator, Principal, RequestHeaders};
 use shared::error::{IntakeError, StoreError};
 use shared::lifecycle::LifecycleError;
+use shared::ports::{Clock, KeyStore};
 
 /// A response ready to hand to whatever transport serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +136,40 @@ pub fn signed_path(raw_path: &str, uri: &http::Uri) -> String {
         Some(query) if !query.is_empty() => format!("{path}?{query}"),
         _ => path.to_owned(),
     }
+}
+
+/// The caller of `request`, whichever HTTP function serves it. `raw_path` is
+/// the gateway's `rawPath`: a signature covers the method, the path and
+/// query as the client sent them, and the raw body.
+///
+/// # Errors
+/// No key, an unknown, inactive or mis-signed one, or the key table failed.
+pub async fn caller<K: KeyStore, C: Clock>(
+    auth: &Authenticator<K, C>,
+    raw_path: &str,
+    request: &http::Request<impl AsRef<[u8]>>,
+) -> Result<Principal, ApiError> {
+    let path = signed_path(raw_path, request.uri());
+    let signed = Signed {
+        method: request.method().as_str(),
+        path: &path,
+        body: request.body().as_ref(),
+    };
+    Ok(auth
+        .authenticate(&HttpHeaders(request.headers()), &signed)
+        .await?)
+}
+
+/// The HTTP answer to a request made with `method`: what its route
+/// answered, or its error's answer. Every error has one; nothing is a panic.
+#[must_use]
+pub fn answer(
+    method: &http::Method,
+    routed: Result<ApiResponse, ApiError>,
+) -> http::Response<String> {
+    routed
+        .unwrap_or_else(ApiError::into_response)
+        .into_http(method)
 }
 
 /// An `http` request's headers, as authentication reads them.

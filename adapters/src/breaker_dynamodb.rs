@@ -7,8 +7,9 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use shared::callback::breaker::{BoxFuture, BreakerState, BreakerStore};
+use shared::callback::breaker::BreakerState;
 use shared::error::StoreError;
+use shared::ports::BreakerStore;
 
 const ID: &str = "breaker";
 
@@ -136,11 +137,11 @@ impl DynamoBreakerStore {
 }
 
 impl BreakerStore for DynamoBreakerStore {
-    fn load(&self) -> BoxFuture<'_, Result<BreakerState, StoreError>> {
-        Box::pin(self.read())
+    async fn load(&self) -> Result<BreakerState, StoreError> {
+        self.read().await
     }
 
-    fn save<'a>(&'a self, state: &'a BreakerState) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.write(state))
+    async fn save(&self, state: &BreakerState) -> Result<bool, StoreError> {
+        self.write(state).await
     }
 }

@@ -6,17 +6,29 @@
 //! and the tests can price a step of an order's life.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_dynamodb::types::ConsumedCapacity;
 use serde_json::json;
+use shared::ports::{Clock, SystemClock};
+
+use crate::emf::{Measure, line as emf_line};
 
 const NAMESPACE: &str = "WarehouseOrders/DynamoDB";
 
-/// Writes the EMF line for `operation`'s consumed capacity, if it reported
-/// any, when running in Lambda (whose log turns it into metrics); elsewhere
+/// Whether [`record`] prints its lines: in Lambda (whose log turns them into
+/// metrics), as the functions' log set-up decides at start-up; elsewhere
 /// (`orderctl`, tests) stdout belongs to the program.
+static PRINT_LINES: AtomicBool = AtomicBool::new(false);
+
+/// Prints the capacity lines from now on (`crate::logging::init`, in Lambda).
+pub fn print_lines() {
+    PRINT_LINES.store(true, Ordering::Relaxed);
+}
+
+/// Writes the EMF line for `operation`'s consumed capacity, if it reported
+/// any and [`print_lines`] was called.
 pub fn record(operation: &'static str, consumed: Option<&ConsumedCapacity>) {
     if let Some(consumed) = consumed {
         if let Some(units) = consumed.capacity_units() {
@@ -28,10 +40,9 @@ pub fn record(operation: &'static str, consumed: Option<&ConsumedCapacity>) {
             .unwrap_or_default();
         *lock().entry(INDEX_UNITS).or_default() += index;
     }
-    static IN_LAMBDA: OnceLock<bool> = OnceLock::new();
-    let in_lambda =
-        *IN_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some());
-    if let Some(line) = line(operation, consumed).filter(|_| in_lambda) {
+    if PRINT_LINES.load(Ordering::Relaxed)
+        && let Some(line) = line(operation, consumed)
+    {
         println!("{line}");
     }
 }
@@ -86,25 +97,17 @@ fn line(operation: &'static str, consumed: Option<&ConsumedCapacity>) -> Option<
         (_, _, Some(total)) => ("CapacityUnits", total),
         _ => return None,
     };
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    Some(
-        json!({
-            "_aws": {
-                "Timestamp": millis,
-                "CloudWatchMetrics": [{
-                    "Namespace": NAMESPACE,
-                    "Dimensions": [["Operation"]],
-                    "Metrics": [{"Name": name, "Unit": "Count"}],
-                }],
-            },
-            "level": shared::emf::LEVEL,
-            "Operation": operation,
-            name: units,
-        })
-        .to_string(),
-    )
+    // Stamped when the call's answer is read: the adapter has no other clock.
+    Some(emf_line(
+        SystemClock.now(),
+        NAMESPACE,
+        &[("Operation", operation)],
+        &[Measure {
+            name,
+            unit: "Count",
+            value: json!(units),
+        }],
+    ))
 }
 
 #[cfg(test)]

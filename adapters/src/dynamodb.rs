@@ -28,8 +28,7 @@
 //! A read of the whole order is one consistent `GetItem` of the state and one
 //! eventually consistent `Query` of the history (immutable items, so a stale
 //! read can only miss a try just recorded; a request not yet visible is read
-//! again consistently). Orders an earlier release stored with `order` and the
-//! ledger inside the item still read; their next save moves both out.
+//! again consistently).
 //!
 //! In the order's item, events are compact arrays and `null`s are left out
 //! (the spec sample's item: 1.8 KB after its whole life, under 1 KB until it
@@ -46,8 +45,7 @@
 //!
 //! One sparse index key: `client_platform_order` (duplicate marketplace orders).
 //!
-//! Personal data (docs/personal-data.md) is only in the request item (and in
-//! an earlier release's inline `order`). Redaction writes the redacted request
+//! Personal data (docs/personal-data.md) is only in the request item. Redaction writes the redacted request
 //! over it under the same `request#<sha256>` (the one history item that is
 //! ever rewritten: an eventually consistent read may see the old text for a
 //! moment after; it carries `redacted_at` and is never written over again),
@@ -121,19 +119,16 @@ impl DynamoOrderStore {
         }
     }
 
-    /// The whole order from its state item: the request and ledger from the
-    /// history table, unless an earlier release stored them inside the item.
+    /// The whole order from its state item and the history table's request
+    /// and ledger.
     pub(crate) async fn complete(&self, item: &Item) -> Result<OrderRecord, StoreError> {
-        if item.contains_key("order") {
-            return from_item(item, None);
-        }
         let number = string(item, "order_number").unwrap_or_default();
         let hash = string(item, "request_hash").ok_or_else(|| StoreError::Corrupt {
             order_number: number.clone(),
             reason: "no request_hash".into(),
         })?;
         let cold = self.cold(&number, &hash).await?;
-        from_item(item, Some(cold))
+        from_item(item, cold)
     }
 
     /// The request and the latest ledger lines of an order, in one query:
@@ -420,10 +415,10 @@ impl OrderStore for DynamoOrderStore {
         };
         // The owner is on the state item, so another tenant's order costs this
         // one read, as a missing one does; its history is never read for them.
-        if may_read(&item, access) == Some(false) {
+        if !may_read(&item, access) {
             return Ok(Lookup::Foreign);
         }
-        Ok(Lookup::judged(Some(self.complete(&item).await?), access))
+        Ok(Lookup::Found(Box::new(self.complete(&item).await?)))
     }
 
     async fn save(&self, record: &mut OrderRecord, guard: Guard<'_>) -> Result<Save, StoreError> {
@@ -437,43 +432,21 @@ impl OrderStore for DynamoOrderStore {
                 ":updated_key",
                 s(&polling::updated_key(stamp, &record.order.order_number)),
             )
-            // Constant per order; written again so orders stored before the
-            // index existed join the feed with their next change.
-            .set(
-                "feed_shard",
-                ":feed_shard",
-                s(&polling::feed_shard(
-                    &record.order.client_code,
-                    &record.order.order_number,
-                )),
-            )
-            // Constant too: the owner a caller's read is checked against
-            // before anything else of the order is read.
-            .set("centre_code", ":centre_code", s(&record.order.centre_code))
             .set("#status", ":status", s(record.status.as_str()))
             .set("version", ":next", n(record.version + 1))
             .set("progress", ":progress", s(&progress_json(&record.progress)))
             .set("callback", ":callback", s(&callback_json(callback)));
         callback_attributes(callback, &record.order.order_number, &mut update);
-        if record.stored_inline || record.rewrite_request {
-            // Moves an earlier release's inline request out (it stays in the
-            // item until this write, so a failure loses nothing), or writes
-            // the redacted request over the stored one under the same hash
-            // (before the state says so: a failure leaves the order due and
-            // the next try redacts again).
-            self.put_request(record).await?;
-        }
         if record.rewrite_request {
+            // Writes the redacted request over the stored one under the same
+            // hash (before the state says so: a failure leaves the order due
+            // and the next try redacts again).
+            self.put_request(record).await?;
             self.delete_stray_requests(record).await?;
-        }
-        if record.stored_inline {
-            // `order` is a reserved word.
-            update.remove("#order");
         }
         let final_at = record.final_since(stamp);
         personal_data_attributes(record, final_at, &mut update);
-        // Before the state that counts them (the inline ledger of an earlier
-        // release too): see the module docs.
+        // Before the state that counts them: see the module docs.
         self.put_attempts(record).await?;
         // Every save follows a consistent read of the whole record, so the
         // findings written back are the stored ones plus any just added.
@@ -497,7 +470,7 @@ impl OrderStore for DynamoOrderStore {
             condition.push_str(" AND lease_owner = :owner");
             update.value(":owner", s(owner));
         }
-        let mut request = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -507,16 +480,12 @@ impl OrderStore for DynamoOrderStore {
             .update_expression(update.expression())
             .set_expression_attribute_values(Some(update.values))
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
-        if record.stored_inline {
-            request = request.expression_attribute_names("#order", "order");
-        }
         match request.send().await {
             Ok(output) => {
                 capacity::record("save", output.consumed_capacity());
                 record.version += 1;
                 record.updated_at = stamp;
                 record.callback.send_message = false;
-                record.stored_inline = false;
                 record.rewrite_request = false;
                 record.final_at = final_at;
                 record.callback.stored_attempts = record.callback.attempt_count;
@@ -537,23 +506,17 @@ impl OrderStore for DynamoOrderStore {
         claim: &Claim,
     ) -> Result<Option<ClaimOutcome>, StoreError> {
         let now = millis(claim.now);
-        // Callback::check_claim, as a condition on the top-level attributes.
-        let mut condition = "attribute_exists(order_number) \
+        // Callback::check_claim, as a condition on the top-level attributes;
+        // both are pinned by tests/src/store_contract.rs, clause by clause.
+        // A missing order has no callback_status, so the claim never creates one.
+        let condition = "callback_generation = :generation \
              AND callback_status IN (:pending, :retrying) \
              AND (attribute_not_exists(callback_message) OR callback_message = :message) \
              AND (attribute_not_exists(lease_until) OR lease_until <= :now) \
              AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now) \
              AND (attribute_not_exists(callback_posts) OR callback_posts < :max_posts)"
             .to_owned();
-        match claim.generation {
-            // Items written before generations existed have none: generation 0.
-            Some(0) => condition.push_str(
-                " AND (attribute_not_exists(callback_generation) OR callback_generation = :generation)",
-            ),
-            Some(_) => condition.push_str(" AND callback_generation = :generation"),
-            None => {}
-        }
-        let mut request = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -567,6 +530,7 @@ impl OrderStore for DynamoOrderStore {
             )
             .expression_attribute_values(":pending", s(CallbackStatus::Pending.as_str()))
             .expression_attribute_values(":retrying", s(CallbackStatus::Retrying.as_str()))
+            .expression_attribute_values(":generation", n(claim.generation))
             .expression_attribute_values(":message", s(&claim.message_id))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":max_posts", n(u64::from(claim.max_posts)))
@@ -577,9 +541,6 @@ impl OrderStore for DynamoOrderStore {
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
-        if let Some(generation) = claim.generation {
-            request = request.expression_attribute_values(":generation", n(generation));
-        }
         match request.send().await {
             Ok(output) => {
                 capacity::record("claim", output.consumed_capacity());
@@ -787,27 +748,23 @@ fn personal_data_attributes(
     if let Some(at) = record.redacted_at {
         update.set("redacted_at", ":redacted_at", s(&format_update_time(at)));
     }
-    if let Some(hash) = &record.replay_hash {
-        update.set("replay_hash", ":replay_hash", s(hash));
-    }
 }
 
 /// Whether `access` may read the order of this state item, judged on the
-/// owner attributes alone (the tenant rule is `Scope::may_read`); `None` for
-/// an item stored before `centre_code` was on it, which is judged on the
-/// whole order instead (its next save adds the attribute).
-pub(crate) fn may_read(item: &Item, access: Access<'_>) -> Option<bool> {
+/// owner attributes alone (the tenant rule is `Scope::may_read`), which
+/// every item has from its creation.
+pub(crate) fn may_read(item: &Item, access: Access<'_>) -> bool {
     let Access::Scope(scope) = access else {
-        return Some(true);
+        return true;
     };
-    let client_code = string(item, "client_code")?;
-    let centre_code = string(item, "centre_code")?;
-    Some(scope.may_read(&client_code, &centre_code))
+    match (string(item, "client_code"), string(item, "centre_code")) {
+        (Some(client_code), Some(centre_code)) => scope.may_read(&client_code, &centre_code),
+        _ => false,
+    }
 }
 
-/// The order from its state item and, unless the item holds them itself (an
-/// earlier release's layout), the history table's request and ledger.
-pub(crate) fn from_item(item: &Item, cold: Option<Cold>) -> Result<OrderRecord, StoreError> {
+/// The order from its state item and the history table's request and ledger.
+pub(crate) fn from_item(item: &Item, cold: Cold) -> Result<OrderRecord, StoreError> {
     let number = string(item, "order_number").unwrap_or_default();
     let corrupt = |reason: String| StoreError::Corrupt {
         order_number: number.clone(),
@@ -815,12 +772,11 @@ pub(crate) fn from_item(item: &Item, cold: Option<Cold>) -> Result<OrderRecord, 
     };
     let required = |name: &str| string(item, name).ok_or_else(|| corrupt(format!("no {name}")));
 
-    let stored_inline = cold.is_none();
-    let (order_json, cold_attempts) = match cold {
-        Some(cold) => (cold.order_json, Some(cold.attempts)),
-        None => (required("order")?, None),
-    };
-    let order: Order = serde_json::from_str(&order_json).map_err(|err| corrupt(err.to_string()))?;
+    let Cold {
+        order_json,
+        attempts,
+    } = cold;
+    let order = Order::from_stored(&order_json).map_err(|err| corrupt(err.to_string()))?;
     let findings: Vec<FieldError> = match string(item, "findings") {
         Some(findings) => {
             serde_json::from_str(&findings).map_err(|err| corrupt(err.to_string()))?
@@ -830,19 +786,16 @@ pub(crate) fn from_item(item: &Item, cold: Option<Cold>) -> Result<OrderRecord, 
     let created_at = DateTime::parse_from_rfc3339(&required("created_at")?)
         .map_err(|err| corrupt(err.to_string()))?
         .with_timezone(&Utc);
-    // Orders stored before `updated_at` existed last changed no later than now.
-    let updated_at = match string(item, "updated_at") {
-        Some(at) => DateTime::parse_from_rfc3339(&at)
-            .map_err(|err| corrupt(err.to_string()))?
-            .with_timezone(&Utc),
-        None => created_at,
-    };
+    let updated_at = DateTime::parse_from_rfc3339(&required("updated_at")?)
+        .map_err(|err| corrupt(err.to_string()))?
+        .with_timezone(&Utc);
     let progress =
         parse_progress(&required("progress")?).map_err(|err| corrupt(err.to_string()))?;
     let mut callback: Callback =
         serde_json::from_str(&required("callback")?).map_err(|err| corrupt(err.to_string()))?;
     callback.status = required("callback_status")?.parse().map_err(corrupt)?;
-    callback.generation = numeric(item, "callback_generation").unwrap_or_default();
+    callback.generation = numeric(item, "callback_generation")
+        .ok_or_else(|| corrupt("no callback_generation".into()))?;
     callback.message_id = string(item, "callback_message");
     callback.posts = numeric(item, "callback_posts")
         .and_then(|posts| u32::try_from(posts).ok())
@@ -855,18 +808,12 @@ pub(crate) fn from_item(item: &Item, cold: Option<Cold>) -> Result<OrderRecord, 
         _ => None,
     };
     callback.next_attempt_at = numeric(item, "next_attempt_at").map(from_millis);
-    match cold_attempts {
-        Some(attempts) => {
-            // Includes lines whose save did not land (the try was made).
-            let mut ledger = attempts;
-            let excess = ledger.len().saturating_sub(MAX_LEDGER);
-            ledger.drain(..excess);
-            callback.attempts = ledger;
-            callback.stored_attempts = callback.attempt_count;
-        }
-        // The ledger is inline; the next save writes all of it out.
-        None => callback.stored_attempts = 0,
-    }
+    // Includes lines whose save did not land (the try was made).
+    let mut ledger = attempts;
+    let excess = ledger.len().saturating_sub(MAX_LEDGER);
+    ledger.drain(..excess);
+    callback.attempts = ledger;
+    callback.stored_attempts = callback.attempt_count;
     let version = match item.get("version") {
         Some(AttributeValue::N(version)) => {
             version.parse().map_err(|_| corrupt("bad version".into()))?
@@ -889,7 +836,6 @@ pub(crate) fn from_item(item: &Item, cold: Option<Cold>) -> Result<OrderRecord, 
         final_at: numeric(item, "final_at").map(from_millis),
         redacted_at,
         rewrite_request: false,
-        replay_hash: string(item, "replay_hash"),
         callback_fields,
         order,
         order_json,
@@ -901,7 +847,6 @@ pub(crate) fn from_item(item: &Item, cold: Option<Cold>) -> Result<OrderRecord, 
         progress,
         callback,
         version,
-        stored_inline,
     })
 }
 
@@ -1050,20 +995,19 @@ fn progress_json(progress: &Progress) -> String {
     value.to_string()
 }
 
-/// [`progress_json`]'s form, or an earlier release's (events as objects).
+/// Reads [`progress_json`]'s form.
 fn parse_progress(text: &str) -> Result<Progress, serde_json::Error> {
     let mut value: Value = serde_json::from_str(text)?;
     if let Some(events) = value.get_mut("events").and_then(Value::as_array_mut) {
         for event in events.iter_mut() {
-            if let Value::Array(fields) = event {
-                *event = Value::Object(
-                    EVENT_FIELDS
-                        .iter()
-                        .map(|field| (*field).to_owned())
-                        .zip(std::mem::take(fields))
-                        .collect(),
-                );
-            }
+            let fields = event.as_array_mut().map(std::mem::take).unwrap_or_default();
+            *event = Value::Object(
+                EVENT_FIELDS
+                    .iter()
+                    .map(|field| (*field).to_owned())
+                    .zip(fields)
+                    .collect(),
+            );
         }
     }
     serde_json::from_value(value)
@@ -1094,6 +1038,7 @@ mod tests {
 
     use super::*;
     use shared::lifecycle::parse_event;
+    use shared::record::callback::AttemptStatus;
 
     fn progress() -> Progress {
         let mut progress = Progress::default();
@@ -1126,19 +1071,10 @@ mod tests {
     }
 
     #[test]
-    fn progress_stored_by_an_earlier_release_reads_as_before() {
-        let progress = progress();
-
-        let earlier = serde_json::to_string(&progress).unwrap();
-
-        assert_eq!(parse_progress(&earlier).unwrap(), progress);
-    }
-
-    #[test]
     fn the_items_callback_has_no_ledger_and_reads_back_without_it() {
         let mut callback = Callback::new(true);
         callback.record_attempt(Attempt {
-            outcome: "retrying".into(),
+            outcome: AttemptStatus::Retrying,
             ..Attempt::default()
         });
 
@@ -1181,11 +1117,11 @@ mod tests {
     #[test]
     fn the_same_try_written_again_is_the_same_line_and_a_different_one_is_not() {
         let attempt = Attempt {
-            outcome: "delivered".into(),
+            outcome: AttemptStatus::Delivered,
             ..Attempt::default()
         };
         let other = Attempt {
-            outcome: "retrying".into(),
+            outcome: AttemptStatus::Retrying,
             ..attempt.clone()
         };
         assert_eq!(attempt_entry(&attempt), attempt_entry(&attempt.clone()));

@@ -12,13 +12,16 @@
 //! | webhook endpoints, deliveries and the event log (one table) | [`dynamodb_webhooks`] |
 //! | the circuit breaker's item | [`breaker_dynamodb`] |
 //! | label objects (PutObject, presigned links) | [`s3`] |
-//! | consumed-capacity metrics (EMF) | [`capacity`] |
+//! | consumed-capacity metrics | [`capacity`] |
+//! | metric lines (CloudWatch EMF), the one place that writes them | [`emf`] |
 //! | the HTTPS client the SDK and the partner client share (rustls, roots) | [`https`] |
 //! | posting a callback to the partner | [`partner_http`] |
-//! | the partner's OAuth2 tokens, credentials in Secrets Manager | [`partner_tokens`] |
-//! | the callback queue's message body | [`sqs`] |
+//! | the partner's token source as configured (static or OAuth2) | [`partner_tokens`] |
+//! | the partner's credentials in Secrets Manager; the refresh lock item; CK1's token endpoint | [`token_vault`], [`token_lock`], [`token_endpoint`] |
+//! | the callback queue: its message body, retry delays, moves to the dead-letter queue | [`sqs`] |
 //! | status codes, the `{code, data, message}` envelope, reading request headers | [`api`] |
 //! | log format and levels | [`logging`] |
+//! | reading a function's settings from its environment (every problem listed) | [`settings`] |
 
 pub mod api;
 pub mod breaker_dynamodb;
@@ -28,19 +31,23 @@ mod dynamodb_due;
 mod dynamodb_feed;
 pub mod dynamodb_keys;
 pub mod dynamodb_webhooks;
+pub mod emf;
 pub mod https;
 pub mod logging;
 pub mod partner_http;
 pub mod partner_tokens;
 pub mod s3;
+pub mod settings;
 pub mod sqs;
+pub mod token_endpoint;
+pub mod token_lock;
+pub mod token_vault;
 
 pub use breaker_dynamodb::DynamoBreakerStore;
 pub use dynamodb::DynamoOrderStore;
 pub use dynamodb_keys::DynamoKeyStore;
 pub use partner_http::HttpPartner;
-pub use partner_tokens::{
-    OAuthSettings, OAuthTokens, PartnerCredentials, PartnerTokens, SecretContent, TokenConfig,
-};
+pub use partner_tokens::{OAuthTokens, PartnerTokens, TokenConfig};
 pub use s3::S3LabelStore;
-pub use sqs::CallbackMessage;
+pub use sqs::{CallbackMessage, DEAD_LETTERED_ATTRIBUTE, SqsCallbackQueue};
+pub use token_vault::SecretContent;

@@ -12,11 +12,15 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the global subscriber, writing to stdout (CloudWatch).
+/// Installs the global subscriber, writing to stdout (CloudWatch); in
+/// Lambda, the DynamoDB capacity metric lines are printed too.
 pub fn init() {
     let rust_log = std::env::var("RUST_LOG").unwrap_or_default();
     let lambda_level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        crate::capacity::print_lines();
+    }
     let registry = tracing_subscriber::registry().with(filter(&rust_log, lambda_level.as_deref()));
     let layer = tracing_subscriber::fmt::layer()
         .with_target(false)

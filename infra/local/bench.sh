@@ -1,44 +1,69 @@
 #!/usr/bin/env bash
 # make bench (issue 5): measures the release build and rewrites the numbers in
 # docs/benchmarks.md (only between its <!-- bench:… --> markers; the prose stays).
-#   1. builds the four release bootstraps (the workspace release profile is the
-#      deploy profile) and the harness (infra/bench), also in release;
+#   1. builds the harness (infra/bench) and the template's function bootstraps
+#      (`bench functions` lists them), in release: the deploy profile;
 #   2. runs criterion (adapters/benches: CPU per order) while the box is quiet;
 #   3. runs the harness against fresh emulators: cold starts against a Runtime
 #      API stub, intake and dispatch throughput against raw baselines, sizes.
-# QUICK=1 runs a short smoke version (meaningless numbers, doc untouched).
+# QUICK=1: the release build, every step with tiny counts (numbers
+# meaningless, doc untouched: a copy under the target directory is written).
+# --smoke (make test): the same on the debug build with criterion run for a
+# moment, so a change that breaks any step of the bench fails make test.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-FUNCTIONS=(order-intake warehouse-events callback-dispatch)
 
-log() { echo "bench: $*" >&2; }
+log() { echo "bench: $(date -u +%T) $*" >&2; }
 
-log "release build of the bootstraps (a few minutes on 2 cores)"
-cargo build --release $(printf -- '-p %s ' "${FUNCTIONS[@]}")
-log "release build of the harness"
-cargo build --release -p bench
+case "${1:-}" in
+  --smoke) SMOKE=1 ;;
+  "") SMOKE="" ;;
+  *) echo "usage: infra/local/bench.sh [--smoke]" >&2; exit 2 ;;
+esac
 
-if [[ "${QUICK:-}" == 1 ]]; then
-  CRITERION_ARGS=(--warm-up-time 1 --measurement-time 1)
-  HARNESS_ARGS=(--quick --doc "$TARGET/bench/benchmarks-quick.md")
-  mkdir -p "$TARGET/bench" && cp docs/benchmarks.md "$TARGET/bench/benchmarks-quick.md"
+if [[ -n "$SMOKE" ]]; then
+  BUILD=() PROFILE_DIR=debug BENCH_PROFILE=(--profile dev)
 else
-  CRITERION_ARGS=()
-  HARNESS_ARGS=(--doc docs/benchmarks.md)
+  BUILD=(--release) PROFILE_DIR=release BENCH_PROFILE=()
 fi
+BIN="$TARGET/$PROFILE_DIR"
+
+log "build of the harness ($PROFILE_DIR)"
+cargo build --quiet "${BUILD[@]}" -p bench
+mapfile -t FUNCTIONS < <("$BIN/bench" functions)
+log "build of the bootstraps: ${FUNCTIONS[*]} ($PROFILE_DIR; release takes minutes on 2 cores)"
+cargo build --quiet "${BUILD[@]}" $(printf -- '-p %s ' "${FUNCTIONS[@]}")
+
+if [[ -n "$SMOKE" || "${QUICK:-}" == 1 ]]; then
+  OUT="$TARGET/bench-$([[ -n "$SMOKE" ]] && echo smoke || echo quick)"
+  mkdir -p "$OUT" && cp docs/benchmarks.md "$OUT/benchmarks.md"
+  # Criterion's own output stays apart from make bench's.
+  export CRITERION_HOME="$OUT/criterion"
+  CRITERION_ARGS=(--warm-up-time 0.01 --measurement-time 0.01 --sample-size 10)
+  DOC="$OUT/benchmarks.md"
+  HARNESS_ARGS=(--quick)
+else
+  OUT="$TARGET/bench"
+  export CRITERION_HOME="$TARGET/criterion"
+  CRITERION_ARGS=()
+  DOC=docs/benchmarks.md
+  HARNESS_ARGS=()
+fi
+mkdir -p "$OUT"
 
 log "CPU per order (criterion)"
-cargo bench -p adapters --bench cpu_per_order -- --noplot "${CRITERION_ARGS[@]}"
+cargo bench --quiet "${BENCH_PROFILE[@]}" -p adapters --bench cpu_per_order -- \
+  --noplot "${CRITERION_ARGS[@]}" | tee "$OUT/criterion.log" | { [[ -n "$SMOKE" ]] && cat >/dev/null || cat; }
 
 export BENCH_RUSTC BENCH_COMMIT
 BENCH_RUSTC="$(rustc -V)"
 BENCH_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo '+changes')"
 log "cold start and throughput against the emulators"
 # The dispatcher prints one metrics line per callback on stdout; keep them out of the way.
-infra/local/emulators.sh exec -- "$TARGET/release/bench" \
-  --bin-dir "$TARGET/release" --criterion-dir "$TARGET/criterion" \
-  --json "$TARGET/bench/results.json" "${HARNESS_ARGS[@]}" >"$TARGET/bench-stdout.log"
-log "done: docs/benchmarks.md (raw results in $TARGET/bench/results.json)"
+infra/local/emulators.sh exec -- "$BIN/bench" \
+  --bin-dir "$BIN" --criterion-dir "$CRITERION_HOME" --doc "$DOC" --json "$OUT/results.json" \
+  "${HARNESS_ARGS[@]}" >"$OUT/stdout.log"
+log "done: $DOC (raw results in $OUT/results.json)"

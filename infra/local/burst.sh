@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 21's measurement (docs/reliability.md, "A burst through make run"):
 #   infra/local/burst.sh [ORDERS [DUE_ORDERS]]     (defaults 3000 and 2605)
-# The soak's --burst (tools/soak) against the local stack on the emulators
+# The soak's --burst (infra/soak) against the local stack on the emulators
 # `make run` starts (`emulators.sh stack`), DynamoDB on disk as `make run`
 # keeps it, with the deployed schedule and breaker:
 #  1. ORDERS orders, the partner failing 30 % of first posts at random, twice

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The soak (tools/soak) under throw-away emulators:
+# The soak (infra/soak) under throw-away emulators:
 #   infra/local/soak.sh [soak options, e.g. --orders 300]
 # Builds the soak and the local stack, copies both binaries into a private
 # directory (the soak restarts the service from its binary after each

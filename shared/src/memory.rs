@@ -1,13 +1,17 @@
-//! An in-memory [`OrderStore`] with the DynamoDB adapter's semantics (the same
-//! conditions, the same outbox), for unit and model tests of the core.
+//! The ports' in-memory fakes, for unit and model tests: an [`OrderStore`]
+//! with the DynamoDB adapter's semantics (the same conditions, the same
+//! outbox), labels, the breaker's item, the callback queue and a partner.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::callback::CallbackBody;
+use crate::callback::breaker::BreakerState;
 use crate::domain::OrderNumber;
 use crate::error::{LabelError, StoreError};
 use crate::ports::{
-    Access, ClaimOutcome, DueRedactions, Guard, Insert, LabelStore, Lookup, OrderStore, Save,
+    Access, AccessToken, BreakerStore, CallbackQueue, ClaimOutcome, DueRedactions, Guard, Insert,
+    LabelStore, Lookup, OrderStore, PartnerClient, PartnerReply, QueueError, Save, TransportError,
 };
 use crate::record::OrderRecord;
 use crate::record::callback::Claim;
@@ -181,5 +185,342 @@ impl DueRedactions for MemoryStore {
             .take(limit)
             .map(|record| record.order.order_number.clone())
             .collect())
+    }
+}
+
+/// The breaker's item in memory, with the store's version check.
+#[derive(Debug, Default)]
+pub struct MemoryBreakerStore(Mutex<BreakerState>);
+
+impl BreakerStore for MemoryBreakerStore {
+    async fn load(&self) -> Result<BreakerState, StoreError> {
+        Ok(lock(&self.0).clone())
+    }
+
+    async fn save(&self, state: &BreakerState) -> Result<bool, StoreError> {
+        let mut stored = lock(&self.0);
+        if stored.version != state.version {
+            return Ok(false);
+        }
+        *stored = BreakerState {
+            version: state.version + 1,
+            ..state.clone()
+        };
+        Ok(true)
+    }
+}
+
+/// What the handler told the callback queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueCall {
+    /// The delivery with this receipt is hidden for this long.
+    RetryIn(String, std::time::Duration),
+    /// A copy of this body went to the dead-letter queue.
+    DeadLetter(String),
+}
+
+/// A callback queue that records what it is told; while the dead-letter
+/// queue is `unreachable`, moves there fail.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    calls: Mutex<Vec<QueueCall>>,
+    unreachable: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryQueue {
+    /// Every call so far, in order.
+    #[must_use]
+    pub fn calls(&self) -> Vec<QueueCall> {
+        lock(&self.calls).clone()
+    }
+
+    /// From now on moves to the dead-letter queue fail (or, with `false`,
+    /// succeed again).
+    pub fn set_dead_letter_queue_unreachable(&self, unreachable: bool) {
+        self.unreachable
+            .store(unreachable, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl CallbackQueue for MemoryQueue {
+    async fn retry_in(&self, receipt: &str, delay: std::time::Duration) -> Result<(), QueueError> {
+        lock(&self.calls).push(QueueCall::RetryIn(receipt.to_owned(), delay));
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: &str) -> Result<(), QueueError> {
+        if self.unreachable.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(QueueError(
+                "the dead-letter queue is unreachable (a test's fault)".into(),
+            ));
+        }
+        lock(&self.calls).push(QueueCall::DeadLetter(body.to_owned()));
+        Ok(())
+    }
+}
+
+/// A partner that answers each order's posts as told (by default
+/// `200 {"Success": true}`), and remembers which orders were posted.
+/// Clones share their state.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryPartner {
+    answers: std::sync::Arc<Mutex<BTreeMap<String, Result<PartnerReply, TransportError>>>>,
+    posted: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl MemoryPartner {
+    /// From now on, posts for `order_number` get `answer`.
+    pub fn answer(&self, order_number: &str, answer: Result<PartnerReply, TransportError>) {
+        lock(&self.answers).insert(order_number.to_owned(), answer);
+    }
+
+    /// The order number (`ParcelId`) of every post so far, in order.
+    #[must_use]
+    pub fn posted(&self) -> Vec<String> {
+        lock(&self.posted).clone()
+    }
+}
+
+impl PartnerClient for MemoryPartner {
+    async fn post_callback(
+        &self,
+        body: &CallbackBody,
+        _idempotency_key: &str,
+        _token: &AccessToken,
+    ) -> Result<PartnerReply, TransportError> {
+        lock(&self.posted).push(body.parcel_id.clone());
+        lock(&self.answers)
+            .get(&body.parcel_id)
+            .cloned()
+            .unwrap_or_else(|| {
+                Ok(PartnerReply {
+                    status: 200,
+                    retry_after: None,
+                    body: r#"{"Success": true}"#.into(),
+                })
+            })
+    }
+}
+
+/// An order shipped and handed over, its callback due: the spec-000 sample
+/// under `order_number` (a test's arrangement; store it with
+/// [`MemoryStore::put`]).
+///
+/// # Panics
+/// When `order_number` is not a valid order number.
+#[must_use]
+pub fn shipped_order(order_number: &str) -> OrderRecord {
+    const SAMPLE: &str = include_str!("../../tests/fixtures/spec-000-sample.json");
+    let mut body: serde_json::Value = serde_json::from_str(SAMPLE).expect("the sample");
+    body["package"]["order_number"] = serde_json::json!(order_number);
+    let request = crate::intake::parse_order(&serde_json::to_vec(&body).expect("json"))
+        .expect("the sample parses");
+    let now = chrono::Utc::now();
+    let mut record = OrderRecord::accept(request.order, Vec::new(), now);
+    for event in [
+        r#"{"event_id":"s","type":"shipped","occurred_at":"2026-11-20T01:00:00Z","tracking_number":"T1"}"#,
+        r#"{"event_id":"h","type":"handed_over","occurred_at":"2026-11-20T01:30:00Z"}"#,
+    ] {
+        let event = crate::lifecycle::parse_event(event.as_bytes()).expect("an event");
+        record.apply_event(&event, now).expect("the event applies");
+    }
+    record
+}
+
+/// The memory store keeps no indexes: its change feed is empty (polling's
+/// paging is tested over DynamoDB Local); reading by number works.
+impl crate::polling::OrderFeed for MemoryStore {
+    async fn index_page(
+        &self,
+        _index: crate::polling::FeedIndex,
+        _partition: &str,
+        _after: &str,
+        _upto: &str,
+        _limit: u32,
+    ) -> Result<crate::polling::IndexPage, StoreError> {
+        Ok(crate::polling::IndexPage::default())
+    }
+
+    async fn get_many(
+        &self,
+        numbers: &[OrderNumber],
+        access: Access<'_>,
+    ) -> Result<Vec<OrderRecord>, StoreError> {
+        Ok(numbers
+            .iter()
+            .filter_map(|number| self.stored(number))
+            .filter(|record| access.may_read(&record.order))
+            .collect())
+    }
+}
+
+/// API keys in memory, by hash, and the signatures spent.
+#[derive(Debug, Default)]
+pub struct MemoryKeys {
+    keys: Mutex<Vec<crate::domain::ApiKeyRecord>>,
+    spent: Mutex<Vec<String>>,
+}
+
+impl MemoryKeys {
+    /// Stores `record` (a key issued by `crate::auth::key::issue`).
+    pub fn add(&self, record: crate::domain::ApiKeyRecord) {
+        lock(&self.keys).push(record);
+    }
+}
+
+impl crate::ports::KeyStore for MemoryKeys {
+    async fn find(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<crate::domain::ApiKeyRecord>, StoreError> {
+        Ok(lock(&self.keys)
+            .iter()
+            .find(|record| record.key_hash == key_hash)
+            .cloned())
+    }
+
+    async fn spend_signature(
+        &self,
+        key_id: &str,
+        signed: &crate::domain::SignedRequest,
+    ) -> Result<bool, StoreError> {
+        let id = format!("{key_id}#{}", signed.digest);
+        let mut spent = lock(&self.spent);
+        let first = !spent.contains(&id);
+        if first {
+            spent.push(id);
+        }
+        Ok(first)
+    }
+}
+
+/// The metrics recorded, in order.
+#[derive(Debug, Default)]
+pub struct MemoryMetrics(Mutex<Vec<crate::metrics::Metric>>);
+
+impl MemoryMetrics {
+    /// Everything recorded so far.
+    #[must_use]
+    pub fn recorded(&self) -> Vec<crate::metrics::Metric> {
+        lock(&self.0).clone()
+    }
+}
+
+impl crate::metrics::Metrics for MemoryMetrics {
+    fn record(&self, metric: crate::metrics::Metric) {
+        lock(&self.0).push(metric);
+    }
+}
+
+/// The partner's credentials in memory, shared by the instances of a test.
+#[derive(Debug)]
+pub struct MemoryVault {
+    credentials: Mutex<crate::token_refresh::PartnerCredentials>,
+    /// When set, writes fail (a vault that is down).
+    pub refuse_writes: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryVault {
+    #[must_use]
+    pub fn new(credentials: crate::token_refresh::PartnerCredentials) -> Self {
+        Self {
+            credentials: Mutex::new(credentials),
+            refuse_writes: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// What is stored now.
+    #[must_use]
+    pub fn stored(&self) -> crate::token_refresh::PartnerCredentials {
+        lock(&self.credentials).clone()
+    }
+}
+
+impl crate::token_refresh::TokenVault for MemoryVault {
+    async fn read(
+        &self,
+    ) -> Result<crate::token_refresh::PartnerCredentials, crate::ports::TokenError> {
+        Ok(self.stored())
+    }
+
+    async fn write(
+        &self,
+        credentials: &crate::token_refresh::PartnerCredentials,
+    ) -> Result<(), crate::ports::TokenError> {
+        if self.refuse_writes.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::ports::TokenError::Vault("the vault is down".into()));
+        }
+        *lock(&self.credentials) = credentials.clone();
+        Ok(())
+    }
+}
+
+/// The lock item: its holder and the end of its lease.
+type LockItem = (String, chrono::DateTime<chrono::Utc>);
+
+/// The fleet-wide refresh lock in memory: the item (holder and lease end) is
+/// shared, each instance holds a [`MemoryLock`] with its own name.
+#[derive(Debug, Clone)]
+pub struct MemoryLock {
+    item: std::sync::Arc<Mutex<Option<LockItem>>>,
+    me: String,
+}
+
+impl MemoryLock {
+    /// A lock item nobody holds, as seen by instance `me`.
+    #[must_use]
+    pub fn new(me: &str) -> Self {
+        Self {
+            item: std::sync::Arc::default(),
+            me: me.to_owned(),
+        }
+    }
+
+    /// The same item, as seen by instance `me`.
+    #[must_use]
+    pub fn as_instance(&self, me: &str) -> Self {
+        Self {
+            item: self.item.clone(),
+            me: me.to_owned(),
+        }
+    }
+}
+
+impl crate::token_refresh::RefreshLock for MemoryLock {
+    async fn acquire(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, crate::ports::TokenError> {
+        let mut item = lock(&self.item);
+        let free = item
+            .as_ref()
+            .is_none_or(|(holder, end)| *end < now || *holder == self.me);
+        if free {
+            *item = Some((self.me.clone(), until));
+        }
+        Ok(free)
+    }
+
+    async fn release(&self) {
+        let mut item = lock(&self.item);
+        if item.as_ref().is_some_and(|(holder, _)| *holder == self.me) {
+            *item = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_memory_breaker_store_refuses_a_stale_version() {
+        let store = MemoryBreakerStore::default();
+        let mut state = store.load().await.unwrap();
+        state.failed_probes = 1;
+        assert!(store.save(&state).await.unwrap());
+        assert!(!store.save(&state).await.unwrap(), "version 0 is stale now");
+        assert_eq!(store.load().await.unwrap().version, 1);
     }
 }

@@ -113,6 +113,27 @@ pub trait OrderFeed: Send + Sync {
     ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send;
 }
 
+impl<T: OrderFeed + ?Sized> OrderFeed for std::sync::Arc<T> {
+    fn index_page(
+        &self,
+        index: FeedIndex,
+        partition: &str,
+        after: &str,
+        upto: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<IndexPage, StoreError>> + Send {
+        (**self).index_page(index, partition, after, upto, limit)
+    }
+
+    fn get_many(
+        &self,
+        numbers: &[OrderNumber],
+        access: Access<'_>,
+    ) -> impl Future<Output = Result<Vec<OrderRecord>, StoreError>> + Send {
+        (**self).get_many(numbers, access)
+    }
+}
+
 /// FNV-1a of the order number: a stable shard in `0..SHARDS`.
 #[must_use]
 pub fn shard(order_number: &OrderNumber) -> u32 {

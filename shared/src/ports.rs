@@ -6,6 +6,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::callback::body::CallbackBody;
+use crate::callback::breaker::BreakerState;
 use crate::callback::retry::RetryPolicy;
 pub use crate::domain::Access;
 use crate::domain::{ApiKeyRecord, OrderNumber};
@@ -354,6 +355,61 @@ pub enum TransportError {
     Connect(String),
 }
 
+/// Where the circuit breaker's state lives ([`crate::callback::breaker`]):
+/// one item, written with a version check, shared by every dispatcher.
+pub trait BreakerStore: Send + Sync {
+    /// The state (the default when none is stored).
+    fn load(&self) -> impl Future<Output = Result<BreakerState, StoreError>> + Send;
+
+    /// Writes `state` if the stored version is still `state.version`
+    /// (then the stored one is `state.version + 1`); `false` when it changed.
+    fn save(&self, state: &BreakerState) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+impl<T: BreakerStore + ?Sized> BreakerStore for std::sync::Arc<T> {
+    fn load(&self) -> impl Future<Output = Result<BreakerState, StoreError>> + Send {
+        (**self).load()
+    }
+
+    fn save(&self, state: &BreakerState) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).save(state)
+    }
+}
+
+/// The callback queue, as the dispatcher's handler uses it (SQS in AWS).
+/// A delivery is named by its receipt handle.
+pub trait CallbackQueue: Send + Sync {
+    /// Hides the delivered message for `delay`: it comes back then.
+    fn retry_in(
+        &self,
+        receipt: &str,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Sends a copy of the message `body` to the dead-letter queue, marked
+    /// as moved there by the dispatcher (so a redrive is recognised).
+    fn dead_letter(&self, body: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+impl<T: CallbackQueue + ?Sized> CallbackQueue for std::sync::Arc<T> {
+    fn retry_in(
+        &self,
+        receipt: &str,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
+        (**self).retry_in(receipt, delay)
+    }
+
+    fn dead_letter(&self, body: &str) -> impl Future<Output = Result<(), QueueError>> + Send {
+        (**self).dead_letter(body)
+    }
+}
+
+/// The queue could not be told (its message: the cause, for the log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the queue could not be reached: {0}")]
+pub struct QueueError(pub String);
+
 /// Durable API key storage, by key hash (`crate::auth` authenticates with it).
 pub trait KeyStore: Send + Sync {
     fn find(
@@ -369,6 +425,23 @@ pub trait KeyStore: Send + Sync {
         key_id: &str,
         signed: &crate::domain::SignedRequest,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+impl<T: KeyStore + ?Sized> KeyStore for std::sync::Arc<T> {
+    fn find(
+        &self,
+        key_hash: &str,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send {
+        (**self).find(key_hash)
+    }
+
+    fn spend_signature(
+        &self,
+        key_id: &str,
+        signed: &crate::domain::SignedRequest,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).spend_signature(key_id, signed)
+    }
 }
 
 /// The time, behind a trait so tests can fix it.
@@ -487,11 +560,6 @@ pub trait DeliveryQueue: Send + Sync {
         tickets: &[DeliveryTicket],
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
-
-/// A queue could not take a message.
-#[derive(Debug, thiserror::Error)]
-#[error("the queue did not take the message")]
-pub struct QueueError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// Posts a signed event to an endpoint: no redirects followed, every address
 /// the name resolves to checked against the [`crate::webhook::Reach`], at

@@ -5,6 +5,8 @@
 //! test started without them fails with a message saying so.
 
 pub mod partner;
+pub mod protocol_model;
+pub mod store_contract;
 pub mod webhook_model;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,16 +1,15 @@
 //! A real HTTP server playing the platform-callback partner (spec 001): it
-//! answers from a script and records every request it received.
+//! answers from a script and records every request it received. The server,
+//! the replies and CK1's OAuth2 are the `partner` crate's, shared with the
+//! soak's and the bench's partners.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
+use partner::{Credentials, Reply, TokenEndpoint};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -92,24 +91,10 @@ struct State {
     script: VecDeque<Answer>,
     received: Vec<Received>,
     /// When set, the partner plays CK1's OAuth2 too.
-    oauth: Option<OAuth>,
+    oauth: Option<TokenEndpoint>,
+    /// The token endpoint answers 503.
+    token_endpoint_down: bool,
     /// Down: every callback gets a 503 (not taken from the script).
-    down: bool,
-}
-
-/// CK1's token endpoint, played: access tokens that expire after `lifetime`,
-/// a refresh token that rotates on every refresh (the old one is refused).
-#[derive(Debug)]
-struct OAuth {
-    lifetime: Duration,
-    refresh_token: String,
-    /// Access tokens issued, with when they expire.
-    issued: Vec<(String, std::time::Instant)>,
-    refreshes: u32,
-    /// Refreshes refused because the refresh token was already spent.
-    spent_refresh_tokens: u32,
-    /// 401s answered to callbacks.
-    rejected: u32,
     down: bool,
 }
 
@@ -139,17 +124,14 @@ impl Partner {
     /// ([`Self::token_url`]): its access tokens expire after `lifetime`, it
     /// answers 401 to any other bearer, and rotates the refresh token.
     pub async fn start_oauth(script: Vec<Answer>, lifetime: Duration) -> Self {
+        let credentials = Credentials {
+            client_id: CLIENT_ID,
+            client_secret: CLIENT_SECRET,
+            first_refresh_token: FIRST_REFRESH_TOKEN,
+        };
         Self::start_with(State {
             script: script.into(),
-            oauth: Some(OAuth {
-                lifetime,
-                refresh_token: FIRST_REFRESH_TOKEN.into(),
-                issued: Vec::new(),
-                refreshes: 0,
-                spent_refresh_tokens: 0,
-                rejected: 0,
-                down: false,
-            }),
+            oauth: Some(TokenEndpoint::new(credentials, lifetime)),
             ..State::default()
         })
         .await
@@ -158,25 +140,17 @@ impl Partner {
     async fn start_with(state: State) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let url = format!(
-            "http://{}/v1/outboundOrders/PlatformOrder/Callback",
-            listener.local_addr().expect("bound")
+            "http://{}{}",
+            listener.local_addr().expect("bound"),
+            partner::CALLBACK_PATH
         );
         let state = Arc::new(Mutex::new(state));
         let serving = Arc::clone(&state);
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = Arc::clone(&serving);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| answer(Arc::clone(&state), request));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        tokio::spawn(partner::serve(
+            listener,
+            || true,
+            move |request| answer(Arc::clone(&serving), request),
+        ));
         Self { url, state }
     }
 
@@ -184,38 +158,41 @@ impl Partner {
     #[must_use]
     pub fn token_url(&self) -> String {
         self.url
-            .replace("/v1/outboundOrders/PlatformOrder/Callback", "/oauth2/token")
+            .replace(partner::CALLBACK_PATH, partner::TOKEN_PATH)
     }
 
     /// Successful refreshes so far.
     #[must_use]
-    pub fn refreshes(&self) -> u32 {
-        self.oauth(|o| o.refreshes)
+    pub fn refreshes(&self) -> u64 {
+        self.oauth(|o| o.refreshes())
     }
 
     /// Refreshes refused because their refresh token was already spent.
     #[must_use]
-    pub fn spent_refresh_tokens(&self) -> u32 {
-        self.oauth(|o| o.spent_refresh_tokens)
+    pub fn spent_refresh_tokens(&self) -> u64 {
+        self.oauth(|o| o.spent_refresh_tokens())
     }
 
     /// Callbacks answered 401.
     #[must_use]
-    pub fn rejected(&self) -> u32 {
-        self.oauth(|o| o.rejected)
+    pub fn rejected(&self) -> u64 {
+        self.oauth(|o| o.rejected())
     }
 
     /// Takes the token endpoint down (503) or brings it back.
     pub fn set_token_endpoint_down(&self, down: bool) {
-        self.oauth(|o| o.down = down);
+        self.state
+            .lock()
+            .expect("partner state")
+            .token_endpoint_down = down;
     }
 
     /// Expires every access token issued so far.
     pub fn expire_tokens(&self) {
-        self.oauth(|o| o.issued.clear());
+        self.oauth(TokenEndpoint::revoke);
     }
 
-    fn oauth<R>(&self, f: impl FnOnce(&mut OAuth) -> R) -> R {
+    fn oauth<R>(&self, f: impl FnOnce(&mut TokenEndpoint) -> R) -> R {
         let mut state = self.state.lock().expect("partner state");
         f(state.oauth.as_mut().expect("an OAuth2 partner"))
     }
@@ -235,17 +212,10 @@ impl Partner {
 async fn answer(
     state: Arc<Mutex<State>>,
     request: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let authorization = header("authorization");
-    let idempotency_key = header("idempotency-key");
-    if let Some(reply) = oauth(&state, &request, authorization.as_deref()) {
+) -> Result<Reply, Infallible> {
+    let authorization = partner::header(&request, "authorization");
+    let idempotency_key = partner::header(&request, "idempotency-key");
+    if let Some(reply) = oauth(&state, &request) {
         return Ok(reply);
     }
     let bytes = request
@@ -269,11 +239,7 @@ async fn answer(
         }
     };
     tokio::time::sleep(scripted.delay).await;
-    let mut response = hyper::Response::new(Full::new(Bytes::from(scripted.body.to_string())));
-    *response.status_mut() = hyper::StatusCode::from_u16(scripted.status).expect("a status");
-    response
-        .headers_mut()
-        .insert("content-type", "application/json".parse().expect("header"));
+    let mut response = partner::reply(scripted.status, scripted.body.to_string());
     if let Some(seconds) = scripted.retry_after {
         response
             .headers_mut()
@@ -282,90 +248,20 @@ async fn answer(
     Ok(response)
 }
 
-fn json_reply(status: u16, body: &Value) -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = hyper::StatusCode::from_u16(status).expect("a status");
-    response
-        .headers_mut()
-        .insert("content-type", "application/json".parse().expect("header"));
-    response
-}
-
 /// CK1's OAuth2: the token endpoint, and a 401 for a callback whose bearer is
 /// not a live access token. `None` to answer the callback from the script.
-fn oauth(
-    state: &Mutex<State>,
-    request: &hyper::Request<hyper::body::Incoming>,
-    authorization: Option<&str>,
-) -> Option<hyper::Response<Full<Bytes>>> {
+fn oauth(state: &Mutex<State>, request: &hyper::Request<hyper::body::Incoming>) -> Option<Reply> {
     let mut state = state.lock().expect("partner state");
+    let down = state.token_endpoint_down;
     let oauth = state.oauth.as_mut()?;
-    let now = std::time::Instant::now();
-    if request.uri().path() == "/oauth2/token" {
-        if oauth.down {
-            return Some(json_reply(
+    if request.uri().path() == partner::TOKEN_PATH {
+        if down {
+            return Some(partner::reply(
                 503,
-                &json!({"Code": "503", "Message": "unavailable"}),
+                json!({"Code": "503", "Message": "unavailable"}).to_string(),
             ));
         }
-        let query: std::collections::HashMap<String, String> = request
-            .uri()
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        let get = |k: &str| query.get(k).map(String::as_str);
-        if get("client_id") != Some(CLIENT_ID)
-            || get("client_secret") != Some(CLIENT_SECRET)
-            || get("grant_type") != Some("refresh_token")
-        {
-            return Some(json_reply(
-                400,
-                &json!({"Code": "invalid_client", "Message": "bad client"}),
-            ));
-        }
-        if get("refresh_token") != Some(oauth.refresh_token.as_str()) {
-            oauth.spent_refresh_tokens += 1;
-            return Some(json_reply(
-                400,
-                &json!({"Code": "invalid_grant", "Message": "the refresh token is invalid"}),
-            ));
-        }
-        oauth.refreshes += 1;
-        let access = format!("access-{}", oauth.refreshes);
-        oauth.refresh_token = format!("refresh-{}", oauth.refreshes);
-        oauth.issued.push((access.clone(), now + oauth.lifetime));
-        return Some(json_reply(
-            200,
-            &json!({
-                "AccessToken": access,
-                "RefreshToken": oauth.refresh_token,
-                "AccessTokenExpiresIn": oauth.lifetime.as_secs(),
-                "RefreshTokenExpiresIn": 2_592_000,
-            }),
-        ));
+        return Some(oauth.refresh(request.uri().query().unwrap_or_default()));
     }
-    let live = authorization
-        .and_then(|a| a.strip_prefix("Bearer "))
-        .is_some_and(|token| {
-            oauth
-                .issued
-                .iter()
-                .any(|(issued, until)| issued == token && *until > now)
-        });
-    if live {
-        return None;
-    }
-    oauth.rejected += 1;
-    Some(json_reply(
-        401,
-        &json!({
-            "Errors": [{"Code": "800F1401", "Message": "access token invalid or expired"}],
-            "TicketId": "5b1f8a52-0000-4000-8000-000000000401",
-            "UtcDateTime": "2026-11-30T00:00:00Z",
-            "RequestUri": request.uri().path(),
-        }),
-    ))
+    oauth.authorize(partner::bearer(request).as_deref(), request.uri().path())
 }

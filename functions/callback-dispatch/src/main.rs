@@ -1,55 +1,65 @@
-//! Lambda entry point: read config, build the clients once (SDK, HTTP,
+//! Lambda entry point: read the settings, build the clients once (SDK, HTTP,
 //! credential), run the batch handler.
 
 use std::sync::Arc;
 
-use adapters::{DynamoBreakerStore, DynamoOrderStore, HttpPartner};
+use adapters::settings::Env;
+use adapters::{
+    DynamoBreakerStore, DynamoOrderStore, HttpPartner, PartnerTokens, SqsCallbackQueue,
+};
 use aws_lambda_events::event::sqs::SqsEvent;
-use callback_dispatch::{Config, DispatchHandler};
+use callback_dispatch::settings::Credentials;
+use callback_dispatch::{DispatchHandler, Settings};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::callback::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::dispatch::Dispatcher;
+use shared::dispatch::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::ports::SystemClock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
-    let config = Config::from_env()?;
+    let settings = Settings::read(Env::process())?;
     let aws = adapters::https::aws_config().await?;
-    let tokens = callback_dispatch::partner_tokens(&aws, &config).await?;
-    let partner = HttpPartner::new(&config.callback_url, config.connect_timeout, config.timeout)?;
+    // The secret is read once per cold start; OAuth2 tokens are refreshed
+    // as they expire.
+    let tokens = match settings.credentials {
+        Credentials::Secret(tokens) => PartnerTokens::from_secret(&aws, &tokens).await?,
+        Credentials::Static(token) => PartnerTokens::Static(token),
+    };
+    let partner = HttpPartner::new(
+        &settings.callback_url,
+        settings.connect_timeout,
+        settings.timeout,
+    )?;
     let store = DynamoOrderStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
-        &config.orders_table,
-        &config.order_history_table,
+        &settings.tables.orders,
+        &settings.tables.history,
     );
     let mut dispatcher = Dispatcher::new(
         store,
         partner,
         tokens,
         SystemClock,
-        config.warehouses,
-        config.policy,
+        settings.warehouses,
+        settings.policy,
     );
-    if let (Some(table), Some(policy)) = (&config.state_table, config.breaker) {
+    if let (Some(table), Some(policy)) = (&settings.state_table, settings.breaker) {
         dispatcher = dispatcher.with_breaker(
-            Arc::new(CachedBreakerStore::new(
-                Arc::new(DynamoBreakerStore::new(
-                    aws_sdk_dynamodb::Client::new(&aws),
-                    table,
-                )),
+            CachedBreakerStore::new(
+                DynamoBreakerStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
                 FRESH_FOR,
-            )),
+            ),
             policy,
             callback_dispatch::metrics::breaker,
         );
     }
-    let handler = Arc::new(DispatchHandler::new(
-        dispatcher,
+    let queue = SqsCallbackQueue::new(
         aws_sdk_sqs::Client::new(&aws),
-        config.callback_queue_url,
-        config.dead_letter_queue_url,
-    ));
+        settings.callback_queue_url,
+        settings.dead_letter_queue_url,
+    );
+    let handler = Arc::new(DispatchHandler::new(dispatcher, queue));
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let handler = Arc::clone(&handler);
         async move { Ok::<_, Error>(handler.handle(event.payload).await) }

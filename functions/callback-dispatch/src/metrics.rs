@@ -1,38 +1,29 @@
-//! CloudWatch metrics as Embedded Metric Format log lines: CloudWatch Logs
-//! turns them into metrics, so no metrics SDK or extra API call is needed.
+//! The dispatcher's counts, written by `adapters::emf` (the one EMF writer).
+//! Still stamped with the system clock: the dispatcher's steps (being split
+//! apart) do not report them as data yet.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde_json::json;
+use adapters::emf::Measure;
+use shared::ports::{Clock, SystemClock};
 
 const NAMESPACE: &str = "WarehouseCallbacks";
 
 /// One EMF line for a delivery: a count for `outcome` (`Delivered`, `Failed`,
 /// `Retried`, `Skipped`) and the partner latency when a request was made.
 #[must_use]
-pub fn line(outcome: &str, latency: Option<Duration>) -> String {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let mut metrics = vec![json!({"Name": outcome, "Unit": "Count"})];
-    let mut line = json!({
-        "_aws": {
-            "Timestamp": millis,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [[]],
-                "Metrics": [],
-            }],
-        },
-        "level": shared::emf::LEVEL,
-        outcome: 1,
-    });
+pub fn line(outcome: &'static str, latency: Option<Duration>) -> String {
+    let mut values = vec![Measure::count(outcome)];
     if let Some(latency) = latency {
-        metrics.push(json!({"Name": "PartnerLatency", "Unit": "Milliseconds"}));
-        line["PartnerLatency"] = json!(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
+        values.push(Measure {
+            name: "PartnerLatency",
+            unit: "Milliseconds",
+            value: u64::try_from(latency.as_millis())
+                .unwrap_or(u64::MAX)
+                .into(),
+        });
     }
-    line["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!(metrics);
-    line.to_string()
+    adapters::emf::line(SystemClock.now(), NAMESPACE, &[], &values)
 }
 
 /// Prints the EMF line of a circuit-breaker change: `BreakerOpened` (also

@@ -5,63 +5,33 @@
 //! [`OrderApi::handle`] the same way the Lambda runtime does.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Instrument;
 
 use adapters::api::{
-    ApiError, ApiResponse, HttpHeaders, READ_METHODS, path_segments, reads, require_json,
-    signed_path, success,
+    self, ApiError, ApiResponse, READ_METHODS, path_segments, reads, require_json, success,
 };
+use adapters::emf::EmfMetrics;
 use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, Principal};
-use shared::config::{ConfigError, Warehouses, api_key_cache, poll_settle, required_env};
+use shared::config::Warehouses;
 use shared::error::IntakeError;
-use shared::intake::{Accepted, Intake};
-use shared::lifecycle::Lifecycle;
+use shared::intake::{Accepted, Intake, parse_order};
 use shared::lifecycle::personal_data::Erased;
+use shared::lifecycle::{Lifecycle, requests};
+use shared::metrics::{Metric, Metrics};
 use shared::polling::{self, OrderFeed, PollRequest};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
 use shared::record::progress::EventEffect;
 use shared::view::{ChangesView, NumbersView, OrderView};
 
-/// What the function reads from its environment.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// `ORDERS_TABLE`: the DynamoDB table keyed by `order_number`.
-    pub orders_table: String,
-    /// `ORDER_HISTORY_TABLE`: the orders' requests and callback ledgers.
-    pub order_history_table: String,
-    /// `API_KEYS_TABLE`: the API keys, by hash.
-    pub api_keys_table: String,
-    /// `API_KEY_CACHE_SECONDS` (default 60): how long a warm function trusts a
-    /// key it has read; a revocation takes effect within this time.
-    pub api_key_cache: Duration,
-    /// `WAREHOUSES`: JSON object of warehouses keyed by `centre_code`.
-    pub warehouses: Warehouses,
-    /// `LABELS_BUCKET`: where inline labels are stored.
-    pub labels_bucket: String,
-    /// `POLL_SETTLE_SECONDS` (default 15): how far behind now a page of
-    /// `GET /apicenter/api/orders` stops (`shared::polling`).
-    pub poll_settle: Duration,
-}
+pub mod settings;
 
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            orders_table: required_env("ORDERS_TABLE")?,
-            order_history_table: required_env("ORDER_HISTORY_TABLE")?,
-            api_keys_table: required_env("API_KEYS_TABLE")?,
-            api_key_cache: api_key_cache()?,
-            warehouses: Warehouses::from_json(&required_env("WAREHOUSES")?)?,
-            labels_bucket: required_env("LABELS_BUCKET")?,
-            poll_settle: poll_settle()?,
-        })
-    }
-}
+pub use settings::Settings;
 
 /// The ERP routes of `/apicenter/api/order`.
 #[derive(Debug)]
@@ -72,18 +42,20 @@ pub struct OrderApi<S, L, C, K> {
     intake: Intake<S, L, C>,
     lifecycle: Lifecycle<S, C>,
     auth: Authenticator<K, C>,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl OrderApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
     /// The production wiring: DynamoDB, S3 and the system clock.
-    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> Self {
-        let keys = DynamoKeyStore::new(dynamodb.clone(), config.api_keys_table);
-        let store =
-            DynamoOrderStore::new(dynamodb, config.orders_table, config.order_history_table);
-        let labels = S3LabelStore::new(s3, config.labels_bucket);
-        Self::with_ports(store, labels, keys, config.warehouses, SystemClock)
-            .with_key_cache(config.api_key_cache)
-            .with_poll_settle(config.poll_settle)
+    pub fn new(
+        settings: Settings,
+        dynamodb: aws_sdk_dynamodb::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Self {
+        let (store, labels, keys) = settings.api.ports(dynamodb, s3);
+        Self::with_ports(store, labels, keys, settings.warehouses, SystemClock)
+            .with_key_cache(settings.api.api_key_cache)
+            .with_poll_settle(settings.poll_settle)
     }
 }
 
@@ -91,11 +63,13 @@ impl<S, L, C, K> OrderApi<S, L, C, K>
 where
     S: OrderStore + OrderFeed + Clone,
     L: LabelStore,
-    C: Clock + Clone,
+    C: Clock + Clone + 'static,
     K: KeyStore,
 {
+    /// Over these ports; metrics go to stdout as EMF lines ([`Self::with_metrics`]).
     pub fn with_ports(store: S, labels: L, keys: K, warehouses: Warehouses, clock: C) -> Self {
         Self {
+            metrics: Arc::new(EmfMetrics::new(clock.clone())),
             feed: store.clone(),
             clock: clock.clone(),
             poll_settle: shared::polling::DEFAULT_SETTLE,
@@ -105,7 +79,14 @@ where
         }
     }
 
-    /// Trusts keys it has read for `ttl` (see [`Config::api_key_cache`]).
+    /// Reports its metrics to `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Trusts keys it has read for `ttl` (`API_KEY_CACHE_SECONDS`).
     #[must_use]
     pub fn with_key_cache(mut self, ttl: Duration) -> Self {
         self.auth = self.auth.with_cache(ttl);
@@ -153,26 +134,12 @@ where
 
     /// Answers one request. Never fails: every error has its HTTP answer.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
-        let answer = self
-            .authenticated(&request)
-            .await
-            .unwrap_or_else(ApiError::into_response);
-        Ok(answer.into_http(request.method()).map(Body::from))
+        let routed = self.authenticated(&request).await;
+        Ok(api::answer(request.method(), routed).map(Body::from))
     }
 
     async fn authenticated(&self, request: &Request) -> Result<ApiResponse, ApiError> {
-        // A signature covers the method, the path and query as the client sent
-        // them (the gateway's rawPath) and the raw body.
-        let path = signed_path(request.raw_http_path(), request.uri());
-        let signed = Signed {
-            method: request.method().as_str(),
-            path: &path,
-            body: request.body().as_ref(),
-        };
-        let caller = self
-            .auth
-            .authenticate(&HttpHeaders(request.headers()), &signed)
-            .await?;
+        let caller = api::caller(&self.auth, request.raw_http_path(), request).await?;
         if caller.client_code().is_none() {
             return Err(AuthError::Forbidden("warehouse keys cannot use the order API").into());
         }
@@ -188,7 +155,11 @@ where
         match segments.as_slice() {
             ["apicenter", "api", "order"] if post => {
                 require_json(request.headers())?;
-                Ok(match self.intake.accept(caller, body).await? {
+                let accepted = self.intake.accept(caller, parse_order(body)?).await;
+                if let Err(IntakeError::NumberTaken(_)) = &accepted {
+                    self.metrics.record(Metric::OrderNumberCollision);
+                }
+                Ok(match accepted? {
                     Accepted::Created(order) => {
                         success(StatusCode::CREATED, &OrderView::from(&order), "created")
                     }
@@ -215,7 +186,8 @@ where
                 if !body.is_empty() {
                     require_json(request.headers())?;
                 }
-                let (applied, order) = self.lifecycle.cancel(caller, number, body).await?;
+                let cancel = requests::cancel(body)?;
+                let (applied, order) = self.lifecycle.cancel(caller, number, cancel).await?;
                 let message = match applied {
                     EventEffect::Duplicate => "already cancelled",
                     _ => "cancelled",
@@ -234,9 +206,10 @@ where
             }
             ["apicenter", "api", "order", number, "callback", "fields"] if post => {
                 require_json(request.headers())?;
+                let fields = requests::callback_fields(body)?;
                 let order = self
                     .lifecycle
-                    .supply_callback_fields(caller, number, body)
+                    .supply_callback_fields(caller, number, fields)
                     .await?;
                 Ok(success(
                     StatusCode::OK,
@@ -275,3 +248,6 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

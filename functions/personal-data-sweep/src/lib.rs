@@ -7,48 +7,25 @@
 //! on its own timer, as EventBridge's schedule does in AWS.
 
 use adapters::{DynamoOrderStore, S3LabelStore};
-use shared::config::{ConfigError, required_env};
 use shared::lifecycle::LifecycleError;
-use shared::lifecycle::personal_data::{DEFAULT_RETENTION_DAYS, Sweep, sweep};
+use shared::lifecycle::personal_data::{Sweep, sweep};
 use shared::ports::{Clock, DueRedactions, LabelStore, OrderStore, SystemClock};
 
-/// What the function reads from its environment.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub orders_table: String,
-    pub order_history_table: String,
-    pub labels_bucket: String,
-    /// `PERSONAL_DATA_RETENTION_DAYS` (default 30): how long a final order
-    /// keeps its personal data.
-    pub retention: chrono::Duration,
-}
+pub mod settings;
 
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            orders_table: required_env("ORDERS_TABLE")?,
-            order_history_table: required_env("ORDER_HISTORY_TABLE")?,
-            labels_bucket: required_env("LABELS_BUCKET")?,
-            retention: retention_days(std::env::var("PERSONAL_DATA_RETENTION_DAYS").ok())?,
-        })
-    }
-}
+pub use settings::Settings;
 
-/// The retention from its variable: whole days, at least 1.
-pub fn retention_days(value: Option<String>) -> Result<chrono::Duration, ConfigError> {
-    let days = match value {
-        None => DEFAULT_RETENTION_DAYS,
-        Some(text) => text
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|days| (1..=3650).contains(days))
-            .ok_or_else(|| ConfigError::Invalid {
-                name: "PERSONAL_DATA_RETENTION_DAYS",
-                reason: format!("{text:?} is not a number of days from 1 to 3650"),
-            })?,
-    };
-    Ok(chrono::Duration::days(i64::from(days)))
+/// The retention from the text of `PERSONAL_DATA_RETENTION_DAYS` (the local
+/// stack passes the template's parameter): whole days from 1 to 3650.
+///
+/// # Errors
+/// The text is not such a number.
+pub fn retention_days(
+    value: Option<String>,
+) -> Result<chrono::Duration, adapters::settings::SettingsError> {
+    let mut env = adapters::settings::Env::from_lookup(move |_| value.clone());
+    let retention = settings::retention(&mut env);
+    env.finish(retention)
 }
 
 /// One sweep over the due orders.
@@ -62,12 +39,16 @@ pub struct PersonalDataSweep<S, L, C> {
 
 impl PersonalDataSweep<DynamoOrderStore, S3LabelStore, SystemClock> {
     /// The production wiring: DynamoDB, S3 and the system clock.
-    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> Self {
+    pub fn new(
+        settings: Settings,
+        dynamodb: aws_sdk_dynamodb::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Self {
         Self::with_ports(
-            DynamoOrderStore::new(dynamodb, config.orders_table, config.order_history_table),
-            S3LabelStore::new(s3, config.labels_bucket),
+            settings.tables.store(dynamodb),
+            S3LabelStore::new(s3, settings.labels_bucket),
             SystemClock,
-            config.retention,
+            settings.retention,
         )
     }
 }
@@ -106,3 +87,6 @@ where
         Ok(done)
     }
 }
+
+#[cfg(test)]
+mod tests;

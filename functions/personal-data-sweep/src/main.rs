@@ -1,16 +1,16 @@
-//! Lambda entry point: read config, build the SDK clients once, sweep on
+//! Lambda entry point: read the settings, build the SDK clients once, sweep on
 //! each scheduled invocation.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use personal_data_sweep::{Config, PersonalDataSweep};
+use personal_data_sweep::{PersonalDataSweep, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
-    let config = Config::from_env()?;
+    let settings = Settings::read(adapters::settings::Env::process())?;
     let aws = adapters::https::aws_config().await?;
     let sweep = PersonalDataSweep::new(
-        config,
+        settings,
         aws_sdk_dynamodb::Client::new(&aws),
         adapters::s3::client(&aws),
     );

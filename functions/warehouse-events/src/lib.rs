@@ -9,20 +9,21 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use adapters::api::{
-    ApiError, ApiResponse, HttpHeaders, READ_METHODS, path_segments, reads, require_json,
-    signed_path, success,
+    self, ApiError, ApiResponse, READ_METHODS, path_segments, reads, require_json, success,
 };
 use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, Principal};
-use shared::config::{ConfigError, api_key_cache, required_env};
-use shared::lifecycle::Lifecycle;
-use shared::lifecycle::label::{LINK_TTL, LabelAnswer, fetch_label};
+use shared::lifecycle::label::{LINK_TTL, LabelLink, fetch_label};
+use shared::lifecycle::{Lifecycle, requests};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
 use shared::record::progress::EventEffect;
 use shared::view::OrderView;
+
+pub mod settings;
+
+pub use settings::Settings;
 
 /// Whether `path` is the route this function serves (API Gateway sends it
 /// only these; the local gateway asks).
@@ -32,34 +33,6 @@ pub fn serves(path: &str) -> bool {
         path_segments(path).as_slice(),
         ["apicenter", "api", "order", _, "events" | "label"]
     )
-}
-
-/// What the function reads from its environment.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// `ORDERS_TABLE`: the DynamoDB table keyed by `order_number`.
-    pub orders_table: String,
-    /// `ORDER_HISTORY_TABLE`: the orders' requests and callback ledgers.
-    pub order_history_table: String,
-    /// `API_KEYS_TABLE`: the API keys, by hash.
-    pub api_keys_table: String,
-    /// `API_KEY_CACHE_SECONDS` (default 60): how long a warm function trusts a
-    /// key it has read; a revocation takes effect within this time.
-    pub api_key_cache: Duration,
-    /// `LABELS_BUCKET`: where inline labels are stored.
-    pub labels_bucket: String,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            orders_table: required_env("ORDERS_TABLE")?,
-            order_history_table: required_env("ORDER_HISTORY_TABLE")?,
-            api_keys_table: required_env("API_KEYS_TABLE")?,
-            api_key_cache: api_key_cache()?,
-            labels_bucket: required_env("LABELS_BUCKET")?,
-        })
-    }
 }
 
 #[derive(Debug)]
@@ -72,18 +45,14 @@ pub struct EventsApi<S, L, C, K> {
 
 impl EventsApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
     /// The production wiring: DynamoDB, S3 and the system clock.
-    pub fn new(config: Config, dynamodb: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> Self {
-        Self::with_ports(
-            DynamoOrderStore::new(
-                dynamodb.clone(),
-                config.orders_table,
-                config.order_history_table,
-            ),
-            S3LabelStore::new(s3, config.labels_bucket),
-            DynamoKeyStore::new(dynamodb, config.api_keys_table),
-            SystemClock,
-        )
-        .with_key_cache(config.api_key_cache)
+    pub fn new(
+        settings: Settings,
+        dynamodb: aws_sdk_dynamodb::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Self {
+        let (store, labels, keys) = settings.api.ports(dynamodb, s3);
+        Self::with_ports(store, labels, keys, SystemClock)
+            .with_key_cache(settings.api.api_key_cache)
     }
 }
 
@@ -97,7 +66,7 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
         }
     }
 
-    /// Trusts keys it has read for `ttl` (see [`Config::api_key_cache`]).
+    /// Trusts keys it has read for `ttl` (`API_KEY_CACHE_SECONDS`).
     #[must_use]
     pub fn with_key_cache(mut self, ttl: Duration) -> Self {
         self.auth = self.auth.with_cache(ttl);
@@ -106,26 +75,12 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
 
     /// Answers one request. Never fails: every error has its HTTP answer.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
-        let answer = self
-            .route(&request)
-            .await
-            .unwrap_or_else(ApiError::into_response);
-        Ok(answer.into_http(request.method()).map(Body::from))
+        let routed = self.route(&request).await;
+        Ok(api::answer(request.method(), routed).map(Body::from))
     }
 
     async fn route(&self, request: &Request) -> Result<ApiResponse, ApiError> {
-        // A signature covers the method, the path and query as the client sent
-        // them (the gateway's rawPath) and the raw body.
-        let path = signed_path(request.raw_http_path(), request.uri());
-        let signed = Signed {
-            method: request.method().as_str(),
-            path: &path,
-            body: request.body().as_ref(),
-        };
-        let caller = self
-            .auth
-            .authenticate(&HttpHeaders(request.headers()), &signed)
-            .await?;
+        let caller = api::caller(&self.auth, request.raw_http_path(), request).await?;
         if caller.centre_codes().is_none() {
             return Err(AuthError::Forbidden("only warehouse keys can report events").into());
         }
@@ -150,10 +105,8 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
             return Err(ApiError::MethodNotAllowed { allow: "POST" });
         }
         require_json(request.headers())?;
-        let (applied, order) = self
-            .lifecycle
-            .record_event(caller, number, request.body().as_ref())
-            .await?;
+        let event = requests::event(request.body().as_ref())?;
+        let (applied, order) = self.lifecycle.record_event(caller, number, event).await?;
         let message = match applied {
             EventEffect::Moved => "event applied",
             EventEffect::Recorded => {
@@ -165,29 +118,21 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
     }
 
     /// The order's label: a redirect to a link that serves it for five
-    /// minutes (the link is in `data.url` too), or, for an order stored before
-    /// labels went to the label store, the base64 text in `data.label_base64`.
+    /// minutes (the link is in `data.url` too).
     async fn label(&self, caller: &Principal, number: &str) -> Result<ApiResponse, ApiError> {
-        Ok(
-            match fetch_label(&self.store, &self.labels, caller, number).await? {
-                LabelAnswer::Link { url, label } => {
-                    let data = serde_json::json!({
-                        "url": url,
-                        "expires_in_seconds": LINK_TTL.as_secs(),
-                        "bytes": label.bytes,
-                        "sha256": label.sha256,
-                    });
-                    let mut response =
-                        success(StatusCode::FOUND, &data, "the label is at data.url");
-                    response.headers.push(("location", url));
-                    response
-                }
-                LabelAnswer::Inline(label_base64) => success(
-                    StatusCode::OK,
-                    &serde_json::json!({ "label_base64": label_base64 }),
-                    "ok",
-                ),
-            },
-        )
+        let LabelLink { url, label } =
+            fetch_label(&self.store, &self.labels, caller, number).await?;
+        let data = serde_json::json!({
+            "url": url,
+            "expires_in_seconds": LINK_TTL.as_secs(),
+            "bytes": label.bytes,
+            "sha256": label.sha256,
+        });
+        let mut response = success(StatusCode::FOUND, &data, "the label is at data.url");
+        response.headers.push(("location", url));
+        Ok(response)
     }
 }
+
+#[cfg(test)]
+mod tests;

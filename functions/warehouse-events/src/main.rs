@@ -1,15 +1,15 @@
-//! Lambda entry point: read config, build the SDK clients once, serve.
+//! Lambda entry point: read the settings, build the SDK clients once, serve.
 
 use lambda_http::{Error, run, service_fn};
-use warehouse_events::{Config, EventsApi};
+use warehouse_events::{EventsApi, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
-    let config = Config::from_env()?;
+    let settings = Settings::read(adapters::settings::Env::process())?;
     let aws = adapters::https::aws_config().await?;
     let api = EventsApi::new(
-        config,
+        settings,
         aws_sdk_dynamodb::Client::new(&aws),
         adapters::s3::client(&aws),
     );

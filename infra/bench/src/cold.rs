@@ -4,14 +4,20 @@
 //! `GET …/invocation/next` (init), the first invocation (event handed out →
 //! response posted), and the peak RSS (`VmHWM`) after that invocation.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use local_stack::Stack;
+use local_stack::template::Template;
 use serde::Serialize;
 
-use crate::events::{api_event, api_request, client_key, order_body, sqs_event, warehouse_key};
+use crate::environment;
+use crate::events::{
+    api_event, api_request, client_key, order_body, schedule_event, sqs_event, warehouse_key,
+};
+use crate::partner::Partner;
 use crate::runtime_stub::{Outcome, RuntimeStub};
 use crate::stats::{ms, percentile};
 
@@ -20,7 +26,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One function as the cold-start benchmark starts it.
 pub struct Function {
-    pub name: &'static str,
+    pub name: String,
     pub binary: PathBuf,
     pub env: Vec<(String, String)>,
     /// The first event of start `i`.
@@ -52,77 +58,42 @@ pub struct ColdStart {
     pub answer: String,
 }
 
-/// The environment every function gets from Lambda itself (plus the
-/// emulators' endpoints, which stand in for AWS).
-fn lambda_env(name: &str) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = [
-        ("AWS_LAMBDA_FUNCTION_NAME", name),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench"),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/20/[$LATEST]bench"),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
-        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023"),
-        ("LAMBDA_TASK_ROOT", "/var/task"),
-        ("LAMBDA_RUNTIME_DIR", "/var/runtime"),
-        ("_HANDLER", "bootstrap"),
-        ("TZ", ":UTC"),
-        ("LANG", "en_US.UTF-8"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "local"),
-        ("AWS_SECRET_ACCESS_KEY", "local"),
-        ("AWS_SESSION_TOKEN", "local"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for name in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"] {
-        if let Ok(value) = std::env::var(name) {
-            env.push((name.to_owned(), value));
-        }
-    }
-    env
-}
-
-/// The three functions, configured against `stack`, their first events
-/// pointing at orders made for the purpose.
+/// Every function of the template, configured against `stack` as deployed
+/// (its environment from the template, `crate::environment`), its first
+/// events pointing at orders made for the purpose. A function the bench has
+/// no first event for is an error: the bench grows with the template.
 pub async fn functions(
     stack: &Stack,
     bin_dir: &Path,
-    partner_url: &str,
+    partner: &Partner,
     starts: usize,
 ) -> Result<Vec<Function>, String> {
-    let table = stack.orders_table().map_err(|e| e.to_string())?.to_owned();
-    let history = stack
-        .order_history_table()
-        .map_err(|e| e.to_string())?
-        .to_owned();
-    let queue = stack
-        .callback_queue_url()
-        .map_err(|e| e.to_string())?
-        .to_owned();
+    let template = Template::project().map_err(|e| e.to_string())?;
     let queue_arn = stack
         .resources
         .queue_arn("CallbackQueue")
-        .map_err(|e| e.to_string())?
-        .to_owned();
-    let dead_letter_queue = stack
-        .dead_letter_queue_url()
         .map_err(|e| e.to_string())?
         .to_owned();
     let warehouses = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../local/warehouses.json"),
     )
     .map_err(|e| format!("infra/local/warehouses.json: {e}"))?;
+    // The parameters a deployment sets: the partner, its credentials'
+    // secret (made on the emulator, holding a static token), the warehouses.
+    let settings = partner.callback_settings();
+    let secret = stack
+        .partner_secret(&settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let parameters = BTreeMap::from([
+        ("CallbackUrl", settings.url.clone()),
+        ("CallbackTokenUrl", partner.token_url()),
+        ("CallbackTokenSecretName", secret),
+        ("WarehouseConfig", warehouses),
+    ]);
 
     // What the first invocations work on: an order to read and to report
     // on, and one due callback per dispatcher start (each posts once).
-    let keys_table = stack
-        .resources
-        .table("ApiKeysTable")
-        .map_err(|e| e.to_string())?
-        .to_owned();
     let client = client_key(stack).await?;
     let warehouse = warehouse_key(stack).await?;
     let api = stack.api().map_err(|e| e.to_string())?;
@@ -148,74 +119,66 @@ pub async fn functions(
         }
     }
 
-    let common = |name: &str| {
-        let mut env = lambda_env(name);
-        env.push(("ORDERS_TABLE".into(), table.clone()));
-        env.push(("ORDER_HISTORY_TABLE".into(), history.clone()));
-        env
-    };
-    let mut intake_env = common("order-intake");
-    intake_env.push(("WAREHOUSES".into(), warehouses.clone()));
-    intake_env.push(("API_KEYS_TABLE".into(), keys_table.clone()));
-    let mut events_env = common("warehouse-events");
-    events_env.push(("API_KEYS_TABLE".into(), keys_table));
-    let mut dispatch_env = common("callback-dispatch");
-    dispatch_env.extend([
-        ("WAREHOUSES".into(), warehouses),
-        ("CALLBACK_URL".into(), partner_url.to_owned()),
-        ("CALLBACK_TOKEN".into(), "bench-partner-token".into()),
-        ("CALLBACK_QUEUE_URL".into(), queue.clone()),
-        ("CALLBACK_MAX_POSTS".into(), "8".into()),
-        ("CALLBACK_DEAD_LETTER_QUEUE_URL".into(), dead_letter_queue),
-    ]);
-
-    Ok(vec![
-        Function {
-            name: "order-intake",
-            binary: bin_dir.join("order-intake"),
-            env: intake_env,
-            event: Box::new(move |i| {
-                api_event(
-                    "GET",
-                    "/apicenter/api/order/cold-read",
-                    None,
-                    &client,
-                    i as u64,
-                )
-                .to_string()
-            }),
-        },
-        Function {
-            name: "warehouse-events",
-            binary: bin_dir.join("warehouse-events"),
-            env: events_env,
-            event: Box::new(move |i| {
-                let event = serde_json::json!({
-                    "event_id": format!("cold-{i}"),
-                    "type": "allocated",
-                    // Within the order's life, which began with this run.
-                    "occurred_at": shared::record::format_time(chrono::Utc::now()),
+    let mut functions = Vec::new();
+    for spec in template.functions().map_err(|e| e.to_string())? {
+        let event: Box<dyn Fn(usize) -> String + Send + Sync> = match spec.binary.as_str() {
+            "order-intake" => {
+                let client = client.clone();
+                Box::new(move |i| {
+                    api_event(
+                        "GET",
+                        "/apicenter/api/order/cold-read",
+                        None,
+                        &client,
+                        i as u64,
+                    )
+                    .to_string()
                 })
-                .to_string();
-                api_event(
-                    "POST",
-                    "/apicenter/api/order/cold-events/events",
-                    Some(&event),
-                    &warehouse,
-                    i as u64,
-                )
-                .to_string()
-            }),
-        },
-        Function {
-            name: "callback-dispatch",
-            binary: bin_dir.join("callback-dispatch"),
-            env: dispatch_env,
-            event: Box::new(move |i| {
-                sqs_event(&queue_arn, &[format!("cold-callback-{i}")]).to_string()
-            }),
-        },
-    ])
+            }
+            "warehouse-events" => {
+                let warehouse = warehouse.clone();
+                Box::new(move |i| {
+                    let event = serde_json::json!({
+                        "event_id": format!("cold-{i}"),
+                        "type": "allocated",
+                        // Within the order's life, which began with this run.
+                        "occurred_at": shared::record::format_time(chrono::Utc::now()),
+                    })
+                    .to_string();
+                    api_event(
+                        "POST",
+                        "/apicenter/api/order/cold-events/events",
+                        Some(&event),
+                        &warehouse,
+                        i as u64,
+                    )
+                    .to_string()
+                })
+            }
+            "callback-dispatch" => {
+                let queue_arn = queue_arn.clone();
+                Box::new(move |i| {
+                    sqs_event(&queue_arn, &[format!("cold-callback-{i}")]).to_string()
+                })
+            }
+            // Its hourly schedule: nothing is due on a fresh stack, so the
+            // first invocation is the query that finds so.
+            "personal-data-sweep" => Box::new(|_| schedule_event().to_string()),
+            other => {
+                return Err(format!(
+                    "the template's function {other} has no first event in the cold-start bench \
+                     (infra/bench/src/cold.rs)"
+                ));
+            }
+        };
+        functions.push(Function {
+            env: environment::of(&spec, &template, stack, &parameters)?,
+            binary: bin_dir.join(&spec.binary),
+            name: spec.binary,
+            event,
+        });
+    }
+    Ok(functions)
 }
 
 /// One start: (init, first invocation, peak RSS in KiB, answer).
@@ -303,7 +266,7 @@ pub async fn measure(function: &Function, starts: usize) -> Result<ColdStart, St
         }
     }
     Ok(ColdStart {
-        function: function.name.to_owned(),
+        function: function.name.clone(),
         starts,
         init_p50_ms: ms(percentile(&init, 50.0)),
         init_p90_ms: ms(percentile(&init, 90.0)),

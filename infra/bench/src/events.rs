@@ -128,6 +128,22 @@ pub fn sqs_event(queue_arn: &str, order_numbers: &[String]) -> Value {
     json!({ "Records": records })
 }
 
+/// The event EventBridge Scheduler sends on a `rate(…)` schedule.
+#[must_use]
+pub fn schedule_event() -> Value {
+    json!({
+        "version": "0",
+        "id": "00000000-0000-4000-8000-000000000000",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": shared::record::format_time(chrono::Utc::now()),
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:000000000000:rule/bench"],
+        "detail": {},
+    })
+}
+
 /// The sample order under a new order number and marketplace order number
 /// (unique, so the duplicate-order check finds nothing, as for real traffic).
 /// `process_type` 2 arrives handed over: its callback is due at once.

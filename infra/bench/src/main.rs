@@ -10,6 +10,12 @@
 //!       --doc docs/benchmarks.md --json target/bench/results.json [--quick]
 //! ```
 //!
+//! `--quick` runs every step with tiny counts (seconds; its numbers mean
+//! nothing): `make test` runs it on the debug build (`infra/local/bench.sh
+//! --smoke`), so a change that breaks the bench fails there.
+//! `bench functions` prints the template's function binaries, the ones
+//! `bench.sh` builds and the cold-start step starts.
+//!
 //! `bench capacity|tenant [--doc docs/benchmarks.md]` (under the emulators, a
 //! debug build will do: capacity units do not depend on speed, and the tenant
 //! step compares two medians measured side by side) measures only the
@@ -18,6 +24,7 @@
 
 mod capacity;
 mod cold;
+mod environment;
 mod events;
 mod partner;
 mod report;
@@ -31,10 +38,10 @@ use std::time::Duration;
 
 use local_stack::Stack;
 use local_stack::stack::local_warehouses;
+use local_stack::template::Template;
 
 use crate::report::{Machine, Results, Size};
 
-const FUNCTIONS: [&str; 3] = ["order-intake", "warehouse-events", "callback-dispatch"];
 const CRITERION: [&str; 3] = ["intake/sample", "intake/50_items", "callback_body/shipped"];
 
 #[derive(Debug)]
@@ -125,29 +132,72 @@ fn git_commit() -> String {
     }
 }
 
+/// How much each step measures.
+#[derive(Debug)]
+struct Counts {
+    /// Cold starts per function.
+    starts: usize,
+    /// Intake `(concurrency, orders)` levels.
+    levels: Vec<(usize, usize)>,
+    /// Unmeasured requests of each kind first (`throughput::WARM_UP`).
+    warm_up: usize,
+    callbacks: usize,
+    tenant_samples: usize,
+}
+
+impl Counts {
+    fn full() -> Self {
+        Self {
+            starts: 25,
+            levels: vec![(1, 1000), (8, 2000), (32, 2000)],
+            warm_up: throughput::WARM_UP,
+            callbacks: 800,
+            tenant_samples: TENANT_SAMPLES,
+        }
+    }
+
+    /// Every step, with the least that still exercises it.
+    fn quick() -> Self {
+        Self {
+            starts: 1,
+            levels: vec![(1, 8), (2, 8)],
+            warm_up: 10,
+            callbacks: 20,
+            tenant_samples: 2,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut given = std::env::args().skip(1).peekable();
     if let Some(step) = given.next_if(|step| step == "capacity" || step == "tenant") {
         return one_table(&step, given).await;
     }
+    if given.next_if(|step| step == "functions").is_some() {
+        for function in Template::project()?.functions()? {
+            println!("{}", function.binary);
+        }
+        return Ok(());
+    }
     let args = args()?;
-    // Quick: a smoke run of the harness itself; its numbers mean little.
-    let (starts, levels, callbacks) = if args.quick {
-        (3, vec![(1, 20), (8, 40)], 40)
+    let counts = if args.quick {
+        Counts::quick()
     } else {
-        (25, vec![(1, 1000), (8, 2000), (32, 2000)], 800)
+        Counts::full()
     };
+    let starts = counts.starts;
 
     let machine = Machine::this();
     let cpu = report::read_criterion(&args.criterion_dir, &CRITERION)?;
-    let sizes = FUNCTIONS
-        .iter()
-        .map(|name| {
-            let path = args.bin_dir.join(name);
+    let sizes = Template::project()?
+        .functions()?
+        .into_iter()
+        .map(|function| {
+            let path = args.bin_dir.join(&function.binary);
             std::fs::metadata(&path)
                 .map(|meta| Size {
-                    function: (*name).to_owned(),
+                    function: function.binary,
                     bytes: meta.len(),
                 })
                 .map_err(|e| format!("{}: {e}", path.display()))
@@ -159,7 +209,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cold_stack = Stack::provision(&format!("{prefix}-cold"), local_warehouses()?).await?;
     let cold_partner = partner::Partner::start(Duration::ZERO).await?;
     let mut cold = Vec::new();
-    for function in cold::functions(&cold_stack, &args.bin_dir, &cold_partner.url, starts).await? {
+    for function in cold::functions(&cold_stack, &args.bin_dir, &cold_partner, starts).await? {
         let result = cold::measure(&function, starts).await?;
         eprintln!(
             "bench: {}: init p50 {:.1} ms, first invocation p50 {:.1} ms, peak RSS {} KiB",
@@ -174,12 +224,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("bench: intake throughput");
     let mut stack = Stack::provision(&format!("{prefix}-intake"), local_warehouses()?).await?;
     // As deployed: a warm function reads a caller's key once, then caches it.
-    stack.key_cache = shared::config::api_key_cache()?;
-    let intake = throughput::intake(&stack, &levels).await?;
+    let mut env = adapters::settings::Env::process();
+    stack.key_cache = adapters::settings::api_key_cache(&mut env);
+    env.finish(())?;
+    let intake = throughput::intake(&stack, &counts.levels, counts.warm_up).await?;
 
     eprintln!("bench: dispatch throughput");
     let stack = Stack::provision(&format!("{prefix}-dispatch"), local_warehouses()?).await?;
-    let dispatch = throughput::dispatch(&stack, callbacks, 10, Duration::from_millis(20)).await?;
+    let dispatch = throughput::dispatch(
+        &stack,
+        counts.callbacks,
+        counts.warm_up,
+        Duration::from_millis(20),
+    )
+    .await?;
 
     eprintln!("bench: capacity units per order lifecycle");
     let stack = Stack::provision(&format!("{prefix}-capacity"), local_warehouses()?).await?;
@@ -187,7 +245,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     eprintln!("bench: 404 for another client's order against a missing one");
     let stack = Stack::provision(&format!("{prefix}-tenant"), local_warehouses()?).await?;
-    let tenant = tenant::measure(&stack, if args.quick { 5 } else { TENANT_SAMPLES }).await?;
+    let tenant = tenant::measure(&stack, counts.tenant_samples).await?;
 
     let results = Results {
         capacity,

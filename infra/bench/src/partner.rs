@@ -6,16 +6,13 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+use hyper::Request;
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use local_stack::stack::CallbackSettings;
+use partner::{CALLBACK_PATH, Reply, TOKEN_PATH};
 use tokio::net::TcpListener;
 
-const PATH: &str = "/v1/outboundOrders/PlatformOrder/Callback";
 const ACCEPTED: &str = r#"{"Success": true, "Message": "ok", "RawResponse": "{\"code\":0}"}"#;
 
 /// A request as the partner received it.
@@ -43,32 +40,28 @@ impl Partner {
     /// Starts a partner on 127.0.0.1:<free port> answering after `delay`.
     pub async fn start(delay: Duration) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}{PATH}", listener.local_addr()?);
+        let url = format!("http://{}{CALLBACK_PATH}", listener.local_addr()?);
         let received = Arc::new(Mutex::new(Vec::new()));
         let server = {
             let received = Arc::clone(&received);
-            tokio::spawn(async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let received = Arc::clone(&received);
-                    tokio::spawn(async move {
-                        let service = service_fn(move |request| {
-                            answer(request, Arc::clone(&received), delay)
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            })
+            tokio::spawn(partner::serve(
+                listener,
+                || true,
+                move |request| answer(request, Arc::clone(&received), delay),
+            ))
         };
         Ok(Self {
             url,
             received,
             server,
         })
+    }
+
+    /// CK1's token endpoint beside the callback (unused with a static
+    /// token; set so nothing points at the real one).
+    #[must_use]
+    pub fn token_url(&self) -> String {
+        self.url.replace(CALLBACK_PATH, TOKEN_PATH)
     }
 
     /// Everything received so far, emptying the record.
@@ -81,16 +74,9 @@ async fn answer(
     request: Request<Incoming>,
     received: Arc<Mutex<Vec<Received>>>,
     delay: Duration,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
-    let authorization = header("authorization");
-    let idempotency_key = header("idempotency-key");
+) -> Result<Reply, Infallible> {
+    let authorization = partner::header(&request, "authorization");
+    let idempotency_key = partner::header(&request, "idempotency-key");
     let body = request
         .into_body()
         .collect()
@@ -103,12 +89,7 @@ async fn answer(
         idempotency_key,
     });
     tokio::time::sleep(delay).await;
-    let mut response = Response::new(Full::new(Bytes::from_static(ACCEPTED.as_bytes())));
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
+    Ok(partner::reply(200, ACCEPTED))
 }
 
 impl Partner {

@@ -45,7 +45,11 @@ const ROUNDS: usize = 8;
 /// JIT compiles each new request shape on its first few hundred requests
 /// (the first requests were 5–8× slower than the settled ones), and that is
 /// the emulator warming up, not what is being compared.
-const WARM_UP: (usize, usize) = (4, 300);
+pub const WARM_UP: usize = 300;
+/// The warm-up's concurrency.
+const WARM_UP_CONCURRENCY: usize = 4;
+/// Callbacks per SQS batch, as the event source mapping delivers them.
+const BATCH: usize = 10;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IntakeLevel {
@@ -256,18 +260,22 @@ impl IntakeBench<'_> {
     }
 }
 
-/// Intake at each `(concurrency, orders)` level.
-pub async fn intake(stack: &Stack, levels: &[(usize, usize)]) -> Result<Vec<IntakeLevel>, String> {
+/// Intake at each `(concurrency, orders)` level, after `warm_up` requests
+/// of each kind.
+pub async fn intake(
+    stack: &Stack,
+    levels: &[(usize, usize)],
+    warm_up: usize,
+) -> Result<Vec<IntakeLevel>, String> {
     let bench = IntakeBench {
         stack,
         api: stack.api().map_err(|e| e.to_string())?,
         table: stack.orders_table().map_err(|e| e.to_string())?.into(),
         key: client_key(stack).await?.into(),
     };
-    let (warm_concurrency, warm_orders) = WARM_UP;
     for kind in IntakeKind::in_round(0) {
         let warm = bench
-            .run(kind, "warm", warm_orders, warm_concurrency)
+            .run(kind, "warm", warm_up, WARM_UP_CONCURRENCY)
             .await?;
         if warm.errors > 0 {
             return Err(format!("{kind:?}: {} warm-up requests failed", warm.errors));
@@ -324,14 +332,16 @@ pub struct Dispatch {
     pub ceiling_per_second: f64,
 }
 
-/// Dispatches `callbacks` due callbacks in batches of `batch` through the
-/// dispatcher handler, and posts the same requests with raw reqwest.
+/// Dispatches `callbacks` due callbacks in batches of [`BATCH`] through the
+/// dispatcher handler, and posts the same requests with raw reqwest; about
+/// `warm_up` callbacks before them are not counted.
 pub async fn dispatch(
     stack: &Stack,
     callbacks: usize,
-    batch: usize,
+    warm_up: usize,
     partner_delay: Duration,
 ) -> Result<Dispatch, String> {
+    let batch = BATCH;
     let partner = Partner::start(partner_delay)
         .await
         .map_err(|e| format!("partner: {e}"))?;
@@ -350,7 +360,7 @@ pub async fn dispatch(
     let api = stack.api().map_err(|e| e.to_string())?;
     let key: Arc<str> = client_key(stack).await?.into();
     // The first batches warm the emulator up (see WARM_UP) and are not counted.
-    let warm_callbacks = WARM_UP.1.min(callbacks) / batch * batch;
+    let warm_callbacks = warm_up.min(callbacks) / batch * batch;
     let orders = warm_callbacks + callbacks;
     let numbers: Arc<Vec<String>> = Arc::new((0..orders).map(|i| format!("d-{i}")).collect());
     let created = {

@@ -7,22 +7,20 @@
 //! parameters in the query string, PascalCase answer): access tokens expire
 //! after a set time, every refresh rotates the refresh token, and a callback
 //! without a live token gets CK1's 401 envelope. So `make run` refreshes its
-//! tokens exactly as deployed.
+//! tokens exactly as deployed. The server, replies and token endpoint are the
+//! `partner` crate's, which the tests', the soak's and the bench's partners share.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use ::partner::{Credentials, Reply, TokenEndpoint, reply};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request};
 use tokio::net::TcpListener;
 
-/// The partner's callback endpoint.
-pub const CALLBACK_PATH: &str = "/v1/outboundOrders/PlatformOrder/Callback";
+pub use ::partner::{CALLBACK_PATH, TOKEN_PATH};
 
 /// Bodies above this are refused; callbacks are a few kilobytes.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -30,49 +28,25 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 const ACCEPTED: &str =
     r#"{"Success": true, "Message": "accepted by the local partner", "RawResponse": "{}"}"#;
 
-/// The token endpoint's path.
-pub const TOKEN_PATH: &str = "/oauth2/token";
 /// The local client's credentials and first refresh token.
 pub const CLIENT_ID: &str = "local-client";
 pub const CLIENT_SECRET: &str = "local-client-secret";
 pub const FIRST_REFRESH_TOKEN: &str = "local-refresh-0";
 
-/// CK1's OAuth2, played.
+/// CK1's OAuth2, played (the `partner` crate's token endpoint).
 #[derive(Debug)]
-pub struct OAuth {
-    lifetime: Duration,
-    state: Mutex<OAuthState>,
-}
-
-struct OAuthState {
-    refresh_token: String,
-    issued: Vec<(String, Instant)>,
-    refreshes: u32,
-}
-
-/// Counts only: the tokens it holds are secrets even here (they would be
-/// real ones if this partner ever fronted a real one's credentials).
-impl std::fmt::Debug for OAuthState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthState")
-            .field("issued", &self.issued.len())
-            .field("refreshes", &self.refreshes)
-            .finish_non_exhaustive()
-    }
-}
+pub struct OAuth(Mutex<TokenEndpoint>);
 
 impl OAuth {
     /// Access tokens live `lifetime`.
     #[must_use]
     pub fn new(lifetime: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            lifetime,
-            state: Mutex::new(OAuthState {
-                refresh_token: FIRST_REFRESH_TOKEN.into(),
-                issued: Vec::new(),
-                refreshes: 0,
-            }),
-        })
+        let credentials = Credentials {
+            client_id: CLIENT_ID,
+            client_secret: CLIENT_SECRET,
+            first_refresh_token: FIRST_REFRESH_TOKEN,
+        };
+        Arc::new(Self(Mutex::new(TokenEndpoint::new(credentials, lifetime))))
     }
 }
 
@@ -83,123 +57,61 @@ pub async fn serve(listener: TcpListener) {
 
 /// Serves the partner, playing OAuth2 when `oauth` is set.
 pub async fn serve_with(listener: TcpListener, oauth: Option<Arc<OAuth>>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let oauth = oauth.clone();
-        tokio::spawn(async move {
-            // A client that hangs up mid-request is not our concern.
-            let _ = http1::Builder::new()
-                .serve_connection(
-                    TokioIo::new(stream),
-                    service_fn(move |request| answer(request, oauth.clone())),
-                )
-                .await;
-        });
-    }
+    ::partner::serve(
+        listener,
+        || true,
+        move |request| answer(request, oauth.clone()),
+    )
+    .await;
 }
 
 /// The token endpoint, or `Some(401)` for a callback without a live token.
-fn play_oauth(oauth: &OAuth, request: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
-    let Ok(mut state) = oauth.state.lock() else {
-        return Some(reply_owned(StatusCode::INTERNAL_SERVER_ERROR, "{}".into()));
+fn play_oauth(oauth: &OAuth, request: &Request<Incoming>) -> Option<Reply> {
+    let Ok(mut endpoint) = oauth.0.lock() else {
+        return Some(reply(500, "{}"));
     };
-    let now = Instant::now();
     if request.uri().path() == TOKEN_PATH {
-        let query = request.uri().query().unwrap_or_default();
-        let get = |key: &str| {
-            query
-                .split('&')
-                .filter_map(|pair| pair.split_once('='))
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v)
-        };
-        if get("client_id") != Some(CLIENT_ID) || get("client_secret") != Some(CLIENT_SECRET) {
-            tracing::warn!("local partner: token request with unknown client credentials");
-            return Some(reply_owned(
-                StatusCode::BAD_REQUEST,
-                r#"{"Code":"invalid_client","Message":"unknown client"}"#.into(),
-            ));
+        let before = endpoint.refreshes();
+        let answer = endpoint.refresh(request.uri().query().unwrap_or_default());
+        if endpoint.refreshes() > before {
+            tracing::info!(
+                refresh = endpoint.refreshes(),
+                "local partner: issued a new access token (the refresh token rotated)"
+            );
+        } else {
+            tracing::warn!(
+                status = answer.status().as_u16(),
+                "local partner: refused a token request (unknown client, or a spent refresh token)"
+            );
         }
-        if get("grant_type") != Some("refresh_token")
-            || get("refresh_token") != Some(state.refresh_token.as_str())
-        {
-            tracing::warn!("local partner: refresh with a spent or unknown refresh token");
-            return Some(reply_owned(
-                StatusCode::BAD_REQUEST,
-                r#"{"Code":"invalid_grant","Message":"the refresh token is invalid"}"#.into(),
-            ));
-        }
-        state.refreshes += 1;
-        let access = format!("local-access-{}", state.refreshes);
-        state.refresh_token = format!("local-refresh-{}", state.refreshes);
-        state.issued.retain(|(_, until)| *until > now);
-        state.issued.push((access.clone(), now + oauth.lifetime));
-        tracing::info!(
-            refresh = state.refreshes,
-            expires_in_s = oauth.lifetime.as_secs(),
-            "local partner: issued a new access token (the refresh token rotated)"
-        );
-        let body = serde_json::json!({
-            "AccessToken": access,
-            "RefreshToken": state.refresh_token,
-            "AccessTokenExpiresIn": oauth.lifetime.as_secs(),
-            "RefreshTokenExpiresIn": 2_592_000,
-        });
-        return Some(reply_owned(StatusCode::OK, body.to_string()));
+        return Some(answer);
     }
-    let live = request
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .is_some_and(|token| {
-            state
-                .issued
-                .iter()
-                .any(|(issued, until)| issued == token && *until > now)
-        });
-    if live {
-        return None;
+    let refused = endpoint.authorize(::partner::bearer(request).as_deref(), CALLBACK_PATH);
+    if refused.is_some() {
+        tracing::info!("local partner: access token missing or expired, answering 401");
     }
-    tracing::info!("local partner: access token missing or expired, answering 401");
-    Some(reply_owned(
-        StatusCode::UNAUTHORIZED,
-        serde_json::json!({
-            "Errors": [{"Code": "800F1401", "Message": "access token invalid or expired"}],
-            "TicketId": "00000000-0000-4000-8000-000000000401",
-            "RequestUri": CALLBACK_PATH,
-        })
-        .to_string(),
-    ))
+    refused
 }
 
 async fn answer(
     request: Request<Incoming>,
     oauth: Option<Arc<OAuth>>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Reply, Infallible> {
     if let Some(oauth) = &oauth
         && let Some(response) = play_oauth(oauth, &request)
     {
         return Ok(response);
     }
     if request.uri().path() != CALLBACK_PATH {
-        return Ok(reply(StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#));
+        return Ok(reply(404, r#"{"message":"Not Found"}"#));
     }
     if request.method() != Method::POST {
-        return Ok(reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            r#"{"message":"Method Not Allowed"}"#,
-        ));
+        return Ok(reply(405, r#"{"message":"Method Not Allowed"}"#));
     }
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-    };
-    let idempotency_key = header("idempotency-key");
+    let idempotency_key = request
+        .headers()
+        .get("idempotency-key")
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     // The credential itself must never reach the logs; whether it was sent
     // is all a developer needs.
     let authorized = request.headers().contains_key(hyper::header::AUTHORIZATION);
@@ -207,10 +119,7 @@ async fn answer(
         .collect()
         .await
     else {
-        return Ok(reply(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            r#"{"message":"Payload Too Large"}"#,
-        ));
+        return Ok(reply(413, r#"{"message":"Payload Too Large"}"#));
     };
     let body = body.to_bytes();
     let pretty = serde_json::from_slice::<serde_json::Value>(&body)
@@ -223,21 +132,7 @@ async fn answer(
         authorization_present = authorized,
         "local partner received a platform callback:\n{pretty}"
     );
-    Ok(reply(StatusCode::OK, ACCEPTED))
-}
-
-fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    reply_owned(status, body.to_owned())
-}
-
-fn reply_owned(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
+    Ok(reply(200, ACCEPTED))
 }
 
 #[cfg(test)]

@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use adapters::{
     DynamoBreakerStore, DynamoKeyStore, DynamoOrderStore, HttpPartner, PartnerTokens, S3LabelStore,
-    TokenConfig,
+    SqsCallbackQueue, TokenConfig,
 };
 use callback_dispatch::DispatchHandler;
 use order_intake::OrderApi;
 use personal_data_sweep::PersonalDataSweep;
 use shared::auth::IssuedKey;
 use shared::callback::RetryPolicy;
-use shared::callback::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::config::Warehouses;
 use shared::dispatch::Dispatcher;
+use shared::dispatch::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::domain::Scope;
 use shared::ports::{Clock, SystemClock};
 use warehouse_events::EventsApi;
@@ -312,15 +312,14 @@ impl Stack {
     /// The callback dispatcher, as the SQS event source mapping invokes it:
     /// its token comes from the secret, as deployed.
     pub async fn dispatcher(&self, settings: &CallbackSettings) -> Result<SqsFunction, Error> {
-        let mut policy = RetryPolicy::default();
+        // The lease from the timeout by the deployed rule (callback-dispatch's too).
+        let mut policy = RetryPolicy::for_partner_timeout(settings.timeout);
         if let Some(delays) = &settings.retry_delays {
             policy.delays.clone_from(delays);
         }
         if let Some(max_posts) = settings.max_posts {
             policy.max_posts = max_posts;
         }
-        policy.lease = settings.timeout * 5; // as callback-dispatch's Config
-        policy.post_timeout = settings.timeout;
         let partner = HttpPartner::new(
             &settings.url,
             settings.timeout.min(Duration::from_secs(3)),
@@ -362,9 +361,11 @@ impl Stack {
         }
         let handler = Arc::new(DispatchHandler::new(
             dispatcher,
-            self.sqs.clone(),
-            self.callback_queue_url()?.to_owned(),
-            self.dead_letter_queue_url()?.to_owned(),
+            SqsCallbackQueue::new(
+                self.sqs.clone(),
+                self.callback_queue_url()?,
+                self.dead_letter_queue_url()?,
+            ),
         ));
         Ok(Arc::new(move |event| {
             let handler = Arc::clone(&handler);

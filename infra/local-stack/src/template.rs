@@ -60,11 +60,32 @@ pub struct PipeSpec {
     pub input_template: Option<String>,
 }
 
+/// A value of a function's `Environment.Variables`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// Written out (a number too: the template quotes them).
+    Literal(String),
+    /// `!Ref Name`: a parameter's value or a resource's physical id.
+    Ref(String),
+}
+
+/// A Lambda function as the template declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    /// `Metadata.BuildProperties.Binary`: the cargo binary deployed.
+    pub binary: String,
+    /// `Globals.Function`'s variables and the function's own (which win), by name.
+    pub environment: BTreeMap<String, EnvValue>,
+}
+
 /// The template's resources (and its parameters' defaults).
 #[derive(Debug, Clone)]
 pub struct Template {
     resources: BTreeMap<String, Value>,
     parameters: BTreeMap<String, Value>,
+    /// `Globals.Function`, which every function inherits.
+    function_globals: Option<Value>,
 }
 
 impl Template {
@@ -96,10 +117,65 @@ impl Template {
             .flatten()
             .filter_map(|(name, body)| Some((name.as_str()?.to_owned(), body.clone())))
             .collect();
+        let function_globals = document
+            .get("Globals")
+            .and_then(|globals| globals.get("Function"))
+            .cloned();
         Ok(Self {
             resources,
             parameters,
+            function_globals,
         })
+    }
+
+    /// A parameter's default as text (a number's too), e.g. `LogLevel`.
+    #[must_use]
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        match self.parameters.get(name)?.get("Default")? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The functions (`AWS::Serverless::Function`) with their environments:
+    /// what a harness starting a function's binary must give it, read from
+    /// where the deployed one gets it.
+    pub fn functions(&self) -> Result<Vec<FunctionSpec>, Error> {
+        self.of_type("AWS::Serverless::Function")
+            .map(|(id, body)| {
+                let binary = body
+                    .get("Metadata")
+                    .and_then(|m| m.get("BuildProperties"))
+                    .and_then(|b| text(b.get("Binary")))
+                    .ok_or_else(|| {
+                        Error::Template(format!("{id}: no Metadata.BuildProperties.Binary"))
+                    })?;
+                let mut environment = BTreeMap::new();
+                for scope in [self.function_globals.as_ref(), body.get("Properties")] {
+                    let variables = scope
+                        .and_then(|scope| scope.get("Environment"))
+                        .and_then(|env| env.get("Variables"))
+                        .and_then(Value::as_mapping)
+                        .into_iter()
+                        .flatten();
+                    for (name, value) in variables {
+                        let name = name.as_str().ok_or_else(|| {
+                            Error::Template(format!("{id}: a variable name that is not text"))
+                        })?;
+                        let value = env_value(value).ok_or_else(|| {
+                            Error::Template(format!("{id}: {name} is neither a literal nor a !Ref"))
+                        })?;
+                        environment.insert(name.to_owned(), value);
+                    }
+                }
+                Ok(FunctionSpec {
+                    logical_id: id.clone(),
+                    binary,
+                    environment,
+                })
+            })
+            .collect()
     }
 
     /// A numeric parameter's default, e.g. `DispatchConcurrency`.
@@ -289,6 +365,23 @@ fn number(value: Option<&Value>) -> Option<u64> {
     }
 }
 
+/// A literal, or `!Ref Name` / `{"Ref": "Name"}`.
+fn env_value(value: &Value) -> Option<EnvValue> {
+    match value {
+        Value::String(s) => Some(EnvValue::Literal(s.clone())),
+        Value::Number(n) => Some(EnvValue::Literal(n.to_string())),
+        Value::Bool(b) => Some(EnvValue::Literal(b.to_string())),
+        Value::Tagged(tagged) if tagged.tag == "Ref" => {
+            tagged.value.as_str().map(|id| EnvValue::Ref(id.to_owned()))
+        }
+        Value::Mapping(map) => map
+            .get("Ref")
+            .and_then(Value::as_str)
+            .map(|id| EnvValue::Ref(id.to_owned())),
+        _ => None,
+    }
+}
+
 /// `!GetAtt Queue.Arn` or `{"Fn::GetAtt": ["Queue", "Arn"]}` → `Queue`.
 fn get_att_target(value: &Value) -> Option<String> {
     get_att(value).map(|(id, _)| id)
@@ -318,6 +411,14 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str = r#"
+Globals:
+  Function:
+    Environment:
+      Variables:
+        T: global
+        LOG: !Ref Level
+Parameters:
+  Level: {Type: String, Default: info}
 Resources:
   Table:
     Type: AWS::DynamoDB::Table
@@ -358,7 +459,8 @@ Resources:
         maxReceiveCount: 8
   Fn:
     Type: AWS::Serverless::Function
-    Properties: {Environment: {Variables: {T: !Ref Table}}}
+    Metadata: {BuildProperties: {Binary: fn-bin}}
+    Properties: {Environment: {Variables: {T: !Ref Table, MAX: "8", Q: {Ref: Queue}}}}
 "#;
 
     /// A property of a resource of the project's template.
@@ -484,6 +586,54 @@ Resources:
             Some(
                 r#"{"order_number": "<$.dynamodb.Keys.order_number.S>", "generation": "<$.dynamodb.NewImage.outbox.N>"}"#
             )
+        );
+    }
+
+    #[test]
+    fn a_functions_environment_is_the_globals_overridden_by_its_own_variables() {
+        let template = Template::parse(SAMPLE).unwrap();
+        let functions = template.functions().unwrap();
+        let reference = |id: &str| EnvValue::Ref(id.to_owned());
+        assert_eq!(
+            functions,
+            [FunctionSpec {
+                logical_id: "Fn".into(),
+                binary: "fn-bin".into(),
+                environment: BTreeMap::from([
+                    ("LOG".to_owned(), reference("Level")),
+                    ("MAX".to_owned(), EnvValue::Literal("8".into())),
+                    ("Q".to_owned(), reference("Queue")),
+                    ("T".to_owned(), reference("Table")),
+                ]),
+            }]
+        );
+        assert_eq!(template.parameter_default("Level").as_deref(), Some("info"));
+    }
+
+    /// What broke `make bench` once: order-intake started without the
+    /// labels bucket a hand-kept list had missed.
+    #[test]
+    fn every_function_of_the_project_gets_the_tables_and_its_variables() {
+        let functions = Template::project().unwrap().functions().unwrap();
+        let binaries: Vec<_> = functions.iter().map(|f| f.binary.as_str()).collect();
+        assert_eq!(
+            binaries,
+            [
+                "callback-dispatch",
+                "order-intake",
+                "personal-data-sweep",
+                "warehouse-events"
+            ]
+        );
+        for function in &functions {
+            let env = &function.environment;
+            assert_eq!(env["ORDERS_TABLE"], EnvValue::Ref("OrdersTable".into()));
+            assert_eq!(env["RUST_LOG"], EnvValue::Ref("LogLevel".into()));
+        }
+        let intake = &functions[1].environment;
+        assert_eq!(
+            intake["LABELS_BUCKET"],
+            EnvValue::Ref("LabelsBucket".into())
         );
     }
 

@@ -5,21 +5,18 @@
 //! - [`retry`]: the retry schedule;
 //! - [`breaker`]: the fleet-wide circuit breaker in front of the partner;
 //!   [`breaker_window`]: what one dispatcher saw of the partner lately (the
-//!   failure rate that opens it); [`breaker_cache`]: a warm instance's copy
-//!   of it while it is closed; [`throttle`]: fewer posts at once after a 429.
+//!   failure rate that opens it); [`throttle`]: fewer posts at once after a 429.
 //!
 //! Elsewhere: the callback's state on the order and its delivery protocol
 //! (generation, claim, lease, settle, replay) is [`crate::record::callback`];
-//! one delivery of a queue message, end to end, is [`crate::dispatch`]. The
+//! one delivery of a queue message, end to end, and the partner's answer
+//! rules, are [`crate::dispatch`]. The
 //! queue message itself is sent by the store's outbox (the orders table's
 //! stream), never by these functions: see [`crate::ports::OrderStore::save`].
 
 pub mod body;
 pub mod breaker;
-pub mod breaker_cache;
 pub mod breaker_window;
-#[cfg(test)]
-mod protocol_model;
 pub mod retry;
 pub mod throttle;
 

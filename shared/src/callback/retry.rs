@@ -32,21 +32,45 @@ pub struct RetryPolicy {
     pub post_timeout: Duration,
 }
 
+/// The deployed partner timeout (`CALLBACK_TIMEOUT_SECONDS`).
+const DEFAULT_PARTNER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Partner timeouts one lease covers; see [`RetryPolicy::for_partner_timeout`].
+const LEASE_TIMEOUTS: u32 = 5;
+
 impl Default for RetryPolicy {
+    /// The deployed schedule with the deployed partner timeout (10 s, so a
+    /// 50 s lease).
     fn default() -> Self {
+        Self::for_partner_timeout(DEFAULT_PARTNER_TIMEOUT)
+    }
+}
+
+impl RetryPolicy {
+    /// The default schedule for a partner timeout of `timeout`: the one place
+    /// the lease is derived from it (the function's start-up and the local
+    /// stack both build their policy here).
+    ///
+    /// The lease is 5 × the timeout because one attempt may take four
+    /// timeouts under it: the post; on a 401, waiting for another
+    /// dispatcher's token refresh, then CK1's token endpoint; and the
+    /// repeated post. The fifth is the margin for the store writes around
+    /// them, so the answer is recorded while the lease still holds. Deployed
+    /// (10 s) that is 50 s: within the function's 60 s timeout and well
+    /// below the queue's 360 s visibility timeout.
+    #[must_use]
+    pub fn for_partner_timeout(timeout: Duration) -> Self {
         Self {
             delays: [5, 300, 1800, 7200, 18_000, 36_000, 36_000]
                 .into_iter()
                 .map(Duration::from_secs)
                 .collect(),
             max_posts: 8,
-            lease: Duration::from_secs(60),
-            post_timeout: Duration::from_secs(10),
+            lease: timeout.saturating_mul(LEASE_TIMEOUTS),
+            post_timeout: timeout,
         }
     }
-}
 
-impl RetryPolicy {
     /// Parses `CALLBACK_RETRY_DELAYS`: seconds, comma-separated.
     pub fn parse_delays(text: &str) -> Result<Vec<Duration>, String> {
         let delays: Result<Vec<Duration>, String> = text
@@ -135,6 +159,19 @@ mod tests {
             policy.delay(1, Some(Duration::from_secs(99_999))),
             MAX_DELAY
         );
+    }
+
+    #[test]
+    fn the_lease_covers_five_partner_timeouts() {
+        let policy = RetryPolicy::for_partner_timeout(Duration::from_secs(10));
+        assert_eq!(policy.lease, Duration::from_secs(50));
+        assert_eq!(policy.post_timeout, Duration::from_secs(10));
+        assert_eq!(
+            RetryPolicy::for_partner_timeout(Duration::from_secs(1)).lease,
+            Duration::from_secs(5)
+        );
+        // The deployed timeout (template: CALLBACK_TIMEOUT_SECONDS = 10).
+        assert_eq!(RetryPolicy::default(), policy);
     }
 
     #[test]

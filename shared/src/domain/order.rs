@@ -9,8 +9,10 @@ use super::{Money, OrderNumber, Platform};
 /// Every field that the intake rules require is non-optional here, so code past
 /// the intake edge never checks for them again. Serialised, this is the
 /// canonical form of the request: what is stored and what the idempotency hash
-/// is computed over.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// is computed over. It is not deserialised: a request becomes an order
+/// through the intake rules (`crate::intake::parse_order`), a stored order
+/// through [`Order::from_stored`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Order {
     pub order_number: OrderNumber,
     pub centre_code: String,
@@ -107,11 +109,8 @@ pub struct LogisticsProvider {
     pub tracking_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_url: Option<String>,
-    /// As the ERP sent it; the intake moves it to the label store and keeps
-    /// only [`LogisticsProvider::label`] (orders stored before that kept it here).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label_base64: Option<String>,
-    /// The label the ERP sent inline, as stored.
+    /// The label the ERP sent inline (`label_base64`, which the intake moves
+    /// to the label store), as stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<StoredLabel>,
 }
@@ -182,7 +181,57 @@ pub struct Item {
     pub platform_sku_id: Option<String>,
 }
 
+/// An order as the store holds it: [`Order`]'s canonical JSON, read back.
+/// Its own type so that only text this service wrote becomes an order
+/// without the intake rules ([`Order::from_stored`]).
+#[derive(Deserialize)]
+struct StoredOrder {
+    order_number: OrderNumber,
+    centre_code: String,
+    client_code: String,
+    client_type: Option<ClientType>,
+    special_order_tag: Option<SpecialOrderTag>,
+    platform_type: Platform,
+    platform_order_number: Option<String>,
+    process_type: ProcessType,
+    customer_logistics: Option<String>,
+    desc: Option<String>,
+    package_id: Option<String>,
+    shipping_provider_id: Option<String>,
+    shipping_provider_name: Option<String>,
+    logistics_provider: Option<LogisticsProvider>,
+    receiver: Receiver,
+    sender: Option<Sender>,
+    items: Vec<Item>,
+}
+
 impl Order {
+    /// The order whose canonical JSON the store holds. Trusted: the text was
+    /// written from an [`Order`] that passed the intake rules, so they are not
+    /// applied again; never call this on a request body.
+    pub fn from_stored(canonical_json: &str) -> Result<Self, serde_json::Error> {
+        let stored: StoredOrder = serde_json::from_str(canonical_json)?;
+        Ok(Self {
+            order_number: stored.order_number,
+            centre_code: stored.centre_code,
+            client_code: stored.client_code,
+            client_type: stored.client_type,
+            special_order_tag: stored.special_order_tag,
+            platform_type: stored.platform_type,
+            platform_order_number: stored.platform_order_number,
+            process_type: stored.process_type,
+            customer_logistics: stored.customer_logistics,
+            desc: stored.desc,
+            package_id: stored.package_id,
+            shipping_provider_id: stored.shipping_provider_id,
+            shipping_provider_name: stored.shipping_provider_name,
+            logistics_provider: stored.logistics_provider,
+            receiver: stored.receiver,
+            sender: stored.sender,
+            items: stored.items,
+        })
+    }
+
     /// The GSI key that finds other orders of this client with the same
     /// marketplace order number; `None` when the order has none.
     #[must_use]

@@ -1,10 +1,23 @@
 //! An inline label (`logistics_provider.label_base64`): decoded, hashed and
 //! named for the label store.
 
+use std::fmt;
+
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{OrderNumber, StoredLabel};
+
+/// An inline label's bytes, decoded when the request is parsed. Its `Debug`
+/// shows only the size: a label is up to a few megabytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LabelBytes(pub Vec<u8>);
+
+impl fmt::Debug for LabelBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LabelBytes({} bytes)", self.0.len())
+    }
+}
 
 /// The label's bytes; MIME-style line breaks are allowed, padding is not
 /// optional. The error says what is wrong, for the 400.

@@ -1,10 +1,14 @@
 //! Order intake (spec 000): parse, check, store once, answer.
+//!
+//! The handler parses the body first ([`parse_order`], the edge: every
+//! intake rule, every problem listed); [`Intake`] takes the typed
+//! [`OrderRequest`] and never sees bytes.
 
 pub mod findings;
 pub mod label;
-pub mod metrics;
 mod parse;
 
+pub use label::LabelBytes;
 pub use parse::{OrderRequest, parse_order};
 
 use crate::auth::Principal;
@@ -47,13 +51,18 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
         }
     }
 
-    /// Accepts an order body from `caller`: stores it once, or explains every
-    /// reason it cannot. The body's `client_code` must be the caller's.
-    pub async fn accept(&self, caller: &Principal, body: &[u8]) -> Result<Accepted, IntakeError> {
+    /// Accepts a parsed order request from `caller`: stores it once, or
+    /// explains every reason it cannot. Its `client_code` must be the caller's.
+    pub async fn accept(
+        &self,
+        caller: &Principal,
+        request: OrderRequest,
+    ) -> Result<Accepted, IntakeError> {
         let OrderRequest {
             mut order,
+            label,
             real_time_response,
-        } = parse_order(body)?;
+        } = request;
         if caller.client_code() != Some(order.client_code.as_str()) {
             return Err(IntakeError::ForeignClient {
                 body: order.client_code,
@@ -77,7 +86,7 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
             if !findings.is_empty() {
                 return Err(IntakeError::Unprocessable(findings));
             }
-            let label = take_label(&mut order)?;
+            let label = label.map(|bytes| place_label(&mut order, bytes));
             let record = OrderRecord::accept(order, findings, self.clock.now());
             let inserted = match label {
                 None => self.store.insert_new(&record).await?,
@@ -86,7 +95,7 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
             return self.answer(record, inserted).await;
         }
 
-        let label = take_label(&mut order)?;
+        let label = label.map(|bytes| place_label(&mut order, bytes));
         let mut record = OrderRecord::accept(order, findings, self.clock.now());
         // A finding is only recorded here, so the duplicate check (an index
         // query) runs beside the write instead of before it: one round trip
@@ -168,14 +177,13 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
     }
 
     /// Said when the number is another client's, without comparing anything;
-    /// operators are told.
+    /// operators are told (the handler counts `Metric::OrderNumberCollision`).
     fn number_taken(&self, record: &OrderRecord) -> IntakeError {
         tracing::warn!(
             order_number = %record.order.order_number,
             client_code = %record.order.client_code,
             "order number collision between clients"
         );
-        println!("{}", metrics::collision_line());
         IntakeError::NumberTaken(record.order.order_number.clone())
     }
 
@@ -295,26 +303,13 @@ struct InlineLabel {
     bytes: Vec<u8>,
 }
 
-/// Takes the inline label out of `order`, decoded, and leaves in its place
-/// where it will be stored, its size and its SHA-256 (so the same label again
-/// is the same request, and another label a conflicting one).
-fn take_label(order: &mut Order) -> Result<Option<InlineLabel>, IntakeError> {
-    let number = order.order_number.clone();
-    let Some(provider) = order.logistics_provider.as_mut() else {
-        return Ok(None);
-    };
-    let Some(text) = provider.label_base64.take() else {
-        return Ok(None);
-    };
-    let bytes = label::decode(&text).map_err(|why| {
-        IntakeError::Invalid(vec![FieldError::new(
-            "logistics_provider.label_base64",
-            why,
-        )])
-    })?;
-    let stored = label::describe(&number, &bytes);
-    provider.label = Some(stored.clone());
-    Ok(Some(InlineLabel { stored, bytes }))
+/// Records on `order` where its inline label will be stored, its size and its
+/// SHA-256 (so the same label again is the same request, and another label a
+/// conflicting one).
+fn place_label(order: &mut Order, LabelBytes(bytes): LabelBytes) -> InlineLabel {
+    let stored = label::describe(&order.order_number, &bytes);
+    order.logistics_provider.get_or_insert_default().label = Some(stored.clone());
+    InlineLabel { stored, bytes }
 }
 
 #[cfg(test)]

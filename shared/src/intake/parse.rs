@@ -3,6 +3,7 @@
 
 use std::num::NonZeroU32;
 
+use super::label::{self, LabelBytes};
 use crate::domain::{
     ClientType, Item, LogisticsProvider, Money, Order, OrderNumber, Platform, ProcessType,
     Receiver, Sender, SpecialOrderTag,
@@ -11,16 +12,21 @@ use crate::error::IntakeError;
 use crate::limits::{self, text};
 use crate::reader::{Object, Reader, root_object};
 
-/// A parsed order and how the caller wants it checked.
+/// A parsed order request: what [`super::Intake::accept`] takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRequest {
+    /// The order, without its inline label.
     pub order: Order,
+    /// `logistics_provider.label_base64`, decoded: the intake puts it in the
+    /// label store and records on the order where.
+    pub label: Option<LabelBytes>,
     /// `real_time_response`: reject the order when a data-quality check finds a
     /// problem, instead of recording the finding on it.
     pub real_time_response: bool,
 }
 
-/// Parses a request body into an order, listing every problem when it cannot.
+/// Parses a request body into an order, listing every problem when it
+/// cannot: the edge every order passes before the intake use case.
 pub fn parse_order(body: &[u8]) -> Result<OrderRequest, IntakeError> {
     if body.len() > limits::MAX_BODY_BYTES {
         return Err(IntakeError::BodyTooLarge {
@@ -56,10 +62,13 @@ pub fn parse_order(body: &[u8]) -> Result<OrderRequest, IntakeError> {
     let customer_logistics = r.text(&root, "customer_logistics", text::NAME);
     let desc = r.text(&root, "desc", text::DESC);
 
-    let logistics_provider = r
-        .object(&root, "logistics_provider")
-        .map(|obj| logistics_provider(&mut r, &obj))
-        .transpose()?;
+    let (logistics_provider, label) = match r.object(&root, "logistics_provider") {
+        Some(obj) => {
+            let (provider, label) = logistics_provider(&mut r, &obj);
+            (Some(provider), label)
+        }
+        None => (None, None),
+    };
     if process_type == ProcessType::HandedOver
         && logistics_provider
             .as_ref()
@@ -120,6 +129,7 @@ pub fn parse_order(body: &[u8]) -> Result<OrderRequest, IntakeError> {
                 sender,
                 items,
             },
+            label,
             real_time_response,
         }),
         _ => Err(IntakeError::Invalid(problems)),
@@ -140,26 +150,31 @@ fn small_enum<T: TryFrom<u8, Error = String>>(
         .ok()
 }
 
-fn logistics_provider(r: &mut Reader, obj: &Object<'_>) -> Result<LogisticsProvider, IntakeError> {
-    let label_base64 = r.text(obj, "label_base64", text::BASE64);
-    // Decoded here only to list a bad label with the other problems; the
-    // intake decodes it again when it stores it.
-    if let Some(Err(why)) = label_base64.as_deref().map(super::label::decode) {
-        r.problem(obj.path_of("label_base64"), why);
-    }
+/// The provider, and its inline label decoded (a bad one is listed with the
+/// other problems).
+fn logistics_provider(r: &mut Reader, obj: &Object<'_>) -> (LogisticsProvider, Option<LabelBytes>) {
+    let label =
+        r.text(obj, "label_base64", text::BASE64)
+            .and_then(|text| match label::decode(&text) {
+                Ok(bytes) => Some(LabelBytes(bytes)),
+                Err(why) => {
+                    r.problem(obj.path_of("label_base64"), why);
+                    None
+                }
+            });
     let label_url = r.text(obj, "label_url", text::URL);
     if let Some(url) = &label_url
         && !(url.starts_with("https://") || url.starts_with("http://"))
     {
         r.problem(obj.path_of("label_url"), "must be an http(s) URL");
     }
-    Ok(LogisticsProvider {
+    let provider = LogisticsProvider {
         code: r.text(obj, "code", text::CODE),
         tracking_number: r.text(obj, "tracking_number", text::IDENTIFIER),
         label_url,
-        label_base64,
         label: None,
-    })
+    };
+    (provider, label)
 }
 
 fn receiver(r: &mut Reader, obj: &Object<'_>) -> Option<Receiver> {

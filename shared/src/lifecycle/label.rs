@@ -10,13 +10,11 @@ use crate::ports::{Access, LabelStore, OrderStore};
 /// How long a label link works.
 pub const LINK_TTL: Duration = Duration::from_secs(300);
 
-/// Where the warehouse gets the label.
+/// Where the warehouse gets the label: a short-lived link to the stored label.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LabelAnswer {
-    /// A short-lived link to the stored label.
-    Link { url: String, label: StoredLabel },
-    /// An order stored before labels moved to the label store keeps it inline.
-    Inline(String),
+pub struct LabelLink {
+    pub url: String,
+    pub label: StoredLabel,
 }
 
 /// The label of an order the warehouse `caller` serves; `NotFound` when the
@@ -27,7 +25,7 @@ pub async fn fetch_label<S: OrderStore, L: LabelStore>(
     labels: &L,
     caller: &Principal,
     order_number: &str,
-) -> Result<LabelAnswer, LifecycleError> {
+) -> Result<LabelLink, LifecycleError> {
     let not_found = || LifecycleError::NotFound(order_number.to_owned());
     let number = OrderNumber::parse(order_number).map_err(|_| not_found())?;
     let record = store
@@ -39,13 +37,11 @@ pub async fn fetch_label<S: OrderStore, L: LabelStore>(
         // Deleted with the order's personal data: the label prints the address.
         return Err(not_found());
     }
-    let provider = record.order.logistics_provider.ok_or_else(not_found)?;
-    if let Some(label) = provider.label {
-        let url = labels.label_link(&label.key, LINK_TTL).await?;
-        return Ok(LabelAnswer::Link { url, label });
-    }
-    provider
-        .label_base64
-        .map(LabelAnswer::Inline)
-        .ok_or_else(not_found)
+    let label = record
+        .order
+        .logistics_provider
+        .and_then(|provider| provider.label)
+        .ok_or_else(not_found)?;
+    let url = labels.label_link(&label.key, LINK_TTL).await?;
+    Ok(LabelLink { url, label })
 }

@@ -3,17 +3,15 @@
 //! write makes the callback due, the store's outbox sends its queue message
 //! with that same write, so there is no step between the two to lose it in.
 
-use super::callback_fields::parse_callback_fields;
-use super::event::{MAX_EVENT_BODY_BYTES, parse_event};
+use super::requests::Cancel;
 use crate::auth::Principal;
 use crate::domain::{OrderNumber, OrderStatus};
 use crate::error::{FieldError, StoreError};
 use crate::ports::{Access, Clock, OrderStore};
-use crate::reader::{Reader, root_object};
 use crate::record::callback::NotReplayable;
 use crate::record::event::{EventKind, EventSource, WarehouseEvent};
 use crate::record::progress::{EventEffect, Impossible};
-use crate::record::{FieldsOutcome, FieldsRefused, OrderRecord};
+use crate::record::{CallbackFields, FieldsOutcome, FieldsRefused, OrderRecord};
 use crate::update::{Change, update_order};
 
 /// Why a lifecycle request was refused.
@@ -61,39 +59,24 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         Self { store, clock }
     }
 
-    /// Applies a warehouse event body to an order.
+    /// Applies a warehouse event (read by [`super::requests::event`]) to an order.
     pub async fn record_event(
         &self,
         caller: &Principal,
         order_number: &str,
-        body: &[u8],
+        event: WarehouseEvent,
     ) -> Result<(EventEffect, OrderRecord), LifecycleError> {
-        within_size(body)?;
-        let event = parse_event(body).map_err(LifecycleError::Invalid)?;
         self.apply(caller, order_number, &event).await
     }
 
-    /// The ERP cancels an order (only before it ships). Body: optional
-    /// `{"reason": "..."}`. Cancelling a cancelled order changes nothing.
+    /// The ERP cancels an order (only before it ships). Cancelling a
+    /// cancelled order changes nothing.
     pub async fn cancel(
         &self,
         caller: &Principal,
         order_number: &str,
-        body: &[u8],
+        Cancel { reason }: Cancel,
     ) -> Result<(EventEffect, OrderRecord), LifecycleError> {
-        within_size(body)?;
-        let reason = if body.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            let root = root_object(body).map_err(|p| LifecycleError::Invalid(vec![p]))?;
-            let mut reader = Reader::default();
-            let reason = reader.text(&root, "reason", crate::limits::text::DESC);
-            let problems = reader.into_problems();
-            if !problems.is_empty() {
-                return Err(LifecycleError::Invalid(problems));
-            }
-            reason
-        };
         let now = self.clock.now();
         let event = WarehouseEvent {
             // One id for every ERP cancellation (a repeated cancel is a
@@ -154,10 +137,8 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         &self,
         caller: &Principal,
         order_number: &str,
-        body: &[u8],
+        fields: CallbackFields,
     ) -> Result<OrderRecord, LifecycleError> {
-        within_size(body)?;
-        let fields = parse_callback_fields(body).map_err(LifecycleError::Invalid)?;
         let number = parse_number(order_number)?;
         let now = self.clock.now();
         let (record, outcome) = update_order(
@@ -221,17 +202,6 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
             "callback replay requested");
         Ok(record)
     }
-}
-
-/// Event and cancel bodies are small; anything bigger is refused unread.
-fn within_size(body: &[u8]) -> Result<(), LifecycleError> {
-    if body.len() > MAX_EVENT_BODY_BYTES {
-        return Err(LifecycleError::BodyTooLarge {
-            size: body.len(),
-            limit: MAX_EVENT_BODY_BYTES,
-        });
-    }
-    Ok(())
 }
 
 fn parse_number(order_number: &str) -> Result<OrderNumber, LifecycleError> {

@@ -97,7 +97,7 @@ pub struct Attempt {
     pub at: DateTime<Utc>,
     /// `None` when no HTTP answer came (timeout, connection error).
     pub http_status: Option<u16>,
-    pub outcome: String,
+    pub outcome: AttemptStatus,
     pub latency_ms: u64,
     /// Why it did not go through, in words (the partner's refusal, a failed
     /// token refresh, a connection error).
@@ -112,6 +112,47 @@ pub struct Attempt {
     /// The partner's `TicketId`: what its support asks for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket_id: Option<String>,
+}
+
+/// Where an attempt left the callback (the ledger's `outcome`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    Delivered,
+    Failed,
+    /// Tried again later (also a test's filler attempt).
+    #[default]
+    Retrying,
+    DeadLettered,
+}
+
+impl AttemptStatus {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Retrying => "retrying",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&AttemptOutcome> for AttemptStatus {
+    fn from(outcome: &AttemptOutcome) -> Self {
+        match outcome {
+            AttemptOutcome::Delivered => Self::Delivered,
+            AttemptOutcome::Rejected(_) => Self::Failed,
+            AttemptOutcome::Retry { next: None, .. } => Self::DeadLettered,
+            AttemptOutcome::Retry { .. } => Self::Retrying,
+        }
+    }
 }
 
 /// A dispatcher's hold on a callback while it posts.
@@ -176,9 +217,8 @@ fn not_required() -> CallbackStatus {
 /// A delivery's bid to post: the claim's inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    /// The message's generation; `None` for a message written before
-    /// generations existed (it stands for the current one).
-    pub generation: Option<u64>,
+    /// The message's generation.
+    pub generation: u64,
     pub message_id: String,
     /// The fencing token (message id and receive count).
     pub owner: String,
@@ -295,7 +335,7 @@ impl Callback {
 
     /// The claim's condition: `Ok` when `claim` may post now.
     pub fn check_claim(&self, claim: &Claim) -> Result<(), NotClaimable> {
-        if claim.generation.is_some_and(|g| g != self.generation) {
+        if claim.generation != self.generation {
             return Err(NotClaimable::Superseded);
         }
         match self.status {

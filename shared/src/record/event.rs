@@ -28,10 +28,9 @@ pub struct WarehouseEvent {
 /// Who reported an event. The warehouse's `event_id`s and the ERP's never
 /// collide: a warehouse event that happens to be called `erp-cancel` is not
 /// the ERP's cancellation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventSource {
-    #[default]
     Warehouse,
     Erp,
 }

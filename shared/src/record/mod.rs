@@ -49,9 +49,6 @@ pub struct OrderRecord {
     pub callback_fields: CallbackFields,
     /// Optimistic-concurrency version: 1 when created, +1 on every save.
     pub version: u64,
-    /// Stored by an earlier release, with the request and the callback ledger
-    /// inside the order's item; the next save moves them out (the store's job).
-    pub stored_inline: bool,
     /// When the order became final ([`OrderRecord::is_final`]): the start of
     /// its personal data's retention. Maintained by the stores on every write
     /// ([`OrderRecord::final_since`]).
@@ -61,11 +58,6 @@ pub struct OrderRecord {
     /// The request was just redacted: the next save writes it over the
     /// stored one (the store's job), then clears this.
     pub rewrite_request: bool,
-    /// The request's hash in this release's canonical form, kept when it
-    /// differs from `request_hash` (an earlier release's order) and the
-    /// stored text can no longer tell it (redacted), so replays are still
-    /// recognised ([`OrderRecord::same_request_as`]).
-    pub replay_hash: Option<String>,
 }
 
 /// Callback fields an ERP supplies for an existing order
@@ -133,11 +125,9 @@ impl OrderRecord {
             progress: Progress::default(),
             callback_fields: CallbackFields::default(),
             version: 1,
-            stored_inline: false,
             final_at: None,
             redacted_at: None,
             rewrite_request: false,
-            replay_hash: None,
         };
         if record.order.process_type == ProcessType::HandedOver {
             record.accept_already_handed_over(now);
@@ -236,15 +226,11 @@ impl OrderRecord {
     }
 
     /// Whether `other` is the same request as the one stored here: equal
-    /// hashes, or (for an order stored by an earlier release, whose canonical
-    /// form may differ) equal canonical forms as this release writes them
-    /// (once redacted, the form it had: `replay_hash`).
+    /// hashes of their canonical forms (a redacted order keeps the hash of
+    /// the request as accepted).
     #[must_use]
     pub fn same_request_as(&self, other: &Self) -> bool {
         self.request_hash == other.request_hash
-            || self.replay_hash.as_deref() == Some(other.request_hash.as_str())
-            || serde_json::from_str::<Order>(&self.order_json)
-                .is_ok_and(|stored| request_hash(&canonical_json(&stored)) == other.request_hash)
     }
 
     /// Spec 000's `status_message`: why the order is short or cancelled, and

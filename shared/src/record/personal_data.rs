@@ -47,10 +47,8 @@ pub fn redact(order: &Order) -> Order {
     // Free text an ERP fills with the buyer's note ("call Ana at …").
     mark(&mut order.desc);
     if let Some(provider) = order.logistics_provider.as_mut() {
-        // The ERP's own link to a label that prints the address, and an
-        // earlier release's inline label: both are the address.
+        // The ERP's own link to a label that prints the address.
         mark(&mut provider.label_url);
-        provider.label_base64 = None;
     }
     order
 }
@@ -142,12 +140,6 @@ impl OrderRecord {
             OrderStatus::HandedOver | OrderStatus::Cancelled
         ) {
             return Err(StillInWarehouse(self.status));
-        }
-        let canonical = super::request_hash(&super::canonical_json(&self.order));
-        if canonical != self.request_hash {
-            // An earlier release's order: its replays are told by this hash,
-            // which the redacted text can no longer give.
-            self.replay_hash = Some(canonical);
         }
         self.order = redact(&self.order);
         self.order_json = super::canonical_json(&self.order);
@@ -282,26 +274,6 @@ mod tests {
             Ok(Redaction::AlreadyRedacted { label: None })
         );
         assert_eq!(record.redacted_at, Some(now), "the first time stays");
-    }
-
-    #[test]
-    fn an_earlier_releases_order_still_replays_once_redacted() {
-        let mut record = record_in(OrderStatus::Cancelled);
-        // Hashed over an earlier release's canonical form.
-        record.request_hash = "0".repeat(64);
-        let resent = OrderRecord::accept(sample(), Vec::new(), Utc::now());
-        assert!(
-            record.same_request_as(&resent),
-            "before: by its stored text"
-        );
-
-        record.redact_personal_data(Utc::now()).unwrap();
-
-        assert_eq!(record.request_hash, "0".repeat(64), "the pointer stays");
-        assert!(record.same_request_as(&resent), "after: by its replay hash");
-        let mut other = sample();
-        other.items[0].qty = std::num::NonZeroU32::new(2).unwrap();
-        assert!(!record.same_request_as(&OrderRecord::accept(other, Vec::new(), Utc::now())));
     }
 
     #[test]

@@ -53,8 +53,7 @@ pub struct Progress {
 /// One received event, kept so duplicates are recognised and history is visible.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventEntry {
-    /// Who reported it (entries stored before sources existed were the warehouse's).
-    #[serde(default)]
+    /// Who reported it.
     pub source: EventSource,
     pub event_id: String,
     #[serde(rename = "type")]

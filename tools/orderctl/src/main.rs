@@ -12,7 +12,6 @@
 //!   the order does not exist (`order show`, `order erase`), or its
 //!   personal data cannot be erased yet (`order erase`).
 
-mod backfill;
 mod callbacks;
 mod dlq;
 mod keys;
@@ -54,9 +53,6 @@ enum Command {
     /// API keys: create, rotate, revoke, list.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// The polling indexes: backfill orders stored before they existed.
-    #[command(subcommand)]
-    Index(backfill::IndexCommand),
 }
 
 /// What the command line needs from AWS, built once.
@@ -69,13 +65,15 @@ pub struct Aws {
 
 /// A required resource name from the environment.
 pub fn resource(name: &'static str) -> Result<String, Failure> {
-    shared::config::required_env(name).map_err(|_| {
-        format!(
-            "{name} is not set: export the stack's resource names (README, \"orderctl\"), \
+    adapters::settings::Env::process()
+        .optional(name)
+        .ok_or_else(|| {
+            format!(
+                "{name} is not set: export the stack's resource names (README, \"orderctl\"), \
              or `source .local/run/env` for make run"
-        )
-        .into()
-    })
+            )
+            .into()
+        })
 }
 
 #[tokio::main]
@@ -97,7 +95,6 @@ async fn main() -> ExitCode {
         Command::Callbacks(command) => callbacks::run(&aws, command, cli.json).await,
         Command::Dlq(command) => dlq::run(&aws, command, cli.json).await,
         Command::Keys(command) => keys::run(&aws, command, cli.json).await,
-        Command::Index(command) => backfill::run(&aws, command, cli.json).await,
     };
     match result {
         Ok(code) => ExitCode::from(code),

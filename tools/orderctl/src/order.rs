@@ -130,7 +130,7 @@ pub async fn run(aws: &Aws, command: OrderCommand, json: bool) -> Result<u8, Fai
                     .http_status
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "-".into()),
-                attempt.outcome.clone(),
+                attempt.outcome.to_string(),
                 format!("{} ms", attempt.latency_ms),
             ]
         })

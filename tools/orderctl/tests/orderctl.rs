@@ -34,22 +34,6 @@ fn orderctl(app: &TestApp, args: &[&str]) -> Output {
         .expect("orderctl runs")
 }
 
-/// Makes an order look as an earlier release stored it: without `attributes`.
-async fn remove_attributes(app: &TestApp, number: &str, attributes: &str) {
-    app.stack
-        .dynamodb
-        .update_item()
-        .table_name(app.stack.orders_table().expect("table"))
-        .key(
-            "order_number",
-            aws_sdk_dynamodb::types::AttributeValue::S(number.into()),
-        )
-        .update_expression(format!("REMOVE {attributes}"))
-        .send()
-        .await
-        .expect("attributes removed");
-}
-
 fn json_of(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
         panic!(
@@ -339,84 +323,6 @@ async fn a_dead_lettered_callback_is_redriven_from_the_dlq_and_delivered() {
     assert_eq!(partner.received().len(), 2);
 }
 
-#[tokio::test]
-async fn orders_stored_before_the_indexes_join_the_feed_after_a_backfill() {
-    let app = TestApp::spawn().await;
-    let mut order = sample_order();
-    order["package"]["order_number"] = json!("old-1");
-    assert_eq!(app.post_order(&order).await.status, 201);
-    // As stored before the polling indexes existed.
-    remove_attributes(
-        &app,
-        "old-1",
-        "feed_shard, updated_key, updated_at, callback_shard",
-    )
-    .await;
-    let feed = "/apicenter/api/orders?updated_since=2000-01-01T00:00:00Z";
-    tokio::time::sleep(app.stack.poll_settle).await;
-    assert_eq!(
-        app.request(reqwest::Method::GET, feed).await.body["data"]["orders"],
-        json!([])
-    );
-
-    let backfilled = orderctl(&app, &["--json", "index", "backfill"]);
-
-    assert_eq!(
-        backfilled.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&backfilled.stderr)
-    );
-    assert_eq!(json_of(&backfilled)["written"], 1);
-    let page = app.request(reqwest::Method::GET, feed).await;
-    assert_eq!(page.body["data"]["orders"][0]["order_number"], "old-1");
-}
-
-/// The time `ahead` from now: a sweep run after the retention.
-struct Ahead(chrono::Duration);
-
-impl shared::ports::Clock for Ahead {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now() + self.0
-    }
-}
-
-#[tokio::test]
-async fn final_orders_stored_before_the_personal_data_index_are_redacted_after_a_backfill() {
-    let app = TestApp::spawn().await;
-    let mut order = sample_order();
-    order["package"]["order_number"] = json!("old-2");
-    assert_eq!(app.post_order(&order).await.status, 201);
-    let cancel = "/apicenter/api/order/old-2/cancel";
-    assert_eq!(app.post_json(cancel, &json!({})).await.status, 200);
-    // As stored before the personal-data index existed.
-    remove_attributes(&app, "old-2", "final_at, personal_data_shard").await;
-    let sweep = || {
-        app.stack
-            .personal_data_sweep(Ahead(chrono::Duration::days(31)))
-    };
-    assert_eq!(
-        sweep().expect("sweep").run().await.expect("run").redacted,
-        0
-    );
-
-    let backfilled = orderctl(&app, &["--json", "index", "backfill"]);
-
-    assert_eq!(
-        backfilled.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&backfilled.stderr)
-    );
-    assert_eq!(json_of(&backfilled)["written"], 1);
-    assert_eq!(
-        sweep().expect("sweep").run().await.expect("run").redacted,
-        1
-    );
-    let read = app.get_order("old-2").await;
-    assert!(read.body["data"]["personal_data_redacted_at"].is_string());
-}
-
 #[test]
 fn every_subcommand_has_help() {
     for args in [
@@ -430,7 +336,6 @@ fn every_subcommand_has_help() {
         &["keys", "rotate", "--help"],
         &["keys", "revoke", "--help"],
         &["keys", "list", "--help"],
-        &["index", "backfill", "--help"],
     ] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderctl"))
             .args(args)

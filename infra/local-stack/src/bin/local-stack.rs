@@ -29,8 +29,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 3000,
     };
     let mut stack = Stack::provision("local", local_warehouses()?).await?;
-    stack.key_cache = shared::config::api_key_cache()?;
-    stack.poll_settle = shared::config::poll_settle()?;
+    let mut env = adapters::settings::Env::process();
+    stack.key_cache = adapters::settings::api_key_cache(&mut env);
+    stack.poll_settle = adapters::settings::poll_settle(&mut env);
+    env.finish(())?;
     // Demo credentials: the spec sample's client "20", and the two local
     // warehouses. Fixed values from the environment make scripts repeatable.
     let erp = stack

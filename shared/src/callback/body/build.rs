@@ -279,9 +279,7 @@ fn text(value: Option<&str>) -> Option<String> {
 /// handed us Temu's label, by URL or inline.
 fn shipping_mode(platform: CallbackPlatform, order: &Order) -> u8 {
     let has_label = order.logistics_provider.as_ref().is_some_and(|provider| {
-        text(provider.label_url.as_deref()).is_some()
-            || text(provider.label_base64.as_deref()).is_some()
-            || provider.label.is_some()
+        text(provider.label_url.as_deref()).is_some() || provider.label.is_some()
     });
     u8::from(platform == CallbackPlatform::Temu && has_label)
 }

@@ -15,7 +15,8 @@ use proptest::prelude::*;
 use super::{Erased, erase, sweep};
 use crate::auth::Principal;
 use crate::domain::{OrderNumber, OrderStatus, Scope};
-use crate::lifecycle::{Lifecycle, LifecycleError};
+use crate::lifecycle::requests::Cancel;
+use crate::lifecycle::{Lifecycle, LifecycleError, parse_event};
 use crate::memory::{MemoryLabels, MemoryStore};
 use crate::ports::{Access, Clock};
 use crate::record::callback::CallbackStatus;
@@ -112,7 +113,8 @@ impl World {
             order["package"]["order_number"] = format!("mabang-m{n}").into();
             order["logistics_provider"]["label_base64"] = "JVBERi0xLjcK".into();
             let body = serde_json::to_vec(&order).unwrap();
-            let accepted = intake.accept(&erp(), &body).await.unwrap();
+            let request = crate::intake::parse_order(&body).unwrap();
+            let accepted = intake.accept(&erp(), request).await.unwrap();
             let crate::intake::Accepted::Created(record) = accepted else {
                 panic!("created")
             };
@@ -145,7 +147,7 @@ impl World {
                 };
                 match self
                     .lifecycle
-                    .record_event(&wms(), &pick(order), body.as_bytes())
+                    .record_event(&wms(), &pick(order), parse_event(body.as_bytes()).unwrap())
                     .await
                 {
                     Ok(_) | Err(LifecycleError::Impossible { .. } | LifecycleError::Invalid(_)) => {
@@ -154,7 +156,11 @@ impl World {
                 }
             }
             Step::Cancel { order } => {
-                match self.lifecycle.cancel(&erp(), &pick(order), b"").await {
+                match self
+                    .lifecycle
+                    .cancel(&erp(), &pick(order), Cancel::default())
+                    .await
+                {
                     Ok(_) | Err(LifecycleError::Impossible { .. }) => {}
                     Err(other) => panic!("a cancel failed: {other}"),
                 }

@@ -14,7 +14,7 @@ fn due() -> Callback {
 
 fn claim(message: &str, receive: u32, at: DateTime<Utc>) -> Claim {
     Claim {
-        generation: Some(1),
+        generation: 1,
         message_id: message.into(),
         owner: format!("{message}#{receive}"),
         now: at,
@@ -27,7 +27,7 @@ fn attempt() -> Attempt {
     Attempt {
         at: now(),
         http_status: Some(503),
-        outcome: "retrying".into(),
+        outcome: AttemptStatus::Retrying,
         latency_ms: 20,
         ..Attempt::default()
     }

@@ -3,7 +3,7 @@ use serde_json::json;
 
 use super::*;
 use crate::callback::body::idempotency_key;
-use crate::domain::{LogisticsProvider, Platform};
+use crate::domain::{LogisticsProvider, Platform, StoredLabel};
 use crate::intake::parse_order;
 
 const FIXTURE: &str = include_str!("../../../../../tests/fixtures/spec-000-sample.json");
@@ -309,7 +309,11 @@ fn a_temu_order_with_the_platform_label_ships_in_mode_1_and_without_it_in_mode_0
     });
     assert_eq!(build_json(&by_url)["ShippingMode"], 1);
     let inline = temu_with_label(LogisticsProvider {
-        label_base64: Some("JVBERi0=".into()),
+        label: Some(StoredLabel {
+            key: "labels/o/0".into(),
+            bytes: 5,
+            sha256: "0".repeat(64),
+        }),
         ..Default::default()
     });
     assert_eq!(build_json(&inline)["ShippingMode"], 1);

@@ -12,26 +12,27 @@
 //! (version-checked); a refused write drops the copy, so the caller's retry
 //! reads the stored state.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::breaker::{BoxFuture, BreakerState, BreakerStore};
+use crate::callback::breaker::BreakerState;
 use crate::error::StoreError;
+use crate::ports::BreakerStore;
 
 /// How long a warm instance trusts a closed breaker it has seen.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// A [`BreakerStore`] that remembers a closed state for a while.
 #[derive(Debug)]
-pub struct CachedBreakerStore {
-    inner: Arc<dyn BreakerStore>,
+pub struct CachedBreakerStore<B> {
+    inner: B,
     fresh_for: Duration,
     seen: Mutex<Option<(Instant, BreakerState)>>,
 }
 
-impl CachedBreakerStore {
+impl<B: BreakerStore> CachedBreakerStore<B> {
     #[must_use]
-    pub fn new(inner: Arc<dyn BreakerStore>, fresh_for: Duration) -> Self {
+    pub fn new(inner: B, fresh_for: Duration) -> Self {
         Self {
             inner,
             fresh_for,
@@ -55,28 +56,24 @@ impl CachedBreakerStore {
     }
 }
 
-impl BreakerStore for CachedBreakerStore {
-    fn load(&self) -> BoxFuture<'_, Result<BreakerState, StoreError>> {
-        Box::pin(async move {
-            if let Some(state) = self.fresh() {
-                return Ok(state);
-            }
-            let state = self.inner.load().await?;
-            self.remember(Some(state.clone()));
-            Ok(state)
-        })
+impl<B: BreakerStore> BreakerStore for CachedBreakerStore<B> {
+    async fn load(&self) -> Result<BreakerState, StoreError> {
+        if let Some(state) = self.fresh() {
+            return Ok(state);
+        }
+        let state = self.inner.load().await?;
+        self.remember(Some(state.clone()));
+        Ok(state)
     }
 
-    fn save<'a>(&'a self, state: &'a BreakerState) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let saved = self.inner.save(state).await;
-            let stored = matches!(saved, Ok(true)).then(|| BreakerState {
-                version: state.version + 1,
-                ..state.clone()
-            });
-            self.remember(stored);
-            saved
-        })
+    async fn save(&self, state: &BreakerState) -> Result<bool, StoreError> {
+        let saved = self.inner.save(state).await;
+        let stored = matches!(saved, Ok(true)).then(|| BreakerState {
+            version: state.version + 1,
+            ..state.clone()
+        });
+        self.remember(stored);
+        saved
     }
 }
 
@@ -86,8 +83,10 @@ mod tests {
 
     use chrono::{TimeZone, Utc};
 
+    use std::sync::Arc;
+
     use super::*;
-    use crate::callback::breaker::MemoryBreakerStore;
+    use crate::memory::MemoryBreakerStore;
 
     /// Counts the reads that reach the store.
     #[derive(Debug, Default)]
@@ -97,17 +96,17 @@ mod tests {
     }
 
     impl BreakerStore for Counting {
-        fn load(&self) -> BoxFuture<'_, Result<BreakerState, StoreError>> {
+        async fn load(&self) -> Result<BreakerState, StoreError> {
             self.loads.fetch_add(1, Ordering::SeqCst);
-            self.store.load()
+            self.store.load().await
         }
 
-        fn save<'a>(&'a self, state: &'a BreakerState) -> BoxFuture<'a, Result<bool, StoreError>> {
-            self.store.save(state)
+        async fn save(&self, state: &BreakerState) -> Result<bool, StoreError> {
+            self.store.save(state).await
         }
     }
 
-    fn cached(store: &Arc<Counting>) -> CachedBreakerStore {
+    fn cached(store: &Arc<Counting>) -> CachedBreakerStore<Arc<Counting>> {
         CachedBreakerStore::new(store.clone(), Duration::from_secs(60))
     }
 

@@ -2,6 +2,9 @@
 //! faults production brings, then every order reconciled against the
 //! partner's log. Run it under `infra/local/emulators.sh exec --`: the
 //! emulators stay up while the soak SIGKILLs and restarts the service.
+//! It lives in `infra/` beside `infra/bench` and `infra/local-stack`: both
+//! harnesses drive the local stack, while `tools/` holds what an operator
+//! runs against a deployed stack (`orderctl`).
 //!
 //! - [`partner`]: the fault-injecting partner (5xx, 429 with `Retry-After`,
 //!   resets, answers after the client's timeout, `Success: false`, expiring

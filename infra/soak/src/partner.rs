@@ -2,6 +2,8 @@
 //! endpoint, answering by a seeded fault plan and logging every post it
 //! receives, so the reconciliation can compare the partner's view with the
 //! orders'. It runs inside the soak, so it outlives the service's SIGKILLs.
+//! The server, the replies and CK1's OAuth2 are the `partner` crate's (the
+//! tests' partner is built on it too); the faults are the soak's own.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,19 +11,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
+use hyper::Request;
+use hyper::body::Incoming;
+use partner::{Credentials, Reply, TokenEndpoint, reply};
 use tokio::net::TcpListener;
 
 use crate::rng::Rng;
 use crate::scenario;
 
-pub const CALLBACK_PATH: &str = "/v1/outboundOrders/PlatformOrder/Callback";
-pub const TOKEN_PATH: &str = "/oauth2/token";
+pub use partner::{CALLBACK_PATH, TOKEN_PATH};
 pub const CLIENT_ID: &str = "soak-client";
 pub const CLIENT_SECRET: &str = "soak-client-secret";
 pub const FIRST_REFRESH_TOKEN: &str = "soak-refresh-0";
@@ -94,14 +93,9 @@ pub struct Post {
 struct State {
     log: Vec<Post>,
     rng: Rng,
-    /// The current refresh token and the one before it: a dispatcher killed
-    /// between our rotation and its write to the secret still holds the old
-    /// one (real CK1 does not say whether it rotates; see docs/reliability.md).
-    refresh_tokens: [String; 2],
-    access: Vec<(String, Instant)>,
-    refreshes: u64,
-    /// Refreshes that presented the previous refresh token.
-    stale_refreshes: u64,
+    /// Accepts the refresh token before the current one too: a dispatcher
+    /// killed between our rotation and its write to the secret still holds it.
+    oauth: TokenEndpoint,
     last_revocation: Instant,
     flaky: Option<Flaky>,
     /// Orders posted at least once (for `Flaky::first_posts_only`).
@@ -121,14 +115,19 @@ pub struct Partner {
 impl Partner {
     pub fn new(plan: FaultPlan, seed: u64) -> Arc<Self> {
         Arc::new(Self {
-            plan,
+            plan: plan.clone(),
             state: Mutex::new(State {
                 log: Vec::new(),
                 rng: Rng::new(seed ^ 0x005e_ed0f_fa17),
-                refresh_tokens: [FIRST_REFRESH_TOKEN.into(), FIRST_REFRESH_TOKEN.into()],
-                access: Vec::new(),
-                refreshes: 0,
-                stale_refreshes: 0,
+                oauth: TokenEndpoint::new(
+                    Credentials {
+                        client_id: CLIENT_ID,
+                        client_secret: CLIENT_SECRET,
+                        first_refresh_token: FIRST_REFRESH_TOKEN,
+                    },
+                    plan.token_lifetime,
+                )
+                .accepting_previous(),
                 last_revocation: Instant::now(),
                 flaky: None,
                 posted: HashSet::new(),
@@ -160,13 +159,13 @@ impl Partner {
     }
 
     pub fn refreshes(&self) -> u64 {
-        self.state().refreshes
+        self.state().oauth.refreshes()
     }
 
     /// Refreshes with the refresh token before the current one: a dispatcher
     /// that did not store what the last refresh returned.
     pub fn stale_refreshes(&self) -> u64 {
-        self.state().stale_refreshes
+        self.state().oauth.stale_refreshes()
     }
 
     pub fn dropped_while_down(&self) -> u64 {
@@ -174,33 +173,24 @@ impl Partner {
     }
 
     /// Serves on `listener` until the task is dropped.
+    /// Serves on `listener` until the task is dropped; while down, every
+    /// connection is closed as soon as it is accepted.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            if self.down.load(Ordering::SeqCst) {
-                self.dropped_while_down.fetch_add(1, Ordering::SeqCst);
-                drop(stream);
-                continue;
+        let admitting = Arc::clone(&self);
+        let admit = move || {
+            let down = admitting.down.load(Ordering::SeqCst);
+            if down {
+                admitting.dropped_while_down.fetch_add(1, Ordering::SeqCst);
             }
-            let partner = Arc::clone(&self);
-            tokio::spawn(async move {
-                // A reset fault ends the connection with an error: expected.
-                let _ = http1::Builder::new()
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        service_fn(move |request| Arc::clone(&partner).answer(request)),
-                    )
-                    .await;
-            });
-        }
+            !down
+        };
+        partner::serve(listener, admit, move |request| {
+            Arc::clone(&self).answer(request)
+        })
+        .await;
     }
 
-    async fn answer(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-    ) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    async fn answer(self: Arc<Self>, request: Request<Incoming>) -> Result<Reply, std::io::Error> {
         // Down: kept-alive connections fail too, not only new ones.
         if self.down.load(Ordering::SeqCst) {
             self.dropped_while_down.fetch_add(1, Ordering::SeqCst);
@@ -213,14 +203,9 @@ impl Partner {
             return Ok(self.token(request.uri().query().unwrap_or_default()));
         }
         if request.uri().path() != CALLBACK_PATH {
-            return Ok(reply(StatusCode::NOT_FOUND, "{}".into()));
+            return Ok(reply(404, "{}"));
         }
-        let bearer = request
-            .headers()
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::to_owned);
+        let bearer = partner::bearer(&request);
         let body = request
             .into_body()
             .collect()
@@ -234,15 +219,13 @@ impl Partner {
             let mut state = self.state();
             let now = Instant::now();
             if now.duration_since(state.last_revocation) >= self.plan.revoke_every {
-                state.access.clear();
+                state.oauth.revoke();
                 state.last_revocation = now;
             }
-            let live = bearer.as_deref().is_some_and(|token| {
-                state
-                    .access
-                    .iter()
-                    .any(|(issued, until)| issued == token && *until > now)
-            });
+            let live = state
+                .oauth
+                .authorize(bearer.as_deref(), CALLBACK_PATH)
+                .is_none();
             let roll = state.rng.below(100);
             let plan = &self.plan;
             let first_post = state.posted.insert(order_number.clone());
@@ -295,26 +278,22 @@ impl Partner {
             .to_string()
         };
         Ok(match answer {
-            Answer::Accepted => reply(StatusCode::OK, accepted()),
+            Answer::Accepted => reply(200, ACCEPTED),
             Answer::AcceptedLate => {
                 tokio::time::sleep(late_by).await;
-                reply(StatusCode::OK, accepted())
+                reply(200, ACCEPTED)
             }
             Answer::Refused => reply(
-                StatusCode::OK,
-                r#"{"Success": false, "Message": "soak partner refuses this parcel"}"#.into(),
+                200,
+                r#"{"Success": false, "Message": "soak partner refuses this parcel"}"#,
             ),
             Answer::ServerError => {
-                let status = [
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    StatusCode::BAD_GATEWAY,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                ][usize::try_from(self.state().rng.below(3)).unwrap_or(0)];
+                let status =
+                    [500, 502, 503][usize::try_from(self.state().rng.below(3)).unwrap_or(0)];
                 reply(status, envelope("500", "soak partner failed"))
             }
             Answer::Throttled => {
-                let mut response =
-                    reply(StatusCode::TOO_MANY_REQUESTS, envelope("429", "slow down"));
+                let mut response = reply(429, envelope("429", "slow down"));
                 let seconds = 1 + self.state().rng.below(2);
                 response.headers_mut().insert(
                     hyper::header::RETRY_AFTER,
@@ -328,70 +307,17 @@ impl Partner {
                     "soak partner resets the connection",
                 ));
             }
-            Answer::Unauthorized => reply(
-                StatusCode::UNAUTHORIZED,
-                envelope("800F1401", "access token invalid or expired"),
-            ),
+            Answer::Unauthorized => {
+                reply(401, envelope("800F1401", "access token invalid or expired"))
+            }
         })
     }
 
     /// CK1's token endpoint: a refresh rotates the refresh token.
-    fn token(&self, query: &str) -> Response<Full<Bytes>> {
-        let get = |key: &str| {
-            query
-                .split('&')
-                .filter_map(|pair| pair.split_once('='))
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v)
-        };
-        let mut state = self.state();
-        let known = get("refresh_token")
-            .is_some_and(|token| state.refresh_tokens.iter().any(|known| known == token));
-        if get("client_id") != Some(CLIENT_ID)
-            || get("client_secret") != Some(CLIENT_SECRET)
-            || get("grant_type") != Some("refresh_token")
-            || !known
-        {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                r#"{"Code":"invalid_grant","Message":"the refresh token is invalid"}"#.into(),
-            );
-        }
-        state.refreshes += 1;
-        if get("refresh_token") != Some(state.refresh_tokens[0].as_str()) {
-            state.stale_refreshes += 1;
-        }
-        let access = format!("soak-access-{}", state.refreshes);
-        let refresh = format!("soak-refresh-{}", state.refreshes);
-        state.refresh_tokens = [refresh.clone(), state.refresh_tokens[0].clone()];
-        let now = Instant::now();
-        state.access.retain(|(_, until)| *until > now);
-        state
-            .access
-            .push((access.clone(), now + self.plan.token_lifetime));
-        reply(
-            StatusCode::OK,
-            serde_json::json!({
-                "AccessToken": access,
-                "RefreshToken": refresh,
-                "AccessTokenExpiresIn": self.plan.token_lifetime.as_secs(),
-                "RefreshTokenExpiresIn": 2_592_000,
-            })
-            .to_string(),
-        )
+    fn token(&self, query: &str) -> Reply {
+        self.state().oauth.refresh(query)
     }
 }
 
-fn accepted() -> String {
-    r#"{"Success": true, "Message": "accepted by the soak partner", "RawResponse": "{}"}"#.into()
-}
-
-fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
-}
+const ACCEPTED: &str =
+    r#"{"Success": true, "Message": "accepted by the soak partner", "RawResponse": "{}"}"#;

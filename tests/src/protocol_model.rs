@@ -1,5 +1,7 @@
 //! A model test of the callback delivery protocol: the real [`Dispatcher`]
-//! and [`Lifecycle`] over the in-memory store, driven through generated
+//! and [`Lifecycle`] over a store — the in-memory one for thousands of cases,
+//! the DynamoDB adapter on DynamoDB Local for a few dozen
+//! (`tests/protocol_model.rs`) — driven through generated
 //! interleavings of what production does to them — the outbox delivering
 //! messages late and twice, concurrent deliveries of one message, ERP replays,
 //! operator redrives, partner answers of every kind (timeouts after the
@@ -21,33 +23,38 @@
 //!   were down, and holding never costs a callback its schedule;
 //! - and at the end, once the partner is healthy, every due callback ends
 //!   `delivered`.
+//!
+//! The outbox (the table's stream in AWS) is played by the model's store
+//! wrapper: a write that applied with the callback's `send_message` sends
+//! its generation's message, as the adapters' `outbox` attribute does.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
-use tokio::sync::oneshot;
-
-use super::body::CallbackBody;
-use super::breaker::{BreakerPolicy, BreakerState, BreakerStore, MemoryBreakerStore};
-use super::retry::{RetryPolicy, store_backoff};
-use crate::auth::Principal;
-use crate::config::Warehouses;
-use crate::dispatch::{Delivery, DeliveryOutcome, DispatchError, Dispatcher, QueueAction};
-use crate::domain::OrderNumber;
-use crate::domain::Scope;
-use crate::error::StoreError;
-use crate::lifecycle::{Lifecycle, LifecycleError};
-use crate::memory::MemoryStore;
-use crate::ports::{
-    ClaimOutcome, Clock, Guard, Insert, OrderStore, PartnerClient, PartnerReply, Save, StaticToken,
-    TransportError,
+use proptest::test_runner::{Config, TestRunner};
+use shared::auth::Principal;
+use shared::callback::body::CallbackBody;
+use shared::callback::breaker::{BreakerPolicy, BreakerState};
+use shared::callback::retry::{RetryPolicy, store_backoff};
+use shared::config::Warehouses;
+use shared::dispatch::{Delivery, DeliveryOutcome, DispatchError, Dispatcher, QueueAction};
+use shared::domain::OrderNumber;
+use shared::domain::Scope;
+use shared::error::StoreError;
+use shared::lifecycle::{Lifecycle, LifecycleError};
+use shared::memory::{MemoryBreakerStore, OutboxMessage};
+use shared::ports::{
+    Access, BreakerStore, ClaimOutcome, Clock, Guard, Insert, Lookup, OrderStore, PartnerClient,
+    PartnerReply, Save, StaticToken, TransportError,
 };
-use crate::record::OrderRecord;
-use crate::record::callback::{CallbackStatus, Claim};
+use shared::record::OrderRecord;
+use shared::record::callback::{CallbackStatus, Claim};
+use tokio::sync::oneshot;
 
 const ORDERS: usize = 2;
 const TIMEOUT_SECS: i64 = 10;
@@ -55,7 +62,7 @@ const TIMEOUT_SECS: i64 = 10;
 /// first delivery is still posting (a dispatcher that outlives its visibility
 /// timeout), so two deliveries of one message really race.
 const VISIBILITY_SECS: i64 = 8;
-const SAMPLE: &str = include_str!("../../../tests/fixtures/spec-000-sample.json");
+const SAMPLE: &str = crate::SAMPLE_ORDER;
 
 /// What the partner does with one post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +145,10 @@ enum Step {
     StoreFault { applied: bool },
     /// Time passes; posts older than the HTTP timeout time out.
     Advance { seconds: i64, processed: bool },
+    /// A delivery still posting outlives its visibility timeout: time runs to
+    /// then, and the queue hands its message to another dispatcher (the race
+    /// the claim's lease fences).
+    Redeliver { pick: usize },
 }
 
 fn answer() -> impl Strategy<Value = Answer> {
@@ -165,6 +176,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<usize>().prop_map(|pick| Step::Redrive { pick }),
         1 => any::<bool>().prop_map(|applied| Step::StoreFault { applied }),
         3 => (1..120i64, any::<bool>()).prop_map(|(seconds, processed)| Step::Advance { seconds, processed }),
+        1 => any::<usize>().prop_map(|pick| Step::Redeliver { pick }),
     ]
 }
 
@@ -183,17 +195,56 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The in-memory store, failing the next write when told to.
-#[derive(Debug, Clone, Default)]
-struct FaultyStore {
-    inner: Arc<MemoryStore>,
+/// The store under test, failing the next write when told to, and the
+/// outbox: the messages its writes sent.
+#[derive(Debug)]
+struct FaultyStore<S> {
+    inner: Arc<S>,
     /// `Some(applied)`: the next claim or save fails, after applying or not.
     fault: Arc<Mutex<Option<bool>>>,
+    outbox: Arc<Mutex<Vec<OutboxMessage>>>,
 }
 
-impl FaultyStore {
+impl<S> Clone for FaultyStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            fault: Arc::clone(&self.fault),
+            outbox: Arc::clone(&self.outbox),
+        }
+    }
+}
+
+impl<S: OrderStore> FaultyStore<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            fault: Arc::default(),
+            outbox: Arc::default(),
+        }
+    }
+
     fn take_fault(&self) -> Option<bool> {
         lock(&self.fault).take()
+    }
+
+    /// The outbox's part of a write that applied: the message of the
+    /// generation it made due.
+    fn sent(&self, record: &OrderRecord, sends: bool) {
+        if sends {
+            lock(&self.outbox).push(OutboxMessage {
+                order_number: record.order.order_number.clone(),
+                generation: record.callback.generation,
+            });
+        }
+    }
+
+    /// The order as a consistent read returns it.
+    async fn stored(&self, order: &OrderNumber) -> OrderRecord {
+        match self.inner.get(order, Access::Service).await {
+            Ok(Lookup::Found(record)) => *record,
+            other => panic!("{order} cannot be read: {other:?}"),
+        }
     }
 }
 
@@ -201,25 +252,37 @@ fn unavailable() -> StoreError {
     StoreError::Unavailable("injected".into())
 }
 
-impl OrderStore for FaultyStore {
+impl<S: OrderStore + 'static> OrderStore for FaultyStore<S> {
     async fn insert_new(&self, record: &OrderRecord) -> Result<Insert, StoreError> {
-        self.inner.insert_new(record).await
+        let inserted = self.inner.insert_new(record).await?;
+        self.sent(
+            record,
+            inserted == Insert::Inserted && record.callback.send_message,
+        );
+        Ok(inserted)
     }
 
     async fn get(
         &self,
         order_number: &OrderNumber,
-        access: crate::ports::Access<'_>,
-    ) -> Result<crate::ports::Lookup, StoreError> {
+        access: Access<'_>,
+    ) -> Result<Lookup, StoreError> {
         self.inner.get(order_number, access).await
     }
 
     async fn save(&self, record: &mut OrderRecord, guard: Guard<'_>) -> Result<Save, StoreError> {
+        let sends = record.callback.send_message;
         match self.take_fault() {
-            None => self.inner.save(record, guard).await,
+            None => {
+                let saved = self.inner.save(record, guard).await?;
+                self.sent(record, sends && saved == Save::Saved);
+                Ok(saved)
+            }
             Some(false) => Err(unavailable()),
             Some(true) => {
-                self.inner.save(&mut record.clone(), guard).await?;
+                let mut applied = record.clone();
+                let saved = self.inner.save(&mut applied, guard).await?;
+                self.sent(&applied, sends && saved == Save::Saved);
                 Err(unavailable())
             }
         }
@@ -268,7 +331,7 @@ impl PartnerClient for ModelPartner {
         &self,
         body: &CallbackBody,
         _idempotency_key: &str,
-        _token: &crate::ports::AccessToken,
+        _token: &shared::ports::AccessToken,
     ) -> impl Future<Output = Result<PartnerReply, TransportError>> + Send {
         let (reply, answer) = oneshot::channel();
         let order = OrderNumber::parse(&body.parcel_id).expect("the body names its order");
@@ -299,7 +362,7 @@ impl PartnerClient for ModelPartner {
 struct Message {
     id: String,
     order: OrderNumber,
-    generation: Option<u64>,
+    generation: u64,
     visible_at: DateTime<Utc>,
     receive_count: u32,
     /// The receipt of its latest delivery: unique per delivery, as SQS's
@@ -324,14 +387,14 @@ struct Running {
     succeeded: bool,
 }
 
-struct World {
-    store: FaultyStore,
+struct World<S> {
+    store: FaultyStore<S>,
     clock: SimClock,
     partner: ModelPartner,
-    dispatcher: Arc<Dispatcher<FaultyStore, ModelPartner, SimClock, StaticToken>>,
-    lifecycle: Lifecycle<FaultyStore, SimClock>,
+    dispatcher: Arc<Dispatcher<FaultyStore<S>, ModelPartner, SimClock, StaticToken>>,
+    lifecycle: Lifecycle<FaultyStore<S>, SimClock>,
     orders: Vec<OrderNumber>,
-    outbox: Vec<crate::memory::OutboxMessage>,
+    outbox: Vec<OutboxMessage>,
     queue: Vec<Message>,
     dead_letters: Vec<Message>,
     running: Vec<Running>,
@@ -366,12 +429,12 @@ fn breaker_policy() -> BreakerPolicy {
     }
 }
 
+/// The deployed lease rule, a short schedule.
 fn policy() -> RetryPolicy {
     RetryPolicy {
         delays: vec![Duration::from_secs(5), Duration::from_secs(60)],
         max_posts: 3,
-        lease: Duration::from_secs(3 * TIMEOUT_SECS.unsigned_abs()),
-        post_timeout: Duration::from_secs(TIMEOUT_SECS.unsigned_abs()),
+        ..RetryPolicy::for_partner_timeout(Duration::from_secs(TIMEOUT_SECS.unsigned_abs()))
     }
 }
 
@@ -379,10 +442,13 @@ fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap()
 }
 
-impl World {
-    async fn new() -> Self {
+/// Numbers each world's orders apart: the DynamoDB run shares one table.
+static WORLDS: AtomicU64 = AtomicU64::new(0);
+
+impl<S: OrderStore + 'static> World<S> {
+    async fn new(store: S) -> Self {
         let clock = SimClock(Arc::new(Mutex::new(start())));
-        let store = FaultyStore::default();
+        let store = FaultyStore::new(store);
         let partner = ModelPartner {
             clock: Some(clock.clone()),
             ..ModelPartner::default()
@@ -426,23 +492,23 @@ impl World {
             last_breaker: BreakerState::default(),
             answers: Vec::new(),
         };
+        let set = WORLDS.fetch_add(1, Ordering::Relaxed);
         for index in 0..ORDERS {
-            world.ship(index).await;
+            world.ship(&format!("model-{set}-{index}")).await;
         }
         world.collect_outbox();
         world
     }
 
     /// Stores an order and ships it: its callback becomes due.
-    async fn ship(&mut self, index: usize) {
-        let number = format!("model-{index}");
+    async fn ship(&mut self, number: &str) {
         let mut body: serde_json::Value = serde_json::from_str(SAMPLE).expect("the sample");
         body["package"]["order_number"] = serde_json::json!(number);
-        let request = crate::intake::parse_order(&serde_json::to_vec(&body).expect("json"))
+        let request = shared::intake::parse_order(&serde_json::to_vec(&body).expect("json"))
             .expect("the sample parses");
         let record = OrderRecord::accept(request.order, Vec::new(), self.clock.now());
         assert_eq!(
-            self.store.inner.insert_new(&record).await.expect("insert"),
+            self.store.insert_new(&record).await.expect("insert"),
             Insert::Inserted
         );
         let warehouse = Principal {
@@ -456,12 +522,16 @@ impl World {
             r#"{"event_id":"h","type":"handed_over","occurred_at":"2026-11-20T01:30:00Z"}"#,
         ] {
             self.lifecycle
-                .record_event(&warehouse, &number, event.as_bytes())
+                .record_event(
+                    &warehouse,
+                    number,
+                    shared::lifecycle::parse_event(event.as_bytes()).expect("an event"),
+                )
                 .await
                 .expect("the event applies");
         }
         self.orders
-            .push(OrderNumber::parse(&number).expect("a number"));
+            .push(OrderNumber::parse(number).expect("a number"));
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -479,19 +549,14 @@ impl World {
     }
 
     fn collect_outbox(&mut self) {
-        self.outbox.extend(self.store.inner.take_outbox());
+        self.outbox.append(&mut lock(&self.store.outbox));
     }
 
-    fn stored(&self, order: &OrderNumber) -> OrderRecord {
-        self.store.inner.stored(order).expect("the order exists")
+    async fn stored(&self, order: &OrderNumber) -> OrderRecord {
+        self.store.stored(order).await
     }
 
-    fn new_message(
-        &mut self,
-        order: OrderNumber,
-        generation: Option<u64>,
-        redriven: bool,
-    ) -> Message {
+    fn new_message(&mut self, order: OrderNumber, generation: u64, redriven: bool) -> Message {
         self.next_message += 1;
         Message {
             id: format!("m-{}", self.next_message),
@@ -506,9 +571,11 @@ impl World {
 
     /// Lets the spawned dispatchers run until each waits on the partner or is done.
     async fn settle_tasks(&mut self) {
-        // A contended update backs off for a few real milliseconds: wait for
-        // every dispatcher to reach the partner or finish.
-        for _ in 0..200 {
+        // A contended update backs off for a few real milliseconds, and a
+        // real store answers in real time: wait for every dispatcher to reach
+        // the partner or finish (a crash may then only hit a post in flight).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::time::Instant::now() < deadline {
             for _ in 0..64 {
                 tokio::task::yield_now().await;
             }
@@ -559,11 +626,8 @@ impl World {
                 if !self.outbox.is_empty() {
                     let sent = self.outbox.remove(pick % self.outbox.len());
                     for _ in 0..if twice { 2 } else { 1 } {
-                        let message = self.new_message(
-                            sent.order_number.clone(),
-                            Some(sent.generation),
-                            false,
-                        );
+                        let message =
+                            self.new_message(sent.order_number.clone(), sent.generation, false);
                         self.queue.push(message);
                     }
                 }
@@ -574,31 +638,26 @@ impl World {
                     .filter(|i| self.queue[*i].visible_at <= now)
                     .collect();
                 if !visible.is_empty() {
-                    let index = visible[pick % visible.len()];
-                    self.next_receipt += 1;
-                    let message = &mut self.queue[index];
-                    message.receive_count += 1;
-                    message.receipt = self.next_receipt;
-                    message.visible_at = now + chrono::Duration::seconds(VISIBILITY_SECS);
-                    let delivery = Delivery {
-                        order_number: message.order.clone(),
-                        generation: message.generation,
-                        message_id: message.id.clone(),
-                        receive_count: message.receive_count,
-                        receipt: format!("r-{}", message.receipt),
-                        redriven: message.redriven,
-                        sent_at: None,
-                    };
-                    let dispatcher = Arc::clone(&self.dispatcher);
-                    let task = tokio::spawn(async move { dispatcher.dispatch(&delivery).await });
-                    self.running.push(Running {
-                        message_id: message.id.clone(),
-                        receive_count: message.receive_count,
-                        receipt: message.receipt,
-                        task,
-                        post: None,
-                        succeeded: false,
-                    });
+                    self.deliver(visible[pick % visible.len()]);
+                }
+            }
+            Step::Redeliver { pick } => {
+                let posting: Vec<String> = self
+                    .running
+                    .iter()
+                    .filter(|r| r.post.is_some())
+                    .map(|r| r.message_id.clone())
+                    .collect();
+                if !posting.is_empty() {
+                    let id = &posting[pick % posting.len()];
+                    if let Some(index) = self.queue.iter().position(|m| m.id == *id) {
+                        let visible_at = self.queue[index].visible_at;
+                        if visible_at > self.now() {
+                            *lock(&self.clock.0) = visible_at;
+                            self.time_out_old_posts(false).await;
+                        }
+                        self.deliver(index);
+                    }
                 }
             }
             Step::Answer { pick, answer } => {
@@ -608,7 +667,7 @@ impl World {
                 if !waiting.is_empty() {
                     let index = waiting[pick % waiting.len()];
                     let post = self.running[index].post.expect("waiting");
-                    self.answer(post, answer);
+                    self.answer(post, answer).await;
                 }
             }
             Step::Crash { pick, processed } => {
@@ -621,7 +680,7 @@ impl World {
                         } else {
                             Answer::ConnectionRefused
                         };
-                        self.answer(post, answer);
+                        self.answer(post, answer).await;
                     }
                 }
             }
@@ -665,16 +724,45 @@ impl World {
             Step::StoreFault { applied } => *lock(&self.store.fault) = Some(applied),
             Step::Advance { seconds, processed } => {
                 *lock(&self.clock.0) += chrono::Duration::seconds(seconds);
-                self.time_out_old_posts(processed);
+                self.time_out_old_posts(processed).await;
             }
         }
         self.settle_tasks().await;
         self.collect_outbox();
     }
 
+    /// The queue hands message `index` to a new dispatcher task.
+    fn deliver(&mut self, index: usize) {
+        let now = self.now();
+        self.next_receipt += 1;
+        let message = &mut self.queue[index];
+        message.receive_count += 1;
+        message.receipt = self.next_receipt;
+        message.visible_at = now + chrono::Duration::seconds(VISIBILITY_SECS);
+        let delivery = Delivery {
+            order_number: message.order.clone(),
+            generation: message.generation,
+            message_id: message.id.clone(),
+            receive_count: message.receive_count,
+            receipt: format!("r-{}", message.receipt),
+            redriven: message.redriven,
+            sent_at: None,
+        };
+        let dispatcher = Arc::clone(&self.dispatcher);
+        let task = tokio::spawn(async move { dispatcher.dispatch(&delivery).await });
+        self.running.push(Running {
+            message_id: message.id.clone(),
+            receive_count: message.receive_count,
+            receipt: message.receipt,
+            task,
+            post: None,
+            succeeded: false,
+        });
+    }
+
     /// The HTTP client gives up on a post after its timeout: long before the
     /// lease (three timeouts) runs out.
-    fn time_out_old_posts(&mut self, processed: bool) {
+    async fn time_out_old_posts(&mut self, processed: bool) {
         let limit = self.now() - chrono::Duration::seconds(TIMEOUT_SECS);
         let old: Vec<u64> = lock(&self.partner.pending)
             .iter()
@@ -687,11 +775,11 @@ impl World {
             } else {
                 Answer::ConnectionRefused
             };
-            self.answer(post, answer);
+            self.answer(post, answer).await;
         }
     }
 
-    fn answer(&mut self, post: u64, answer: Answer) {
+    async fn answer(&mut self, post: u64, answer: Answer) {
         let pending = {
             let mut all = lock(&self.partner.pending);
             let Some(index) = all.iter().position(|(id, _)| *id == post) else {
@@ -702,7 +790,7 @@ impl World {
         let order = pending.order.to_string();
         self.answers.push((self.now(), answer.down()));
         if answer.processed() {
-            let stored = self.stored(&pending.order);
+            let stored = self.stored(&pending.order).await;
             assert_ne!(
                 stored.callback.status,
                 CallbackStatus::Delivered,
@@ -791,10 +879,10 @@ impl World {
     }
 
     /// The properties that must hold after every step.
-    fn check(&mut self, after: &Step) {
+    async fn check(&mut self, after: &Step) {
         for order in self.orders.clone() {
             let name = order.to_string();
-            let record = self.stored(&order);
+            let record = self.stored(&order).await;
             let callback = &record.callback;
             let status = callback.status;
             let successes = self.successes.get(&name).copied().unwrap_or_default();
@@ -825,9 +913,7 @@ impl World {
                     );
                 }
             }
-            let current = |m: &Message| {
-                m.order == order && m.generation.is_none_or(|g| g == callback.generation)
-            };
+            let current = |m: &Message| m.order == order && m.generation == callback.generation;
             let bound = |m: &Message| callback.message_id.as_ref().is_none_or(|id| *id == m.id);
             let in_outbox = self
                 .outbox
@@ -868,7 +954,7 @@ impl World {
                 .map(|(id, _)| *id)
                 .collect();
             for post in posts {
-                self.answer(post, Answer::Success);
+                self.answer(post, Answer::Success).await;
             }
             while !self.outbox.is_empty() {
                 self.run(&Step::Pipe {
@@ -892,10 +978,11 @@ impl World {
             self.check(&Step::Advance {
                 seconds: 0,
                 processed: false,
-            });
+            })
+            .await;
         }
         for order in self.orders.clone() {
-            let status = self.stored(&order).callback.status;
+            let status = self.stored(&order).await.callback.status;
             assert!(
                 !status.in_flight(),
                 "{order} is still {status:?} after the partner recovered"
@@ -904,25 +991,21 @@ impl World {
     }
 }
 
-fn run_model(steps: &[Step]) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let mut world = World::new().await;
-        world.check(&Step::Advance {
+async fn run_model<S: OrderStore + 'static>(store: S, steps: &[Step]) {
+    let mut world = World::new(store).await;
+    world
+        .check(&Step::Advance {
             seconds: 0,
             processed: false,
-        });
-        for step in steps {
-            world.run(step).await;
-            world.check(step);
-            world.check_breaker(step).await;
-        }
-        *lock(&world.store.fault) = None;
-        world.drain().await;
-    });
+        })
+        .await;
+    for step in steps {
+        world.run(step).await;
+        world.check(step).await;
+        world.check_breaker(step).await;
+    }
+    *lock(&world.store.fault) = None;
+    world.drain().await;
 }
 
 /// The model's seed: fixed, unless `PROPTEST_RNG_SEED` asks for another.
@@ -936,20 +1019,41 @@ fn seed() -> prop::test_runner::RngSeed {
         )
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 2_000,
-        // Seeded: every run explores the same 2,000 cases, and a failure
-        // prints its steps; PROPTEST_RNG_SEED explores others.
+/// The runtime the model runs in: one thread, so the model decides when each
+/// dispatcher task moves on.
+#[must_use]
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Runs `cases` generated interleavings of up to `max_steps` steps each on
+/// `runtime`, each over a store from `store` (a fresh one, or one whose
+/// orders the model numbers apart), and panics with the shrunk steps of the
+/// first case that breaks the protocol. Seeded: every run explores the same
+/// cases; `PROPTEST_RNG_SEED` explores others.
+pub fn check_interleavings<S: OrderStore + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    store: impl Fn() -> S,
+    cases: u32,
+    max_steps: usize,
+) {
+    let config = Config {
+        cases,
         rng_algorithm: prop::test_runner::RngAlgorithm::ChaCha,
         rng_seed: seed(),
         failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn every_interleaving_keeps_the_callback_protocol(steps in prop::collection::vec(step(), 1..80)) {
-        run_model(&steps);
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&prop::collection::vec(step(), 1..max_steps), |steps| {
+        runtime.block_on(run_model(store(), &steps));
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
     }
 }
 
@@ -961,27 +1065,28 @@ struct SlowToken {
     wait: chrono::Duration,
 }
 
-impl crate::ports::TokenSource for SlowToken {
+impl shared::ports::TokenSource for SlowToken {
     fn token(
         &self,
-    ) -> impl Future<Output = Result<crate::ports::AccessToken, crate::ports::TokenError>> + Send
+    ) -> impl Future<Output = Result<shared::ports::AccessToken, shared::ports::TokenError>> + Send
     {
         *lock(&self.clock.0) += self.wait;
-        std::future::ready(Ok(crate::ports::AccessToken::new("slow-token")))
+        std::future::ready(Ok(shared::ports::AccessToken::new("slow-token")))
     }
 
     fn refresh(
         &self,
-        _rejected: &crate::ports::AccessToken,
-    ) -> impl Future<Output = Result<crate::ports::AccessToken, crate::ports::TokenError>> + Send
+        _rejected: &shared::ports::AccessToken,
+    ) -> impl Future<Output = Result<shared::ports::AccessToken, shared::ports::TokenError>> + Send
     {
         self.token()
     }
 }
 
-#[tokio::test]
-async fn a_token_that_takes_most_of_the_lease_posts_nothing_and_costs_no_post() {
-    let world = World::new().await;
+/// A dispatcher whose token comes when less than the partner timeout is
+/// left of its lease posts nothing and gives the post back.
+pub async fn check_a_slow_token_posts_nothing<S: OrderStore + 'static>(store: S) {
+    let world = World::new(store).await;
     let policy = policy();
     let lease = chrono::Duration::from_std(policy.lease).expect("a lease");
     let post_timeout = chrono::Duration::from_std(policy.post_timeout).expect("a timeout");
@@ -1009,7 +1114,7 @@ async fn a_token_that_takes_most_of_the_lease_posts_nothing_and_costs_no_post() 
         .expect("the outbox message");
     let delivery = Delivery {
         order_number: message.order_number.clone(),
-        generation: Some(message.generation),
+        generation: message.generation,
         message_id: "m-slow".into(),
         receive_count: 1,
         receipt: "r-slow".into(),
@@ -1032,7 +1137,7 @@ async fn a_token_that_takes_most_of_the_lease_posts_nothing_and_costs_no_post() 
         matches!(disposition, QueueAction::RetryIn(_)),
         "{disposition:?}"
     );
-    let callback = world.stored(&world.orders[0]).callback;
+    let callback = world.stored(&world.orders[0]).await.callback;
     assert_eq!(callback.status, CallbackStatus::Retrying);
     assert_eq!(callback.posts, 0, "the post not made is given back");
     let last = callback

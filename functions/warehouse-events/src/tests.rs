@@ -1,0 +1,181 @@
+//! The handler over in-memory ports: what a warehouse sees for each route
+//! and each kind of error. Orders are created through the order API, as
+//! an ERP creates them.
+
+use std::sync::Arc;
+
+use lambda_http::Body;
+use lambda_http::http::{Method, Request};
+use serde_json::{Value, json};
+
+use order_intake::OrderApi;
+use shared::auth::key::issue;
+use shared::config::Warehouses;
+use shared::domain::Scope;
+use shared::memory::{MemoryKeys, MemoryLabels, MemoryStore};
+use shared::ports::SystemClock;
+
+use super::*;
+
+const SAMPLE: &str = include_str!("../../../tests/fixtures/spec-000-sample.json");
+const EVENTS: &str = "/apicenter/api/order/mabang-test002/events";
+
+type TestApi = EventsApi<Arc<MemoryStore>, Arc<MemoryLabels>, SystemClock, Arc<MemoryKeys>>;
+
+/// The warehouse API beside an order API on the same fakes, with the
+/// sample order created; a warehouse key for `mabang` and the ERP's key.
+async fn api() -> (TestApi, String, String) {
+    let (store, labels, keys) = (
+        Arc::<MemoryStore>::default(),
+        Arc::<MemoryLabels>::default(),
+        Arc::<MemoryKeys>::default(),
+    );
+    let now = chrono::Utc::now();
+    let erp = issue(Scope::Client("20".into()), false, now).unwrap();
+    let wms = issue(Scope::Warehouse(["mabang".to_owned()].into()), false, now).unwrap();
+    keys.add(erp.record);
+    keys.add(wms.record);
+    let warehouses = Warehouses::from_json(
+        r#"{"mabang": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#,
+    )
+    .unwrap();
+    let orders = OrderApi::with_ports(
+        store.clone(),
+        labels.clone(),
+        keys.clone(),
+        warehouses,
+        SystemClock,
+    );
+    let created = orders
+        .handle(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/apicenter/api/order")
+                .header("authorization", format!("Bearer {}", erp.key))
+                .header("content-type", "application/json")
+                .body(Body::from(SAMPLE))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let api = EventsApi::with_ports(store, labels, keys, SystemClock);
+    (api, wms.key, erp.key)
+}
+
+/// The status, `Allow` header and JSON body of an answer.
+async fn send(
+    api: &TestApi,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Option<&Value>,
+) -> (u16, Option<String>, Value) {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {key}"));
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let body = body.map_or(Body::Empty, |body| Body::from(body.to_string()));
+    let response = api.handle(request.body(body).unwrap()).await.unwrap();
+    let allow = response
+        .headers()
+        .get("allow")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let Body::Text(text) = response.body() else {
+        panic!("a JSON text body");
+    };
+    (
+        response.status().as_u16(),
+        allow,
+        serde_json::from_str(text.as_str()).unwrap(),
+    )
+}
+
+/// An event that happened `minutes_ago` (events must fall between the
+/// order's receipt, less a day, and now).
+fn event(id: &str, kind: &str, minutes_ago: i64) -> Value {
+    let at = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+    json!({"event_id": id, "type": kind, "occurred_at": at.to_rfc3339()})
+}
+
+#[tokio::test]
+async fn an_event_moves_the_order_and_its_repeat_changes_nothing() {
+    let (api, wms, _) = api().await;
+    let allocated = event("e-1", "allocated", 90);
+    let (status, _, moved) = send(&api, Method::POST, EVENTS, &wms, Some(&allocated)).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["message"], "event applied");
+    assert_eq!(moved["data"]["status"], "allocated");
+
+    let (status, _, again) = send(&api, Method::POST, EVENTS, &wms, Some(&allocated)).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["message"], "event already received; nothing changed");
+}
+
+#[tokio::test]
+async fn an_older_event_is_recorded_without_moving_the_status_back() {
+    let (api, wms, _) = api().await;
+    let packed = event("e-2", "packed", 30);
+    send(&api, Method::POST, EVENTS, &wms, Some(&packed)).await;
+    let late = event("e-1", "allocated", 90);
+    let (status, _, body) = send(&api, Method::POST, EVENTS, &wms, Some(&late)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["status"], "packed");
+}
+
+#[tokio::test]
+async fn an_invalid_event_is_400_listing_its_problems() {
+    let (api, wms, _) = api().await;
+    let bad = json!({"event_id": "", "type": "teleported"});
+    let (status, _, body) = send(&api, Method::POST, EVENTS, &wms, Some(&bad)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["data"]["errors"].as_array().unwrap().len() >= 2,
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_impossible_step_is_409_naming_the_current_status() {
+    let (api, wms, _) = api().await;
+    let cancelled = event("c", "cancelled", 60);
+    send(&api, Method::POST, EVENTS, &wms, Some(&cancelled)).await;
+    let packed = event("p", "packed", 30);
+    let (status, _, body) = send(&api, Method::POST, EVENTS, &wms, Some(&packed)).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["data"]["current_status"], "cancelled");
+}
+
+#[tokio::test]
+async fn an_erp_key_is_403_and_an_unknown_order_is_404() {
+    let (api, wms, erp) = api().await;
+    let allocated = event("e-1", "allocated", 60);
+    let (status, _, _) = send(&api, Method::POST, EVENTS, &erp, Some(&allocated)).await;
+    assert_eq!(status, 403);
+    let path = "/apicenter/api/order/nowhere/events";
+    let (status, _, _) = send(&api, Method::POST, path, &wms, Some(&allocated)).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_and_other_paths_404() {
+    let (api, wms, _) = api().await;
+    let (status, allow, _) = send(&api, Method::GET, EVENTS, &wms, None).await;
+    assert_eq!((status, allow.as_deref()), (405, Some("POST")));
+    let label = "/apicenter/api/order/mabang-test002/label";
+    let (status, allow, _) = send(&api, Method::POST, label, &wms, None).await;
+    assert_eq!((status, allow.as_deref()), (405, Some("GET, HEAD")));
+    let (status, _, _) = send(&api, Method::GET, "/apicenter/api/order", &wms, None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_order_without_a_label_has_no_label_to_fetch() {
+    let (api, wms, _) = api().await;
+    let label = "/apicenter/api/order/mabang-test002/label";
+    let (status, _, body) = send(&api, Method::GET, label, &wms, None).await;
+    assert_eq!(status, 404, "{body}");
+}

@@ -1,0 +1,117 @@
+//! The post step: the body goes to the partner with the current token; on a
+//! 401 a fresh token is had and the body posted once more, in the same
+//! attempt (the claim counted one post: the partner refused the first
+//! without looking at it).
+//!
+//! Getting a token may wait (for another dispatcher's refresh, for the token
+//! endpoint): a post is started only while the lease outlasts the partner
+//! timeout. A post started later could not have its answer recorded, and
+//! another delivery could post the same shipment meanwhile.
+
+use chrono::{DateTime, Utc};
+
+use super::Dispatcher;
+use crate::callback::body::CallbackBody;
+use crate::callback::breaker::PostOutcome;
+use crate::ports::{
+    AccessToken, Clock, OrderStore, PartnerClient, PartnerReply, TokenError, TokenSource,
+    TransportError,
+};
+
+/// What posting with a token gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostResult {
+    /// The partner answered (after a refresh, the second answer).
+    Answered(PartnerReply),
+    /// The partner rejected the token (this 401), and no fresh one could be had.
+    RefreshFailed(PartnerReply, TokenError),
+    /// No HTTP answer came back.
+    Unanswered(TransportError),
+    /// No token could be had: nothing was posted.
+    NoToken(TokenError),
+    /// Nothing was posted: getting the token left too little of the lease
+    /// for a post and its record.
+    TooLate,
+}
+
+impl PostResult {
+    /// What the breaker learns of the partner; `None`: nothing (no post).
+    #[must_use]
+    pub fn breaker_outcome(&self) -> Option<PostOutcome> {
+        match self {
+            Self::NoToken(_) | Self::TooLate => None,
+            Self::Unanswered(_) => Some(PostOutcome::Down),
+            Self::Answered(reply) | Self::RefreshFailed(reply, _) => Some(match reply.status {
+                429 => PostOutcome::Throttled,
+                408 | 500..=599 => PostOutcome::Down,
+                _ => PostOutcome::Answered,
+            }),
+        }
+    }
+
+    fn from(result: Result<PartnerReply, TransportError>) -> Self {
+        result.map_or_else(Self::Unanswered, Self::Answered)
+    }
+}
+
+impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P, C, T> {
+    /// Posts `body` under the lease held until `lease_until`.
+    pub(super) async fn post(
+        &self,
+        body: &CallbackBody,
+        key: &str,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> PostResult {
+        let token = match self.tokens.token().await {
+            Ok(token) => token,
+            Err(err) => {
+                tracing::error!(error = %err, "no partner access token; the callback will be retried");
+                return PostResult::NoToken(err);
+            }
+        };
+        if self.too_late(lease_until) {
+            return PostResult::TooLate;
+        }
+        let result = self.partner.post_callback(body, key, &token).await;
+        match result {
+            Ok(reply) if reply.status == 401 => {
+                self.post_refreshed(body, key, lease_until, &token, reply)
+                    .await
+            }
+            result => PostResult::from(result),
+        }
+    }
+
+    /// The partner rejected `token` with `rejected` (a 401): a fresh token,
+    /// and the post once more.
+    async fn post_refreshed(
+        &self,
+        body: &CallbackBody,
+        key: &str,
+        lease_until: Option<DateTime<Utc>>,
+        token: &AccessToken,
+        rejected: PartnerReply,
+    ) -> PostResult {
+        tracing::info!("the partner rejected the access token (401); refreshing it");
+        match self.tokens.refresh(token).await {
+            Ok(fresh) => {
+                if self.too_late(lease_until) {
+                    return PostResult::TooLate;
+                }
+                tracing::info!("partner access token refreshed after a 401; posting again");
+                PostResult::from(self.partner.post_callback(body, key, &fresh).await)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "the partner access token could not be refreshed");
+                PostResult::RefreshFailed(rejected, err)
+            }
+        }
+    }
+
+    /// Whether a post started now could outlast the lease.
+    fn too_late(&self, lease_until: Option<DateTime<Utc>>) -> bool {
+        let post_timeout =
+            chrono::Duration::from_std(self.policy.post_timeout).unwrap_or(chrono::Duration::MAX);
+        lease_until.is_some_and(|until| self.clock.now() + post_timeout >= until)
+    }
+}

@@ -1,0 +1,125 @@
+//! The dispatcher's steps over the in-memory fakes, where the breaker meets
+//! the claim and the token (the protocol model covers the interleavings).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::*;
+use crate::callback::breaker::{BreakerState, Gate};
+use crate::memory::{MemoryBreakerStore, MemoryPartner, MemoryStore, shipped_order};
+use crate::ports::{AccessToken, StaticToken, SystemClock, TokenError};
+use crate::record::callback::CallbackStatus;
+
+const WAREHOUSES: &str = r#"{"mabang": {"partner_warehouse_code": "PH", "country": "PH", "city": "Manila", "time_zone": "Asia/Manila"}}"#;
+
+/// A breaker whose cool-down is over, with one probe slot.
+async fn half_open() -> (Arc<MemoryBreakerStore>, BreakerPolicy) {
+    let store = Arc::new(MemoryBreakerStore::default());
+    let state = BreakerState {
+        open_until: Some(Utc::now() - chrono::Duration::seconds(1)),
+        cool_down: Duration::from_secs(30),
+        ..BreakerState::default()
+    };
+    assert!(store.save(&state).await.expect("saved"));
+    let policy = BreakerPolicy {
+        probes: 1,
+        ..BreakerPolicy::default()
+    };
+    (store, policy)
+}
+
+fn delivery(record: &OrderRecord) -> Delivery {
+    Delivery {
+        order_number: record.order.order_number.clone(),
+        generation: record.callback.generation,
+        message_id: "m-1".into(),
+        receive_count: 1,
+        receipt: "receipt-1".into(),
+        redriven: false,
+        sent_at: None,
+    }
+}
+
+fn dispatcher<T: TokenSource>(
+    store: &Arc<MemoryStore>,
+    tokens: T,
+) -> Dispatcher<Arc<MemoryStore>, MemoryPartner, SystemClock, T> {
+    Dispatcher::new(
+        Arc::clone(store),
+        MemoryPartner::default(),
+        tokens,
+        SystemClock,
+        Warehouses::from_json(WAREHOUSES).expect("warehouses"),
+        RetryPolicy::default(),
+    )
+}
+
+#[tokio::test]
+async fn a_probe_whose_claim_is_refused_gives_its_slot_back_at_once() {
+    let store = Arc::new(MemoryStore::default());
+    let mut record = shipped_order("o-1");
+    record.callback.status = CallbackStatus::Delivered;
+    store.put(&mut record);
+    let (breaker, policy) = half_open().await;
+    let dispatcher = dispatcher(&store, StaticToken::new("t")).with_breaker(
+        Arc::clone(&breaker),
+        policy.clone(),
+        |_| {},
+    );
+
+    let (action, outcome) = dispatcher.dispatch(&delivery(&record)).await.unwrap();
+
+    assert_eq!(action, QueueAction::Delete);
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::Skipped("the callback is delivered".into())
+    );
+    let state = breaker.load().await.expect("the breaker");
+    assert_eq!(state.probes, [], "the slot is free for another delivery");
+    assert_eq!(state.gate("next", Utc::now(), &policy), Gate::Probe);
+}
+
+/// No token can be had.
+#[derive(Debug)]
+struct NoToken;
+
+impl TokenSource for NoToken {
+    async fn token(&self) -> Result<AccessToken, TokenError> {
+        Err(TokenError::Refresh("the token endpoint is down".into()))
+    }
+
+    async fn refresh(&self, _: &AccessToken) -> Result<AccessToken, TokenError> {
+        Err(TokenError::Refresh("the token endpoint is down".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_probe_without_a_token_posts_nothing_gives_its_slot_back_and_retries_for_credentials() {
+    let store = Arc::new(MemoryStore::default());
+    let mut record = shipped_order("o-1");
+    store.put(&mut record);
+    let (breaker, policy) = half_open().await;
+    let dispatcher = dispatcher(&store, NoToken).with_breaker(Arc::clone(&breaker), policy, |_| {});
+
+    let (action, outcome) = dispatcher.dispatch(&delivery(&record)).await.unwrap();
+
+    assert!(matches!(action, QueueAction::RetryIn(_)), "{action:?}");
+    assert!(
+        matches!(&outcome, DeliveryOutcome::Retrying { cause: RetryCause::Credentials, reason, .. }
+            if reason.starts_with(CREDENTIALS_REJECTED)),
+        "{outcome:?}"
+    );
+    let state = breaker.load().await.expect("the breaker");
+    assert_eq!(state.probes, []);
+    assert!(
+        state.is_open(),
+        "a probe that learnt nothing closes nothing"
+    );
+    assert_eq!(
+        (state.failed_probes, state.cool_down),
+        (0, Duration::from_secs(30)),
+        "nor reopens it for longer"
+    );
+}
