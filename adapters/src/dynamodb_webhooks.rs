@@ -249,8 +249,10 @@ impl DeliveryStore for DynamoWebhooks {
             .update_expression(
                 "SET posts = posts + :one, lease_owner = :owner, lease_until = :until",
             )
+            // Delivery::check_claim; a missing delivery has no status, so the
+            // claim never creates one. Pinned by tests/src/delivery_contract.rs.
             .condition_expression(
-                "attribute_exists(pk) AND #status = :pending \
+                "#status = :pending \
                  AND (attribute_not_exists(lease_until) OR lease_until <= :now) \
                  AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now)",
             )

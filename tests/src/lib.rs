@@ -4,6 +4,7 @@
 //! The emulators come from `infra/local/emulators.sh` (run by `make test`); a
 //! test started without them fails with a message saying so.
 
+pub mod delivery_contract;
 pub mod partner;
 pub mod protocol_model;
 pub mod store_contract;

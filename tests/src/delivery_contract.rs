@@ -1,0 +1,253 @@
+//! The webhook delivery store's contract: one table of cases (a stored
+//! delivery, then a claim or a settle, and what must come of it), run on the
+//! in-memory store and on the DynamoDB adapter. The claim's rule lives twice,
+//! in `Delivery::check_claim` and in the adapter's condition expression; these
+//! cases pin both, clause by clause, at their boundaries.
+
+use chrono::{DateTime, Duration, Utc};
+use shared::ports::{DeliveryClaim, DeliveryStore, Save};
+use shared::webhook::{
+    Delivery, DeliveryStatus, DeliveryTicket, EventType, Lease, NotClaimed, POST_TIMEOUT, schedule,
+};
+
+const OWNER: &str = "m-1#1";
+const OTHER: &str = "m-2#1";
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
+        .expect("a time")
+        .with_timezone(&Utc)
+}
+
+fn pending() -> Delivery {
+    Delivery {
+        event_id: "evt_contract".into(),
+        kind: EventType::OrderShipped,
+        order_number: "contract-1".into(),
+        sequence: 3,
+        body: r#"{"type":"order.shipped"}"#.into(),
+        status: DeliveryStatus::Pending,
+        posts: 0,
+        next_attempt_at: None,
+        lease: None,
+        last_attempt: None,
+    }
+}
+
+fn leased_by(owner: &str, until: DateTime<Utc>) -> Delivery {
+    Delivery {
+        lease: Some(Lease {
+            owner: owner.into(),
+            until,
+        }),
+        posts: 1,
+        ..pending()
+    }
+}
+
+fn settled(status: DeliveryStatus) -> Delivery {
+    Delivery {
+        status,
+        posts: 1,
+        ..pending()
+    }
+}
+
+/// What a claim at [`now`] must answer.
+enum Claimed {
+    Yes,
+    Refused(NotClaimed),
+}
+
+struct ClaimCase {
+    name: &'static str,
+    stored: Delivery,
+    expect: Claimed,
+}
+
+fn claim_cases() -> Vec<ClaimCase> {
+    let later = now() + Duration::seconds(30);
+    vec![
+        ClaimCase {
+            name: "a_pending_delivery_is_claimed",
+            stored: pending(),
+            expect: Claimed::Yes,
+        },
+        ClaimCase {
+            name: "a_live_lease_keeps_another_holder_out",
+            stored: leased_by(OTHER, later),
+            expect: Claimed::Refused(NotClaimed::Leased(later)),
+        },
+        ClaimCase {
+            name: "a_lease_that_ends_at_the_claim_has_ended",
+            stored: leased_by(OTHER, now()),
+            expect: Claimed::Yes,
+        },
+        ClaimCase {
+            name: "no_claim_before_the_next_attempt",
+            stored: Delivery {
+                next_attempt_at: Some(later),
+                posts: 1,
+                ..pending()
+            },
+            expect: Claimed::Refused(NotClaimed::NotYet(later)),
+        },
+        ClaimCase {
+            name: "a_next_attempt_at_the_claim_is_due",
+            stored: Delivery {
+                next_attempt_at: Some(now()),
+                posts: 1,
+                ..pending()
+            },
+            expect: Claimed::Yes,
+        },
+        ClaimCase {
+            name: "a_delivered_delivery_is_never_claimed_again",
+            stored: settled(DeliveryStatus::Delivered),
+            expect: Claimed::Refused(NotClaimed::Settled(DeliveryStatus::Delivered)),
+        },
+        ClaimCase {
+            name: "a_failed_delivery_is_not_claimed",
+            stored: settled(DeliveryStatus::Failed),
+            expect: Claimed::Refused(NotClaimed::Settled(DeliveryStatus::Failed)),
+        },
+    ]
+}
+
+fn ticket(prefix: &str, case: &str) -> DeliveryTicket {
+    DeliveryTicket {
+        client_code: "20".into(),
+        endpoint_id: "ep_00000000000000000002".into(),
+        entry: format!("{prefix}#{case}"),
+        event_type: EventType::OrderShipped.as_str().into(),
+    }
+}
+
+/// Runs every case on `store`; panics listing each broken one.
+pub async fn assert_contract<S: DeliveryStore>(store: &S, prefix: &str) {
+    let mut broken = Vec::new();
+    for case in claim_cases() {
+        if let Err(why) = check_claim(store, prefix, &case).await {
+            broken.push(format!("{}: {why}", case.name));
+        }
+    }
+    if let Err(why) = check_settle(store, prefix).await {
+        broken.push(format!("settle: {why}"));
+    }
+    if let Err(why) = check_add_and_missing(store, prefix).await {
+        broken.push(format!("add: {why}"));
+    }
+    assert!(
+        broken.is_empty(),
+        "broken cases:\n  {}",
+        broken.join("\n  ")
+    );
+}
+
+async fn check_claim<S: DeliveryStore>(
+    store: &S,
+    prefix: &str,
+    case: &ClaimCase,
+) -> Result<(), String> {
+    let ticket = ticket(prefix, case.name);
+    let policy = schedule(POST_TIMEOUT);
+    store
+        .add(&ticket, &case.stored)
+        .await
+        .map_err(|err| err.to_string())?;
+    let answer = store
+        .claim(&ticket, OWNER, now(), &policy)
+        .await
+        .map_err(|err| err.to_string())?;
+    match (&case.expect, answer) {
+        (Claimed::Yes, Some(DeliveryClaim::Claimed(delivery))) => {
+            let lease = delivery.lease.ok_or("claimed without a lease")?;
+            let expected_until =
+                now() + Duration::from_std(policy.lease).map_err(|e| e.to_string())?;
+            if lease.owner != OWNER || lease.until != expected_until {
+                return Err(format!("lease {lease:?}"));
+            }
+            if delivery.posts != case.stored.posts + 1 {
+                return Err(format!(
+                    "posts {} after {}",
+                    delivery.posts, case.stored.posts
+                ));
+            }
+            Ok(())
+        }
+        (Claimed::Refused(expected), Some(DeliveryClaim::Refused(refused)))
+            if *expected == refused =>
+        {
+            Ok(())
+        }
+        (_, other) => Err(format!("answered {other:?}")),
+    }
+}
+
+async fn check_settle<S: DeliveryStore>(store: &S, prefix: &str) -> Result<(), String> {
+    let ticket = ticket(prefix, "settle");
+    let policy = schedule(POST_TIMEOUT);
+    store
+        .add(&ticket, &pending())
+        .await
+        .map_err(|err| err.to_string())?;
+    let Some(DeliveryClaim::Claimed(mut delivery)) = store
+        .claim(&ticket, OWNER, now(), &policy)
+        .await
+        .map_err(|err| err.to_string())?
+    else {
+        return Err("not claimed".into());
+    };
+    delivery.status = DeliveryStatus::Delivered;
+    if store
+        .settle(&ticket, OTHER, &delivery)
+        .await
+        .map_err(|e| e.to_string())?
+        != Save::Stale
+    {
+        return Err("a holder without the lease settled it".into());
+    }
+    if store
+        .settle(&ticket, OWNER, &delivery)
+        .await
+        .map_err(|e| e.to_string())?
+        != Save::Saved
+    {
+        return Err("the lease holder could not settle it".into());
+    }
+    let again = store
+        .claim(&ticket, OTHER, now() + Duration::hours(1), &policy)
+        .await
+        .map_err(|e| e.to_string())?;
+    match again {
+        Some(DeliveryClaim::Refused(NotClaimed::Settled(DeliveryStatus::Delivered))) => Ok(()),
+        other => Err(format!("after the settle a claim answered {other:?}")),
+    }
+}
+
+async fn check_add_and_missing<S: DeliveryStore>(store: &S, prefix: &str) -> Result<(), String> {
+    let added = ticket(prefix, "add");
+    if !store
+        .add(&added, &pending())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Err("the first add was refused".into());
+    }
+    if store
+        .add(&added, &settled(DeliveryStatus::Delivered))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Err("a second add overwrote the delivery".into());
+    }
+    let missing = ticket(prefix, "never-added");
+    match store
+        .claim(&missing, OWNER, now(), &schedule(POST_TIMEOUT))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        None => Ok(()),
+        other => Err(format!("a missing delivery was claimed: {other:?}")),
+    }
+}

@@ -1,0 +1,26 @@
+//! The webhook delivery store's contract
+//! (`integration_tests::delivery_contract`) on the in-memory store and on the
+//! DynamoDB adapter as deployed (DynamoDB Local).
+
+use integration_tests::delivery_contract::assert_contract;
+use shared::webhook::memory::MemoryDeliveries;
+
+#[tokio::test]
+async fn the_in_memory_delivery_store_keeps_the_contract() {
+    assert_contract(&MemoryDeliveries::default(), "contract").await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_delivery_store_keeps_the_contract() {
+    let stack = integration_tests::provision_stack().await;
+    let table = stack
+        .resources
+        .table("WebhooksTable")
+        .expect("the webhooks table");
+    let store = adapters::dynamodb_webhooks::DynamoWebhooks::new(
+        stack.dynamodb.clone(),
+        table,
+        shared::webhook::Reach::LocalNetwork,
+    );
+    assert_contract(&store, "contract").await;
+}
