@@ -10,6 +10,7 @@
 //! | the polling indexes' queries (change feed, callback-status index) | `dynamodb_feed.rs` |
 //! | the API key table | [`dynamodb_keys`] |
 //! | webhook endpoints, deliveries and the event log (one table) | [`dynamodb_webhooks`] |
+//! | posting a signed webhook: no redirects, every resolved address checked | [`webhook_http`] |
 //! | the circuit breaker's item | [`breaker_dynamodb`] |
 //! | label objects (PutObject, presigned links) | [`s3`] |
 //! | consumed-capacity metrics | [`capacity`] |
@@ -42,6 +43,7 @@ pub mod sqs;
 pub mod token_endpoint;
 pub mod token_lock;
 pub mod token_vault;
+pub mod webhook_http;
 
 pub use breaker_dynamodb::DynamoBreakerStore;
 pub use dynamodb::DynamoOrderStore;
