@@ -29,6 +29,9 @@ use shared::webhook::{
 pub enum Op {
     /// A queue message for delivery `n % deliveries` becomes a holder.
     Message(usize),
+    /// Holder `n % holders` outlives its message's visibility: the queue
+    /// hands the same delivery to another holder while it still works.
+    Redeliver(usize),
     /// Holder `n % holders` takes its next step.
     Step(usize),
     /// Holder `n % holders` dies where it stands.
@@ -49,6 +52,7 @@ pub fn ops() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(
         prop_oneof![
             2 => (0..3_usize).prop_map(Op::Message),
+            2 => (0..6_usize).prop_map(Op::Redeliver),
             5 => (0..6_usize).prop_map(Op::Step),
             1 => (0..6_usize).prop_map(Op::Crash),
             2 => prop_oneof![Just(1_u32), Just(6), Just(20), Just(400)].prop_map(Op::Tick),
@@ -148,18 +152,31 @@ pub async fn run<S: DeliveryStore>(store: &S, prefix: &str, ops: &[Op], replies:
 
 impl<S: DeliveryStore> World<'_, S> {
     async fn apply(&mut self, op: &Op) {
+        // Ops name a holder among those still at work (`n` modulo their
+        // number): naming one among all that ever lived would leave the
+        // newest, the ones that race, out of reach as finished ones pile up.
+        let live: Vec<usize> = (0..self.holders.len())
+            .filter(|&index| !matches!(self.holders[index].phase, Phase::Gone))
+            .collect();
+        let pick = |n: usize| (!live.is_empty()).then(|| live[n % live.len()]);
         match *op {
             Op::Message(n) => self.message(n % DELIVERIES),
-            Op::Step(n) if !self.holders.is_empty() => {
-                let index = n % self.holders.len();
-                self.step(index).await;
+            Op::Redeliver(n) => {
+                if let Some(index) = pick(n) {
+                    self.message(self.holders[index].ticket);
+                }
             }
-            Op::Crash(n) if !self.holders.is_empty() => {
-                let index = n % self.holders.len();
-                self.holders[index].phase = Phase::Gone;
+            Op::Step(n) => {
+                if let Some(index) = pick(n) {
+                    self.step(index).await;
+                }
+            }
+            Op::Crash(n) => {
+                if let Some(index) = pick(n) {
+                    self.holders[index].phase = Phase::Gone;
+                }
             }
             Op::Tick(seconds) => self.now += chrono::Duration::seconds(i64::from(seconds)),
-            Op::Step(_) | Op::Crash(_) => {}
         }
     }
 
