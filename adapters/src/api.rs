@@ -7,6 +7,7 @@
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, Principal, RequestHeaders};
@@ -158,6 +159,32 @@ pub async fn caller<K: KeyStore, C: Clock>(
     Ok(auth
         .authenticate(&HttpHeaders(request.headers()), &signed)
         .await?)
+}
+
+/// Answers one request to an HTTP function: authenticates its caller, lets
+/// `admit` refuse the kinds of key the function does not serve (or name the
+/// span the caller's work runs in), then runs `route` in that span. Never
+/// fails: every error has its HTTP answer. `raw_path` is the gateway's
+/// `rawPath` (see [`caller`]).
+pub async fn serve<K, C, B, F>(
+    auth: &Authenticator<K, C>,
+    raw_path: &str,
+    request: &http::Request<B>,
+    admit: fn(&Principal) -> Result<tracing::Span, AuthError>,
+    route: impl FnOnce(Principal) -> F,
+) -> http::Response<String>
+where
+    K: KeyStore,
+    C: Clock,
+    B: AsRef<[u8]>,
+    F: Future<Output = Result<ApiResponse, ApiError>>,
+{
+    let routed = async {
+        let caller = caller(auth, raw_path, request).await?;
+        let span = admit(&caller)?;
+        route(caller).instrument(span).await
+    };
+    answer(request.method(), routed.await)
 }
 
 /// The HTTP answer to a request made with `method`: what its route

@@ -8,8 +8,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::Instrument;
-
 use adapters::api::{
     self, ApiError, ApiResponse, READ_METHODS, path_segments, reads, require_json, success,
 };
@@ -134,17 +132,10 @@ where
 
     /// Answers one request. Never fails: every error has its HTTP answer.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
-        let routed = self.authenticated(&request).await;
-        Ok(api::answer(request.method(), routed).map(Body::from))
-    }
-
-    async fn authenticated(&self, request: &Request) -> Result<ApiResponse, ApiError> {
-        let caller = api::caller(&self.auth, request.raw_http_path(), request).await?;
-        if caller.client_code().is_none() {
-            return Err(AuthError::Forbidden("warehouse keys cannot use the order API").into());
-        }
-        let span = tracing::info_span!("erp", key_id = %caller.key_id);
-        self.route(&caller, request).instrument(span).await
+        let request = &request;
+        let route = |caller: Principal| async move { self.route(&caller, request).await };
+        let answered = api::serve(&self.auth, request.raw_http_path(), request, admit, route);
+        Ok(answered.await.map(Body::from))
     }
 
     async fn route(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {
@@ -246,6 +237,16 @@ where
             ] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             _ => Err(ApiError::NoRoute),
         }
+    }
+}
+
+/// ERP keys only; their requests run in a `erp` span.
+fn admit(caller: &Principal) -> Result<tracing::Span, AuthError> {
+    match caller.client_code() {
+        Some(_) => Ok(tracing::info_span!("erp", key_id = %caller.key_id)),
+        None => Err(AuthError::Forbidden(
+            "warehouse keys cannot use the order API",
+        )),
     }
 }
 

@@ -6,8 +6,6 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use tracing::Instrument;
-
 use adapters::api::{
     self, ApiError, ApiResponse, READ_METHODS, path_segments, reads, require_json, success,
 };
@@ -75,17 +73,10 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
 
     /// Answers one request. Never fails: every error has its HTTP answer.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
-        let routed = self.route(&request).await;
-        Ok(api::answer(request.method(), routed).map(Body::from))
-    }
-
-    async fn route(&self, request: &Request) -> Result<ApiResponse, ApiError> {
-        let caller = api::caller(&self.auth, request.raw_http_path(), request).await?;
-        if caller.centre_codes().is_none() {
-            return Err(AuthError::Forbidden("only warehouse keys can report events").into());
-        }
-        let span = tracing::info_span!("wms", key_id = %caller.key_id);
-        self.report(&caller, request).instrument(span).await
+        let request = &request;
+        let route = |caller: Principal| async move { self.report(&caller, request).await };
+        let answered = api::serve(&self.auth, request.raw_http_path(), request, admit, route);
+        Ok(answered.await.map(Body::from))
     }
 
     async fn report(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {
@@ -131,6 +122,16 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
         let mut response = success(StatusCode::FOUND, &data, "the label is at data.url");
         response.headers.push(("location", url));
         Ok(response)
+    }
+}
+
+/// Warehouse keys only; their requests run in a `wms` span.
+fn admit(caller: &Principal) -> Result<tracing::Span, AuthError> {
+    match caller.centre_codes() {
+        Some(_) => Ok(tracing::info_span!("wms", key_id = %caller.key_id)),
+        None => Err(AuthError::Forbidden(
+            "only warehouse keys can report events",
+        )),
     }
 }
 
