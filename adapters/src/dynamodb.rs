@@ -76,7 +76,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::capacity;
+use super::{capacity, sdk};
 use shared::domain::{Order, OrderNumber};
 use shared::error::{FieldError, StoreError};
 use shared::lifecycle::personal_data as erasure;
@@ -399,16 +399,16 @@ impl OrderStore for DynamoOrderStore {
         order_number: &OrderNumber,
         access: Access<'_>,
     ) -> Result<Lookup, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("order_number", AttributeValue::S(order_number.to_string()))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await
-            .map_err(classify)?;
+        let output = sdk::read_item(
+            &self.client,
+            &self.table,
+            "order_number",
+            order_number.to_string(),
+        )
+        .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+        .send()
+        .await
+        .map_err(classify)?;
         capacity::record("get", output.consumed_capacity());
         let Some(item) = output.item else {
             return Ok(Lookup::Missing);
