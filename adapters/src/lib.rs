@@ -22,6 +22,7 @@
 //! | a consistent read of one item; telling a refused call (a failed condition) from a failed one | [`sdk`] |
 //! | log format and levels | [`logging`] |
 //! | reading a function's settings from its environment (every problem listed) | [`settings`] |
+//! | a function's cold start: logs, settings, SDK clients | [`startup`] |
 
 pub mod api;
 pub mod breaker_dynamodb;
@@ -39,6 +40,7 @@ pub mod s3;
 pub mod sdk;
 pub mod settings;
 pub mod sqs;
+pub mod startup;
 pub mod token_endpoint;
 pub mod token_lock;
 pub mod token_vault;

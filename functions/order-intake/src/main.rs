@@ -5,13 +5,7 @@ use order_intake::{OrderApi, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    adapters::logging::init();
-    let settings = Settings::read(adapters::settings::Env::process())?;
-    let aws = adapters::https::aws_config().await?;
-    let api = OrderApi::new(
-        settings,
-        aws_sdk_dynamodb::Client::new(&aws),
-        adapters::s3::client(&aws),
-    );
+    let started = adapters::startup::start(Settings::read).await?;
+    let api = OrderApi::new(started.settings, started.dynamodb, started.s3);
     run(service_fn(|request| api.handle(request))).await
 }

@@ -6,14 +6,8 @@ use personal_data_sweep::{PersonalDataSweep, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    adapters::logging::init();
-    let settings = Settings::read(adapters::settings::Env::process())?;
-    let aws = adapters::https::aws_config().await?;
-    let sweep = PersonalDataSweep::new(
-        settings,
-        aws_sdk_dynamodb::Client::new(&aws),
-        adapters::s3::client(&aws),
-    );
+    let started = adapters::startup::start(Settings::read).await?;
+    let sweep = PersonalDataSweep::new(started.settings, started.dynamodb, started.s3);
     let sweep = &sweep;
     run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {

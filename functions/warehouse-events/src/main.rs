@@ -5,13 +5,7 @@ use warehouse_events::{EventsApi, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    adapters::logging::init();
-    let settings = Settings::read(adapters::settings::Env::process())?;
-    let aws = adapters::https::aws_config().await?;
-    let api = EventsApi::new(
-        settings,
-        aws_sdk_dynamodb::Client::new(&aws),
-        adapters::s3::client(&aws),
-    );
+    let started = adapters::startup::start(Settings::read).await?;
+    let api = EventsApi::new(started.settings, started.dynamodb, started.s3);
     run(service_fn(|request| api.handle(request))).await
 }
