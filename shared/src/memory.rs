@@ -332,11 +332,8 @@ pub fn shipped_order(order_number: &str) -> OrderRecord {
 impl crate::polling::OrderFeed for MemoryStore {
     async fn index_page(
         &self,
-        _index: crate::polling::FeedIndex,
         _partition: &str,
-        _after: &str,
-        _upto: &str,
-        _limit: u32,
+        _range: crate::polling::IndexRange<'_>,
     ) -> Result<crate::polling::IndexPage, StoreError> {
         Ok(crate::polling::IndexPage::default())
     }
