@@ -17,8 +17,24 @@ pub fn read_item(client: &Client, table: &str, key: &str, value: String) -> GetI
         .consistent_read(true)
 }
 
-/// Whether a call the service may refuse on purpose was applied: `false`
-/// when `refused` says its error is that refusal.
+/// The output of a call the service may refuse on purpose: `None` when
+/// `refused` says its error is that refusal.
+///
+/// # Errors
+/// Any other error of the call.
+pub fn unless_refused<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    refused: impl FnOnce(&E) -> bool,
+) -> Result<Option<T>, SdkError<E, R>> {
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(err) if err.as_service_error().is_some_and(refused) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether a call the service may refuse on purpose was applied
+/// ([`unless_refused`]).
 ///
 /// # Errors
 /// Any other error of the call.
@@ -26,9 +42,5 @@ pub fn applied<T, E, R>(
     result: Result<T, SdkError<E, R>>,
     refused: impl FnOnce(&E) -> bool,
 ) -> Result<bool, SdkError<E, R>> {
-    match result {
-        Ok(_) => Ok(true),
-        Err(err) if err.as_service_error().is_some_and(refused) => Ok(false),
-        Err(err) => Err(err),
-    }
+    unless_refused(result, refused).map(|output| output.is_some())
 }
