@@ -192,8 +192,7 @@ impl DynamoOrderStore {
             .client
             .get_item()
             .table_name(&self.history)
-            .key("order_number", s(number))
-            .key(ENTRY, s(entry))
+            .set_key(Some(history_key(number, entry)))
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
@@ -242,8 +241,7 @@ impl DynamoOrderStore {
             .client
             .delete_item()
             .table_name(&self.history)
-            .key("order_number", s(number))
-            .key(ENTRY, s(entry))
+            .set_key(Some(history_key(number, entry)))
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
@@ -603,6 +601,14 @@ fn order_numbers(items: &[Item]) -> Vec<OrderNumber> {
 }
 
 /// Throttling and transport failures may pass; anything else will not.
+/// The key of an item in the history table: the order's number and the entry.
+fn history_key(number: &str, entry: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("order_number".to_owned(), s(number)),
+        (ENTRY.to_owned(), s(entry)),
+    ])
+}
+
 pub(crate) fn classify<E>(err: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
