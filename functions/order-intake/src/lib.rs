@@ -12,6 +12,7 @@ use adapters::api::{
     self, ApiError, ApiResponse, READ_METHODS, path_segments, reads, require_json, success,
 };
 use adapters::emf::EmfMetrics;
+use adapters::startup::Started;
 use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -43,17 +44,28 @@ pub struct OrderApi<S, L, C, K> {
     metrics: Arc<dyn Metrics>,
 }
 
+/// ERP keys only; their requests run in an `erp` span.
+const DOOR: api::Door = api::Door {
+    admit: |caller| {
+        let span = || tracing::info_span!("erp", key_id = %caller.key_id);
+        caller.client_code().map(|_| span())
+    },
+    refusal: "warehouse keys cannot use the order API",
+};
+
 impl OrderApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
     /// The production wiring: DynamoDB, S3 and the system clock.
-    pub fn new(
-        settings: Settings,
-        dynamodb: aws_sdk_dynamodb::Client,
-        s3: aws_sdk_s3::Client,
-    ) -> Self {
-        let (store, labels, keys) = settings.api.ports(dynamodb, s3);
-        Self::with_ports(store, labels, keys, settings.warehouses, SystemClock)
-            .with_key_cache(settings.api.api_key_cache)
-            .with_poll_settle(settings.poll_settle)
+    pub fn new(started: Started<Settings>) -> Self {
+        let (store, labels, keys) = started.settings.api.ports(started.dynamodb, started.s3);
+        Self::with_ports(
+            store,
+            labels,
+            keys,
+            started.settings.warehouses,
+            SystemClock,
+        )
+        .with_key_cache(started.settings.api.api_key_cache)
+        .with_poll_settle(started.settings.poll_settle)
     }
 }
 
@@ -134,7 +146,7 @@ where
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
         let request = &request;
         let route = |caller: Principal| async move { self.route(&caller, request).await };
-        let answered = api::serve(&self.auth, request.raw_http_path(), request, admit, route);
+        let answered = api::serve(&self.auth, request.raw_http_path(), request, DOOR, route);
         Ok(answered.await.map(Body::from))
     }
 
@@ -237,16 +249,6 @@ where
             ] => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             _ => Err(ApiError::NoRoute),
         }
-    }
-}
-
-/// ERP keys only; their requests run in a `erp` span.
-fn admit(caller: &Principal) -> Result<tracing::Span, AuthError> {
-    match caller.client_code() {
-        Some(_) => Ok(tracing::info_span!("erp", key_id = %caller.key_id)),
-        None => Err(AuthError::Forbidden(
-            "warehouse keys cannot use the order API",
-        )),
     }
 }
 

@@ -5,7 +5,6 @@ use order_intake::{OrderApi, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let started = adapters::startup::start(Settings::read).await?;
-    let api = OrderApi::new(started.settings, started.dynamodb, started.s3);
+    let api = OrderApi::new(adapters::startup::start(Settings::read).await?);
     run(service_fn(|request| api.handle(request))).await
 }

@@ -6,8 +6,7 @@ use personal_data_sweep::{PersonalDataSweep, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let started = adapters::startup::start(Settings::read).await?;
-    let sweep = PersonalDataSweep::new(started.settings, started.dynamodb, started.s3);
+    let sweep = PersonalDataSweep::new(adapters::startup::start(Settings::read).await?);
     let sweep = &sweep;
     run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {

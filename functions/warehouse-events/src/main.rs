@@ -5,7 +5,6 @@ use warehouse_events::{EventsApi, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let started = adapters::startup::start(Settings::read).await?;
-    let api = EventsApi::new(started.settings, started.dynamodb, started.s3);
+    let api = EventsApi::new(adapters::startup::start(Settings::read).await?);
     run(service_fn(|request| api.handle(request))).await
 }
