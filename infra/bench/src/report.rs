@@ -118,7 +118,27 @@ fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "**missed**" }
 }
 
+/// A row of the verdict table for a rate relative to the raw calls' (at
+/// least [`MIN_RATIO`]); `at` follows the ratio (where it was measured).
+fn ratio_row(what: &str, ratio: f64, at: &str) -> String {
+    format!(
+        "| {what} | ≥ {:.0} % | {:.0} %{at} | {} |\n",
+        MIN_RATIO * 100.0,
+        ratio * 100.0,
+        verdict(ratio >= MIN_RATIO)
+    )
+}
+
 impl Results {
+    /// The intake handler's lowest rate relative to `raw`'s over the
+    /// concurrencies measured, and that concurrency.
+    fn lowest_intake_ratio(&self, raw: impl Fn(&IntakeLevel) -> f64) -> (f64, usize) {
+        self.intake
+            .iter()
+            .map(|l| (l.handler.per_second / raw(l), l.concurrency))
+            .fold((f64::INFINITY, 0), |a, b| if b.0 < a.0 { b } else { a })
+    }
+
     fn targets(&self) -> String {
         let mut out = String::from("| Target | Goal | Measured | |\n| --- | --- | --- | --- |\n");
         let worst_init = self
@@ -139,43 +159,28 @@ impl Results {
                 verdict(sample.median_us <= SAMPLE_ORDER_CPU_US)
             );
         }
-        let worst_intake = self
-            .intake
-            .iter()
-            .map(|l| (l.handler.per_second / l.put.per_second, l.concurrency))
-            .fold((f64::INFINITY, 0), |a, b| if b.0 < a.0 { b } else { a });
-        out += &format!(
-            "| Intake vs raw conditional `PutItem` (lowest over c = 1, 8, 32) | ≥ {:.0} % | {:.0} % (c = {}) | {} |\n",
-            MIN_RATIO * 100.0,
-            worst_intake.0 * 100.0,
-            worst_intake.1,
-            verdict(worst_intake.0 >= MIN_RATIO)
+        let (ratio, at) = self.lowest_intake_ratio(|l| l.put.per_second);
+        out += &ratio_row(
+            "Intake vs raw conditional `PutItem` (lowest over c = 1, 8, 32)",
+            ratio,
+            &format!(" (c = {at})"),
         );
-        let worst_same_work = self
-            .intake
-            .iter()
-            .map(|l| (l.handler.per_second / l.query_put.per_second, l.concurrency))
-            .fold((f64::INFINITY, 0), |a, b| if b.0 < a.0 { b } else { a });
-        out += &format!(
-            "| Intake vs the same calls raw: `Query` beside two `PutItem`s (lowest) | ≥ {:.0} % | {:.0} % (c = {}) | {} |\n",
-            MIN_RATIO * 100.0,
-            worst_same_work.0 * 100.0,
-            worst_same_work.1,
-            verdict(worst_same_work.0 >= MIN_RATIO)
+        let (ratio, at) = self.lowest_intake_ratio(|l| l.query_put.per_second);
+        out += &ratio_row(
+            "Intake vs the same calls raw: `Query` beside two `PutItem`s (lowest)",
+            ratio,
+            &format!(" (c = {at})"),
         );
-        let dispatch = self.dispatch.handler.per_second / self.dispatch.raw.per_second;
-        out += &format!(
-            "| Dispatch vs raw reqwest | ≥ {:.0} % | {:.0} % | {} |\n",
-            MIN_RATIO * 100.0,
-            dispatch * 100.0,
-            verdict(dispatch >= MIN_RATIO)
+        let dispatch = self.dispatch.handler.per_second;
+        out += &ratio_row(
+            "Dispatch vs raw reqwest",
+            dispatch / self.dispatch.raw.per_second,
+            "",
         );
-        let dispatch_same = self.dispatch.handler.per_second / self.dispatch.same_calls.per_second;
-        out += &format!(
-            "| Dispatch vs the same calls raw: `GetItem`, `UpdateItem`, reqwest, `UpdateItem` | ≥ {:.0} % | {:.0} % | {} |\n",
-            MIN_RATIO * 100.0,
-            dispatch_same * 100.0,
-            verdict(dispatch_same >= MIN_RATIO)
+        out += &ratio_row(
+            "Dispatch vs the same calls raw: `GetItem`, `UpdateItem`, reqwest, `UpdateItem`",
+            dispatch / self.dispatch.same_calls.per_second,
+            "",
         );
         #[allow(clippy::cast_precision_loss)]
         let biggest = self
