@@ -546,6 +546,14 @@ pub async fn by_numbers<F: OrderFeed>(
 mod tests {
     use super::*;
 
+    /// The change-feed query `updated_since=<since>`.
+    fn changes_since(since: &str) -> ChangesQuery {
+        match PollRequest::parse(&format!("updated_since={since}")) {
+            Ok(PollRequest::Changes(query)) => query,
+            _ => panic!("a valid query"),
+        }
+    }
+
     #[test]
     fn a_url_of_thousands_of_bad_statuses_answers_a_bounded_list() {
         let query = format!("status={}", vec!["x"; 30_000].join(","));
@@ -574,11 +582,7 @@ mod tests {
 
     #[test]
     fn an_empty_pages_cursor_after_updated_since_is_accepted() {
-        let Ok(PollRequest::Changes(query)) =
-            PollRequest::parse("updated_since=2026-11-30T02:00:00Z")
-        else {
-            panic!("a valid query");
-        };
+        let query = changes_since("2026-11-30T02:00:00Z");
         assert_eq!(
             decode_cursor(&encode_cursor(&query.after)),
             Some(query.after)
@@ -609,11 +613,7 @@ mod tests {
 
     #[test]
     fn updated_since_starts_at_its_own_millisecond() {
-        let Ok(PollRequest::Changes(query)) =
-            PollRequest::parse("updated_since=2026-11-30T02:00:00Z")
-        else {
-            panic!("a valid query");
-        };
+        let query = changes_since("2026-11-30T02:00:00Z");
         let at = DateTime::parse_from_rfc3339("2026-11-30T02:00:00Z")
             .expect("time")
             .with_timezone(&Utc);
