@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use integration_tests::partner::{Answer, Partner};
-use integration_tests::{TestApp, sample_order, test_callback_settings};
+use integration_tests::{Reply, TestApp, sample_order, test_callback_settings};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -204,13 +204,29 @@ async fn a_spent_schedule_is_dead_lettered_on_the_order_and_in_the_queue_togethe
     assert_eq!(queued(&app).await, 0, "nothing left on the callback queue");
 }
 
-#[tokio::test]
-async fn an_ebay_callback_that_lacked_its_carrier_name_goes_out_once_the_erp_supplies_it() {
+/// An app with a partner, holding the sample as an eBay order without the
+/// carrier name its callback needs.
+async fn with_an_ebay_order_lacking_its_carrier_name() -> TestApp {
     let app = TestApp::spawn_with_partner(vec![]).await;
     let mut order = sample_order();
     order["platform_type"] = json!("ebay");
     order["shipping_provider_name"] = Value::Null;
     assert_eq!(app.post_order(&order).await.status, 201);
+    app
+}
+
+/// The ERP supplying what the sample order's callback lacks.
+async fn supply_callback_fields(app: &TestApp, fields: &Value) -> Reply {
+    app.post_json(
+        "/apicenter/api/order/mabang-test002/callback/fields",
+        fields,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_ebay_callback_that_lacked_its_carrier_name_goes_out_once_the_erp_supplies_it() {
+    let app = with_an_ebay_order_lacking_its_carrier_name().await;
     ship(&app, "mabang-test002").await;
     let failed = app
         .wait_for_order("mabang-test002", WAIT, status_is("failed"))
@@ -223,12 +239,11 @@ async fn an_ebay_callback_that_lacked_its_carrier_name_goes_out_once_the_erp_sup
         "{failed:#}"
     );
 
-    let supplied = app
-        .post_json(
-            "/apicenter/api/order/mabang-test002/callback/fields",
-            &json!({"shipping_provider_name": "USPS", "items": [{"sku": "-ALB-908", "platform_sku_id": "1729"}]}),
-        )
-        .await;
+    let supplied = supply_callback_fields(
+        &app,
+        &json!({"shipping_provider_name": "USPS", "items": [{"sku": "-ALB-908", "platform_sku_id": "1729"}]}),
+    )
+    .await;
 
     assert_eq!(supplied.status, 200, "{:#}", supplied.body);
     app.wait_for_order("mabang-test002", WAIT, status_is("delivered"))
@@ -243,12 +258,11 @@ async fn callback_fields_for_an_unknown_sku_are_refused() {
     let app = TestApp::spawn().await;
     assert_eq!(app.post_order(&sample_order()).await.status, 201);
 
-    let reply = app
-        .post_json(
-            "/apicenter/api/order/mabang-test002/callback/fields",
-            &json!({"items": [{"sku": "nope", "platform_sku_id": "1"}]}),
-        )
-        .await;
+    let reply = supply_callback_fields(
+        &app,
+        &json!({"items": [{"sku": "nope", "platform_sku_id": "1"}]}),
+    )
+    .await;
 
     assert_eq!(reply.status, 400, "{:#}", reply.body);
     assert_eq!(reply.error_fields(), ["items"]);
@@ -256,11 +270,7 @@ async fn callback_fields_for_an_unknown_sku_are_refused() {
 
 #[tokio::test]
 async fn the_shipped_event_may_carry_the_carrier_name() {
-    let app = TestApp::spawn_with_partner(vec![]).await;
-    let mut order = sample_order();
-    order["platform_type"] = json!("ebay");
-    order["shipping_provider_name"] = Value::Null;
-    assert_eq!(app.post_order(&order).await.status, 201);
+    let app = with_an_ebay_order_lacking_its_carrier_name().await;
     app.backdate("mabang-test002", "2026-11-20T00:00:00Z").await;
     let shipped = event(
         "s",

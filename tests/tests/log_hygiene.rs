@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use integration_tests::{PARTNER_TOKEN, TestApp, sample_order};
+use integration_tests::{Ahead, PARTNER_TOKEN, TestApp, sample_order};
 use reqwest::Method;
 use serde_json::json;
 use shared::auth::signature::sign;
@@ -22,15 +22,6 @@ impl Write for Capture {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-/// The time `ahead` from now: a sweep run after the retention.
-struct Ahead(chrono::Duration);
-
-impl shared::ports::Clock for Ahead {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now() + self.0
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use integration_tests::partner::Answer;
-use integration_tests::{TestApp, sample_order};
+use integration_tests::{Ahead, TestApp, sample_order};
 use serde_json::{Value, json};
 
 /// The sample's buyer: what must be gone from everything stored.
@@ -83,16 +83,7 @@ async fn assert_redacted_but_usable(app: &TestApp, number: &str, sent: &Value) {
             .all(|key| !key.contains(number)),
         "no earlier version of the label is kept either"
     );
-    let wms = format!("Bearer {}", app.wms_key);
-    let label_path = format!("/apicenter/api/order/{number}/label");
-    let label = app
-        .send(
-            reqwest::Method::GET,
-            &label_path,
-            &[("authorization", &wms)],
-            None,
-        )
-        .await;
+    let label = app.get_label(number).await;
     assert_eq!(label.status, 404, "the label went: {:#}", label.body);
     let read = app.get_order(number).await;
     assert_eq!(read.status, 200, "{:#}", read.body);
@@ -106,12 +97,7 @@ async fn assert_redacted_but_usable(app: &TestApp, number: &str, sent: &Value) {
     );
     assert_eq!(replay.body["data"]["order_number"], number);
     assert_history_redacted(app, number).await;
-    let polled = app
-        .request(
-            reqwest::Method::GET,
-            &format!("/apicenter/api/orders?order_numbers={number}"),
-        )
-        .await;
+    let polled = app.poll_orders(&format!("order_numbers={number}")).await;
     assert_eq!(polled.status, 200, "{:#}", polled.body);
     assert_eq!(polled.body["data"]["orders"][0]["order_number"], number);
     assert!(
@@ -196,15 +182,6 @@ async fn an_order_still_in_the_warehouse_keeps_its_address_and_says_when_it_can_
     );
     assert!(history_text(&app, number).await.contains(BUYER[0]));
     assert_eq!(app.stored_labels().await.len(), 1);
-}
-
-/// The time `ahead` from now: the clock of a sweep run after the retention.
-struct Ahead(chrono::Duration);
-
-impl shared::ports::Clock for Ahead {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now() + self.0
-    }
 }
 
 #[tokio::test]
