@@ -117,6 +117,17 @@ pub fn test_callback_settings(url: &str) -> CallbackSettings {
     }
 }
 
+/// A warehouse event `kind` that happened `at` (RFC 3339), with `extra`'s
+/// fields (a JSON object) beside the three every event has.
+#[must_use]
+pub fn warehouse_event(id: &str, kind: &str, at: &str, extra: &Value) -> Value {
+    let mut event = serde_json::json!({"event_id": id, "type": kind, "occurred_at": at});
+    if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+        event.extend(extra.clone());
+    }
+    event
+}
+
 /// A clock `ahead` of now: that of a sweep run after the retention.
 #[derive(Debug, Clone, Copy)]
 pub struct Ahead(pub chrono::Duration);
@@ -268,6 +279,12 @@ impl TestApp {
             request = request.header("content-type", content_type);
         }
         into_reply(request.send().await.expect("the API answers")).await
+    }
+
+    /// The ERP asking for the order's callback to be posted again.
+    pub async fn replay_callback(&self, order_number: &str) -> Reply {
+        let path = format!("/apicenter/api/order/{order_number}/callback/retry");
+        self.post_json(&path, &serde_json::json!({})).await
     }
 
     /// A page of the ERP's orders: `GET /apicenter/api/orders?{query}`.
