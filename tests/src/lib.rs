@@ -130,7 +130,7 @@ pub fn warehouse_event(id: &str, kind: &str, at: &str, extra: &Value) -> Value {
 
 /// A clock `ahead` of now: that of a sweep run after the retention.
 #[derive(Debug, Clone, Copy)]
-pub struct Ahead(pub chrono::Duration);
+struct Ahead(chrono::Duration);
 
 impl shared::ports::Clock for Ahead {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -281,10 +281,29 @@ impl TestApp {
         into_reply(request.send().await.expect("the API answers")).await
     }
 
+    /// The ERP cancelling the order (no reason given).
+    pub async fn cancel_order(&self, order_number: &str) -> Reply {
+        let path = format!("/apicenter/api/order/{order_number}/cancel");
+        self.post_json(&path, &serde_json::json!({})).await
+    }
+
     /// The ERP asking for the order's callback to be posted again.
     pub async fn replay_callback(&self, order_number: &str) -> Reply {
         let path = format!("/apicenter/api/order/{order_number}/callback/retry");
         self.post_json(&path, &serde_json::json!({})).await
+    }
+
+    /// Runs the personal-data sweep as if `days` had passed.
+    pub async fn sweep_personal_data_after(
+        &self,
+        days: i64,
+    ) -> shared::lifecycle::personal_data::Sweep {
+        self.stack
+            .personal_data_sweep(Ahead(chrono::Duration::days(days)))
+            .expect("the sweep")
+            .run()
+            .await
+            .expect("a sweep run")
     }
 
     /// A page of the ERP's orders: `GET /apicenter/api/orders?{query}`.
@@ -462,6 +481,12 @@ impl TestApp {
         order["platform_order_number"] = serde_json::json!(format!("p-{number}"));
         let created = self.post_order(&order).await;
         assert_eq!(created.status, 201, "{:#}", created.body);
+        self.hand_over(number).await;
+    }
+
+    /// Reports the order shipped and handed over now (process type 2), so
+    /// its callback becomes due.
+    pub async fn hand_over(&self, number: &str) {
         let now = shared::record::format_time(chrono::Utc::now());
         for event in [
             serde_json::json!({"event_id": "e-1", "type": "shipped", "occurred_at": now,

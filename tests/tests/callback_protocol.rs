@@ -287,9 +287,7 @@ async fn a_warehouse_event_named_like_the_erps_cancel_does_not_block_the_erps_ca
         200
     );
 
-    let cancel = app
-        .post_json("/apicenter/api/order/mabang-test002/cancel", &json!({}))
-        .await;
+    let cancel = app.cancel_order("mabang-test002").await;
 
     assert_eq!(cancel.status, 200, "{:#}", cancel.body);
     assert_eq!(cancel.body["message"], "cancelled");

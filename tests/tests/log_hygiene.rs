@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use integration_tests::{Ahead, PARTNER_TOKEN, TestApp, sample_order};
+use integration_tests::{PARTNER_TOKEN, TestApp, sample_order};
 use reqwest::Method;
 use serde_json::json;
 use shared::auth::signature::sign;
@@ -117,15 +117,8 @@ async fn a_full_flow_logs_no_keys_signatures_tokens_or_personal_data() {
     other["receiver"]["email"] = json!("Juan Carlos García at home");
     assert_eq!(app.post_order(&other).await.status, 201);
     assert_eq!(erase("mabang-log2").await.status, 409);
-    let cancel = "/apicenter/api/order/mabang-log2/cancel";
-    assert_eq!(app.post_json(cancel, &json!({})).await.status, 200);
-    let swept = app
-        .stack
-        .personal_data_sweep(Ahead(chrono::Duration::days(31)))
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
+    assert_eq!(app.cancel_order("mabang-log2").await.status, 200);
+    let swept = app.sweep_personal_data_after(31).await;
     assert_eq!(swept.redacted, 1);
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
