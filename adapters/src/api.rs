@@ -7,10 +7,11 @@
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use shared::auth::signature::Signed;
 use shared::auth::{AuthError, Authenticator, Principal, RequestHeaders};
-use shared::error::{IntakeError, StoreError};
+use shared::error::{FieldError, IntakeError, StoreError};
 use shared::lifecycle::LifecycleError;
 use shared::ports::{Clock, KeyStore};
 
@@ -114,6 +115,13 @@ fn envelope(status: StatusCode, data: serde_json::Value, message: &str) -> ApiRe
     success(status, &data, message)
 }
 
+/// A refusal listing `errors` in `data.errors`; the message counts them:
+/// "{intro} N {problem}(s); see data.errors".
+fn listed(status: StatusCode, errors: &[FieldError], intro: &str, problem: &str) -> ApiResponse {
+    let message = format!("{intro} {} {problem}(s); see data.errors", errors.len());
+    envelope(status, json!({ "errors": errors }), &message)
+}
+
 /// The non-empty segments of a request path: what every router matches on.
 #[must_use]
 pub fn path_segments(path: &str) -> Vec<&str> {
@@ -158,6 +166,41 @@ pub async fn caller<K: KeyStore, C: Clock>(
     Ok(auth
         .authenticate(&HttpHeaders(request.headers()), &signed)
         .await?)
+}
+
+/// Which keys an HTTP function serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Door {
+    /// The span a caller's request runs in; `None`: a kind of key this
+    /// function does not serve.
+    pub admit: fn(&Principal) -> Option<tracing::Span>,
+    /// Why the others are refused (403).
+    pub refusal: &'static str,
+}
+
+/// Answers one request to an HTTP function: authenticates its caller, lets
+/// `door` refuse the kinds of key the function does not serve, then runs
+/// `route` in the caller's span. Never fails: every error has its HTTP
+/// answer. `raw_path` is the gateway's `rawPath` (see [`caller`]).
+pub async fn serve<K, C, B, F>(
+    auth: &Authenticator<K, C>,
+    raw_path: &str,
+    request: &http::Request<B>,
+    door: Door,
+    route: impl FnOnce(Principal) -> F,
+) -> http::Response<String>
+where
+    K: KeyStore,
+    C: Clock,
+    B: AsRef<[u8]>,
+    F: Future<Output = Result<ApiResponse, ApiError>>,
+{
+    let routed = async {
+        let caller = caller(auth, raw_path, request).await?;
+        let span = (door.admit)(&caller).ok_or(AuthError::Forbidden(door.refusal))?;
+        route(caller).instrument(span).await
+    };
+    answer(request.method(), routed.await)
 }
 
 /// The HTTP answer to a request made with `method`: what its route
@@ -224,21 +267,17 @@ impl ApiError {
                 json!(null),
                 "send the body as JSON with Content-Type: application/json",
             ),
-            Self::Intake(E::Invalid(errors)) => envelope(
+            Self::Intake(E::Invalid(errors)) => listed(
                 StatusCode::BAD_REQUEST,
-                json!({ "errors": errors }),
-                &format!(
-                    "the request has {} problem(s); see data.errors",
-                    errors.len()
-                ),
+                &errors,
+                "the request has",
+                "problem",
             ),
-            Self::Intake(E::Unprocessable(errors)) => envelope(
+            Self::Intake(E::Unprocessable(errors)) => listed(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                json!({ "errors": errors }),
-                &format!(
-                    "real_time_response is true and the order has {} data-quality problem(s); see data.errors",
-                    errors.len()
-                ),
+                &errors,
+                "real_time_response is true and the order has",
+                "data-quality problem",
             ),
             Self::Intake(err @ E::BodyTooLarge { limit, .. }) => envelope(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -289,13 +328,11 @@ fn lifecycle_failure(err: LifecycleError) -> ApiResponse {
     use LifecycleError as L;
     match err {
         L::NotFound(_) => envelope(StatusCode::NOT_FOUND, json!(null), &err.to_string()),
-        L::Invalid(errors) => envelope(
+        L::Invalid(errors) => listed(
             StatusCode::BAD_REQUEST,
-            json!({ "errors": errors }),
-            &format!(
-                "the request has {} problem(s); see data.errors",
-                errors.len()
-            ),
+            &errors,
+            "the request has",
+            "problem",
         ),
         L::BodyTooLarge { limit, .. } => envelope(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -4,12 +4,15 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use shared::callback::breaker::BreakerState;
 use shared::error::StoreError;
 use shared::ports::BreakerStore;
+
+use crate::sdk;
 
 const ID: &str = "breaker";
 
@@ -29,12 +32,7 @@ impl DynamoBreakerStore {
     }
 
     async fn read(&self) -> Result<BreakerState, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(ID.into()))
-            .consistent_read(true)
+        let item = sdk::read_item(&self.client, &self.table, "id", ID.into())
             .send()
             .await
             .map_err(|err| StoreError::Unavailable(Box::new(err)))?
@@ -122,17 +120,8 @@ impl DynamoBreakerStore {
             .expression_attribute_values(":v", AttributeValue::N(state.version.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::Unavailable(Box::new(err))),
-        }
+        sdk::applied(result, PutItemError::is_conditional_check_failed_exception)
+            .map_err(|err| StoreError::Unavailable(Box::new(err)))
     }
 }
 

@@ -76,7 +76,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::capacity;
+use super::{capacity, sdk};
 use shared::domain::{Order, OrderNumber};
 use shared::error::{FieldError, StoreError};
 use shared::lifecycle::personal_data as erasure;
@@ -192,8 +192,7 @@ impl DynamoOrderStore {
             .client
             .get_item()
             .table_name(&self.history)
-            .key("order_number", s(number))
-            .key(ENTRY, s(entry))
+            .set_key(Some(history_key(number, entry)))
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
@@ -242,8 +241,7 @@ impl DynamoOrderStore {
             .client
             .delete_item()
             .table_name(&self.history)
-            .key("order_number", s(number))
-            .key(ENTRY, s(entry))
+            .set_key(Some(history_key(number, entry)))
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
@@ -399,16 +397,16 @@ impl OrderStore for DynamoOrderStore {
         order_number: &OrderNumber,
         access: Access<'_>,
     ) -> Result<Lookup, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("order_number", AttributeValue::S(order_number.to_string()))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await
-            .map_err(classify)?;
+        let output = sdk::read_item(
+            &self.client,
+            &self.table,
+            "order_number",
+            order_number.to_string(),
+        )
+        .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+        .send()
+        .await
+        .map_err(classify)?;
         capacity::record("get", output.consumed_capacity());
         let Some(item) = output.item else {
             return Ok(Lookup::Missing);
@@ -603,6 +601,14 @@ fn order_numbers(items: &[Item]) -> Vec<OrderNumber> {
 }
 
 /// Throttling and transport failures may pass; anything else will not.
+/// The key of an item in the history table: the order's number and the entry.
+fn history_key(number: &str, entry: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("order_number".to_owned(), s(number)),
+        (ENTRY.to_owned(), s(entry)),
+    ])
+}
+
 pub(crate) fn classify<E>(err: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

@@ -8,7 +8,7 @@ use super::capacity;
 use super::dynamodb::{DynamoOrderStore, classify, may_read, string};
 use shared::domain::OrderNumber;
 use shared::error::StoreError;
-use shared::polling::{Entry, FeedIndex, IndexPage, OrderFeed};
+use shared::polling::{Entry, FeedIndex, IndexPage, IndexRange, OrderFeed};
 use shared::ports::Access;
 use shared::record::OrderRecord;
 
@@ -20,12 +20,15 @@ const BATCH_ROUNDS: usize = 8;
 impl OrderFeed for DynamoOrderStore {
     async fn index_page(
         &self,
-        index: FeedIndex,
         partition: &str,
-        after: &str,
-        upto: &str,
-        limit: u32,
+        range: IndexRange<'_>,
     ) -> Result<IndexPage, StoreError> {
+        let IndexRange {
+            index,
+            after,
+            upto,
+            limit,
+        } = range;
         let partition_key = match index {
             FeedIndex::ClientUpdated => "feed_shard",
             FeedIndex::CallbackStatus => "callback_shard",
@@ -47,7 +50,7 @@ impl OrderFeed for DynamoOrderStore {
             .await
             .map_err(classify)?;
         capacity::record("feed_query", output.consumed_capacity());
-        let mut entries: Vec<Entry> = output
+        let entries: Vec<Entry> = output
             .items()
             .iter()
             .filter_map(|item| {
@@ -59,13 +62,8 @@ impl OrderFeed for DynamoOrderStore {
                 })
             })
             .collect();
-        let mut more = output.last_evaluated_key().is_some();
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        if entries.len() > limit {
-            entries.truncate(limit);
-            more = true;
-        }
-        Ok(IndexPage { entries, more })
+        let more = output.last_evaluated_key().is_some();
+        Ok(IndexPage::at_most(entries, more, limit))
     }
 
     async fn get_many(

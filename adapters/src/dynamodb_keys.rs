@@ -18,6 +18,8 @@ use shared::error::StoreError;
 use shared::ports::KeyStore;
 use shared::record::format_time;
 
+use crate::sdk;
+
 type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, Clone)]
@@ -108,12 +110,7 @@ impl DynamoKeyStore {
 
 impl KeyStore for DynamoKeyStore {
     async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("key_hash", AttributeValue::S(key_hash.to_owned()))
-            .consistent_read(true)
+        let output = sdk::read_item(&self.client, &self.table, "key_hash", key_hash.to_owned())
             .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await

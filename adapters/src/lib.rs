@@ -21,8 +21,10 @@
 //! | the partner's credentials in Secrets Manager; the refresh lock item; CK1's token endpoint | [`token_vault`], [`token_lock`], [`token_endpoint`] |
 //! | the callback queue: its message body, retry delays, moves to the dead-letter queue | [`sqs`] |
 //! | status codes, the `{code, data, message}` envelope, reading request headers | [`api`] |
+//! | a consistent read of one item; telling a refused call (a failed condition) from a failed one | [`sdk`] |
 //! | log format and levels | [`logging`] |
 //! | reading a function's settings from its environment (every problem listed) | [`settings`] |
+//! | a function's cold start: logs, settings, SDK clients | [`startup`] |
 
 pub mod api;
 pub mod breaker_dynamodb;
@@ -38,8 +40,10 @@ pub mod logging;
 pub mod partner_http;
 pub mod partner_tokens;
 pub mod s3;
+pub mod sdk;
 pub mod settings;
 pub mod sqs;
+pub mod startup;
 pub mod token_endpoint;
 pub mod token_lock;
 pub mod token_vault;

@@ -2,11 +2,14 @@
 //! one item in the partner-state table, taken by a conditional `PutItem`
 //! with a short lease.
 
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use shared::ports::TokenError;
 use shared::token_refresh::RefreshLock;
+
+use crate::sdk;
 
 /// The lock item's key in the partner-state table.
 const LOCK_ID: &str = "token-refresh-lock";
@@ -52,20 +55,12 @@ impl RefreshLock for DynamoRefreshLock {
             .expression_attribute_values(":me", AttributeValue::S(self.owner.clone()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(TokenError::Vault(format!(
+        sdk::applied(result, PutItemError::is_conditional_check_failed_exception).map_err(|err| {
+            TokenError::Vault(format!(
                 "taking the refresh lock: {}",
                 aws_sdk_dynamodb::error::DisplayErrorContext(&err)
-            ))),
-        }
+            ))
+        })
     }
 
     async fn release(&self) {

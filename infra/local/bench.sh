@@ -14,7 +14,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+# Absolute: criterion runs in the adapters crate's folder, the harness here,
+# and both must find one criterion directory (CARGO_TARGET_DIR may be relative).
+TARGET="$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")"
 
 log() { echo "bench: $(date -u +%T) $*" >&2; }
 

@@ -332,11 +332,8 @@ pub fn shipped_order(order_number: &str) -> OrderRecord {
 impl crate::polling::OrderFeed for MemoryStore {
     async fn index_page(
         &self,
-        _index: crate::polling::FeedIndex,
         _partition: &str,
-        _after: &str,
-        _upto: &str,
-        _limit: u32,
+        _range: crate::polling::IndexRange<'_>,
     ) -> Result<crate::polling::IndexPage, StoreError> {
         Ok(crate::polling::IndexPage::default())
     }
@@ -354,17 +351,23 @@ impl crate::polling::OrderFeed for MemoryStore {
     }
 }
 
-/// API keys in memory, by hash, and the signatures spent.
+/// API keys in memory, by hash, the signatures spent, and a count of reads.
 #[derive(Debug, Default)]
 pub struct MemoryKeys {
     keys: Mutex<Vec<crate::domain::ApiKeyRecord>>,
     spent: Mutex<Vec<String>>,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryKeys {
     /// Stores `record` (a key issued by `crate::auth::key::issue`).
     pub fn add(&self, record: crate::domain::ApiKeyRecord) {
         lock(&self.keys).push(record);
+    }
+
+    /// How many times a key was looked up (what a key cache saves).
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -373,6 +376,7 @@ impl crate::ports::KeyStore for MemoryKeys {
         &self,
         key_hash: &str,
     ) -> Result<Option<crate::domain::ApiKeyRecord>, StoreError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(lock(&self.keys)
             .iter()
             .find(|record| record.key_hash == key_hash)

@@ -89,17 +89,36 @@ pub struct IndexPage {
     pub more: bool,
 }
 
+impl IndexPage {
+    /// `entries` (ascending) cut to at most `limit`; `more` also when cut.
+    #[must_use]
+    pub fn at_most(mut entries: Vec<Entry>, mut more: bool, limit: u32) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if entries.len() > limit {
+            entries.truncate(limit);
+            more = true;
+        }
+        Self { entries, more }
+    }
+}
+
+/// The entries a page asks for: `after < updated_key <= upto` in `index`,
+/// at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexRange<'a> {
+    pub index: FeedIndex,
+    pub after: &'a str,
+    pub upto: &'a str,
+    pub limit: u32,
+}
+
 /// What polling needs from storage.
 pub trait OrderFeed: Send + Sync {
-    /// Entries of one index partition with `after < updated_key <= upto`,
-    /// ascending, at most `limit`.
+    /// The entries of one index partition in `range`, ascending.
     fn index_page(
         &self,
-        index: FeedIndex,
         partition: &str,
-        after: &str,
-        upto: &str,
-        limit: u32,
+        range: IndexRange<'_>,
     ) -> impl Future<Output = Result<IndexPage, StoreError>> + Send;
 
     /// The orders stored under these numbers that `access` may see (strongly
@@ -116,13 +135,10 @@ pub trait OrderFeed: Send + Sync {
 impl<T: OrderFeed + ?Sized> OrderFeed for std::sync::Arc<T> {
     fn index_page(
         &self,
-        index: FeedIndex,
         partition: &str,
-        after: &str,
-        upto: &str,
-        limit: u32,
+        range: IndexRange<'_>,
     ) -> impl Future<Output = Result<IndexPage, StoreError>> + Send {
-        (**self).index_page(index, partition, after, upto, limit)
+        (**self).index_page(partition, range)
     }
 
     fn get_many(
@@ -202,32 +218,22 @@ pub fn key_upto(at: DateTime<Utc>) -> String {
     format!("{}#~", format_update_time(at))
 }
 
-/// Reads the entries after `after` and up to `upto` over `partitions`, merged
-/// in key order, at most `limit`. `more`: entries remain after the last one.
+/// Reads the entries in `range` over `partitions`, merged in key order.
+/// `more`: entries remain after the last one.
 pub async fn merged_page<F: OrderFeed>(
     feed: &F,
-    index: FeedIndex,
     partitions: &[String],
-    after: &str,
-    upto: &str,
-    limit: u32,
+    range: IndexRange<'_>,
 ) -> Result<IndexPage, StoreError> {
     let mut entries = Vec::new();
     let mut more = false;
     for partition in partitions {
-        let page = feed
-            .index_page(index, partition, after, upto, limit)
-            .await?;
+        let page = feed.index_page(partition, range).await?;
         more |= page.more;
         entries.extend(page.entries);
     }
     entries.sort();
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if entries.len() > limit {
-        entries.truncate(limit);
-        more = true;
-    }
-    Ok(IndexPage { entries, more })
+    Ok(IndexPage::at_most(entries, more, range.limit))
 }
 
 /// The orders whose callback is `status`, read through the callback-status
@@ -242,15 +248,13 @@ pub async fn orders_with_callback_status<F: OrderFeed>(
     let partitions = callback_partitions(status);
     let mut records = Vec::new();
     loop {
-        let page = merged_page(
-            feed,
-            FeedIndex::CallbackStatus,
-            &partitions,
-            &after,
-            "~",
-            100,
-        )
-        .await?;
+        let range = IndexRange {
+            index: FeedIndex::CallbackStatus,
+            after: &after,
+            upto: "~",
+            limit: 100,
+        };
+        let page = merged_page(feed, &partitions, range).await?;
         let numbers: Vec<OrderNumber> = page
             .entries
             .iter()
@@ -456,15 +460,13 @@ pub async fn changes<F: OrderFeed>(
     let page = if query.after.as_str() >= upto.as_str() {
         IndexPage::default()
     } else {
-        merged_page(
-            feed,
-            FeedIndex::ClientUpdated,
-            &client_partitions(client_code),
-            &query.after,
-            &upto,
-            query.limit,
-        )
-        .await?
+        let range = IndexRange {
+            index: FeedIndex::ClientUpdated,
+            after: &query.after,
+            upto: &upto,
+            limit: query.limit,
+        };
+        merged_page(feed, &client_partitions(client_code), range).await?
     };
     let numbers: Vec<OrderNumber> = page
         .entries
@@ -544,6 +546,14 @@ pub async fn by_numbers<F: OrderFeed>(
 mod tests {
     use super::*;
 
+    /// The change-feed query `updated_since=<since>`.
+    fn changes_since(since: &str) -> ChangesQuery {
+        match PollRequest::parse(&format!("updated_since={since}")) {
+            Ok(PollRequest::Changes(query)) => query,
+            _ => panic!("a valid query"),
+        }
+    }
+
     #[test]
     fn a_url_of_thousands_of_bad_statuses_answers_a_bounded_list() {
         let query = format!("status={}", vec!["x"; 30_000].join(","));
@@ -572,11 +582,7 @@ mod tests {
 
     #[test]
     fn an_empty_pages_cursor_after_updated_since_is_accepted() {
-        let Ok(PollRequest::Changes(query)) =
-            PollRequest::parse("updated_since=2026-11-30T02:00:00Z")
-        else {
-            panic!("a valid query");
-        };
+        let query = changes_since("2026-11-30T02:00:00Z");
         assert_eq!(
             decode_cursor(&encode_cursor(&query.after)),
             Some(query.after)
@@ -607,11 +613,7 @@ mod tests {
 
     #[test]
     fn updated_since_starts_at_its_own_millisecond() {
-        let Ok(PollRequest::Changes(query)) =
-            PollRequest::parse("updated_since=2026-11-30T02:00:00Z")
-        else {
-            panic!("a valid query");
-        };
+        let query = changes_since("2026-11-30T02:00:00Z");
         let at = DateTime::parse_from_rfc3339("2026-11-30T02:00:00Z")
             .expect("time")
             .with_timezone(&Utc);

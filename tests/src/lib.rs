@@ -119,25 +119,47 @@ pub fn test_callback_settings(url: &str) -> CallbackSettings {
     }
 }
 
+/// A warehouse event `kind` that happened `at` (RFC 3339), with `extra`'s
+/// fields (a JSON object) beside the three every event has.
+#[must_use]
+pub fn warehouse_event(id: &str, kind: &str, at: &str, extra: &Value) -> Value {
+    let mut event = serde_json::json!({"event_id": id, "type": kind, "occurred_at": at});
+    if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+        event.extend(extra.clone());
+    }
+    event
+}
+
+/// A clock `ahead` of now: that of a sweep run after the retention.
+#[derive(Debug, Clone, Copy)]
+struct Ahead(chrono::Duration);
+
+impl shared::ports::Clock for Ahead {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.0
+    }
+}
+
+/// A new bearer key (unsigned, no order prefixes) for `scope` in the stack's key table.
+pub async fn issue_key(stack: &Stack, scope: Scope) -> String {
+    stack
+        .issue_key(scope, None, false)
+        .await
+        .expect("a key")
+        .key
+}
+
 impl TestApp {
     pub async fn spawn() -> Self {
         let stack = Stack::provision(&unique_prefix(), local_warehouses().expect("warehouses"))
             .await
             .unwrap_or_else(|err| panic!("cannot start the test stack: {err}"));
-        let erp_key = stack
-            .issue_key(Scope::Client("20".into()), None, false)
-            .await
-            .expect("an ERP key")
-            .key;
-        let wms_key = stack
-            .issue_key(
-                Scope::Warehouse(["mabang".to_owned(), "lax".to_owned()].into()),
-                None,
-                false,
-            )
-            .await
-            .expect("a warehouse key")
-            .key;
+        let erp_key = issue_key(&stack, Scope::Client("20".into())).await;
+        let wms_key = issue_key(
+            &stack,
+            Scope::Warehouse(["mabang".to_owned(), "lax".to_owned()].into()),
+        )
+        .await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("bound"));
         let serving = stack.clone();
@@ -234,11 +256,7 @@ impl TestApp {
 
     /// A new ERP key for `client_code`.
     pub async fn client_key(&self, client_code: &str) -> String {
-        self.stack
-            .issue_key(Scope::Client(client_code.to_owned()), None, false)
-            .await
-            .expect("a key")
-            .key
+        issue_key(&self.stack, Scope::Client(client_code.to_owned())).await
     }
 
     pub async fn post_order(&self, order: &Value) -> Reply {
@@ -263,6 +281,40 @@ impl TestApp {
             request = request.header("content-type", content_type);
         }
         into_reply(request.send().await.expect("the API answers")).await
+    }
+
+    /// The ERP cancelling the order (no reason given).
+    pub async fn cancel_order(&self, order_number: &str) -> Reply {
+        let path = format!("/apicenter/api/order/{order_number}/cancel");
+        self.post_json(&path, &serde_json::json!({})).await
+    }
+
+    /// The ERP asking for the order's callback to be posted again.
+    pub async fn replay_callback(&self, order_number: &str) -> Reply {
+        let path = format!("/apicenter/api/order/{order_number}/callback/retry");
+        self.post_json(&path, &serde_json::json!({})).await
+    }
+
+    /// Runs the personal-data sweep as if `days` had passed.
+    pub async fn sweep_personal_data_after(
+        &self,
+        days: i64,
+    ) -> shared::lifecycle::personal_data::Sweep {
+        self.stack
+            .personal_data_sweep(Ahead(chrono::Duration::days(days)))
+            .expect("the sweep")
+            .run()
+            .await
+            .expect("a sweep run")
+    }
+
+    /// A page of the ERP's orders: `GET /apicenter/api/orders?{query}`.
+    pub async fn poll_orders(&self, query: &str) -> Reply {
+        self.request(
+            reqwest::Method::GET,
+            &format!("/apicenter/api/orders?{query}"),
+        )
+        .await
     }
 
     pub async fn get_order(&self, order_number: &str) -> Reply {
@@ -388,6 +440,40 @@ impl TestApp {
             .unwrap_or_default()
     }
 
+    /// Ships the sample order under `{prefix}-0` … `{prefix}-{count - 1}`
+    /// (see [`Self::ship_sample_order`]) and returns their numbers.
+    pub async fn ship_sample_orders(&self, prefix: &str, count: usize) -> Vec<String> {
+        let numbers: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+        for number in &numbers {
+            self.ship_sample_order(number).await;
+        }
+        numbers
+    }
+
+    /// Waits for each order's callback to be delivered (its whole ledger
+    /// read back), and returns the orders as read.
+    pub async fn wait_until_delivered(&self, numbers: &[String], within: Duration) -> Vec<Value> {
+        let mut orders = Vec::with_capacity(numbers.len());
+        for number in numbers {
+            let delivered = |data: &Value| callback_is(data, "delivered");
+            orders.push(self.wait_for_order(number, within, delivered).await);
+        }
+        orders
+    }
+
+    /// The order's label, fetched as the warehouse fetches it.
+    pub async fn get_label(&self, order_number: &str) -> Reply {
+        let path = format!("/apicenter/api/order/{order_number}/label");
+        let wms = format!("Bearer {}", self.wms_key);
+        self.send(
+            reqwest::Method::GET,
+            &path,
+            &[("authorization", &wms)],
+            None,
+        )
+        .await
+    }
+
     /// Creates the sample order under `number` and ships it at once
     /// (process type 2: handed over with its tracking number), so its
     /// callback becomes due.
@@ -397,6 +483,12 @@ impl TestApp {
         order["platform_order_number"] = serde_json::json!(format!("p-{number}"));
         let created = self.post_order(&order).await;
         assert_eq!(created.status, 201, "{:#}", created.body);
+        self.hand_over(number).await;
+    }
+
+    /// Reports the order shipped and handed over now (process type 2), so
+    /// its callback becomes due.
+    pub async fn hand_over(&self, number: &str) {
         let now = shared::record::format_time(chrono::Utc::now());
         for event in [
             serde_json::json!({"event_id": "e-1", "type": "shipped", "occurred_at": now,

@@ -31,6 +31,23 @@ impl Answer {
         )
     }
 
+    /// `times` answers of HTTP 503: a partner down for that many posts.
+    #[must_use]
+    pub fn down(times: usize) -> Vec<Self> {
+        (0..times)
+            .map(|_| Self::status(503, json!({"Message": "down"})))
+            .collect()
+    }
+
+    /// A success given only after `delay`.
+    #[must_use]
+    pub fn ok_after(delay: Duration) -> Self {
+        Self {
+            delay,
+            ..Self::ok()
+        }
+    }
+
     #[must_use]
     pub fn status(status: u16, body: Value) -> Self {
         Self {
@@ -68,10 +85,7 @@ pub fn flaky_script(seed: u64, posts: usize, pct: u64, hang: Duration) -> Vec<An
                     retry_after: Some(1),
                     ..Answer::status(429, failure)
                 },
-                _ => Answer {
-                    delay: hang,
-                    ..Answer::ok()
-                },
+                _ => Answer::ok_after(hang),
             }
         })
         .collect()

@@ -87,6 +87,41 @@ pub struct Case {
     pub then: Then,
 }
 
+/// A save of `change` without a lease token, no other writer in between.
+fn save(change: fn(&mut Callback)) -> When {
+    When::Save {
+        lease_owner: None,
+        raced: false,
+        change,
+    }
+}
+
+/// A save of `change` by [`OWNER`], conditional on its lease.
+fn settle(change: fn(&mut Callback)) -> When {
+    When::Save {
+        lease_owner: Some(OWNER),
+        raced: false,
+        change,
+    }
+}
+
+/// `save` with another writer saving between its read and its write.
+fn raced(save: When) -> When {
+    let When::Save {
+        lease_owner,
+        change,
+        ..
+    } = save
+    else {
+        panic!("only a save can be raced, not {save:?}");
+    };
+    When::Save {
+        lease_owner,
+        raced: true,
+        change,
+    }
+}
+
 fn due(_: &mut Callback) {}
 
 fn retrying(callback: &mut Callback) {
@@ -94,6 +129,18 @@ fn retrying(callback: &mut Callback) {
     callback.message_id = Some(MESSAGE.into());
     callback.posts = 1;
     callback.next_attempt_at = Some(now() - Duration::seconds(1));
+}
+
+/// Retrying, its next attempt due `next`.
+fn retrying_next_at(callback: &mut Callback, next: DateTime<Utc>) {
+    retrying(callback);
+    callback.next_attempt_at = Some(next);
+}
+
+/// Retrying after `posts` posts of the schedule.
+fn retrying_after_posts(callback: &mut Callback, posts: u32) {
+    retrying(callback);
+    callback.posts = posts;
 }
 
 fn held(callback: &mut Callback, owner: &str, until: DateTime<Utc>) {
@@ -255,38 +302,26 @@ pub fn cases() -> Vec<Case> {
         // `attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now`.
         Case {
             name: "no_post_before_the_next_attempt",
-            given: Some(|c| {
-                retrying(c);
-                c.next_attempt_at = Some(now() + ms(1));
-            }),
+            given: Some(|c| retrying_next_at(c, now() + ms(1))),
             when: claim(1),
             then: Then::Refused(NotClaimable::NotYet(now() + ms(1))),
         },
         Case {
             name: "a_next_attempt_at_the_claim_is_due",
-            given: Some(|c| {
-                retrying(c);
-                c.next_attempt_at = Some(now());
-            }),
+            given: Some(|c| retrying_next_at(c, now())),
             when: claim(1),
             then: Then::Claimed { posts: 2 },
         },
         // `attribute_not_exists(callback_posts) OR callback_posts < :max_posts`.
         Case {
             name: "the_last_post_of_the_schedule_is_claimed",
-            given: Some(|c| {
-                retrying(c);
-                c.posts = MAX_POSTS - 1;
-            }),
+            given: Some(|c| retrying_after_posts(c, MAX_POSTS - 1)),
             when: claim(1),
             then: Then::Claimed { posts: MAX_POSTS },
         },
         Case {
             name: "no_claim_once_every_post_of_the_schedule_was_claimed",
-            given: Some(|c| {
-                retrying(c);
-                c.posts = MAX_POSTS;
-            }),
+            given: Some(|c| retrying_after_posts(c, MAX_POSTS)),
             when: claim(1),
             then: Then::Refused(NotClaimable::ScheduleSpent),
         },
@@ -294,82 +329,50 @@ pub fn cases() -> Vec<Case> {
         Case {
             name: "a_save_on_the_version_read_lands_with_its_ledger_line",
             given: Some(claimed_by_owner),
-            when: When::Save {
-                lease_owner: None,
-                raced: false,
-                change: record_only,
-            },
+            when: save(record_only),
             then: Then::Saved,
         },
         Case {
             name: "a_save_behind_another_writer_is_stale",
             given: Some(due),
-            when: When::Save {
-                lease_owner: None,
-                raced: true,
-                change: record_only,
-            },
+            when: raced(save(record_only)),
             then: Then::Stale,
         },
         Case {
             name: "the_ledger_keeps_the_latest_tries_and_counts_them_all",
             given: Some(claimed_by_owner),
-            when: When::Save {
-                lease_owner: None,
-                raced: false,
-                change: many_tries,
-            },
+            when: save(many_tries),
             then: Then::Saved,
         },
         // `… AND lease_owner = :owner` (the fencing token).
         Case {
             name: "the_lease_holder_settles_delivered",
             given: Some(claimed_by_owner),
-            when: When::Save {
-                lease_owner: Some(OWNER),
-                raced: false,
-                change: settle_delivered,
-            },
+            when: settle(settle_delivered),
             then: Then::Saved,
         },
         Case {
             name: "the_lease_holder_settles_a_retry",
             given: Some(claimed_by_owner),
-            when: When::Save {
-                lease_owner: Some(OWNER),
-                raced: false,
-                change: settle_retry,
-            },
+            when: settle(settle_retry),
             then: Then::Saved,
         },
         Case {
             name: "a_holder_whose_lease_was_taken_over_cannot_settle",
             given: Some(|c| held(c, OTHER_OWNER, now() + Duration::seconds(LEASE_SECONDS))),
-            when: When::Save {
-                lease_owner: Some(OWNER),
-                raced: false,
-                change: settle_delivered,
-            },
+            when: settle(settle_delivered),
             then: Then::Stale,
         },
         Case {
             name: "a_holder_whose_lease_was_released_cannot_settle",
             given: Some(retrying),
-            when: When::Save {
-                lease_owner: Some(OWNER),
-                raced: false,
-                change: settle_delivered,
-            },
+            when: settle(settle_delivered),
             then: Then::Stale,
         },
         Case {
             name: "the_lease_holder_behind_another_writer_is_stale",
             given: Some(claimed_by_owner),
-            when: When::Save {
-                lease_owner: Some(OWNER),
-                raced: true,
-                change: settle_delivered,
-            },
+            when: raced(settle(settle_delivered)),
             then: Then::Stale,
         },
     ];

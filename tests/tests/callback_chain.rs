@@ -5,18 +5,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
 use integration_tests::partner::Answer;
-use integration_tests::{PARTNER_TOKEN, TestApp, callback_is, sample_order};
+use integration_tests::{PARTNER_TOKEN, TestApp, callback_is, sample_order, warehouse_event};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn event(id: &str, kind: &str, at: &str, extra: &Value) -> Value {
-    let mut event = json!({"event_id": id, "type": kind, "occurred_at": at});
-    if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
-        event.extend(extra.clone());
-    }
-    event
-}
 
 /// Posts the whole warehouse flow for an order, local times at `offset` ("+08:00").
 async fn ship(app: &TestApp, order_number: &str, day: &str, offset: &str) {
@@ -24,23 +16,23 @@ async fn ship(app: &TestApp, order_number: &str, day: &str, offset: &str) {
         .await;
     let at = |time: &str| format!("{day}T{time}{offset}");
     let events = [
-        event("e-1", "allocated", &at("08:00:00"), &json!({})),
-        event("e-2", "picked", &at("09:00:00"), &json!({})),
-        event(
+        warehouse_event("e-1", "allocated", &at("08:00:00"), &json!({})),
+        warehouse_event("e-2", "picked", &at("09:00:00"), &json!({})),
+        warehouse_event(
             "e-3",
             "packed",
             &at("09:30:00"),
             &json!({"weight_g": 1200, "length_cm": 30, "width_cm": 20, "height_cm": 10,
                     "number_of_package": 1, "sorting_code": "A1", "sorting_no": "7"}),
         ),
-        event(
+        warehouse_event(
             "e-4",
             "shipped",
             &at("10:00:00"),
             &json!({"tracking_number": "YT4567890123CN", "logistic_provider_code": "jito",
                     "shipping_fee": "12.5", "currency": "USD", "shipping_provider_product": "Standard"}),
         ),
-        event("e-5", "handed_over", &at("11:00:00"), &json!({})),
+        warehouse_event("e-5", "handed_over", &at("11:00:00"), &json!({})),
     ];
     for event in &events {
         let reply = app.post_event(order_number, event).await;
@@ -60,34 +52,45 @@ fn local(created_at: &Value, offset_hours: i32) -> String {
         .to_string()
 }
 
+/// The spec-001 body of the sample order as [`ship`] ships it on `day`,
+/// under `platform` and `parcel`, from warehouse (code, country, city) at
+/// UTC `zone` hours; `stored` is the order read back (for its creation time).
+fn shipped_sample_body(
+    platform: &str,
+    parcel: &str,
+    (warehouse, country, city): (&str, &str, &str),
+    day: &str,
+    zone: i32,
+    stored: &Value,
+) -> Value {
+    json!({
+        "ClientCode": "20", "WarehouseCode": warehouse, "PlatformCode": platform, "ShippingMode": 0,
+        "ParcelId": parcel, "PackagId": "tiktok_order0012454545", "OrderId": "7861345751257",
+        "CreateTime": local(&stored["created_at"], zone),
+        "PickupTime": format!("{day} 09:00:00"), "Country": country, "City": city, "TimeZone": zone,
+        "ShippedTime": format!("{day} 10:00:00"), "HandOverTime": format!("{day} 11:00:00"),
+        "ShippingProviderId": "8545675454500214", "ShippingProviderName": "jito",
+        "ShippingProviderProduct": "Standard", "TrackingNumber": "YT4567890123CN",
+        "ShippingFee": "12.50", "Currency": "USD",
+        "Length": 30, "Width": 20, "Height": 10, "Weight": 1200,
+        "SkuList": [
+            {"SkuId": "1234", "SkuCode": "-ALB-908", "Quantity": 1},
+            {"SkuId": "5648", "SkuCode": "#", "Quantity": 1}
+        ]
+    })
+}
+
 #[tokio::test]
 async fn a_tiktok_order_reaches_the_partner_once_with_the_exact_spec_001_body() {
     let app = TestApp::spawn_with_partner(vec![]).await;
-    let created = app.post_order(&sample_order()).await;
-    assert_eq!(created.status, 201);
-
-    ship(&app, "mabang-test002", "2026-11-20", "+08:00").await;
-    let order = app.wait_for_order("mabang-test002", WAIT, delivered).await;
+    let order = ship_sample(&app, delivered).await;
 
     let received = app.partner_requests();
     assert_eq!(received.len(), 1);
+    let manila = ("PH", "PH", "Manila");
     assert_eq!(
         received[0].body,
-        json!({
-            "ClientCode": "20", "WarehouseCode": "PH", "PlatformCode": "TikTok", "ShippingMode": 0,
-            "ParcelId": "mabang-test002", "PackagId": "tiktok_order0012454545", "OrderId": "7861345751257",
-            "CreateTime": local(&order["created_at"], 8),
-            "PickupTime": "2026-11-20 09:00:00", "Country": "PH", "City": "Manila", "TimeZone": 8,
-            "ShippedTime": "2026-11-20 10:00:00", "HandOverTime": "2026-11-20 11:00:00",
-            "ShippingProviderId": "8545675454500214", "ShippingProviderName": "jito",
-            "ShippingProviderProduct": "Standard", "TrackingNumber": "YT4567890123CN",
-            "ShippingFee": "12.50", "Currency": "USD",
-            "Length": 30, "Width": 20, "Height": 10, "Weight": 1200,
-            "SkuList": [
-                {"SkuId": "1234", "SkuCode": "-ALB-908", "Quantity": 1},
-                {"SkuId": "5648", "SkuCode": "#", "Quantity": 1}
-            ]
-        })
+        shipped_sample_body("TikTok", "mabang-test002", manila, "2026-11-20", 8, &order)
     );
     assert_eq!(
         received[0].authorization.as_deref(),
@@ -152,23 +155,10 @@ async fn ebay_in_los_angeles(day: &str, offset: &str) -> (Value, Value) {
 async fn an_ebay_order_from_los_angeles_in_january_reports_utc_minus_8() {
     let (created, body) = ebay_in_los_angeles("2026-01-15", "-08:00").await;
 
+    let los_angeles = ("US", "US", "Los Angeles");
     assert_eq!(
         body,
-        json!({
-            "ClientCode": "20", "WarehouseCode": "US", "PlatformCode": "eBay", "ShippingMode": 0,
-            "ParcelId": "ebay-1", "PackagId": "tiktok_order0012454545", "OrderId": "7861345751257",
-            "CreateTime": local(&created["created_at"], -8),
-            "PickupTime": "2026-01-15 09:00:00", "Country": "US", "City": "Los Angeles", "TimeZone": -8,
-            "ShippedTime": "2026-01-15 10:00:00", "HandOverTime": "2026-01-15 11:00:00",
-            "ShippingProviderId": "8545675454500214", "ShippingProviderName": "jito",
-            "ShippingProviderProduct": "Standard", "TrackingNumber": "YT4567890123CN",
-            "ShippingFee": "12.50", "Currency": "USD",
-            "Length": 30, "Width": 20, "Height": 10, "Weight": 1200,
-            "SkuList": [
-                {"SkuId": "1234", "SkuCode": "-ALB-908", "Quantity": 1},
-                {"SkuId": "5648", "SkuCode": "#", "Quantity": 1}
-            ]
-        })
+        shipped_sample_body("eBay", "ebay-1", los_angeles, "2026-01-15", -8, &created)
     );
 }
 
@@ -191,11 +181,7 @@ async fn ship_sample(app: &TestApp, settled: impl Fn(&Value) -> bool) -> Value {
 
 #[tokio::test]
 async fn the_same_message_delivered_three_times_calls_the_partner_once() {
-    let app = TestApp::spawn_with_partner(vec![Answer {
-        delay: Duration::from_millis(300),
-        ..Answer::ok()
-    }])
-    .await;
+    let app = TestApp::spawn_with_partner(vec![Answer::ok_after(Duration::from_millis(300))]).await;
     assert_eq!(app.post_order(&sample_order()).await.status, 201);
     ship(&app, "mabang-test002", "2026-11-20", "+08:00").await;
     // Two more copies of the message, as an at-least-once queue may deliver.
@@ -260,11 +246,7 @@ async fn a_429_is_retried_no_sooner_than_its_retry_after() {
 
 #[tokio::test]
 async fn a_partner_that_times_out_is_retried() {
-    let app = TestApp::spawn_with_partner(vec![Answer {
-        delay: Duration::from_secs(3),
-        ..Answer::ok()
-    }])
-    .await;
+    let app = TestApp::spawn_with_partner(vec![Answer::ok_after(Duration::from_secs(3))]).await;
 
     let order = ship_sample(&app, delivered).await;
 
@@ -328,12 +310,7 @@ async fn an_operator_can_replay_a_failed_callback() {
         TestApp::spawn_with_partner(vec![Answer::status(400, json!({"Message": "bad"}))]).await;
     ship_sample(&app, failed).await;
 
-    let reply = app
-        .post_json(
-            "/apicenter/api/order/mabang-test002/callback/retry",
-            &json!({}),
-        )
-        .await;
+    let reply = app.replay_callback("mabang-test002").await;
 
     assert_eq!(reply.status, 202, "{:#}", reply.body);
     app.wait_for_order("mabang-test002", WAIT, delivered).await;
@@ -342,12 +319,7 @@ async fn an_operator_can_replay_a_failed_callback() {
 
 #[tokio::test]
 async fn retries_running_out_put_the_message_in_the_dlq_and_say_so_on_the_order() {
-    let app = TestApp::spawn_with_partner(
-        (0..20)
-            .map(|_| Answer::status(503, json!({"Message": "down"})))
-            .collect(),
-    )
-    .await;
+    let app = TestApp::spawn_with_partner(Answer::down(20)).await;
 
     let order = ship_sample(&app, |data| data["callback"]["status"] == "dead_lettered").await;
 
@@ -423,7 +395,7 @@ async fn handed_over_before_shipped_waits_for_the_shipment_then_reports_once() {
     let handed = app
         .post_event(
             "mabang-test002",
-            &event("h", "handed_over", "2026-11-20T11:00:00+08:00", &json!({})),
+            &warehouse_event("h", "handed_over", "2026-11-20T11:00:00+08:00", &json!({})),
         )
         .await;
     assert_eq!(
@@ -433,7 +405,7 @@ async fn handed_over_before_shipped_waits_for_the_shipment_then_reports_once() {
     let shipped = app
         .post_event(
             "mabang-test002",
-            &event(
+            &warehouse_event(
                 "s",
                 "shipped",
                 "2026-11-20T10:00:00+08:00",

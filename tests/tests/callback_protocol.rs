@@ -4,24 +4,16 @@
 use std::time::Duration;
 
 use integration_tests::partner::{Answer, Partner};
-use integration_tests::{TestApp, sample_order, test_callback_settings};
+use integration_tests::{Reply, TestApp, sample_order, test_callback_settings, warehouse_event};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn event(id: &str, kind: &str, at: &str, extra: &Value) -> Value {
-    let mut event = json!({"event_id": id, "type": kind, "occurred_at": at});
-    if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
-        event.extend(extra.clone());
-    }
-    event
-}
 
 /// Ships an order with events dated 2026-11-20 (the order backdated to then).
 async fn ship(app: &TestApp, order_number: &str) {
     app.backdate(order_number, "2026-11-20T00:00:00Z").await;
     for event in [
-        event(
+        warehouse_event(
             "s",
             "shipped",
             "2026-11-20T10:00:00+08:00",
@@ -29,7 +21,7 @@ async fn ship(app: &TestApp, order_number: &str) {
                     "shipping_provider_product": "Standard", "weight_g": 1200, "length_cm": 30,
                     "width_cm": 20, "height_cm": 10}),
         ),
-        event("h", "handed_over", "2026-11-20T11:00:00+08:00", &json!({})),
+        warehouse_event("h", "handed_over", "2026-11-20T11:00:00+08:00", &json!({})),
     ] {
         let reply = app.post_event(order_number, &event).await;
         assert_eq!(reply.status, 200, "{event}: {:#}", reply.body);
@@ -78,10 +70,7 @@ async fn queued(app: &TestApp) -> usize {
 
 #[tokio::test]
 async fn a_replay_while_an_attempt_is_in_flight_is_refused_and_the_shipment_is_posted_once() {
-    let slow_success = Answer {
-        delay: Duration::from_millis(700),
-        ..Answer::ok()
-    };
+    let slow_success = Answer::ok_after(Duration::from_millis(700));
     let mut app = TestApp::spawn().await;
     let partner = Partner::start(vec![
         Answer::status(503, json!({"Message": "busy"})),
@@ -94,12 +83,7 @@ async fn a_replay_while_an_attempt_is_in_flight_is_refused_and_the_shipment_is_p
 
     // The second attempt has reached the partner and waits for its answer.
     wait_for_requests(&partner, 2).await;
-    let replay = app
-        .post_json(
-            "/apicenter/api/order/mabang-test002/callback/retry",
-            &json!({}),
-        )
-        .await;
+    let replay = app.replay_callback("mabang-test002").await;
 
     assert_eq!(replay.status, 409, "{:#}", replay.body);
     assert!(
@@ -174,12 +158,7 @@ async fn a_backlog_never_grows_the_queue() {
 
 #[tokio::test]
 async fn a_spent_schedule_is_dead_lettered_on_the_order_and_in_the_queue_together() {
-    let app = TestApp::spawn_with_partner(
-        (0..20)
-            .map(|_| Answer::status(503, json!({"Message": "down"})))
-            .collect(),
-    )
-    .await;
+    let app = TestApp::spawn_with_partner(Answer::down(20)).await;
     assert_eq!(app.post_order(&sample_order()).await.status, 201);
     ship(&app, "mabang-test002").await;
 
@@ -204,13 +183,29 @@ async fn a_spent_schedule_is_dead_lettered_on_the_order_and_in_the_queue_togethe
     assert_eq!(queued(&app).await, 0, "nothing left on the callback queue");
 }
 
-#[tokio::test]
-async fn an_ebay_callback_that_lacked_its_carrier_name_goes_out_once_the_erp_supplies_it() {
+/// An app with a partner, holding the sample as an eBay order without the
+/// carrier name its callback needs.
+async fn with_an_ebay_order_lacking_its_carrier_name() -> TestApp {
     let app = TestApp::spawn_with_partner(vec![]).await;
     let mut order = sample_order();
     order["platform_type"] = json!("ebay");
     order["shipping_provider_name"] = Value::Null;
     assert_eq!(app.post_order(&order).await.status, 201);
+    app
+}
+
+/// The ERP supplying what the sample order's callback lacks.
+async fn supply_callback_fields(app: &TestApp, fields: &Value) -> Reply {
+    app.post_json(
+        "/apicenter/api/order/mabang-test002/callback/fields",
+        fields,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_ebay_callback_that_lacked_its_carrier_name_goes_out_once_the_erp_supplies_it() {
+    let app = with_an_ebay_order_lacking_its_carrier_name().await;
     ship(&app, "mabang-test002").await;
     let failed = app
         .wait_for_order("mabang-test002", WAIT, status_is("failed"))
@@ -223,12 +218,11 @@ async fn an_ebay_callback_that_lacked_its_carrier_name_goes_out_once_the_erp_sup
         "{failed:#}"
     );
 
-    let supplied = app
-        .post_json(
-            "/apicenter/api/order/mabang-test002/callback/fields",
-            &json!({"shipping_provider_name": "USPS", "items": [{"sku": "-ALB-908", "platform_sku_id": "1729"}]}),
-        )
-        .await;
+    let supplied = supply_callback_fields(
+        &app,
+        &json!({"shipping_provider_name": "USPS", "items": [{"sku": "-ALB-908", "platform_sku_id": "1729"}]}),
+    )
+    .await;
 
     assert_eq!(supplied.status, 200, "{:#}", supplied.body);
     app.wait_for_order("mabang-test002", WAIT, status_is("delivered"))
@@ -243,12 +237,11 @@ async fn callback_fields_for_an_unknown_sku_are_refused() {
     let app = TestApp::spawn().await;
     assert_eq!(app.post_order(&sample_order()).await.status, 201);
 
-    let reply = app
-        .post_json(
-            "/apicenter/api/order/mabang-test002/callback/fields",
-            &json!({"items": [{"sku": "nope", "platform_sku_id": "1"}]}),
-        )
-        .await;
+    let reply = supply_callback_fields(
+        &app,
+        &json!({"items": [{"sku": "nope", "platform_sku_id": "1"}]}),
+    )
+    .await;
 
     assert_eq!(reply.status, 400, "{:#}", reply.body);
     assert_eq!(reply.error_fields(), ["items"]);
@@ -256,13 +249,9 @@ async fn callback_fields_for_an_unknown_sku_are_refused() {
 
 #[tokio::test]
 async fn the_shipped_event_may_carry_the_carrier_name() {
-    let app = TestApp::spawn_with_partner(vec![]).await;
-    let mut order = sample_order();
-    order["platform_type"] = json!("ebay");
-    order["shipping_provider_name"] = Value::Null;
-    assert_eq!(app.post_order(&order).await.status, 201);
+    let app = with_an_ebay_order_lacking_its_carrier_name().await;
     app.backdate("mabang-test002", "2026-11-20T00:00:00Z").await;
-    let shipped = event(
+    let shipped = warehouse_event(
         "s",
         "shipped",
         "2026-11-20T10:00:00+08:00",
@@ -271,7 +260,7 @@ async fn the_shipped_event_may_carry_the_carrier_name() {
                 "weight_g": 100, "length_cm": 1, "width_cm": 1, "height_cm": 1}),
     );
     assert_eq!(app.post_event("mabang-test002", &shipped).await.status, 200);
-    let handed = event("h", "handed_over", "2026-11-20T11:00:00+08:00", &json!({}));
+    let handed = warehouse_event("h", "handed_over", "2026-11-20T11:00:00+08:00", &json!({}));
     assert_eq!(app.post_event("mabang-test002", &handed).await.status, 200);
 
     app.wait_for_order("mabang-test002", WAIT, status_is("delivered"))
@@ -287,7 +276,7 @@ async fn a_warehouse_event_named_like_the_erps_cancel_does_not_block_the_erps_ca
     let app = TestApp::spawn().await;
     assert_eq!(app.post_order(&sample_order()).await.status, 201);
     app.backdate("mabang-test002", "2026-11-20T00:00:00Z").await;
-    let allocated = event(
+    let allocated = warehouse_event(
         "erp-cancel",
         "allocated",
         "2026-11-20T08:00:00+08:00",
@@ -298,9 +287,7 @@ async fn a_warehouse_event_named_like_the_erps_cancel_does_not_block_the_erps_ca
         200
     );
 
-    let cancel = app
-        .post_json("/apicenter/api/order/mabang-test002/cancel", &json!({}))
-        .await;
+    let cancel = app.cancel_order("mabang-test002").await;
 
     assert_eq!(cancel.status, 200, "{:#}", cancel.body);
     assert_eq!(cancel.body["message"], "cancelled");

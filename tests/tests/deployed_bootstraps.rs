@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use integration_tests::partner::{Answer, Partner};
-use integration_tests::{sample_order, test_callback_settings};
+use integration_tests::{issue_key, sample_order, test_callback_settings};
 use local_stack::stack::{Stack, local_warehouses};
 use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
@@ -447,16 +447,8 @@ async fn the_built_bootstraps_serve_api_gateway_and_sqs_events() {
         .unwrap_or_else(|err| {
             panic!("the stack: {err} (run through infra/local/emulators.sh exec)")
         });
-    let erp_key = stack
-        .issue_key(Scope::Client("20".into()), None, false)
-        .await
-        .expect("a key")
-        .key;
-    let wms_key = stack
-        .issue_key(Scope::Warehouse(["mabang".to_owned()].into()), None, false)
-        .await
-        .expect("a key")
-        .key;
+    let erp_key = issue_key(&stack, Scope::Client("20".into())).await;
+    let wms_key = issue_key(&stack, Scope::Warehouse(["mabang".to_owned()].into())).await;
     let partner = Partner::start(vec![Answer::ok()]).await;
     let settings = test_callback_settings(&partner.url);
     let parameters = BTreeMap::from([

@@ -28,16 +28,7 @@ fn order_with(bytes: &[u8]) -> serde_json::Value {
 /// What the label link serves (fetched without credentials, as a label
 /// printer would).
 async fn follow(app: &TestApp, order_number: &str) -> Vec<u8> {
-    let path = format!("/apicenter/api/order/{order_number}/label");
-    let wms = format!("Bearer {}", app.wms_key);
-    let reply = app
-        .send(
-            reqwest::Method::GET,
-            &path,
-            &[("authorization", &wms)],
-            None,
-        )
-        .await;
+    let reply = app.get_label(order_number).await;
     assert_eq!(reply.status, 302, "{:#}", reply.body);
     let location = reply.headers["location"].to_str().expect("a location");
     assert_eq!(reply.body["data"]["url"], location);
@@ -116,15 +107,7 @@ async fn only_a_warehouse_key_fetches_a_label_and_only_an_existing_one() {
             "/apicenter/api/order/mabang-test002/label",
         )
         .await;
-    let wms = format!("Bearer {}", app.wms_key);
-    let without = app
-        .send(
-            reqwest::Method::GET,
-            "/apicenter/api/order/no-label-1/label",
-            &[("authorization", &wms)],
-            None,
-        )
-        .await;
+    let without = app.get_label("no-label-1").await;
 
     assert_eq!(by_erp.status, 403, "{:#}", by_erp.body);
     assert_eq!(without.status, 404, "{:#}", without.body);

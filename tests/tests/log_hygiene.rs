@@ -25,15 +25,6 @@ impl Write for Capture {
     }
 }
 
-/// The time `ahead` from now: a sweep run after the retention.
-struct Ahead(chrono::Duration);
-
-impl shared::ports::Clock for Ahead {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now() + self.0
-    }
-}
-
 #[tokio::test]
 async fn a_full_flow_logs_no_keys_signatures_tokens_or_personal_data() {
     let capture = Capture::default();
@@ -126,15 +117,8 @@ async fn a_full_flow_logs_no_keys_signatures_tokens_or_personal_data() {
     other["receiver"]["email"] = json!("Juan Carlos García at home");
     assert_eq!(app.post_order(&other).await.status, 201);
     assert_eq!(erase("mabang-log2").await.status, 409);
-    let cancel = "/apicenter/api/order/mabang-log2/cancel";
-    assert_eq!(app.post_json(cancel, &json!({})).await.status, 200);
-    let swept = app
-        .stack
-        .personal_data_sweep(Ahead(chrono::Duration::days(31)))
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
+    assert_eq!(app.cancel_order("mabang-log2").await.status, 200);
+    let swept = app.sweep_personal_data_after(31).await;
     assert_eq!(swept.redacted, 1);
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();

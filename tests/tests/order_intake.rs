@@ -1,7 +1,7 @@
 //! Order intake end to end: HTTP → API Gateway v2 event → handler → DynamoDB Local.
 
 use futures::future::join_all;
-use integration_tests::{SAMPLE_ORDER_AS_PUBLISHED, TestApp, sample_order};
+use integration_tests::{Reply, SAMPLE_ORDER_AS_PUBLISHED, TestApp, sample_order};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -147,6 +147,14 @@ async fn real_time_response_rejects_findings_with_422_and_stores_nothing() {
     assert!(app.stored_items().await.is_empty());
 }
 
+/// The order's `status_message` (where findings are recorded) holds `finding`.
+fn assert_status_message_says(reply: &Reply, finding: &str) {
+    let message = reply.body["data"]["status_message"]
+        .as_str()
+        .expect("a status message");
+    assert!(message.contains(finding), "{message}");
+}
+
 #[tokio::test]
 async fn without_real_time_response_findings_are_recorded_in_status_message() {
     let app = TestApp::spawn().await;
@@ -156,11 +164,7 @@ async fn without_real_time_response_findings_are_recorded_in_status_message() {
     let reply = app.post_order(&order).await;
 
     assert_eq!(reply.status, 201);
-    let message = reply.body["data"]["status_message"].as_str().unwrap();
-    assert!(
-        message.contains("centre_code: unknown warehouse \"atlantis\""),
-        "{message}"
-    );
+    assert_status_message_says(&reply, "centre_code: unknown warehouse \"atlantis\"");
 }
 
 #[tokio::test]
@@ -176,12 +180,24 @@ async fn a_clean_order_passes_real_time_validation() {
     assert_eq!(reply.body["data"]["status_message"], Value::Null);
 }
 
+/// An app holding the sample order, as client 20 sent it.
+async fn app_with_the_sample() -> TestApp {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    app
+}
+
+/// The sample's marketplace order under another order number.
+fn renumbered(number: &str) -> Value {
+    let mut order = sample_order();
+    order["package"]["order_number"] = json!(number);
+    order
+}
+
 #[tokio::test]
 async fn the_same_marketplace_order_under_a_new_number_is_found_through_the_index() {
-    let app = TestApp::spawn().await;
-    app.post_order(&sample_order()).await;
-    let mut again = sample_order();
-    again["package"]["order_number"] = json!("mabang-test003");
+    let app = app_with_the_sample().await;
+    let mut again = renumbered("mabang-test003");
     again["real_time_response"] = json!(true);
     again["sender"] = Value::Null;
 
@@ -199,30 +215,25 @@ async fn the_same_marketplace_order_under_a_new_number_is_found_through_the_inde
 
 #[tokio::test]
 async fn a_duplicate_marketplace_order_is_accepted_and_its_finding_is_stored_with_it() {
-    let app = TestApp::spawn().await;
-    app.post_order(&sample_order()).await;
-    let mut again = sample_order();
-    again["package"]["order_number"] = json!("mabang-test003");
+    let app = app_with_the_sample().await;
+    let again = renumbered("mabang-test003");
 
     let created = app.post_order(&again).await;
     let stored = app.get_order("mabang-test003").await;
 
     assert_eq!(created.status, 201, "{:#}", created.body);
     for reply in [&created, &stored] {
-        let message = reply.body["data"]["status_message"].as_str().unwrap();
-        assert!(
-            message.contains("platform_order_number: client 20 already sent this marketplace order as mabang-test002"),
-            "{message}"
+        assert_status_message_says(
+            reply,
+            "platform_order_number: client 20 already sent this marketplace order as mabang-test002",
         );
     }
 }
 
 #[tokio::test]
 async fn another_clients_marketplace_order_number_is_not_a_duplicate() {
-    let app = TestApp::spawn().await;
-    app.post_order(&sample_order()).await;
-    let mut other_client = sample_order();
-    other_client["package"]["order_number"] = json!("mabang-test004");
+    let app = app_with_the_sample().await;
+    let mut other_client = renumbered("mabang-test004");
     other_client["client_code"] = json!("21");
     other_client["real_time_response"] = json!(true);
     other_client["sender"] = Value::Null;

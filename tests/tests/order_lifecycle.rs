@@ -122,9 +122,7 @@ async fn the_erp_can_cancel_until_the_parcel_ships() {
             &json!({"reason": "buyer changed mind"}),
         )
         .await;
-    let again = app
-        .post_json("/apicenter/api/order/mabang-test002/cancel", &json!({}))
-        .await;
+    let again = app.cancel_order("mabang-test002").await;
 
     assert_eq!(cancelled.status, 200, "{:#}", cancelled.body);
     assert_eq!(cancelled.body["data"]["status"], "cancelled");
@@ -143,9 +141,7 @@ async fn cancelling_a_shipped_order_is_409() {
     )
     .await;
 
-    let reply = app
-        .post_json("/apicenter/api/order/mabang-test002/cancel", &json!({}))
-        .await;
+    let reply = app.cancel_order("mabang-test002").await;
 
     assert_eq!(reply.status, 409);
     assert_eq!(reply.body["data"]["current_status"], "shipped");

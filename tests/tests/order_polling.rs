@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integration_tests::{TestApp, sample_order};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 fn order(number: &str) -> Value {
@@ -28,11 +27,11 @@ async fn drain(
     seen: &mut HashMap<String, String>,
 ) -> Option<String> {
     loop {
-        let path = match &cursor {
-            Some(cursor) => format!("/apicenter/api/orders?limit=7&cursor={cursor}"),
-            None => "/apicenter/api/orders?limit=7&updated_since=2000-01-01T00:00:00Z".to_owned(),
+        let query = match &cursor {
+            Some(cursor) => format!("limit=7&cursor={cursor}"),
+            None => "limit=7&updated_since=2000-01-01T00:00:00Z".to_owned(),
         };
-        let page = app.request(Method::GET, &path).await;
+        let page = app.poll_orders(&query).await;
         assert_eq!(page.status, 200, "{:#}", page.body);
         for order in page.body["data"]["orders"].as_array().expect("orders") {
             let number = order["order_number"].as_str().expect("number").to_owned();
@@ -107,22 +106,14 @@ async fn a_page_shows_each_order_as_the_single_get_does() {
     tokio::time::sleep(app.stack.poll_settle + Duration::from_millis(200)).await;
 
     let page = app
-        .request(
-            Method::GET,
-            "/apicenter/api/orders?status=pending&callback_status=awaiting_shipment",
-        )
+        .poll_orders("status=pending&callback_status=awaiting_shipment")
         .await;
 
     assert_eq!(page.status, 200, "{:#}", page.body);
     let single = app.get_order("poll-a").await.body["data"].clone();
     assert_eq!(page.body["data"]["orders"], json!([single]));
     assert!(page.body["data"]["next_cursor"].is_string());
-    let other_status = app
-        .request(
-            Method::GET,
-            "/apicenter/api/orders?status=shipped,cancelled",
-        )
-        .await;
+    let other_status = app.poll_orders("status=shipped,cancelled").await;
     assert_eq!(other_status.body["data"]["orders"], json!([]));
 }
 
@@ -136,10 +127,7 @@ async fn several_orders_by_number_list_missing_and_foreign_ones_alike() {
     assert_eq!(app.post_order_as(&other_key, &foreign).await.status, 201);
 
     let reply = app
-        .request(
-            Method::GET,
-            "/apicenter/api/orders?order_numbers=mine-1,theirs-1,nobody-1",
-        )
+        .poll_orders("order_numbers=mine-1,theirs-1,nobody-1")
         .await;
 
     assert_eq!(reply.status, 200, "{:#}", reply.body);
@@ -157,10 +145,7 @@ async fn bad_parameters_are_a_400_naming_each() {
     let app = TestApp::spawn().await;
 
     let reply = app
-        .request(
-            Method::GET,
-            "/apicenter/api/orders?limit=101&status=lost&cursor=abc&updated_since=yesterday",
-        )
+        .poll_orders("limit=101&status=lost&cursor=abc&updated_since=yesterday")
         .await;
 
     assert_eq!(reply.status, 400);

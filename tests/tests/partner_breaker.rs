@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::partner::{Partner, flaky_script};
-use integration_tests::{TestApp, callback_is, test_callback_settings};
+use integration_tests::{TestApp, test_callback_settings};
 use local_stack::Stack;
-use serde_json::Value;
+use local_stack::stack::CallbackSettings;
 use shared::callback::breaker::BreakerPolicy;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -51,10 +51,6 @@ fn watch_breaker(app: &TestApp, opened: Arc<AtomicBool>) -> tokio::task::JoinHan
     })
 }
 
-fn delivered(data: &Value) -> bool {
-    callback_is(data, "delivered")
-}
-
 /// The deployed rule, with holds short enough for a test.
 fn compressed() -> BreakerPolicy {
     BreakerPolicy {
@@ -66,6 +62,21 @@ fn compressed() -> BreakerPolicy {
     }
 }
 
+/// Starts a dispatcher for `partner` with `settings` and the compressed
+/// breaker; the flag is set once the breaker opens, until the handle is aborted.
+fn start_watched(
+    app: &mut TestApp,
+    partner: &Partner,
+    mut settings: CallbackSettings,
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    settings.breaker = Some(compressed());
+    app.start_dispatcher(&settings);
+    app.partner = Some(partner.clone());
+    let opened = Arc::new(AtomicBool::new(false));
+    let watcher = watch_breaker(app, Arc::clone(&opened));
+    (opened, watcher)
+}
+
 #[tokio::test]
 async fn a_partner_failing_every_post_opens_the_breaker_within_seconds_and_every_callback_is_delivered_when_it_returns()
  {
@@ -75,16 +86,9 @@ async fn a_partner_failing_every_post_opens_the_breaker_within_seconds_and_every
     let mut settings = test_callback_settings(&partner.url);
     // 8 posts 2 s apart: 14 s of span, which the outage stays within.
     settings.retry_delays = Some(vec![Duration::from_secs(2)]);
-    settings.breaker = Some(compressed());
-    app.start_dispatcher(&settings);
-    app.partner = Some(partner.clone());
-    let opened = Arc::new(AtomicBool::new(false));
-    let watcher = watch_breaker(&app, Arc::clone(&opened));
+    let (opened, watcher) = start_watched(&mut app, &partner, settings);
 
-    let numbers: Vec<String> = (0..24).map(|i| format!("outage-{i}")).collect();
-    for number in &numbers {
-        app.ship_sample_order(number).await;
-    }
+    let numbers = app.ship_sample_orders("outage", 24).await;
     let first_post = partner.received().first().map(|r| r.at);
     let deadline = first_post.expect("a post while down") + Duration::from_secs(5);
     while std::time::Instant::now() < deadline && !opened.load(Ordering::SeqCst) {
@@ -98,8 +102,7 @@ async fn a_partner_failing_every_post_opens_the_breaker_within_seconds_and_every
     let posts_while_down = partner.received().len();
     partner.set_down(false);
 
-    for number in &numbers {
-        let order = app.wait_for_order(number, WAIT, delivered).await;
+    for order in app.wait_until_delivered(&numbers, WAIT).await {
         assert_ne!(order["callback"]["status"], "dead_lettered");
     }
     watcher.abort();
@@ -133,20 +136,11 @@ async fn a_partner_failing_thirty_percent_of_posts_at_random_never_opens_the_bre
         .max();
     assert!(longest_run >= Some(6), "{longest_run:?}");
     let partner = Partner::start(script).await;
-    let mut settings = test_callback_settings(&partner.url);
-    settings.breaker = Some(compressed());
-    app.start_dispatcher(&settings);
-    app.partner = Some(partner.clone());
-    let opened = Arc::new(AtomicBool::new(false));
-    let watcher = watch_breaker(&app, Arc::clone(&opened));
+    let settings = test_callback_settings(&partner.url);
+    let (opened, watcher) = start_watched(&mut app, &partner, settings);
 
-    let numbers: Vec<String> = (0..60).map(|i| format!("flaky-{i}")).collect();
-    for number in &numbers {
-        app.ship_sample_order(number).await;
-    }
-    for number in &numbers {
-        app.wait_for_order(number, WAIT, delivered).await;
-    }
+    let numbers = app.ship_sample_orders("flaky", 60).await;
+    app.wait_until_delivered(&numbers, WAIT).await;
     watcher.abort();
     assert!(
         !opened.load(Ordering::SeqCst),

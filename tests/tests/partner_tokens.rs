@@ -79,8 +79,7 @@ async fn tokens_expiring_mid_run_never_fail_a_callback() {
         app.ship_sample_order(number).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    for number in &numbers {
-        let order = app.wait_for_order(number, WAIT, delivered).await;
+    for order in app.wait_until_delivered(&numbers, WAIT).await {
         assert_ne!(order["callback"]["status"], "failed");
     }
     assert!(partner.refreshes() >= 2, "refreshed as tokens expired");
@@ -89,21 +88,11 @@ async fn tokens_expiring_mid_run_never_fail_a_callback() {
 #[tokio::test]
 async fn two_dispatchers_refreshing_at_once_do_not_spend_the_rotating_refresh_token_twice() {
     let (app, partner) = app_with_oauth_partner(Duration::from_secs(600), 2).await;
-    let numbers: Vec<String> = (0..8).map(|i| format!("pair-{i}")).collect();
-    for number in &numbers {
-        app.ship_sample_order(number).await;
-    }
-    for number in &numbers {
-        app.wait_for_order(number, WAIT, delivered).await;
-    }
+    let numbers = app.ship_sample_orders("pair", 8).await;
+    app.wait_until_delivered(&numbers, WAIT).await;
     partner.expire_tokens();
-    let later: Vec<String> = (0..8).map(|i| format!("pair-late-{i}")).collect();
-    for number in &later {
-        app.ship_sample_order(number).await;
-    }
-    for number in &later {
-        app.wait_for_order(number, WAIT, delivered).await;
-    }
+    let later = app.ship_sample_orders("pair-late", 8).await;
+    app.wait_until_delivered(&later, WAIT).await;
     assert_eq!(
         partner.spent_refresh_tokens(),
         0,

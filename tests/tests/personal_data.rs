@@ -63,36 +63,27 @@ async fn assert_history_redacted(app: &TestApp, number: &str) {
     assert!(history.contains("Madrid"), "the city stays: {history}");
 }
 
+/// Fails, saying `why`, if any of the label `keys` is the order's.
+fn assert_none_is_the_orders(keys: &[String], number: &str, why: &str) {
+    assert!(
+        keys.iter().all(|key| !key.contains(number)),
+        "{why}: {keys:?}"
+    );
+}
+
 /// What a user of the order notices after its personal data went: the
 /// history and the label hold none of it; the order reads, polls and
 /// replays (`sent`, the body it was created with), and the replay brings
 /// nothing back.
 async fn assert_redacted_but_usable(app: &TestApp, number: &str, sent: &Value) {
     assert_history_redacted(app, number).await;
-    assert!(
-        app.stored_labels()
-            .await
-            .iter()
-            .all(|key| !key.contains(number)),
-        "the label is deleted"
+    assert_none_is_the_orders(&app.stored_labels().await, number, "the label is deleted");
+    assert_none_is_the_orders(
+        &app.stored_label_versions().await,
+        number,
+        "no earlier version of the label is kept either",
     );
-    assert!(
-        app.stored_label_versions()
-            .await
-            .iter()
-            .all(|key| !key.contains(number)),
-        "no earlier version of the label is kept either"
-    );
-    let wms = format!("Bearer {}", app.wms_key);
-    let label_path = format!("/apicenter/api/order/{number}/label");
-    let label = app
-        .send(
-            reqwest::Method::GET,
-            &label_path,
-            &[("authorization", &wms)],
-            None,
-        )
-        .await;
+    let label = app.get_label(number).await;
     assert_eq!(label.status, 404, "the label went: {:#}", label.body);
     let read = app.get_order(number).await;
     assert_eq!(read.status, 200, "{:#}", read.body);
@@ -106,20 +97,13 @@ async fn assert_redacted_but_usable(app: &TestApp, number: &str, sent: &Value) {
     );
     assert_eq!(replay.body["data"]["order_number"], number);
     assert_history_redacted(app, number).await;
-    let polled = app
-        .request(
-            reqwest::Method::GET,
-            &format!("/apicenter/api/orders?order_numbers={number}"),
-        )
-        .await;
+    let polled = app.poll_orders(&format!("order_numbers={number}")).await;
     assert_eq!(polled.status, 200, "{:#}", polled.body);
     assert_eq!(polled.body["data"]["orders"][0]["order_number"], number);
-    assert!(
-        app.stored_labels()
-            .await
-            .iter()
-            .all(|key| !key.contains(number)),
-        "a replay puts no label back"
+    assert_none_is_the_orders(
+        &app.stored_labels().await,
+        number,
+        "a replay puts no label back",
     );
 }
 
@@ -130,12 +114,7 @@ async fn an_erp_erases_a_cancelled_orders_personal_data_and_label_at_once() {
     assert_eq!(app.post_order(&order_with_label(number)).await.status, 201);
     assert_eq!(app.stored_labels().await.len(), 1);
     let other = app.client_key("21").await;
-    assert_eq!(
-        app.post_json(&format!("/apicenter/api/order/{number}/cancel"), &json!({}))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.cancel_order(number).await.status, 200);
 
     // A refused create's copy whose delete failed: nothing points to it.
     let stray = order_with_label(number).to_string();
@@ -198,15 +177,6 @@ async fn an_order_still_in_the_warehouse_keeps_its_address_and_says_when_it_can_
     assert_eq!(app.stored_labels().await.len(), 1);
 }
 
-/// The time `ahead` from now: the clock of a sweep run after the retention.
-struct Ahead(chrono::Duration);
-
-impl shared::ports::Clock for Ahead {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now() + self.0
-    }
-}
-
 #[tokio::test]
 async fn final_orders_lose_their_personal_data_once_the_retention_has_passed() {
     let delivered = || Answer::status(200, json!({"Success": true, "Message": "ok"}));
@@ -214,14 +184,7 @@ async fn final_orders_lose_their_personal_data_once_the_retention_has_passed() {
     // Handed over, its callback delivered.
     let shipped = "mabang-sweep1";
     assert_eq!(app.post_order(&order_with_label(shipped)).await.status, 201);
-    let now = shared::record::format_time(chrono::Utc::now());
-    for event in [
-        json!({"event_id": "e-1", "type": "shipped", "occurred_at": now,
-               "tracking_number": "YT4567890123CN", "logistic_provider_code": "jito"}),
-        json!({"event_id": "e-2", "type": "handed_over", "occurred_at": now}),
-    ] {
-        assert_eq!(app.post_event(shipped, &event).await.status, 200);
-    }
+    app.hand_over(shipped).await;
     app.wait_for_order(shipped, Duration::from_secs(20), |o| {
         o["callback"]["status"] == "delivered"
     })
@@ -232,27 +195,14 @@ async fn final_orders_lose_their_personal_data_once_the_retention_has_passed() {
     let mut without_label = sample_order();
     without_label["package"]["order_number"] = json!(cancelled);
     assert_eq!(app.post_order(&without_label).await.status, 201);
-    let cancel = format!("/apicenter/api/order/{cancelled}/cancel");
-    assert_eq!(app.post_json(&cancel, &json!({})).await.status, 200);
+    assert_eq!(app.cancel_order(cancelled).await.status, 200);
     // Still in the warehouse: never redacted, however old.
     let packing = "mabang-sweep3";
     assert_eq!(app.post_order(&order_with_label(packing)).await.status, 201);
-    let early = app
-        .stack
-        .personal_data_sweep(Ahead(chrono::Duration::days(29)))
-        .expect("the sweep")
-        .run()
-        .await
-        .expect("a sweep run");
+    let early = app.sweep_personal_data_after(29).await;
     assert_eq!(early.redacted, 0, "nothing is due before the retention");
 
-    let swept = app
-        .stack
-        .personal_data_sweep(Ahead(chrono::Duration::days(31)))
-        .expect("the sweep")
-        .run()
-        .await
-        .expect("a sweep run");
+    let swept = app.sweep_personal_data_after(31).await;
 
     assert_eq!(swept.redacted, 2, "{swept:?}");
     assert_redacted_but_usable(&app, shipped, &order_with_label(shipped)).await;

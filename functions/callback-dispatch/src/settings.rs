@@ -179,6 +179,15 @@ pub fn breaker_policy() -> Result<Option<BreakerPolicy>, SettingsError> {
 mod tests {
     use super::*;
 
+    /// `err` lists each of `names`, among `problems` problems in all.
+    fn assert_lists(err: &SettingsError, names: &[&str], problems: usize) {
+        let text = err.to_string();
+        for name in names {
+            assert!(text.contains(name), "{name} is not listed in {text}");
+        }
+        assert_eq!(err.0.len(), problems, "{text}");
+    }
+
     /// The required variables, and `more`.
     fn complete(more: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
         let mut vars = vec![
@@ -196,8 +205,7 @@ mod tests {
     #[test]
     fn an_empty_environment_lists_every_required_variable() {
         let err = Settings::read(Env::from_pairs(&[])).unwrap_err();
-        let text = err.to_string();
-        for name in [
+        let required = [
             "ORDERS_TABLE",
             "ORDER_HISTORY_TABLE",
             "CALLBACK_QUEUE_URL",
@@ -205,10 +213,8 @@ mod tests {
             "CALLBACK_URL",
             "WAREHOUSES",
             "CALLBACK_TOKEN",
-        ] {
-            assert!(text.contains(name), "{name} is not listed in {text}");
-        }
-        assert_eq!(err.0.len(), 7, "{text}");
+        ];
+        assert_lists(&err, &required, 7);
     }
 
     #[test]
@@ -222,18 +228,15 @@ mod tests {
             ("CALLBACK_TOKEN", "t"),
         ]))
         .unwrap_err();
-        let text = err.to_string();
-        for name in [
+        let invalid_and_one_missing = [
             "CALLBACK_MAX_POSTS",
             "CALLBACK_RETRY_DELAYS",
             "CALLBACK_TIMEOUT_SECONDS",
             "CALLBACK_BREAKER_FAILURE_PCT",
             "CALLBACK_BREAKER_PROBES",
             "ORDERS_TABLE",
-        ] {
-            assert!(text.contains(name), "{name} is not listed in {text}");
-        }
-        assert_eq!(err.0.len(), 11, "{text}");
+        ];
+        assert_lists(&err, &invalid_and_one_missing, 11);
     }
 
     #[test]

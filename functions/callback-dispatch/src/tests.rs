@@ -124,6 +124,11 @@ async fn failures<S: OrderStore + 'static>(
     ids
 }
 
+/// The queue call that hides message `id` (as [`message`] made it) for `delay`.
+fn retry_in(id: &str, delay: Duration) -> QueueCall {
+    QueueCall::RetryIn(format!("receipt-{id}"), delay)
+}
+
 fn message(id: &str, body: &str) -> SqsMessage {
     let mut message = SqsMessage::default();
     message.message_id = Some(id.to_owned());
@@ -172,10 +177,7 @@ async fn a_partner_error_keeps_only_that_message_hidden_for_the_first_retry_dela
     assert_eq!(kept, ["m-o-down"]);
     assert_eq!(
         world.queue.calls(),
-        [QueueCall::RetryIn(
-            "receipt-m-o-down".into(),
-            Duration::from_secs(60)
-        )]
+        [retry_in("m-o-down", Duration::from_secs(60))]
     );
     assert_eq!(world.status("o-down"), CallbackStatus::Retrying);
     assert_eq!(world.status("o-up"), CallbackStatus::Delivered);
@@ -238,10 +240,7 @@ async fn a_dead_letter_queue_out_of_reach_keeps_the_message_for_another_try() {
     assert_eq!(kept, ["m-o-1"]);
     assert_eq!(
         world.queue.calls(),
-        [QueueCall::RetryIn(
-            "receipt-m-o-1".into(),
-            Duration::from_secs(5)
-        )]
+        [retry_in("m-o-1", Duration::from_secs(5))]
     );
     // It comes back: its callback is dead-lettered already, so this
     // delivery finishes the move, without another post.
@@ -384,10 +383,7 @@ async fn a_store_failure_keeps_the_message_and_backs_off() {
     let kept = failures(handler, vec![message]).await;
 
     assert_eq!(kept, ["m-1"]);
-    assert_eq!(
-        queue.calls(),
-        [QueueCall::RetryIn("receipt-m-1".into(), store_backoff(3))]
-    );
+    assert_eq!(queue.calls(), [retry_in("m-1", store_backoff(3))]);
     assert_eq!(partner.posted(), Vec::<String>::new());
 }
 

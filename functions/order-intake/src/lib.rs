@@ -8,12 +8,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::Instrument;
-
 use adapters::api::{
     self, ApiError, ApiResponse, READ_METHODS, path_segments, reads, require_json, success,
 };
 use adapters::emf::EmfMetrics;
+use adapters::startup::Started;
 use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -45,17 +44,28 @@ pub struct OrderApi<S, L, C, K> {
     metrics: Arc<dyn Metrics>,
 }
 
+/// ERP keys only; their requests run in an `erp` span.
+const DOOR: api::Door = api::Door {
+    admit: |caller| {
+        let span = || tracing::info_span!("erp", key_id = %caller.key_id);
+        caller.client_code().map(|_| span())
+    },
+    refusal: "warehouse keys cannot use the order API",
+};
+
 impl OrderApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
     /// The production wiring: DynamoDB, S3 and the system clock.
-    pub fn new(
-        settings: Settings,
-        dynamodb: aws_sdk_dynamodb::Client,
-        s3: aws_sdk_s3::Client,
-    ) -> Self {
-        let (store, labels, keys) = settings.api.ports(dynamodb, s3);
-        Self::with_ports(store, labels, keys, settings.warehouses, SystemClock)
-            .with_key_cache(settings.api.api_key_cache)
-            .with_poll_settle(settings.poll_settle)
+    pub fn new(started: Started<Settings>) -> Self {
+        let (store, labels, keys) = started.settings.api.ports(started.dynamodb, started.s3);
+        Self::with_ports(
+            store,
+            labels,
+            keys,
+            started.settings.warehouses,
+            SystemClock,
+        )
+        .with_key_cache(started.settings.api.api_key_cache)
+        .with_poll_settle(started.settings.poll_settle)
     }
 }
 
@@ -134,17 +144,10 @@ where
 
     /// Answers one request. Never fails: every error has its HTTP answer.
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
-        let routed = self.authenticated(&request).await;
-        Ok(api::answer(request.method(), routed).map(Body::from))
-    }
-
-    async fn authenticated(&self, request: &Request) -> Result<ApiResponse, ApiError> {
-        let caller = api::caller(&self.auth, request.raw_http_path(), request).await?;
-        if caller.client_code().is_none() {
-            return Err(AuthError::Forbidden("warehouse keys cannot use the order API").into());
-        }
-        let span = tracing::info_span!("erp", key_id = %caller.key_id);
-        self.route(&caller, request).instrument(span).await
+        let request = &request;
+        let route = |caller: Principal| async move { self.route(&caller, request).await };
+        let answered = api::serve(&self.auth, request.raw_http_path(), request, DOOR, route);
+        Ok(answered.await.map(Body::from))
     }
 
     async fn route(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {

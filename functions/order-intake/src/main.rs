@@ -5,13 +5,6 @@ use order_intake::{OrderApi, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    adapters::logging::init();
-    let settings = Settings::read(adapters::settings::Env::process())?;
-    let aws = adapters::https::aws_config().await?;
-    let api = OrderApi::new(
-        settings,
-        aws_sdk_dynamodb::Client::new(&aws),
-        adapters::s3::client(&aws),
-    );
+    let api = OrderApi::new(adapters::startup::start(Settings::read).await?);
     run(service_fn(|request| api.handle(request))).await
 }

@@ -61,13 +61,15 @@ fn client_api(store: &Arc<MemoryStore>, client: &str) -> (TestApi<MemoryKeys>, S
 }
 
 /// The status, `Allow`/`WWW-Authenticate`/`Retry-After` headers and JSON body of an answer.
+type Answer = (u16, lambda_http::http::HeaderMap, Value);
+
 async fn send<K: KeyStore>(
     api: &TestApi<K>,
     method: Method,
     path: &str,
     key: Option<&str>,
     body: Option<&Value>,
-) -> (u16, lambda_http::http::HeaderMap, Value) {
+) -> Answer {
     let mut request = Request::builder().method(method).uri(path);
     if let Some(key) = key {
         request = request.header("authorization", format!("Bearer {key}"));
@@ -86,6 +88,21 @@ async fn send<K: KeyStore>(
     (status, headers, body)
 }
 
+/// An ERP posting `order` with `key`.
+async fn post<K: KeyStore>(api: &TestApi<K>, key: Option<&str>, order: &Value) -> Answer {
+    send(api, Method::POST, ORDER, key, Some(order)).await
+}
+
+/// A bodiless request with `key`.
+async fn call<K: KeyStore>(api: &TestApi<K>, method: Method, path: &str, key: &str) -> Answer {
+    send(api, method, path, Some(key), None).await
+}
+
+/// The status and the `message` of an answer.
+fn status_and_message((status, _, body): &Answer) -> (u16, Option<&str>) {
+    (*status, body["message"].as_str())
+}
+
 fn sample() -> Value {
     serde_json::from_str(SAMPLE).unwrap()
 }
@@ -95,22 +112,22 @@ const ORDER: &str = "/apicenter/api/order";
 #[tokio::test]
 async fn a_created_order_is_201_then_read_back_and_replayed_as_stored() {
     let (api, erp, _) = api();
-    let (status, _, created) = send(&api, Method::POST, ORDER, Some(&erp), Some(&sample())).await;
+    let (status, _, created) = post(&api, Some(&erp), &sample()).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["code"], 201);
     assert_eq!(created["data"]["order_number"], "mabang-test002");
 
-    let (status, _, replayed) = send(&api, Method::POST, ORDER, Some(&erp), Some(&sample())).await;
+    let (status, _, replayed) = post(&api, Some(&erp), &sample()).await;
     assert_eq!(status, 200, "{replayed}");
     assert_eq!(replayed["data"], created["data"]);
 
     let path = format!("{ORDER}/mabang-test002");
-    let (status, _, read) = send(&api, Method::GET, &path, Some(&erp), None).await;
+    let (status, _, read) = call(&api, Method::GET, &path, &erp).await;
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["data"]["order_number"], "mabang-test002");
 
     let polled = "/apicenter/api/orders?order_numbers=mabang-test002,nowhere";
-    let (status, _, page) = send(&api, Method::GET, polled, Some(&erp), None).await;
+    let (status, _, page) = call(&api, Method::GET, polled, &erp).await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["message"], "1 order(s), 1 missing");
 }
@@ -118,16 +135,14 @@ async fn a_created_order_is_201_then_read_back_and_replayed_as_stored() {
 #[tokio::test]
 async fn a_cancelled_order_says_so_and_a_repeat_is_already_cancelled() {
     let (api, erp, _) = api();
-    send(&api, Method::POST, ORDER, Some(&erp), Some(&sample())).await;
+    post(&api, Some(&erp), &sample()).await;
     let path = format!("{ORDER}/mabang-test002/cancel");
-    let (status, _, first) = send(&api, Method::POST, &path, Some(&erp), None).await;
     assert_eq!(
-        (status, first["message"].as_str()),
+        status_and_message(&call(&api, Method::POST, &path, &erp).await),
         (200, Some("cancelled"))
     );
-    let (status, _, again) = send(&api, Method::POST, &path, Some(&erp), None).await;
     assert_eq!(
-        (status, again["message"].as_str()),
+        status_and_message(&call(&api, Method::POST, &path, &erp).await),
         (200, Some("already cancelled"))
     );
 }
@@ -135,7 +150,7 @@ async fn a_cancelled_order_says_so_and_a_repeat_is_already_cancelled() {
 #[tokio::test]
 async fn a_request_without_a_key_is_401_asking_for_a_bearer_key() {
     let (api, _, _) = api();
-    let (status, headers, _) = send(&api, Method::POST, ORDER, None, Some(&sample())).await;
+    let (status, headers, _) = post(&api, None, &sample()).await;
     assert_eq!(status, 401);
     assert_eq!(headers["www-authenticate"], "Bearer");
 }
@@ -143,11 +158,11 @@ async fn a_request_without_a_key_is_401_asking_for_a_bearer_key() {
 #[tokio::test]
 async fn a_warehouse_key_is_403_on_the_order_api_even_for_its_own_orders() {
     let (api, erp, wms) = api();
-    send(&api, Method::POST, ORDER, Some(&erp), Some(&sample())).await;
-    let (status, _, body) = send(&api, Method::POST, ORDER, Some(&wms), Some(&sample())).await;
+    post(&api, Some(&erp), &sample()).await;
+    let (status, _, body) = post(&api, Some(&wms), &sample()).await;
     assert_eq!(status, 403, "{body}");
     let path = format!("{ORDER}/mabang-test002");
-    let (status, _, body) = send(&api, Method::GET, &path, Some(&wms), None).await;
+    let (status, _, body) = call(&api, Method::GET, &path, &wms).await;
     assert_eq!(
         status, 403,
         "a warehouse reads its orders on its own API: {body}"
@@ -160,7 +175,7 @@ async fn an_invalid_order_is_400_listing_its_problems_by_path() {
     let mut order = sample();
     order["receiver"]["country_code"] = json!(null);
     order["package"]["order_number"] = json!("");
-    let (status, _, body) = send(&api, Method::POST, ORDER, Some(&erp), Some(&order)).await;
+    let (status, _, body) = post(&api, Some(&erp), &order).await;
     assert_eq!(status, 400, "{body}");
     let fields: Vec<&str> = body["data"]["errors"]
         .as_array()
@@ -189,10 +204,10 @@ async fn a_body_sent_as_text_is_415() {
 #[tokio::test]
 async fn the_same_number_with_other_content_is_409() {
     let (api, erp, _) = api();
-    send(&api, Method::POST, ORDER, Some(&erp), Some(&sample())).await;
+    post(&api, Some(&erp), &sample()).await;
     let mut changed = sample();
     changed["desc"] = json!("another order");
-    let (status, _, body) = send(&api, Method::POST, ORDER, Some(&erp), Some(&changed)).await;
+    let (status, _, body) = post(&api, Some(&erp), &changed).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["data"]["order_number"], "mabang-test002");
 }
@@ -207,35 +222,14 @@ async fn a_number_another_client_holds_is_409_and_counted_for_the_alarm() {
         first.with_metrics(metrics.clone()),
         second.with_metrics(metrics.clone()),
     );
-    let created = send(
-        &first,
-        Method::POST,
-        ORDER,
-        Some(&first_key),
-        Some(&sample()),
-    )
-    .await;
-    let replayed = send(
-        &first,
-        Method::POST,
-        ORDER,
-        Some(&first_key),
-        Some(&sample()),
-    )
-    .await;
+    let created = post(&first, Some(&first_key), &sample()).await;
+    let replayed = post(&first, Some(&first_key), &sample()).await;
     assert_eq!((created.0, replayed.0), (201, 200));
     assert!(metrics.recorded().is_empty(), "a replay is no collision");
 
     let mut theirs = sample();
     theirs["client_code"] = json!("21");
-    let (status, _, body) = send(
-        &second,
-        Method::POST,
-        ORDER,
-        Some(&second_key),
-        Some(&theirs),
-    )
-    .await;
+    let (status, _, body) = post(&second, Some(&second_key), &theirs).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(
         body["message"],
@@ -248,18 +242,10 @@ async fn a_number_another_client_holds_is_409_and_counted_for_the_alarm() {
 async fn an_unknown_order_is_404_and_an_unknown_route_is_404() {
     let (api, erp, _) = api();
     let path = format!("{ORDER}/nowhere");
-    let (status, _, _) = send(&api, Method::GET, &path, Some(&erp), None).await;
+    let (status, _, _) = call(&api, Method::GET, &path, &erp).await;
     assert_eq!(status, 404);
-    let (status, _, body) = send(
-        &api,
-        Method::GET,
-        "/apicenter/api/nothing",
-        Some(&erp),
-        None,
-    )
-    .await;
     assert_eq!(
-        (status, body["message"].as_str()),
+        status_and_message(&call(&api, Method::GET, "/apicenter/api/nothing", &erp).await),
         (404, Some("no such route"))
     );
 }
@@ -267,11 +253,11 @@ async fn an_unknown_order_is_404_and_an_unknown_route_is_404() {
 #[tokio::test]
 async fn a_wrong_method_is_405_naming_the_allowed_ones() {
     let (api, erp, _) = api();
-    let (status, headers, _) = send(&api, Method::DELETE, ORDER, Some(&erp), None).await;
+    let (status, headers, _) = call(&api, Method::DELETE, ORDER, &erp).await;
     assert_eq!(status, 405);
     assert_eq!(headers["allow"], "POST");
     let path = format!("{ORDER}/mabang-test002");
-    let (status, headers, _) = send(&api, Method::POST, &path, Some(&erp), None).await;
+    let (status, headers, _) = call(&api, Method::POST, &path, &erp).await;
     assert_eq!(status, 405);
     assert_eq!(headers["allow"], "GET, HEAD");
 }
@@ -280,7 +266,7 @@ async fn a_wrong_method_is_405_naming_the_allowed_ones() {
 async fn a_bad_poll_parameter_is_400_naming_it() {
     let (api, erp, _) = api();
     let path = "/apicenter/api/orders?limit=ten";
-    let (status, _, body) = send(&api, Method::GET, path, Some(&erp), None).await;
+    let (status, _, body) = call(&api, Method::GET, path, &erp).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["data"]["errors"][0]["field"], "limit");
 }
@@ -308,8 +294,7 @@ async fn a_store_that_is_down_is_503_with_retry_after_and_no_cause() {
         warehouses(),
         SystemClock,
     );
-    let (status, headers, body) =
-        send(&api, Method::POST, ORDER, Some("wk_any"), Some(&sample())).await;
+    let (status, headers, body) = post(&api, Some("wk_any"), &sample()).await;
     assert_eq!(status, 503);
     assert_eq!(headers["retry-after"], "1");
     assert!(!body.to_string().contains("throttled"), "{body}");

@@ -6,6 +6,7 @@
 //! `main.rs` only wires it up; the local stack runs [`PersonalDataSweep::run`]
 //! on its own timer, as EventBridge's schedule does in AWS.
 
+use adapters::startup::Started;
 use adapters::{DynamoOrderStore, S3LabelStore};
 use shared::lifecycle::LifecycleError;
 use shared::lifecycle::personal_data::{Sweep, sweep};
@@ -39,16 +40,12 @@ pub struct PersonalDataSweep<S, L, C> {
 
 impl PersonalDataSweep<DynamoOrderStore, S3LabelStore, SystemClock> {
     /// The production wiring: DynamoDB, S3 and the system clock.
-    pub fn new(
-        settings: Settings,
-        dynamodb: aws_sdk_dynamodb::Client,
-        s3: aws_sdk_s3::Client,
-    ) -> Self {
+    pub fn new(started: Started<Settings>) -> Self {
         Self::with_ports(
-            settings.tables.store(dynamodb),
-            S3LabelStore::new(s3, settings.labels_bucket),
+            started.settings.tables.store(started.dynamodb),
+            S3LabelStore::new(started.s3, started.settings.labels_bucket),
             SystemClock,
-            settings.retention,
+            started.settings.retention,
         )
     }
 }

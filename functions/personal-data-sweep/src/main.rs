@@ -6,14 +6,7 @@ use personal_data_sweep::{PersonalDataSweep, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    adapters::logging::init();
-    let settings = Settings::read(adapters::settings::Env::process())?;
-    let aws = adapters::https::aws_config().await?;
-    let sweep = PersonalDataSweep::new(
-        settings,
-        aws_sdk_dynamodb::Client::new(&aws),
-        adapters::s3::client(&aws),
-    );
+    let sweep = PersonalDataSweep::new(adapters::startup::start(Settings::read).await?);
     let sweep = &sweep;
     run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {

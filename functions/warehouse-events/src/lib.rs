@@ -6,15 +6,14 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use tracing::Instrument;
-
 use adapters::api::{
     self, ApiError, ApiResponse, READ_METHODS, path_segments, reads, require_json, success,
 };
+use adapters::startup::Started;
 use adapters::{DynamoKeyStore, DynamoOrderStore, S3LabelStore};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::auth::{AuthError, Authenticator, Principal};
+use shared::auth::{Authenticator, Principal};
 use shared::lifecycle::label::{LINK_TTL, LabelLink, fetch_label};
 use shared::lifecycle::{Lifecycle, requests};
 use shared::ports::{Clock, KeyStore, LabelStore, OrderStore, SystemClock};
@@ -35,6 +34,15 @@ pub fn serves(path: &str) -> bool {
     )
 }
 
+/// Warehouse keys only; their requests run in an `wms` span.
+const DOOR: api::Door = api::Door {
+    admit: |caller| {
+        let span = || tracing::info_span!("wms", key_id = %caller.key_id);
+        caller.centre_codes().map(|_| span())
+    },
+    refusal: "only warehouse keys can report events",
+};
+
 #[derive(Debug)]
 pub struct EventsApi<S, L, C, K> {
     lifecycle: Lifecycle<S, C>,
@@ -45,14 +53,10 @@ pub struct EventsApi<S, L, C, K> {
 
 impl EventsApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
     /// The production wiring: DynamoDB, S3 and the system clock.
-    pub fn new(
-        settings: Settings,
-        dynamodb: aws_sdk_dynamodb::Client,
-        s3: aws_sdk_s3::Client,
-    ) -> Self {
-        let (store, labels, keys) = settings.api.ports(dynamodb, s3);
+    pub fn new(started: Started<Settings>) -> Self {
+        let (store, labels, keys) = started.settings.api.ports(started.dynamodb, started.s3);
         Self::with_ports(store, labels, keys, SystemClock)
-            .with_key_cache(settings.api.api_key_cache)
+            .with_key_cache(started.settings.api.api_key_cache)
     }
 }
 
@@ -66,26 +70,19 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
         }
     }
 
+    /// Answers one request. Never fails: every error has its HTTP answer.
+    pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
+        let request = &request;
+        let route = |caller: Principal| async move { self.report(&caller, request).await };
+        let answered = api::serve(&self.auth, request.raw_http_path(), request, DOOR, route);
+        Ok(answered.await.map(Body::from))
+    }
+
     /// Trusts keys it has read for `ttl` (`API_KEY_CACHE_SECONDS`).
     #[must_use]
     pub fn with_key_cache(mut self, ttl: Duration) -> Self {
         self.auth = self.auth.with_cache(ttl);
         self
-    }
-
-    /// Answers one request. Never fails: every error has its HTTP answer.
-    pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
-        let routed = self.route(&request).await;
-        Ok(api::answer(request.method(), routed).map(Body::from))
-    }
-
-    async fn route(&self, request: &Request) -> Result<ApiResponse, ApiError> {
-        let caller = api::caller(&self.auth, request.raw_http_path(), request).await?;
-        if caller.centre_codes().is_none() {
-            return Err(AuthError::Forbidden("only warehouse keys can report events").into());
-        }
-        let span = tracing::info_span!("wms", key_id = %caller.key_id);
-        self.report(&caller, request).instrument(span).await
     }
 
     async fn report(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {

@@ -94,6 +94,19 @@ async fn send(
     )
 }
 
+/// A warehouse reporting `event` on the sample order with `key`.
+async fn report(api: &TestApi, key: &str, event: &Value) -> (u16, Option<String>, Value) {
+    send(api, Method::POST, EVENTS, key, Some(event)).await
+}
+
+/// The answer to `second`, reported by the warehouse after `first`.
+async fn after(first: &Value, second: &Value) -> (u16, Value) {
+    let (api, wms, _) = api().await;
+    report(&api, &wms, first).await;
+    let (status, _, body) = report(&api, &wms, second).await;
+    (status, body)
+}
+
 /// An event that happened `minutes_ago` (events must fall between the
 /// order's receipt, less a day, and now).
 fn event(id: &str, kind: &str, minutes_ago: i64) -> Value {
@@ -105,32 +118,21 @@ fn event(id: &str, kind: &str, minutes_ago: i64) -> Value {
 async fn an_event_moves_the_order_and_its_repeat_changes_nothing() {
     let (api, wms, _) = api().await;
     let allocated = event("e-1", "allocated", 90);
-    let (status, _, moved) = send(&api, Method::POST, EVENTS, &wms, Some(&allocated)).await;
+    let (status, _, moved) = report(&api, &wms, &allocated).await;
     assert_eq!(status, 200, "{moved}");
     assert_eq!(moved["message"], "event applied");
     assert_eq!(moved["data"]["status"], "allocated");
 
-    let (status, _, again) = send(&api, Method::POST, EVENTS, &wms, Some(&allocated)).await;
+    let (status, _, again) = report(&api, &wms, &allocated).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["message"], "event already received; nothing changed");
-}
-
-#[tokio::test]
-async fn an_older_event_is_recorded_without_moving_the_status_back() {
-    let (api, wms, _) = api().await;
-    let packed = event("e-2", "packed", 30);
-    send(&api, Method::POST, EVENTS, &wms, Some(&packed)).await;
-    let late = event("e-1", "allocated", 90);
-    let (status, _, body) = send(&api, Method::POST, EVENTS, &wms, Some(&late)).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["data"]["status"], "packed");
 }
 
 #[tokio::test]
 async fn an_invalid_event_is_400_listing_its_problems() {
     let (api, wms, _) = api().await;
     let bad = json!({"event_id": "", "type": "teleported"});
-    let (status, _, body) = send(&api, Method::POST, EVENTS, &wms, Some(&bad)).await;
+    let (status, _, body) = report(&api, &wms, &bad).await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body["data"]["errors"].as_array().unwrap().len() >= 2,
@@ -139,21 +141,36 @@ async fn an_invalid_event_is_400_listing_its_problems() {
 }
 
 #[tokio::test]
-async fn an_impossible_step_is_409_naming_the_current_status() {
-    let (api, wms, _) = api().await;
-    let cancelled = event("c", "cancelled", 60);
-    send(&api, Method::POST, EVENTS, &wms, Some(&cancelled)).await;
-    let packed = event("p", "packed", 30);
-    let (status, _, body) = send(&api, Method::POST, EVENTS, &wms, Some(&packed)).await;
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(body["data"]["current_status"], "cancelled");
+async fn an_older_event_keeps_the_status_and_an_impossible_step_is_409_naming_it() {
+    // (first event, second event) → the second's status, and where the body names the order's status.
+    let cases = [
+        (
+            event("e-2", "packed", 30),
+            event("e-1", "allocated", 90),
+            200,
+            "status",
+            "packed",
+        ),
+        (
+            event("c", "cancelled", 60),
+            event("p", "packed", 30),
+            409,
+            "current_status",
+            "cancelled",
+        ),
+    ];
+    for (first, second, status, field, current) in cases {
+        let (got, body) = after(&first, &second).await;
+        assert_eq!(got, status, "{body}");
+        assert_eq!(body["data"][field], current, "{body}");
+    }
 }
 
 #[tokio::test]
 async fn an_erp_key_is_403_and_an_unknown_order_is_404() {
     let (api, wms, erp) = api().await;
     let allocated = event("e-1", "allocated", 60);
-    let (status, _, _) = send(&api, Method::POST, EVENTS, &erp, Some(&allocated)).await;
+    let (status, _, _) = report(&api, &erp, &allocated).await;
     assert_eq!(status, 403);
     let path = "/apicenter/api/order/nowhere/events";
     let (status, _, _) = send(&api, Method::POST, path, &wms, Some(&allocated)).await;

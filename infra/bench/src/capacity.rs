@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use adapters::capacity;
+use adapters::sdk::read_item;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
@@ -211,17 +212,18 @@ impl Run<'_> {
 
     /// Bytes (as DynamoDB counts them) of the request and state items.
     async fn sizes(&self, number: &str) -> Result<(usize, usize), String> {
-        let dynamodb = &self.stack.dynamodb;
-        let state = dynamodb
-            .get_item()
-            .table_name(self.stack.orders_table().map_err(|e| e.to_string())?)
-            .key("order_number", AttributeValue::S(number.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .item
-            .ok_or(format!("{number} is not stored"))?;
+        let table = self.stack.orders_table().map_err(|e| e.to_string())?;
+        let state = read_item(
+            &self.stack.dynamodb,
+            table,
+            "order_number",
+            number.to_owned(),
+        )
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .item
+        .ok_or(format!("{number} is not stored"))?;
         let history = self.history(number).await?;
         let request = history
             .iter()

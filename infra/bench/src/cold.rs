@@ -42,6 +42,18 @@ impl std::fmt::Debug for Function {
     }
 }
 
+/// The first events of an HTTP function: `method path` with the body of
+/// start `i`, signed by `key`.
+fn api_events(
+    method: &'static str,
+    path: &'static str,
+    key: &str,
+    body: impl Fn(usize) -> Option<String> + Send + Sync + 'static,
+) -> Box<dyn Fn(usize) -> String + Send + Sync> {
+    let key = key.to_owned();
+    Box::new(move |i| api_event(method, path, body(i).as_deref(), &key, i as u64).to_string())
+}
+
 /// The measurements of one function.
 #[derive(Debug, Clone, Serialize)]
 pub struct ColdStart {
@@ -123,36 +135,18 @@ pub async fn functions(
     for spec in template.functions().map_err(|e| e.to_string())? {
         let event: Box<dyn Fn(usize) -> String + Send + Sync> = match spec.binary.as_str() {
             "order-intake" => {
-                let client = client.clone();
-                Box::new(move |i| {
-                    api_event(
-                        "GET",
-                        "/apicenter/api/order/cold-read",
-                        None,
-                        &client,
-                        i as u64,
-                    )
-                    .to_string()
-                })
+                api_events("GET", "/apicenter/api/order/cold-read", &client, |_| None)
             }
             "warehouse-events" => {
-                let warehouse = warehouse.clone();
-                Box::new(move |i| {
+                let path = "/apicenter/api/order/cold-events/events";
+                api_events("POST", path, &warehouse, |i| {
                     let event = serde_json::json!({
                         "event_id": format!("cold-{i}"),
                         "type": "allocated",
                         // Within the order's life, which began with this run.
                         "occurred_at": shared::record::format_time(chrono::Utc::now()),
-                    })
-                    .to_string();
-                    api_event(
-                        "POST",
-                        "/apicenter/api/order/cold-events/events",
-                        Some(&event),
-                        &warehouse,
-                        i as u64,
-                    )
-                    .to_string()
+                    });
+                    Some(event.to_string())
                 })
             }
             "callback-dispatch" => {

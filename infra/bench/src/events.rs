@@ -110,7 +110,8 @@ pub fn sqs_event(queue_arn: &str, order_numbers: &[String]) -> Value {
             json!({
                 "messageId": format!("m-{index}-{number}"),
                 "receiptHandle": format!("r-{index}-{number}"),
-                "body": json!({ "order_number": number }).to_string(),
+                // As the outbox pipe sends it: an order made due once is generation 1.
+                "body": json!({ "order_number": number, "generation": "1" }).to_string(),
                 "attributes": {
                     "ApproximateReceiveCount": "1",
                     "SentTimestamp": "1795000000000",

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use adapters::sdk;
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
@@ -10,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::Error;
-use crate::template::{QueueSpec, TableSpec, Template};
+use crate::template::{IndexSpec, QueueSpec, TableSpec, Template};
 
 /// Physical names of what was created, by the template's logical id.
 #[derive(Debug, Clone, Default)]
@@ -138,42 +140,20 @@ async fn create_table(
     spec: &TableSpec,
     name: &str,
 ) -> Result<Option<String>, Error> {
-    let keys = |schema: &[(String, String)]| -> Result<Vec<KeySchemaElement>, Error> {
-        schema
-            .iter()
-            .map(|(attribute, kind)| {
-                KeySchemaElement::builder()
-                    .attribute_name(attribute)
-                    .key_type(KeyType::from(kind.as_str()))
-                    .build()
-                    .map_err(Error::aws)
-            })
-            .collect()
-    };
     let mut request = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .set_key_schema(Some(keys(&spec.key_schema)?));
+        .set_key_schema(Some(key_schema(&spec.key_schema)?));
     for (attribute, kind) in &spec.attributes {
-        request = request.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(attribute)
-                .attribute_type(ScalarAttributeType::from(kind.as_str()))
-                .build()
-                .map_err(Error::aws)?,
-        );
+        request = request.attribute_definitions(attribute_definition(attribute, kind)?);
     }
     for index in &spec.indexes {
         request = request.global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(&index.name)
-                .set_key_schema(Some(keys(&index.key_schema)?))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::from(index.projection.as_str()))
-                        .build(),
-                )
+                .set_key_schema(Some(key_schema(&index.key_schema)?))
+                .projection(projection(index))
                 .build()
                 .map_err(Error::aws)?,
         );
@@ -187,20 +167,17 @@ async fn create_table(
                 .map_err(Error::aws)?,
         );
     }
-    let stream_arn = match request.send().await {
-        Ok(output) => output
-            .table_description
-            .and_then(|table| table.latest_stream_arn),
-        // `make run` keeps its data: the table is there from an earlier run.
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+    let created = request.send().await;
+    let stream_arn =
+        match sdk::unless_refused(created, CreateTableError::is_resource_in_use_exception)
+            .map_err(Error::aws)?
         {
-            existing_table(client, spec, name).await?
-        }
-        Err(err) => return Err(Error::aws(err)),
-    };
+            Some(output) => output
+                .table_description
+                .and_then(|table| table.latest_stream_arn),
+            // `make run` keeps its data: the table is there from an earlier run.
+            None => existing_table(client, spec, name).await?,
+        };
     if spec.stream_view_type.is_some() && stream_arn.is_none() {
         return Err(Error::Aws(
             format!("table {name} was created without its stream").into(),
@@ -234,37 +211,16 @@ async fn existing_table(
         let mut update = client.update_table().table_name(name);
         for (attribute, kind) in &spec.attributes {
             if index.key_schema.iter().any(|(a, _)| a == attribute) {
-                update = update.attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(attribute)
-                        .attribute_type(ScalarAttributeType::from(kind.as_str()))
-                        .build()
-                        .map_err(Error::aws)?,
-                );
+                update = update.attribute_definitions(attribute_definition(attribute, kind)?);
             }
         }
-        let keys = index
-            .key_schema
-            .iter()
-            .map(|(attribute, kind)| {
-                KeySchemaElement::builder()
-                    .attribute_name(attribute)
-                    .key_type(KeyType::from(kind.as_str()))
-                    .build()
-                    .map_err(Error::aws)
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
         update = update.global_secondary_index_updates(
             aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
                 .create(
                     aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
                         .index_name(&index.name)
-                        .set_key_schema(Some(keys))
-                        .projection(
-                            Projection::builder()
-                                .projection_type(ProjectionType::from(index.projection.as_str()))
-                                .build(),
-                        )
+                        .set_key_schema(Some(key_schema(&index.key_schema)?))
+                        .projection(projection(index))
                         .build()
                         .map_err(Error::aws)?,
                 )
@@ -274,6 +230,36 @@ async fn existing_table(
         tracing::info!(table = name, index = %index.name, "added an index the template gained");
     }
     Ok(table.latest_stream_arn)
+}
+
+/// A template's key schema: (attribute, `HASH` or `RANGE`) pairs.
+fn key_schema(schema: &[(String, String)]) -> Result<Vec<KeySchemaElement>, Error> {
+    schema
+        .iter()
+        .map(|(attribute, kind)| {
+            KeySchemaElement::builder()
+                .attribute_name(attribute)
+                .key_type(KeyType::from(kind.as_str()))
+                .build()
+                .map_err(Error::aws)
+        })
+        .collect()
+}
+
+/// A template's attribute definition: its name and type (`S`, `N`, `B`).
+fn attribute_definition(attribute: &str, kind: &str) -> Result<AttributeDefinition, Error> {
+    AttributeDefinition::builder()
+        .attribute_name(attribute)
+        .attribute_type(ScalarAttributeType::from(kind))
+        .build()
+        .map_err(Error::aws)
+}
+
+/// What an index copies from the table, as the template says.
+fn projection(index: &IndexSpec) -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::from(index.projection.as_str()))
+        .build()
 }
 
 async fn create_queue(

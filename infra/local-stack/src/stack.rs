@@ -9,6 +9,7 @@ use adapters::{
     DynamoBreakerStore, DynamoKeyStore, DynamoOrderStore, HttpPartner, PartnerTokens, S3LabelStore,
     SqsCallbackQueue, TokenConfig,
 };
+use aws_sdk_secretsmanager::operation::create_secret::CreateSecretError;
 use callback_dispatch::DispatchHandler;
 use order_intake::OrderApi;
 use personal_data_sweep::PersonalDataSweep;
@@ -296,17 +297,10 @@ impl Stack {
             .secret_string(value)
             .send()
             .await;
-        match created {
-            Ok(_) => Ok(secret_id),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_exists_exception()) =>
-            {
-                Ok(secret_id)
-            }
-            Err(err) => Err(Error::aws(err)),
-        }
+        // A secret left by an earlier run is as good as a new one.
+        adapters::sdk::applied(created, CreateSecretError::is_resource_exists_exception)
+            .map_err(Error::aws)?;
+        Ok(secret_id)
     }
 
     /// The callback dispatcher, as the SQS event source mapping invokes it:

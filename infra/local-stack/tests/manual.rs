@@ -97,3 +97,49 @@ fn every_link_between_the_pages_reaches_its_page_and_heading() {
         broken.join("\n  ")
     );
 }
+
+/// What the walk-through says the service prints or answers, quoted from the
+/// README: each phrase must still be in the code that says it.
+#[test]
+fn the_walk_through_quotes_what_the_code_says() {
+    let quoted = [
+        (
+            "\"message\":\"created\"",
+            "functions/order-intake/src/lib.rs",
+            "\"created\"",
+        ),
+        (
+            "already received; this is the stored order",
+            "functions/order-intake/src/lib.rs",
+            "already received; this is the stored order",
+        ),
+        (
+            "\"message\", \"personal data erased\"",
+            "functions/order-intake/src/lib.rs",
+            "\"personal data erased\"",
+        ),
+        (
+            "local partner received a platform callback",
+            "infra/local-stack/src/partner.rs",
+            "local partner received a platform callback",
+        ),
+        (
+            "partner access token refreshed and stored",
+            "shared/src/token_refresh.rs",
+            "partner access token refreshed and stored",
+        ),
+    ];
+    let readme = repo::read("README.md");
+    let mut stale = Vec::new();
+    for (in_readme, file, in_code) in quoted {
+        let readme_says = readme.contains(in_readme) || readme.contains(in_code);
+        if !readme_says || !repo::read(file).contains(in_code) {
+            stale.push(format!("{in_code:?} (README: {readme_says}, {file})"));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "the walk-through and the code disagree on:\n  {}",
+        stale.join("\n  ")
+    );
+}

@@ -408,26 +408,24 @@ fn undocumented_alarms(template: &Value, operations: &str) -> Vec<String> {
 
 #[test]
 fn every_alarm_reaches_a_topic_cloudwatch_can_publish_to() {
-    let problems = undeliverable_alarms(&repo::template());
-    assert!(problems.is_empty(), "{problems:#?}");
+    repo::assert_template_passes(undeliverable_alarms);
 }
 
 #[test]
 fn every_failure_that_loses_time_or_data_has_an_alarm() {
-    let problems = missing_alarms(&repo::template());
-    assert!(problems.is_empty(), "{problems:#?}");
+    repo::assert_template_passes(missing_alarms);
 }
 
 #[test]
 fn every_function_rolls_its_canary_back_on_its_error_alarm() {
-    let problems = unguarded_deploys(&repo::template());
-    assert!(problems.is_empty(), "{problems:#?}");
+    repo::assert_template_passes(unguarded_deploys);
 }
 
 #[test]
 fn the_operations_guide_answers_every_alarm() {
-    let problems = undocumented_alarms(&repo::template(), &repo::read("docs/operations.md"));
-    assert!(problems.is_empty(), "{problems:#?}");
+    repo::assert_template_passes(|template| {
+        undocumented_alarms(template, &repo::read("docs/operations.md"))
+    });
 }
 
 // The checks above on broken copies of the template: each break is found.
@@ -442,22 +440,19 @@ fn without_resource(mut template: Value, id: &str) -> Value {
     template
 }
 
-fn set_property(mut template: Value, id: &str, key: &str, value: Value) -> Value {
+/// The template with property `key` of resource `id` set to `value`.
+fn with_property(id: &str, key: &str, value: &str) -> Value {
+    let mut template = repo::template();
     template["Resources"][id]["Properties"]
         .as_mapping_mut()
         .unwrap_or_else(|| panic!("{id} has Properties"))
-        .insert(Value::from(key), value);
+        .insert(Value::from(key), Value::from(value));
     template
 }
 
 #[test]
 fn a_topic_under_the_aws_managed_key_is_found() {
-    let broken = set_property(
-        repo::template(),
-        "AlarmTopic",
-        "KmsMasterKeyId",
-        Value::from("alias/aws/sns"),
-    );
+    let broken = with_property("AlarmTopic", "KmsMasterKeyId", "alias/aws/sns");
     let problems = undeliverable_alarms(&broken);
     assert!(
         problems.iter().any(|p| p.contains("CallbackDeadLetterAlarm") && p.contains("not a key of this stack")),
@@ -473,27 +468,14 @@ fn a_key_that_does_not_let_cloudwatch_publish_is_found() {
         .expect("the key has statements");
     statements.retain(|s| s.get("Sid").and_then(Value::as_str) != Some("StackAlarmsPublish"));
     let problems = undeliverable_alarms(&broken);
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("cloudwatch.amazonaws.com")),
-        "{problems:#?}"
-    );
+    repo::assert_found(&problems, "cloudwatch.amazonaws.com");
 }
 
 #[test]
 fn an_alarm_named_outside_the_keys_condition_is_found() {
-    let broken = set_property(
-        repo::template(),
-        "CallbackAgeAlarm",
-        "AlarmName",
-        Value::from("callback-age"),
-    );
+    let broken = with_property("CallbackAgeAlarm", "AlarmName", "callback-age");
     let problems = undeliverable_alarms(&broken);
-    assert!(
-        problems.iter().any(|p| p.contains("CallbackAgeAlarm")),
-        "{problems:#?}"
-    );
+    repo::assert_found(&problems, "CallbackAgeAlarm");
 }
 
 #[test]
@@ -512,10 +494,7 @@ fn a_removed_alarm_is_found() {
         ),
     ] {
         let problems = missing_alarms(&without_resource(repo::template(), alarm));
-        assert!(
-            problems.iter().any(|p| p.contains(failure)),
-            "{alarm}: {problems:#?}"
-        );
+        repo::assert_found(&problems, failure);
     }
 }
 
@@ -529,26 +508,14 @@ fn a_new_function_without_alarms_is_found() {
         .unwrap()
         .insert(Value::from("NewFunction"), function);
     let missing = missing_alarms(&broken);
-    assert!(
-        missing.iter().any(|p| p.contains("NewFunction errors")),
-        "{missing:#?}"
-    );
-    assert!(
-        missing.iter().any(|p| p.contains("NewFunction throttled")),
-        "{missing:#?}"
-    );
+    repo::assert_found(&missing, "NewFunction errors");
+    repo::assert_found(&missing, "NewFunction throttled");
     let unguarded = unguarded_deploys(&broken);
-    assert!(
-        unguarded.iter().any(|p| p.contains("NewFunction")),
-        "{unguarded:#?}"
-    );
+    repo::assert_found(&unguarded, "NewFunction");
 }
 
 #[test]
 fn an_alarm_missing_from_the_operations_guide_is_found() {
     let problems = undocumented_alarms(&repo::template(), "# Operations\n");
-    assert!(
-        problems.iter().any(|p| p.contains("CallbackAgeAlarm")),
-        "{problems:#?}"
-    );
+    repo::assert_found(&problems, "CallbackAgeAlarm");
 }

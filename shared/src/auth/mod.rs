@@ -240,38 +240,17 @@ fn presented_key(headers: &impl RequestHeaders) -> Result<&str, AuthError> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     use super::*;
+    use crate::memory::MemoryKeys;
     use crate::ports::SystemClock;
 
-    /// One key, and a count of reads.
-    #[derive(Debug)]
-    struct OneKey(ApiKeyRecord, AtomicUsize, Mutex<Vec<String>>);
-
-    impl OneKey {
-        fn new(record: ApiKeyRecord) -> Self {
-            Self(record, AtomicUsize::new(0), Mutex::default())
-        }
-    }
-
-    impl KeyStore for &OneKey {
-        async fn find(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-            self.1.fetch_add(1, Ordering::SeqCst);
-            Ok((self.0.key_hash == key_hash).then(|| self.0.clone()))
-        }
-
-        async fn spend_signature(
-            &self,
-            key_id: &str,
-            signed: &crate::domain::SignedRequest,
-        ) -> Result<bool, StoreError> {
-            let id = format!("{key_id}#{}", signed.digest);
-            let mut spent = self.2.lock().unwrap();
-            let first = !spent.contains(&id);
-            spent.push(id);
-            Ok(first)
-        }
+    /// A key store holding one key.
+    fn one_key(record: ApiKeyRecord) -> Arc<MemoryKeys> {
+        let keys = Arc::new(MemoryKeys::default());
+        keys.add(record);
+        keys
     }
 
     const GET: signature::Signed<'static> = signature::Signed {
@@ -308,8 +287,9 @@ mod tests {
     #[tokio::test]
     async fn a_cached_key_is_read_once_but_its_expiry_is_checked_every_time() {
         let issued = issue(Scope::Client("20".into()), false, Utc::now()).unwrap();
-        let store = OneKey::new(issued.record.clone());
-        let auth = Authenticator::new(&store, SystemClock).with_cache(Duration::from_secs(60));
+        let store = one_key(issued.record.clone());
+        let auth =
+            Authenticator::new(Arc::clone(&store), SystemClock).with_cache(Duration::from_secs(60));
 
         for _ in 0..3 {
             assert!(auth.authenticate(&headers(&issued.key), &GET).await.is_ok());
@@ -325,7 +305,7 @@ mod tests {
                 .is_err()
         );
         assert_eq!(
-            store.1.load(Ordering::SeqCst),
+            store.reads(),
             3,
             "one read for the key, one per unknown try"
         );
@@ -347,8 +327,8 @@ mod tests {
     async fn a_signed_request_is_accepted_once_where_a_repeat_would_act_again() {
         let issued = issue(Scope::Client("20".into()), true, Utc::now()).unwrap();
         let secret = issued.record.signing_secret.clone().unwrap();
-        let store = OneKey::new(issued.record.clone());
-        let auth = Authenticator::new(&store, SystemClock);
+        let store = one_key(issued.record.clone());
+        let auth = Authenticator::new(Arc::clone(&store), SystemClock);
         let ts = Utc::now().timestamp();
         let signed_headers = |body: &[u8]| {
             let path = "/apicenter/api/order/A/callback/retry";
@@ -390,8 +370,9 @@ mod tests {
     async fn debug_output_never_shows_a_key_or_a_secret() {
         let issued = issue(Scope::Client("20".into()), true, Utc::now()).unwrap();
         let secret = issued.record.signing_secret.clone().unwrap();
-        let store = OneKey::new(issued.record.clone());
-        let auth = Authenticator::new(&store, SystemClock).with_cache(Duration::from_secs(60));
+        let store = one_key(issued.record.clone());
+        let auth =
+            Authenticator::new(Arc::clone(&store), SystemClock).with_cache(Duration::from_secs(60));
         // Fills the cache (the signature is missing: the key is still read).
         let _ = auth.authenticate(&headers(&issued.key), &GET).await;
         let token = crate::ports::AccessToken::new("partner-token");

@@ -56,6 +56,13 @@ fn sample() -> Value {
     serde_json::from_str(SAMPLE).unwrap()
 }
 
+/// The sample's marketplace order sent again under another order number.
+fn the_sample_renumbered() -> Value {
+    let mut order = sample();
+    order["package"]["order_number"] = json!("mabang-test003");
+    order
+}
+
 fn body(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap()
 }
@@ -299,8 +306,7 @@ async fn real_time_response_rejects_every_finding_and_stores_nothing() {
 async fn a_retried_duplicate_whose_finding_was_lost_gets_it_on_the_replay() {
     let intake = intake();
     created(accept(&intake, &client(), SAMPLE.as_bytes()).await);
-    let mut second = sample();
-    second["package"]["order_number"] = json!("mabang-test003");
+    let second = the_sample_renumbered();
     // Its first try was stored, then the function stopped before the finding was added.
     let OrderRequest { order, .. } = parse_order(&body(&second)).unwrap();
     let without_finding = OrderRecord::accept(order, Vec::new(), FixedClock.now());
@@ -322,37 +328,32 @@ async fn a_retried_duplicate_whose_finding_was_lost_gets_it_on_the_replay() {
         .into_found()
         .unwrap();
     for findings in [&view.findings, &stored.findings] {
-        let duplicate = findings
-            .iter()
-            .find(|f| f.field == "platform_order_number")
-            .expect("the duplicate finding");
-        assert!(
-            duplicate.message.contains("mabang-test002"),
-            "{}",
-            duplicate.message
-        );
+        assert_names_the_first_number(findings);
     }
+}
+
+/// The duplicate finding points at the number the marketplace order was first sent under.
+fn assert_names_the_first_number(findings: &[crate::error::FieldError]) {
+    let duplicate = findings
+        .iter()
+        .find(|f| f.field == "platform_order_number")
+        .expect("the duplicate finding");
+    assert!(
+        duplicate.message.contains("mabang-test002"),
+        "{}",
+        duplicate.message
+    );
 }
 
 #[tokio::test]
 async fn a_marketplace_order_sent_twice_under_two_numbers_is_a_finding() {
     let intake = intake();
     created(accept(&intake, &client(), SAMPLE.as_bytes()).await);
-    let mut second = sample();
-    second["package"]["order_number"] = json!("mabang-test003");
+    let second = the_sample_renumbered();
 
     let view = created(accept(&intake, &client(), &body(&second)).await);
 
-    let finding = view
-        .findings
-        .iter()
-        .find(|f| f.field == "platform_order_number")
-        .expect("a duplicate finding");
-    assert!(
-        finding.message.contains("mabang-test002"),
-        "{}",
-        finding.message
-    );
+    assert_names_the_first_number(&view.findings);
 }
 
 #[tokio::test]
@@ -870,11 +871,27 @@ async fn a_create_that_loses_the_race_for_its_number_removes_its_label() {
     assert_eq!(labels.keys(), Vec::<String>::new());
 }
 
-/// The sample with an inline label, cancelled by the ERP (a final order).
-async fn cancelled_with_label(intake: &TestIntake, store: &MemoryStore) -> OrderNumber {
+/// The sample with a small PDF as its inline label.
+fn sample_with_label() -> Value {
     let mut order = sample();
     order["logistics_provider"]["label_base64"] = json!("JVBERi0xLjcKJcOkw7w=");
-    created(accept(intake, &client(), &body(&order)).await);
+    order
+}
+
+/// An intake over its own stores, holding the sample with an inline label
+/// cancelled by the ERP (a final order).
+struct Cancelled {
+    store: Arc<MemoryStore>,
+    labels: Arc<MemoryLabels>,
+    intake: TestIntake,
+    number: OrderNumber,
+}
+
+async fn cancelled_with_label() -> Cancelled {
+    let store: Arc<MemoryStore> = Arc::default();
+    let labels: Arc<MemoryLabels> = Arc::default();
+    let intake = intake_with(store.clone(), labels.clone());
+    created(accept(&intake, &client(), &body(&sample_with_label())).await);
     let number = OrderNumber::parse("mabang-test002").unwrap();
     let mut record = store.stored(&number).unwrap();
     record.status = crate::domain::OrderStatus::Cancelled;
@@ -883,15 +900,22 @@ async fn cancelled_with_label(intake: &TestIntake, store: &MemoryStore) -> Order
         .await
         .unwrap();
     assert_eq!(saved, crate::ports::Save::Saved);
-    number
+    Cancelled {
+        store,
+        labels,
+        intake,
+        number,
+    }
 }
 
 #[tokio::test]
 async fn an_erased_order_replays_from_its_stored_hash_without_its_personal_data() {
-    let store: Arc<MemoryStore> = Arc::default();
-    let labels: Arc<MemoryLabels> = Arc::default();
-    let intake = intake_with(store.clone(), labels.clone());
-    let number = cancelled_with_label(&intake, &store).await;
+    let Cancelled {
+        store,
+        labels,
+        intake,
+        number,
+    } = cancelled_with_label().await;
     assert_eq!(labels.keys().len(), 1);
 
     let (erased, how) = intake
@@ -909,9 +933,7 @@ async fn an_erased_order_replays_from_its_stored_hash_without_its_personal_data(
     );
     assert!(stored.redacted_at.is_some());
     assert_eq!(stored.request_hash, erased.request_hash);
-    let mut order = sample();
-    order["logistics_provider"]["label_base64"] = json!("JVBERi0xLjcKJcOkw7w=");
-    match accept(&intake, &client(), &body(&order)).await {
+    match accept(&intake, &client(), &body(&sample_with_label())).await {
         Ok(Accepted::Replayed(replayed)) => {
             assert_eq!(replayed.order.receiver.name, "redacted");
             assert!(
@@ -956,10 +978,12 @@ async fn an_order_in_the_warehouse_or_of_another_client_is_not_erased() {
 
 #[tokio::test]
 async fn the_sweep_redacts_final_orders_only_once_their_retention_has_passed() {
-    let store: Arc<MemoryStore> = Arc::default();
-    let labels: Arc<MemoryLabels> = Arc::default();
-    let intake = intake_with(store.clone(), labels.clone());
-    let number = cancelled_with_label(&intake, &store).await;
+    let Cancelled {
+        store,
+        labels,
+        number,
+        ..
+    } = cancelled_with_label().await;
     let final_at = store.stored(&number).unwrap().final_at.expect("final");
     let retention = chrono::Duration::days(30);
     struct At(DateTime<Utc>);

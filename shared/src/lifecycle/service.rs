@@ -3,6 +3,8 @@
 //! write makes the callback due, the store's outbox sends its queue message
 //! with that same write, so there is no step between the two to lose it in.
 
+use chrono::{DateTime, Utc};
+
 use super::requests::Cancel;
 use crate::auth::Principal;
 use crate::domain::{OrderNumber, OrderStatus};
@@ -95,13 +97,8 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         order_number: &str,
         event: &WarehouseEvent,
     ) -> Result<(EventEffect, OrderRecord), LifecycleError> {
-        let number = parse_number(order_number)?;
-        let now = self.clock.now();
-        let (record, outcome) = update_order(
-            &self.store,
-            &number,
-            Access::Scope(&caller.scope),
-            |record| {
+        let (number, record, outcome) = self
+            .update(caller, order_number, |record, now| {
                 event
                     .check_time(record.created_at, now)
                     .map_err(|problem| LifecycleError::Invalid(vec![problem]))?;
@@ -114,10 +111,8 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
                 } else {
                     Change::Save(outcome)
                 })
-            },
-        )
-        .await?
-        .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
+            })
+            .await?;
         tracing::info!(
             order_number = %number,
             event_id = %event.event_id,
@@ -139,28 +134,23 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         order_number: &str,
         fields: CallbackFields,
     ) -> Result<OrderRecord, LifecycleError> {
-        let number = parse_number(order_number)?;
-        let now = self.clock.now();
-        let (record, outcome) = update_order(
-            &self.store,
-            &number,
-            Access::Scope(&caller.scope),
-            |record| match record.supply_callback_fields(fields.clone(), now) {
-                Ok(FieldsOutcome::Unchanged) => Ok(Change::Keep(FieldsOutcome::Unchanged)),
-                Ok(stored) => Ok(Change::Save(stored)),
-                Err(FieldsRefused::Settled(status)) => {
-                    Err(LifecycleError::CallbackSettled(status.as_str()))
+        let (number, record, outcome) = self
+            .update(caller, order_number, |record, now| {
+                match record.supply_callback_fields(fields.clone(), now) {
+                    Ok(FieldsOutcome::Unchanged) => Ok(Change::Keep(FieldsOutcome::Unchanged)),
+                    Ok(stored) => Ok(Change::Save(stored)),
+                    Err(FieldsRefused::Settled(status)) => {
+                        Err(LifecycleError::CallbackSettled(status.as_str()))
+                    }
+                    Err(FieldsRefused::UnknownSku(sku)) => {
+                        Err(LifecycleError::Invalid(vec![FieldError::new(
+                            "items",
+                            format!("{sku:?} is not a sku of this order"),
+                        )]))
+                    }
                 }
-                Err(FieldsRefused::UnknownSku(sku)) => {
-                    Err(LifecycleError::Invalid(vec![FieldError::new(
-                        "items",
-                        format!("{sku:?} is not a sku of this order"),
-                    )]))
-                }
-            },
-        )
-        .await?
-        .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
+            })
+            .await?;
         tracing::info!(order_number = %number, ?outcome, "callback fields supplied");
         Ok(record)
     }
@@ -174,13 +164,8 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
         caller: &Principal,
         order_number: &str,
     ) -> Result<OrderRecord, LifecycleError> {
-        let number = parse_number(order_number)?;
-        let now = self.clock.now();
-        let (record, ()) = update_order(
-            &self.store,
-            &number,
-            Access::Scope(&caller.scope),
-            |record| {
+        let (number, record, ()) = self
+            .update(caller, order_number, |record, now| {
                 record
                     .callback
                     .check_replay(now)
@@ -194,13 +179,29 @@ impl<S: OrderStore, C: Clock> Lifecycle<S, C> {
                     })?;
                 record.callback.make_due(now);
                 Ok::<_, LifecycleError>(Change::Save(()))
-            },
-        )
-        .await?
-        .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
+            })
+            .await?;
         tracing::info!(order_number = %number, generation = record.callback.generation,
             "callback replay requested");
         Ok(record)
+    }
+    /// Changes the caller's order `order_number` with `change`, given the
+    /// time now, under the store's version check (read again on a lost
+    /// race). An order the caller may not see does not exist.
+    async fn update<T>(
+        &self,
+        caller: &Principal,
+        order_number: &str,
+        mut change: impl FnMut(&mut OrderRecord, DateTime<Utc>) -> Result<Change<T>, LifecycleError>,
+    ) -> Result<(OrderNumber, OrderRecord, T), LifecycleError> {
+        let number = parse_number(order_number)?;
+        let now = self.clock.now();
+        let access = Access::Scope(&caller.scope);
+        let (record, value) =
+            update_order(&self.store, &number, access, |record| change(record, now))
+                .await?
+                .ok_or_else(|| LifecycleError::NotFound(order_number.to_owned()))?;
+        Ok((number, record, value))
     }
 }
 

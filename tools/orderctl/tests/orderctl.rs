@@ -9,26 +9,31 @@ use integration_tests::{TestApp, sample_order, test_callback_settings};
 use serde_json::{Value, json};
 
 fn orderctl(app: &TestApp, args: &[&str]) -> Output {
+    let stack = &app.stack;
+    // What the deployed stack's outputs give an operator's shell.
+    let environment = [
+        ("ORDERS_TABLE", stack.orders_table().expect("table")),
+        (
+            "ORDER_HISTORY_TABLE",
+            stack.order_history_table().expect("history table"),
+        ),
+        (
+            "API_KEYS_TABLE",
+            stack.resources.table("ApiKeysTable").expect("keys"),
+        ),
+        ("LABELS_BUCKET", stack.labels_bucket().expect("bucket")),
+        (
+            "CALLBACK_QUEUE_URL",
+            stack.callback_queue_url().expect("queue"),
+        ),
+        (
+            "CALLBACK_DEAD_LETTER_QUEUE_URL",
+            stack.dead_letter_queue_url().expect("dlq"),
+        ),
+    ];
     std::process::Command::new(env!("CARGO_BIN_EXE_orderctl"))
         .args(args)
-        .env("ORDERS_TABLE", app.stack.orders_table().expect("table"))
-        .env(
-            "ORDER_HISTORY_TABLE",
-            app.stack.order_history_table().expect("history table"),
-        )
-        .env(
-            "API_KEYS_TABLE",
-            app.stack.resources.table("ApiKeysTable").expect("keys"),
-        )
-        .env("LABELS_BUCKET", app.stack.labels_bucket().expect("bucket"))
-        .env(
-            "CALLBACK_QUEUE_URL",
-            app.stack.callback_queue_url().expect("queue"),
-        )
-        .env(
-            "CALLBACK_DEAD_LETTER_QUEUE_URL",
-            app.stack.dead_letter_queue_url().expect("dlq"),
-        )
+        .envs(environment)
         .current_dir(std::env::temp_dir())
         .output()
         .expect("orderctl runs")
@@ -61,17 +66,48 @@ async fn ship_now(app: &TestApp, number: &str) {
     }
 }
 
-#[tokio::test]
-async fn failed_callbacks_are_listed_and_replayed_with_one_command_each() {
+/// Waits until the order's callback is in `status`.
+async fn wait_for_callback(app: &TestApp, number: &str, status: &str) {
+    app.wait_for_order(number, Duration::from_secs(20), |o| {
+        o["callback"]["status"] == status
+    })
+    .await;
+}
+
+/// A stack whose partner refused the callbacks of the two orders shipped.
+async fn with_failed_callbacks(numbers: [&str; 2]) -> TestApp {
     let refused = || Answer::status(200, json!({"Success": false, "Message": "bad shipment"}));
     let app = TestApp::spawn_with_partner(vec![refused(), refused()]).await;
-    for number in ["ctl-1", "ctl-2"] {
+    for number in numbers {
         ship_now(&app, number).await;
-        app.wait_for_order(number, Duration::from_secs(20), |o| {
-            o["callback"]["status"] == "failed"
-        })
-        .await;
+        wait_for_callback(&app, number, "failed").await;
     }
+    app
+}
+
+/// `orderctl --json callbacks replay --status failed`, with `options`.
+fn replay_failed(app: &TestApp, options: &[&str]) -> Output {
+    let args = [
+        &["--json", "callbacks", "replay", "--status", "failed"],
+        options,
+    ]
+    .concat();
+    orderctl(app, &args)
+}
+
+/// Fails, showing what orderctl wrote to stderr, unless it exited 0.
+fn assert_succeeded(output: &Output) {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn failed_callbacks_are_listed_and_replayed_with_one_command_each() {
+    let app = with_failed_callbacks(["ctl-1", "ctl-2"]).await;
 
     let listed = orderctl(&app, &["--json", "callbacks", "list", "--status", "failed"]);
     assert_eq!(listed.status.code(), Some(0));
@@ -84,47 +120,18 @@ async fn failed_callbacks_are_listed_and_replayed_with_one_command_each() {
     assert_eq!(numbers.len(), 2);
     assert!(numbers.contains(&json!("ctl-1")) && numbers.contains(&json!("ctl-2")));
 
-    let dry = orderctl(
-        &app,
-        &[
-            "--json",
-            "callbacks",
-            "replay",
-            "--status",
-            "failed",
-            "--dry-run",
-        ],
-    );
+    let dry = replay_failed(&app, &["--dry-run"]);
     assert_eq!(json_of(&dry)["queued"], 2);
     assert_eq!(
         app.get_order("ctl-1").await.body["data"]["callback"]["status"],
         "failed"
     );
 
-    let replayed = orderctl(
-        &app,
-        &[
-            "--json",
-            "callbacks",
-            "replay",
-            "--status",
-            "failed",
-            "--rate",
-            "50",
-        ],
-    );
-    assert_eq!(
-        replayed.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&replayed.stderr)
-    );
+    let replayed = replay_failed(&app, &["--rate", "50"]);
+    assert_succeeded(&replayed);
     assert_eq!(json_of(&replayed)["queued"], 2);
     for number in ["ctl-1", "ctl-2"] {
-        app.wait_for_order(number, Duration::from_secs(20), |o| {
-            o["callback"]["status"] == "delivered"
-        })
-        .await;
+        wait_for_callback(&app, number, "delivered").await;
     }
 
     let again = orderctl(
@@ -147,10 +154,7 @@ async fn failed_callbacks_are_listed_and_replayed_with_one_command_each() {
 async fn order_show_says_where_the_callback_message_is() {
     let app = TestApp::spawn_with_partner(vec![]).await;
     ship_now(&app, "show-1").await;
-    app.wait_for_order("show-1", Duration::from_secs(20), |o| {
-        o["callback"]["status"] == "delivered"
-    })
-    .await;
+    wait_for_callback(&app, "show-1", "delivered").await;
 
     let shown = orderctl(&app, &["--json", "order", "show", "show-1"]);
 
@@ -185,12 +189,7 @@ async fn keys_are_created_and_listed_with_their_order_prefixes() {
             "acme-,acme2-",
         ],
     );
-    assert_eq!(
-        created.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    assert_succeeded(&created);
     let key_id = json_of(&created)["key_id"]
         .as_str()
         .expect("key id")
@@ -249,15 +248,7 @@ async fn a_rotation_with_an_impossible_grace_period_changes_no_key() {
 
 #[tokio::test]
 async fn an_interrupted_replay_resumes_without_replaying_twice() {
-    let refused = || Answer::status(200, json!({"Success": false, "Message": "bad shipment"}));
-    let app = TestApp::spawn_with_partner(vec![refused(), refused()]).await;
-    for number in ["res-1", "res-2"] {
-        ship_now(&app, number).await;
-        app.wait_for_order(number, Duration::from_secs(20), |o| {
-            o["callback"]["status"] == "failed"
-        })
-        .await;
-    }
+    let app = with_failed_callbacks(["res-1", "res-2"]).await;
     // An earlier run replayed res-1, then was interrupted.
     let progress =
         std::env::temp_dir().join(format!("orderctl-resume-{}.progress", std::process::id()));
@@ -300,26 +291,15 @@ async fn a_dead_lettered_callback_is_redriven_from_the_dlq_and_delivered() {
     settings.max_posts = Some(1);
     app.start_dispatcher(&settings);
     ship_now(&app, "dlq-1").await;
-    app.wait_for_order("dlq-1", Duration::from_secs(20), |o| {
-        o["callback"]["status"] == "dead_lettered"
-    })
-    .await;
+    wait_for_callback(&app, "dlq-1", "dead_lettered").await;
     let stats = json_of(&orderctl(&app, &["--json", "dlq", "stats"]));
     assert_eq!(stats["dead_letter_queue"]["visible"], 1);
 
     let redriven = orderctl(&app, &["--json", "dlq", "redrive"]);
 
-    assert_eq!(
-        redriven.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&redriven.stderr)
-    );
+    assert_succeeded(&redriven);
     assert_eq!(json_of(&redriven)["redriven"], 1);
-    app.wait_for_order("dlq-1", Duration::from_secs(20), |o| {
-        o["callback"]["status"] == "delivered"
-    })
-    .await;
+    wait_for_callback(&app, "dlq-1", "delivered").await;
     assert_eq!(partner.received().len(), 2);
 }
 
@@ -364,12 +344,7 @@ async fn an_operator_erases_an_orders_personal_data_with_one_command() {
     let in_warehouse = orderctl(&app, &["order", "erase", "ctl-packing"]);
     let missing = orderctl(&app, &["order", "erase", "ctl-nosuch"]);
 
-    assert_eq!(
-        erased.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&erased.stderr)
-    );
+    assert_succeeded(&erased);
     assert_eq!(json_of(&erased)["message"], "personal data erased");
     assert!(json_of(&erased)["order"]["personal_data_redacted_at"].is_string());
     assert_eq!(in_warehouse.status.code(), Some(3));

@@ -21,3 +21,19 @@ pub fn read(relative: impl AsRef<Path>) -> String {
 pub fn template() -> serde_norway::Value {
     serde_norway::from_str(&read("infra/template.yaml")).expect("template is valid YAML")
 }
+
+/// Fails listing what `check` finds wrong in `infra/template.yaml`, if anything.
+#[allow(dead_code)]
+pub fn assert_template_passes(check: fn(&serde_norway::Value) -> Vec<String>) {
+    let problems = check(&template());
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// Fails unless one of `problems` mentions `needle`.
+#[allow(dead_code)]
+pub fn assert_found(problems: &[String], needle: &str) {
+    assert!(
+        problems.iter().any(|p| p.contains(needle)),
+        "nothing about {needle:?} in {problems:#?}"
+    );
+}

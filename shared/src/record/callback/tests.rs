@@ -33,6 +33,29 @@ fn attempt() -> Attempt {
     }
 }
 
+/// A post the partner answered with HTTP 503; `next` is the retry's time, `None` when the schedule is spent.
+fn retry(next: Option<DateTime<Utc>>) -> AttemptOutcome {
+    AttemptOutcome::Retry {
+        reason: "HTTP 503".into(),
+        next,
+    }
+}
+
+/// Records a post's outcome with an empty partner answer.
+fn settled(callback: &mut Callback, outcome: AttemptOutcome) {
+    callback.settle(attempt(), PartnerAnswer::default(), outcome);
+}
+
+/// Whether a delivery of `message` (its `receive`th) may claim the callback at `at`.
+fn check(
+    callback: &Callback,
+    message: &str,
+    receive: u32,
+    at: DateTime<Utc>,
+) -> Result<(), NotClaimable> {
+    callback.check_claim(&claim(message, receive, at))
+}
+
 fn claimed(callback: &mut Callback, claim: &Claim) {
     callback.check_claim(claim).unwrap();
     callback.apply_claim(claim);
@@ -43,12 +66,12 @@ fn only_one_delivery_holds_the_lease() {
     let mut callback = due();
     claimed(&mut callback, &claim("m-1", 1, now()));
     assert_eq!(
-        callback.check_claim(&claim("m-1", 2, now())),
+        check(&callback, "m-1", 2, now()),
         Err(NotClaimable::Leased(now() + Duration::seconds(60)))
     );
     // A crashed holder's lease runs out.
     assert_eq!(
-        callback.check_claim(&claim("m-1", 2, now() + Duration::seconds(61))),
+        check(&callback, "m-1", 2, now() + Duration::seconds(61)),
         Ok(())
     );
 }
@@ -57,16 +80,9 @@ fn only_one_delivery_holds_the_lease() {
 fn a_second_message_for_the_same_generation_is_a_duplicate() {
     let mut callback = due();
     claimed(&mut callback, &claim("m-1", 1, now()));
-    callback.settle(
-        attempt(),
-        PartnerAnswer::default(),
-        AttemptOutcome::Retry {
-            reason: "HTTP 503".into(),
-            next: Some(now()),
-        },
-    );
+    settled(&mut callback, retry(Some(now())));
     assert_eq!(
-        callback.check_claim(&claim("m-2", 1, now())),
+        check(&callback, "m-2", 1, now()),
         Err(NotClaimable::DuplicateMessage)
     );
 }
@@ -76,7 +92,7 @@ fn a_message_of_an_older_generation_is_superseded() {
     let mut callback = due();
     callback.make_due(now());
     assert_eq!(
-        callback.check_claim(&claim("m-1", 1, now())),
+        check(&callback, "m-1", 1, now()),
         Err(NotClaimable::Superseded)
     );
 }
@@ -85,13 +101,9 @@ fn a_message_of_an_older_generation_is_superseded() {
 fn a_delivered_callback_is_never_claimed_again() {
     let mut callback = due();
     claimed(&mut callback, &claim("m-1", 1, now()));
-    callback.settle(
-        attempt(),
-        PartnerAnswer::default(),
-        AttemptOutcome::Delivered,
-    );
+    settled(&mut callback, AttemptOutcome::Delivered);
     assert_eq!(
-        callback.check_claim(&claim("m-1", 2, now())),
+        check(&callback, "m-1", 2, now()),
         Err(NotClaimable::Settled(CallbackStatus::Delivered))
     );
 }
@@ -101,19 +113,12 @@ fn no_post_before_the_schedule_says_so() {
     let mut callback = due();
     claimed(&mut callback, &claim("m-1", 1, now()));
     let next = now() + Duration::minutes(5);
-    callback.settle(
-        attempt(),
-        PartnerAnswer::default(),
-        AttemptOutcome::Retry {
-            reason: "HTTP 503".into(),
-            next: Some(next),
-        },
-    );
+    settled(&mut callback, retry(Some(next)));
     assert_eq!(
-        callback.check_claim(&claim("m-1", 2, now())),
+        check(&callback, "m-1", 2, now()),
         Err(NotClaimable::NotYet(next))
     );
-    assert_eq!(callback.check_claim(&claim("m-1", 2, next)), Ok(()));
+    assert_eq!(check(&callback, "m-1", 2, next), Ok(()));
 }
 
 #[test]
@@ -126,7 +131,7 @@ fn the_schedule_counts_posts_not_deliveries() {
     }
     assert_eq!(callback.posts, 3);
     assert_eq!(
-        callback.check_claim(&claim("m-1", 9, now() + Duration::hours(1))),
+        check(&callback, "m-1", 9, now() + Duration::hours(1)),
         Err(NotClaimable::ScheduleSpent)
     );
 }
@@ -134,14 +139,7 @@ fn the_schedule_counts_posts_not_deliveries() {
 #[test]
 fn the_last_failed_post_marks_it_dead_lettered_and_says_why() {
     let mut callback = due();
-    callback.settle(
-        attempt(),
-        PartnerAnswer::default(),
-        AttemptOutcome::Retry {
-            reason: "HTTP 503".into(),
-            next: None,
-        },
-    );
+    settled(&mut callback, retry(None));
     assert_eq!(callback.status, CallbackStatus::DeadLettered);
     assert!(callback.reason.unwrap().contains("dead-letter"));
 }
@@ -155,11 +153,7 @@ fn a_replay_waits_for_an_attempt_in_flight() {
         Err(NotReplayable::InFlight(now() + Duration::seconds(60)))
     );
     assert_eq!(callback.check_replay(now() + Duration::seconds(61)), Ok(()));
-    callback.settle(
-        attempt(),
-        PartnerAnswer::default(),
-        AttemptOutcome::Delivered,
-    );
+    settled(&mut callback, AttemptOutcome::Delivered);
     assert_eq!(
         callback.check_replay(now()),
         Err(NotReplayable::Status(CallbackStatus::Delivered))

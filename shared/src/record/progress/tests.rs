@@ -31,9 +31,19 @@ fn shipped(tracking: &str) -> EventKind {
 }
 
 fn handed_over() -> EventKind {
+    handed_over_with(None)
+}
+
+fn handed_over_with(tracking: Option<&str>) -> EventKind {
     EventKind::HandedOver {
-        tracking_number: None,
+        tracking_number: tracking.map(str::to_owned),
         logistics_message: None,
+    }
+}
+
+fn shortage(message: Option<&str>) -> EventKind {
+    EventKind::Shortage {
+        message: message.map(str::to_owned),
     }
 }
 
@@ -108,13 +118,7 @@ fn a_repeated_event_id_changes_nothing() {
 #[test]
 fn shortage_then_stock_arriving_goes_back_to_allocated() {
     let (status, progress, _) = run(&[
-        event(
-            "1",
-            1,
-            EventKind::Shortage {
-                message: Some("SKU -ALB-908 short".into()),
-            },
-        ),
+        event("1", 1, shortage(Some("SKU -ALB-908 short"))),
         event("2", 5, EventKind::Allocated),
     ]);
     assert_eq!(status, OrderStatus::Allocated);
@@ -126,7 +130,7 @@ fn shortage_then_stock_arriving_goes_back_to_allocated() {
 fn a_shortage_reported_late_does_not_undo_a_later_allocation() {
     let (status, progress, _) = run(&[
         event("2", 5, EventKind::Allocated),
-        event("1", 1, EventKind::Shortage { message: None }),
+        event("1", 1, shortage(None)),
     ]);
     assert_eq!(status, OrderStatus::Allocated);
     assert_eq!(progress.shortage_at, Some(at(1)));
@@ -187,14 +191,7 @@ fn handed_over_before_shipped_waits_for_the_shipment_to_report() {
 #[test]
 fn a_late_shipment_fills_gaps_without_overriding_newer_data() {
     let (_, progress, _) = run(&[
-        event(
-            "5",
-            5,
-            EventKind::HandedOver {
-                tracking_number: Some("NEW".into()),
-                logistics_message: None,
-            },
-        ),
+        event("5", 5, handed_over_with(Some("NEW"))),
         event("4", 4, shipped("OLD")),
     ]);
     assert_eq!(progress.tracking_number.as_deref(), Some("NEW"));

@@ -52,7 +52,19 @@ fn handed_over() -> OrderRecord {
     record
 }
 
-/// A handed-over order with the shipping details only eBay requires removed.
+/// The body fields of the shipping details only eBay requires.
+const EBAY_DETAILS: [&str; 7] = [
+    "ShippingProviderProduct",
+    "ShippingFee",
+    "Currency",
+    "Length",
+    "Width",
+    "Height",
+    "Weight",
+];
+
+/// A handed-over order with the shipping details only eBay requires
+/// ([`EBAY_DETAILS`]) removed.
 fn without_ebay_details(mut record: OrderRecord) -> OrderRecord {
     let progress = &mut record.progress;
     progress.shipping_provider_product = None;
@@ -117,17 +129,7 @@ fn fields_the_order_lacks_are_left_out_not_sent_empty() {
     record.order.platform_order_number = Some("  ".into());
     record.order.items[0].platform_sku_id = None;
     let body = build_json(&record);
-    for absent in [
-        "PackagId",
-        "OrderId",
-        "ShippingProviderProduct",
-        "ShippingFee",
-        "Currency",
-        "Length",
-        "Width",
-        "Height",
-        "Weight",
-    ] {
+    for absent in ["PackagId", "OrderId"].iter().chain(&EBAY_DETAILS) {
         assert!(body.get(absent).is_none(), "{absent} in {body}");
     }
     assert_eq!(
@@ -147,31 +149,45 @@ fn in_los_angeles(created: &str, picked: &str, handover: &str) -> serde_json::Va
 }
 
 #[test]
-fn a_los_angeles_warehouse_reports_minus_8_and_pacific_standard_time_in_january() {
-    let body = in_los_angeles(
-        "2027-01-15T18:00:00Z",
-        "2027-01-15T19:00:00Z",
-        "2027-01-15T23:30:00Z",
-    );
-    assert_eq!(body["TimeZone"], -8);
-    assert_eq!(body["CreateTime"], "2027-01-15 10:00:00");
-    assert_eq!(body["PickupTime"], "2027-01-15 11:00:00");
-    assert_eq!(body["HandOverTime"], "2027-01-15 15:30:00");
-    assert_eq!(body["Country"], "US");
-    assert_eq!(body["City"], "Los Angeles");
-}
-
-#[test]
-fn a_los_angeles_warehouse_reports_minus_7_and_daylight_time_in_july() {
-    let body = in_los_angeles(
-        "2026-07-15T17:00:00Z",
-        "2026-07-15T18:00:00Z",
-        "2026-07-16T00:30:00Z",
-    );
-    assert_eq!(body["TimeZone"], -7);
-    assert_eq!(body["CreateTime"], "2026-07-15 10:00:00");
-    assert_eq!(body["PickupTime"], "2026-07-15 11:00:00");
-    assert_eq!(body["HandOverTime"], "2026-07-15 17:30:00");
+fn a_los_angeles_warehouse_reports_minus_8_in_january_and_minus_7_daylight_time_in_july() {
+    // Created, picked and handed over (UTC) → TimeZone and the same three times in Los Angeles.
+    let cases = [
+        (
+            [
+                "2027-01-15T18:00:00Z",
+                "2027-01-15T19:00:00Z",
+                "2027-01-15T23:30:00Z",
+            ],
+            -8,
+            [
+                "2027-01-15 10:00:00",
+                "2027-01-15 11:00:00",
+                "2027-01-15 15:30:00",
+            ],
+        ),
+        (
+            [
+                "2026-07-15T17:00:00Z",
+                "2026-07-15T18:00:00Z",
+                "2026-07-16T00:30:00Z",
+            ],
+            -7,
+            [
+                "2026-07-15 10:00:00",
+                "2026-07-15 11:00:00",
+                "2026-07-15 17:30:00",
+            ],
+        ),
+    ];
+    for ([created, picked, handover], zone, [create_time, pickup_time, handover_time]) in cases {
+        let body = in_los_angeles(created, picked, handover);
+        assert_eq!(body["TimeZone"], zone, "created {created}");
+        assert_eq!(body["CreateTime"], create_time);
+        assert_eq!(body["PickupTime"], pickup_time);
+        assert_eq!(body["HandOverTime"], handover_time);
+        assert_eq!(body["Country"], "US");
+        assert_eq!(body["City"], "Los Angeles");
+    }
 }
 
 #[test]
@@ -232,16 +248,7 @@ fn an_ebay_order_also_needs_provider_name_product_and_currency() {
     record.order.shipping_provider_name = None;
     assert_eq!(
         missing(&record),
-        [
-            "ShippingProviderName",
-            "ShippingProviderProduct",
-            "ShippingFee",
-            "Currency",
-            "Length",
-            "Width",
-            "Height",
-            "Weight"
-        ]
+        [&["ShippingProviderName"][..], &EBAY_DETAILS].concat()
     );
     let mut complete = handed_over();
     complete.order.platform_type = Platform::Ebay;
