@@ -78,9 +78,11 @@ pub mod limits;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod metrics;
+pub mod notify;
 pub mod polling;
 pub mod ports;
 pub mod problems;
+pub mod random;
 mod reader;
 pub mod record;
 pub mod token_refresh;

@@ -3,7 +3,7 @@
 //! DynamoDB adapter as deployed (DynamoDB Local).
 
 use integration_tests::delivery_contract::assert_contract;
-use shared::webhook::memory::MemoryDeliveries;
+use shared::memory::webhooks::MemoryDeliveries;
 
 #[tokio::test]
 async fn the_in_memory_delivery_store_keeps_the_contract() {

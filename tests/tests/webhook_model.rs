@@ -4,7 +4,7 @@
 use integration_tests::webhook_model::Op::{self, Message, Redeliver, Step};
 use integration_tests::webhook_model::{ops, replies, run};
 use proptest::prelude::*;
-use shared::webhook::memory::MemoryDeliveries;
+use shared::memory::webhooks::MemoryDeliveries;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1_000, failure_persistence: None, ..ProptestConfig::default() })]

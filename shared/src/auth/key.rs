@@ -22,10 +22,7 @@ impl std::fmt::Debug for IssuedKey {
     }
 }
 
-/// Where a key could not be generated (no system randomness).
-#[derive(Debug, thiserror::Error)]
-#[error("no system randomness: {0}")]
-pub struct RandomnessError(String);
+pub use crate::random::RandomnessError;
 
 /// Issues a new key for `scope`; `signed` also creates a signing secret.
 pub fn issue(scope: Scope, signed: bool, now: DateTime<Utc>) -> Result<IssuedKey, RandomnessError> {
@@ -69,13 +66,8 @@ pub fn hash_key(key: &str) -> String {
 
 fn random_hex(bytes: usize) -> Result<String, RandomnessError> {
     let mut buffer = vec![0_u8; bytes];
-    fill_random(&mut buffer)?;
+    crate::random::fill(&mut buffer)?;
     Ok(crate::hex::encode(&buffer))
-}
-
-/// Fills `buffer` from the system's randomness (keys and secrets).
-pub(crate) fn fill_random(buffer: &mut [u8]) -> Result<(), RandomnessError> {
-    getrandom::fill(buffer).map_err(|err| RandomnessError(err.to_string()))
 }
 
 #[cfg(test)]

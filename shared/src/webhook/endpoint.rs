@@ -25,9 +25,9 @@ pub struct EndpointId(String);
 
 impl EndpointId {
     /// A new random id.
-    pub fn generate() -> Result<Self, crate::auth::key::RandomnessError> {
+    pub fn generate() -> Result<Self, crate::random::RandomnessError> {
         let mut bytes = [0_u8; 10];
-        crate::auth::key::fill_random(&mut bytes)?;
+        crate::random::fill(&mut bytes)?;
         Ok(Self(format!("ep_{}", crate::hex::encode(&bytes))))
     }
 

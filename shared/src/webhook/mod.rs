@@ -4,33 +4,21 @@
 //! | to change… | look in |
 //! | --- | --- |
 //! | which change is which event, and what an event carries | `event.rs` |
-//! | from a write to its events and deliveries (the stream's reader) | `fanout.rs` |
 //! | the subscription routes' bodies | `request.rs` |
 //! | an endpoint's secret (`whsec_…`) | `secret.rs` |
 //! | the signature headers | `signature.rs` |
-//! | one delivery end to end: health, claim, sign, post, settle | `deliverer.rs` |
 //! | one event's delivery to one endpoint: claim, lease, schedule, settle | `delivery.rs` |
 //! | an endpoint: its secrets, rotation, health, backoff, disabling | `endpoint.rs` |
-//! | from a write to its events and deliveries (the stream's reader) | `fanout.rs` |
-//! | the subscription routes (create, list, read, change, rotate, delete) | `subscriptions.rs` |
-//! | in-memory ports for tests (feature `memory`) | `memory.rs` |
 //! | which URLs and addresses a delivery may reach | `endpoint_url.rs` |
 
-mod deliverer;
 mod delivery;
 mod endpoint;
 mod endpoint_url;
 mod event;
-mod fanout;
 mod request;
 mod secret;
 mod signature;
-mod subscriptions;
 
-#[cfg(any(test, feature = "memory"))]
-pub mod memory;
-
-pub use deliverer::{Delivered, Deliverer, DeliveryOutcome, Next};
 pub use delivery::{
     Attempt, Delivery, DeliveryStatus, DeliveryTicket, Lease, MAX_EXCERPT_CHARS, NotClaimed,
     POST_TIMEOUT, PostResult, Settled, StaleLease, schedule,
@@ -41,13 +29,11 @@ pub use endpoint::{
 };
 pub use endpoint_url::{EndpointUrl, MAX_URL_CHARS, Reach, Unreachable};
 pub use event::{EventType, OrderState, WebhookEvent, changes};
-pub use fanout::{FanOut, FanOutError, Published};
 pub use request::{
     EndpointChange, EventTypes, NewEndpoint, parse_endpoint_change, parse_new_endpoint,
 };
 pub use secret::{NotASecret, WebhookSecret};
 pub use signature::{SignedHeaders, sign};
-pub use subscriptions::{Issued, RECENT_DELIVERIES, Subscriptions, WebhookError};
 
 #[cfg(test)]
 mod tests;

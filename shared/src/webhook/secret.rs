@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::auth::key::{RandomnessError, fill_random};
+use crate::random::{RandomnessError, fill};
 
 const PREFIX: &str = "whsec_";
 /// Key bytes of a secret the service issues: 256 bits, HMAC-SHA256's block
@@ -28,7 +28,7 @@ impl WebhookSecret {
     /// A new secret from the system's randomness.
     pub fn generate() -> Result<Self, RandomnessError> {
         let mut key = vec![0_u8; KEY_BYTES];
-        fill_random(&mut key)?;
+        fill(&mut key)?;
         Ok(Self { key })
     }
 

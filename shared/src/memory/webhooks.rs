@@ -7,15 +7,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    Delivery, DeliveryTicket, Endpoint, EndpointId, EndpointUrl, MAX_ENDPOINTS, PostResult,
-    SignedHeaders, WebhookEvent,
-};
 use crate::callback::retry::RetryPolicy;
 use crate::error::StoreError;
 use crate::ports::{
     Clock, DeliveryClaim, DeliveryQueue, DeliveryStore, EndpointStore, EventLog, QueueError, Save,
     WebhookPoster,
+};
+use crate::webhook::{
+    Delivery, DeliveryTicket, Endpoint, EndpointId, EndpointUrl, MAX_ENDPOINTS, PostResult,
+    SignedHeaders, WebhookEvent,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

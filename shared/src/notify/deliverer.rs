@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    Admission, Answer, DeliveryTicket, Endpoint, EndpointId, EventType, PostResult, Settled, sign,
-};
 use crate::callback::retry::RetryPolicy;
 use crate::error::StoreError;
 use crate::ports::{Clock, DeliveryClaim, DeliveryStore, EndpointStore, Save, WebhookPoster};
+use crate::webhook::{
+    Admission, Answer, DeliveryTicket, Endpoint, EndpointId, EventType, PostResult, Settled, sign,
+};
 
 /// Tries of the endpoint's health write when deliverers race for it.
 const HEALTH_TRIES: usize = 8;
@@ -114,11 +114,12 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
             .await?
         {
             None => return Ok(Delivered::dropped()),
-            Some(DeliveryClaim::Refused(super::NotClaimed::Settled(_))) => {
+            Some(DeliveryClaim::Refused(crate::webhook::NotClaimed::Settled(_))) => {
                 return Ok(Delivered::dropped());
             }
             Some(DeliveryClaim::Refused(
-                super::NotClaimed::Leased(until) | super::NotClaimed::NotYet(until),
+                crate::webhook::NotClaimed::Leased(until)
+                | crate::webhook::NotClaimed::NotYet(until),
             )) => return Ok(Delivered::held_until(until, now)),
             Some(DeliveryClaim::Claimed(delivery)) => delivery,
         };

@@ -4,9 +4,9 @@
 //! delivery queue. Every step is idempotent, so the stream may hand the same
 //! write over again (it does, at least once) without a second delivery.
 
-use super::{Delivery, DeliveryTicket, OrderState, WebhookEvent, changes};
 use crate::error::StoreError;
 use crate::ports::{DeliveryQueue, DeliveryStore, EndpointStore, EventLog, QueueError};
+use crate::webhook::{Delivery, DeliveryTicket, OrderState, WebhookEvent, changes};
 
 /// Why a write's events were not all published; the stream retries it.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,9 @@
 //! The ports' in-memory fakes, for unit and model tests: an [`OrderStore`]
 //! with the DynamoDB adapter's semantics (the same conditions, the same
-//! outbox), labels, the breaker's item, the callback queue and a partner.
+//! outbox), labels, the breaker's item, the callback queue and a partner;
+//! the webhook ports' in [`webhooks`].
+
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -310,7 +313,7 @@ impl PartnerClient for MemoryPartner {
 /// When `order_number` is not a valid order number.
 #[must_use]
 pub fn shipped_order(order_number: &str) -> OrderRecord {
-    const SAMPLE: &str = include_str!("../../tests/fixtures/spec-000-sample.json");
+    const SAMPLE: &str = include_str!("../../../tests/fixtures/spec-000-sample.json");
     let mut body: serde_json::Value = serde_json::from_str(SAMPLE).expect("the sample");
     body["package"]["order_number"] = serde_json::json!(order_number);
     let request = crate::intake::parse_order(&serde_json::to_vec(&body).expect("json"))

@@ -3,13 +3,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{
+use crate::error::{FieldError, StoreError, quoted};
+use crate::ports::{DeliveryStore, EndpointStore, Save};
+use crate::random::RandomnessError;
+use crate::webhook::{
     Delivery, Endpoint, EndpointId, MAX_ENDPOINTS, Reach, WebhookSecret, parse_endpoint_change,
     parse_new_endpoint,
 };
-use crate::auth::key::RandomnessError;
-use crate::error::{FieldError, StoreError, quoted};
-use crate::ports::{DeliveryStore, EndpointStore, Save};
 
 /// Tries of a read-change-write that keeps losing races.
 const UPDATE_TRIES: usize = 8;
@@ -172,7 +172,7 @@ impl<E: EndpointStore, D: DeliveryStore> Subscriptions<E, D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhook::memory::{MemoryDeliveries, MemoryEndpoints};
+    use crate::memory::webhooks::{MemoryDeliveries, MemoryEndpoints};
 
     fn subscriptions() -> Subscriptions<MemoryEndpoints, MemoryDeliveries> {
         Subscriptions::new(

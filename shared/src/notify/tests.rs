@@ -1,0 +1,192 @@
+use chrono::{TimeZone, Utc};
+
+use super::*;
+use crate::record::OrderRecord;
+use crate::record::event::{EventKind, EventSource, WarehouseEvent};
+use crate::webhook::*;
+
+const SAMPLE: &str = include_str!("../../../tests/fixtures/spec-000-sample.json");
+
+fn accepted() -> OrderState {
+    let order = crate::intake::parse_order(SAMPLE.as_bytes()).unwrap().order;
+    let at = Utc.with_ymd_and_hms(2026, 11, 20, 8, 0, 0).unwrap();
+    OrderState::from(&OrderRecord::accept(order, Vec::new(), at))
+}
+
+/// `before` after the warehouse reported `kind`.
+fn after(before: &OrderState, kind: EventKind) -> OrderState {
+    let order = crate::intake::parse_order(SAMPLE.as_bytes()).unwrap().order;
+    let now = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
+    let mut record = OrderRecord::accept(order, Vec::new(), now);
+    record.status = before.status;
+    record.progress = before.progress.clone();
+    let event = WarehouseEvent {
+        source: EventSource::Warehouse,
+        event_id: format!("e-{}", before.version),
+        occurred_at: now,
+        kind,
+    };
+    record.apply_event(&event, now).unwrap();
+    let mut after = before.clone();
+    after.status = record.status;
+    after.progress = record.progress;
+    after.version += 1;
+    after
+}
+use chrono::Duration;
+
+use crate::memory::webhooks::{
+    HandClock, MemoryDeliveries, MemoryDeliveryQueue, MemoryEndpoints, MemoryEventLog, MemoryPoster,
+};
+use crate::ports::EndpointStore;
+
+struct World {
+    endpoints: MemoryEndpoints,
+    log: MemoryEventLog,
+    deliveries: MemoryDeliveries,
+    queue: MemoryDeliveryQueue,
+    poster: MemoryPoster,
+    clock: HandClock,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            endpoints: MemoryEndpoints::default(),
+            log: MemoryEventLog::default(),
+            deliveries: MemoryDeliveries::default(),
+            queue: MemoryDeliveryQueue::default(),
+            poster: MemoryPoster::default(),
+            // Now: the reference library checks a signature's time against its clock.
+            clock: HandClock::at(Utc::now()),
+        }
+    }
+
+    async fn endpoint(&self, url: &str, types: EventTypes) -> Endpoint {
+        let new = NewEndpoint {
+            url: EndpointUrl::parse(url, Reach::Internet).unwrap(),
+            event_types: types,
+            description: None,
+        };
+        let endpoint = Endpoint::create(
+            EndpointId::generate().unwrap(),
+            "20",
+            new,
+            WebhookSecret::generate().unwrap(),
+            self.clock.now(),
+        );
+        assert!(self.endpoints.insert(&endpoint).await.unwrap());
+        endpoint
+    }
+
+    async fn publish(&self, before: &OrderState, after: &OrderState) -> Vec<DeliveryTicket> {
+        let fan_out = FanOut::new(
+            self.endpoints.clone(),
+            self.log.clone(),
+            self.deliveries.clone(),
+            self.queue.clone(),
+        );
+        fan_out.publish(Some(before), after).await.unwrap();
+        self.queue.take()
+    }
+
+    async fn deliver(&self, ticket: &DeliveryTicket, owner: &str) -> Delivered {
+        let deliverer = Deliverer::new(
+            self.endpoints.clone(),
+            self.deliveries.clone(),
+            self.poster.clone(),
+            self.clock.clone(),
+            schedule(POST_TIMEOUT),
+        );
+        deliverer.deliver(ticket, owner).await.unwrap()
+    }
+}
+
+use crate::ports::Clock;
+
+#[tokio::test]
+async fn an_event_reaches_each_endpoint_that_wants_it_signed_and_only_once() {
+    let world = World::new();
+    let all = world
+        .endpoint("https://erp.example.com/all", EventTypes::All)
+        .await;
+    world
+        .endpoint(
+            "https://erp.example.com/shipped",
+            EventTypes::Only([EventType::OrderShipped].into()),
+        )
+        .await;
+    let before = accepted();
+    let allocated = after(&before, EventKind::Allocated);
+
+    let tickets = world.publish(&before, &allocated).await;
+    assert_eq!(tickets.len(), 1, "only the endpoint of every type wants it");
+    let first = world.deliver(&tickets[0], "m1#1").await;
+    // The stream hands the write over again, and the queue its message.
+    let again = world.publish(&before, &allocated).await;
+    let second = world.deliver(&again[0], "m2#1").await;
+
+    assert_eq!(first.outcome, DeliveryOutcome::Delivered);
+    assert_eq!(second.outcome, DeliveryOutcome::Dropped);
+    let posted = world.poster.posted();
+    assert_eq!(posted.len(), 1);
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in posted[0].headers.pairs() {
+        headers.insert(name, value.parse().unwrap());
+    }
+    let receiver = standardwebhooks::Webhook::new(&all.secret.expose()).unwrap();
+    assert!(receiver.verify(posted[0].body.as_bytes(), &headers).is_ok());
+    assert_eq!(
+        posted[0].headers.id,
+        again[0].entry.split('#').nth(1).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_costs_one_timeout_per_backoff_and_holds_no_other() {
+    let world = World::new();
+    world
+        .endpoint("https://down.example.com/", EventTypes::All)
+        .await;
+    world
+        .endpoint("https://up.example.com/", EventTypes::All)
+        .await;
+    world
+        .poster
+        .script("https://down.example.com/", &[None; 20]);
+    let mut state = accepted();
+    let mut tickets = Vec::new();
+    for kind in [EventKind::Allocated, EventKind::Picked] {
+        let next = after(&state, kind);
+        tickets.extend(world.publish(&state, &next).await);
+        state = next;
+    }
+    assert_eq!(tickets.len(), 4);
+
+    let mut outcomes = Vec::new();
+    for (n, ticket) in tickets.iter().enumerate() {
+        outcomes.push((
+            ticket.endpoint_id.clone(),
+            world.deliver(ticket, &format!("m{n}")).await.outcome,
+        ));
+    }
+
+    let posts_to = |host: &str| {
+        world
+            .poster
+            .posted()
+            .iter()
+            .filter(|p| p.url.contains(host))
+            .count()
+    };
+    assert_eq!(posts_to("down.example.com"), 1, "{outcomes:?}");
+    assert_eq!(posts_to("up.example.com"), 2, "{outcomes:?}");
+    let held = outcomes
+        .iter()
+        .filter(|(_, o)| *o == DeliveryOutcome::Held)
+        .count();
+    assert_eq!(held, 1, "{outcomes:?}");
+    world.clock.advance(Duration::seconds(6));
+    let retried = world.deliver(&tickets[2], "m9").await;
+    assert_ne!(retried.outcome, DeliveryOutcome::Held);
+}
