@@ -1002,7 +1002,7 @@ fn progress_json(progress: &Progress) -> String {
 }
 
 /// Reads [`progress_json`]'s form.
-fn parse_progress(text: &str) -> Result<Progress, serde_json::Error> {
+pub(crate) fn parse_progress(text: &str) -> Result<Progress, serde_json::Error> {
     let mut value: Value = serde_json::from_str(text)?;
     if let Some(events) = value.get_mut("events").and_then(Value::as_array_mut) {
         for event in events.iter_mut() {

@@ -9,6 +9,7 @@
 //! | how an order is stored in DynamoDB (item layout, conditions, the outbox columns, claims) | [`dynamodb`] |
 //! | the polling indexes' queries (change feed, callback-status index) | `dynamodb_feed.rs` |
 //! | the API key table | [`dynamodb_keys`] |
+//! | an order's state read from a stream image (what webhook events are made from) | [`dynamodb_state`] |
 //! | webhook endpoints, deliveries and the event log (one table) | [`dynamodb_webhooks`] |
 //! | posting a signed webhook: no redirects, every resolved address checked | [`webhook_http`] |
 //! | the circuit breaker's item | [`breaker_dynamodb`] |
@@ -33,6 +34,7 @@ pub mod dynamodb;
 mod dynamodb_due;
 mod dynamodb_feed;
 pub mod dynamodb_keys;
+pub mod dynamodb_state;
 pub mod dynamodb_webhooks;
 pub mod emf;
 pub mod https;
