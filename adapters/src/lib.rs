@@ -11,6 +11,7 @@
 //! | the API key table | [`dynamodb_keys`] |
 //! | an order's state read from a stream image (what webhook events are made from) | [`dynamodb_state`] |
 //! | webhook endpoints, deliveries and the event log (one table) | [`dynamodb_webhooks`] |
+//! | the webhook delivery queue (one message per delivery) | [`sqs_webhooks`] |
 //! | posting a signed webhook: no redirects, every resolved address checked | [`webhook_http`] |
 //! | the circuit breaker's item | [`breaker_dynamodb`] |
 //! | label objects (PutObject, presigned links) | [`s3`] |
@@ -45,6 +46,7 @@ pub mod s3;
 pub mod sdk;
 pub mod settings;
 pub mod sqs;
+pub mod sqs_webhooks;
 pub mod startup;
 pub mod token_endpoint;
 pub mod token_lock;
