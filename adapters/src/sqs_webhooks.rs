@@ -63,4 +63,17 @@ impl DeliveryQueue for SqsDeliveryQueue {
         }
         Ok(())
     }
+
+    async fn retry_in(&self, receipt: &str, delay: std::time::Duration) -> Result<(), QueueError> {
+        let seconds = i32::try_from(delay.as_secs()).unwrap_or(i32::MAX);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| QueueError(aws_sdk_sqs::error::DisplayErrorContext(&err).to_string()))
+    }
 }

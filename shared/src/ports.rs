@@ -559,6 +559,14 @@ pub trait DeliveryQueue: Send + Sync {
         &self,
         tickets: &[DeliveryTicket],
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Hides the received message with `receipt` for `delay`: SQS is the
+    /// timer of a delivery's next try.
+    fn retry_in(
+        &self,
+        receipt: &str,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// Posts a signed event to an endpoint: no redirects followed, every address

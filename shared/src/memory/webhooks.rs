@@ -194,10 +194,11 @@ impl EventLog for MemoryEventLog {
     }
 }
 
-/// A queue that keeps what it was sent.
+/// A queue that keeps what it was sent and the delays it was told.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryDeliveryQueue {
     sent: Arc<Mutex<Vec<DeliveryTicket>>>,
+    delays: Arc<Mutex<Vec<(String, std::time::Duration)>>>,
 }
 
 impl MemoryDeliveryQueue {
@@ -205,11 +206,22 @@ impl MemoryDeliveryQueue {
     pub fn take(&self) -> Vec<DeliveryTicket> {
         std::mem::take(&mut *lock(&self.sent))
     }
+
+    /// The messages hidden (receipt, delay), in order.
+    #[must_use]
+    pub fn delays(&self) -> Vec<(String, std::time::Duration)> {
+        lock(&self.delays).clone()
+    }
 }
 
 impl DeliveryQueue for MemoryDeliveryQueue {
     async fn send(&self, tickets: &[DeliveryTicket]) -> Result<(), QueueError> {
         lock(&self.sent).extend_from_slice(tickets);
+        Ok(())
+    }
+
+    async fn retry_in(&self, receipt: &str, delay: std::time::Duration) -> Result<(), QueueError> {
+        lock(&self.delays).push((receipt.to_owned(), delay));
         Ok(())
     }
 }

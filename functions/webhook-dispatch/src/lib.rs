@@ -1,0 +1,95 @@
+//! The webhook dispatcher Lambda: an SQS batch of deliveries in, each posted
+//! to its endpoint (or held while the endpoint backs off), and a
+//! `SqsBatchResponse` naming only the messages to show again later, each
+//! hidden first for its own delay.
+//!
+//! The messages of a batch are delivered at once, not one after another: an
+//! endpoint that hangs costs its own deliveries one post timeout and holds
+//! up no other endpoint's.
+
+pub mod settings;
+
+pub use settings::Settings;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use shared::notify::{Deliverer, Next};
+use shared::ports::{Clock, DeliveryQueue, DeliveryStore, EndpointStore, WebhookPoster};
+use shared::webhook::DeliveryTicket;
+
+/// A message whose delivery met a store error is shown again after this.
+const STORE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct DispatchHandler<E, D, P, C, Q> {
+    deliverer: Deliverer<E, D, P, C>,
+    queue: Q,
+}
+
+impl<E, D, P, C, Q> DispatchHandler<E, D, P, C, Q>
+where
+    E: EndpointStore,
+    D: DeliveryStore,
+    P: WebhookPoster,
+    C: Clock,
+    Q: DeliveryQueue,
+{
+    pub fn new(deliverer: Deliverer<E, D, P, C>, queue: Q) -> Self {
+        Self { deliverer, queue }
+    }
+
+    /// Handles a batch; the response lists the messages SQS must keep.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let kept = futures::future::join_all(event.records.iter().map(|m| self.process(m))).await;
+        let mut response = SqsBatchResponse::default();
+        for (message, keep) in event.records.iter().zip(kept) {
+            if let (true, Some(id)) = (keep, message.message_id.clone()) {
+                response.add_failure(id);
+            }
+        }
+        response
+    }
+
+    /// Delivers one message; `true` when SQS must keep it.
+    async fn process(&self, message: &SqsMessage) -> bool {
+        let message_id = message.message_id.as_deref().unwrap_or_default();
+        let Some(ticket) = message
+            .body
+            .as_deref()
+            .and_then(|body| serde_json::from_str::<DeliveryTicket>(body).ok())
+        else {
+            // Nothing to deliver, and never will be: the queue's DLQ keeps it.
+            tracing::error!(message_id, "unreadable webhook delivery message");
+            return true;
+        };
+        let receive_count = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .map_or("1", String::as_str);
+        let owner = format!("{message_id}#{receive_count}");
+        let delay = match self.deliverer.deliver(&ticket, &owner).await {
+            Ok(delivered) => {
+                tracing::info!(endpoint = %ticket.endpoint_id, event = %ticket.entry,
+                    outcome = ?delivered.outcome, disabled_endpoint = delivered.disabled_endpoint,
+                    "webhook delivery");
+                match delivered.next {
+                    Next::Done => return false,
+                    Next::Later(delay) => delay,
+                }
+            }
+            Err(err) => {
+                tracing::error!(endpoint = %ticket.endpoint_id, error = %err,
+                    "webhook store failure; the message will be delivered again");
+                STORE_BACKOFF
+            }
+        };
+        if let Some(receipt) = message.receipt_handle.as_deref()
+            && let Err(err) = self.queue.retry_in(receipt, delay).await
+        {
+            tracing::warn!(message_id, error = %err, "could not hide the message for its delay");
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,35 @@
+//! Lambda entry point: read the settings, build the clients once, deliver
+//! each SQS batch.
+
+use adapters::dynamodb_webhooks::DynamoWebhooks;
+use adapters::sqs_webhooks::SqsDeliveryQueue;
+use adapters::webhook_http::HttpWebhookPoster;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::notify::Deliverer;
+use shared::ports::SystemClock;
+use shared::webhook::{POST_TIMEOUT, schedule};
+use webhook_dispatch::{DispatchHandler, Settings};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let started = adapters::startup::start(Settings::read).await?;
+    let settings = started.settings;
+    let webhooks = DynamoWebhooks::new(started.dynamodb, &settings.webhooks_table, settings.reach);
+    let aws = adapters::https::aws_config().await?;
+    let queue = SqsDeliveryQueue::new(aws_sdk_sqs::Client::new(&aws), &settings.delivery_queue_url);
+    let poster = HttpWebhookPoster::new(settings.reach)?;
+    let deliverer = Deliverer::new(
+        webhooks.clone(),
+        webhooks,
+        poster,
+        SystemClock,
+        schedule(POST_TIMEOUT),
+    );
+    let handler = DispatchHandler::new(deliverer, queue);
+    let handler = &handler;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, Error>(handler.handle(event.payload).await)
+    }))
+    .await
+}

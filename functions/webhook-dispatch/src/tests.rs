@@ -1,0 +1,125 @@
+use std::collections::HashMap;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use chrono::Utc;
+use shared::memory::webhooks::{
+    HandClock, MemoryDeliveries, MemoryDeliveryQueue, MemoryEndpoints, MemoryPoster,
+};
+use shared::ports::{DeliveryStore, EndpointStore};
+use shared::webhook::{
+    Delivery, DeliveryTicket, Endpoint, EndpointId, EndpointUrl, EventTypes, NewEndpoint,
+    POST_TIMEOUT, Reach, WebhookEvent, WebhookSecret, schedule,
+};
+
+use super::*;
+
+struct World {
+    endpoints: MemoryEndpoints,
+    deliveries: MemoryDeliveries,
+    poster: MemoryPoster,
+    queue: MemoryDeliveryQueue,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            endpoints: MemoryEndpoints::default(),
+            deliveries: MemoryDeliveries::default(),
+            poster: MemoryPoster::default(),
+            queue: MemoryDeliveryQueue::default(),
+        }
+    }
+
+    /// An endpoint at `url` with one delivery waiting; its queue message.
+    async fn delivery_to(&self, url: &str, n: u32) -> SqsMessage {
+        let new = NewEndpoint {
+            url: EndpointUrl::parse(url, Reach::Internet).unwrap(),
+            event_types: EventTypes::All,
+            description: None,
+        };
+        let endpoint = Endpoint::create(
+            EndpointId::generate().unwrap(),
+            "20",
+            new,
+            WebhookSecret::generate().unwrap(),
+            Utc::now(),
+        );
+        assert!(self.endpoints.insert(&endpoint).await.unwrap());
+        let event = WebhookEvent {
+            id: format!("evt_{n}"),
+            kind: shared::webhook::EventType::OrderShipped,
+            client_code: "20".into(),
+            order_number: format!("mabang-{n}"),
+            sequence: 4,
+            at: Utc::now(),
+            body: r#"{"type":"order.shipped"}"#.into(),
+        };
+        let ticket = DeliveryTicket::new(&endpoint.id, &event);
+        assert!(
+            self.deliveries
+                .add(&ticket, &Delivery::of(&event))
+                .await
+                .unwrap()
+        );
+        message(&format!("m-{n}"), &serde_json::to_string(&ticket).unwrap())
+    }
+
+    async fn handle(&self, messages: Vec<SqsMessage>) -> Vec<String> {
+        let deliverer = Deliverer::new(
+            self.endpoints.clone(),
+            self.deliveries.clone(),
+            self.poster.clone(),
+            HandClock::at(Utc::now()),
+            schedule(POST_TIMEOUT),
+        );
+        let handler = DispatchHandler::new(deliverer, self.queue.clone());
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        let response = handler.handle(event).await;
+        response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+}
+
+fn message(id: &str, body: &str) -> SqsMessage {
+    let mut message = SqsMessage::default();
+    message.message_id = Some(id.into());
+    message.receipt_handle = Some(format!("receipt-{id}"));
+    message.body = Some(body.into());
+    message.attributes = HashMap::from([("ApproximateReceiveCount".to_owned(), "1".to_owned())]);
+    message
+}
+
+#[tokio::test]
+async fn a_delivered_event_is_deleted_and_a_failing_endpoint_keeps_only_its_own_message() {
+    let world = World::new();
+    world.poster.script("https://down.example.com/", &[None]);
+    let up = world.delivery_to("https://up.example.com/", 1).await;
+    let down = world.delivery_to("https://down.example.com/", 2).await;
+
+    let kept = world.handle(vec![up, down]).await;
+
+    assert_eq!(kept, ["m-2"]);
+    let delays = world.queue.delays();
+    assert_eq!(delays.len(), 1);
+    assert_eq!(delays[0].0, "receipt-m-2");
+    assert_eq!(
+        delays[0].1,
+        std::time::Duration::from_secs(5),
+        "the first retry delay"
+    );
+    assert_eq!(world.poster.posted().len(), 2);
+}
+
+#[tokio::test]
+async fn an_unreadable_message_is_kept_for_the_dead_letter_queue_and_posts_nothing() {
+    let world = World::new();
+
+    let kept = world.handle(vec![message("m-x", "not json")]).await;
+
+    assert_eq!(kept, ["m-x"]);
+    assert!(world.poster.posted().is_empty());
+}
