@@ -7,6 +7,7 @@
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
+use shared::notify::WebhookError;
 use tracing::Instrument;
 
 use shared::auth::signature::Signed;
@@ -39,6 +40,8 @@ pub enum ApiError {
     Lifecycle(#[from] LifecycleError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 }
 
 impl From<StoreError> for ApiError {
@@ -305,6 +308,7 @@ impl ApiError {
                 envelope(StatusCode::FORBIDDEN, json!(null), &err.to_string())
             }
             Self::Lifecycle(err) => lifecycle_failure(err),
+            Self::Webhook(err) => webhook_failure(err),
             Self::Auth(AuthError::Store(err)) => store_failure(&err),
             Self::Auth(err @ AuthError::Forbidden(_)) => {
                 envelope(StatusCode::FORBIDDEN, json!(null), &err.to_string())
@@ -405,6 +409,32 @@ fn store_failure(err: &StoreError) -> ApiResponse {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!(null),
                 "internal error; it has been logged",
+            )
+        }
+    }
+}
+
+fn webhook_failure(err: WebhookError) -> ApiResponse {
+    match err {
+        WebhookError::Invalid(errors) => listed(
+            StatusCode::BAD_REQUEST,
+            &errors,
+            "the request has",
+            "problem",
+        ),
+        err @ WebhookError::NotFound(_) => {
+            envelope(StatusCode::NOT_FOUND, json!(null), &err.to_string())
+        }
+        err @ WebhookError::TooMany => {
+            envelope(StatusCode::CONFLICT, json!(null), &err.to_string())
+        }
+        WebhookError::Store(err) => store_failure(&err),
+        WebhookError::Randomness(err) => {
+            tracing::error!(error = %err, "no randomness for a webhook secret");
+            envelope(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!(null),
+                "try again shortly",
             )
         }
     }

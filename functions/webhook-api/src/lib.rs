@@ -1,0 +1,144 @@
+//! The ERP's webhook endpoints (API Gateway HTTP API, payload v2): an ERP key
+//! manages its own, and another client's endpoint is answered exactly as a
+//! missing one.
+//!
+//! | route | answers |
+//! | --- | --- |
+//! | `POST /apicenter/api/webhooks` | 201 with `data.secret` (shown only here and on rotation) · 400 · 409 at ten endpoints |
+//! | `GET /apicenter/api/webhooks` | 200, the client's endpoints |
+//! | `GET /apicenter/api/webhooks/{id}` | 200, the endpoint and its recent deliveries · 404 |
+//! | `PATCH /apicenter/api/webhooks/{id}` | 200 · 400 · 404 |
+//! | `DELETE /apicenter/api/webhooks/{id}` | 200 · 404 |
+//! | `POST /apicenter/api/webhooks/{id}/rotate-secret` | 200 with the new `data.secret` · 404 |
+
+pub mod settings;
+mod view;
+
+pub use settings::Settings;
+
+use std::convert::Infallible;
+
+use adapters::api::{self, ApiError, ApiResponse, path_segments, reads, require_json, success};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use shared::auth::{Authenticator, Principal};
+use shared::notify::Subscriptions;
+use shared::ports::{Clock, DeliveryStore, EndpointStore, KeyStore};
+
+/// ERP keys only; their requests run in an `erp` span.
+const DOOR: api::Door = api::Door {
+    admit: |caller| {
+        let span = || tracing::info_span!("erp", key_id = %caller.key_id);
+        caller.client_code().map(|_| span())
+    },
+    refusal: "warehouse keys cannot manage webhooks",
+};
+
+#[derive(Debug)]
+pub struct WebhooksApi<E, D, C, K> {
+    subscriptions: Subscriptions<E, D>,
+    auth: Authenticator<K, C>,
+    clock: C,
+}
+
+impl<E, D, C, K> WebhooksApi<E, D, C, K>
+where
+    E: EndpointStore,
+    D: DeliveryStore,
+    C: Clock + Clone + 'static,
+    K: KeyStore,
+{
+    pub fn new(subscriptions: Subscriptions<E, D>, keys: K, clock: C) -> Self {
+        Self {
+            subscriptions,
+            auth: Authenticator::new(keys, clock.clone()),
+            clock,
+        }
+    }
+
+    /// Answers one request. Never fails: every error has its HTTP answer.
+    pub async fn handle(&self, request: Request) -> Result<Response<Body>, Infallible> {
+        let served = api::serve(
+            &self.auth,
+            request.raw_http_path(),
+            &request,
+            DOOR,
+            |caller| self.route(caller, &request),
+        )
+        .await;
+        Ok(served.map(Body::from))
+    }
+
+    async fn route(&self, caller: Principal, request: &Request) -> Result<ApiResponse, ApiError> {
+        let client = caller.client_code().unwrap_or_default();
+        let method = request.method();
+        let body = request.body().as_ref();
+        let now = self.clock.now();
+        match path_segments(request.uri().path()).as_slice() {
+            ["apicenter", "api", "webhooks"] if method == Method::POST => {
+                require_json(request.headers())?;
+                let issued = self.subscriptions.create(client, body, now).await?;
+                Ok(success(
+                    StatusCode::CREATED,
+                    &view::issued(&issued),
+                    "created; keep the secret, it is shown only now",
+                ))
+            }
+            ["apicenter", "api", "webhooks"] if reads(method) => {
+                let endpoints = self.subscriptions.list(client).await?;
+                let listed: Vec<_> = endpoints.iter().map(view::endpoint).collect();
+                Ok(success(
+                    StatusCode::OK,
+                    &serde_json::json!({ "endpoints": listed }),
+                    &format!("{} endpoint(s)", listed.len()),
+                ))
+            }
+            ["apicenter", "api", "webhooks"] => Err(ApiError::MethodNotAllowed {
+                allow: "GET, HEAD, POST",
+            }),
+            ["apicenter", "api", "webhooks", id] if reads(method) => {
+                let (endpoint, recent) = self.subscriptions.get(client, id).await?;
+                Ok(success(
+                    StatusCode::OK,
+                    &view::with_deliveries(&endpoint, &recent),
+                    "the endpoint",
+                ))
+            }
+            ["apicenter", "api", "webhooks", id] if method == Method::PATCH => {
+                require_json(request.headers())?;
+                let endpoint = self.subscriptions.change(client, id, body, now).await?;
+                Ok(success(
+                    StatusCode::OK,
+                    &view::endpoint(&endpoint),
+                    "changed",
+                ))
+            }
+            ["apicenter", "api", "webhooks", id] if method == Method::DELETE => {
+                self.subscriptions.delete(client, id).await?;
+                Ok(success(
+                    StatusCode::OK,
+                    &serde_json::json!({ "id": id }),
+                    "deleted",
+                ))
+            }
+            ["apicenter", "api", "webhooks", _] => Err(ApiError::MethodNotAllowed {
+                allow: "GET, HEAD, PATCH, DELETE",
+            }),
+            ["apicenter", "api", "webhooks", id, "rotate-secret"] if method == Method::POST => {
+                let issued = self.subscriptions.rotate(client, id, now).await?;
+                Ok(success(
+                    StatusCode::OK,
+                    &view::issued(&issued),
+                    "rotated; the old secret signs beside the new one for 24 hours",
+                ))
+            }
+            ["apicenter", "api", "webhooks", _, "rotate-secret"] => {
+                Err(ApiError::MethodNotAllowed { allow: "POST" })
+            }
+            _ => Err(ApiError::NoRoute),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

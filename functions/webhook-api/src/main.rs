@@ -1,0 +1,31 @@
+//! Lambda entry point: read the settings, build the clients once, answer
+//! each request.
+
+use adapters::DynamoKeyStore;
+use adapters::dynamodb_webhooks::DynamoWebhooks;
+use lambda_http::{Error, Request, run, service_fn};
+use shared::notify::Subscriptions;
+use shared::ports::SystemClock;
+use webhook_api::{Settings, WebhooksApi};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let started = adapters::startup::start(Settings::read).await?;
+    let settings = started.settings;
+    let webhooks = DynamoWebhooks::new(
+        started.dynamodb.clone(),
+        &settings.webhooks_table,
+        settings.reach,
+    );
+    let keys = DynamoKeyStore::new(started.dynamodb, &settings.api_keys_table);
+    let api = WebhooksApi::new(
+        Subscriptions::new(webhooks.clone(), webhooks, settings.reach),
+        keys,
+        SystemClock,
+    );
+    let api = &api;
+    run(service_fn(move |request: Request| async move {
+        api.handle(request).await
+    }))
+    .await
+}

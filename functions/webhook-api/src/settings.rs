@@ -1,0 +1,32 @@
+//! What the function reads from its environment, once, at start-up.
+
+use adapters::settings::{Env, SettingsError};
+use shared::webhook::Reach;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `WEBHOOKS_TABLE`: endpoints, deliveries and the event log.
+    pub webhooks_table: String,
+    /// `API_KEYS_TABLE`: who is calling.
+    pub api_keys_table: String,
+    /// `WEBHOOKS_LOCAL_NETWORK=1` (`make run` only): plain HTTP and loopback
+    /// endpoint URLs accepted.
+    pub reach: Reach,
+}
+
+impl Settings {
+    /// # Errors
+    /// Every variable that is missing or invalid.
+    pub fn read(mut env: Env<'_>) -> Result<Self, SettingsError> {
+        let settings = Self {
+            webhooks_table: env.required("WEBHOOKS_TABLE"),
+            api_keys_table: env.required("API_KEYS_TABLE"),
+            reach: if env.optional("WEBHOOKS_LOCAL_NETWORK").as_deref() == Some("1") {
+                Reach::LocalNetwork
+            } else {
+                Reach::Internet
+            },
+        };
+        env.finish(settings)
+    }
+}
