@@ -429,6 +429,10 @@ fn webhook_failure(err: WebhookError) -> ApiResponse {
             envelope(StatusCode::CONFLICT, json!(null), &err.to_string())
         }
         WebhookError::Store(err) => store_failure(&err),
+        WebhookError::Queue(err) => {
+            tracing::error!(error = %err, "the webhook delivery queue did not take a replay");
+            retry_later()
+        }
         WebhookError::Randomness(err) => {
             tracing::error!(error = %err, "no randomness for a webhook secret");
             envelope(

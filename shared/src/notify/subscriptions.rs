@@ -29,6 +29,8 @@ pub enum WebhookError {
     Randomness(#[from] RandomnessError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] crate::ports::QueueError),
 }
 
 /// An endpoint and, once only, its secret in plain text. Its `Debug`
