@@ -10,6 +10,7 @@
 //! | `PATCH /apicenter/api/webhooks/{id}` | 200 · 400 · 404 |
 //! | `DELETE /apicenter/api/webhooks/{id}` | 200 · 404 |
 //! | `POST /apicenter/api/webhooks/{id}/rotate-secret` | 200 with the new `data.secret` · 404 |
+//! | `POST /apicenter/api/webhooks/{id}/replay?since=T` | 202, what it missed since `T` (RFC 3339) is queued · 400 naming `since` · 404 |
 
 pub mod settings;
 mod view;
@@ -22,8 +23,9 @@ use adapters::api::{self, ApiError, ApiResponse, path_segments, reads, require_j
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::auth::{Authenticator, Principal};
-use shared::notify::Subscriptions;
-use shared::ports::{Clock, DeliveryStore, EndpointStore, KeyStore};
+use shared::error::FieldError;
+use shared::notify::{Replay, Subscriptions, WebhookError};
+use shared::ports::{Clock, DeliveryQueue, DeliveryStore, EndpointStore, EventLog, KeyStore};
 
 /// ERP keys only; their requests run in an `erp` span.
 const DOOR: api::Door = api::Door {
@@ -35,22 +37,31 @@ const DOOR: api::Door = api::Door {
 };
 
 #[derive(Debug)]
-pub struct WebhooksApi<E, D, C, K> {
+pub struct WebhooksApi<E, D, L, Q, C, K> {
     subscriptions: Subscriptions<E, D>,
+    replay: Replay<E, L, D, Q>,
     auth: Authenticator<K, C>,
     clock: C,
 }
 
-impl<E, D, C, K> WebhooksApi<E, D, C, K>
+impl<E, D, L, Q, C, K> WebhooksApi<E, D, L, Q, C, K>
 where
     E: EndpointStore,
     D: DeliveryStore,
+    L: EventLog,
+    Q: DeliveryQueue,
     C: Clock + Clone + 'static,
     K: KeyStore,
 {
-    pub fn new(subscriptions: Subscriptions<E, D>, keys: K, clock: C) -> Self {
+    pub fn new(
+        subscriptions: Subscriptions<E, D>,
+        replay: Replay<E, L, D, Q>,
+        keys: K,
+        clock: C,
+    ) -> Self {
         Self {
             subscriptions,
+            replay,
             auth: Authenticator::new(keys, clock.clone()),
             clock,
         }
@@ -135,8 +146,49 @@ where
             ["apicenter", "api", "webhooks", _, "rotate-secret"] => {
                 Err(ApiError::MethodNotAllowed { allow: "POST" })
             }
+            ["apicenter", "api", "webhooks", id, "replay"] if method == Method::POST => {
+                let since = since(request.uri().query().unwrap_or_default())?;
+                let replayed = self.replay.replay(client, id, since).await?;
+                Ok(success(
+                    StatusCode::ACCEPTED,
+                    &serde_json::json!({ "queued": replayed.queued, "already_delivered_or_due": replayed.already }),
+                    &format!("{} event(s) queued", replayed.queued),
+                ))
+            }
+            ["apicenter", "api", "webhooks", _, "replay"] => {
+                Err(ApiError::MethodNotAllowed { allow: "POST" })
+            }
             _ => Err(ApiError::NoRoute),
         }
+    }
+}
+
+/// `since` from the query: required, RFC 3339; anything else, or any other
+/// parameter, is a 400 naming it.
+fn since(query: &str) -> Result<chrono::DateTime<chrono::Utc>, WebhookError> {
+    let mut since = None;
+    let mut problems = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "since" => match chrono::DateTime::parse_from_rfc3339(&value) {
+                Ok(at) => since = Some(at.to_utc()),
+                Err(_) => problems.push(FieldError::new(
+                    "since",
+                    "must be an RFC 3339 time, like 2026-12-01T00:00:00Z",
+                )),
+            },
+            other => problems.push(FieldError::new(
+                other.chars().take(100).collect::<String>(),
+                "is not a parameter of this route",
+            )),
+        }
+    }
+    if since.is_none() && problems.is_empty() {
+        problems.push(FieldError::new("since", "is required"));
+    }
+    match since {
+        Some(at) if problems.is_empty() => Ok(at),
+        _ => Err(WebhookError::Invalid(problems)),
     }
 }
 

@@ -3,8 +3,9 @@
 
 use adapters::DynamoKeyStore;
 use adapters::dynamodb_webhooks::DynamoWebhooks;
+use adapters::sqs_webhooks::SqsDeliveryQueue;
 use lambda_http::{Error, Request, run, service_fn};
-use shared::notify::Subscriptions;
+use shared::notify::{Replay, Subscriptions};
 use shared::ports::SystemClock;
 use webhook_api::{Settings, WebhooksApi};
 
@@ -18,11 +19,11 @@ async fn main() -> Result<(), Error> {
         settings.reach,
     );
     let keys = DynamoKeyStore::new(started.dynamodb, &settings.api_keys_table);
-    let api = WebhooksApi::new(
-        Subscriptions::new(webhooks.clone(), webhooks, settings.reach),
-        keys,
-        SystemClock,
-    );
+    let aws = adapters::https::aws_config().await?;
+    let queue = SqsDeliveryQueue::new(aws_sdk_sqs::Client::new(&aws), &settings.delivery_queue_url);
+    let replay = Replay::new(webhooks.clone(), webhooks.clone(), webhooks.clone(), queue);
+    let subscriptions = Subscriptions::new(webhooks.clone(), webhooks, settings.reach);
+    let api = WebhooksApi::new(subscriptions, replay, keys, SystemClock);
     let api = &api;
     run(service_fn(move |request: Request| async move {
         api.handle(request).await

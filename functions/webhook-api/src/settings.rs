@@ -9,6 +9,8 @@ pub struct Settings {
     pub webhooks_table: String,
     /// `API_KEYS_TABLE`: who is calling.
     pub api_keys_table: String,
+    /// `WEBHOOK_DELIVERY_QUEUE_URL`: where a replay's deliveries go.
+    pub delivery_queue_url: String,
     /// `WEBHOOKS_LOCAL_NETWORK=1` (`make run` only): plain HTTP and loopback
     /// endpoint URLs accepted.
     pub reach: Reach,
@@ -21,6 +23,7 @@ impl Settings {
         let settings = Self {
             webhooks_table: env.required("WEBHOOKS_TABLE"),
             api_keys_table: env.required("API_KEYS_TABLE"),
+            delivery_queue_url: env.required("WEBHOOK_DELIVERY_QUEUE_URL"),
             reach: if env.optional("WEBHOOKS_LOCAL_NETWORK").as_deref() == Some("1") {
                 Reach::LocalNetwork
             } else {

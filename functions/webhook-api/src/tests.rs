@@ -6,14 +6,23 @@ use serde_json::{Value, json};
 use shared::auth::key::issue;
 use shared::domain::Scope;
 use shared::memory::MemoryKeys;
-use shared::memory::webhooks::{MemoryDeliveries, MemoryEndpoints};
-use shared::notify::Subscriptions;
+use shared::memory::webhooks::{
+    MemoryDeliveries, MemoryDeliveryQueue, MemoryEndpoints, MemoryEventLog,
+};
+use shared::notify::{Replay, Subscriptions};
 use shared::ports::SystemClock;
 use shared::webhook::Reach;
 
 use super::*;
 
-type Api = WebhooksApi<MemoryEndpoints, MemoryDeliveries, SystemClock, MemoryKeys>;
+type Api = WebhooksApi<
+    MemoryEndpoints,
+    MemoryDeliveries,
+    MemoryEventLog,
+    MemoryDeliveryQueue,
+    SystemClock,
+    MemoryKeys,
+>;
 
 /// The API, and a key for client 20, one for client 21 and a warehouse's.
 fn api() -> (Api, [String; 3]) {
@@ -28,12 +37,18 @@ fn api() -> (Api, [String; 3]) {
         keys.add(key.record);
         key.key
     });
-    let subscriptions = Subscriptions::new(
-        MemoryEndpoints::default(),
-        MemoryDeliveries::default(),
-        Reach::Internet,
+    let (endpoints, deliveries) = (MemoryEndpoints::default(), MemoryDeliveries::default());
+    let subscriptions = Subscriptions::new(endpoints.clone(), deliveries.clone(), Reach::Internet);
+    let replay = Replay::new(
+        endpoints,
+        MemoryEventLog::default(),
+        deliveries,
+        MemoryDeliveryQueue::default(),
     );
-    (WebhooksApi::new(subscriptions, keys, SystemClock), issued)
+    (
+        WebhooksApi::new(subscriptions, replay, keys, SystemClock),
+        issued,
+    )
 }
 
 async fn send(
@@ -171,4 +186,50 @@ async fn a_bad_body_lists_its_problems_and_a_warehouse_key_is_refused() {
     );
     assert_eq!(send(&api, Method::GET, HOOKS, &wms, None).await.0, 403);
     assert_eq!(send(&api, Method::PUT, HOOKS, &erp, None).await.0, 405);
+}
+
+#[tokio::test]
+async fn a_replay_needs_a_time_since_and_queues_what_was_missed() {
+    let (api, [erp, ..]) = api();
+    let (_, created) = send(
+        &api,
+        Method::POST,
+        HOOKS,
+        &erp,
+        Some(json!({"url": "https://erp.example.com/"})),
+    )
+    .await;
+    let path = format!("{HOOKS}/{}/replay", created["data"]["id"].as_str().unwrap());
+
+    let (status, refused) = send(&api, Method::POST, &path, &erp, None).await;
+    assert_eq!(
+        (status, refused["data"]["errors"][0]["field"].clone()),
+        (400, json!("since"))
+    );
+    let (status, refused) = send(
+        &api,
+        Method::POST,
+        &format!("{path}?since=yesterday&x=1"),
+        &erp,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        refused["data"]["errors"].as_array().unwrap().len(),
+        2,
+        "{refused}"
+    );
+    let (status, replayed) = send(
+        &api,
+        Method::POST,
+        &format!("{path}?since=2026-12-01T00:00:00Z"),
+        &erp,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, replayed["data"]["queued"].clone()),
+        (202, json!(0))
+    );
 }
