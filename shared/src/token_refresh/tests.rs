@@ -84,7 +84,10 @@ fn fleet(n: usize, partner: &Arc<Partner>) -> (Arc<MemoryVault>, MemoryLock, Vec
 }
 
 impl TokenVault for Arc<MemoryVault> {
+    /// Yields first, as a network read would: another instance may write
+    /// between this read and what the reader does next.
     async fn read(&self) -> Result<PartnerCredentials, TokenError> {
+        tokio::task::yield_now().await;
         (**self).read().await
     }
 
@@ -235,4 +238,87 @@ fn debug_of_credentials_and_grants_shows_no_secret() {
     };
     let debug = format!("{credentials:?} {grant:?}");
     assert!(!debug.contains("secret"), "{debug}");
+}
+
+/// The fleet under generated interleavings: each instance asks for tokens,
+/// or reports its token rejected, with yields between its calls that move
+/// it ahead or behind the others at the lock, the vault and the partner.
+mod interleavings {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Call {
+        Token,
+        Rejected,
+        Yield(u8),
+    }
+
+    fn call() -> impl Strategy<Value = Call> {
+        prop_oneof![
+            2 => Just(Call::Token),
+            2 => Just(Call::Rejected),
+            1 => (1..4_u8).prop_map(Call::Yield),
+        ]
+    }
+
+    async fn play(tokens: &Tokens, calls: &[Call]) -> Result<(), TokenError> {
+        for call in calls {
+            match call {
+                Call::Token => {
+                    tokens.token().await?;
+                }
+                Call::Rejected => {
+                    let rejected = tokens.token().await?;
+                    tokens.refresh(&rejected).await?;
+                }
+                Call::Yield(times) => {
+                    for _ in 0..*times {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 128,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// No refresh token is ever spent twice (the partner would refuse
+        /// the second, failing that call), and the vault always ends with
+        /// the pair the partner issued last.
+        #[test]
+        fn every_interleaving_spends_each_refresh_token_once(
+            plan in prop::collection::vec(prop::collection::vec(call(), 1..6), 2..5),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let partner = Arc::new(Partner::new("refresh-0"));
+                let (vault, _, fleet) = fleet(plan.len(), &partner);
+                let mut tasks = tokio::task::JoinSet::new();
+                for (tokens, calls) in fleet.into_iter().zip(plan.clone()) {
+                    tasks.spawn(async move { play(&tokens, &calls).await });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    let result = done.expect("an instance's task ends");
+                    assert!(result.is_ok(), "{result:?} in {plan:?}");
+                }
+                assert_eq!(
+                    vault.stored().refresh_token,
+                    *partner.current.lock().unwrap(),
+                    "the vault lags the partner in {plan:?}"
+                );
+            });
+        }
+    }
 }
