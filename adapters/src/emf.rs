@@ -20,6 +20,9 @@ pub const LEVEL: &str = "FATAL";
 /// The namespace of the order API's metrics.
 pub const ORDERS: &str = "WarehouseOrders";
 
+/// The namespace of the webhook dispatcher's metrics.
+pub const WEBHOOKS: &str = "WarehouseWebhooks";
+
 /// One value of a line: its name, CloudWatch unit and value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measure {
@@ -100,6 +103,12 @@ impl<C: Clock> EmfMetrics<C> {
                 ORDERS,
                 &[],
                 &[Measure::count("OrderNumberCollision")],
+            ),
+            Metric::WebhookEndpointDisabled => line(
+                self.clock.now(),
+                WEBHOOKS,
+                &[],
+                &[Measure::count("EndpointDisabled")],
             ),
         }
     }

@@ -9,6 +9,9 @@ pub enum Metric {
     /// A create refused because another client holds the order number
     /// (an alarm: two ERPs share a numbering).
     OrderNumberCollision,
+    /// A webhook endpoint was disabled: it answered 410, or failed for a
+    /// day (an alarm: an ERP stops hearing about its orders).
+    WebhookEndpointDisabled,
 }
 
 /// Where metrics go. Recording never fails a request: a metric that cannot

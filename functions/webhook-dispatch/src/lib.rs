@@ -11,7 +11,11 @@ pub mod settings;
 
 pub use settings::Settings;
 
+use std::sync::Arc;
+
+use adapters::emf::EmfMetrics;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use shared::metrics::{Metric, Metrics};
 use shared::notify::{Deliverer, Next};
 use shared::ports::{Clock, DeliveryQueue, DeliveryStore, EndpointStore, WebhookPoster};
 use shared::webhook::DeliveryTicket;
@@ -23,6 +27,7 @@ const STORE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct DispatchHandler<E, D, P, C, Q> {
     deliverer: Deliverer<E, D, P, C>,
     queue: Q,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl<E, D, P, C, Q> DispatchHandler<E, D, P, C, Q>
@@ -33,8 +38,20 @@ where
     C: Clock,
     Q: DeliveryQueue,
 {
+    /// Over these ports; metrics go to stdout as EMF lines ([`Self::with_metrics`]).
     pub fn new(deliverer: Deliverer<E, D, P, C>, queue: Q) -> Self {
-        Self { deliverer, queue }
+        Self {
+            deliverer,
+            queue,
+            metrics: Arc::new(EmfMetrics::new(shared::ports::SystemClock)),
+        }
+    }
+
+    /// Reports its metrics to `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Handles a batch; the response lists the messages SQS must keep.
@@ -71,6 +88,9 @@ where
                 tracing::info!(endpoint = %ticket.endpoint_id, event = %ticket.entry,
                     outcome = ?delivered.outcome, disabled_endpoint = delivered.disabled_endpoint,
                     "webhook delivery");
+                if delivered.disabled_endpoint {
+                    self.metrics.record(Metric::WebhookEndpointDisabled);
+                }
                 match delivered.next {
                     Next::Done => return false,
                     Next::Later(delay) => delay,

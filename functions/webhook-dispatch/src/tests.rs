@@ -2,6 +2,7 @@ use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::Utc;
+use shared::memory::MemoryMetrics;
 use shared::memory::webhooks::{
     HandClock, MemoryDeliveries, MemoryDeliveryQueue, MemoryEndpoints, MemoryPoster,
 };
@@ -14,6 +15,7 @@ use shared::webhook::{
 use super::*;
 
 struct World {
+    metrics: Arc<MemoryMetrics>,
     endpoints: MemoryEndpoints,
     deliveries: MemoryDeliveries,
     poster: MemoryPoster,
@@ -23,6 +25,7 @@ struct World {
 impl World {
     fn new() -> Self {
         Self {
+            metrics: Arc::default(),
             endpoints: MemoryEndpoints::default(),
             deliveries: MemoryDeliveries::default(),
             poster: MemoryPoster::default(),
@@ -72,7 +75,8 @@ impl World {
             HandClock::at(Utc::now()),
             schedule(POST_TIMEOUT),
         );
-        let handler = DispatchHandler::new(deliverer, self.queue.clone());
+        let handler =
+            DispatchHandler::new(deliverer, self.queue.clone()).with_metrics(self.metrics.clone());
         let mut event = SqsEvent::default();
         event.records = messages;
         let response = handler.handle(event).await;
@@ -122,4 +126,23 @@ async fn an_unreadable_message_is_kept_for_the_dead_letter_queue_and_posts_nothi
 
     assert_eq!(kept, ["m-x"]);
     assert!(world.poster.posted().is_empty());
+}
+
+#[tokio::test]
+async fn an_endpoint_answering_gone_is_disabled_and_counted_for_the_alarm() {
+    let world = World::new();
+    world
+        .poster
+        .script("https://retired.example.com/", &[Some(410)]);
+    let retired = world.delivery_to("https://retired.example.com/", 1).await;
+    let up = world.delivery_to("https://up.example.com/", 2).await;
+
+    let kept = world.handle(vec![retired, up]).await;
+
+    assert!(kept.is_empty(), "a 410 is final: nothing to retry");
+    assert_eq!(
+        world.metrics.recorded(),
+        [Metric::WebhookEndpointDisabled],
+        "one disabled endpoint, one count"
+    );
 }

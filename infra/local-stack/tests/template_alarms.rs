@@ -181,6 +181,11 @@ fn required_alarms(template: &Value) -> Vec<Required> {
             "ApproximateAgeOfOldestMessage",
         )
         .on("QueueName", "CallbackQueue"),
+        Required::new(
+            "webhook endpoint disabled",
+            "WarehouseWebhooks",
+            "EndpointDisabled",
+        ),
     ];
     for (id, _) in of_type(template, "AWS::Serverless::Function") {
         required.push(
@@ -211,6 +216,14 @@ fn required_alarms(template: &Value) -> Vec<Required> {
             .and_then(|p| p.get("DynamoDBStreamParameters"))
             .and_then(|p| p.get("DeadLetterConfig"))
             .and_then(|c| c.get("Arn"))
+            .and_then(referenced);
+        required.extend(dlq.map(dead_letter_queue_holds_messages));
+    }
+    // A stream mapping's on-failure destination holds what was never processed.
+    for (_, mapping) in of_type(template, "AWS::Lambda::EventSourceMapping") {
+        let dlq = property(mapping, "DestinationConfig")
+            .and_then(|c| c.get("OnFailure"))
+            .and_then(|f| f.get("Destination"))
             .and_then(referenced);
         required.extend(dlq.map(dead_letter_queue_holds_messages));
     }
@@ -491,6 +504,11 @@ fn a_removed_alarm_is_found() {
         (
             "OutboxDeadLetterAlarm",
             "OutboxDeadLetterQueue holds messages",
+        ),
+        ("WebhookEndpointDisabledAlarm", "webhook endpoint disabled"),
+        (
+            "WebhookFanOutDeadLetterAlarm",
+            "WebhookFanOutDeadLetterQueue holds messages",
         ),
     ] {
         let problems = missing_alarms(&without_resource(repo::template(), alarm));
