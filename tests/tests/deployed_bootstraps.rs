@@ -11,6 +11,12 @@
 //! callback, and the batch answer lists exactly the messages SQS must keep
 //! (none when the others were dead-lettered by the handler; the one the
 //! partner refused with a 503); the personal-data sweep answers its schedule.
+//! Webhooks: the deployed webhook API refuses a loopback endpoint (only
+//! `make run` allows one) and issues a secret for an HTTPS one; the fan-out
+//! takes the orders stream's real records in the SAM CLI's DynamoDB stream
+//! event and queues one delivery per event; the dispatcher takes one of them,
+//! cannot reach the endpoint (no network here) and keeps exactly that message
+//! for its retry, which the endpoint's recent deliveries then show.
 //!
 //! Not part of the workspace's test run (feature `deployed`): it needs the
 //! release build, so `infra/local/template-checks.sh` runs it right after
@@ -26,6 +32,7 @@ use base64::Engine;
 use integration_tests::partner::{Answer, Partner};
 use integration_tests::{issue_key, sample_order, test_callback_settings};
 use local_stack::stack::{Stack, local_warehouses};
+use local_stack::stream_reader::{attribute_json, streams_client};
 use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
 use shared::domain::Scope;
@@ -205,6 +212,190 @@ async fn ship(
         let (status, body) = http_answer(&result);
         assert_eq!(status, 200, "{event}: {body:#}");
     }
+}
+
+/// The ERP subscribes through the deployed webhook API: a loopback URL is
+/// refused (400 naming `url`: only `make run` allows one), an HTTPS one gets
+/// its secret. Returns the endpoint's id.
+async fn subscribe(lambda: &mut Lambda, erp_key: &str) -> String {
+    let path = "/apicenter/api/webhooks";
+    let local = json!({"url": "http://127.0.0.1:9/hooks"});
+    let refused = lambda
+        .invoke(
+            "webhook-api",
+            &http_event("POST", path, erp_key, Some(&local), false),
+        )
+        .await;
+    let (status, body) = http_answer(&refused);
+    assert_eq!(status, 400, "{body:#}");
+    assert!(
+        body.to_string().contains("url"),
+        "names the field: {body:#}"
+    );
+    // `.invalid` never resolves: deliveries fail as to an endpoint that is down.
+    let endpoint = json!({"url": "https://erp.example.invalid/hooks"});
+    let created = lambda
+        .invoke(
+            "webhook-api",
+            &http_event("POST", path, erp_key, Some(&endpoint), true),
+        )
+        .await;
+    let (status, body) = http_answer(&created);
+    assert_eq!(status, 201, "{body:#}");
+    assert!(
+        body["data"]["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_")),
+        "{body:#}"
+    );
+    body["data"]["id"].as_str().expect("an id").to_owned()
+}
+
+/// Every record on the orders table's stream so far, each in the SAM CLI's
+/// DynamoDB stream record with the real keys, images, name and sequence.
+async fn orders_stream_event(stack: &Stack) -> Value {
+    let streams = streams_client(&stack.aws);
+    let arn = stack.resources.stream_arn("OrdersTable").expect("a stream");
+    let template = sam_event(&["dynamodb", "update"])["Records"][1].clone();
+    let shards = streams
+        .describe_stream()
+        .stream_arn(arn)
+        .send()
+        .await
+        .expect("DescribeStream")
+        .stream_description
+        .map(|d| d.shards.unwrap_or_default())
+        .unwrap_or_default();
+    let mut records = Vec::new();
+    for shard in shards {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(arn)
+            .shard_id(shard.shard_id().unwrap_or_default())
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("GetShardIterator")
+            .shard_iterator;
+        while let Some(current) = iterator {
+            let page = streams
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .expect("GetRecords");
+            let read = page.records();
+            for record in read {
+                let change = record.dynamodb().expect("a change");
+                let image = |image: Option<
+                    &std::collections::HashMap<
+                        String,
+                        aws_sdk_dynamodbstreams::types::AttributeValue,
+                    >,
+                >| {
+                    image.map(|item| {
+                        item.iter()
+                            .map(|(k, v)| (k.clone(), attribute_json(v)))
+                            .collect::<serde_json::Map<_, _>>()
+                    })
+                };
+                let mut event = template.clone();
+                event["eventID"] = json!(record.event_id());
+                event["eventName"] = json!(record.event_name().map(|n| n.as_str()));
+                event["eventSourceARN"] = json!(arn);
+                let dynamodb = &mut event["dynamodb"];
+                dynamodb["Keys"] = json!(image(change.keys()));
+                dynamodb["NewImage"] = json!(image(change.new_image()));
+                match image(change.old_image()) {
+                    Some(old) => dynamodb["OldImage"] = json!(old),
+                    None => {
+                        dynamodb
+                            .as_object_mut()
+                            .expect("an object")
+                            .remove("OldImage");
+                    }
+                }
+                dynamodb["SequenceNumber"] = json!(change.sequence_number());
+                records.push(event);
+            }
+            // DynamoDB Local keeps an open shard's iterator forever: stop at its end.
+            iterator = if read.is_empty() {
+                None
+            } else {
+                page.next_shard_iterator
+            };
+        }
+    }
+    json!({ "Records": records })
+}
+
+/// The fan-out publishes the two orders' events (accepted, shipped, handed
+/// over: six deliveries to the one endpoint); the dispatcher takes one,
+/// cannot reach the endpoint, keeps that message, and the endpoint's recent
+/// deliveries show the failed try.
+async fn fan_out_and_dispatch(lambda: &mut Lambda, stack: &Stack, erp_key: &str, endpoint: &str) {
+    let stream = orders_stream_event(stack).await;
+    let answer = lambda.invoke("webhook-fanout", &stream).await;
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": []}),
+        "{}",
+        lambda.functions["webhook-fanout"].log()
+    );
+    let queue = stack
+        .resources
+        .queue_url("WebhookDeliveryQueue")
+        .expect("the delivery queue");
+    let deliveries = receive(stack, queue, 6).await;
+    let mut kinds: Vec<String> = deliveries
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Value>(m.body()?).ok())
+        .filter_map(|body| Some(body["event_type"].as_str()?.to_owned()))
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "order.accepted",
+            "order.accepted",
+            "order.handed_over",
+            "order.handed_over",
+            "order.shipped",
+            "order.shipped"
+        ],
+        "{deliveries:#?}"
+    );
+    let first = &deliveries[0];
+    let id = first.message_id().unwrap_or_default();
+    let batch = sqs_event(&[(
+        id,
+        first.receipt_handle().unwrap_or_default(),
+        first.body().unwrap_or_default(),
+    )]);
+    let answer = lambda.invoke("webhook-dispatch", &batch).await;
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": id}]}),
+        "{}",
+        lambda.functions["webhook-dispatch"].log()
+    );
+    let path = format!("/apicenter/api/webhooks/{endpoint}");
+    let read = lambda
+        .invoke(
+            "webhook-api",
+            &http_event("GET", &path, erp_key, None, false),
+        )
+        .await;
+    let (status, body) = http_answer(&read);
+    assert_eq!(status, 200, "{body:#}");
+    let tried: Vec<&Value> = body["data"]["recent_deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["attempts"] == json!(1))
+        .collect();
+    assert_eq!(tried.len(), 1, "one delivery tried once: {body:#}");
+    assert_eq!(tried[0]["status"], "pending", "to be retried: {body:#}");
 }
 
 fn free_port() -> u16 {
@@ -474,6 +665,9 @@ async fn the_built_bootstraps_serve_api_gateway_and_sqs_events() {
         ("warehouse-events", "WarehouseEventsFunction"),
         ("callback-dispatch", "CallbackDispatchFunction"),
         ("personal-data-sweep", "PersonalDataSweepFunction"),
+        ("webhook-api", "WebhookApiFunction"),
+        ("webhook-fanout", "WebhookFanOutFunction"),
+        ("webhook-dispatch", "WebhookDispatchFunction"),
     ] {
         lambda.start_function(
             name,
@@ -484,6 +678,8 @@ async fn the_built_bootstraps_serve_api_gateway_and_sqs_events() {
     // The outbox pipe plays its part: writes that make a callback due put its message on the queue.
     let pipe = tokio::spawn(stack.outbox_pipe(None).expect("the pipe").run());
 
+    let endpoint = subscribe(&mut lambda, &erp_key).await;
+
     // Two orders, each created by an ERP (201, then stored: the second with a
     // base64-encoded body, as API Gateway sends some content types) and shipped
     // and handed over by the warehouse (the shipped event base64-encoded).
@@ -491,6 +687,7 @@ async fn the_built_bootstraps_serve_api_gateway_and_sqs_events() {
     let retried = format!("mabang-{prefix}-b");
     ship(&mut lambda, &stack, &delivered, false, &erp_key, &wms_key).await;
     ship(&mut lambda, &stack, &retried, true, &erp_key, &wms_key).await;
+    fan_out_and_dispatch(&mut lambda, &stack, &erp_key, &endpoint).await;
 
     // The pipe queued one callback message per order.
     let messages = receive(&stack, stack.callback_queue_url().expect("queue"), 2).await;
@@ -593,7 +790,7 @@ async fn the_built_bootstraps_serve_api_gateway_and_sqs_events() {
     );
 
     // Metric lines carry a level no ApplicationLogLevel drops.
-    for name in ["order-intake", "callback-dispatch"] {
+    for name in ["order-intake", "callback-dispatch", "webhook-dispatch"] {
         let metrics: Vec<Value> = lambda
             .lines(name)
             .into_iter()
