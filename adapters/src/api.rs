@@ -435,11 +435,7 @@ fn webhook_failure(err: WebhookError) -> ApiResponse {
         }
         WebhookError::Randomness(err) => {
             tracing::error!(error = %err, "no randomness for a webhook secret");
-            envelope(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!(null),
-                "try again shortly",
-            )
+            retry_later()
         }
     }
 }
@@ -475,6 +471,30 @@ mod tests {
         let response = ApiError::from(StoreError::ItemTooLarge { limit: 409_600 }).into_response();
         assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(response.body.contains("409600"));
+    }
+
+    #[test]
+    fn every_passing_failure_is_503_with_retry_after() {
+        for err in [
+            ApiError::from(StoreError::Unavailable("throttled".into())),
+            ApiError::from(WebhookError::Randomness(shared::random::RandomnessError(
+                "no entropy".into(),
+            ))),
+            ApiError::from(WebhookError::Queue(shared::ports::QueueError(
+                "queue down".into(),
+            ))),
+        ] {
+            let response = err.into_response();
+            assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(
+                response
+                    .headers
+                    .iter()
+                    .any(|(name, _)| *name == "retry-after"),
+                "{:?}",
+                response.headers
+            );
+        }
     }
 
     #[test]

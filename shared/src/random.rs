@@ -3,7 +3,7 @@
 /// No system randomness: nothing can be issued.
 #[derive(Debug, thiserror::Error)]
 #[error("no system randomness: {0}")]
-pub struct RandomnessError(String);
+pub struct RandomnessError(pub String);
 
 /// Fills `buffer` from the system's randomness.
 pub fn fill(buffer: &mut [u8]) -> Result<(), RandomnessError> {

@@ -790,7 +790,7 @@ async fn the_built_bootstraps_serve_api_gateway_and_sqs_events() {
     );
 
     // Metric lines carry a level no ApplicationLogLevel drops.
-    for name in ["order-intake", "callback-dispatch", "webhook-dispatch"] {
+    for name in ["order-intake", "callback-dispatch"] {
         let metrics: Vec<Value> = lambda
             .lines(name)
             .into_iter()
