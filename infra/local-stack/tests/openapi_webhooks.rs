@@ -19,16 +19,13 @@ use shared::webhook::{EventType, OrderState, WebhookEvent, WebhookSecret, change
 
 mod repo;
 
+use repo::{openapi, resolve};
+
 /// The Standard Webhooks headers every delivery carries.
 const HEADERS: [&str; 3] = ["webhook-id", "webhook-timestamp", "webhook-signature"];
 /// The secret the document's header examples are signed with (the base64 of
 /// "example-secret-not-used-anywhere"); the signed event is `order.shipped`.
 const EXAMPLE_SECRET: &str = "whsec_ZXhhbXBsZS1zZWNyZXQtbm90LXVzZWQtYW55d2hlcmU=";
-
-fn openapi() -> Json {
-    serde_norway::from_str(&repo::read("docs/openapi.yaml"))
-        .expect("docs/openapi.yaml is valid YAML")
-}
 
 fn at(minutes: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 8, 0, 0).unwrap() + Duration::minutes(minutes)
@@ -235,22 +232,6 @@ fn keys(value: &Json) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// Follows a local `$ref`.
-fn resolve<'a>(doc: &'a Json, value: &'a Json) -> &'a Json {
-    match value.get("$ref").and_then(Json::as_str) {
-        Some(reference) => {
-            let pointer = reference
-                .strip_prefix('#')
-                .unwrap_or_else(|| panic!("only local references are used: {reference}"));
-            let target = doc
-                .pointer(pointer)
-                .unwrap_or_else(|| panic!("dangling reference {reference}"));
-            resolve(doc, target)
-        }
-        None => value,
-    }
-}
-
 /// An object schema's properties (name → every schema given for it) and
 /// required names, gathered through `$ref` and `allOf`.
 fn members<'a>(
@@ -258,15 +239,8 @@ fn members<'a>(
     schema: &'a Json,
 ) -> (BTreeMap<String, Vec<&'a Json>>, BTreeSet<String>) {
     let schema = resolve(doc, schema);
-    let mut properties: BTreeMap<String, Vec<&Json>> = BTreeMap::new();
-    let mut required = BTreeSet::new();
-    for part in schema["allOf"].as_array().into_iter().flatten() {
-        let (more, needed) = members(doc, part);
-        for (name, schemas) in more {
-            properties.entry(name).or_default().extend(schemas);
-        }
-        required.extend(needed);
-    }
+    let parts: Vec<&Json> = schema["allOf"].as_array().into_iter().flatten().collect();
+    let (mut properties, mut required) = members_of_all(doc, &parts);
     for (name, property) in schema["properties"].as_object().into_iter().flatten() {
         properties.entry(name.clone()).or_default().push(property);
     }
@@ -281,7 +255,8 @@ fn members<'a>(
     (properties, required)
 }
 
-/// [`members`] of every schema given for one property.
+/// [`members`] of several schemas together (the parts of an `allOf`, or
+/// every schema given for one property).
 fn members_of_all<'a>(
     doc: &'a Json,
     schemas: &[&'a Json],
