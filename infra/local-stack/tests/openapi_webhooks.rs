@@ -414,7 +414,7 @@ fn every_webhook_documents_the_standard_webhooks_headers_and_the_answers() {
 }
 
 #[test]
-fn the_header_examples_are_the_shipped_examples_real_signature() {
+fn the_header_examples_are_the_shipped_example_signed_as_the_reference_library_signs_it() {
     let doc = openapi();
     let header = |name: &str| -> String {
         let parameter = &doc["components"]["parameters"][name];
@@ -438,6 +438,11 @@ fn the_header_examples_are_the_shipped_examples_real_signature() {
         signed.signature,
         "webhook-signature"
     );
+    // The reference library, not only the service's signer, makes the same.
+    let reference = standardwebhooks::Webhook::new(EXAMPLE_SECRET)
+        .and_then(|hook| hook.sign(&event.id, timestamp, event.body.as_bytes()))
+        .expect("the reference library signs");
+    assert_eq!(reference, signed.signature, "standardwebhooks' signature");
     // docs/api.md walks an ERP developer through the same signature, byte for byte.
     let manual = repo::read("docs/api.md");
     for shown in [EXAMPLE_SECRET, &event.body, &signed.id, &signed.signature] {
