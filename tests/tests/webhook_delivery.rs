@@ -1,0 +1,427 @@
+//! Webhook delivery as an ERP sees it, against the emulators and real HTTP
+//! receivers: endpoints made by the subscription use case over DynamoDB
+//! Local, events published by the fan-out onto the real (moto) delivery
+//! queue, each batch run through the dispatcher's handler with the real
+//! HTTP poster. Every receiver verifies what it gets with the
+//! `standardwebhooks` crate, not with the service's signer.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use integration_tests::webhook_receiver::{Receiver, Reply};
+use integration_tests::webhooks::{CLIENT, Rig, every_event_type, new_order, write};
+use shared::domain::OrderStatus;
+use shared::metrics::Metric;
+use shared::webhook::{
+    DeliveryStatus, EventType, POST_TIMEOUT, ROTATION_OVERLAP, Reach, WebhookSecret, schedule,
+};
+
+/// Long enough for a few batches on the emulators, short of any retry delay.
+const A_FEW_BATCHES: Duration = Duration::from_secs(15);
+
+fn seconds(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+#[tokio::test]
+async fn every_event_type_arrives_and_verifies_with_the_endpoints_secret() {
+    let rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
+    let erp = Receiver::start(Vec::new(), Reply::Status(204)).await;
+    let issued = rig.subscribe(&erp.url).await;
+    let stranger = WebhookSecret::generate().expect("a secret").expose();
+    erp.hold(&issued.secret);
+    erp.hold(&stranger);
+
+    for (before, after) in every_event_type("mabang-every-type") {
+        let published = rig.publish(before.as_ref(), &after).await;
+        assert_eq!(published.deliveries, 1, "{after:?}");
+    }
+    rig.dispatch_until(A_FEW_BATCHES, || {
+        erp.received().len() >= EventType::ALL.len()
+    })
+    .await;
+    rig.drain(A_FEW_BATCHES).await;
+
+    let received = erp.received();
+    let kinds: BTreeSet<&str> = received.iter().map(|r| r.kind()).collect();
+    let every: BTreeSet<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
+    assert_eq!(kinds, every);
+    assert_eq!(received.len(), EventType::ALL.len(), "each exactly once");
+    let ids: BTreeSet<&str> = received.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), received.len(), "one webhook-id per event");
+    for delivery in &received {
+        assert!(
+            delivery.verifies_with(&issued.secret),
+            "{} does not verify: {}",
+            delivery.kind(),
+            delivery.signature
+        );
+        assert!(!delivery.verifies_with(&stranger), "{}", delivery.kind());
+        assert!(delivery.id.starts_with("evt_"), "{}", delivery.id);
+        assert_eq!(delivery.body["data"]["order_number"], "mabang-every-type");
+    }
+    let shipped = received
+        .iter()
+        .find(|r| r.kind() == "order.shipped")
+        .expect("shipped");
+    assert_eq!(shipped.body["data"]["tracking_number"], "YT4567890123CN");
+    assert_eq!(shipped.body["data"]["logistic_provider_code"], "jito");
+
+    let (endpoint, recent) = rig.endpoint(&issued).await;
+    assert!(endpoint.enabled);
+    assert_eq!(recent.len(), EventType::ALL.len());
+    for delivery in recent {
+        assert_eq!(delivery.status, DeliveryStatus::Delivered, "{delivery:?}");
+        assert_eq!(delivery.posts, 1, "{delivery:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_delivery_waits_the_first_delay_then_arrives_once_with_the_same_webhook_id() {
+    let policy = schedule(POST_TIMEOUT);
+    let first_delay = policy.delays[0];
+    let rig = Rig::new(Reach::LocalNetwork, policy).await;
+    let erp = Receiver::start(vec![Reply::Status(500)], Reply::Status(200)).await;
+    let issued = rig.subscribe(&erp.url).await;
+    erp.hold(&issued.secret);
+
+    rig.publish(None, &new_order("mabang-retried")).await;
+    rig.dispatch_until(A_FEW_BATCHES, || !erp.received().is_empty())
+        .await;
+
+    // The delivery item says when it is tried next, and the queue hides the
+    // message until then.
+    let (_, recent) = rig.endpoint(&issued).await;
+    let delivery = &recent[0];
+    let attempt = delivery.last_attempt.clone().expect("an attempt");
+    assert_eq!(
+        (delivery.status, delivery.posts, attempt.http_status),
+        (DeliveryStatus::Pending, 1, Some(500))
+    );
+    let next = delivery.next_attempt_at.expect("a next attempt") - attempt.at;
+    assert_eq!(next.to_std().ok(), Some(first_delay), "{delivery:?}");
+    assert_eq!(rig.queued().await, (0, 1), "hidden, not deleted");
+    assert_eq!(rig.dispatch_once().await, 0, "not shown before its delay");
+
+    rig.dispatch_until(first_delay * 3, || erp.received().len() >= 2)
+        .await;
+    rig.drain(A_FEW_BATCHES).await;
+
+    let received = erp.received();
+    assert_eq!(received.len(), 2, "delivered once after the failure");
+    let waited = received[1].at - received[0].at;
+    println!(
+        "retried after {:.2} s (first delay {:.0} s)",
+        seconds(waited),
+        seconds(first_delay)
+    );
+    assert!(
+        waited >= first_delay && waited < first_delay + Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_eq!(received[0].id, received[1].id, "the same webhook-id");
+    assert!(received.iter().all(|r| r.verifies_with(&issued.secret)));
+    let (endpoint, recent) = rig.endpoint(&issued).await;
+    assert_eq!(
+        (recent[0].status, recent[0].posts),
+        (DeliveryStatus::Delivered, 2)
+    );
+    assert_eq!(endpoint.health.failing_since, None, "a success clears it");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    const ASKED: u64 = 8;
+    let rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
+    let erp = Receiver::start(vec![Reply::RetryAfter(429, ASKED)], Reply::Status(204)).await;
+    let issued = rig.subscribe(&erp.url).await;
+
+    rig.publish(None, &new_order("mabang-slow-down")).await;
+    rig.dispatch_until(A_FEW_BATCHES, || !erp.received().is_empty())
+        .await;
+    let (_, recent) = rig.endpoint(&issued).await;
+    let attempt = recent[0].last_attempt.clone().expect("an attempt");
+    let next = recent[0].next_attempt_at.expect("a next attempt") - attempt.at;
+    assert_eq!(next.num_seconds(), i64::try_from(ASKED).expect("small"));
+
+    let asked = Duration::from_secs(ASKED);
+    rig.dispatch_until(asked * 2, || erp.received().len() >= 2)
+        .await;
+    let received = erp.received();
+    let waited = received[1].at - received[0].at;
+    println!(
+        "Retry-After: {ASKED} → retried after {:.2} s",
+        seconds(waited)
+    );
+    assert!(
+        waited >= asked && waited < asked + Duration::from_secs(3),
+        "{waited:?}"
+    );
+    rig.drain(A_FEW_BATCHES).await;
+    assert_eq!(erp.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_410_disables_the_endpoint_and_nothing_more_is_posted_to_it() {
+    let mut rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
+    let erp = Receiver::start(Vec::new(), Reply::Status(410)).await;
+    let issued = rig.subscribe(&erp.url).await;
+
+    // Two events queued while the endpoint is enabled, handed over one at a
+    // time: the first is answered 410, the second finds it disabled.
+    let created = new_order("mabang-gone");
+    let allocated = write(&created, |o| o.status = OrderStatus::Allocated);
+    rig.publish(None, &created).await;
+    rig.publish(Some(&created), &allocated).await;
+    rig.set_batch_size(1);
+    rig.drain(A_FEW_BATCHES).await;
+
+    assert_eq!(erp.received().len(), 1, "no post after the 410");
+    let (endpoint, recent) = rig.endpoint(&issued).await;
+    assert!(!endpoint.enabled);
+    let reason = endpoint.disabled_reason.clone().unwrap_or_default();
+    assert!(reason.contains("410"), "{reason}");
+    let statuses: BTreeSet<(String, u32)> = recent
+        .iter()
+        .map(|d| (format!("{:?}", d.status), d.posts))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("Failed".to_owned(), 1), ("Pending".to_owned(), 0)].into(),
+        "the one posted failed, the other was dropped unposted"
+    );
+    assert_eq!(rig.metrics.recorded(), [Metric::WebhookEndpointDisabled]);
+
+    // A later change of the order: nothing is even queued for it.
+    let picked = write(&allocated, |o| o.status = OrderStatus::Picked);
+    let published = rig.publish(Some(&allocated), &picked).await;
+    assert_eq!((published.events, published.deliveries), (1, 0));
+    assert_eq!(rig.queued().await, (0, 0));
+    assert_eq!(rig.dispatch_once().await, 0);
+    assert_eq!(erp.received().len(), 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_a_day_is_disabled_with_the_reason_and_counted() {
+    // Retried after a second instead of 5 s: the clock skips the hours.
+    let mut policy = schedule(POST_TIMEOUT);
+    policy.delays = vec![Duration::from_secs(1)];
+    policy.max_posts = 50;
+    let rig = Rig::new(Reach::LocalNetwork, policy).await;
+    let erp = Receiver::start(Vec::new(), Reply::Status(500)).await;
+    let issued = rig.subscribe(&erp.url).await;
+
+    let created = new_order("mabang-down-all-day");
+    rig.publish(None, &created).await;
+    for (hours_later, posts) in [(0, 1), (12, 2)] {
+        rig.clock.advance(chrono::Duration::hours(hours_later));
+        rig.dispatch_until(A_FEW_BATCHES, || erp.received().len() >= posts)
+            .await;
+        let (endpoint, _) = rig.endpoint(&issued).await;
+        assert!(endpoint.enabled, "still enabled after {hours_later} h");
+        assert!(endpoint.health.failing_since.is_some());
+    }
+    assert!(rig.metrics.recorded().is_empty());
+
+    // A day after the first failure: the next failure disables it.
+    rig.clock.advance(chrono::Duration::hours(12));
+    rig.dispatch_until(A_FEW_BATCHES, || erp.received().len() >= 3)
+        .await;
+    let (endpoint, _) = rig.endpoint(&issued).await;
+    assert!(!endpoint.enabled);
+    let reason = endpoint.disabled_reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("every delivery failed from"), "{reason}");
+    assert_eq!(rig.metrics.recorded(), [Metric::WebhookEndpointDisabled]);
+
+    // Its pending delivery is dropped, and a later event is never queued.
+    rig.drain(A_FEW_BATCHES).await;
+    let allocated = write(&created, |o| o.status = OrderStatus::Allocated);
+    assert_eq!(rig.publish(Some(&created), &allocated).await.deliveries, 0);
+    assert_eq!(erp.received().len(), 3);
+}
+
+#[tokio::test]
+async fn after_rotate_secret_both_secrets_verify_until_the_overlap_ends() {
+    let rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
+    let now = chrono::Utc::now();
+    // One endpoint rotated just now, one rotated a day and a minute ago (the
+    // clock given to the rotation): its overlap is over.
+    let mut endpoints = Vec::new();
+    for rotated_at in [now, now - ROTATION_OVERLAP - chrono::Duration::minutes(1)] {
+        let erp = Receiver::start(Vec::new(), Reply::Status(204)).await;
+        let old = rig.subscribe(&erp.url).await;
+        let new = rig
+            .subscriptions
+            .rotate(CLIENT, old.endpoint.id.as_str(), rotated_at)
+            .await
+            .expect("rotated");
+        assert_ne!(old.secret, new.secret);
+        erp.hold(&old.secret);
+        erp.hold(&new.secret);
+        endpoints.push((erp, old.secret, new.secret));
+    }
+
+    rig.publish(None, &new_order("mabang-rotated")).await;
+    rig.dispatch_until(A_FEW_BATCHES, || {
+        endpoints.iter().all(|(erp, ..)| !erp.received().is_empty())
+    })
+    .await;
+
+    let (erp, old, new) = &endpoints[0];
+    let during = &erp.received()[0];
+    let signatures: Vec<&str> = during.signature.split(' ').collect();
+    assert_eq!(signatures.len(), 2, "{}", during.signature);
+    assert!(signatures.iter().all(|s| s.starts_with("v1,")));
+    assert!(
+        during.verifies_with(old) && during.verifies_with(new),
+        "a receiver holding either secret verifies: {:?}",
+        during.verified_with.len()
+    );
+
+    let (erp, old, new) = &endpoints[1];
+    let after = &erp.received()[0];
+    assert_eq!(after.signature.split(' ').count(), 1, "{}", after.signature);
+    assert!(after.verifies_with(new));
+    assert!(!after.verifies_with(old), "the old secret no longer signs");
+}
+
+/// The Done-when point of issue 23: a hanging endpoint with a backlog
+/// delays no other endpoint's deliveries by more than one post timeout.
+/// One poller (the least concurrency the event source mapping has) takes
+/// batches of 10 that mix both endpoints' deliveries.
+#[tokio::test]
+async fn a_hanging_endpoint_delays_another_endpoints_deliveries_by_at_most_one_timeout() {
+    const ORDERS: usize = 12;
+    let rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
+    let hanging = Receiver::start(Vec::new(), Reply::Hang).await;
+    let healthy = Receiver::start(Vec::new(), Reply::Status(204)).await;
+    rig.subscribe(&hanging.url).await;
+    let healthy_endpoint = rig.subscribe(&healthy.url).await;
+
+    let mut sent = HashMap::new();
+    for n in 0..ORDERS {
+        let order = new_order(&format!("mabang-backlog-{n}"));
+        assert_eq!(rig.publish(None, &order).await.deliveries, 2);
+        sent.insert(order.order_number.clone(), Instant::now());
+    }
+    let dispatcher = rig.run_dispatcher();
+    let deadline = Instant::now() + POST_TIMEOUT * 4;
+    while healthy.received().len() < ORDERS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    dispatcher.abort();
+
+    // When each healthy delivery's batch was handed to the dispatcher.
+    let mut handed = HashMap::new();
+    for batch in rig.batches() {
+        for ticket in batch.tickets {
+            if ticket.endpoint_id == healthy_endpoint.endpoint.id.as_str() {
+                handed.entry(ticket.entry).or_insert(batch.at);
+            }
+        }
+    }
+    let received = healthy.received();
+    assert_eq!(received.len(), ORDERS, "every healthy delivery arrived");
+    let mut lines = Vec::new();
+    let (mut worst_latency, mut worst_in_batch) = (Duration::ZERO, Duration::ZERO);
+    for delivery in &received {
+        let number = delivery.body["data"]["order_number"]
+            .as_str()
+            .expect("an order number");
+        let latency = delivery.at - sent[number];
+        let batch_at = handed
+            .iter()
+            .find(|(entry, _)| entry.ends_with(&delivery.id))
+            .map(|(_, at)| *at)
+            .expect("its batch");
+        let in_batch = delivery.at - batch_at;
+        lines.push(format!(
+            "{number}: {:.3} s after it was sent, {:.3} s after its batch was handed over",
+            seconds(latency),
+            seconds(in_batch)
+        ));
+        worst_latency = worst_latency.max(latency);
+        worst_in_batch = worst_in_batch.max(in_batch);
+    }
+    println!(
+        "healthy endpoint beside a hanging one ({} batches, {} posts to the hanging one):\n{}",
+        rig.batches().len(),
+        hanging.received().len(),
+        lines.join("\n")
+    );
+    // In its batch, no healthy delivery waits for a hanging post …
+    assert!(
+        worst_in_batch < POST_TIMEOUT / 5,
+        "a healthy delivery waited {worst_in_batch:?} for the hanging endpoint in its batch"
+    );
+    // … and across batches the hanging endpoint costs one timeout, plus the
+    // emulators' round trips of one batch.
+    assert!(
+        worst_latency <= POST_TIMEOUT + Duration::from_secs(1),
+        "a healthy delivery arrived {worst_latency:?} after it was sent"
+    );
+    assert!(
+        !hanging.received().is_empty(),
+        "the hanging endpoint was tried"
+    );
+}
+
+/// The machine's own name: it resolves to one of the machine's addresses
+/// (loopback here, a private one in a container), never a public one.
+fn own_host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .expect("the machine's host name")
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_a_private_address_at_delivery_time_is_never_posted_to() {
+    let rig = Rig::new(Reach::Internet, schedule(POST_TIMEOUT)).await;
+    let host = own_host_name();
+    let resolved: Vec<_> = tokio::net::lookup_host((host.as_str(), 0))
+        .await
+        .expect("the machine's name resolves")
+        .collect();
+    assert!(
+        resolved
+            .iter()
+            .all(|address| Reach::Internet.admits(address.ip()).is_err()),
+        "this test needs the machine's name ({host}) to resolve to its own, non-public addresses: {resolved:?}"
+    );
+    let erp = Receiver::start_on(&host, Vec::new(), Reply::Status(204)).await;
+    // A name and https: nothing at creation says where it leads.
+    let url = erp.url.replacen("http://", "https://", 1);
+    let issued = rig.subscribe(&url).await;
+
+    rig.publish(None, &new_order("mabang-ssrf")).await;
+    let mut tried = None;
+    for _ in 0..10 {
+        rig.dispatch_once().await;
+        let (_, recent) = rig.endpoint(&issued).await;
+        if recent[0].posts > 0 {
+            tried = recent[0].last_attempt.clone();
+            break;
+        }
+    }
+    let attempt = tried.expect("the delivery was tried");
+    assert_eq!(attempt.http_status, None);
+    assert!(
+        attempt.excerpt.contains("loopback") || attempt.excerpt.contains("private"),
+        "{}",
+        attempt.excerpt
+    );
+    assert_eq!(erp.connections(), 0, "never connected to");
+
+    // The same URL is connected to where the local network is allowed
+    // (`make run`): the receiver would have seen the connection.
+    let local = adapters::webhook_http::HttpWebhookPoster::new(Reach::LocalNetwork)
+        .expect("an HTTP client");
+    let endpoint_url =
+        shared::webhook::EndpointUrl::parse(&url, Reach::LocalNetwork).expect("a local URL");
+    let headers = shared::webhook::sign(&[], "evt_probe", 0, b"{}");
+    shared::ports::WebhookPoster::post(&local, &endpoint_url, &headers, "{}", POST_TIMEOUT).await;
+    assert!(erp.connections() > 0);
+}
