@@ -285,6 +285,49 @@ async fn after_rotate_secret_both_secrets_verify_until_the_overlap_ends() {
     assert!(!after.verifies_with(old), "the old secret no longer signs");
 }
 
+/// Deliveries are not serialised per order (docs/webhooks.md "Order"): a
+/// retried event may arrive after a later one, and `data.sequence` tells the
+/// receiver which is newer.
+#[tokio::test]
+async fn an_event_overtaken_by_a_later_one_carries_the_lower_sequence() {
+    let rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
+    let erp = Receiver::start(vec![Reply::RetryAfter(503, 8)], Reply::Status(204)).await;
+    rig.subscribe(&erp.url).await;
+
+    let created = new_order("mabang-overtaken");
+    rig.publish(None, &created).await;
+    rig.dispatch_until(A_FEW_BATCHES, || !erp.received().is_empty())
+        .await;
+    let allocated = write(&created, |o| o.status = OrderStatus::Allocated);
+    let picked = write(&allocated, |o| o.status = OrderStatus::Picked);
+    rig.publish(Some(&created), &allocated).await;
+    rig.publish(Some(&allocated), &picked).await;
+    rig.dispatch_until(Duration::from_secs(20), || erp.received().len() >= 4)
+        .await;
+
+    let delivered: Vec<(String, u64)> = erp.received()[1..]
+        .iter()
+        .map(|r| {
+            let sequence = r.body["data"]["sequence"].as_u64().expect("a sequence");
+            (r.kind().to_owned(), sequence)
+        })
+        .collect();
+    println!("arrived after the first try failed: {delivered:?}");
+    assert_eq!(
+        delivered.last().map(|(kind, _)| kind.as_str()),
+        Some("order.accepted"),
+        "the retried event arrives last"
+    );
+    // What a receiver keeping the highest sequence per order ends with.
+    let newest = delivered
+        .iter()
+        .max_by_key(|(_, sequence)| *sequence)
+        .expect("deliveries");
+    assert_eq!(newest.0, "order.picked");
+    let sequences: BTreeSet<u64> = delivered.iter().map(|(_, sequence)| *sequence).collect();
+    assert_eq!(sequences.len(), 3, "one sequence per write: {delivered:?}");
+}
+
 /// The Done-when point of issue 23: a hanging endpoint with a backlog
 /// delays no other endpoint's deliveries by more than one post timeout.
 /// One poller (the least concurrency the event source mapping has) takes
