@@ -1,6 +1,7 @@
 //! The webhook delivery path on the emulators, for tests: the template's
 //! `WebhooksTable` and `WebhookDeliveryQueue` on DynamoDB Local and moto,
-//! endpoints made through the `Subscriptions` use case, events published by
+//! endpoints made and read through the `webhook-api` handler with an ERP
+//! key, as an ERP does, events published by
 //! the `FanOut` use case onto the real queue, and the queue drained into
 //! `webhook_dispatch::DispatchHandler` by the local stand-in for Lambda's
 //! event source mapping, posting with the real `HttpWebhookPoster`.
@@ -8,22 +9,27 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use adapters::DynamoKeyStore;
 use adapters::dynamodb_webhooks::DynamoWebhooks;
 use adapters::sqs_webhooks::SqsDeliveryQueue;
 use adapters::webhook_http::HttpWebhookPoster;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, Utc};
+use lambda_http::Body;
+use lambda_http::http::Method;
 use local_stack::Stack;
 use local_stack::sqs_poller::{self, PollerConfig, SqsFunction};
+use serde_json::{Value, json};
 use shared::callback::retry::RetryPolicy;
 use shared::domain::OrderStatus;
+use shared::domain::Scope;
 use shared::memory::MemoryMetrics;
-use shared::notify::{Deliverer, FanOut, Issued, Published, Subscriptions};
+use shared::notify::{Deliverer, FanOut, Published, Replay, Subscriptions};
 use shared::ports::Clock;
 use shared::record::callback::CallbackStatus;
 use shared::record::progress::Progress;
-use shared::webhook::{Delivery, DeliveryTicket, Endpoint, OrderState, Reach};
+use shared::webhook::{Delivery, DeliveryTicket, OrderState, Reach};
 use webhook_dispatch::DispatchHandler;
 
 /// The client whose endpoints and orders the tests use.
@@ -48,11 +54,42 @@ impl Clock for ShiftedClock {
 }
 
 type Webhooks = DynamoWebhooks;
+type Api = webhook_api::WebhooksApi<
+    Webhooks,
+    Webhooks,
+    Webhooks,
+    SqsDeliveryQueue,
+    ShiftedClock,
+    DynamoKeyStore,
+>;
+
+/// The routes' path.
+const HOOKS: &str = "/apicenter/api/webhooks";
+
+/// An endpoint as its ERP got it from `POST /apicenter/api/webhooks`. Its
+/// `Debug` leaves the secret out.
+pub struct Subscribed {
+    pub id: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Subscribed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscribed")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
 
 /// One test's webhook resources and the functions over them.
 pub struct Rig {
     pub stack: Stack,
+    /// The use case under the routes, for what the API does not take (a
+    /// rotation at another time).
     pub subscriptions: Subscriptions<Webhooks, Webhooks>,
+    api: Api,
+    /// Client [`CLIENT`]'s ERP key.
+    erp_key: String,
     pub clock: ShiftedClock,
     /// What the dispatcher counted.
     pub metrics: Arc<MemoryMetrics>,
@@ -102,6 +139,18 @@ impl Rig {
         let queue = SqsDeliveryQueue::new(stack.sqs.clone(), &queue_url);
         let clock = ShiftedClock::default();
         let metrics = Arc::new(MemoryMetrics::default());
+        let api = webhook_api::WebhooksApi::new(
+            Subscriptions::new(webhooks.clone(), webhooks.clone(), reach),
+            Replay::new(
+                webhooks.clone(),
+                webhooks.clone(),
+                webhooks.clone(),
+                queue.clone(),
+            ),
+            stack.keys().expect("the keys table"),
+            clock.clone(),
+        );
+        let erp_key = crate::issue_key(&stack, Scope::Client(CLIENT.to_owned())).await;
         let deliverer = Deliverer::new(
             webhooks.clone(),
             webhooks.clone(),
@@ -135,6 +184,8 @@ impl Rig {
             subscriptions: Subscriptions::new(webhooks.clone(), webhooks.clone(), reach),
             fan_out: FanOut::new(webhooks.clone(), webhooks.clone(), webhooks, queue),
             poller: PollerConfig::new(queue_url, queue_arn, region),
+            api,
+            erp_key,
             stack,
             clock,
             metrics,
@@ -155,23 +206,63 @@ impl Rig {
         self.poller.batch_size = size;
     }
 
-    /// Registers `url` for client [`CLIENT`] as `POST /apicenter/api/webhooks`
-    /// would, for every event type.
-    pub async fn subscribe(&self, url: &str) -> Issued {
-        let body = serde_json::json!({ "url": url }).to_string();
-        self.subscriptions
-            .create(CLIENT, body.as_bytes(), self.clock.now())
+    /// The ERP's request to the webhook routes: the status and `data`.
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.erp_key));
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let body = body.map_or(Body::Empty, |body| Body::from(body.to_string()));
+        let response = self
+            .api
+            .handle(request.body(body).expect("a request"))
             .await
-            .expect("the endpoint is created")
+            .expect("an answer");
+        let status = response.status().as_u16();
+        let answer: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        (status, answer["data"].clone())
     }
 
-    /// The endpoint and its recent deliveries, newest first, as `GET
-    /// /apicenter/api/webhooks/{id}` reads them.
-    pub async fn endpoint(&self, issued: &Issued) -> (Endpoint, Vec<Delivery>) {
+    /// `POST /apicenter/api/webhooks` for `url`, every event type.
+    pub async fn subscribe(&self, url: &str) -> Subscribed {
+        let (status, data) = self
+            .request(Method::POST, HOOKS, Some(json!({ "url": url })))
+            .await;
+        assert_eq!(status, 201, "{data:#}");
+        Subscribed {
+            id: data["id"].as_str().expect("an id").to_owned(),
+            secret: data["secret"].as_str().expect("a secret").to_owned(),
+        }
+    }
+
+    /// `POST …/{id}/rotate-secret`: the new secret.
+    pub async fn rotate(&self, endpoint: &Subscribed) -> String {
+        let path = format!("{HOOKS}/{}/rotate-secret", endpoint.id);
+        let (status, data) = self.request(Method::POST, &path, None).await;
+        assert_eq!(status, 200, "{data:#}");
+        data["secret"].as_str().expect("a secret").to_owned()
+    }
+
+    /// `GET …/{id}`: the endpoint and its recent deliveries as its ERP sees
+    /// them.
+    pub async fn status(&self, endpoint: &Subscribed) -> Value {
+        let path = format!("{HOOKS}/{}", endpoint.id);
+        let (status, data) = self.request(Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{data:#}");
+        data
+    }
+
+    /// The endpoint's stored deliveries, newest first, with what the API
+    /// does not show (the next attempt).
+    pub async fn deliveries(&self, endpoint: &Subscribed) -> Vec<Delivery> {
         self.subscriptions
-            .get(CLIENT, issued.endpoint.id.as_str())
+            .get(CLIENT, &endpoint.id)
             .await
             .expect("the endpoint reads back")
+            .1
     }
 
     /// What the stream's fan-out does with the write that turned `before`

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::webhook_receiver::{Received, Receiver, Reply};
 use integration_tests::webhooks::{CLIENT, Rig, every_event_type, new_order, write};
+use serde_json::{Value, json};
 use shared::domain::OrderStatus;
 use shared::metrics::Metric;
 use shared::webhook::{
@@ -27,9 +28,9 @@ fn seconds(duration: Duration) -> f64 {
 async fn every_event_type_arrives_and_verifies_with_the_endpoints_secret() {
     let rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
     let erp = Receiver::start(Vec::new(), Reply::Status(204)).await;
-    let issued = rig.subscribe(&erp.url).await;
+    let endpoint = rig.subscribe(&erp.url).await;
     let stranger = WebhookSecret::generate().expect("a secret").expose();
-    erp.hold(&issued.secret);
+    erp.hold(&endpoint.secret);
     erp.hold(&stranger);
 
     for (before, after) in every_event_type("mabang-every-type") {
@@ -51,7 +52,7 @@ async fn every_event_type_arrives_and_verifies_with_the_endpoints_secret() {
     assert_eq!(ids.len(), received.len(), "one webhook-id per event");
     for delivery in &received {
         assert!(
-            delivery.verifies_with(&issued.secret),
+            delivery.verifies_with(&endpoint.secret),
             "{} does not verify: {}",
             delivery.kind(),
             delivery.signature
@@ -67,12 +68,15 @@ async fn every_event_type_arrives_and_verifies_with_the_endpoints_secret() {
     assert_eq!(shipped.body["data"]["tracking_number"], "YT4567890123CN");
     assert_eq!(shipped.body["data"]["logistic_provider_code"], "jito");
 
-    let (endpoint, recent) = rig.endpoint(&issued).await;
-    assert!(endpoint.enabled);
+    // What the ERP reads back: GET /apicenter/api/webhooks/{id}.
+    let status = rig.status(&endpoint).await;
+    assert_eq!(status["enabled"], true);
+    let recent = status["recent_deliveries"].as_array().expect("deliveries");
     assert_eq!(recent.len(), EventType::ALL.len());
     for delivery in recent {
-        assert_eq!(delivery.status, DeliveryStatus::Delivered, "{delivery:?}");
-        assert_eq!(delivery.posts, 1, "{delivery:?}");
+        assert_eq!(delivery["status"], "delivered", "{delivery:#}");
+        assert_eq!(delivery["attempts"], 1, "{delivery:#}");
+        assert_eq!(delivery["last_attempt"]["http_status"], 204, "{delivery:#}");
     }
 }
 
@@ -82,8 +86,8 @@ async fn a_failed_delivery_waits_the_first_delay_then_arrives_once_with_the_same
     let first_delay = policy.delays[0];
     let rig = Rig::new(Reach::LocalNetwork, policy).await;
     let erp = Receiver::start(vec![Reply::Status(500)], Reply::Status(200)).await;
-    let issued = rig.subscribe(&erp.url).await;
-    erp.hold(&issued.secret);
+    let endpoint = rig.subscribe(&erp.url).await;
+    erp.hold(&endpoint.secret);
 
     rig.publish(None, &new_order("mabang-retried")).await;
     rig.dispatch_until(A_FEW_BATCHES, || !erp.received().is_empty())
@@ -91,7 +95,7 @@ async fn a_failed_delivery_waits_the_first_delay_then_arrives_once_with_the_same
 
     // The delivery item says when it is tried next, and the queue hides the
     // message until then.
-    let (_, recent) = rig.endpoint(&issued).await;
+    let recent = rig.deliveries(&endpoint).await;
     let delivery = &recent[0];
     let attempt = delivery.last_attempt.clone().expect("an attempt");
     assert_eq!(
@@ -120,13 +124,14 @@ async fn a_failed_delivery_waits_the_first_delay_then_arrives_once_with_the_same
         "{waited:?}"
     );
     assert_eq!(received[0].id, received[1].id, "the same webhook-id");
-    assert!(received.iter().all(|r| r.verifies_with(&issued.secret)));
-    let (endpoint, recent) = rig.endpoint(&issued).await;
+    assert!(received.iter().all(|r| r.verifies_with(&endpoint.secret)));
+    let status = rig.status(&endpoint).await;
+    let delivery = &status["recent_deliveries"][0];
     assert_eq!(
-        (recent[0].status, recent[0].posts),
-        (DeliveryStatus::Delivered, 2)
+        (&delivery["status"], &delivery["attempts"]),
+        (&json!("delivered"), &json!(2))
     );
-    assert_eq!(endpoint.health.failing_since, None, "a success clears it");
+    assert_eq!(status["failing_since"], Value::Null, "a success clears it");
 }
 
 #[tokio::test]
@@ -134,12 +139,12 @@ async fn retry_after_is_honoured() {
     const ASKED: u64 = 8;
     let rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
     let erp = Receiver::start(vec![Reply::RetryAfter(429, ASKED)], Reply::Status(204)).await;
-    let issued = rig.subscribe(&erp.url).await;
+    let endpoint = rig.subscribe(&erp.url).await;
 
     rig.publish(None, &new_order("mabang-slow-down")).await;
     rig.dispatch_until(A_FEW_BATCHES, || !erp.received().is_empty())
         .await;
-    let (_, recent) = rig.endpoint(&issued).await;
+    let recent = rig.deliveries(&endpoint).await;
     let attempt = recent[0].last_attempt.clone().expect("an attempt");
     let next = recent[0].next_attempt_at.expect("a next attempt") - attempt.at;
     assert_eq!(next.num_seconds(), i64::try_from(ASKED).expect("small"));
@@ -165,7 +170,7 @@ async fn retry_after_is_honoured() {
 async fn a_410_disables_the_endpoint_and_nothing_more_is_posted_to_it() {
     let mut rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
     let erp = Receiver::start(Vec::new(), Reply::Status(410)).await;
-    let issued = rig.subscribe(&erp.url).await;
+    let endpoint = rig.subscribe(&erp.url).await;
 
     // Two events queued while the endpoint is enabled, handed over one at a
     // time: the first is answered 410, the second finds it disabled.
@@ -177,18 +182,23 @@ async fn a_410_disables_the_endpoint_and_nothing_more_is_posted_to_it() {
     rig.drain(A_FEW_BATCHES).await;
 
     assert_eq!(erp.received().len(), 1, "no post after the 410");
-    let (endpoint, recent) = rig.endpoint(&issued).await;
-    assert!(!endpoint.enabled);
-    let reason = endpoint.disabled_reason.clone().unwrap_or_default();
-    assert!(reason.contains("410"), "{reason}");
-    let statuses: BTreeSet<(String, u32)> = recent
+    let status = rig.status(&endpoint).await;
+    assert_eq!(status["enabled"], false);
+    let reason = status["disabled_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("410"), "{status:#}");
+    let statuses: BTreeSet<(String, u64)> = status["recent_deliveries"]
+        .as_array()
+        .expect("deliveries")
         .iter()
-        .map(|d| (format!("{:?}", d.status), d.posts))
+        .map(|d| {
+            let kind = d["status"].as_str().unwrap_or_default().to_owned();
+            (kind, d["attempts"].as_u64().unwrap_or_default())
+        })
         .collect();
     assert_eq!(
         statuses,
-        [("Failed".to_owned(), 1), ("Pending".to_owned(), 0)].into(),
-        "the one posted failed, the other was dropped unposted"
+        [("failed".to_owned(), 1), ("pending".to_owned(), 0)].into(),
+        "the one posted failed, the other was dropped unposted: {status:#}"
     );
     assert_eq!(rig.metrics.recorded(), [Metric::WebhookEndpointDisabled]);
 
@@ -209,7 +219,7 @@ async fn an_endpoint_failing_for_a_day_is_disabled_with_the_reason_and_counted()
     policy.max_posts = 50;
     let rig = Rig::new(Reach::LocalNetwork, policy).await;
     let erp = Receiver::start(Vec::new(), Reply::Status(500)).await;
-    let issued = rig.subscribe(&erp.url).await;
+    let endpoint = rig.subscribe(&erp.url).await;
 
     let created = new_order("mabang-down-all-day");
     rig.publish(None, &created).await;
@@ -217,9 +227,9 @@ async fn an_endpoint_failing_for_a_day_is_disabled_with_the_reason_and_counted()
         rig.clock.advance(chrono::Duration::hours(hours_later));
         rig.dispatch_until(A_FEW_BATCHES, || erp.received().len() >= posts)
             .await;
-        let (endpoint, _) = rig.endpoint(&issued).await;
-        assert!(endpoint.enabled, "still enabled after {hours_later} h");
-        assert!(endpoint.health.failing_since.is_some());
+        let status = rig.status(&endpoint).await;
+        assert_eq!(status["enabled"], true, "after {hours_later} h: {status:#}");
+        assert!(status["failing_since"].is_string(), "{status:#}");
     }
     assert!(rig.metrics.recorded().is_empty());
 
@@ -227,10 +237,13 @@ async fn an_endpoint_failing_for_a_day_is_disabled_with_the_reason_and_counted()
     rig.clock.advance(chrono::Duration::hours(12));
     rig.dispatch_until(A_FEW_BATCHES, || erp.received().len() >= 3)
         .await;
-    let (endpoint, _) = rig.endpoint(&issued).await;
-    assert!(!endpoint.enabled);
-    let reason = endpoint.disabled_reason.clone().unwrap_or_default();
-    assert!(reason.starts_with("every delivery failed from"), "{reason}");
+    let status = rig.status(&endpoint).await;
+    assert_eq!(status["enabled"], false);
+    let reason = status["disabled_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("every delivery failed from"),
+        "{status:#}"
+    );
     assert_eq!(rig.metrics.recorded(), [Metric::WebhookEndpointDisabled]);
 
     // Its pending delivery is dropped, and a later event is never queued.
@@ -243,22 +256,27 @@ async fn an_endpoint_failing_for_a_day_is_disabled_with_the_reason_and_counted()
 #[tokio::test]
 async fn after_rotate_secret_both_secrets_verify_until_the_overlap_ends() {
     let rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
-    let now = chrono::Utc::now();
-    // One endpoint rotated just now, one rotated a day and a minute ago (the
-    // clock given to the rotation): its overlap is over.
+    // One endpoint rotated just now (POST …/rotate-secret), one rotated a
+    // day and a minute ago (the clock given to the rotation): its overlap is
+    // over.
     let mut endpoints = Vec::new();
-    for rotated_at in [now, now - ROTATION_OVERLAP - chrono::Duration::minutes(1)] {
+    for overlap_over in [false, true] {
         let erp = Receiver::start(Vec::new(), Reply::Status(204)).await;
         let old = rig.subscribe(&erp.url).await;
-        let new = rig
-            .subscriptions
-            .rotate(CLIENT, old.endpoint.id.as_str(), rotated_at)
-            .await
-            .expect("rotated");
-        assert_ne!(old.secret, new.secret);
+        let new = if overlap_over {
+            let long_ago = chrono::Utc::now() - ROTATION_OVERLAP - chrono::Duration::minutes(1);
+            rig.subscriptions
+                .rotate(CLIENT, &old.id, long_ago)
+                .await
+                .expect("rotated")
+                .secret
+        } else {
+            rig.rotate(&old).await
+        };
+        assert_ne!(old.secret, new);
         erp.hold(&old.secret);
-        erp.hold(&new.secret);
-        endpoints.push((erp, old.secret, new.secret));
+        erp.hold(&new);
+        endpoints.push((erp, old.secret, new));
     }
 
     rig.publish(None, &new_order("mabang-rotated")).await;
@@ -415,12 +433,12 @@ fn report(title: &str, latencies: &[Latency]) -> (Duration, Duration) {
 async fn a_hanging_endpoint_delays_another_endpoints_deliveries_by_at_most_one_timeout() {
     let rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
     let healthy = Receiver::start(Vec::new(), Reply::Status(204)).await;
-    let healthy_id = rig.subscribe(&healthy.url).await.endpoint.id;
-    let alone = backlog(&rig, &healthy, healthy_id.as_str(), "mabang-alone").await;
+    let healthy_id = rig.subscribe(&healthy.url).await.id;
+    let alone = backlog(&rig, &healthy, &healthy_id, "mabang-alone").await;
 
     let hanging = Receiver::start(Vec::new(), Reply::Hang).await;
     rig.subscribe(&hanging.url).await;
-    let beside = backlog(&rig, &healthy, healthy_id.as_str(), "mabang-beside").await;
+    let beside = backlog(&rig, &healthy, &healthy_id, "mabang-beside").await;
 
     let (baseline, _) = report("the healthy endpoint alone", &alone);
     let (worst, worst_in_batch) = report(
@@ -484,24 +502,24 @@ async fn a_name_resolving_to_a_private_address_at_delivery_time_is_never_posted_
     let erp = Receiver::start_on(&host, Vec::new(), Reply::Status(204)).await;
     // A name and https: nothing at creation says where it leads.
     let url = erp.url.replacen("http://", "https://", 1);
-    let issued = rig.subscribe(&url).await;
+    let endpoint = rig.subscribe(&url).await;
 
     rig.publish(None, &new_order("mabang-ssrf")).await;
-    let mut tried = None;
+    let mut tried = Value::Null;
     for _ in 0..10 {
         rig.dispatch_once().await;
-        let (_, recent) = rig.endpoint(&issued).await;
-        if recent[0].posts > 0 {
-            tried = recent[0].last_attempt.clone();
+        let status = rig.status(&endpoint).await;
+        if status["recent_deliveries"][0]["attempts"] != 0 {
+            tried = status["recent_deliveries"][0]["last_attempt"].clone();
             break;
         }
     }
-    let attempt = tried.expect("the delivery was tried");
-    assert_eq!(attempt.http_status, None);
+    // What the ERP reads as the attempt: no status, and why.
+    assert_eq!(tried["http_status"], Value::Null, "{tried:#}");
+    let answer = tried["answer"].as_str().expect("an answer excerpt");
     assert!(
-        attempt.excerpt.contains("loopback") || attempt.excerpt.contains("private"),
-        "{}",
-        attempt.excerpt
+        answer.contains("loopback") || answer.contains("private"),
+        "{answer}"
     );
     assert_eq!(erp.connections(), 0, "never connected to");
 
