@@ -9,6 +9,8 @@ pub mod partner;
 pub mod protocol_model;
 pub mod store_contract;
 pub mod webhook_model;
+pub mod webhook_receiver;
+pub mod webhooks;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
