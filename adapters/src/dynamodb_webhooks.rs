@@ -12,7 +12,9 @@
 //! never hold more than `MAX_ENDPOINTS`. A delivery is claimed and settled
 //! with one conditional write each: the claim's condition is
 //! [`Delivery::check_claim`]'s rule, the settle's that the claimer still
-//! holds the lease (the store contract and the model test hold both to it).
+//! holds the lease, a replay's re-opening [`Delivery::check_reopen`]'s
+//! rule (the store contract holds all three to it, the model test the
+//! claim and the settle).
 
 use std::collections::HashMap;
 
@@ -27,7 +29,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use shared::callback::retry::RetryPolicy;
 use shared::error::StoreError;
-use shared::ports::{DeliveryClaim, DeliveryStore, EndpointStore, EventLog, Save};
+use shared::ports::{DeliveryClaim, DeliveryStore, EndpointStore, EventLog, Reopen, Save};
 use shared::webhook::{
     Attempt, Delivery, DeliveryStatus, DeliveryTicket, Endpoint, EndpointId, EndpointUrl,
     EventType, EventTypes, Health, Lease, MAX_ENDPOINTS, Reach, WebhookEvent, WebhookSecret,
@@ -317,6 +319,63 @@ impl DeliveryStore for DynamoWebhooks {
                 Ok(Save::Stale)
             }
             Err(err) => Err(super::dynamodb::classify(err)),
+        }
+    }
+
+    async fn reopen(
+        &self,
+        ticket: &DeliveryTicket,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Reopen>, StoreError> {
+        let reopened = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::delivery_key(ticket)))
+            .update_expression(
+                "SET #status = :pending, posts = :zero, expires_at = :expires \
+                 REMOVE next_attempt_at, lease_owner, lease_until",
+            )
+            // Delivery::check_reopen; a missing delivery has no status, so
+            // re-opening never creates one. Pinned by
+            // tests/src/delivery_contract.rs.
+            .condition_expression(
+                "#status = :failed \
+                 AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(status_name(DeliveryStatus::Pending)))
+            .expression_attribute_values(":failed", s(status_name(DeliveryStatus::Failed)))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":expires", n(expiry(now + DELIVERIES_KEPT)))
+            .expression_attribute_values(":now", n(millis(now)))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match reopened {
+            Ok(output) => {
+                let item = output.attributes.unwrap_or_default();
+                Ok(Some(Reopen::Reopened(delivery_from(&item)?)))
+            }
+            Err(err) => {
+                let Some(UpdateItemError::ConditionalCheckFailedException(failed)) =
+                    err.as_service_error()
+                else {
+                    return Err(super::dynamodb::classify(err));
+                };
+                let Some(item) = &failed.item else {
+                    return Ok(None);
+                };
+                let delivery = delivery_from(item)?;
+                let refused = delivery.check_reopen(now).err().ok_or_else(|| {
+                    corrupt(
+                        item,
+                        "the reopening was refused, yet its rule allows it".into(),
+                    )
+                })?;
+                Ok(Some(Reopen::Refused(refused)))
+            }
         }
     }
 

@@ -137,6 +137,16 @@ pub enum NotClaimed {
     NotYet(DateTime<Utc>),
 }
 
+/// Why a delivery was not re-opened by a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReopened {
+    /// Only a failed delivery re-opens: a delivered one is not sent again, a
+    /// pending one is on its way already.
+    NotFailed(DeliveryStatus),
+    /// A holder's lease runs until then (its answer is still to be recorded).
+    Leased(DateTime<Utc>),
+}
+
 /// What recording an answer decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settled {
@@ -199,6 +209,30 @@ impl Delivery {
         }
         match self.next_attempt_at {
             Some(at) if now < at => Err(NotClaimed::NotYet(at)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Re-opens a failed delivery for a replay: pending again with a fresh
+    /// schedule (no posts counted, due at once). Its last attempt stays, so
+    /// its owner still sees why it failed.
+    pub fn reopen(&mut self, now: DateTime<Utc>) -> Result<(), NotReopened> {
+        self.check_reopen(now)?;
+        self.status = DeliveryStatus::Pending;
+        self.posts = 0;
+        self.next_attempt_at = None;
+        self.lease = None;
+        Ok(())
+    }
+
+    /// The re-opening's rule alone (the store's conditional write says the
+    /// same): failed, and no live lease.
+    pub fn check_reopen(&self, now: DateTime<Utc>) -> Result<(), NotReopened> {
+        if self.status != DeliveryStatus::Failed {
+            return Err(NotReopened::NotFailed(self.status));
+        }
+        match &self.lease {
+            Some(lease) if now < lease.until => Err(NotReopened::Leased(lease.until)),
             _ => Ok(()),
         }
     }
@@ -341,6 +375,50 @@ mod tests {
             }
         }
         assert_eq!(delivery.status, DeliveryStatus::Failed);
+    }
+
+    #[test]
+    fn a_failed_delivery_reopens_with_a_fresh_schedule_and_a_delivered_one_does_not() {
+        let policy = schedule(POST_TIMEOUT);
+        let mut failed = delivery();
+        failed.claim("m", at(0), &policy).unwrap();
+        failed
+            .settle("m", answer(Some(410)), at(1), &policy)
+            .unwrap();
+        failed.reopen(at(2)).unwrap();
+        assert_eq!(failed.status, DeliveryStatus::Pending);
+        assert_eq!((failed.posts, failed.next_attempt_at), (0, None));
+        assert_eq!(failed.last_attempt.as_ref().unwrap().http_status, Some(410));
+        failed.claim("m#2", at(2), &policy).unwrap();
+        assert_eq!(
+            failed.reopen(at(3)),
+            Err(NotReopened::NotFailed(DeliveryStatus::Pending))
+        );
+
+        let mut delivered = delivery();
+        delivered.claim("m", at(0), &policy).unwrap();
+        delivered
+            .settle("m", answer(Some(200)), at(1), &policy)
+            .unwrap();
+        assert_eq!(
+            delivered.reopen(at(2)),
+            Err(NotReopened::NotFailed(DeliveryStatus::Delivered))
+        );
+    }
+
+    #[test]
+    fn a_failed_delivery_under_a_live_lease_is_not_reopened_until_it_ends() {
+        let mut failed = Delivery {
+            status: DeliveryStatus::Failed,
+            lease: Some(Lease {
+                owner: "m".into(),
+                until: at(15),
+            }),
+            ..delivery()
+        };
+        assert_eq!(failed.reopen(at(14)), Err(NotReopened::Leased(at(15))));
+        assert_eq!(failed.reopen(at(15)), Ok(()));
+        assert_eq!(failed.lease, None);
     }
 
     #[test]
