@@ -59,6 +59,30 @@ impl DynamoWebhooks {
         }
     }
 
+    /// The client owning endpoint `id`, for an operator who knows only the
+    /// id (`orderctl webhooks show ID`). A scan filtered to that one item:
+    /// it reads the whole table, so it is for the command line, never for
+    /// the API (an ERP names its client with its key).
+    pub async fn owner_of(&self, id: &EndpointId) -> Result<Option<String>, StoreError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :sk AND begins_with(pk, :client)")
+            .expression_attribute_values(":sk", s(&format!("endpoint#{}", id.as_str())))
+            .expression_attribute_values(":client", s("client#"))
+            .projection_expression("pk")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(super::dynamodb::classify)?;
+            if let Some(pk) = page.items().first().and_then(|item| string(item, "pk")) {
+                return Ok(pk.strip_prefix("client#").map(str::to_owned));
+            }
+        }
+        Ok(None)
+    }
+
     fn key(pk: String, sk: String) -> Item {
         Item::from([("pk".into(), s(&pk)), ("sk".into(), s(&sk))])
     }
