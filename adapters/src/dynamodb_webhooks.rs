@@ -22,12 +22,14 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, Delete, Put, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Duration, Utc};
 
 use shared::callback::retry::RetryPolicy;
+
+use crate::capacity;
 use shared::error::StoreError;
 use shared::ports::{DeliveryClaim, DeliveryStore, EndpointStore, EventLog, Reopen, Save};
 use shared::webhook::{
@@ -127,10 +129,16 @@ impl EndpointStore for DynamoWebhooks {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(count).build())
             .transact_items(TransactWriteItem::builder().put(put).build())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(true),
+            Ok(output) => {
+                for consumed in output.consumed_capacity() {
+                    capacity::record("webhook_endpoint_insert", Some(consumed));
+                }
+                Ok(true)
+            }
             Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(super::dynamodb::classify(err)),
         }
@@ -145,9 +153,11 @@ impl EndpointStore for DynamoWebhooks {
             .expression_attribute_values(":pk", s(&format!("client#{client_code}")))
             .expression_attribute_values(":endpoint", s("endpoint#"))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(super::dynamodb::classify)?;
+        capacity::record("webhook_endpoint_list", page.consumed_capacity());
         let mut endpoints = page
             .items()
             .iter()
@@ -168,9 +178,11 @@ impl EndpointStore for DynamoWebhooks {
             .table_name(&self.table)
             .set_key(Some(Self::endpoint_key(client_code, id)))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(super::dynamodb::classify)?;
+        capacity::record("webhook_endpoint_get", output.consumed_capacity());
         output
             .item
             .as_ref()
@@ -186,10 +198,14 @@ impl EndpointStore for DynamoWebhooks {
             .set_item(Some(endpoint_item(endpoint)))
             .condition_expression("version = :read")
             .expression_attribute_values(":read", n(read_version))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(Save::Saved),
+            Ok(output) => {
+                capacity::record("webhook_endpoint_save", output.consumed_capacity());
+                Ok(Save::Saved)
+            }
             Err(err)
                 if err
                     .as_service_error()
@@ -223,10 +239,16 @@ impl EndpointStore for DynamoWebhooks {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(count).build())
             .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(true),
+            Ok(output) => {
+                for consumed in output.consumed_capacity() {
+                    capacity::record("webhook_endpoint_delete", Some(consumed));
+                }
+                Ok(true)
+            }
             Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(super::dynamodb::classify(err)),
         }
@@ -244,10 +266,14 @@ impl DeliveryStore for DynamoWebhooks {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(true),
+            Ok(output) => {
+                capacity::record("webhook_delivery_add", output.consumed_capacity());
+                Ok(true)
+            }
             Err(err)
                 if err
                     .as_service_error()
@@ -290,10 +316,12 @@ impl DeliveryStore for DynamoWebhooks {
             .expression_attribute_values(":now", n(millis(now)))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match claimed {
             Ok(output) => {
+                capacity::record("webhook_delivery_claim", output.consumed_capacity());
                 let item = output.attributes.unwrap_or_default();
                 Ok(Some(DeliveryClaim::Claimed(delivery_from(&item)?)))
             }
@@ -331,10 +359,14 @@ impl DeliveryStore for DynamoWebhooks {
             .set_item(Some(item))
             .condition_expression("lease_owner = :owner")
             .expression_attribute_values(":owner", s(owner))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(Save::Saved),
+            Ok(output) => {
+                capacity::record("webhook_delivery_settle", output.consumed_capacity());
+                Ok(Save::Saved)
+            }
             Err(err)
                 if err
                     .as_service_error()
@@ -375,10 +407,12 @@ impl DeliveryStore for DynamoWebhooks {
             .expression_attribute_values(":now", n(millis(now)))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match reopened {
             Ok(output) => {
+                capacity::record("webhook_delivery_reopen", output.consumed_capacity());
                 let item = output.attributes.unwrap_or_default();
                 Ok(Some(Reopen::Reopened(delivery_from(&item)?)))
             }
@@ -416,16 +450,19 @@ impl DeliveryStore for DynamoWebhooks {
             .expression_attribute_values(":pk", s(&format!("deliveries#{}", endpoint.as_str())))
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(super::dynamodb::classify)?;
+        capacity::record("webhook_delivery_recent", page.consumed_capacity());
         page.items().iter().map(delivery_from).collect()
     }
 }
 
 impl EventLog for DynamoWebhooks {
     async fn append(&self, event: &WebhookEvent) -> Result<(), StoreError> {
-        self.client
+        let output = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(&format!("events#{}", event.client_code)))
@@ -437,9 +474,11 @@ impl EventLog for DynamoWebhooks {
             .item("at", n(millis(event.at)))
             .item("body", s(&event.body))
             .item("expires_at", n(expiry(event.at + EVENTS_KEPT)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(super::dynamodb::classify)?;
+        capacity::record("webhook_event_append", output.consumed_capacity());
         Ok(())
     }
 
@@ -457,9 +496,11 @@ impl EventLog for DynamoWebhooks {
             .expression_attribute_values(":pk", s(&format!("events#{client_code}")))
             .expression_attribute_values(":since", s(&format!("{:013}", millis(since))))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(super::dynamodb::classify)?;
+        capacity::record("webhook_event_since", page.consumed_capacity());
         page.items()
             .iter()
             .map(|item| event_from(item, client_code))
