@@ -157,6 +157,39 @@ pub fn order_body(order_number: &str, process_type: u8) -> String {
     order.to_string()
 }
 
+/// The orders stream's record of the write that created an order, as the
+/// webhook fan-out's mapping hands it over: `item` (its state item, as
+/// stored) as the new image, in DynamoDB's JSON.
+#[must_use]
+pub fn stream_insert_event(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> Value {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let image: serde_json::Map<String, Value> = item
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = match value {
+                AttributeValue::S(text) => json!({ "S": text }),
+                AttributeValue::N(number) => json!({ "N": number }),
+                // The state the fan-out reads is strings and numbers.
+                _ => return None,
+            };
+            Some((name.clone(), value))
+        })
+        .collect();
+    let keys = json!({ "order_number": image.get("order_number").cloned().unwrap_or_default() });
+    json!({ "Records": [{
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/orders/stream/bench",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1_795_000_000,
+            "Keys": keys, "NewImage": image, "SequenceNumber": "100",
+            "SizeBytes": 512, "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }] })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
