@@ -19,8 +19,10 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnConsumedCapacity, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -319,28 +321,16 @@ impl DeliveryStore for DynamoWebhooks {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match claimed {
-            Ok(output) => {
-                capacity::record("webhook_delivery_claim", output.consumed_capacity());
-                let item = output.attributes.unwrap_or_default();
-                Ok(Some(DeliveryClaim::Claimed(delivery_from(&item)?)))
-            }
-            Err(err) => {
-                let Some(UpdateItemError::ConditionalCheckFailedException(failed)) =
-                    err.as_service_error()
-                else {
-                    return Err(super::dynamodb::classify(err));
-                };
-                let Some(item) = &failed.item else {
-                    return Ok(None);
-                };
-                let delivery = delivery_from(item)?;
-                let refused = delivery.check_claim(now).err().ok_or_else(|| {
-                    corrupt(item, "the claim was refused, yet its rule allows it".into())
-                })?;
-                Ok(Some(DeliveryClaim::Refused(refused)))
-            }
-        }
+        Ok(judged(
+            "webhook_delivery_claim",
+            claimed,
+            |delivery| delivery.check_claim(now),
+            "claim",
+        )?
+        .map(|judged| match judged {
+            Ok(delivery) => DeliveryClaim::Claimed(delivery),
+            Err(refused) => DeliveryClaim::Refused(refused),
+        }))
     }
 
     async fn settle(
@@ -410,31 +400,16 @@ impl DeliveryStore for DynamoWebhooks {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match reopened {
-            Ok(output) => {
-                capacity::record("webhook_delivery_reopen", output.consumed_capacity());
-                let item = output.attributes.unwrap_or_default();
-                Ok(Some(Reopen::Reopened(delivery_from(&item)?)))
-            }
-            Err(err) => {
-                let Some(UpdateItemError::ConditionalCheckFailedException(failed)) =
-                    err.as_service_error()
-                else {
-                    return Err(super::dynamodb::classify(err));
-                };
-                let Some(item) = &failed.item else {
-                    return Ok(None);
-                };
-                let delivery = delivery_from(item)?;
-                let refused = delivery.check_reopen(now).err().ok_or_else(|| {
-                    corrupt(
-                        item,
-                        "the reopening was refused, yet its rule allows it".into(),
-                    )
-                })?;
-                Ok(Some(Reopen::Refused(refused)))
-            }
-        }
+        Ok(judged(
+            "webhook_delivery_reopen",
+            reopened,
+            |delivery| delivery.check_reopen(now),
+            "reopening",
+        )?
+        .map(|judged| match judged {
+            Ok(delivery) => Reopen::Reopened(delivery),
+            Err(refused) => Reopen::Refused(refused),
+        }))
     }
 
     async fn recent(
@@ -681,6 +656,41 @@ fn event_from(item: &Item, client_code: &str) -> Result<WebhookEvent, StoreError
         at: time(item, "at").ok_or_else(|| corrupt(item, "no at".into()))?,
         body: text("body")?,
     })
+}
+
+/// A conditional update of a delivery (`ReturnValues` all new, all old on a
+/// failed condition), as its rule judges it: the delivery as written, or the
+/// rule's refusal of the stored one; `None` when there is no such delivery.
+/// The rule is the domain's own check of what the condition says, so it must
+/// refuse what the condition refused.
+fn judged<R>(
+    operation: &'static str,
+    answer: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+    rule: impl FnOnce(&Delivery) -> Result<(), R>,
+    what: &str,
+) -> Result<Option<Result<Delivery, R>>, StoreError> {
+    let err = match answer {
+        Ok(output) => {
+            capacity::record(operation, output.consumed_capacity());
+            let item = output.attributes.unwrap_or_default();
+            return Ok(Some(Ok(delivery_from(&item)?)));
+        }
+        Err(err) => err,
+    };
+    let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
+    else {
+        return Err(super::dynamodb::classify(err));
+    };
+    let Some(item) = &failed.item else {
+        return Ok(None);
+    };
+    let refused = rule(&delivery_from(item)?).err().ok_or_else(|| {
+        corrupt(
+            item,
+            format!("the {what} was refused, yet its rule allows it"),
+        )
+    })?;
+    Ok(Some(Err(refused)))
 }
 
 fn status_name(status: DeliveryStatus) -> &'static str {

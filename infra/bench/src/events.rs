@@ -190,6 +190,45 @@ pub fn stream_insert_event(
     }] })
 }
 
+/// An order's five warehouse events, `allocated` to `handed_over`, one
+/// second apart from `now` (whole seconds, as warehouses send them), with
+/// their kinds.
+#[must_use]
+pub fn lifecycle_events(now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Value)> {
+    let events = [
+        ("allocated", json!({})),
+        ("picked", json!({})),
+        (
+            "packed",
+            json!({"weight_g": 1200, "length_cm": 30, "width_cm": 20, "height_cm": 10,
+                   "number_of_package": 1, "sorting_code": "A1", "sorting_no": "7"}),
+        ),
+        (
+            "shipped",
+            json!({"tracking_number": "YT4567890123CN", "logistic_provider_code": "jito",
+                   "shipping_fee": "12.5", "currency": "USD",
+                   "shipping_provider_product": "Standard"}),
+        ),
+        ("handed_over", json!({})),
+    ];
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(index, (kind, extra))| {
+            let mut event = json!({
+                "event_id": format!("e-{index}"),
+                "type": kind,
+                "occurred_at": (now + chrono::Duration::seconds(index as i64))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            });
+            if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+                event.extend(extra.clone());
+            }
+            (kind, event)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,7 +44,7 @@ use shared::ports::SystemClock;
 use shared::webhook::{OrderState, POST_TIMEOUT, Reach, schedule};
 use webhook_dispatch::DispatchHandler;
 
-use crate::events::{SAMPLE_ORDER, api_request, client_key, warehouse_key};
+use crate::events::{SAMPLE_ORDER, api_request, client_key, lifecycle_events, warehouse_key};
 use crate::partner::Partner;
 
 /// What the events of one order's life cost, summed over them.
@@ -269,38 +269,10 @@ const NUMBER: &str = "hook-sample";
 
 impl<'a> Order<'a> {
     async fn new(stack: &'a Stack) -> Result<Self, String> {
-        let now = chrono::Utc::now();
-        let events = [
-            ("allocated", json!({})),
-            ("picked", json!({})),
-            (
-                "packed",
-                json!({"weight_g": 1200, "length_cm": 30, "width_cm": 20, "height_cm": 10,
-                       "number_of_package": 1, "sorting_code": "A1", "sorting_no": "7"}),
-            ),
-            (
-                "shipped",
-                json!({"tracking_number": "YT4567890123CN", "logistic_provider_code": "jito",
-                       "shipping_fee": "12.5", "currency": "USD",
-                       "shipping_provider_product": "Standard"}),
-            ),
-            ("handed_over", json!({})),
-        ]
-        .into_iter()
-        .enumerate()
-        .map(|(index, (kind, extra))| {
-            let mut event = json!({
-                "event_id": format!("e-{index}"),
-                "type": kind,
-                "occurred_at": (now + chrono::Duration::seconds(index as i64))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            });
-            if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
-                event.extend(extra.clone());
-            }
-            event
-        })
-        .collect();
+        let events = lifecycle_events(chrono::Utc::now())
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect();
         Ok(Self {
             stack,
             client: client_key(stack).await?,

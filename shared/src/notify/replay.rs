@@ -108,17 +108,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn an_endpoint_gets_what_it_missed_since_then_and_nothing_twice() {
-        let (endpoints, log, deliveries, queue) = (
-            MemoryEndpoints::default(),
-            MemoryEventLog::default(),
-            MemoryDeliveries::default(),
-            MemoryDeliveryQueue::default(),
-        );
+    fn stores() -> (
+        MemoryEndpoints,
+        MemoryEventLog,
+        MemoryDeliveries,
+        MemoryDeliveryQueue,
+    ) {
+        Default::default()
+    }
+
+    /// An endpoint of client 20 wanting `event_types`, stored.
+    async fn endpoint_of(endpoints: &MemoryEndpoints, event_types: EventTypes) -> Endpoint {
         let new = NewEndpoint {
             url: EndpointUrl::parse("https://erp.example.com/", Reach::Internet).unwrap(),
-            event_types: EventTypes::Only([EventType::OrderShipped].into()),
+            event_types,
             description: None,
         };
         let endpoint = Endpoint::create(
@@ -129,6 +132,17 @@ mod tests {
             Utc::now(),
         );
         endpoints.insert(&endpoint).await.unwrap();
+        endpoint
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_gets_what_it_missed_since_then_and_nothing_twice() {
+        let (endpoints, log, deliveries, queue) = stores();
+        let endpoint = endpoint_of(
+            &endpoints,
+            EventTypes::Only([EventType::OrderShipped].into()),
+        )
+        .await;
         let now = Utc::now();
         let before = event(1, EventType::OrderShipped, now - Duration::hours(2));
         let missed = event(2, EventType::OrderShipped, now - Duration::minutes(30));
@@ -205,25 +219,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_delivery_is_sent_again_with_a_fresh_schedule_and_a_delivered_one_is_not() {
-        let (endpoints, log, deliveries, queue) = (
-            MemoryEndpoints::default(),
-            MemoryEventLog::default(),
-            MemoryDeliveries::default(),
-            MemoryDeliveryQueue::default(),
-        );
-        let new = NewEndpoint {
-            url: EndpointUrl::parse("https://erp.example.com/", Reach::Internet).unwrap(),
-            event_types: EventTypes::All,
-            description: None,
-        };
-        let endpoint = Endpoint::create(
-            EndpointId::generate().unwrap(),
-            "20",
-            new,
-            WebhookSecret::generate().unwrap(),
-            Utc::now(),
-        );
-        endpoints.insert(&endpoint).await.unwrap();
+        let (endpoints, log, deliveries, queue) = stores();
+        let endpoint = endpoint_of(&endpoints, EventTypes::All).await;
         let now = Utc::now();
         let failed = event(1, EventType::OrderShipped, now - Duration::minutes(30));
         let delivered = event(2, EventType::OrderPacked, now - Duration::minutes(20));
