@@ -213,6 +213,21 @@ impl Delivery {
         }
     }
 
+    /// Gives up the delivery `owner` claimed without posting it: its
+    /// endpoint is disabled or no longer wants its type. Failed, so that a
+    /// replay re-opens it once the endpoint wants it again; the claim's
+    /// count is undone (nothing was posted).
+    pub fn give_up(&mut self, owner: &str) -> Result<(), StaleLease> {
+        if self.lease.as_ref().is_none_or(|lease| lease.owner != owner) {
+            return Err(StaleLease);
+        }
+        self.status = DeliveryStatus::Failed;
+        self.posts = self.posts.saturating_sub(1);
+        self.next_attempt_at = None;
+        self.lease = None;
+        Ok(())
+    }
+
     /// Re-opens a failed delivery for a replay: pending again with a fresh
     /// schedule (no posts counted, due at once). Its last attempt stays, so
     /// its owner still sees why it failed.
@@ -404,6 +419,20 @@ mod tests {
             delivered.reopen(at(2)),
             Err(NotReopened::NotFailed(DeliveryStatus::Delivered))
         );
+    }
+
+    #[test]
+    fn only_the_holder_gives_a_delivery_up_and_its_claim_is_not_counted_as_a_post() {
+        let policy = schedule(POST_TIMEOUT);
+        let mut held = delivery();
+        held.claim("m#1", at(0), &policy).unwrap();
+        assert_eq!(held.clone().give_up("m#2"), Err(StaleLease));
+        held.give_up("m#1").unwrap();
+        assert_eq!(
+            (held.status, held.posts, held.lease.clone()),
+            (DeliveryStatus::Failed, 0, None)
+        );
+        assert_eq!(held.reopen(at(1)), Ok(()));
     }
 
     #[test]
