@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use shared::notify::{Issued, Replay, Subscriptions, WebhookError};
+use shared::ports::EndpointStore;
 use shared::record::format_time;
 use shared::webhook::{
     Delivery, DeliveryStatus, Endpoint, EndpointId, EventType, EventTypes, Reach,
@@ -180,6 +181,17 @@ async fn execute(aws: &Aws, command: WebhooksCommand, json: bool) -> Result<(), 
         }
         WebhooksCommand::Replay { named, since } => {
             let client = owner(&store, &named).await?;
+            let disabled = match EndpointId::parse(&named.id) {
+                Some(id) => store.get(&client, &id).await?.is_some_and(|e| !e.enabled),
+                None => false,
+            };
+            if disabled {
+                eprintln!(
+                    "orderctl: {} is disabled: the dispatcher gives up what this queues; \
+                     `orderctl webhooks enable {}` first, then replay",
+                    named.id, named.id
+                );
+            }
             let queue =
                 SqsDeliveryQueue::new(aws.sqs.clone(), resource("WEBHOOK_DELIVERY_QUEUE_URL")?);
             let replay = Replay::new(store.clone(), store.clone(), store.clone(), queue);

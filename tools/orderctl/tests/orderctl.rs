@@ -480,6 +480,16 @@ async fn an_operator_manages_an_erps_webhook_endpoint_and_replays_its_failed_del
     assert!(String::from_utf8_lossy(&table.stdout).contains("upstream ERP is down"));
 
     let since = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    ctl(&["disable", &id]);
+    let warned = orderctl_on(
+        &stack,
+        &["webhooks", "replay", &id, "--since", "2030-01-01T00:00:00Z"],
+    );
+    assert!(
+        String::from_utf8_lossy(&warned.stderr).contains("is disabled"),
+        "{warned:?}"
+    );
+    ctl(&["enable", &id]);
     let replayed = ctl(&["replay", &id, "--since", &since]);
     assert_eq!(
         (replayed["queued"].clone(), replayed["reopened"].clone()),
