@@ -12,22 +12,28 @@
 //! never hold more than `MAX_ENDPOINTS`. A delivery is claimed and settled
 //! with one conditional write each: the claim's condition is
 //! [`Delivery::check_claim`]'s rule, the settle's that the claimer still
-//! holds the lease (the store contract and the model test hold both to it).
+//! holds the lease, a replay's re-opening [`Delivery::check_reopen`]'s
+//! rule (the store contract holds all three to it, the model test the
+//! claim and the settle).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, Delete, Put, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Duration, Utc};
 
 use shared::callback::retry::RetryPolicy;
+
+use crate::capacity;
 use shared::error::StoreError;
-use shared::ports::{DeliveryClaim, DeliveryStore, EndpointStore, EventLog, Save};
+use shared::ports::{DeliveryClaim, DeliveryStore, EndpointStore, EventLog, Reopen, Save};
 use shared::webhook::{
     Attempt, Delivery, DeliveryStatus, DeliveryTicket, Endpoint, EndpointId, EndpointUrl,
     EventType, EventTypes, Health, Lease, MAX_ENDPOINTS, Reach, WebhookEvent, WebhookSecret,
@@ -55,6 +61,30 @@ impl DynamoWebhooks {
             table: table.into(),
             reach,
         }
+    }
+
+    /// The client owning endpoint `id`, for an operator who knows only the
+    /// id (`orderctl webhooks show ID`). A scan filtered to that one item:
+    /// it reads the whole table, so it is for the command line, never for
+    /// the API (an ERP names its client with its key).
+    pub async fn owner_of(&self, id: &EndpointId) -> Result<Option<String>, StoreError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :sk AND begins_with(pk, :client)")
+            .expression_attribute_values(":sk", s(&format!("endpoint#{}", id.as_str())))
+            .expression_attribute_values(":client", s("client#"))
+            .projection_expression("pk")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(super::dynamodb::classify)?;
+            if let Some(pk) = page.items().first().and_then(|item| string(item, "pk")) {
+                return Ok(pk.strip_prefix("client#").map(str::to_owned));
+            }
+        }
+        Ok(None)
     }
 
     fn key(pk: String, sk: String) -> Item {
@@ -101,10 +131,16 @@ impl EndpointStore for DynamoWebhooks {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(count).build())
             .transact_items(TransactWriteItem::builder().put(put).build())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(true),
+            Ok(output) => {
+                for consumed in output.consumed_capacity() {
+                    capacity::record("webhook_endpoint_insert", Some(consumed));
+                }
+                Ok(true)
+            }
             Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(super::dynamodb::classify(err)),
         }
@@ -119,9 +155,11 @@ impl EndpointStore for DynamoWebhooks {
             .expression_attribute_values(":pk", s(&format!("client#{client_code}")))
             .expression_attribute_values(":endpoint", s("endpoint#"))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(super::dynamodb::classify)?;
+        capacity::record("webhook_endpoint_list", page.consumed_capacity());
         let mut endpoints = page
             .items()
             .iter()
@@ -142,9 +180,11 @@ impl EndpointStore for DynamoWebhooks {
             .table_name(&self.table)
             .set_key(Some(Self::endpoint_key(client_code, id)))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(super::dynamodb::classify)?;
+        capacity::record("webhook_endpoint_get", output.consumed_capacity());
         output
             .item
             .as_ref()
@@ -160,10 +200,14 @@ impl EndpointStore for DynamoWebhooks {
             .set_item(Some(endpoint_item(endpoint)))
             .condition_expression("version = :read")
             .expression_attribute_values(":read", n(read_version))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(Save::Saved),
+            Ok(output) => {
+                capacity::record("webhook_endpoint_save", output.consumed_capacity());
+                Ok(Save::Saved)
+            }
             Err(err)
                 if err
                     .as_service_error()
@@ -197,10 +241,16 @@ impl EndpointStore for DynamoWebhooks {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(count).build())
             .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(true),
+            Ok(output) => {
+                for consumed in output.consumed_capacity() {
+                    capacity::record("webhook_endpoint_delete", Some(consumed));
+                }
+                Ok(true)
+            }
             Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(super::dynamodb::classify(err)),
         }
@@ -218,10 +268,14 @@ impl DeliveryStore for DynamoWebhooks {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(true),
+            Ok(output) => {
+                capacity::record("webhook_delivery_add", output.consumed_capacity());
+                Ok(true)
+            }
             Err(err)
                 if err
                     .as_service_error()
@@ -264,29 +318,19 @@ impl DeliveryStore for DynamoWebhooks {
             .expression_attribute_values(":now", n(millis(now)))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match claimed {
-            Ok(output) => {
-                let item = output.attributes.unwrap_or_default();
-                Ok(Some(DeliveryClaim::Claimed(delivery_from(&item)?)))
-            }
-            Err(err) => {
-                let Some(UpdateItemError::ConditionalCheckFailedException(failed)) =
-                    err.as_service_error()
-                else {
-                    return Err(super::dynamodb::classify(err));
-                };
-                let Some(item) = &failed.item else {
-                    return Ok(None);
-                };
-                let delivery = delivery_from(item)?;
-                let refused = delivery.check_claim(now).err().ok_or_else(|| {
-                    corrupt(item, "the claim was refused, yet its rule allows it".into())
-                })?;
-                Ok(Some(DeliveryClaim::Refused(refused)))
-            }
-        }
+        Ok(judged(
+            "webhook_delivery_claim",
+            claimed,
+            |delivery| delivery.check_claim(now),
+            "claim",
+        )?
+        .map(|judged| match judged {
+            Ok(delivery) => DeliveryClaim::Claimed(delivery),
+            Err(refused) => DeliveryClaim::Refused(refused),
+        }))
     }
 
     async fn settle(
@@ -305,10 +349,14 @@ impl DeliveryStore for DynamoWebhooks {
             .set_item(Some(item))
             .condition_expression("lease_owner = :owner")
             .expression_attribute_values(":owner", s(owner))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(Save::Saved),
+            Ok(output) => {
+                capacity::record("webhook_delivery_settle", output.consumed_capacity());
+                Ok(Save::Saved)
+            }
             Err(err)
                 if err
                     .as_service_error()
@@ -318,6 +366,50 @@ impl DeliveryStore for DynamoWebhooks {
             }
             Err(err) => Err(super::dynamodb::classify(err)),
         }
+    }
+
+    async fn reopen(
+        &self,
+        ticket: &DeliveryTicket,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Reopen>, StoreError> {
+        let reopened = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::delivery_key(ticket)))
+            .update_expression(
+                "SET #status = :pending, posts = :zero, expires_at = :expires \
+                 REMOVE next_attempt_at, lease_owner, lease_until",
+            )
+            // Delivery::check_reopen; a missing delivery has no status, so
+            // re-opening never creates one. Pinned by
+            // tests/src/delivery_contract.rs.
+            .condition_expression(
+                "#status = :failed \
+                 AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(status_name(DeliveryStatus::Pending)))
+            .expression_attribute_values(":failed", s(status_name(DeliveryStatus::Failed)))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":expires", n(expiry(now + DELIVERIES_KEPT)))
+            .expression_attribute_values(":now", n(millis(now)))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        Ok(judged(
+            "webhook_delivery_reopen",
+            reopened,
+            |delivery| delivery.check_reopen(now),
+            "reopening",
+        )?
+        .map(|judged| match judged {
+            Ok(delivery) => Reopen::Reopened(delivery),
+            Err(refused) => Reopen::Refused(refused),
+        }))
     }
 
     async fn recent(
@@ -333,16 +425,19 @@ impl DeliveryStore for DynamoWebhooks {
             .expression_attribute_values(":pk", s(&format!("deliveries#{}", endpoint.as_str())))
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(super::dynamodb::classify)?;
+        capacity::record("webhook_delivery_recent", page.consumed_capacity());
         page.items().iter().map(delivery_from).collect()
     }
 }
 
 impl EventLog for DynamoWebhooks {
     async fn append(&self, event: &WebhookEvent) -> Result<(), StoreError> {
-        self.client
+        let output = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(&format!("events#{}", event.client_code)))
@@ -354,9 +449,11 @@ impl EventLog for DynamoWebhooks {
             .item("at", n(millis(event.at)))
             .item("body", s(&event.body))
             .item("expires_at", n(expiry(event.at + EVENTS_KEPT)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(super::dynamodb::classify)?;
+        capacity::record("webhook_event_append", output.consumed_capacity());
         Ok(())
     }
 
@@ -374,9 +471,11 @@ impl EventLog for DynamoWebhooks {
             .expression_attribute_values(":pk", s(&format!("events#{client_code}")))
             .expression_attribute_values(":since", s(&format!("{:013}", millis(since))))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(super::dynamodb::classify)?;
+        capacity::record("webhook_event_since", page.consumed_capacity());
         page.items()
             .iter()
             .map(|item| event_from(item, client_code))
@@ -557,6 +656,41 @@ fn event_from(item: &Item, client_code: &str) -> Result<WebhookEvent, StoreError
         at: time(item, "at").ok_or_else(|| corrupt(item, "no at".into()))?,
         body: text("body")?,
     })
+}
+
+/// A conditional update of a delivery (`ReturnValues` all new, all old on a
+/// failed condition), as its rule judges it: the delivery as written, or the
+/// rule's refusal of the stored one; `None` when there is no such delivery.
+/// The rule is the domain's own check of what the condition says, so it must
+/// refuse what the condition refused.
+fn judged<R>(
+    operation: &'static str,
+    answer: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
+    rule: impl FnOnce(&Delivery) -> Result<(), R>,
+    what: &str,
+) -> Result<Option<Result<Delivery, R>>, StoreError> {
+    let err = match answer {
+        Ok(output) => {
+            capacity::record(operation, output.consumed_capacity());
+            let item = output.attributes.unwrap_or_default();
+            return Ok(Some(Ok(delivery_from(&item)?)));
+        }
+        Err(err) => err,
+    };
+    let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
+    else {
+        return Err(super::dynamodb::classify(err));
+    };
+    let Some(item) = &failed.item else {
+        return Ok(None);
+    };
+    let refused = rule(&delivery_from(item)?).err().ok_or_else(|| {
+        corrupt(
+            item,
+            format!("the {what} was refused, yet its rule allows it"),
+        )
+    })?;
+    Ok(Some(Err(refused)))
 }
 
 fn status_name(status: DeliveryStatus) -> &'static str {

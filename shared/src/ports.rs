@@ -14,8 +14,8 @@ use crate::error::{LabelError, StoreError};
 use crate::record::OrderRecord;
 use crate::record::callback::{Claim, NotClaimable};
 use crate::webhook::{
-    Delivery, DeliveryTicket, Endpoint, EndpointId, EndpointUrl, NotClaimed, PostResult,
-    SignedHeaders, WebhookEvent,
+    Delivery, DeliveryTicket, Endpoint, EndpointId, EndpointUrl, NotClaimed, NotReopened,
+    PostResult, SignedHeaders, WebhookEvent,
 };
 
 /// The result of inserting an order that may already exist.
@@ -522,6 +522,15 @@ pub trait DeliveryStore: Send + Sync {
         delivery: &Delivery,
     ) -> impl Future<Output = Result<Save, StoreError>> + Send;
 
+    /// One conditional write: [`Delivery::check_reopen`]'s rule (failed, no
+    /// live lease), then pending again with a fresh schedule (a replay).
+    /// `None` when there is no such delivery.
+    fn reopen(
+        &self,
+        ticket: &DeliveryTicket,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Reopen>, StoreError>> + Send;
+
     /// The endpoint's latest deliveries, newest first.
     fn recent(
         &self,
@@ -536,6 +545,14 @@ pub enum DeliveryClaim {
     /// Claimed: the delivery as it now stands.
     Claimed(Delivery),
     Refused(NotClaimed),
+}
+
+/// What re-opening a delivery found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reopen {
+    /// Re-opened: the delivery as it now stands.
+    Reopened(Delivery),
+    Refused(NotReopened),
 }
 
 /// Every event of every client, kept for a week so an endpoint can be sent

@@ -1,13 +1,15 @@
 //! The webhook delivery store's contract: one table of cases (a stored
-//! delivery, then a claim or a settle, and what must come of it), run on the
-//! in-memory store and on the DynamoDB adapter. The claim's rule lives twice,
-//! in `Delivery::check_claim` and in the adapter's condition expression; these
-//! cases pin both, clause by clause, at their boundaries.
+//! delivery, then a claim, a settle or a replay's re-opening, and what must
+//! come of it), run on the in-memory store and on the DynamoDB adapter. The
+//! claim's and the re-opening's rules live twice, in `Delivery::check_claim`
+//! / `check_reopen` and in the adapter's condition expressions; these cases
+//! pin both, clause by clause, at their boundaries.
 
 use chrono::{DateTime, Duration, Utc};
-use shared::ports::{DeliveryClaim, DeliveryStore, Save};
+use shared::ports::{DeliveryClaim, DeliveryStore, Reopen, Save};
 use shared::webhook::{
-    Delivery, DeliveryStatus, DeliveryTicket, EventType, Lease, NotClaimed, POST_TIMEOUT, schedule,
+    Delivery, DeliveryStatus, DeliveryTicket, EventType, Lease, NotClaimed, NotReopened,
+    POST_TIMEOUT, schedule,
 };
 
 const OWNER: &str = "m-1#1";
@@ -114,6 +116,57 @@ fn claim_cases() -> Vec<ClaimCase> {
     ]
 }
 
+/// What a re-opening at [`now`] must answer.
+enum Reopened {
+    Yes,
+    Refused(NotReopened),
+}
+
+struct ReopenCase {
+    name: &'static str,
+    stored: Delivery,
+    expect: Reopened,
+}
+
+fn reopen_cases() -> Vec<ReopenCase> {
+    let later = now() + Duration::seconds(30);
+    let failed_and = |lease_until: DateTime<Utc>| Delivery {
+        status: DeliveryStatus::Failed,
+        next_attempt_at: Some(later),
+        ..leased_by(OTHER, lease_until)
+    };
+    vec![
+        ReopenCase {
+            name: "a_failed_delivery_reopens_with_a_fresh_schedule",
+            stored: Delivery {
+                posts: 9,
+                ..settled(DeliveryStatus::Failed)
+            },
+            expect: Reopened::Yes,
+        },
+        ReopenCase {
+            name: "a_delivered_delivery_never_reopens",
+            stored: settled(DeliveryStatus::Delivered),
+            expect: Reopened::Refused(NotReopened::NotFailed(DeliveryStatus::Delivered)),
+        },
+        ReopenCase {
+            name: "a_pending_delivery_is_not_reopened",
+            stored: pending(),
+            expect: Reopened::Refused(NotReopened::NotFailed(DeliveryStatus::Pending)),
+        },
+        ReopenCase {
+            name: "a_failed_delivery_under_a_live_lease_is_not_reopened",
+            stored: failed_and(later),
+            expect: Reopened::Refused(NotReopened::Leased(later)),
+        },
+        ReopenCase {
+            name: "a_failed_delivery_whose_lease_ends_at_the_replay_reopens",
+            stored: failed_and(now()),
+            expect: Reopened::Yes,
+        },
+    ]
+}
+
 fn ticket(prefix: &str, case: &str) -> DeliveryTicket {
     DeliveryTicket {
         client_code: "20".into(),
@@ -128,6 +181,11 @@ pub async fn assert_contract<S: DeliveryStore>(store: &S, prefix: &str) {
     let mut broken = Vec::new();
     for case in claim_cases() {
         if let Err(why) = check_claim(store, prefix, &case).await {
+            broken.push(format!("{}: {why}", case.name));
+        }
+    }
+    for case in reopen_cases() {
+        if let Err(why) = check_reopen(store, prefix, &case).await {
             broken.push(format!("{}: {why}", case.name));
         }
     }
@@ -179,6 +237,52 @@ async fn check_claim<S: DeliveryStore>(
             if *expected == refused =>
         {
             Ok(())
+        }
+        (_, other) => Err(format!("answered {other:?}")),
+    }
+}
+
+async fn check_reopen<S: DeliveryStore>(
+    store: &S,
+    prefix: &str,
+    case: &ReopenCase,
+) -> Result<(), String> {
+    let ticket = ticket(prefix, case.name);
+    let policy = schedule(POST_TIMEOUT);
+    store
+        .add(&ticket, &case.stored)
+        .await
+        .map_err(|err| err.to_string())?;
+    let answer = store
+        .reopen(&ticket, now())
+        .await
+        .map_err(|err| err.to_string())?;
+    match (&case.expect, answer) {
+        (Reopened::Yes, Some(Reopen::Reopened(delivery))) => {
+            let fresh = (delivery.status, delivery.posts, delivery.next_attempt_at);
+            if fresh != (DeliveryStatus::Pending, 0, None) || delivery.lease.is_some() {
+                return Err(format!("reopened as {delivery:?}"));
+            }
+            // The fresh schedule is claimable at once, by anyone.
+            match store
+                .claim(&ticket, OWNER, now(), &policy)
+                .await
+                .map_err(|err| err.to_string())?
+            {
+                Some(DeliveryClaim::Claimed(claimed)) if claimed.posts == 1 => Ok(()),
+                other => Err(format!("after reopening a claim answered {other:?}")),
+            }
+        }
+        (Reopened::Refused(expected), Some(Reopen::Refused(refused))) if *expected == refused => {
+            // Refused means unchanged: a delivered one stays delivered.
+            let again = store
+                .reopen(&ticket, now())
+                .await
+                .map_err(|err| err.to_string())?;
+            match again {
+                Some(Reopen::Refused(second)) if second == refused => Ok(()),
+                other => Err(format!("a refused reopening changed it: {other:?}")),
+            }
         }
         (_, other) => Err(format!("answered {other:?}")),
     }
@@ -242,6 +346,13 @@ async fn check_add_and_missing<S: DeliveryStore>(store: &S, prefix: &str) -> Res
         return Err("a second add overwrote the delivery".into());
     }
     let missing = ticket(prefix, "never-added");
+    if let Some(other) = store
+        .reopen(&missing, now())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!("a missing delivery was reopened: {other:?}"));
+    }
     match store
         .claim(&missing, OWNER, now(), &schedule(POST_TIMEOUT))
         .await

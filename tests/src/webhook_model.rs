@@ -1,12 +1,16 @@
 //! The webhook delivery protocol under generated interleavings: queue
 //! messages for the same delivery (duplicates, redrives), holders that claim,
 //! post and settle in any order with the clock moving between their steps,
-//! crashes between any two steps, and every endpoint answer. Run against any
-//! [`DeliveryStore`]: the in-memory one and the DynamoDB adapter.
+//! crashes between any two steps, every endpoint answer (a 410 fails a
+//! delivery at once), and replays that re-open failed deliveries and queue
+//! them again. Run against any [`DeliveryStore`]: the in-memory one and the
+//! DynamoDB adapter.
 //!
 //! Checked after every step:
 //! - nothing is posted while the store says the delivery was delivered, and
-//!   a delivered or failed delivery never changes again;
+//!   a delivered or failed delivery never changes again, except that a
+//!   replay re-opens a failed one (never a delivered or pending one);
+//! - no holder that claimed before a re-opening records an answer after it;
 //! - no more posts than the schedule allows;
 //! - a post starts only with at least one post timeout left on its lease, so
 //!   two posts of one delivery are never in flight at once.
@@ -18,10 +22,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
-use shared::ports::{DeliveryClaim, DeliveryStore, Save};
+use shared::ports::{DeliveryClaim, DeliveryStore, Reopen, Save};
 use shared::webhook::{
-    Delivery, DeliveryStatus, DeliveryTicket, EndpointId, NotClaimed, POST_TIMEOUT, PostResult,
-    schedule,
+    Delivery, DeliveryStatus, DeliveryTicket, EndpointId, NotClaimed, NotReopened, POST_TIMEOUT,
+    PostResult, schedule,
 };
 
 /// One step of the world.
@@ -38,6 +42,9 @@ pub enum Op {
     Crash(usize),
     /// The clock moves on.
     Tick(u32),
+    /// A replay re-opens delivery `n % deliveries` if it failed, and queues
+    /// it again.
+    Replay(usize),
 }
 
 /// What the endpoint answers, in order of posts.
@@ -46,6 +53,7 @@ pub enum Reply {
     Ok,
     ServerError,
     Timeout,
+    Gone,
 }
 
 pub fn ops() -> impl Strategy<Value = Vec<Op>> {
@@ -56,6 +64,7 @@ pub fn ops() -> impl Strategy<Value = Vec<Op>> {
             5 => (0..6_usize).prop_map(Op::Step),
             1 => (0..6_usize).prop_map(Op::Crash),
             2 => prop_oneof![Just(1_u32), Just(6), Just(20), Just(400)].prop_map(Op::Tick),
+            2 => (0..3_usize).prop_map(Op::Replay),
         ],
         1..60,
     )
@@ -67,6 +76,7 @@ pub fn replies() -> impl Strategy<Value = Vec<Reply>> {
             2 => Just(Reply::Ok),
             1 => Just(Reply::ServerError),
             1 => Just(Reply::Timeout),
+            1 => Just(Reply::Gone),
         ],
         0..12,
     )
@@ -74,8 +84,9 @@ pub fn replies() -> impl Strategy<Value = Vec<Reply>> {
 
 enum Phase {
     Start,
-    Claimed(Delivery),
-    Posted(Delivery, PostResult),
+    /// Claimed in the delivery's `n`-th life (re-openings start a new one).
+    Claimed(Delivery, usize),
+    Posted(Delivery, PostResult, usize),
     Gone,
 }
 
@@ -93,8 +104,11 @@ struct World<'a, S> {
     now: DateTime<Utc>,
     /// HTTP posts made per delivery.
     posts: Vec<u32>,
-    /// How each delivery was settled, and the posts its store item counted.
-    settled: Vec<Option<(DeliveryStatus, u32)>>,
+    /// How each delivery was settled, the posts its store item counted,
+    /// and whether the endpoint was gone (410).
+    settled: Vec<Option<(DeliveryStatus, u32, bool)>>,
+    /// Re-openings of each delivery so far: its life.
+    lives: Vec<usize>,
     messages: usize,
 }
 
@@ -115,6 +129,7 @@ pub async fn run<S: DeliveryStore>(store: &S, prefix: &str, ops: &[Op], replies:
         now: start,
         posts: vec![0; DELIVERIES],
         settled: vec![None; DELIVERIES],
+        lives: vec![0; DELIVERIES],
         messages: 0,
     };
     for n in 0..DELIVERIES {
@@ -177,6 +192,37 @@ impl<S: DeliveryStore> World<'_, S> {
                 }
             }
             Op::Tick(seconds) => self.now += chrono::Duration::seconds(i64::from(seconds)),
+            Op::Replay(n) => self.replay(n % DELIVERIES).await,
+        }
+    }
+
+    /// What `Replay` does with a delivery the endpoint already has.
+    async fn replay(&mut self, ticket: usize) {
+        let answer = self
+            .store
+            .reopen(&self.tickets[ticket], self.now)
+            .await
+            .expect("the store answers");
+        let recorded = self.settled[ticket].map(|(status, _, _)| status);
+        match answer {
+            Some(Reopen::Reopened(delivery)) => {
+                assert_eq!(
+                    recorded,
+                    Some(DeliveryStatus::Failed),
+                    "re-opened a delivery that had not failed: {delivery:?}"
+                );
+                self.settled[ticket] = None;
+                self.lives[ticket] += 1;
+                self.message(ticket);
+            }
+            Some(Reopen::Refused(NotReopened::NotFailed(status))) => assert_eq!(
+                Some(status).filter(|status| *status != DeliveryStatus::Pending),
+                recorded,
+                "a replay found {status:?} where the deliveries recorded {recorded:?}"
+            ),
+            // A failed delivery holds no lease (its settle ended it).
+            Some(Reopen::Refused(refused)) => panic!("a replay was refused: {refused:?}"),
+            None => panic!("delivery {ticket} vanished"),
         }
     }
 
@@ -201,10 +247,12 @@ impl<S: DeliveryStore> World<'_, S> {
                     .claim(ticket, &holder.owner, self.now, &policy)
                     .await
                 {
-                    Ok(Some(DeliveryClaim::Claimed(delivery))) => Phase::Claimed(delivery),
+                    Ok(Some(DeliveryClaim::Claimed(delivery))) => {
+                        Phase::Claimed(delivery, self.lives[holder.ticket])
+                    }
                     Ok(Some(DeliveryClaim::Refused(refused))) => {
                         if let NotClaimed::Settled(status) = refused {
-                            let settled = self.settled[holder.ticket].map(|(status, _)| status);
+                            let settled = self.settled[holder.ticket].map(|(status, _, _)| status);
                             assert_eq!(Some(status), settled, "settled without our record");
                         }
                         Phase::Gone
@@ -213,7 +261,7 @@ impl<S: DeliveryStore> World<'_, S> {
                     Err(err) => panic!("store: {err}"),
                 }
             }
-            Phase::Claimed(delivery) => {
+            Phase::Claimed(delivery, life) => {
                 let until = delivery
                     .lease
                     .as_ref()
@@ -230,13 +278,18 @@ impl<S: DeliveryStore> World<'_, S> {
                     );
                     self.posts[holder.ticket] += 1;
                     let reply = self.replies.pop().unwrap_or(Reply::Ok);
-                    Phase::Posted(delivery, result(reply))
+                    Phase::Posted(delivery, result(reply), life)
                 }
             }
-            Phase::Posted(mut delivery, result) => {
+            Phase::Posted(mut delivery, result, life) => {
+                let gone = result.gone();
                 if let Ok(settled) = delivery.settle(&holder.owner, result, self.now, &policy) {
                     let saved = self.store.settle(ticket, &holder.owner, &delivery).await;
                     if saved.expect("the store answers") == Save::Saved {
+                        assert_eq!(
+                            life, self.lives[holder.ticket],
+                            "an answer from before a replay re-opened the delivery was recorded"
+                        );
                         let status = delivery.status;
                         let before = self.settled[holder.ticket];
                         assert!(
@@ -244,7 +297,7 @@ impl<S: DeliveryStore> World<'_, S> {
                             "a settled delivery changed: {before:?} -> {status:?} ({settled:?})"
                         );
                         if status != DeliveryStatus::Pending {
-                            self.settled[holder.ticket] = Some((status, delivery.posts));
+                            self.settled[holder.ticket] = Some((status, delivery.posts, gone));
                         }
                     }
                 }
@@ -275,9 +328,9 @@ impl<S: DeliveryStore> World<'_, S> {
         }
         for (ticket, settled) in self.settled.iter().enumerate() {
             match settled {
-                Some((DeliveryStatus::Delivered, _)) => {}
-                Some((DeliveryStatus::Failed, posts)) => assert!(
-                    *posts >= schedule(POST_TIMEOUT).max_posts,
+                Some((DeliveryStatus::Delivered, _, _)) => {}
+                Some((DeliveryStatus::Failed, posts, gone)) => assert!(
+                    *gone || *posts >= schedule(POST_TIMEOUT).max_posts,
                     "delivery {ticket} failed after {posts} posts, before its schedule was used up"
                 ),
                 other => panic!(
@@ -294,6 +347,7 @@ fn result(reply: Reply) -> PostResult {
         Reply::Ok => (Some(204), ""),
         Reply::ServerError => (Some(503), "busy"),
         Reply::Timeout => (None, "timed out"),
+        Reply::Gone => (Some(410), "gone"),
     };
     PostResult {
         http_status,

@@ -158,7 +158,7 @@ where
             }
             ["apicenter", "api", "webhooks", id, "replay"] if method == Method::POST => {
                 let since = since(request.uri().query().unwrap_or_default())?;
-                let replayed = self.replay.replay(client, id, since).await?;
+                let replayed = self.replay.replay(client, id, since, now).await?;
                 Ok(success(
                     StatusCode::ACCEPTED,
                     &serde_json::json!({ "queued": replayed.queued, "already_delivered_or_due": replayed.already }),

@@ -31,7 +31,9 @@ use local_stack::Stack;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::events::{SAMPLE_ORDER, api_request, client_key, sqs_event, warehouse_key};
+use crate::events::{
+    SAMPLE_ORDER, api_request, client_key, lifecycle_events, sqs_event, warehouse_key,
+};
 use crate::partner::Partner;
 
 /// One step of a lifecycle: what it consumed and its floor.
@@ -136,34 +138,7 @@ impl Run<'_> {
             created.with_floor((request_bytes + state_at_create).div_ceil(1024) as f64 + 0.5),
         );
 
-        let events = [
-            ("allocated", json!({})),
-            ("picked", json!({})),
-            (
-                "packed",
-                json!({"weight_g": 1200, "length_cm": 30, "width_cm": 20, "height_cm": 10,
-                       "number_of_package": 1, "sorting_code": "A1", "sorting_no": "7"}),
-            ),
-            (
-                "shipped",
-                json!({"tracking_number": "YT4567890123CN", "logistic_provider_code": "jito",
-                       "shipping_fee": "12.5", "currency": "USD",
-                       "shipping_provider_product": "Standard"}),
-            ),
-            ("handed_over", json!({})),
-        ];
-        let now = chrono::Utc::now();
-        for (index, (kind, extra)) in events.into_iter().enumerate() {
-            let mut event = json!({
-                "event_id": format!("e-{index}"),
-                "type": kind,
-                // Whole seconds, as warehouses send them.
-                "occurred_at": (now + chrono::Duration::seconds(index as i64))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            });
-            if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
-                event.extend(extra.clone());
-            }
+        for (kind, event) in lifecycle_events(chrono::Utc::now()) {
             call(
                 "POST",
                 format!("/apicenter/api/order/{number}/events"),

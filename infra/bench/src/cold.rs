@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use crate::environment;
 use crate::events::{
-    api_event, api_request, client_key, order_body, schedule_event, sqs_event, warehouse_key,
+    api_event, api_request, client_key, order_body, schedule_event, sqs_event, stream_insert_event,
+    warehouse_key,
 };
 use crate::partner::Partner;
 use crate::runtime_stub::{Outcome, RuntimeStub};
@@ -131,6 +132,25 @@ pub async fn functions(
         }
     }
 
+    // The webhook fan-out's first record: the write that created cold-read.
+    let created = adapters::sdk::read_item(
+        &stack.dynamodb,
+        stack.orders_table().map_err(|e| e.to_string())?,
+        "order_number",
+        "cold-read".to_owned(),
+    )
+    .send()
+    .await
+    .map_err(|e| e.to_string())?
+    .item
+    .ok_or("cold-read is not stored")?;
+    let stream_event = stream_insert_event(&created).to_string();
+    let delivery_queue_arn = stack
+        .resources
+        .queue_arn("WebhookDeliveryQueue")
+        .map_err(|e| e.to_string())?
+        .to_owned();
+
     let mut functions = Vec::new();
     for spec in template.functions().map_err(|e| e.to_string())? {
         let event: Box<dyn Fn(usize) -> String + Send + Sync> = match spec.binary.as_str() {
@@ -158,6 +178,30 @@ pub async fn functions(
             // Its hourly schedule: nothing is due on a fresh stack, so the
             // first invocation is the query that finds so.
             "personal-data-sweep" => Box::new(|_| schedule_event().to_string()),
+            // The client's endpoints: a query (none on a fresh stack).
+            "webhook-api" => api_events("GET", "/apicenter/api/webhooks", &client, |_| None),
+            // An order created: its event logged, the client's endpoints
+            // queried (none, so nothing is queued).
+            "webhook-fanout" => {
+                let stream_event = stream_event.clone();
+                Box::new(move |_| stream_event.clone())
+            }
+            // A delivery whose endpoint was deleted: the endpoint's read,
+            // then the message is dropped (no post: the bench has no
+            // endpoint a deployed dispatcher may reach).
+            "webhook-dispatch" => {
+                let queue_arn = delivery_queue_arn.clone();
+                Box::new(move |i| {
+                    let ticket = serde_json::json!({
+                        "client_code": "20", "endpoint_id": "ep_00000000000000000000",
+                        "entry": format!("1795000000000#evt_cold{i}"),
+                        "event_type": "order.accepted",
+                    });
+                    let mut event = sqs_event(&queue_arn, &[format!("cold-hook-{i}")]);
+                    event["Records"][0]["body"] = serde_json::json!(ticket.to_string());
+                    event.to_string()
+                })
+            }
             other => {
                 return Err(format!(
                     "the template's function {other} has no first event in the cold-start bench \

@@ -157,6 +157,78 @@ pub fn order_body(order_number: &str, process_type: u8) -> String {
     order.to_string()
 }
 
+/// The orders stream's record of the write that created an order, as the
+/// webhook fan-out's mapping hands it over: `item` (its state item, as
+/// stored) as the new image, in DynamoDB's JSON.
+#[must_use]
+pub fn stream_insert_event(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> Value {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let image: serde_json::Map<String, Value> = item
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = match value {
+                AttributeValue::S(text) => json!({ "S": text }),
+                AttributeValue::N(number) => json!({ "N": number }),
+                // The state the fan-out reads is strings and numbers.
+                _ => return None,
+            };
+            Some((name.clone(), value))
+        })
+        .collect();
+    let keys = json!({ "order_number": image.get("order_number").cloned().unwrap_or_default() });
+    json!({ "Records": [{
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/orders/stream/bench",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1_795_000_000,
+            "Keys": keys, "NewImage": image, "SequenceNumber": "100",
+            "SizeBytes": 512, "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }] })
+}
+
+/// An order's five warehouse events, `allocated` to `handed_over`, one
+/// second apart from `now` (whole seconds, as warehouses send them), with
+/// their kinds.
+#[must_use]
+pub fn lifecycle_events(now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, Value)> {
+    let events = [
+        ("allocated", json!({})),
+        ("picked", json!({})),
+        (
+            "packed",
+            json!({"weight_g": 1200, "length_cm": 30, "width_cm": 20, "height_cm": 10,
+                   "number_of_package": 1, "sorting_code": "A1", "sorting_no": "7"}),
+        ),
+        (
+            "shipped",
+            json!({"tracking_number": "YT4567890123CN", "logistic_provider_code": "jito",
+                   "shipping_fee": "12.5", "currency": "USD",
+                   "shipping_provider_product": "Standard"}),
+        ),
+        ("handed_over", json!({})),
+    ];
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(index, (kind, extra))| {
+            let mut event = json!({
+                "event_id": format!("e-{index}"),
+                "type": kind,
+                "occurred_at": (now + chrono::Duration::seconds(index as i64))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            });
+            if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+                event.extend(extra.clone());
+            }
+            (kind, event)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,11 +16,12 @@
 //! `bench functions` prints the template's function binaries, the ones
 //! `bench.sh` builds and the cold-start step starts.
 //!
-//! `bench capacity|tenant [--doc docs/benchmarks.md]` (under the emulators, a
-//! debug build will do: capacity units do not depend on speed, and the tenant
-//! step compares two medians measured side by side) measures only the
-//! capacity units per order lifecycle, or the 404 medians of "Foreign or
-//! missing", prints the table and, with `--doc`, rewrites that region.
+//! `bench capacity|webhooks|tenant [--doc docs/benchmarks.md]` (under the
+//! emulators, a debug build will do: capacity units and requests do not
+//! depend on speed, and the tenant step compares two medians measured side by
+//! side) measures only the capacity units per order lifecycle, the cost per
+//! webhook event, or the 404 medians of "Foreign or missing", prints the
+//! table and, with `--doc`, rewrites that region.
 
 mod capacity;
 mod cold;
@@ -32,6 +33,7 @@ mod runtime_stub;
 mod stats;
 mod tenant;
 mod throughput;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -93,6 +95,7 @@ async fn one_table(
     .await?;
     let table = match step {
         "capacity" => capacity::table(&capacity::measure(&stack).await?),
+        "webhooks" => webhooks::table(&webhooks::measure(&stack).await?),
         _ => tenant::table(&tenant::measure(&stack, TENANT_SAMPLES).await?),
     };
     let machine = Machine::this();
@@ -171,7 +174,9 @@ impl Counts {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut given = std::env::args().skip(1).peekable();
-    if let Some(step) = given.next_if(|step| step == "capacity" || step == "tenant") {
+    if let Some(step) =
+        given.next_if(|step| ["capacity", "tenant", "webhooks"].contains(&step.as_str()))
+    {
         return one_table(&step, given).await;
     }
     if given.next_if(|step| step == "functions").is_some() {
@@ -243,12 +248,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stack = Stack::provision(&format!("{prefix}-capacity"), local_warehouses()?).await?;
     let capacity = capacity::measure(&stack).await?;
 
+    eprintln!("bench: cost per webhook event");
+    let stack = Stack::provision(&format!("{prefix}-webhooks"), local_warehouses()?).await?;
+    let webhooks = webhooks::measure(&stack).await?;
+
     eprintln!("bench: 404 for another client's order against a missing one");
     let stack = Stack::provision(&format!("{prefix}-tenant"), local_warehouses()?).await?;
     let tenant = tenant::measure(&stack, counts.tenant_samples).await?;
 
     let results = Results {
         capacity,
+        webhooks,
         tenant,
         machine,
         cold,

@@ -102,6 +102,7 @@ pub struct Results {
     pub dispatch: Dispatch,
     pub sizes: Vec<Size>,
     pub capacity: Vec<crate::capacity::Lifecycle>,
+    pub webhooks: crate::webhooks::WebhookCost,
     pub tenant: Vec<crate::tenant::Pair>,
 }
 
@@ -365,6 +366,7 @@ impl Results {
             ("dispatch", self.dispatch()),
             ("sizes", self.sizes()),
             ("capacity", crate::capacity::table(&self.capacity)),
+            ("webhooks", crate::webhooks::table(&self.webhooks)),
             ("tenant", crate::tenant::table(&self.tenant)),
         ] {
             text = replace_region(&text, name, &content)

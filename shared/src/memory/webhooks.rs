@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use crate::callback::retry::RetryPolicy;
 use crate::error::StoreError;
 use crate::ports::{
-    Clock, DeliveryClaim, DeliveryQueue, DeliveryStore, EndpointStore, EventLog, QueueError, Save,
-    WebhookPoster,
+    Clock, DeliveryClaim, DeliveryQueue, DeliveryStore, EndpointStore, EventLog, QueueError,
+    Reopen, Save, WebhookPoster,
 };
 use crate::webhook::{
     Delivery, DeliveryTicket, Endpoint, EndpointId, EndpointUrl, MAX_ENDPOINTS, PostResult,
@@ -150,6 +150,21 @@ impl DeliveryStore for MemoryDeliveries {
             }
             _ => Ok(Save::Stale),
         }
+    }
+
+    async fn reopen(
+        &self,
+        ticket: &DeliveryTicket,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Reopen>, StoreError> {
+        let mut deliveries = lock(&self.deliveries);
+        let Some(delivery) = deliveries.get_mut(&key(ticket)) else {
+            return Ok(None);
+        };
+        Ok(Some(match delivery.reopen(now) {
+            Ok(()) => Reopen::Reopened(delivery.clone()),
+            Err(refused) => Reopen::Refused(refused),
+        }))
     }
 
     async fn recent(

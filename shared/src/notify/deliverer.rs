@@ -1,6 +1,7 @@
 //! One delivery, end to end: ask the endpoint's health, claim the delivery,
 //! sign, post, record the answer under the lease, then the endpoint's
-//! health. What the queue is told comes back as a [`Next`].
+//! health. A delivery its endpoint no longer wants is given up (failed, for
+//! a replay to re-open). What the queue is told comes back as a [`Next`].
 
 use std::time::Duration;
 
@@ -103,11 +104,15 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
             return Ok(Delivered::dropped());
         };
         let now = self.clock.now();
-        match endpoint.admission(kind, now) {
-            Admission::Skip => return Ok(Delivered::dropped()),
+        // An endpoint that does not want it (disabled, or the type dropped)
+        // still has the delivery claimed, to be given up under the lease:
+        // failed, not left pending without a message, so that a replay
+        // sends it once the endpoint is enabled again.
+        let skip = match endpoint.admission(kind, now) {
+            Admission::Skip => true,
             Admission::Hold(until) => return Ok(Delivered::held_until(until, now)),
-            Admission::Post => {}
-        }
+            Admission::Post => false,
+        };
         let mut delivery = match self
             .deliveries
             .claim(ticket, owner, now, &self.policy)
@@ -123,6 +128,13 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
             )) => return Ok(Delivered::held_until(until, now)),
             Some(DeliveryClaim::Claimed(delivery)) => delivery,
         };
+        if skip {
+            if delivery.give_up(owner).is_ok() {
+                // Stale: the lease passed to another holder, which decides.
+                self.deliveries.settle(ticket, owner, &delivery).await?;
+            }
+            return Ok(Delivered::dropped());
+        }
         // A post must be answered (or time out) while the lease holds, so
         // that no other holder can claim and post meanwhile: one that cannot
         // start in time leaves the delivery to the next holder.

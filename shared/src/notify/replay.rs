@@ -1,12 +1,14 @@
-//! `POST /apicenter/api/webhooks/{id}/replay?since=T`: an endpoint is sent
-//! the events of its client it has no delivery for since `T` (it was
-//! disabled, failing, or created later), from the event log. An event it
-//! already has a delivery for keeps it: a delivered one is not sent again.
+//! `POST /apicenter/api/webhooks/{id}/replay?since=T` (and `orderctl
+//! webhooks replay`): an endpoint is sent the events of its client since `T`
+//! that it has no delivery for (it was disabled or created later) or whose
+//! delivery failed (its schedule was spent, or it was gone), from the event
+//! log. A failed delivery is re-opened with a fresh schedule; a delivered one
+//! is not sent again, a pending one is on its way already.
 
 use chrono::{DateTime, Utc};
 
 use super::WebhookError;
-use crate::ports::{DeliveryQueue, DeliveryStore, EndpointStore, EventLog};
+use crate::ports::{DeliveryQueue, DeliveryStore, EndpointStore, EventLog, Reopen};
 use crate::webhook::{Delivery, DeliveryTicket, EndpointId};
 
 /// Most events one replay reads from the log (a week of a busy client's
@@ -16,9 +18,11 @@ pub const MAX_REPLAYED: usize = 1000;
 /// What a replay did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Replayed {
-    /// Deliveries added and sent.
+    /// Deliveries sent: added, or re-opened.
     pub queued: usize,
-    /// Events the endpoint already had a delivery for.
+    /// Of those, failed deliveries re-opened with a fresh schedule.
+    pub reopened: usize,
+    /// Events whose delivery is delivered or still pending: not sent again.
     pub already: usize,
 }
 
@@ -45,6 +49,7 @@ impl<E: EndpointStore, L: EventLog, D: DeliveryStore, Q: DeliveryQueue> Replay<E
         client_code: &str,
         id: &str,
         since: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Replayed, WebhookError> {
         let not_found = || WebhookError::NotFound(id.to_owned());
         let id = EndpointId::parse(id).ok_or_else(not_found)?;
@@ -63,6 +68,10 @@ impl<E: EndpointStore, L: EventLog, D: DeliveryStore, Q: DeliveryQueue> Replay<E
             if self.deliveries.add(&ticket, &Delivery::of(&event)).await? {
                 tickets.push(ticket);
                 replayed.queued += 1;
+            } else if let Some(Reopen::Reopened(_)) = self.deliveries.reopen(&ticket, now).await? {
+                tickets.push(ticket);
+                replayed.queued += 1;
+                replayed.reopened += 1;
             } else {
                 replayed.already += 1;
             }
@@ -99,17 +108,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn an_endpoint_gets_what_it_missed_since_then_and_nothing_twice() {
-        let (endpoints, log, deliveries, queue) = (
-            MemoryEndpoints::default(),
-            MemoryEventLog::default(),
-            MemoryDeliveries::default(),
-            MemoryDeliveryQueue::default(),
-        );
+    fn stores() -> (
+        MemoryEndpoints,
+        MemoryEventLog,
+        MemoryDeliveries,
+        MemoryDeliveryQueue,
+    ) {
+        Default::default()
+    }
+
+    /// An endpoint of client 20 wanting `event_types`, stored.
+    async fn endpoint_of(endpoints: &MemoryEndpoints, event_types: EventTypes) -> Endpoint {
         let new = NewEndpoint {
             url: EndpointUrl::parse("https://erp.example.com/", Reach::Internet).unwrap(),
-            event_types: EventTypes::Only([EventType::OrderShipped].into()),
+            event_types,
             description: None,
         };
         let endpoint = Endpoint::create(
@@ -120,6 +132,17 @@ mod tests {
             Utc::now(),
         );
         endpoints.insert(&endpoint).await.unwrap();
+        endpoint
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_gets_what_it_missed_since_then_and_nothing_twice() {
+        let (endpoints, log, deliveries, queue) = stores();
+        let endpoint = endpoint_of(
+            &endpoints,
+            EventTypes::Only([EventType::OrderShipped].into()),
+        )
+        .await;
         let now = Utc::now();
         let before = event(1, EventType::OrderShipped, now - Duration::hours(2));
         let missed = event(2, EventType::OrderShipped, now - Duration::minutes(30));
@@ -138,7 +161,7 @@ mod tests {
         let replay = Replay::new(endpoints, log, deliveries, queue.clone());
 
         let replayed = replay
-            .replay("20", endpoint.id.as_str(), now - Duration::hours(1))
+            .replay("20", endpoint.id.as_str(), now - Duration::hours(1), now)
             .await
             .unwrap();
 
@@ -146,6 +169,7 @@ mod tests {
             replayed,
             Replayed {
                 queued: 1,
+                reopened: 0,
                 already: 1
             }
         );
@@ -156,8 +180,89 @@ mod tests {
             .collect();
         assert_eq!(sent, [missed.log_entry()]);
         assert!(matches!(
-            replay.replay("21", endpoint.id.as_str(), now).await,
+            replay.replay("21", endpoint.id.as_str(), now, now).await,
             Err(WebhookError::NotFound(_))
         ));
+    }
+
+    /// A delivery of `event` to `endpoint`, settled by one post answered
+    /// `status` (a 410 fails it at once).
+    async fn settled_by(
+        deliveries: &MemoryDeliveries,
+        endpoint: &EndpointId,
+        event: &WebhookEvent,
+        status: u16,
+        now: DateTime<Utc>,
+    ) -> DeliveryTicket {
+        use crate::ports::DeliveryClaim;
+        use crate::webhook::{POST_TIMEOUT, PostResult, schedule};
+        let policy = schedule(POST_TIMEOUT);
+        let ticket = DeliveryTicket::new(endpoint, event);
+        deliveries.add(&ticket, &Delivery::of(event)).await.unwrap();
+        let Some(DeliveryClaim::Claimed(mut delivery)) = deliveries
+            .claim(&ticket, "m#1", now, &policy)
+            .await
+            .unwrap()
+        else {
+            panic!("not claimed");
+        };
+        let answer = PostResult {
+            http_status: Some(status),
+            excerpt: String::new(),
+            latency_ms: 1,
+            retry_after: None,
+        };
+        delivery.settle("m#1", answer, now, &policy).unwrap();
+        deliveries.settle(&ticket, "m#1", &delivery).await.unwrap();
+        ticket
+    }
+
+    #[tokio::test]
+    async fn a_failed_delivery_is_sent_again_with_a_fresh_schedule_and_a_delivered_one_is_not() {
+        let (endpoints, log, deliveries, queue) = stores();
+        let endpoint = endpoint_of(&endpoints, EventTypes::All).await;
+        let now = Utc::now();
+        let failed = event(1, EventType::OrderShipped, now - Duration::minutes(30));
+        let delivered = event(2, EventType::OrderPacked, now - Duration::minutes(20));
+        let pending = event(3, EventType::OrderPicked, now - Duration::minutes(10));
+        for event in [&failed, &delivered, &pending] {
+            log.append(event).await.unwrap();
+        }
+        let failed_ticket = settled_by(&deliveries, &endpoint.id, &failed, 410, now).await;
+        settled_by(&deliveries, &endpoint.id, &delivered, 200, now).await;
+        deliveries
+            .add(
+                &DeliveryTicket::new(&endpoint.id, &pending),
+                &Delivery::of(&pending),
+            )
+            .await
+            .unwrap();
+        let replay = Replay::new(endpoints, log, deliveries.clone(), queue.clone());
+
+        let replayed = replay
+            .replay("20", endpoint.id.as_str(), now - Duration::hours(1), now)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            replayed,
+            Replayed {
+                queued: 1,
+                reopened: 1,
+                already: 2
+            }
+        );
+        assert_eq!(queue.take(), std::slice::from_ref(&failed_ticket));
+        let reopened = deliveries.stored(&failed_ticket).unwrap();
+        assert_eq!(reopened.status, crate::webhook::DeliveryStatus::Pending);
+        assert_eq!((reopened.posts, reopened.next_attempt_at), (0, None));
+
+        // Replayed again before it is tried: it is on its way, not sent twice.
+        let again = replay
+            .replay("20", endpoint.id.as_str(), now - Duration::hours(1), now)
+            .await
+            .unwrap();
+        assert_eq!((again.queued, again.already), (0, 3));
+        assert!(queue.take().is_empty());
     }
 }

@@ -190,3 +190,64 @@ async fn a_hanging_endpoint_costs_one_timeout_per_backoff_and_holds_no_other() {
     let retried = world.deliver(&tickets[2], "m9").await;
     assert_ne!(retried.outcome, DeliveryOutcome::Held);
 }
+
+#[tokio::test]
+async fn a_delivery_to_a_disabled_endpoint_fails_unposted_and_a_replay_after_enabling_sends_it() {
+    let world = World::new();
+    let endpoint = world
+        .endpoint("https://erp.example.com/", EventTypes::All)
+        .await;
+    let before = accepted();
+    let tickets = world
+        .publish(&before, &after(&before, EventKind::Allocated))
+        .await;
+    let switch = |enabled: bool| {
+        let world = &world;
+        let id = endpoint.id.clone();
+        async move {
+            let mut stored = world.endpoints.get("20", &id).await.unwrap().unwrap();
+            let read = stored.version;
+            stored.change(
+                EndpointChange {
+                    url: None,
+                    event_types: None,
+                    enabled: Some(enabled),
+                    description: None,
+                },
+                world.clock.now(),
+            );
+            world.endpoints.save(&stored, read).await.unwrap();
+        }
+    };
+    // Disabled while its delivery was on the queue (a 410 from another
+    // delivery, or an operator).
+    switch(false).await;
+
+    let dropped = world.deliver(&tickets[0], "m1#1").await;
+
+    assert_eq!(dropped.outcome, DeliveryOutcome::Dropped);
+    assert!(world.poster.posted().is_empty());
+    let stored = world.deliveries.stored(&tickets[0]).unwrap();
+    assert_eq!((stored.status, stored.posts), (DeliveryStatus::Failed, 0));
+
+    switch(true).await;
+    let replay = Replay::new(
+        world.endpoints.clone(),
+        world.log.clone(),
+        world.deliveries.clone(),
+        world.queue.clone(),
+    );
+    let since = before.updated_at - Duration::hours(1);
+    let replayed = replay
+        .replay("20", endpoint.id.as_str(), since, world.clock.now())
+        .await
+        .unwrap();
+    assert_eq!((replayed.queued, replayed.reopened), (1, 1));
+    let resent = world.queue.take();
+    assert_eq!(resent, tickets);
+    assert_eq!(
+        world.deliver(&resent[0], "m2#1").await.outcome,
+        DeliveryOutcome::Delivered
+    );
+    assert_eq!(world.poster.posted().len(), 1);
+}

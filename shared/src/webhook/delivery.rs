@@ -137,6 +137,16 @@ pub enum NotClaimed {
     NotYet(DateTime<Utc>),
 }
 
+/// Why a delivery was not re-opened by a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReopened {
+    /// Only a failed delivery re-opens: a delivered one is not sent again, a
+    /// pending one is on its way already.
+    NotFailed(DeliveryStatus),
+    /// A holder's lease runs until then (its answer is still to be recorded).
+    Leased(DateTime<Utc>),
+}
+
 /// What recording an answer decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settled {
@@ -199,6 +209,45 @@ impl Delivery {
         }
         match self.next_attempt_at {
             Some(at) if now < at => Err(NotClaimed::NotYet(at)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Gives up the delivery `owner` claimed without posting it: its
+    /// endpoint is disabled or no longer wants its type. Failed, so that a
+    /// replay re-opens it once the endpoint wants it again; the claim's
+    /// count is undone (nothing was posted).
+    pub fn give_up(&mut self, owner: &str) -> Result<(), StaleLease> {
+        if self.lease.as_ref().is_none_or(|lease| lease.owner != owner) {
+            return Err(StaleLease);
+        }
+        self.status = DeliveryStatus::Failed;
+        self.posts = self.posts.saturating_sub(1);
+        self.next_attempt_at = None;
+        self.lease = None;
+        Ok(())
+    }
+
+    /// Re-opens a failed delivery for a replay: pending again with a fresh
+    /// schedule (no posts counted, due at once). Its last attempt stays, so
+    /// its owner still sees why it failed.
+    pub fn reopen(&mut self, now: DateTime<Utc>) -> Result<(), NotReopened> {
+        self.check_reopen(now)?;
+        self.status = DeliveryStatus::Pending;
+        self.posts = 0;
+        self.next_attempt_at = None;
+        self.lease = None;
+        Ok(())
+    }
+
+    /// The re-opening's rule alone (the store's conditional write says the
+    /// same): failed, and no live lease.
+    pub fn check_reopen(&self, now: DateTime<Utc>) -> Result<(), NotReopened> {
+        if self.status != DeliveryStatus::Failed {
+            return Err(NotReopened::NotFailed(self.status));
+        }
+        match &self.lease {
+            Some(lease) if now < lease.until => Err(NotReopened::Leased(lease.until)),
             _ => Ok(()),
         }
     }
@@ -341,6 +390,64 @@ mod tests {
             }
         }
         assert_eq!(delivery.status, DeliveryStatus::Failed);
+    }
+
+    #[test]
+    fn a_failed_delivery_reopens_with_a_fresh_schedule_and_a_delivered_one_does_not() {
+        let policy = schedule(POST_TIMEOUT);
+        let mut failed = delivery();
+        failed.claim("m", at(0), &policy).unwrap();
+        failed
+            .settle("m", answer(Some(410)), at(1), &policy)
+            .unwrap();
+        failed.reopen(at(2)).unwrap();
+        assert_eq!(failed.status, DeliveryStatus::Pending);
+        assert_eq!((failed.posts, failed.next_attempt_at), (0, None));
+        assert_eq!(failed.last_attempt.as_ref().unwrap().http_status, Some(410));
+        failed.claim("m#2", at(2), &policy).unwrap();
+        assert_eq!(
+            failed.reopen(at(3)),
+            Err(NotReopened::NotFailed(DeliveryStatus::Pending))
+        );
+
+        let mut delivered = delivery();
+        delivered.claim("m", at(0), &policy).unwrap();
+        delivered
+            .settle("m", answer(Some(200)), at(1), &policy)
+            .unwrap();
+        assert_eq!(
+            delivered.reopen(at(2)),
+            Err(NotReopened::NotFailed(DeliveryStatus::Delivered))
+        );
+    }
+
+    #[test]
+    fn only_the_holder_gives_a_delivery_up_and_its_claim_is_not_counted_as_a_post() {
+        let policy = schedule(POST_TIMEOUT);
+        let mut held = delivery();
+        held.claim("m#1", at(0), &policy).unwrap();
+        assert_eq!(held.clone().give_up("m#2"), Err(StaleLease));
+        held.give_up("m#1").unwrap();
+        assert_eq!(
+            (held.status, held.posts, held.lease.clone()),
+            (DeliveryStatus::Failed, 0, None)
+        );
+        assert_eq!(held.reopen(at(1)), Ok(()));
+    }
+
+    #[test]
+    fn a_failed_delivery_under_a_live_lease_is_not_reopened_until_it_ends() {
+        let mut failed = Delivery {
+            status: DeliveryStatus::Failed,
+            lease: Some(Lease {
+                owner: "m".into(),
+                until: at(15),
+            }),
+            ..delivery()
+        };
+        assert_eq!(failed.reopen(at(14)), Err(NotReopened::Leased(at(15))));
+        assert_eq!(failed.reopen(at(15)), Ok(()));
+        assert_eq!(failed.lease, None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! | the subscription routes' bodies | `request.rs` |
 //! | an endpoint's secret (`whsec_…`) | `secret.rs` |
 //! | the signature headers | `signature.rs` |
-//! | one event's delivery to one endpoint: claim, lease, schedule, settle | `delivery.rs` |
+//! | one event's delivery to one endpoint: claim, lease, schedule, settle, reopen | `delivery.rs` |
 //! | an endpoint: its secrets, rotation, health, backoff, disabling | `endpoint.rs` |
 //! | which URLs and addresses a delivery may reach | `endpoint_url.rs` |
 
@@ -21,7 +21,7 @@ mod signature;
 
 pub use delivery::{
     Attempt, Delivery, DeliveryStatus, DeliveryTicket, Lease, MAX_EXCERPT_CHARS, NotClaimed,
-    POST_TIMEOUT, PostResult, Settled, StaleLease, schedule,
+    NotReopened, POST_TIMEOUT, PostResult, Settled, StaleLease, schedule,
 };
 pub use endpoint::{
     Admission, Answer, Endpoint, EndpointId, FAILING_LIMIT, FIRST_BACKOFF, Health, MAX_BACKOFF,

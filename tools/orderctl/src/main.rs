@@ -1,22 +1,25 @@
 //! `orderctl`: the operator's command line. It reads the same variables the
 //! functions read (`ORDERS_TABLE`, `ORDER_HISTORY_TABLE`, `API_KEYS_TABLE`,
-//! `CALLBACK_QUEUE_URL`, `CALLBACK_DEAD_LETTER_QUEUE_URL`, `LABELS_BUCKET`) and uses the AWS credentials and region of
+//! `CALLBACK_QUEUE_URL`, `CALLBACK_DEAD_LETTER_QUEUE_URL`, `LABELS_BUCKET`,
+//! `WEBHOOKS_TABLE`, `WEBHOOK_DELIVERY_QUEUE_URL`) and uses the AWS credentials and region of
 //! the environment; `source .local/run/env` points it at `make run`.
 //!
 //! Exit codes (scripts can rely on them):
 //! - 0: done, everything as asked;
 //! - 1: an error (AWS, configuration); a replay or redrive may have done part
 //!   of its work: run the same command again to resume;
-//! - 2: bad usage (clap's own code);
+//! - 2: bad usage (clap's own code; also a webhook URL or type refused);
 //! - 3: done, but some named orders were refused or not found (replay), or
 //!   the order does not exist (`order show`, `order erase`), or its
-//!   personal data cannot be erased yet (`order erase`).
+//!   personal data cannot be erased yet (`order erase`), or the webhook
+//!   endpoint does not exist (`webhooks …`).
 
 mod callbacks;
 mod dlq;
 mod keys;
 mod order;
 mod output;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -30,7 +33,7 @@ type Failure = Box<dyn std::error::Error>;
 /// The operator's tool for the order service.
 #[derive(Debug, Parser)]
 #[command(name = "orderctl", version, about, long_about = None,
-    after_help = "Exit codes: 0 done; 1 error (rerun to resume); 2 usage; 3 done, some orders refused or not found.")]
+    after_help = "Exit codes: 0 done; 1 error (rerun to resume); 2 usage; 3 done, some orders refused or not found, or no such order or webhook endpoint.")]
 struct Cli {
     /// Print JSON (one document) instead of tables.
     #[arg(long, global = true)]
@@ -53,6 +56,9 @@ enum Command {
     /// API keys: create, rotate, revoke, list.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// ERP webhook endpoints: list, show, create, disable, enable, rotate-secret, delete, replay.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 /// What the command line needs from AWS, built once.
@@ -95,6 +101,7 @@ async fn main() -> ExitCode {
         Command::Callbacks(command) => callbacks::run(&aws, command, cli.json).await,
         Command::Dlq(command) => dlq::run(&aws, command, cli.json).await,
         Command::Keys(command) => keys::run(&aws, command, cli.json).await,
+        Command::Webhooks(command) => webhooks::run(&aws, command, cli.json).await,
     };
     match result {
         Ok(code) => ExitCode::from(code),

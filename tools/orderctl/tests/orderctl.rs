@@ -9,7 +9,10 @@ use integration_tests::{TestApp, sample_order, test_callback_settings};
 use serde_json::{Value, json};
 
 fn orderctl(app: &TestApp, args: &[&str]) -> Output {
-    let stack = &app.stack;
+    orderctl_on(&app.stack, args)
+}
+
+fn orderctl_on(stack: &local_stack::Stack, args: &[&str]) -> Output {
     // What the deployed stack's outputs give an operator's shell.
     let environment = [
         ("ORDERS_TABLE", stack.orders_table().expect("table")),
@@ -29,6 +32,17 @@ fn orderctl(app: &TestApp, args: &[&str]) -> Output {
         (
             "CALLBACK_DEAD_LETTER_QUEUE_URL",
             stack.dead_letter_queue_url().expect("dlq"),
+        ),
+        (
+            "WEBHOOKS_TABLE",
+            stack.resources.table("WebhooksTable").expect("webhooks"),
+        ),
+        (
+            "WEBHOOK_DELIVERY_QUEUE_URL",
+            stack
+                .resources
+                .queue_url("WebhookDeliveryQueue")
+                .expect("delivery queue"),
         ),
     ];
     std::process::Command::new(env!("CARGO_BIN_EXE_orderctl"))
@@ -316,6 +330,14 @@ fn every_subcommand_has_help() {
         &["keys", "rotate", "--help"],
         &["keys", "revoke", "--help"],
         &["keys", "list", "--help"],
+        &["webhooks", "list", "--help"],
+        &["webhooks", "show", "--help"],
+        &["webhooks", "create", "--help"],
+        &["webhooks", "disable", "--help"],
+        &["webhooks", "enable", "--help"],
+        &["webhooks", "rotate-secret", "--help"],
+        &["webhooks", "delete", "--help"],
+        &["webhooks", "replay", "--help"],
     ] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_orderctl"))
             .args(args)
@@ -362,4 +384,180 @@ async fn an_operator_erases_an_orders_personal_data_with_one_command() {
         1,
         "only ctl-packing keeps it"
     );
+}
+
+/// An event of client 20 in the stack's event log and its delivery to
+/// `endpoint`, failed after its whole schedule (the last answer a 503).
+async fn failed_delivery(
+    stack: &local_stack::Stack,
+    endpoint: &str,
+) -> shared::webhook::DeliveryTicket {
+    use shared::ports::{DeliveryStore, EventLog};
+    use shared::webhook::{Attempt, Delivery, DeliveryStatus, EndpointId, EventType, WebhookEvent};
+    let store = adapters::dynamodb_webhooks::DynamoWebhooks::new(
+        stack.dynamodb.clone(),
+        stack.resources.table("WebhooksTable").expect("webhooks"),
+        shared::webhook::Reach::Internet,
+    );
+    let event = WebhookEvent {
+        id: "evt_ctl1".into(),
+        kind: EventType::OrderShipped,
+        client_code: "20".into(),
+        order_number: "ctl-hook-1".into(),
+        sequence: 4,
+        at: chrono::Utc::now() - chrono::Duration::hours(1),
+        body: r#"{"type":"order.shipped"}"#.into(),
+    };
+    store.append(&event).await.expect("logged");
+    let id = EndpointId::parse(endpoint).expect("an endpoint id");
+    let ticket = shared::webhook::DeliveryTicket::new(&id, &event);
+    let failed = Delivery {
+        status: DeliveryStatus::Failed,
+        posts: 9,
+        last_attempt: Some(Attempt {
+            at: chrono::Utc::now(),
+            http_status: Some(503),
+            latency_ms: 420,
+            excerpt: "upstream ERP is down".into(),
+        }),
+        ..Delivery::of(&event)
+    };
+    assert!(store.add(&ticket, &failed).await.expect("stored"));
+    ticket
+}
+
+#[tokio::test]
+async fn an_operator_manages_an_erps_webhook_endpoint_and_replays_its_failed_delivery() {
+    let stack = integration_tests::provision_stack().await;
+    let ctl = |args: &[&str]| {
+        let output = orderctl_on(&stack, &[&["--json", "webhooks"][..], args].concat());
+        assert_succeeded(&output);
+        json_of(&output)
+    };
+    let created = ctl(&[
+        "create",
+        "--client",
+        "20",
+        "--url",
+        "https://erp.example.com/hooks",
+        "--type",
+        "order.shipped,order.cancelled",
+    ]);
+    let id = created["id"].as_str().expect("an id").to_owned();
+    let secret = created["secret"].as_str().expect("the secret, once");
+    assert!(secret.starts_with("whsec_"), "{created}");
+    let listed = ctl(&["list", "--client", "20"]);
+    assert_eq!(listed["endpoints"][0]["id"], id.as_str());
+    assert_eq!(
+        listed["endpoints"][0]["event_types"],
+        json!(["order.shipped", "order.cancelled"])
+    );
+    assert!(
+        !listed.to_string().contains(secret),
+        "a listing shows no secret"
+    );
+    assert_eq!(ctl(&["list", "--client", "21"])["endpoints"], json!([]));
+
+    assert_eq!(ctl(&["disable", &id])["enabled"], false);
+    assert_eq!(ctl(&["enable", &id])["enabled"], true);
+    let rotated = ctl(&["rotate-secret", &id, "--client", "20"]);
+    assert!(
+        rotated["secret"]
+            .as_str()
+            .is_some_and(|new| new.starts_with("whsec_") && new != secret)
+    );
+    assert!(rotated["rotation_overlap_until"].is_string(), "{rotated}");
+
+    let ticket = failed_delivery(&stack, &id).await;
+    let shown = ctl(&["show", &id]);
+    assert_eq!(shown["client"], "20");
+    let attempt = &shown["recent_deliveries"][0];
+    assert_eq!(attempt["status"], "failed", "{shown:#}");
+    assert_eq!(attempt["last_attempt"]["http_status"], 503);
+    assert_eq!(attempt["last_attempt"]["latency_ms"], 420);
+    assert_eq!(attempt["last_attempt"]["answer"], "upstream ERP is down");
+    let table = orderctl_on(&stack, &["webhooks", "show", &id]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("upstream ERP is down"));
+
+    let since = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    ctl(&["disable", &id]);
+    let warned = orderctl_on(
+        &stack,
+        &["webhooks", "replay", &id, "--since", "2030-01-01T00:00:00Z"],
+    );
+    assert!(
+        String::from_utf8_lossy(&warned.stderr).contains("is disabled"),
+        "{warned:?}"
+    );
+    ctl(&["enable", &id]);
+    let replayed = ctl(&["replay", &id, "--since", &since]);
+    assert_eq!(
+        (replayed["queued"].clone(), replayed["reopened"].clone()),
+        (json!(1), json!(1))
+    );
+    let queue = stack
+        .resources
+        .queue_url("WebhookDeliveryQueue")
+        .expect("queue");
+    let message = stack
+        .sqs
+        .receive_message()
+        .queue_url(queue)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("received");
+    let sent: Vec<shared::webhook::DeliveryTicket> = message
+        .messages()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap_or_default()).expect("a ticket"))
+        .collect();
+    assert_eq!(sent, [ticket]);
+    assert_eq!(
+        ctl(&["show", &id])["recent_deliveries"][0]["status"],
+        "pending"
+    );
+    let again = ctl(&["replay", &id, "--since", &since]);
+    assert_eq!(
+        (
+            again["queued"].clone(),
+            again["already_delivered_or_due"].clone()
+        ),
+        (json!(0), json!(1))
+    );
+
+    assert_eq!(ctl(&["delete", &id])["deleted"], id.as_str());
+    let gone = orderctl_on(&stack, &["webhooks", "show", &id]);
+    assert_eq!(
+        gone.status.code(),
+        Some(3),
+        "a missing endpoint exits 3: {}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_url_the_rules_refuse_is_named_and_nothing_is_created() {
+    let stack = integration_tests::provision_stack().await;
+    let refused = orderctl_on(
+        &stack,
+        &[
+            "webhooks",
+            "create",
+            "--client",
+            "20",
+            "--url",
+            "http://169.254.169.254/latest",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("url"),
+        "{refused:?}"
+    );
+    let listed = json_of(&orderctl_on(
+        &stack,
+        &["--json", "webhooks", "list", "--client", "20"],
+    ));
+    assert_eq!(listed["endpoints"], json!([]));
 }

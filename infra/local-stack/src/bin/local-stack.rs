@@ -260,6 +260,12 @@ fn write_env_file(
             "CALLBACK_DEAD_LETTER_QUEUE_URL",
             stack.dead_letter_queue_url()?,
         ),
+        // `orderctl webhooks …`.
+        ("WEBHOOKS_TABLE", stack.resources.table("WebhooksTable")?),
+        (
+            "WEBHOOK_DELIVERY_QUEUE_URL",
+            stack.resources.queue_url("WebhookDeliveryQueue")?,
+        ),
     ] {
         lines.push(format!("export {name}='{value}'"));
     }
