@@ -452,3 +452,72 @@ async fn the_receiver_refuses_a_delivery_signed_with_another_secret() {
     let seen = seen.lock().expect("the log");
     assert!(matches!(seen.as_slice(), [Err(_)]), "{seen:?}");
 }
+
+/// The dispatcher hides a failed delivery for its schedule's next delay
+/// itself (ChangeMessageVisibility, 5 s after the first post); the local
+/// mapping must keep the message as reported and not undo that: the retry
+/// comes after about 5 s, not at once and not after the queue's 180 s.
+#[tokio::test]
+async fn a_failed_delivery_is_posted_again_after_the_delay_the_dispatcher_set() {
+    let service = start(Vec::new()).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let url = format!("http://{}/hooks", listener.local_addr().expect("bound"));
+    let (status, created) = service
+        .post(
+            &service.erp_key,
+            "/apicenter/api/webhooks",
+            &json!({"url": url, "event_types": ["order.accepted"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created:#}");
+    let webhook = receiver::verifier(created["data"]["secret"].as_str().expect("data.secret"))
+        .expect("a whsec_ secret");
+    let webhook = Arc::new(webhook);
+    // (webhook-id, when) of every post; the first is answered 503.
+    let posts: Arc<Mutex<Vec<(String, tokio::time::Instant)>>> = Arc::default();
+    let log = Arc::clone(&posts);
+    let _endpoint = tokio::spawn(partner::serve(
+        listener,
+        || true,
+        move |request| {
+            let (webhook, log) = (Arc::clone(&webhook), Arc::clone(&log));
+            async move {
+                use http_body_util::BodyExt as _;
+                let (parts, body) = hyper::Request::into_parts(request);
+                let body = body.collect().await?.to_bytes();
+                let status = if webhook.verify(&body, &parts.headers).is_err() {
+                    401
+                } else {
+                    let id = partner::header(&hyper::Request::from_parts(parts, ()), "webhook-id")
+                        .unwrap_or_default();
+                    let mut log = log.lock().expect("the log");
+                    log.push((id, tokio::time::Instant::now()));
+                    if log.len() == 1 { 503 } else { 204 }
+                };
+                Ok::<_, hyper::Error>(partner::reply(status, ""))
+            }
+        },
+    ));
+
+    service.create_order("wh-retry-1").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let posts = loop {
+        let posts = posts.lock().expect("the log").clone();
+        if posts.len() >= 2 {
+            break posts;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "posts so far: {}",
+            posts.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    assert_eq!(posts[0].0, posts[1].0, "the retry is the same event");
+    let gap = posts[1].1 - posts[0].1;
+    assert!(
+        gap >= Duration::from_secs(4) && gap <= Duration::from_secs(15),
+        "the retry came {gap:?} after the failed post (the schedule says 5 s)"
+    );
+}
