@@ -6,54 +6,23 @@
 //!
 //! Run through `infra/local/emulators.sh exec -- cargo nextest run -p local-stack --test stream_mapping`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
-use local_stack::provision::{Provisioned, provision};
 use local_stack::stream_mapping::{MappingConfig, StreamFunction, StreamMapping};
-use local_stack::template::Template;
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
-struct Fixture {
-    aws: SdkConfig,
-    dynamodb: aws_sdk_dynamodb::Client,
-    sqs: aws_sdk_sqs::Client,
-    resources: Provisioned,
-}
+mod emulated;
+
+use emulated::Emulated as Fixture;
 
 async fn fixture(name: &str) -> Fixture {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let prefix = format!(
-        "sm-{name}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let aws = adapters::https::aws_config()
-        .await
-        .expect("the AWS configuration");
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-    let sqs = aws_sdk_sqs::Client::new(&aws);
-    let resources = provision(
-        &Template::project().expect("the template"),
-        &dynamodb,
-        &sqs,
-        &prefix,
-    )
-    .await
-    .expect("the emulators (run through emulators.sh exec)");
-    Fixture {
-        aws,
-        dynamodb,
-        sqs,
-        resources,
-    }
+    emulated::provisioned(&format!("sm-{name}")).await
 }
 
 /// What the function was handed, batch by batch (order numbers), and which

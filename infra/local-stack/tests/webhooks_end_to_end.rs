@@ -157,6 +157,12 @@ impl Service {
         (status, body)
     }
 
+    /// `POST /apicenter/api/webhooks` with the ERP key.
+    async fn create_endpoint(&self, endpoint: &Value) -> (u16, Value) {
+        self.post(&self.erp_key, "/apicenter/api/webhooks", endpoint)
+            .await
+    }
+
     async fn create_order(&self, number: &str) {
         let mut order: Value = serde_json::from_str(SAMPLE_ORDER).expect("the sample");
         order["package"]["order_number"] = json!(number);
@@ -212,17 +218,25 @@ impl Service {
     }
 }
 
-/// A receiver on loopback verifying with `secret`; what it saw so far.
-async fn receiver(secret: &str) -> (String, Arc<Mutex<Vec<Seen>>>, tokio::task::JoinHandle<()>) {
+/// A port on loopback for an endpoint, and its URL.
+async fn listen() -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let url = format!("http://{}/hooks", listener.local_addr().expect("bound"));
+    (listener, url)
+}
+
+/// The receiver on `listener`, verifying with `secret`; what it saw so far.
+fn receive(
+    listener: TcpListener,
+    secret: &str,
+) -> (Arc<Mutex<Vec<Seen>>>, tokio::task::JoinHandle<()>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     let webhook = receiver::verifier(secret).expect("a whsec_ secret");
     let task = tokio::spawn(receiver::serve(listener, webhook, move |outcome| {
         log.lock().expect("the log").push(outcome);
     }));
-    (url, seen, task)
+    (seen, task)
 }
 
 fn shipped() -> Value {
@@ -245,24 +259,12 @@ async fn every_event_type_reaches_a_local_receiver_signed_and_in_sequence() {
     .await;
     // The receiver listens before the endpoint exists; it learns the secret
     // from the create answer.
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let url = format!("http://{}/hooks", listener.local_addr().expect("bound"));
-    let (status, created) = service
-        .post(
-            &service.erp_key,
-            "/apicenter/api/webhooks",
-            &json!({"url": url}),
-        )
-        .await;
+    let (listener, url) = listen().await;
+    let (status, created) = service.create_endpoint(&json!({"url": url})).await;
     assert_eq!(status, 201, "{created:#}");
     let secret = created["data"]["secret"].as_str().expect("data.secret");
     assert!(secret.starts_with("whsec_"), "{created:#}");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    let webhook = receiver::verifier(secret).expect("a whsec_ secret");
-    let _receiver = tokio::spawn(receiver::serve(listener, webhook, move |outcome| {
-        log.lock().expect("the log").push(outcome);
-    }));
+    let (seen, _receiver) = receive(listener, secret);
 
     let a = "wh-e2e-a";
     service.create_order(a).await;
@@ -398,6 +400,15 @@ async fn every_event_type_reaches_a_local_receiver_signed_and_in_sequence() {
             "{order}: sequences {sequences:?}"
         );
     }
+    let shipped = per_order[a]
+        .iter()
+        .find(|event| event.kind == "order.shipped")
+        .expect("a's shipment");
+    assert_eq!(
+        shipped.body["data"]["tracking_number"], "YT4567890123CN",
+        "{:#}",
+        shipped.body
+    );
     let all: BTreeSet<&str> = by_id.values().map(|event| event.kind.as_str()).collect();
     let every: BTreeSet<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
     assert_eq!(all, every, "every event type arrived");
@@ -411,13 +422,7 @@ async fn an_endpoint_at_the_metadata_address_is_refused_even_locally() {
         "http://169.254.169.254:8080/hooks",
         "http://[fd00:ec2::254]/hooks",
     ] {
-        let (status, body) = service
-            .post(
-                &service.erp_key,
-                "/apicenter/api/webhooks",
-                &json!({"url": url}),
-            )
-            .await;
+        let (status, body) = service.create_endpoint(&json!({"url": url})).await;
         assert_eq!(status, 400, "{url}: {body:#}");
         let named: Vec<&str> = body["data"]["errors"]
             .as_array()
@@ -431,7 +436,8 @@ async fn an_endpoint_at_the_metadata_address_is_refused_even_locally() {
 
 #[tokio::test]
 async fn the_receiver_refuses_a_delivery_signed_with_another_secret() {
-    let (url, seen, _task) = receiver("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").await;
+    let (listener, url) = listen().await;
+    let (seen, _task) = receive(listener, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     let timestamp = chrono::Utc::now().timestamp().to_string();
     let response = adapters::https::reqwest_builder()
         .and_then(|builder| Ok(builder.build()?))
@@ -460,14 +466,9 @@ async fn the_receiver_refuses_a_delivery_signed_with_another_secret() {
 #[tokio::test]
 async fn a_failed_delivery_is_posted_again_after_the_delay_the_dispatcher_set() {
     let service = start(Vec::new()).await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let url = format!("http://{}/hooks", listener.local_addr().expect("bound"));
+    let (listener, url) = listen().await;
     let (status, created) = service
-        .post(
-            &service.erp_key,
-            "/apicenter/api/webhooks",
-            &json!({"url": url, "event_types": ["order.accepted"]}),
-        )
+        .create_endpoint(&json!({"url": url, "event_types": ["order.accepted"]}))
         .await;
     assert_eq!(status, 201, "{created:#}");
     let webhook = receiver::verifier(created["data"]["secret"].as_str().expect("data.secret"))
