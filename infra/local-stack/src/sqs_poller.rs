@@ -118,6 +118,20 @@ pub async fn run(sqs: aws_sdk_sqs::Client, config: PollerConfig, function: SqsFu
     }
 }
 
+/// One receive and its batch, handled: what a test drives step by step.
+/// Returns how many messages the batch had (0: nothing came in the long poll).
+pub async fn poll_once(
+    sqs: &aws_sdk_sqs::Client,
+    config: &PollerConfig,
+    function: &SqsFunction,
+) -> Result<usize, Error> {
+    let messages = receive(sqs, config).await?;
+    if !messages.is_empty() {
+        handle(sqs, config, function, &messages).await?;
+    }
+    Ok(messages.len())
+}
+
 /// One ReceiveMessage: up to a batch, waiting up to the long-poll time.
 async fn receive(sqs: &aws_sdk_sqs::Client, config: &PollerConfig) -> Result<Vec<Message>, Error> {
     let received = sqs
