@@ -390,11 +390,11 @@ impl Figures {
                         let (before, repeat) = (pair[0], pair[1]);
                         if before.answer == Answer::AcceptedLate {
                             figures.repeated_after_timeout += 1;
-                        } else if input
-                            .kills
-                            .iter()
-                            .any(|kill| *kill > before.received_at && *kill < repeat.received_at)
-                        {
+                        } else if killed_between(
+                            input.kills,
+                            before.received_at,
+                            repeat.received_at,
+                        ) {
                             figures.repeated_after_crash += 1;
                         } else if late_records > 0 {
                             // The ledger keeps a success whose record came
@@ -866,6 +866,11 @@ pub fn write_doc(path: &Path, block: &str) -> Result<(), Box<dyn std::error::Err
     let updated = format!("{}{BEGIN}\n{block}{}", &doc[..start], &doc[end..]);
     std::fs::write(path, updated)?;
     Ok(())
+}
+
+/// Whether the service was SIGKILLed between two posts.
+pub fn killed_between(kills: &[DateTime<Utc>], from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    kills.iter().any(|kill| *kill > from && *kill < to)
 }
 
 /// When the service's log says the breaker opened (from closed).

@@ -134,8 +134,10 @@ pub fn settled(
             .all(|delivery| delivery.status != DeliveryState::Pending)
 }
 
+/// The ERP's posts of each event, oldest first.
+type ByEvent<'a> = HashMap<&'a str, Vec<&'a Receipt>>;
+
 impl WebhookFigures {
-    #[allow(clippy::too_many_lines)]
     pub fn reconcile(input: &Inputs<'_>) -> Self {
         let mut figures = Self {
             events_logged: input.events.len(),
@@ -146,12 +148,7 @@ impl WebhookFigures {
             drain_time: input.drain_time,
             ..Self::default()
         };
-        let sample = |figures: &mut Self, what: String| {
-            if figures.samples.len() < 20 {
-                figures.samples.push(what);
-            }
-        };
-        let mut receipts: HashMap<&str, Vec<&Receipt>> = HashMap::new();
+        let mut receipts: ByEvent<'_> = HashMap::new();
         for receipt in input.receipts {
             receipts
                 .entry(receipt.webhook_id.as_str())
@@ -161,11 +158,6 @@ impl WebhookFigures {
         for list in receipts.values_mut() {
             list.sort_by_key(|receipt| receipt.received_at);
         }
-        let items: HashMap<&str, &DeliveryItem> = input
-            .deliveries
-            .iter()
-            .map(|item| (item.event_id.as_str(), item))
-            .collect();
         for item in input.deliveries {
             match item.status {
                 DeliveryState::Delivered => figures.delivered += 1,
@@ -185,32 +177,42 @@ impl WebhookFigures {
                 (answer.describe(), count)
             })
             .collect();
+        figures.check_events(input, &receipts);
+        figures.check_orders(input, &receipts);
+        figures
+    }
 
+    fn note(&mut self, what: String) {
+        if self.samples.len() < 20 {
+            self.samples.push(what);
+        }
+    }
+
+    /// Each logged event against the ERP's posts of it and its delivery
+    /// item; then the posts of events never logged.
+    fn check_events(&mut self, input: &Inputs<'_>, receipts: &ByEvent<'_>) {
+        let items: HashMap<&str, &DeliveryItem> = input
+            .deliveries
+            .iter()
+            .map(|item| (item.event_id.as_str(), item))
+            .collect();
         let mut latencies = Vec::new();
-        let logged: HashSet<&str> = input.events.iter().map(|e| e.id.as_str()).collect();
-        let mut by_order: HashMap<&str, Vec<&LoggedEvent>> = HashMap::new();
         for event in input.events {
-            by_order
-                .entry(event.order_number.as_str())
-                .or_default()
-                .push(event);
             let got = receipts.get(event.id.as_str()).cloned().unwrap_or_default();
             if got.iter().any(|r| {
                 r.event_type != event.event_type
                     || r.order_number != event.order_number
                     || r.sequence != event.sequence
             }) {
-                figures.unknown_received += 1;
-                sample(
-                    &mut figures,
-                    format!(
-                        "{}: received with another type, order or sequence",
-                        event.id
-                    ),
-                );
+                self.unknown_received += 1;
+                self.note(format!(
+                    "{}: received with another type, order or sequence",
+                    event.id
+                ));
             }
-            let processed: Vec<&&Receipt> = got
+            let processed: Vec<&Receipt> = got
                 .iter()
+                .copied()
                 .filter(|r| r.verified && r.answer.processed())
                 .collect();
             match processed.first() {
@@ -218,135 +220,30 @@ impl WebhookFigures {
                     u64::try_from((first.received_at - event.at).num_milliseconds()).unwrap_or(0),
                 ),
                 None => {
-                    figures.lost += 1;
-                    sample(
-                        &mut figures,
-                        format!(
-                            "{} {} of {}: never processed by the ERP ({} post(s) received)",
-                            event.id,
-                            event.event_type,
-                            event.order_number,
-                            got.len()
-                        ),
-                    );
-                }
-            }
-            for pair in processed.windows(2) {
-                let (before, repeat) = (pair[0], pair[1]);
-                if before.answer == ErpAnswer::AcceptedLate {
-                    figures.repeated_after_late += 1;
-                } else if input
-                    .kills
-                    .iter()
-                    .any(|kill| *kill > before.received_at && *kill < repeat.received_at)
-                {
-                    figures.repeated_after_crash += 1;
-                } else {
-                    figures.repeated_unexplained += 1;
-                    sample(
-                        &mut figures,
-                        format!(
-                            "{}: processed again at {} after a 200 in time at {} with no crash between",
-                            event.id, repeat.received_at, before.received_at
-                        ),
-                    );
-                }
-            }
-            let Some(item) = items.get(event.id.as_str()) else {
-                figures.without_delivery += 1;
-                sample(
-                    &mut figures,
-                    format!("{}: logged, no delivery item", event.id),
-                );
-                continue;
-            };
-            let beyond = (got.len() as u64).saturating_sub(item.posts);
-            if beyond > 0 {
-                figures.beyond_posts += usize::try_from(beyond).unwrap_or(usize::MAX);
-                sample(
-                    &mut figures,
-                    format!(
-                        "{}: {} post(s) received, {} claimed",
+                    self.lost += 1;
+                    self.note(format!(
+                        "{} {} of {}: never processed by the ERP ({} post(s) received)",
                         event.id,
-                        got.len(),
-                        item.posts
-                    ),
-                );
+                        event.event_type,
+                        event.order_number,
+                        got.len()
+                    ));
+                }
             }
-            if item.status == DeliveryState::Delivered {
-                let after = match item.last_at {
-                    Some(ended) => got.iter().filter(|r| r.received_at > ended).count(),
-                    None => got.len(),
-                };
-                if after > 0 {
-                    figures.after_success += after;
-                    sample(
-                        &mut figures,
-                        format!(
-                            "{}: {after} post(s) after the delivering post ended at {:?}",
-                            event.id, item.last_at
-                        ),
-                    );
+            self.count_repeats(&event.id, &processed, input.kills);
+            match items.get(event.id.as_str()) {
+                Some(item) => self.check_item(item, &got),
+                None => {
+                    self.without_delivery += 1;
+                    self.note(format!("{}: logged, no delivery item", event.id));
                 }
             }
         }
-        for (id, got) in &receipts {
+        let logged: HashSet<&str> = input.events.iter().map(|e| e.id.as_str()).collect();
+        for (id, got) in receipts {
             if !logged.contains(id) {
-                figures.unknown_received += got.len();
-                sample(&mut figures, format!("{id:?}: received, never logged"));
-            }
-        }
-
-        for (number, view) in input.views {
-            let events = by_order.get(number.as_str()).cloned().unwrap_or_default();
-            for kind in implied(view) {
-                if !events.iter().any(|event| event.event_type == kind) {
-                    figures.missing_from_log += 1;
-                    sample(&mut figures, format!("{number}: {kind} was never logged"));
-                }
-            }
-        }
-        for (number, events) in &mut by_order {
-            events.sort_by_key(|event| (event.sequence, event.at));
-            for pair in events.windows(2) {
-                if pair[0].sequence == pair[1].sequence && pair[0].at != pair[1].at {
-                    figures.shared_sequences += 1;
-                    sample(
-                        &mut figures,
-                        format!(
-                            "{number}: two writes share sequence {} ({}, {})",
-                            pair[0].sequence, pair[0].event_type, pair[1].event_type
-                        ),
-                    );
-                }
-            }
-            let ranks: Vec<(u8, &str)> = events
-                .iter()
-                .filter_map(|event| Some((rank(&event.event_type)?, event.event_type.as_str())))
-                .collect();
-            if ranks.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
-                figures.out_of_step += 1;
-                let order: Vec<&str> = ranks.iter().map(|(_, kind)| *kind).collect();
-                sample(
-                    &mut figures,
-                    format!("{number}: by sequence {}", order.join(" → ")),
-                );
-            }
-            figures.arrived_out_of_order += arrived_out_of_order(events, &receipts);
-            if let Some(view) = input.views.get(*number) {
-                for prefix in ["order.", "callback."] {
-                    let seen = receiver_view(events, &receipts, prefix);
-                    if seen != final_kind(view, prefix) {
-                        figures.final_view_wrong += 1;
-                        sample(
-                            &mut figures,
-                            format!(
-                                "{number}: the ERP's highest sequence says {seen:?}, the order {:?}",
-                                final_kind(view, prefix)
-                            ),
-                        );
-                    }
-                }
+                self.unknown_received += got.len();
+                self.note(format!("{id:?}: received, never logged"));
             }
         }
         latencies.sort_unstable();
@@ -356,8 +253,109 @@ impl WebhookFigures {
                 .copied()
                 .unwrap_or(0)
         };
-        figures.latency_ms = [at(0.5), at(0.95), at(0.99), at(1.0)];
-        figures
+        self.latency_ms = [at(0.5), at(0.95), at(0.99), at(1.0)];
+    }
+
+    /// Why the ERP processed an event more than once: its 200 came after
+    /// the timeout, or the service died between the post and its record;
+    /// anything else is counted apart (and fails the soak).
+    fn count_repeats(&mut self, id: &str, processed: &[&Receipt], kills: &[DateTime<Utc>]) {
+        for pair in processed.windows(2) {
+            let (before, repeat) = (pair[0], pair[1]);
+            if before.answer == ErpAnswer::AcceptedLate {
+                self.repeated_after_late += 1;
+            } else if crate::report::killed_between(kills, before.received_at, repeat.received_at) {
+                self.repeated_after_crash += 1;
+            } else {
+                self.repeated_unexplained += 1;
+                self.note(format!(
+                    "{id}: processed again at {} after a 200 in time at {} with no crash between",
+                    repeat.received_at, before.received_at
+                ));
+            }
+        }
+    }
+
+    /// The posts of an event against its delivery item: no more than it
+    /// claimed, none after its delivering post ended.
+    fn check_item(&mut self, item: &DeliveryItem, got: &[&Receipt]) {
+        let beyond = (got.len() as u64).saturating_sub(item.posts);
+        if beyond > 0 {
+            self.beyond_posts += usize::try_from(beyond).unwrap_or(usize::MAX);
+            self.note(format!(
+                "{}: {} post(s) received, {} claimed",
+                item.event_id,
+                got.len(),
+                item.posts
+            ));
+        }
+        if item.status == DeliveryState::Delivered {
+            let after = match item.last_at {
+                Some(ended) => got.iter().filter(|r| r.received_at > ended).count(),
+                None => got.len(),
+            };
+            if after > 0 {
+                self.after_success += after;
+                self.note(format!(
+                    "{}: {after} post(s) after the delivering post ended at {:?}",
+                    item.event_id, item.last_at
+                ));
+            }
+        }
+    }
+
+    /// Each order's events against its final state and each other.
+    fn check_orders(&mut self, input: &Inputs<'_>, receipts: &ByEvent<'_>) {
+        let mut by_order: HashMap<&str, Vec<&LoggedEvent>> = HashMap::new();
+        for event in input.events {
+            by_order
+                .entry(event.order_number.as_str())
+                .or_default()
+                .push(event);
+        }
+        for (number, view) in input.views {
+            let events = by_order.get(number.as_str()).cloned().unwrap_or_default();
+            for kind in implied(view) {
+                if !events.iter().any(|event| event.event_type == kind) {
+                    self.missing_from_log += 1;
+                    self.note(format!("{number}: {kind} was never logged"));
+                }
+            }
+        }
+        for (number, events) in &mut by_order {
+            events.sort_by_key(|event| (event.sequence, event.at));
+            for pair in events.windows(2) {
+                if pair[0].sequence == pair[1].sequence && pair[0].at != pair[1].at {
+                    self.shared_sequences += 1;
+                    self.note(format!(
+                        "{number}: two writes share sequence {} ({}, {})",
+                        pair[0].sequence, pair[0].event_type, pair[1].event_type
+                    ));
+                }
+            }
+            let ranks: Vec<(u8, &str)> = events
+                .iter()
+                .filter_map(|event| Some((rank(&event.event_type)?, event.event_type.as_str())))
+                .collect();
+            if ranks.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+                self.out_of_step += 1;
+                let order: Vec<&str> = ranks.iter().map(|(_, kind)| *kind).collect();
+                self.note(format!("{number}: by sequence {}", order.join(" → ")));
+            }
+            self.arrived_out_of_order += arrived_out_of_order(events, receipts);
+            if let Some(view) = input.views.get(*number) {
+                for prefix in ["order.", "callback."] {
+                    let seen = receiver_view(events, receipts, prefix);
+                    let shown = final_kind(view, prefix);
+                    if seen != shown {
+                        self.final_view_wrong += 1;
+                        self.note(format!(
+                            "{number}: the ERP's highest sequence says {seen:?}, the order {shown:?}"
+                        ));
+                    }
+                }
+            }
+        }
     }
 
     pub fn passed(&self) -> bool {
@@ -460,7 +458,7 @@ impl WebhookFigures {
 
 /// An order's events whose first processed receipt came after that of an
 /// event with a higher sequence.
-fn arrived_out_of_order(events: &[&LoggedEvent], receipts: &HashMap<&str, Vec<&Receipt>>) -> usize {
+fn arrived_out_of_order(events: &[&LoggedEvent], receipts: &ByEvent<'_>) -> usize {
     let mut firsts: Vec<(DateTime<Utc>, u64)> = events
         .iter()
         .filter_map(|event| {
@@ -486,11 +484,7 @@ fn arrived_out_of_order(events: &[&LoggedEvent], receipts: &HashMap<&str, Vec<&R
 /// What a receiver keeping the highest `data.sequence` per order holds of
 /// the events named `prefix…` (order statuses after `order.accepted`, or
 /// callback outcomes).
-fn receiver_view(
-    events: &[&LoggedEvent],
-    receipts: &HashMap<&str, Vec<&Receipt>>,
-    prefix: &str,
-) -> Option<String> {
+fn receiver_view(events: &[&LoggedEvent], receipts: &ByEvent<'_>, prefix: &str) -> Option<String> {
     events
         .iter()
         .flat_map(|event| receipts.get(event.id.as_str()).cloned().unwrap_or_default())
