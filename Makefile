@@ -22,10 +22,12 @@ RUST_TESTS = $(if $(shell cargo nextest --version 2>/dev/null),cargo nextest run
 # Keeps its data in .local/data/dynamodb (FRESH=1 starts empty); writes
 # .local/run/env for `source .local/run/env && orderctl …`. The emulators are
 # `emulators.sh stack`'s (SQS on ministack), the ones the soak runs on.
+# WEBHOOKS_LOCAL_NETWORK=1: webhook endpoints may be plain HTTP on this
+# machine (a local receiver); the template never sets it.
 run:
 	cargo build --quiet -p local-stack --bin local-stack
-	$(if $(FRESH),rm -rf .local/data/dynamodb .local/run/outbox-checkpoint.json)
-	DYNAMODB_DATA_DIR="$(CURDIR)/.local/data/dynamodb" LOCAL_STATE_DIR="$(CURDIR)/.local/run" \
+	$(if $(FRESH),rm -rf .local/data/dynamodb .local/run/outbox-checkpoint.json .local/run/webhook-checkpoint.json)
+	DYNAMODB_DATA_DIR="$(CURDIR)/.local/data/dynamodb" LOCAL_STATE_DIR="$(CURDIR)/.local/run" WEBHOOKS_LOCAL_NETWORK=1 \
 	  infra/local/emulators.sh stack -- cargo run --quiet -p local-stack --bin local-stack
 
 test:

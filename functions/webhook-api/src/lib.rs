@@ -27,6 +27,16 @@ use shared::error::FieldError;
 use shared::notify::{Replay, Subscriptions, WebhookError};
 use shared::ports::{Clock, DeliveryQueue, DeliveryStore, EndpointStore, EventLog, KeyStore};
 
+/// Whether `path` is one of this function's routes (API Gateway sends it
+/// only these; the local gateway asks).
+#[must_use]
+pub fn serves(path: &str) -> bool {
+    matches!(
+        path_segments(path).as_slice(),
+        ["apicenter", "api", "webhooks", ..]
+    )
+}
+
 /// ERP keys only; their requests run in an `erp` span.
 const DOOR: api::Door = api::Door {
     admit: |caller| {

@@ -4,8 +4,11 @@
 //!
 //! - [`template`] reads the tables, queues and pipes out of `infra/template.yaml`;
 //! - [`provision`] creates them on the emulators under a name prefix;
-//! - [`sqs_poller`] plays the SQS event source mapping, [`outbox_pipe`] the
-//!   EventBridge pipe from the orders table's stream to the callback queue;
+//! - [`sqs_poller`] plays the SQS event source mappings (the callback and the
+//!   webhook dispatchers); [`stream_reader`] reads the orders table's stream
+//!   for its two readers: [`outbox_pipe`] plays the EventBridge pipe to the
+//!   callback queue, [`stream_mapping`] the Lambda event source mapping to the
+//!   webhook fan-out;
 //! - [`gateway`] plays API Gateway: HTTP in, a v2 event through `lambda_http`,
 //!   the function's handler, HTTP out;
 //! - [`rearm`] re-arms, on `make run`'s start, the callbacks whose queue
@@ -19,6 +22,8 @@ pub mod provision;
 pub mod rearm;
 pub mod sqs_poller;
 pub mod stack;
+pub mod stream_mapping;
+pub mod stream_reader;
 pub mod template;
 
 pub use stack::Stack;
@@ -32,6 +37,9 @@ pub enum Error {
     Aws(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Config(#[from] shared::config::ConfigError),
+    /// A function run by a local event source failed a record or panicked.
+    #[error("{0}")]
+    Function(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -229,7 +229,62 @@ async fn existing_table(
         update.send().await.map_err(Error::aws)?;
         tracing::info!(table = name, index = %index.name, "added an index the template gained");
     }
-    Ok(table.latest_stream_arn)
+    let view_type = table
+        .stream_specification()
+        .filter(|stream| stream.stream_enabled())
+        .and_then(|stream| stream.stream_view_type())
+        .map(|view| view.as_str().to_owned());
+    match &spec.stream_view_type {
+        Some(wanted) if view_type.as_deref() != Some(wanted.as_str()) => {
+            restream(client, name, view_type.is_some(), wanted).await
+        }
+        _ => Ok(table.latest_stream_arn),
+    }
+}
+
+/// A table whose stream an earlier run created with another view type (the
+/// orders stream gained old images for the webhooks): a new stream of the
+/// template's type replaces it (DynamoDB changes a view type no other way);
+/// its readers start on the new stream's trim horizon.
+async fn restream(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    enabled: bool,
+    view_type: &str,
+) -> Result<Option<String>, Error> {
+    let stream = |enabled: bool| {
+        let builder = StreamSpecification::builder().stream_enabled(enabled);
+        let builder = if enabled {
+            builder.stream_view_type(StreamViewType::from(view_type))
+        } else {
+            builder
+        };
+        builder.build().map_err(Error::aws)
+    };
+    if enabled {
+        client
+            .update_table()
+            .table_name(name)
+            .stream_specification(stream(false)?)
+            .send()
+            .await
+            .map_err(Error::aws)?;
+    }
+    let updated = client
+        .update_table()
+        .table_name(name)
+        .stream_specification(stream(true)?)
+        .send()
+        .await
+        .map_err(Error::aws)?;
+    tracing::info!(
+        table = name,
+        view_type,
+        "replaced the table's stream with the template's view type"
+    );
+    Ok(updated
+        .table_description
+        .and_then(|table| table.latest_stream_arn))
 }
 
 /// A template's key schema: (attribute, `HASH` or `RANGE`) pairs.

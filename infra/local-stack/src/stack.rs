@@ -5,6 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapters::dynamodb_webhooks::DynamoWebhooks;
+use adapters::sqs_webhooks::SqsDeliveryQueue;
+use adapters::webhook_http::HttpWebhookPoster;
 use adapters::{
     DynamoBreakerStore, DynamoKeyStore, DynamoOrderStore, HttpPartner, PartnerTokens, S3LabelStore,
     SqsCallbackQueue, TokenConfig,
@@ -19,15 +22,23 @@ use shared::config::Warehouses;
 use shared::dispatch::Dispatcher;
 use shared::dispatch::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::domain::Scope;
+use shared::notify::{Deliverer, FanOut, Replay, Subscriptions};
 use shared::ports::{Clock, SystemClock};
+use shared::webhook::{POST_TIMEOUT, Reach, schedule};
 use warehouse_events::EventsApi;
+use webhook_api::WebhooksApi;
+use webhook_fanout::FanOutHandler;
 
 use crate::Error;
 use crate::gateway::{self, Function};
 use crate::outbox_pipe::{OutboxPipe, PipeConfig};
 use crate::provision::{Provisioned, provision, provision_buckets};
 use crate::sqs_poller::{self, PollerConfig, SqsFunction};
-use crate::template::Template;
+use crate::stream_mapping::{MappingConfig, StreamMapping};
+use crate::template::{MappingSource, Template};
+
+/// The template's mapping from the webhook delivery queue to the dispatcher.
+const WEBHOOK_DELIVERIES: &str = "WebhookDeliveries";
 
 /// The endpoints the emulators script exports; without them the SDK would
 /// reach for real AWS.
@@ -109,6 +120,10 @@ pub struct Stack {
     /// second (the tests; DynamoDB Local updates its indexes with the write)
     /// unless set, as `make run` does from `POLL_SETTLE_SECONDS`.
     pub poll_settle: Duration,
+    /// Where webhook endpoints may be: `Reach::Internet` (HTTPS, public
+    /// addresses) as deployed, unless `WEBHOOKS_LOCAL_NETWORK=1` (`make run`)
+    /// or a test allows plain HTTP on this machine.
+    pub webhook_reach: Reach,
 }
 
 impl Stack {
@@ -140,6 +155,7 @@ impl Stack {
             warehouses,
             key_cache: Duration::ZERO,
             poll_settle: Duration::from_secs(1),
+            webhook_reach: Reach::Internet,
         })
     }
 
@@ -239,8 +255,26 @@ impl Stack {
         ))
     }
 
+    /// The webhooks table's store (endpoints, deliveries, the event log).
+    pub fn webhooks(&self) -> Result<DynamoWebhooks, Error> {
+        Ok(DynamoWebhooks::new(
+            self.dynamodb.clone(),
+            self.resources.table("WebhooksTable")?,
+            self.webhook_reach,
+        ))
+    }
+
+    /// The webhook delivery queue.
+    pub fn webhook_queue(&self) -> Result<SqsDeliveryQueue, Error> {
+        Ok(SqsDeliveryQueue::new(
+            self.sqs.clone(),
+            self.resources.queue_url("WebhookDeliveryQueue")?,
+        ))
+    }
+
     /// The HTTP API: the routes the template gives the warehouse-events
-    /// function go there, everything else to the order API.
+    /// function and the webhook-api function go there, everything else to
+    /// the order API.
     pub fn api(&self) -> Result<Function, Error> {
         let orders = Arc::new(
             OrderApi::with_ports(
@@ -257,12 +291,28 @@ impl Stack {
             EventsApi::with_ports(self.store()?, self.labels()?, self.keys()?, SystemClock)
                 .with_key_cache(self.key_cache),
         );
+        let webhooks = self.webhooks()?;
+        let hooks = Arc::new(WebhooksApi::new(
+            Subscriptions::new(webhooks.clone(), webhooks.clone(), self.webhook_reach),
+            Replay::new(
+                webhooks.clone(),
+                webhooks.clone(),
+                webhooks,
+                self.webhook_queue()?,
+            ),
+            self.keys()?,
+            SystemClock,
+        ));
         Ok(Arc::new(move |request| {
             let orders = Arc::clone(&orders);
             let events = Arc::clone(&events);
+            let hooks = Arc::clone(&hooks);
             Box::pin(async move {
-                let Ok(response) = if warehouse_events::serves(request.uri().path()) {
+                let path = request.uri().path();
+                let Ok(response) = if warehouse_events::serves(path) {
                     events.handle(request).await
+                } else if webhook_api::serves(path) {
+                    hooks.handle(request).await
                 } else {
                     orders.handle(request).await
                 };
@@ -377,16 +427,95 @@ impl Stack {
         OutboxPipe::new(&self.aws, config)
     }
 
+    /// The webhook fan-out (the template's `WebhookFanOutFunction`) fed by a
+    /// second reader of the orders table's stream, as the mapping
+    /// `WebhookOrderChanges` feeds it in AWS. Call `run` on it.
+    pub fn webhook_fanout(&self, checkpoint: Option<&Path>) -> Result<StreamMapping, Error> {
+        let mut config = MappingConfig::webhook_order_changes(&self.resources)?;
+        if let Some(path) = checkpoint {
+            config = config.with_checkpoint(path);
+        }
+        let webhooks = self.webhooks()?;
+        let handler = Arc::new(FanOutHandler::new(FanOut::new(
+            webhooks.clone(),
+            webhooks.clone(),
+            webhooks,
+            self.webhook_queue()?,
+        )));
+        StreamMapping::new(
+            &self.aws,
+            config,
+            Arc::new(move |event| {
+                let handler = Arc::clone(&handler);
+                Box::pin(async move { handler.handle(event).await })
+            }),
+        )
+    }
+
+    /// The webhook dispatcher (the template's `WebhookDispatchFunction`), as
+    /// its SQS mapping invokes it: it posts with the production schedule and
+    /// hides a message for its next try itself (ChangeMessageVisibility).
+    pub fn webhook_dispatcher(&self) -> Result<SqsFunction, Error> {
+        let webhooks = self.webhooks()?;
+        let poster = HttpWebhookPoster::new(self.webhook_reach)
+            .map_err(|err| Error::Template(format!("webhook poster: {err}")))?;
+        let handler = Arc::new(webhook_dispatch::DispatchHandler::new(
+            Deliverer::new(
+                webhooks.clone(),
+                webhooks,
+                poster,
+                SystemClock,
+                schedule(POST_TIMEOUT),
+            ),
+            self.webhook_queue()?,
+        ));
+        Ok(Arc::new(move |event| {
+            let handler = Arc::clone(&handler);
+            Box::pin(async move { handler.handle(event).await })
+        }))
+    }
+
+    /// Polls the webhook delivery queue and runs the webhook dispatcher until
+    /// dropped, with the template's batch size and `WebhookConcurrency`.
+    pub async fn run_webhook_dispatcher(&self) -> Result<(), Error> {
+        let template = Template::project()?;
+        let mapping = template.mapping(WEBHOOK_DELIVERIES)?;
+        let MappingSource::Queue { queue } = &mapping.source else {
+            return Err(Error::Template(format!(
+                "{WEBHOOK_DELIVERIES}: not a queue mapping"
+            )));
+        };
+        let concurrency = match &mapping.maximum_concurrency {
+            Some(value) => template.resolve_number(value)?,
+            None => 1,
+        };
+        let mut config = PollerConfig::new(
+            self.resources.queue_url(queue)?,
+            self.resources.queue_arn(queue)?,
+            self.region(),
+        )
+        .with_concurrency(usize::try_from(concurrency).unwrap_or(1));
+        if let Some(size) = mapping.batch_size {
+            config.batch_size = i32::try_from(size.min(10)).unwrap_or(10);
+        }
+        sqs_poller::run(self.sqs.clone(), config, self.webhook_dispatcher()?).await;
+        Ok(())
+    }
+
+    fn region(&self) -> String {
+        self.sqs
+            .config()
+            .region()
+            .map_or_else(|| "us-east-1".to_owned(), ToString::to_string)
+    }
+
     /// Polls the callback queue and runs the dispatcher until dropped.
     pub async fn run_dispatcher(&self, settings: &CallbackSettings) -> Result<(), Error> {
         let concurrency = Template::project()?.number_parameter("DispatchConcurrency")?;
         let config = PollerConfig::new(
             self.callback_queue_url()?,
             self.resources.queue_arn("CallbackQueue")?,
-            self.sqs
-                .config()
-                .region()
-                .map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
+            self.region(),
         )
         .with_concurrency(usize::try_from(concurrency).unwrap_or(1));
         let config = PollerConfig {

@@ -60,6 +60,33 @@ pub struct PipeSpec {
     pub input_template: Option<String>,
 }
 
+/// A Lambda event source mapping as the template declares it: what the
+/// local stand-ins ([`crate::stream_mapping`], [`crate::sqs_poller`]) need
+/// to play it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingSpec {
+    pub logical_id: String,
+    /// The table (`!GetAtt <Table>.StreamArn`) or queue (`!GetAtt <Queue>.Arn`) read.
+    pub source: MappingSource,
+    /// `TRIM_HORIZON` or `LATEST` (streams only).
+    pub starting_position: Option<String>,
+    pub batch_size: Option<u64>,
+    /// `FunctionResponseTypes` has `ReportBatchItemFailures`.
+    pub reports_item_failures: bool,
+    /// `MaximumRetryAttempts` (streams only).
+    pub maximum_retry_attempts: Option<u64>,
+    /// `DestinationConfig.OnFailure.Destination`: a queue's logical id.
+    pub on_failure_queue: Option<String>,
+    /// `ScalingConfig.MaximumConcurrency`: a number, or the parameter it refers to.
+    pub maximum_concurrency: Option<EnvValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappingSource {
+    Stream { table: String },
+    Queue { queue: String },
+}
+
 /// A value of a function's `Environment.Variables`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvValue {
@@ -281,6 +308,58 @@ impl Template {
             .into_iter()
             .find(|pipe| pipe.logical_id == logical_id)
             .ok_or_else(|| Error::Template(format!("no pipe {logical_id} in the template")))
+    }
+
+    /// The event source mapping `logical_id`: a table's stream or a queue to
+    /// a function.
+    pub fn mapping(&self, logical_id: &str) -> Result<MappingSpec, Error> {
+        let invalid = |what: &str| Error::Template(format!("{logical_id}: {what}"));
+        let body = self
+            .resources
+            .get(logical_id)
+            .filter(|body| {
+                body.get("Type").and_then(Value::as_str) == Some("AWS::Lambda::EventSourceMapping")
+            })
+            .ok_or_else(|| invalid("no such event source mapping in the template"))?;
+        let props = properties(logical_id, body)?;
+        let source = match props.get("EventSourceArn").and_then(get_att) {
+            Some((table, attribute)) if attribute == "StreamArn" => MappingSource::Stream { table },
+            Some((queue, attribute)) if attribute == "Arn" => MappingSource::Queue { queue },
+            _ => {
+                return Err(invalid(
+                    "EventSourceArn must be !GetAtt <Table>.StreamArn or <Queue>.Arn",
+                ));
+            }
+        };
+        Ok(MappingSpec {
+            logical_id: logical_id.to_owned(),
+            source,
+            starting_position: text(props.get("StartingPosition")),
+            batch_size: number(props.get("BatchSize")),
+            reports_item_failures: list(props.get("FunctionResponseTypes"))
+                .iter()
+                .any(|kind| kind.as_str() == Some("ReportBatchItemFailures")),
+            maximum_retry_attempts: number(props.get("MaximumRetryAttempts")),
+            on_failure_queue: props
+                .get("DestinationConfig")
+                .and_then(|config| config.get("OnFailure"))
+                .and_then(|failure| failure.get("Destination"))
+                .and_then(get_att_target),
+            maximum_concurrency: props
+                .get("ScalingConfig")
+                .and_then(|scaling| scaling.get("MaximumConcurrency"))
+                .and_then(env_value),
+        })
+    }
+
+    /// A number written out, or the default of the parameter it refers to.
+    pub fn resolve_number(&self, value: &EnvValue) -> Result<u64, Error> {
+        match value {
+            EnvValue::Literal(text) => text
+                .parse()
+                .map_err(|_| Error::Template(format!("{text} is not a number"))),
+            EnvValue::Ref(name) => self.number_parameter(name),
+        }
     }
 
     /// The logical ids of the template's S3 buckets.
@@ -550,13 +629,53 @@ Resources:
     }
 
     #[test]
-    fn the_orders_table_streams_its_new_images() {
+    fn the_orders_table_streams_old_and_new_images() {
         let tables = Template::project().unwrap().tables().unwrap();
         let orders = tables
             .iter()
             .find(|t| t.logical_id == "OrdersTable")
             .unwrap();
-        assert_eq!(orders.stream_view_type.as_deref(), Some("NEW_IMAGE"));
+        // The fan-out compares them to find a write's webhook events.
+        assert_eq!(
+            orders.stream_view_type.as_deref(),
+            Some("NEW_AND_OLD_IMAGES")
+        );
+    }
+
+    #[test]
+    fn the_webhook_mappings_read_the_orders_stream_and_the_delivery_queue() {
+        let template = Template::project().unwrap();
+        let fan_out = template.mapping("WebhookOrderChanges").unwrap();
+        assert_eq!(
+            fan_out.source,
+            MappingSource::Stream {
+                table: "OrdersTable".into()
+            }
+        );
+        assert_eq!(fan_out.starting_position.as_deref(), Some("TRIM_HORIZON"));
+        assert_eq!(fan_out.batch_size, Some(100));
+        assert!(fan_out.reports_item_failures);
+        assert_eq!(fan_out.maximum_retry_attempts, Some(50));
+        assert_eq!(
+            fan_out.on_failure_queue.as_deref(),
+            Some("WebhookFanOutDeadLetterQueue")
+        );
+        let dispatch = template.mapping("WebhookDeliveries").unwrap();
+        assert_eq!(
+            dispatch.source,
+            MappingSource::Queue {
+                queue: "WebhookDeliveryQueue".into()
+            }
+        );
+        assert_eq!(dispatch.batch_size, Some(10));
+        assert!(dispatch.reports_item_failures);
+        assert_eq!(
+            template
+                .resolve_number(dispatch.maximum_concurrency.as_ref().unwrap())
+                .unwrap(),
+            20
+        );
+        assert!(template.mapping("WebhooksTable").is_err());
     }
 
     /// The contract the callback code relies on: one message per write that
@@ -622,7 +741,10 @@ Resources:
                 "callback-dispatch",
                 "order-intake",
                 "personal-data-sweep",
-                "warehouse-events"
+                "warehouse-events",
+                "webhook-api",
+                "webhook-dispatch",
+                "webhook-fanout"
             ]
         );
         for function in &functions {

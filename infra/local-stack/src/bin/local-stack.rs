@@ -4,6 +4,10 @@
 //! source mapping does (fed by the orders table's stream, as the template's
 //! pipe feeds it in AWS), and posts callbacks to
 //! `CALLBACK_URL` or, without it, to a built-in partner that logs what it got.
+//! Webhooks run as deployed: the fan-out reads the orders stream beside the
+//! pipe, the webhook dispatcher polls the delivery queue and posts to the
+//! endpoints ERPs create (`WEBHOOKS_LOCAL_NETWORK=1`, which `make run` sets,
+//! allows plain HTTP on this machine).
 
 use std::time::Duration;
 
@@ -32,6 +36,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut env = adapters::settings::Env::process();
     stack.key_cache = adapters::settings::api_key_cache(&mut env);
     stack.poll_settle = adapters::settings::poll_settle(&mut env);
+    // The functions' own setting (shared::webhook::Reach): link-local and
+    // metadata addresses stay refused either way.
+    if env.optional("WEBHOOKS_LOCAL_NETWORK").as_deref() == Some("1") {
+        stack.webhook_reach = shared::webhook::Reach::LocalNetwork;
+    }
     env.finish(())?;
     // Demo credentials: the spec sample's client "20", and the two local
     // warehouses. Fixed values from the environment make scripts repeatable.
@@ -105,6 +114,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .as_ref()
         .map(|dir| dir.join("outbox-checkpoint.json"));
     tokio::spawn(stack.outbox_pipe(checkpoint.as_deref())?.run());
+    // The stream's second reader (WebhookOrderChanges), with its own positions.
+    let webhook_checkpoint = state_dir
+        .as_ref()
+        .map(|dir| dir.join("webhook-checkpoint.json"));
+    tokio::spawn(stack.webhook_fanout(webhook_checkpoint.as_deref())?.run());
+    let webhook_dispatcher = stack.clone();
+    tokio::spawn(async move {
+        if let Err(err) = webhook_dispatcher.run_webhook_dispatcher().await {
+            tracing::error!(%err, "the webhook dispatcher stopped");
+        }
+    });
     // Messages the SQS emulator held died with it: re-arm what was due. Only
     // when the emulator did stop, i.e. its queue is new: a queue that outlived
     // the service (make soak restarts the service, not the emulators) still
