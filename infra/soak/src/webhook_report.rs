@@ -290,15 +290,28 @@ impl WebhookFigures {
             ));
         }
         if item.status == DeliveryState::Delivered {
+            // The item keeps whole milliseconds, rounded down: a post is
+            // after the end only from the next millisecond on (on loopback
+            // the delivering post arrives within the millisecond it ends).
             let after = match item.last_at {
-                Some(ended) => got.iter().filter(|r| r.received_at > ended).count(),
+                Some(ended) => got
+                    .iter()
+                    .filter(|r| r.received_at >= ended + chrono::Duration::milliseconds(1))
+                    .count(),
                 None => got.len(),
             };
             if after > 0 {
                 self.after_success += after;
+                let posts: Vec<String> = got
+                    .iter()
+                    .map(|r| format!("{} {:?}", r.received_at.format("%H:%M:%S%.3f"), r.answer))
+                    .collect();
                 self.note(format!(
-                    "{}: {after} post(s) after the delivering post ended at {:?}",
-                    item.event_id, item.last_at
+                    "{}: {after} post(s) after the delivering post ended at {:?} ({} claimed; received: {})",
+                    item.event_id,
+                    item.last_at,
+                    item.posts,
+                    posts.join(", ")
                 ));
             }
         }

@@ -166,6 +166,16 @@ fn a_post_after_the_delivering_post_ended_fails_even_if_answered() {
 }
 
 #[test]
+fn the_delivering_post_within_the_millisecond_its_end_was_recorded_in_is_not_after_it() {
+    let mut run = Run::clean();
+    // The item keeps 12:00:05.250; the post arrived at .250 and a bit.
+    run.receipts[3].received_at = at(5_250) + chrono::Duration::microseconds(600);
+    assert_eq!(run.figures().after_success, 0);
+    run.receipts[3].received_at = at(5_251);
+    assert_eq!(run.figures().after_success, 1);
+}
+
+#[test]
 fn more_posts_than_the_item_claimed_fail() {
     let mut run = Run::clean();
     let picked = run.event("order.picked");
