@@ -140,16 +140,16 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     already_sent: usize,
     /// Webhook posts the ERP answers 500, 502 or 503 (percent).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 2)]
     erp_error_pct: u64,
     /// Webhook posts the ERP answers only after the 5 s post timeout.
     #[arg(long, default_value_t = 1)]
     erp_slow_pct: u64,
     /// Webhook posts the ERP resets the connection on.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     erp_reset_pct: u64,
     /// How long the ERP is down, twice: from 20 % and from 65 % of the orders.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     erp_down_seconds: u64,
     /// Give up waiting for the webhooks to settle (after the callbacks did)
     /// after this many seconds.
