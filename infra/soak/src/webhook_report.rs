@@ -134,6 +134,10 @@ pub fn settled(
             .all(|delivery| delivery.status != DeliveryState::Pending)
 }
 
+/// A delivery's lease (three 5 s post timeouts, `shared::webhook::schedule`):
+/// a post's answer is recorded within it, or by another holder after it.
+const DELIVERY_LEASE: chrono::Duration = chrono::Duration::seconds(15);
+
 /// The ERP's posts of each event, oldest first.
 type ByEvent<'a> = HashMap<&'a str, Vec<&'a Receipt>>;
 
@@ -257,14 +261,18 @@ impl WebhookFigures {
     }
 
     /// Why the ERP processed an event more than once: its 200 came after
-    /// the timeout, or the service died between the post and its record;
-    /// anything else is counted apart (and fails the soak).
+    /// the timeout, or the service died between the post and its record
+    /// (within the lease after the post: the record follows the answer at
+    /// once, so a kill later than that explains nothing); anything else is
+    /// counted apart (and fails the soak). A delivered item claimed again
+    /// rewrites its end and its count of posts, so this is what sees it.
     fn count_repeats(&mut self, id: &str, processed: &[&Receipt], kills: &[DateTime<Utc>]) {
         for pair in processed.windows(2) {
             let (before, repeat) = (pair[0], pair[1]);
+            let record_by = (before.received_at + DELIVERY_LEASE).min(repeat.received_at);
             if before.answer == ErpAnswer::AcceptedLate {
                 self.repeated_after_late += 1;
-            } else if crate::report::killed_between(kills, before.received_at, repeat.received_at) {
+            } else if crate::report::killed_between(kills, before.received_at, record_by) {
                 self.repeated_after_crash += 1;
             } else {
                 self.repeated_unexplained += 1;

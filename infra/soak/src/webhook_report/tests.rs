@@ -222,6 +222,28 @@ fn repeats_after_a_late_answer_or_a_crash_are_counted_and_others_fail() {
 }
 
 #[test]
+fn a_crash_long_after_a_200_in_time_does_not_explain_posting_it_again() {
+    let mut run = Run::clean();
+    let shipped = run.event("order.shipped");
+    let item = run.item("order.shipped");
+    item.posts = 2;
+    item.last_at = Some(at(60_050));
+    // Delivered at 6.2 s and recorded; a SIGKILL 30 s later; posted again
+    // (a delivered item claimed anew rewrites its end and its count).
+    run.receipts
+        .push(receipt(&shipped, at(60_000), ErpAnswer::Accepted));
+    run.kills.push(at(36_200));
+    let figures = run.figures();
+    assert_eq!(
+        (figures.repeated_after_crash, figures.repeated_unexplained),
+        (0, 1)
+    );
+    assert!(!figures.passed());
+    run.kills = vec![at(6_300)];
+    assert_eq!(run.figures().repeated_after_crash, 1);
+}
+
+#[test]
 fn a_delivery_that_does_not_verify_fails() {
     let mut run = Run::clean();
     let mut forged = run.receipts[0].clone();
