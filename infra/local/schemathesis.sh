@@ -195,6 +195,13 @@ run erp "$KEYED_CHECKS" --include-tag orders -H "Authorization: Bearer $ERP_KEY"
 # Authorization header, which would rightly be refused beside it).
 run wms "$KEYED_CHECKS" --include-tag warehouse -H "X-Api-Key: $WMS_KEY" \
   --generation-with-security-parameters false --phases examples,coverage,fuzzing
+# The ERP's webhook endpoints with the ERP key. The stateful phase first, while
+# the client has room for endpoints (10 at most): it follows the links from a
+# created endpoint (read, change, rotate, replay, delete).
+run webhooks-stateful "$KEYED_CHECKS" --include-tag webhooks -H "Authorization: Bearer $ERP_KEY" \
+  --phases stateful
+run webhooks "$KEYED_CHECKS" --include-tag webhooks -H "Authorization: Bearer $ERP_KEY" \
+  --phases examples,coverage,fuzzing
 # No key at all: every answer must be the documented 401.
 run no-key "$CHECKS" --include-operation-id getOrder --generation-with-security-parameters false \
   --phases examples,coverage,fuzzing
@@ -203,5 +210,5 @@ if [[ ! "$LAST_ANSWERS" =~ ^[0-9]+x401$ ]]; then
   FAILED=$((FAILED + 1))
 fi
 
-log "$TOTAL requests in 3 runs (seed $SEED, at most $MAX_EXAMPLES examples per operation and phase); $FAILED run(s) failed"
+log "$TOTAL requests in 5 runs (seed $SEED, at most $MAX_EXAMPLES examples per operation and phase); $FAILED run(s) failed"
 ((FAILED == 0))

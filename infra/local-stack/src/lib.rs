@@ -13,6 +13,8 @@
 //!   the function's handler, HTTP out;
 //! - [`rearm`] re-arms, on `make run`'s start, the callbacks whose queue
 //!   messages the SQS emulator lost when it stopped;
+//! - [`receiver`] is an ERP's webhook endpoint on this machine, verifying
+//!   with the `standardwebhooks` crate (`webhook-receiver`);
 //! - [`Stack`] wires the functions to provisioned resources.
 
 pub mod gateway;
@@ -20,6 +22,7 @@ pub mod outbox_pipe;
 pub mod partner;
 pub mod provision;
 pub mod rearm;
+pub mod receiver;
 pub mod sqs_poller;
 pub mod stack;
 pub mod stream_mapping;

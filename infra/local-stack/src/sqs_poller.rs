@@ -17,6 +17,7 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use base64::Engine as _;
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use crate::Error;
 
@@ -42,7 +43,7 @@ pub struct PollerConfig {
     pub wait_time_seconds: i32,
     pub region: String,
     /// Batches handled at once: the event source's `MaximumConcurrency`, so
-    /// one slow partner answer holds up only its own batch, as in AWS.
+    /// one slow answer holds up only its own batch, as in AWS.
     pub concurrency: usize,
     /// Overrides the queue's visibility timeout for received messages
     /// (`make soak`: a killed dispatcher's batch comes back sooner, as its
@@ -77,23 +78,38 @@ impl PollerConfig {
     }
 }
 
-/// Polls forever with `config.concurrency` pollers, each handling one batch
-/// after another, until the task is dropped. Errors are logged, never fatal: a
+/// Polls forever, until the task is dropped, handling up to
+/// `config.concurrency` batches at once, as the mapping's maximum
+/// concurrency allows. One receive is out at a time, and only while a
+/// handler is free: a queue at rest costs one long poll a second whatever the
+/// concurrency (20 webhook dispatchers idle like one), and a backlog is
+/// received as fast as batches finish. Errors are logged, never fatal: a
 /// local stack should outlive a hiccup.
 pub async fn run(sqs: aws_sdk_sqs::Client, config: PollerConfig, function: SqsFunction) {
-    let pollers = (0..config.concurrency).map(|_| poll_forever(&sqs, &config, &function));
-    futures::future::join_all(pollers).await;
-}
-
-async fn poll_forever(sqs: &aws_sdk_sqs::Client, config: &PollerConfig, function: &SqsFunction) {
+    let free = Arc::new(Semaphore::new(config.concurrency));
+    let config = Arc::new(config);
     loop {
-        match poll_once(sqs, config, function).await {
-            // With long polling the receive itself paces the loop; without it,
-            // an empty queue would turn this into a busy loop.
-            Ok(0) if config.wait_time_seconds == 0 => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        let Ok(handler) = Arc::clone(&free).acquire_owned().await else {
+            return;
+        };
+        match receive(&sqs, &config).await {
+            // With long polling the receive itself paces the loop; without
+            // it, an empty queue would turn this into a busy loop.
+            Ok(messages) if messages.is_empty() => {
+                if config.wait_time_seconds == 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
-            Ok(_) => {}
+            Ok(messages) => {
+                let (sqs, config, function) =
+                    (sqs.clone(), Arc::clone(&config), Arc::clone(&function));
+                tokio::spawn(async move {
+                    let _handler = handler;
+                    if let Err(err) = handle(&sqs, &config, &function, &messages).await {
+                        tracing::warn!(queue = %config.queue_url, error = %DisplayErrorContext(&err), "SQS delete failed");
+                    }
+                });
+            }
             Err(err) => {
                 tracing::warn!(queue = %config.queue_url, error = %DisplayErrorContext(&err), "SQS poll failed");
                 tokio::time::sleep(ERROR_BACKOFF).await;
@@ -102,13 +118,8 @@ async fn poll_forever(sqs: &aws_sdk_sqs::Client, config: &PollerConfig, function
     }
 }
 
-/// Receives one batch, runs `function` on it and deletes the messages it
-/// handled. Returns how many messages were received (0: nothing was invoked).
-pub async fn poll_once(
-    sqs: &aws_sdk_sqs::Client,
-    config: &PollerConfig,
-    function: &SqsFunction,
-) -> Result<usize, Error> {
+/// One ReceiveMessage: up to a batch, waiting up to the long-poll time.
+async fn receive(sqs: &aws_sdk_sqs::Client, config: &PollerConfig) -> Result<Vec<Message>, Error> {
     let received = sqs
         .receive_message()
         .queue_url(&config.queue_url)
@@ -120,12 +131,17 @@ pub async fn poll_once(
         .send()
         .await
         .map_err(Error::aws)?;
-    let messages = received.messages();
-    if messages.is_empty() {
-        // Lambda never invokes a function with an empty batch.
-        return Ok(0);
-    }
+    Ok(received.messages.unwrap_or_default())
+}
 
+/// Runs `function` on a received batch (never empty: Lambda never invokes a
+/// function with an empty batch) and deletes the messages it handled.
+async fn handle(
+    sqs: &aws_sdk_sqs::Client,
+    config: &PollerConfig,
+    function: &SqsFunction,
+    messages: &[Message],
+) -> Result<(), Error> {
     let event = sqs_event(messages, config)?;
     // Spawned so that a panicking handler fails its batch instead of the
     // poller; the call itself is inside the task too, in case it panics
@@ -139,7 +155,7 @@ pub async fn poll_once(
             .collect::<Vec<_>>(),
         Err(err) => {
             tracing::warn!(queue = %config.queue_url, error = %err, "the SQS handler panicked; the whole batch failed");
-            return Ok(messages.len());
+            return Ok(());
         }
     };
 
@@ -153,7 +169,7 @@ pub async fn poll_once(
             ?failures,
             "batchItemFailures names an empty or unknown itemIdentifier; the whole batch failed"
         );
-        return Ok(messages.len());
+        return Ok(());
     };
     let handled: HashSet<String> = handled.into_iter().collect();
     let receipts: Vec<&str> = messages
@@ -161,8 +177,7 @@ pub async fn poll_once(
         .filter(|message| message.message_id().is_some_and(|id| handled.contains(id)))
         .filter_map(Message::receipt_handle)
         .collect();
-    delete(sqs, config, &receipts).await?;
-    Ok(messages.len())
+    delete(sqs, config, &receipts).await
 }
 
 /// The message ids to delete, given the batch's ids and the identifiers the

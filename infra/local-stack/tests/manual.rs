@@ -124,6 +124,21 @@ fn the_walk_through_quotes_what_the_code_says() {
             "local partner received a platform callback",
         ),
         (
+            "created; keep the secret, it is shown only now",
+            "functions/webhook-api/src/lib.rs",
+            "created; keep the secret, it is shown only now",
+        ),
+        (
+            "refused (401): …",
+            "infra/local-stack/src/bin/webhook-receiver.rs",
+            "refused (401): {why}",
+        ),
+        (
+            "verified order.accepted         order mabang-test002  sequence 1",
+            "infra/local-stack/src/bin/webhook-receiver.rs",
+            "\"verified {:<22} order {}  sequence {}\"",
+        ),
+        (
             "partner access token refreshed and stored",
             "shared/src/token_refresh.rs",
             "partner access token refreshed and stored",

@@ -13,6 +13,8 @@ use serde_norway::Value as Yaml;
 
 mod repo;
 
+use repo::{openapi, resolve};
+
 /// The route that forwards everything else under /apicenter to the order
 /// function, which answers 404/405 itself: not an operation of the API.
 const CATCH_ALL: (&str, &str) = ("ANY", "/apicenter/{proxy+}");
@@ -20,11 +22,6 @@ const ENVELOPE: &str = "#/components/schemas/Envelope";
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
-
-fn openapi() -> Json {
-    serde_norway::from_str(&repo::read("docs/openapi.yaml"))
-        .expect("docs/openapi.yaml is valid YAML")
-}
 
 /// (METHOD, path) of every `Type: HttpApi` event of every function in the template.
 fn template_routes() -> BTreeSet<(String, String)> {
@@ -76,22 +73,6 @@ fn operations(doc: &Json) -> BTreeMap<(String, String), &Json> {
         }
     }
     operations
-}
-
-/// Follows a local `$ref` (`#/components/...`).
-fn resolve<'a>(doc: &'a Json, value: &'a Json) -> &'a Json {
-    match value.get("$ref").and_then(Json::as_str) {
-        Some(reference) => {
-            let pointer = reference
-                .strip_prefix('#')
-                .unwrap_or_else(|| panic!("only local references are used: {reference}"));
-            let target = doc
-                .pointer(pointer)
-                .unwrap_or_else(|| panic!("dangling reference {reference}"));
-            resolve(doc, target)
-        }
-        None => value,
-    }
 }
 
 /// Whether `schema` reaches `target` through `$ref`s anywhere inside it.

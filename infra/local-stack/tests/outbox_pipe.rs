@@ -7,59 +7,22 @@
 //! without the emulators these tests fail.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use local_stack::outbox_pipe::{OutboxPipe, PipeConfig};
-use local_stack::provision::{Provisioned, provision};
-use local_stack::template::Template;
 use serde_json::Value;
 
 /// How long a test waits for a message the pipe must send.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-struct Fixture {
-    aws: SdkConfig,
-    dynamodb: aws_sdk_dynamodb::Client,
-    sqs: aws_sdk_sqs::Client,
-    resources: Provisioned,
-}
+mod emulated;
+
+use emulated::Emulated as Fixture;
 
 /// Tables and queues of the template under a prefix of their own.
 async fn fixture(name: &str) -> Fixture {
-    for variable in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"] {
-        assert!(
-            std::env::var_os(variable).is_some(),
-            "{variable} is not set: run through infra/local/emulators.sh exec -- …"
-        );
-    }
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let prefix = format!(
-        "op-{name}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let aws = adapters::https::aws_config()
-        .await
-        .expect("the AWS configuration");
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-    let sqs = aws_sdk_sqs::Client::new(&aws);
-    let resources = provision(
-        &Template::project().expect("the template"),
-        &dynamodb,
-        &sqs,
-        &prefix,
-    )
-    .await
-    .expect("the emulator answers");
-    Fixture {
-        aws,
-        dynamodb,
-        sqs,
-        resources,
-    }
+    emulated::provisioned(&format!("op-{name}")).await
 }
 
 impl Fixture {

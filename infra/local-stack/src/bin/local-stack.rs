@@ -175,6 +175,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
          Demo API keys (every request needs one):\n  \
          ERP, client \"20\":              export API_KEY={erp_key}\n  \
          warehouse, mabang and lax:     export WMS_KEY={wms_key}\n\n\
+         To watch the order's webhooks, first give client \"20\" an endpoint at a local receiver:\n\n  \
+         curl -s -X POST {base}/apicenter/api/webhooks -H \"Authorization: Bearer $API_KEY\" -H 'Content-Type: application/json' \\\n    \
+         -d '{{\"url\":\"http://127.0.0.1:4000/hooks\"}}'\n  \
+         cargo run -q -p local-stack --bin webhook-receiver -- --secret '<data.secret of the answer>' --port 4000\n\n\
          Create the spec's sample order:\n\n  curl -s -X POST {order} -H \"Authorization: Bearer $API_KEY\" \\\n    \
          -H 'Content-Type: application/json' \\\n    -d '{compact}'\n\n\
          Read it back:\n\n  curl -s {order}/mabang-test002 -H \"Authorization: Bearer $API_KEY\"\n\n\
@@ -260,8 +264,18 @@ fn write_env_file(
             "CALLBACK_DEAD_LETTER_QUEUE_URL",
             stack.dead_letter_queue_url()?,
         ),
+        // `orderctl webhooks …`.
+        ("WEBHOOKS_TABLE", stack.resources.table("WebhooksTable")?),
+        (
+            "WEBHOOK_DELIVERY_QUEUE_URL",
+            stack.resources.queue_url("WebhookDeliveryQueue")?,
+        ),
     ] {
         lines.push(format!("export {name}='{value}'"));
+    }
+    // orderctl then accepts the local endpoints this stack delivers to.
+    if stack.webhook_reach == shared::webhook::Reach::LocalNetwork {
+        lines.push("export WEBHOOKS_LOCAL_NETWORK=1".to_owned());
     }
     std::fs::create_dir_all(dir)?;
     let path = dir.join("env");

@@ -37,3 +37,29 @@ pub fn assert_found(problems: &[String], needle: &str) {
         "nothing about {needle:?} in {problems:#?}"
     );
 }
+
+/// `docs/openapi.yaml`, parsed.
+#[allow(dead_code)]
+pub fn openapi() -> serde_json::Value {
+    serde_norway::from_str(&read("docs/openapi.yaml")).expect("docs/openapi.yaml is valid YAML")
+}
+
+/// Follows a local `$ref` (`#/components/...`) of the OpenAPI document `doc`.
+#[allow(dead_code)]
+pub fn resolve<'a>(
+    doc: &'a serde_json::Value,
+    value: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    match value.get("$ref").and_then(serde_json::Value::as_str) {
+        Some(reference) => {
+            let pointer = reference
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("only local references are used: {reference}"));
+            let target = doc
+                .pointer(pointer)
+                .unwrap_or_else(|| panic!("dangling reference {reference}"));
+            resolve(doc, target)
+        }
+        None => value,
+    }
+}
