@@ -9,6 +9,14 @@
 //! - [`partner`]: the fault-injecting partner (5xx, 429 with `Retry-After`,
 //!   resets, answers after the client's timeout, `Success: false`, expiring
 //!   OAuth2 tokens, down for a stretch) and its log;
+//! - [`erp`]: the ERP's webhook endpoint, subscribed through the API at the
+//!   start: every delivery verified with the `standardwebhooks` crate and
+//!   logged, answered with its own faults (5xx, answers after the 5 s post
+//!   timeout, resets, down twice for a stretch);
+//! - [`webhook_log`] and [`webhook_report`]: the webhooks' event log and
+//!   delivery items read from `WebhooksTable`, and their reconciliation
+//!   against the ERP's log (nothing lost, nothing posted after a recorded
+//!   success, each order's sequences as docs/webhooks.md promises);
 //! - [`service`]: the `local-stack` process, killed and restarted, its peak
 //!   RSS and CPU sampled;
 //! - [`driver`]: the ERP and the warehouse over HTTP (concurrent creates,
@@ -25,8 +33,10 @@
 //!
 //! Exits non-zero when an order is lost, a shipment is posted after a
 //! recorded success, an order's final state disagrees with its events, the
-//! API answers a 5xx other than 503 with `Retry-After`, or the breaker opens
-//! while the partner is only flaky (or not while it is down).
+//! API answers a 5xx other than 503 with `Retry-After`, the breaker opens
+//! while the partner is only flaky (or not while it is down), or a webhook
+//! is lost, posted after its recorded success, fails its signature or
+//! breaks the per-order sequence.
 //!
 //! `--burst` is issue 21's measurement instead: the service as `make run`
 //! configures it (the deployed schedule and breaker), no SIGKILLs, no outage,
@@ -36,11 +46,14 @@
 //! burst that meets callbacks already due (infra/local/burst.sh).
 
 mod driver;
+mod erp;
 mod partner;
 mod report;
 mod rng;
 mod scenario;
 mod service;
+mod webhook_log;
+mod webhook_report;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,9 +67,12 @@ use tokio::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use crate::erp::{Erp, ErpFaults};
 use crate::partner::{FaultPlan, Flaky, Partner};
 use crate::report::{Figures, QueueProbe};
 use crate::service::Service;
+use crate::webhook_log::WebhookTable;
+use crate::webhook_report::WebhookFigures;
 
 /// The compressed retry schedule: the production one's shape (8 posts,
 /// growing delays) in two minutes instead of 27.6 hours.
@@ -123,7 +139,28 @@ struct Args {
     /// data: send only the others, reconcile all.
     #[arg(long, default_value_t = 0)]
     already_sent: usize,
+    /// Webhook posts the ERP answers 500, 502 or 503 (percent).
+    #[arg(long, default_value_t = 2)]
+    erp_error_pct: u64,
+    /// Webhook posts the ERP answers only after the 5 s post timeout.
+    #[arg(long, default_value_t = 1)]
+    erp_slow_pct: u64,
+    /// Webhook posts the ERP resets the connection on.
+    #[arg(long, default_value_t = 1)]
+    erp_reset_pct: u64,
+    /// How long the ERP is down, twice: from 20 % and from 65 % of the orders.
+    #[arg(long, default_value_t = 5)]
+    erp_down_seconds: u64,
+    /// Give up waiting for the webhooks to settle (after the callbacks did)
+    /// after this many seconds. The fan-out publishes about 25 events a
+    /// second locally (docs/reliability.md): 10,000 orders' webhooks trail
+    /// the orders by tens of minutes.
+    #[arg(long, default_value_t = 2400)]
+    webhook_drain_timeout: u64,
 }
+
+/// The client the soak's ERP key belongs to (the spec sample's).
+const CLIENT_CODE: &str = "20";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -188,6 +225,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let partner_address = partner_listener.local_addr()?;
     tokio::spawn(Arc::clone(&partner).serve(partner_listener));
 
+    // The ERP's webhook endpoint: not in issue 21's burst, which measures the
+    // callbacks as `make run` carries them, nor in setting up its due ones.
+    let erp = (!args.burst && !args.leave_due).then(|| {
+        Erp::new(
+            ErpFaults {
+                server_error_pct: args.erp_error_pct,
+                slow_pct: args.erp_slow_pct,
+                reset_pct: args.erp_reset_pct,
+            },
+            args.seed,
+        )
+    });
+    let erp_url = match &erp {
+        Some(erp) => {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}{}", listener.local_addr()?, erp::WEBHOOK_PATH);
+            tokio::spawn(Arc::clone(erp).serve(listener));
+            Some(url)
+        }
+        None => None,
+    };
+
     let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
     let base = format!("http://127.0.0.1:{port}");
     let erp_key = format!("soak-erp-{}", args.seed);
@@ -211,6 +270,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("LOCAL_API_KEY", erp_key.clone()),
         ("LOCAL_WMS_KEY", wms_key.clone()),
         ("LOCAL_STATE_DIR", run_dir.display().to_string()),
+        // The ERP listens on loopback over plain HTTP.
+        ("WEBHOOKS_LOCAL_NETWORK", "1".into()),
         (
             "RUST_LOG",
             "warn,callback_dispatch=info,local_stack::rearm=info,shared::dispatch=info".into(),
@@ -256,6 +317,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     service.lock().await.start()?;
     wait_ready(&api).await?;
+    let endpoint_id = match (&erp, &erp_url) {
+        (Some(erp), Some(url)) => Some(subscribe(&api, erp, url).await?),
+        _ => None,
+    };
 
     let started = Instant::now();
     let load_done = Arc::new(AtomicBool::new(false));
@@ -285,6 +350,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (args.flaky_pct > 0 && !args.leave_due).then_some(flaky),
         Arc::clone(&flaky_phase),
     ));
+    let erp_outages = erp.as_ref().map(|erp| {
+        tokio::spawn(erp_outages(
+            Arc::clone(erp),
+            Arc::clone(&done),
+            [args.orders / 5, args.orders * 13 / 20],
+            Duration::from_secs(args.erp_down_seconds),
+        ))
+    });
     let queue = Arc::new(std::sync::Mutex::new(QueueProbe::default()));
     let prober = tokio::spawn(report::probe_queue(run_dir.join("env"), Arc::clone(&queue)));
     let progress = tokio::spawn(progress(
@@ -320,6 +393,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     load_done.store(true, Ordering::SeqCst);
     killer.await??;
     outage.await?;
+    if let Some(erp_outages) = erp_outages {
+        erp_outages.await?;
+    }
     if args.leave_due {
         // Every callback has been tried (and held or failed) by now.
         tokio::time::sleep(Duration::from_secs(15)).await;
@@ -355,6 +431,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Late posts, if any, have a moment to arrive before the books close.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let views = report::read_all(&api, args.orders).await;
+    let webhooks = match &endpoint_id {
+        Some(id) => Some(
+            read_webhooks(
+                &api,
+                &run_dir,
+                id,
+                &views,
+                Duration::from_secs(args.webhook_drain_timeout),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     flaky_task.abort();
     progress.abort();
     prober.abort();
@@ -412,6 +501,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             already_sent: args.already_sent,
         },
     });
+    let mut figures = figures;
+    if let (Some(erp), Some(read)) = (&erp, &webhooks) {
+        figures.webhooks = Some(WebhookFigures::reconcile(&webhook_report::Inputs {
+            events: &read.events,
+            deliveries: &read.deliveries,
+            receipts: &erp.log(),
+            views: &views,
+            kills: &service.kills[..service.kills.len().saturating_sub(1)],
+            endpoint_enabled: read.endpoint_enabled,
+            drained: read.drained,
+            drain_time: read.drain_time,
+        }));
+        figures.erp_settings = Some(format!(
+            "ERP webhook endpoint (every event type, subscribed through the API): per post {} % 5xx, {} % answered \
+             {} s late (after the 5 s post timeout, having processed it), {} % connection reset, never 410; down {} s \
+             from 20 % and from 65 % of the orders; the deployed webhook schedule (5 s, 1 min, 5 min …) and endpoint \
+             backoff",
+            args.erp_error_pct,
+            args.erp_slow_pct,
+            erp::SLOW_BY.as_secs(),
+            args.erp_reset_pct,
+            args.erp_down_seconds,
+        ));
+    }
     println!("{}", figures.text());
     if let Some(path) = &args.write_doc {
         report::write_doc(path, &figures.markdown())?;
@@ -443,6 +556,110 @@ async fn wait_ready(api: &driver::Api) -> Result<(), Box<dyn std::error::Error>>
         Ok(())
     } else {
         Err(format!("the service did not come up: {status} {body}").into())
+    }
+}
+
+/// Subscribes the ERP through the API with the soak's ERP key (every event
+/// type) and gives it the secret; the endpoint's id.
+async fn subscribe(
+    api: &driver::Api,
+    erp: &Erp,
+    url: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let body = serde_json::json!({"url": url, "description": "the soak's ERP"});
+    let (status, answer) = api
+        .send(
+            &api.erp_key,
+            reqwest::Method::POST,
+            "/apicenter/api/webhooks",
+            Some(&body),
+        )
+        .await;
+    let (201, Some(id), Some(secret)) = (
+        status,
+        answer["data"]["id"].as_str(),
+        answer["data"]["secret"].as_str(),
+    ) else {
+        return Err(format!("subscribing the ERP: {status} {answer}").into());
+    };
+    erp.subscribe(secret)?;
+    println!("soak: the ERP subscribed at {url} ({id})");
+    Ok(id.to_owned())
+}
+
+/// What the stack recorded of its webhooks once they settled.
+struct WebhookRecords {
+    events: Vec<webhook_log::LoggedEvent>,
+    deliveries: Vec<webhook_log::DeliveryItem>,
+    endpoint_enabled: bool,
+    drained: bool,
+    drain_time: Duration,
+}
+
+/// Waits (up to `timeout`) until every webhook the orders imply is logged
+/// and settled, then reads the log, the delivery items and the endpoint.
+async fn read_webhooks(
+    api: &driver::Api,
+    run_dir: &std::path::Path,
+    endpoint_id: &str,
+    views: &std::collections::HashMap<String, serde_json::Value>,
+    timeout: Duration,
+) -> Result<WebhookRecords, Box<dyn std::error::Error>> {
+    let table = WebhookTable::from_env(&run_dir.join("env"))?;
+    let started = Instant::now();
+    let drained = loop {
+        let read_started = Instant::now();
+        let events = table.events(CLIENT_CODE).await?;
+        let deliveries = table.deliveries(endpoint_id).await?;
+        if webhook_report::settled(&events, &deliveries, views) {
+            break true;
+        }
+        if started.elapsed() >= timeout {
+            break false;
+        }
+        // Reading 10,000 orders' events takes seconds: the emulator is not
+        // kept busy reading more than half the time.
+        tokio::time::sleep(read_started.elapsed().max(Duration::from_secs(1))).await;
+    };
+    let drain_time = started.elapsed();
+    println!(
+        "soak: webhooks {} after {:.0} s",
+        if drained { "settled" } else { "NOT settled" },
+        drain_time.as_secs_f64()
+    );
+    // Late posts, if any, have a moment to arrive before the books close.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, endpoint) = api
+        .send(
+            &api.erp_key,
+            reqwest::Method::GET,
+            &format!("/apicenter/api/webhooks/{endpoint_id}"),
+            None,
+        )
+        .await;
+    Ok(WebhookRecords {
+        events: table.events(CLIENT_CODE).await?,
+        deliveries: table.deliveries(endpoint_id).await?,
+        endpoint_enabled: endpoint["data"]["enabled"] == true,
+        drained,
+        drain_time,
+    })
+}
+
+/// Takes the ERP down for `length` once each of `after` orders are through.
+async fn erp_outages(erp: Arc<Erp>, done: Arc<AtomicUsize>, after: [usize; 2], length: Duration) {
+    if length.is_zero() {
+        return;
+    }
+    for after in after {
+        while done.load(Ordering::SeqCst) < after {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!("soak: the ERP goes down for {} s", length.as_secs());
+        erp.set_down(true);
+        tokio::time::sleep(length).await;
+        erp.set_down(false);
+        println!("soak: the ERP is back");
     }
 }
 

@@ -279,6 +279,10 @@ pub struct Figures {
     pub samples: Vec<String>,
     pub settings: String,
     pub retry_delays: &'static str,
+    /// The ERP's webhooks, when the run had an ERP endpoint.
+    pub webhooks: Option<crate::webhook_report::WebhookFigures>,
+    /// The ERP's faults, for the settings line.
+    pub erp_settings: Option<String>,
 }
 
 impl Figures {
@@ -386,11 +390,11 @@ impl Figures {
                         let (before, repeat) = (pair[0], pair[1]);
                         if before.answer == Answer::AcceptedLate {
                             figures.repeated_after_timeout += 1;
-                        } else if input
-                            .kills
-                            .iter()
-                            .any(|kill| *kill > before.received_at && *kill < repeat.received_at)
-                        {
+                        } else if killed_between(
+                            input.kills,
+                            before.received_at,
+                            repeat.received_at,
+                        ) {
                             figures.repeated_after_crash += 1;
                         } else if late_records > 0 {
                             // The ledger keeps a success whose record came
@@ -628,6 +632,10 @@ impl Figures {
             && self.accepted == self.orders
             && self.breaker_opened_in_flaky.unwrap_or(0) == 0
             && self.breaker_opened_in_outage.is_none_or(|n| n > 0)
+            && self
+                .webhooks
+                .as_ref()
+                .is_none_or(crate::webhook_report::WebhookFigures::passed)
     }
 
     fn rows(&self) -> Vec<(String, String)> {
@@ -762,11 +770,29 @@ impl Figures {
                 ),
             ),
         ]);
+        if let Some(webhooks) = &self.webhooks {
+            rows.extend(webhooks.rows());
+        }
         rows
     }
 
+    /// What the run did, the ERP's faults included.
+    fn settings_line(&self) -> String {
+        match &self.erp_settings {
+            Some(erp) => format!("{}; {erp}", self.settings),
+            None => self.settings.clone(),
+        }
+    }
+
+    /// The samples of what went wrong, the webhooks' after the callbacks'.
+    fn all_samples(&self) -> impl Iterator<Item = &String> {
+        self.samples
+            .iter()
+            .chain(self.webhooks.iter().flat_map(|webhooks| &webhooks.samples))
+    }
+
     pub fn text(&self) -> String {
-        let mut out = format!("\nsoak: {}\n\n", self.settings);
+        let mut out = format!("\nsoak: {}\n\n", self.settings_line());
         for (name, value) in self.rows() {
             let _ = writeln!(
                 out,
@@ -775,7 +801,7 @@ impl Figures {
                 value.replace("**", "")
             );
         }
-        for what in &self.samples {
+        for what in self.all_samples() {
             let _ = writeln!(out, "  ! {what}");
         }
         let _ = writeln!(
@@ -791,7 +817,7 @@ impl Figures {
         let mut out = format!(
             "Run {} on {machine}: `make soak` (debug build).\n\nFault plan: {}.\n\n| Figure | Value |\n| --- | --- |\n",
             Utc::now().format("%Y-%m-%d %H:%M UTC"),
-            self.settings
+            self.settings_line()
         );
         for (name, value) in self.rows() {
             let _ = writeln!(out, "| {name} | {value} |");
@@ -801,7 +827,7 @@ impl Figures {
             "\nResult: **{}**.",
             if self.passed() { "passed" } else { "FAILED" }
         );
-        for what in &self.samples {
+        for what in self.all_samples() {
             let _ = writeln!(out, "- `{what}`");
         }
         out
@@ -840,6 +866,11 @@ pub fn write_doc(path: &Path, block: &str) -> Result<(), Box<dyn std::error::Err
     let updated = format!("{}{BEGIN}\n{block}{}", &doc[..start], &doc[end..]);
     std::fs::write(path, updated)?;
     Ok(())
+}
+
+/// Whether the service was SIGKILLed between two posts.
+pub fn killed_between(kills: &[DateTime<Utc>], from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    kills.iter().any(|kill| *kill > from && *kill < to)
 }
 
 /// When the service's log says the breaker opened (from closed).
