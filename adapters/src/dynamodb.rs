@@ -4,7 +4,7 @@
 //!
 //! DynamoDB bills a write by the size of the whole item, so the item every
 //! warehouse event and dispatch step rewrites holds only what they change
-//! (0.6–1.8 KB): `status` and `version` as plain attributes; what the warehouse
+//! (0.4–1.6 KB for the spec sample): `status` and `version` as plain attributes; what the warehouse
 //! reported (`progress`, events included) and the callback's state (`callback`,
 //! without its ledger) as JSON; `request_hash`, the pointer to the request.
 //! The history table holds, written once each:
