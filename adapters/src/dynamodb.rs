@@ -4,15 +4,21 @@
 //!
 //! DynamoDB bills a write by the size of the whole item, so the item every
 //! warehouse event and dispatch step rewrites holds only what they change
-//! (0.6–1.8 KB): `status` and `version` as plain attributes; what the warehouse
+//! (0.4–1.6 KB for the spec sample): `status` and `version` as plain attributes; what the warehouse
 //! reported (`progress`, events included) and the callback's state (`callback`,
 //! without its ledger) as JSON; `request_hash`, the pointer to the request.
 //! The history table holds, written once each:
 //! - `request#<sha256>`: the accepted request as canonical JSON (`order`;
-//!   redacted in place once its personal data's time is up),
+//!   redacted in place once its personal data's time is up) and its
+//!   data-quality findings (`findings`, JSON; ~0.3 KB for the spec sample,
+//!   read with the request but never changed by an event, so not rewritten
+//!   by each one: a duplicate-order finding added later rewrites this item),
 //!   written *before* the order's item, so an order never points to a missing
-//!   request; a create that loses the race deletes its own (another hash, so
-//!   nothing points to it).
+//!   request, and only if there is none under that hash (the same text; the
+//!   stored one may have more findings, or be redacted); a create that loses
+//!   the race deletes its own (another hash, so nothing points to it). Items
+//!   written before the findings moved keep them in the order's item, which
+//!   is read when the request item has none.
 //! - `attempt#<at, epoch ms>#<digest>`: the callback ledger, one item per
 //!   try, keyed by when it was made and a digest of what it recorded (so two
 //!   tries never share a line, and writing the same try again is a no-op);
@@ -47,7 +53,7 @@
 //!
 //! Personal data (docs/personal-data.md) is only in the request item. Redaction writes the redacted request
 //! over it under the same `request#<sha256>` (the one history item that is
-//! ever rewritten: an eventually consistent read may see the old text for a
+//! ever rewritten, with an added finding the other time: an eventually consistent read may see the old text for a
 //! moment after; it carries `redacted_at` and is never written over again),
 //! deletes any other `request#…` of the order (a refused create's whose
 //! delete failed), then writes the state with `redacted_at`. Every save
@@ -155,12 +161,12 @@ impl DynamoOrderStore {
             reason,
         };
         let wanted = request_entry(request_hash);
-        let mut order_json = None;
+        let mut request = None;
         let mut attempts = Vec::new();
         for item in output.items() {
             let entry = string(item, ENTRY).unwrap_or_default();
             if entry == wanted {
-                order_json = string(item, "order");
+                request = Request::of(item);
             } else if entry.starts_with(ATTEMPT_PREFIX) {
                 let Some(attempt) = string(item, "attempt") else {
                     continue;
@@ -170,8 +176,8 @@ impl DynamoOrderStore {
                 attempts.push(attempt);
             }
         }
-        let order_json = match order_json {
-            Some(json) => json,
+        let request = match request {
+            Some(request) => request,
             // Written before the order's item, but an eventually consistent
             // read may not see it yet.
             None => self
@@ -181,13 +187,14 @@ impl DynamoOrderStore {
         };
         attempts.reverse();
         Ok(Cold {
-            order_json,
+            order_json: request.order_json,
+            findings: request.findings,
             attempts,
         })
     }
 
     /// The request item, read consistently.
-    async fn request(&self, number: &str, entry: &str) -> Result<Option<String>, StoreError> {
+    async fn request(&self, number: &str, entry: &str) -> Result<Option<Request>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -199,15 +206,21 @@ impl DynamoOrderStore {
             .await
             .map_err(classify)?;
         capacity::record("request_get", output.consumed_capacity());
-        Ok(output.item.as_ref().and_then(|item| string(item, "order")))
+        Ok(output.item.as_ref().and_then(Request::of))
     }
 
-    /// Writes the request item (the same hash is the same text: rewriting it
-    /// is harmless), unless it was redacted: a redacted request is never
-    /// written over, so an identical create of a redacted order (a replay)
-    /// cannot bring its personal data back. The redacted one carries
-    /// `redacted_at`.
-    async fn put_request(&self, record: &OrderRecord) -> Result<(), StoreError> {
+    /// Writes the request item with the order's findings (they change only
+    /// when a duplicate-order finding is added, and are read with the
+    /// request, so the item every event rewrites does not carry them).
+    /// - [`Written::Once`] (a create): only if there is none under that hash.
+    ///   The same hash is the same text, so the stored one is the right one
+    ///   and may hold more: a finding added since, or the redacted text.
+    /// - [`Written::Over`] (`rewrite_request`): over the stored one, unless
+    ///   it was redacted: a redacted request is never written over, so its
+    ///   personal data cannot come back. The redacted one carries `redacted_at`.
+    ///
+    /// `true` when it was written.
+    async fn put_request(&self, record: &OrderRecord, how: Written) -> Result<bool, StoreError> {
         let mut request = self
             .client
             .put_item()
@@ -215,20 +228,26 @@ impl DynamoOrderStore {
             .item("order_number", s(record.order.order_number.as_str()))
             .item(ENTRY, s(&request_entry(&record.request_hash)))
             .item("order", s(&record.order_json))
-            .condition_expression("attribute_not_exists(redacted_at)")
+            .condition_expression(match how {
+                Written::Once => "attribute_not_exists(order_number)",
+                Written::Over => "attribute_not_exists(redacted_at)",
+            })
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
+        if !record.findings.is_empty() {
+            request = request.item("findings", s(&json(&record.findings)));
+        }
         if let Some(at) = record.redacted_at {
             request = request.item("redacted_at", s(&format_update_time(at)));
         }
         match request.send().await {
             Ok(output) => {
                 capacity::record("request_put", output.consumed_capacity());
-                Ok(())
+                Ok(true)
             }
             Err(SdkError::ServiceError(service))
                 if service.err().is_conditional_check_failed_exception() =>
             {
-                Ok(())
+                Ok(false)
             }
             Err(err) => Err(classify(err)),
         }
@@ -331,10 +350,36 @@ fn unstored_attempts(callback: &Callback) -> impl Iterator<Item = &Attempt> {
     callback.attempts.iter().skip(skip)
 }
 
+/// How [`DynamoOrderStore::put_request`] treats a stored request item.
+#[derive(Debug, Clone, Copy)]
+enum Written {
+    Once,
+    Over,
+}
+
+/// The request item as read.
+#[derive(Debug)]
+struct Request {
+    order_json: String,
+    findings: Option<String>,
+}
+
+impl Request {
+    fn of(item: &Item) -> Option<Self> {
+        Some(Self {
+            order_json: string(item, "order")?,
+            findings: string(item, "findings"),
+        })
+    }
+}
+
 /// What the history table holds of an order.
 #[derive(Debug)]
 pub(crate) struct Cold {
     order_json: String,
+    /// The findings (JSON), which items written before they moved here keep
+    /// in the order's item.
+    findings: Option<String>,
     /// Ledger lines, oldest first.
     attempts: Vec<Attempt>,
 }
@@ -342,7 +387,7 @@ pub(crate) struct Cold {
 impl OrderStore for DynamoOrderStore {
     async fn insert_new(&self, record: &OrderRecord) -> Result<Insert, StoreError> {
         // The request first: an order's item never points to a missing one.
-        self.put_request(record).await?;
+        self.put_request(record, Written::Once).await?;
         let result = self
             .client
             .put_item()
@@ -436,23 +481,19 @@ impl OrderStore for DynamoOrderStore {
             .set("callback", ":callback", s(&callback_json(callback)));
         callback_attributes(callback, &record.order.order_number, &mut update);
         if record.rewrite_request {
-            // Writes the redacted request over the stored one under the same
-            // hash (before the state says so: a failure leaves the order due
-            // and the next try redacts again).
-            self.put_request(record).await?;
+            // Writes the redacted request (or the findings just added) over
+            // the stored one under the same hash (before the state says so: a
+            // failure leaves the order due and the next try redacts again).
+            if self.put_request(record, Written::Over).await? {
+                // Items written before the findings moved kept them here.
+                update.remove("findings");
+            }
             self.delete_stray_requests(record).await?;
         }
         let final_at = record.final_since(stamp);
         personal_data_attributes(record, final_at, &mut update);
         // Before the state that counts them: see the module docs.
         self.put_attempts(record).await?;
-        // Every save follows a consistent read of the whole record, so the
-        // findings written back are the stored ones plus any just added.
-        if record.findings.is_empty() {
-            update.remove("findings");
-        } else {
-            update.set("findings", ":findings", s(&json(&record.findings)));
-        }
         if record.callback_fields.is_empty() {
             update.remove("callback_fields");
         } else {
@@ -721,9 +762,6 @@ fn to_item(record: &OrderRecord) -> Item {
     if let Some(key) = order.client_platform_order_key() {
         item.insert("client_platform_order".into(), s(&key));
     }
-    if !record.findings.is_empty() {
-        item.insert("findings".into(), s(&json(&record.findings)));
-    }
     let mut personal = Update::default();
     personal_data_attributes(record, record.final_at, &mut personal);
     item.extend(
@@ -780,10 +818,11 @@ pub(crate) fn from_item(item: &Item, cold: Cold) -> Result<OrderRecord, StoreErr
 
     let Cold {
         order_json,
+        findings,
         attempts,
     } = cold;
     let order = Order::from_stored(&order_json).map_err(|err| corrupt(err.to_string()))?;
-    let findings: Vec<FieldError> = match string(item, "findings") {
+    let findings: Vec<FieldError> = match findings.or_else(|| string(item, "findings")) {
         Some(findings) => {
             serde_json::from_str(&findings).map_err(|err| corrupt(err.to_string()))?
         }

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 type Item = std::collections::HashMap<String, AttributeValue>;
 
 fn event(id: &str, kind: &str, extra: &Value) -> Value {
-    let mut event =
-        json!({"event_id": id, "type": kind, "occurred_at": chrono::Utc::now().to_rfc3339()});
+    let occurred_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut event = json!({"event_id": id, "type": kind, "occurred_at": occurred_at});
     if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
         event.extend(extra.clone());
     }
@@ -70,6 +70,33 @@ async fn a_warehouse_event_on_a_fifty_item_order_costs_what_a_small_order_does()
 }
 
 #[tokio::test]
+async fn a_packed_event_on_the_spec_sample_writes_one_unit_as_its_state_stays_under_a_kilobyte() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.post_order(&sample_order()).await.status, 201);
+    for (id, kind) in [("e-1", "allocated"), ("e-2", "picked")] {
+        let reply = app
+            .post_event("mabang-test002", &event(id, kind, &json!({})))
+            .await;
+        assert_eq!(reply.status, 200, "{:#}", reply.body);
+    }
+    units_since();
+
+    let packed = json!({"weight_g": 1200, "length_cm": 30, "width_cm": 20, "height_cm": 10,
+                        "number_of_package": 1, "sorting_code": "A1", "sorting_no": "7"});
+    let reply = app
+        .post_event("mabang-test002", &event("e-3", "packed", &packed))
+        .await;
+
+    assert_eq!(reply.status, 200, "{:#}", reply.body);
+    // A consistent read of the state (1), the request read eventually
+    // consistently (0.5), one write of a state item under 1 KB (1) and the
+    // polling index's key moving out and in (2). With the sample's three
+    // findings in the state item (0.3 KB more: 1.2 KB) the write cost 2.
+    let units = units_since();
+    assert!(units <= 4.5, "the packed event cost {units} capacity units");
+}
+
+#[tokio::test]
 async fn the_order_read_back_shows_its_request_events_and_attempts() {
     let app = TestApp::spawn_with_partner(vec![]).await;
     assert_eq!(app.post_order(&sample_order()).await.status, 201);
@@ -105,10 +132,19 @@ async fn the_order_read_back_shows_its_request_events_and_attempts() {
     assert_eq!(ids, ["e-1", "e-2", "e-3", "e-4"]);
     assert_eq!(order["callback"]["attempt_count"], 1);
     assert_eq!(order["callback"]["attempts"][0]["outcome"], "delivered");
-    // Where they live: the state item holds neither request nor ledger.
+    // Where they live: the state item holds neither request nor ledger, nor
+    // the findings, which no event changes (they go with the request: 0.3 KB
+    // less in every write of the spec sample).
     let items = app.stored_items().await;
     assert!(!items[0].contains_key("order"));
+    assert!(!items[0].contains_key("findings"));
     assert!(!text(&items[0], "callback").contains("attempts"));
+    let history = app.stored_history().await;
+    let request = history
+        .iter()
+        .find(|item| text(item, "entry").starts_with("request#"))
+        .expect("the request item");
+    assert!(text(request, "findings").contains("sender.email"));
     assert_eq!(
         entries(&app.stored_history().await)
             .iter()

@@ -220,6 +220,8 @@ impl<S: OrderStore, L: LabelStore, C: Clock> Intake<S, L, C> {
         let number = record.order.order_number.clone();
         let saved = update_order(&self.store, &number, Access::Service, |stored| {
             stored.findings.push(finding.clone());
+            // The store may keep the findings with the request.
+            stored.rewrite_request = true;
             Ok::<_, StoreError>(Change::Save(()))
         })
         .await;

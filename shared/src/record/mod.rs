@@ -55,7 +55,8 @@ pub struct OrderRecord {
     pub final_at: Option<DateTime<Utc>>,
     /// When its personal data was redacted ([`personal_data`]).
     pub redacted_at: Option<DateTime<Utc>>,
-    /// The request was just redacted: the next save writes it over the
+    /// The request was just redacted, or a finding added (stores may keep
+    /// the findings with the request): the next save writes it over the
     /// stored one (the store's job), then clears this.
     pub rewrite_request: bool,
 }
