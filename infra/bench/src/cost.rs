@@ -28,6 +28,8 @@ pub struct Measured {
     /// Bytes the functions printed for the lifecycle (JSON logs and EMF
     /// lines), and the distinct custom-metric series those EMF lines name.
     pub log_bytes: f64,
+    /// Of those, the webhook run's (its order's create and events included).
+    pub webhook_log_bytes: f64,
     pub metric_series: usize,
     /// Standard alarms in the template.
     pub alarms: usize,
@@ -112,6 +114,23 @@ pub struct Line {
 }
 
 impl Measured {
+    /// The same life without its webhook events (issue 23 came after the
+    /// floor was set): no fan-out, no deliveries, none of their log.
+    #[must_use]
+    pub fn without_webhooks(&self) -> Self {
+        Self {
+            webhooks: WebhookCost {
+                events: 0,
+                delivered: 0,
+                units: Default::default(),
+                sqs: Default::default(),
+            },
+            log_bytes: self.log_bytes - self.webhook_log_bytes,
+            webhook_log_bytes: 0.0,
+            ..self.clone()
+        }
+    }
+
     fn polls_per_order(a: &Assumptions) -> f64 {
         a.clients * MINUTES_PER_MONTH / a.orders_per_month
     }
@@ -466,8 +485,14 @@ pub fn table(measured: &Measured, p: &Prices, a: &Assumptions) -> String {
     } else {
         "**missed**"
     };
+    let (bare, _) = sum(&measured.without_webhooks().bill(p, a));
     out += &format!(
-        "\n**{ratio:.2} × the floor** (target ≤ {TARGET_RATIO}): {verdict}.\n\nInvocations per lifecycle (billed ms each: CPU measured in this run × {:.1} at {} MB, plus {} ms per DynamoDB or SQS round trip, {} ms to the partner, {} ms to an ERP endpoint):\n\n",
+        "\n**{ratio:.2} × the floor** (target ≤ {TARGET_RATIO}): {verdict}. \
+         Without the webhook events and their log: ${bare:.2}, {:.2} × the floor.\n",
+        bare / floor
+    );
+    out += &format!(
+        "\nInvocations per lifecycle (billed ms each: CPU measured in this run × {:.1} at {} MB, plus {} ms per DynamoDB or SQS round trip, {} ms to the partner, {} ms to an ERP endpoint):\n\n",
         a.full_vcpu_mb / a.memory_mb,
         a.memory_mb,
         a.dynamodb_ms,
@@ -574,6 +599,7 @@ pub(crate) mod tests {
             intake_cpu_us: 600.0,
             dispatch_cpu_us: 1200.0,
             log_bytes: 5000.0,
+            webhook_log_bytes: 1000.0,
             metric_series: 30,
             alarms: 26,
         }
@@ -636,6 +662,21 @@ pub(crate) mod tests {
         };
         assert!(total(&m.idle(&p, &many)) > total(&m.idle(&p, &few)));
         assert!(total(&m.bill(&p, &many)) > total(&m.bill(&p, &few)));
+    }
+
+    #[test]
+    fn without_webhooks_the_fan_out_deliveries_and_their_log_go() {
+        let (m, a, p) = (measured(), Assumptions::default(), Prices::us_east_1());
+        let bare = m.without_webhooks();
+        assert!(
+            bare.invocations(&a)
+                .iter()
+                .all(|i| !i.function.starts_with("webhook") || i.count == 0.0)
+        );
+        let logs = |m: &Measured| m.bill(&p, &a)[9].dollars;
+        // 1,000 bytes and 12 invocations' platform records fewer.
+        let fewer = 1000.0 + 12.0 * platform_bytes();
+        assert!((logs(&m) - logs(&bare) - fewer * p.log_byte * 1e6).abs() < 1e-9);
     }
 
     #[test]

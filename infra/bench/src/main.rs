@@ -143,6 +143,7 @@ async fn measure_cost(
         intake_cpu_us: cpu.intake_us.ok_or("the intake run measured no CPU")?,
         dispatch_cpu_us: cpu.dispatch_us.ok_or("the dispatch run measured no CPU")?,
         log_bytes: printed.bytes_per_lifecycle,
+        webhook_log_bytes: printed.webhook_bytes,
         metric_series: printed.series,
         alarms: cost_inputs::alarms()?,
     })
