@@ -375,12 +375,17 @@ impl Measured {
         let receives = a.pollers_per_queue * SECONDS_PER_MONTH / 20.0;
         let stream_reads = a.pipe_polls_per_second * SECONDS_PER_MONTH;
         let polls = a.clients * MINUTES_PER_MONTH;
+        let poll_ms = self
+            .invocations(a)
+            .iter()
+            .find(|i| i.what.contains("polls"))
+            .map_or(0.0, |i| i.billed_ms);
         let poll_dollars = polls
             * (p.api_request
                 + p.lambda_request
-                + (a.dynamodb_ms + 10.0).ceil() / 1000.0 * a.memory_mb / 1024.0
-                    * p.lambda_gb_second
-                + self.poll_units * p.read_unit);
+                + poll_ms / 1000.0 * a.memory_mb / 1024.0 * p.lambda_gb_second
+                + self.poll_units * p.read_unit
+                + platform_bytes() * p.log_byte);
         vec![
             Line {
                 service: "CloudWatch alarms",
@@ -432,7 +437,7 @@ impl Measured {
             Line {
                 service: "ERP polling",
                 quantity: format!(
-                    "{} clients × 1 a minute: {:.0} k requests, invocations, queries",
+                    "{} clients × 1 a minute: {:.0} k requests, invocations, queries (platform log records included)",
                     a.clients,
                     polls / 1000.0
                 ),

@@ -22,6 +22,12 @@
 //! side) measures only the capacity units per order lifecycle, the cost per
 //! webhook event, or the 404 medians of "Foreign or missing", prints the
 //! table and, with `--doc`, rewrites that region.
+//!
+//! `bench cost [--doc PATH] [--results PATH]` (under the emulators) measures
+//! what the cost model needs and rewrites "Cost per million orders", "Idle
+//! cost per month" and "Scale" (the full run does too), with the CPU per
+//! request of a previous run's `results.json`; `bench log-run` is its child
+//! (`cost_inputs`), whose stdout is the functions' log.
 
 mod capacity;
 mod cold;
