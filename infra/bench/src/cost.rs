@@ -449,7 +449,7 @@ impl Measured {
 }
 
 /// Whether a DynamoDB operation of the adapters reads (else it writes).
-fn is_read(operation: &str) -> bool {
+pub fn is_read(operation: &str) -> bool {
     ["get", "query", "list", "lookup"]
         .iter()
         .any(|verb| operation.ends_with(verb))

@@ -71,7 +71,7 @@ pub fn rows(m: &Measured, a: &Assumptions, concurrency: Concurrency) -> Vec<Row>
         .count() as f64;
     let (mut reads, mut writes) = (0.0, 0.0);
     for (op, u) in m.order.steps.iter().flat_map(|s| &s.operations) {
-        if ["get", "query", "lookup"].iter().any(|v| op.ends_with(v)) {
+        if crate::cost::is_read(op) {
             reads += u;
         } else {
             writes += u;
