@@ -22,14 +22,24 @@
 //! side) measures only the capacity units per order lifecycle, the cost per
 //! webhook event, or the 404 medians of "Foreign or missing", prints the
 //! table and, with `--doc`, rewrites that region.
+//!
+//! `bench cost [--doc PATH] [--results PATH]` (under the emulators) measures
+//! what the cost model needs and rewrites "Cost per million orders", "Idle
+//! cost per month" and "Scale" (the full run does too), with the CPU per
+//! request of a previous run's `results.json`; `bench log-run` is its child
+//! (`cost_inputs`), whose stdout is the functions' log.
 
 mod capacity;
 mod cold;
+mod cost;
+mod cost_inputs;
 mod environment;
 mod events;
 mod partner;
+mod prices;
 mod report;
 mod runtime_stub;
+mod scale;
 mod stats;
 mod tenant;
 mod throughput;
@@ -114,6 +124,118 @@ async fn one_table(
     Ok(())
 }
 
+/// The handlers' CPU per request from a throughput run, µs.
+struct Cpu {
+    intake_us: Option<f64>,
+    dispatch_us: Option<f64>,
+}
+
+/// Everything the cost model needs that this run has not already measured.
+async fn measure_cost(
+    stack: &Stack,
+    capacity: Vec<capacity::Lifecycle>,
+    webhooks: webhooks::WebhookCost,
+    cpu: Cpu,
+) -> Result<cost::Measured, Box<dyn std::error::Error>> {
+    let order = capacity
+        .into_iter()
+        .next()
+        .ok_or("capacity measured no lifecycle")?;
+    let printed = cost_inputs::printed().await?;
+    Ok(cost::Measured {
+        order,
+        poll_units: cost_inputs::poll_units(stack).await?,
+        webhooks,
+        intake_cpu_us: cpu.intake_us.ok_or("the intake run measured no CPU")?,
+        dispatch_cpu_us: cpu.dispatch_us.ok_or("the dispatch run measured no CPU")?,
+        log_bytes: printed.bytes_per_lifecycle,
+        webhook_log_bytes: printed.webhook_bytes,
+        metric_series: printed.series,
+        alarms: cost_inputs::alarms()?,
+    })
+}
+
+/// Rewrites the regions `cost`, `idle-cost` and `scale` of `doc`.
+fn write_cost(
+    measured: &cost::Measured,
+    doc: &std::path::Path,
+    stamp: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let prices = prices::Prices::us_east_1();
+    let assumptions = cost::Assumptions::default();
+    let mut text = std::fs::read_to_string(doc)?;
+    for (region, table) in [
+        ("cost", cost::table(measured, &prices, &assumptions)),
+        (
+            "idle-cost",
+            cost::idle_table(measured, &prices, &assumptions),
+        ),
+        ("scale", scale::table(measured, &assumptions)),
+    ] {
+        let table = format!("{table}\n_Measured {stamp}._\n");
+        println!("{table}");
+        text = report::replace_region(&text, region, &table)
+            .ok_or_else(|| format!("{}: no region <!-- bench:{region} -->", doc.display()))?;
+    }
+    std::fs::write(doc, text)?;
+    Ok(())
+}
+
+/// `bench cost [--doc PATH] [--results PATH]`: the cost tables alone, with
+/// the CPU per request of the last `make bench` (its `results.json`).
+async fn cost_alone(given: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
+    let (mut doc, mut results) = (
+        None,
+        PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+            .join("bench/results.json"),
+    );
+    let mut given = given;
+    while let Some(flag) = given.next() {
+        let value = given.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--doc" => doc = Some(PathBuf::from(value)),
+            "--results" => results = value.into(),
+            _ => return Err("usage: bench cost [--doc PATH] [--results PATH]".into()),
+        }
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&results).map_err(|e| {
+            format!(
+                "{}: {e} (run make bench first, or pass --results)",
+                results.display()
+            )
+        })?)?;
+    let cpu = Cpu {
+        intake_us: json["intake"][0]["handler"]["cpu_us_per_request"].as_f64(),
+        dispatch_us: json["dispatch"]["handler"]["cpu_us_per_request"].as_f64(),
+    };
+    let stack =
+        Stack::provision(&format!("cost{}", std::process::id()), local_warehouses()?).await?;
+    let capacity = capacity::measure(&stack).await?;
+    let webhooks = webhooks::measure(&stack).await?;
+    let measured = measure_cost(&stack, capacity, webhooks, cpu).await?;
+    let machine = Machine::this();
+    let stamp = format!(
+        "{}, commit `{}`, CPU from {}",
+        machine.date,
+        git_commit(),
+        results.display()
+    );
+    match doc {
+        Some(doc) => write_cost(&measured, &doc, &stamp)?,
+        None => {
+            let (p, a) = (prices::Prices::us_east_1(), cost::Assumptions::default());
+            println!(
+                "{}\n{}\n{}",
+                cost::table(&measured, &p, &a),
+                cost::idle_table(&measured, &p, &a),
+                scale::table(&measured, &a)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Foreign/missing pairs per request kind in "Foreign or missing".
 const TENANT_SAMPLES: usize = 80;
 
@@ -178,6 +300,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         given.next_if(|step| ["capacity", "tenant", "webhooks"].contains(&step.as_str()))
     {
         return one_table(&step, given).await;
+    }
+    if given.next_if(|step| step == "log-run").is_some() {
+        return cost_inputs::log_run().await;
+    }
+    if given.next_if(|step| step == "cost").is_some() {
+        return cost_alone(given).await;
     }
     if given.next_if(|step| step == "functions").is_some() {
         for function in Template::project()?.functions()? {
@@ -272,6 +400,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::fs::write(&args.json, serde_json::to_string_pretty(&results)?)?;
     results.render_into(&args.doc)?;
+    eprintln!("bench: cost per million orders");
+    let stack = Stack::provision(&format!("{prefix}-cost"), local_warehouses()?).await?;
+    let cpu = Cpu {
+        intake_us: results
+            .intake
+            .first()
+            .and_then(|l| l.handler.cpu_us_per_request),
+        dispatch_us: results.dispatch.handler.cpu_us_per_request,
+    };
+    let measured = measure_cost(&stack, results.capacity, results.webhooks, cpu).await?;
+    write_cost(
+        &measured,
+        &args.doc,
+        &format!(
+            "{}, commit `{}`",
+            results.machine.date, results.machine.commit
+        ),
+    )?;
     eprintln!(
         "bench: wrote {} and {}",
         args.json.display(),

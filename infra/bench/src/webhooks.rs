@@ -46,6 +46,7 @@ use webhook_dispatch::DispatchHandler;
 
 use crate::events::{SAMPLE_ORDER, api_request, client_key, lifecycle_events, warehouse_key};
 use crate::partner::Partner;
+use crate::prices::Prices;
 
 /// What the events of one order's life cost, summed over them.
 #[derive(Debug, Clone, Serialize)]
@@ -341,13 +342,6 @@ fn is_write(operation: &str) -> bool {
     .any(|verb| operation.ends_with(verb))
 }
 
-/// On-demand prices (us-east-1, 2026): DynamoDB $0.625 per million write
-/// request units and $0.125 per million read request units, SQS standard
-/// $0.40 per million requests (64 KB each).
-const WRITE_PER_MILLION: f64 = 0.625;
-const READ_PER_MILLION: f64 = 0.125;
-const SQS_PER_MILLION: f64 = 0.40;
-
 /// The markdown table: per event, units by operation and SQS requests by
 /// API, then the price of a million events.
 #[must_use]
@@ -407,18 +401,28 @@ pub fn table(cost: &WebhookCost) -> String {
         "| **SQS requests** | | **{}** |\n",
         number(cost.per_event(sqs))
     );
-    let dollars = cost.per_event(writes) * WRITE_PER_MILLION
-        + cost.per_event(reads) * READ_PER_MILLION
-        + cost.per_event(sqs) * SQS_PER_MILLION;
+    let prices = Prices::us_east_1();
+    let dollars = (cost.per_event(writes) * prices.write_unit
+        + cost.per_event(reads) * prices.read_unit
+        + cost.per_event(sqs) * prices.sqs_request)
+        * 1e6;
     out += &format!(
         "\n{} events of the spec sample's life, each delivered ({} posts answered 2xx). \
          A million such events: **${dollars:.2}** of DynamoDB and SQS requests \
-         (on-demand, ${WRITE_PER_MILLION} per million write units, ${READ_PER_MILLION} \
-         per million read units, ${SQS_PER_MILLION} per million SQS requests; \
-         Lambda and storage apart).\n",
-        cost.events, cost.delivered
+         (on-demand, ${} per million write units, ${} per million read units, \
+         ${} per million SQS requests; Lambda and storage apart).\n",
+        cost.events,
+        cost.delivered,
+        per_million(prices.write_unit),
+        per_million(prices.read_unit),
+        per_million(prices.sqs_request)
     );
     out
+}
+
+/// A unit price per million, to the tenth of a cent.
+fn per_million(price: f64) -> f64 {
+    (price * 1e9).round() / 1000.0
 }
 
 fn number(value: f64) -> String {
