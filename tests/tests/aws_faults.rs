@@ -1,0 +1,225 @@
+//! Faults at the AWS boundary (issue 27): the order API served as the
+//! intake function runs it (its AWS budget, `adapters::https::AwsBudget`),
+//! its DynamoDB calls going through the fault proxy (`infra/aws-faults`) to
+//! DynamoDB Local. What the ERP sees when DynamoDB stalls, throttles, or
+//! drops a connection after a write was done.
+
+use std::time::{Duration, Instant};
+
+use adapters::https::{AwsBudget, aws_config_within};
+use aws_faults::{Fault, FaultProxy, Rule};
+use integration_tests::{issue_key, provision_stack, sample_order};
+use local_stack::Stack;
+use serde_json::Value;
+use shared::domain::Scope;
+use tokio::net::TcpListener;
+
+/// The HTTP functions' Lambda timeout (the template's Globals): the intake
+/// function's AWS budget is derived from it, and it must answer before it.
+const LAMBDA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The sample order's number.
+const ORDER_NUMBER: &str = "mabang-test002";
+
+/// The order API on a free port, its DynamoDB calls through `proxy`.
+struct FaultyApp {
+    base_url: String,
+    /// The stack's clients straight to the emulators, to read what is stored.
+    stack: Stack,
+    key: String,
+    http: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultyApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// An answer: status, `Retry-After`, JSON body, and how long it took.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    body: Value,
+    took: Duration,
+}
+
+impl FaultyApp {
+    async fn through(proxy: &FaultProxy) -> Self {
+        Self::through_within(proxy, AwsBudget::within(LAMBDA_TIMEOUT)).await
+    }
+
+    async fn through_within(proxy: &FaultProxy, budget: AwsBudget) -> Self {
+        let stack = provision_stack().await;
+        let key = issue_key(&stack, Scope::Client("20".into())).await;
+        let aws = aws_config_within(budget).await.expect("the SDK config");
+        let mut faulty = stack.clone();
+        faulty.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&aws)
+                .endpoint_url(proxy.url())
+                .build(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let base_url = format!("http://{}", listener.local_addr().expect("bound"));
+        let server = tokio::spawn(async move {
+            faulty.serve(listener).await.expect("serving");
+        });
+        Self {
+            base_url,
+            stack,
+            key,
+            http: adapters::https::reqwest_builder()
+                .and_then(|builder| Ok(builder.build()?))
+                .expect("an HTTP client"),
+            server,
+        }
+    }
+
+    /// Posts the sample order as the ERP does; fails the test when no answer
+    /// comes before the function's Lambda timeout (API Gateway would answer
+    /// its own 5xx then).
+    async fn post_sample(&self) -> Answer {
+        let started = Instant::now();
+        let sent = self
+            .http
+            .post(format!("{}/apicenter/api/order", self.base_url))
+            .bearer_auth(&self.key)
+            .json(&sample_order())
+            .send();
+        let response = tokio::time::timeout(LAMBDA_TIMEOUT, sent)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("no answer within the function's Lambda timeout ({LAMBDA_TIMEOUT:?})")
+            })
+            .expect("the API answers");
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response.json().await.unwrap_or(Value::Null);
+        Answer {
+            status,
+            retry_after,
+            body,
+            took: started.elapsed(),
+        }
+    }
+
+    /// The order numbers stored in the orders table, read past the proxy.
+    async fn stored_orders(&self) -> Vec<String> {
+        self.stack
+            .dynamodb
+            .scan()
+            .table_name(self.stack.orders_table().expect("orders table"))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan")
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| item.get("order_number")?.as_s().ok().cloned())
+            .collect()
+    }
+}
+
+async fn dynamodb_proxy() -> FaultProxy {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .expect("AWS_ENDPOINT_URL_DYNAMODB: run through infra/local/emulators.sh exec");
+    FaultProxy::start(&upstream, 27).await.expect("the fault proxy")
+}
+
+#[tokio::test]
+async fn an_order_is_answered_503_with_retry_after_within_its_budget_while_dynamodb_stalls() {
+    let proxy = dynamodb_proxy().await;
+    let app = FaultyApp::through(&proxy).await;
+    proxy.inject(Rule::on_every_operation(Fault::Stall));
+
+    let stalled = app.post_sample().await;
+
+    assert_eq!(stalled.status, 503, "{stalled:?}");
+    assert!(stalled.retry_after.is_some(), "{stalled:?}");
+    assert!(stalled.took < LAMBDA_TIMEOUT, "{stalled:?}");
+    // The ERP's retry, once DynamoDB answers again, creates the order.
+    proxy.heal();
+    let retried = app.post_sample().await;
+    assert!(matches!(retried.status, 200 | 201), "{retried:?}");
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+}
+
+#[tokio::test]
+async fn a_throttled_write_is_retried_and_the_order_lands_once() {
+    let proxy = dynamodb_proxy().await;
+    let app = FaultyApp::through(&proxy).await;
+    proxy.inject(
+        Rule::on(
+            "PutItem",
+            Fault::dynamodb("ProvisionedThroughputExceededException"),
+        )
+        .times(2),
+    );
+
+    let created = app.post_sample().await;
+
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(created.body["data"]["order_number"], ORDER_NUMBER);
+    assert_eq!(proxy.faulted("PutItem"), 2);
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+}
+
+#[tokio::test]
+async fn a_write_answered_500_is_retried_and_the_order_lands_once() {
+    let proxy = dynamodb_proxy().await;
+    let app = FaultyApp::through(&proxy).await;
+    proxy.inject(Rule::on("PutItem", Fault::dynamodb("InternalServerError")).times(1));
+    proxy.inject(Rule::on("PutItem", Fault::http_500()).times(1));
+
+    let created = app.post_sample().await;
+
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(proxy.faulted("PutItem"), 2);
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+}
+
+#[tokio::test]
+async fn a_reset_after_the_write_was_forwarded_neither_duplicates_nor_loses_the_order() {
+    let proxy = dynamodb_proxy().await;
+    let app = FaultyApp::through(&proxy).await;
+    // Both writes of an intake (the request line, then the order's item)
+    // are done by DynamoDB and their answers lost.
+    proxy.inject(Rule::on("PutItem", Fault::ResetAfterForward).times(2));
+
+    let first = app.post_sample().await;
+
+    // The SDK retries; the retried conditional write finds the order it wrote
+    // and answers with it: never a 500, never a second order.
+    assert!(matches!(first.status, 200 | 201 | 503), "{first:?}");
+    assert_eq!(proxy.faulted("PutItem"), 2);
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+    // The ERP's retry gets the stored result.
+    let retried = app.post_sample().await;
+    assert_eq!(retried.status, 200, "{retried:?}");
+    assert_eq!(retried.body["data"]["order_number"], ORDER_NUMBER);
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+}
+
+#[tokio::test]
+async fn throttling_past_the_retries_is_503_with_retry_after_and_stores_nothing() {
+    let proxy = dynamodb_proxy().await;
+    let app = FaultyApp::through(&proxy).await;
+    proxy.inject(Rule::on("PutItem", Fault::dynamodb("ThrottlingException")));
+
+    let throttled = app.post_sample().await;
+
+    assert_eq!(throttled.status, 503, "{throttled:?}");
+    assert!(throttled.retry_after.is_some(), "{throttled:?}");
+    assert_eq!(
+        proxy.faulted("PutItem"),
+        u64::from(AwsBudget::within(LAMBDA_TIMEOUT).max_attempts)
+    );
+    assert!(app.stored_orders().await.is_empty());
+}
