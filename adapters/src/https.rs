@@ -78,8 +78,9 @@ impl AwsBudget {
     };
 
     fn timeouts(&self) -> aws_config::timeout::TimeoutConfig {
+        // No connect timeout here: the connector's own (3.1 s) applies, and
+        // the attempt timeout bounds it.
         aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(AWS_CONNECT_TIMEOUT.min(self.attempt))
             .operation_attempt_timeout(self.attempt)
             .operation_timeout(self.operation)
             .build()

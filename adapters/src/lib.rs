@@ -17,7 +17,7 @@
 //! | label objects (PutObject, presigned links) | [`s3`] |
 //! | consumed-capacity metrics | [`capacity`] |
 //! | metric lines (CloudWatch EMF), the one place that writes them | [`emf`] |
-//! | the HTTPS client the SDK and the partner client share (rustls, roots) | [`https`] |
+//! | the HTTPS client the SDK and the partner client share (rustls, roots); every AWS call's budget (timeouts, retries) | [`https`] |
 //! | posting a callback to the partner | [`partner_http`] |
 //! | the partner's token source as configured (static or OAuth2) | [`partner_tokens`] |
 //! | the partner's credentials in Secrets Manager; the refresh lock item; CK1's token endpoint | [`token_vault`], [`token_lock`], [`token_endpoint`] |

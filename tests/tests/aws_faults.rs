@@ -130,7 +130,9 @@ impl FaultyApp {
 async fn dynamodb_proxy() -> FaultProxy {
     let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
         .expect("AWS_ENDPOINT_URL_DYNAMODB: run through infra/local/emulators.sh exec");
-    FaultProxy::start(&upstream, 27).await.expect("the fault proxy")
+    FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy")
 }
 
 #[tokio::test]
