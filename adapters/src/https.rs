@@ -249,3 +249,38 @@ fn connector_error(err: reqwest::Error) -> ConnectorError {
         ConnectorError::other(err.into(), None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_http_function_can_make_three_calls_that_use_their_whole_budget_before_its_timeout() {
+        let timeout = Duration::from_secs(10);
+        let budget = AwsBudget::within(timeout);
+        assert_eq!(budget.operation, Duration::from_secs(3));
+        assert_eq!(budget.attempt, Duration::from_millis(1200));
+        assert_eq!(budget.max_attempts, 3);
+        assert_eq!(budget.initial_backoff, Duration::from_millis(50));
+        assert_eq!(budget.max_backoff, Duration::from_millis(600));
+        assert!(budget.operation * 3 < timeout);
+    }
+
+    #[test]
+    fn a_long_function_gets_at_most_fifteen_seconds_a_call() {
+        for seconds in [60, 300, 900] {
+            let budget = AwsBudget::within(Duration::from_secs(seconds));
+            assert_eq!(budget.operation, Duration::from_secs(15));
+            assert_eq!(budget.attempt, Duration::from_secs(6));
+        }
+        let dispatch = AwsBudget::within(Duration::from_secs(30));
+        assert_eq!(dispatch.operation, Duration::from_secs(9));
+        assert_eq!(dispatch.attempt, Duration::from_millis(3600));
+    }
+
+    #[test]
+    fn the_tools_budget_has_room_for_a_long_poll_in_one_attempt() {
+        assert!(AwsBudget::TOOLS.attempt > Duration::from_secs(20));
+        assert!(AwsBudget::TOOLS.attempt < AWS_READ_TIMEOUT);
+    }
+}
