@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 
 use adapters::https::{AwsBudget, aws_config_within};
 use aws_faults::{Fault, FaultProxy, Rule};
-use integration_tests::{issue_key, provision_stack, sample_order};
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
+use integration_tests::partner::Partner;
+use integration_tests::{
+    TestApp, issue_key, provision_stack, sample_order, test_callback_settings,
+};
 use local_stack::Stack;
 use serde_json::Value;
 use shared::domain::Scope;
@@ -224,4 +228,99 @@ async fn throttling_past_the_retries_is_503_with_retry_after_and_stores_nothing(
         u64::from(AwsBudget::within(LAMBDA_TIMEOUT).max_attempts)
     );
     assert!(app.stored_orders().await.is_empty());
+}
+
+/// The environment's service settings, with one service's endpoint
+/// (`service_id` as the SDK names it) moved to the fault proxy.
+#[derive(Debug)]
+struct OneServiceThrough {
+    service_id: &'static str,
+    endpoint: String,
+}
+
+impl LoadServiceConfig for OneServiceThrough {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if key.env() == "AWS_ENDPOINT_URL" && key.service_id() == self.service_id {
+            return Some(self.endpoint.clone());
+        }
+        let service = key.service_id().to_uppercase().replace(' ', "_");
+        std::env::var(format!("{}_{service}", key.env())).ok()
+    }
+}
+
+/// The callback dispatcher's Lambda timeout (CallbackDispatchFunction).
+const DISPATCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_throttled_secret_read_is_retried_and_the_callback_is_posted_once() {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        .expect("AWS_ENDPOINT_URL_SECRETS_MANAGER: run through infra/local/emulators.sh exec");
+    let proxy = FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy");
+    proxy.inject(Rule::on("GetSecretValue", Fault::secrets_manager_throttling()).times(2));
+    let mut app = TestApp::spawn().await;
+    let partner = Partner::start(Vec::new()).await;
+    let settings = test_callback_settings(&partner.url);
+    let aws = aws_config_within(AwsBudget::within(DISPATCH_TIMEOUT))
+        .await
+        .expect("the SDK config")
+        .to_builder()
+        .service_config(OneServiceThrough {
+            service_id: "Secrets Manager",
+            endpoint: proxy.url(),
+        })
+        .build();
+    let mut faulty = app.stack.clone();
+    faulty.aws = aws;
+    let dispatcher = tokio::spawn(async move { faulty.run_dispatcher(&settings).await });
+    app.partner = Some(partner);
+
+    let numbers = app.ship_sample_orders("throttled-secret", 1).await;
+    app.wait_until_delivered(&numbers, Duration::from_secs(30))
+        .await;
+
+    assert_eq!(proxy.faulted("GetSecretValue"), 2);
+    assert_eq!(proxy.seen("GetSecretValue"), 3);
+    assert_eq!(app.partner_requests().len(), 1);
+    dispatcher.abort();
+}
+
+#[tokio::test]
+async fn a_dispatcher_whose_secret_stays_throttled_does_not_start_and_posts_nothing() {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        .expect("AWS_ENDPOINT_URL_SECRETS_MANAGER: run through infra/local/emulators.sh exec");
+    let proxy = FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy");
+    proxy.inject(Rule::on(
+        "GetSecretValue",
+        Fault::secrets_manager_throttling(),
+    ));
+    let app = TestApp::spawn().await;
+    let partner = Partner::start(Vec::new()).await;
+    let settings = test_callback_settings(&partner.url);
+    let mut faulty = app.stack.clone();
+    faulty.aws = aws_config_within(AwsBudget::within(DISPATCH_TIMEOUT))
+        .await
+        .expect("the SDK config")
+        .to_builder()
+        .service_config(OneServiceThrough {
+            service_id: "Secrets Manager",
+            endpoint: proxy.url(),
+        })
+        .build();
+    app.ship_sample_orders("throttled-secret", 1).await;
+
+    // The cold start fails (Lambda retries it; SQS keeps the message).
+    let started = tokio::time::timeout(DISPATCH_TIMEOUT, faulty.run_dispatcher(&settings))
+        .await
+        .expect("the cold start gives up within the function's timeout");
+
+    assert!(started.is_err());
+    assert_eq!(
+        proxy.faulted("GetSecretValue"),
+        u64::from(AwsBudget::within(DISPATCH_TIMEOUT).max_attempts)
+    );
+    assert!(partner.received().is_empty());
 }
