@@ -12,9 +12,12 @@
 //! | module | owns |
 //! | --- | --- |
 //! | [`fault`] | what a fault does, and AWS's error answers (status, `__type`, body) |
+//! | [`plan`] | rules as text, for the command line and the soak |
+//! | `src/bin/aws-faults.rs` | `aws-faults exec`: a command run with its services behind proxies |
 //! | `proxy` (this file) | listening, matching rules, forwarding |
 
 pub mod fault;
+pub mod plan;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -135,6 +138,12 @@ impl FaultProxy {
     #[must_use]
     pub fn seen(&self, operation: &str) -> u64 {
         self.shared.lock().seen.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Every operation a request arrived for so far.
+    #[must_use]
+    pub fn operations(&self) -> std::collections::BTreeSet<String> {
+        self.shared.lock().seen.keys().cloned().collect()
     }
 
     /// How many requests for `operation` were given a fault so far.
