@@ -50,21 +50,42 @@ struct Answer {
     took: Duration,
 }
 
+/// Which of the order API's clients goes through the proxy.
+#[derive(Debug, Clone, Copy)]
+enum Through {
+    DynamoDb,
+    S3,
+}
+
 impl FaultyApp {
     async fn through(proxy: &FaultProxy) -> Self {
-        Self::through_within(proxy, AwsBudget::within(LAMBDA_TIMEOUT)).await
+        Self::through_within(proxy, Through::DynamoDb, AwsBudget::within(LAMBDA_TIMEOUT)).await
     }
 
-    async fn through_within(proxy: &FaultProxy, budget: AwsBudget) -> Self {
+    async fn through_within(proxy: &FaultProxy, service: Through, budget: AwsBudget) -> Self {
         let stack = provision_stack().await;
         let key = issue_key(&stack, Scope::Client("20".into())).await;
         let aws = aws_config_within(budget).await.expect("the SDK config");
         let mut faulty = stack.clone();
-        faulty.dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&aws)
-                .endpoint_url(proxy.url())
-                .build(),
-        );
+        match service {
+            Through::DynamoDb => {
+                faulty.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+                    aws_sdk_dynamodb::config::Builder::from(&aws)
+                        .endpoint_url(proxy.url())
+                        .build(),
+                );
+            }
+            Through::S3 => {
+                faulty.s3 = adapters::s3::client(
+                    &aws.to_builder()
+                        .service_config(OneServiceThrough {
+                            service_id: "S3",
+                            endpoint: proxy.url(),
+                        })
+                        .build(),
+                );
+            }
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("bound"));
         let server = tokio::spawn(async move {
@@ -85,12 +106,16 @@ impl FaultyApp {
     /// comes before the function's Lambda timeout (API Gateway would answer
     /// its own 5xx then).
     async fn post_sample(&self) -> Answer {
+        self.post(&sample_order()).await
+    }
+
+    async fn post(&self, order: &Value) -> Answer {
         let started = Instant::now();
         let sent = self
             .http
             .post(format!("{}/apicenter/api/order", self.base_url))
             .bearer_auth(&self.key)
-            .json(&sample_order())
+            .json(order)
             .send();
         let response = tokio::time::timeout(LAMBDA_TIMEOUT, sent)
             .await
@@ -129,6 +154,28 @@ impl FaultyApp {
             .filter_map(|item| item.get("order_number")?.as_s().ok().cloned())
             .collect()
     }
+
+    /// The keys of the objects in the labels bucket, read past the proxy.
+    async fn stored_labels(&self) -> Vec<String> {
+        self.stack
+            .s3
+            .list_objects_v2()
+            .bucket(self.stack.labels_bucket().expect("labels bucket"))
+            .send()
+            .await
+            .expect("list")
+            .contents()
+            .iter()
+            .filter_map(|object| object.key().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// The sample order with a small inline label.
+fn sample_with_label() -> Value {
+    let mut order = sample_order();
+    order["logistics_provider"]["label_base64"] = Value::from("JVBERi0xLjcKJSDi48/TCg==");
+    order
 }
 
 async fn dynamodb_proxy() -> FaultProxy {
@@ -324,4 +371,48 @@ async fn a_dispatcher_whose_secret_stays_throttled_does_not_start_and_posts_noth
         u64::from(AwsBudget::within(DISPATCH_TIMEOUT).max_attempts)
     );
     assert!(partner.received().is_empty());
+}
+
+async fn s3_proxy() -> FaultProxy {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_S3")
+        .expect("AWS_ENDPOINT_URL_S3: run through infra/local/emulators.sh exec");
+    FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy")
+}
+
+#[tokio::test]
+async fn a_label_upload_slowed_down_is_retried_and_the_order_and_its_label_land_once() {
+    let proxy = s3_proxy().await;
+    let app =
+        FaultyApp::through_within(&proxy, Through::S3, AwsBudget::within(LAMBDA_TIMEOUT)).await;
+    proxy.inject(Rule::on("PUT", Fault::s3("SlowDown")).times(2));
+
+    let created = app.post(&sample_with_label()).await;
+
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(proxy.faulted("PUT"), 2);
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+    assert_eq!(app.stored_labels().await.len(), 1);
+}
+
+#[tokio::test]
+async fn s3_slowing_down_past_the_retries_is_503_and_stores_no_order_without_its_label() {
+    let proxy = s3_proxy().await;
+    let app =
+        FaultyApp::through_within(&proxy, Through::S3, AwsBudget::within(LAMBDA_TIMEOUT)).await;
+    proxy.inject(Rule::on("PUT", Fault::s3("SlowDown")));
+
+    let refused = app.post(&sample_with_label()).await;
+
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(refused.retry_after.is_some(), "{refused:?}");
+    assert!(app.stored_orders().await.is_empty());
+    assert!(app.stored_labels().await.is_empty());
+    // The ERP's retry once S3 answers stores both.
+    proxy.heal();
+    let retried = app.post(&sample_with_label()).await;
+    assert_eq!(retried.status, 201, "{retried:?}");
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+    assert_eq!(app.stored_labels().await.len(), 1);
 }
