@@ -18,7 +18,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::auth::{AuthError, Authenticator, Principal};
 use shared::config::Warehouses;
-use shared::error::{IntakeError, StoreError};
+use shared::error::IntakeError;
 use shared::intake::{Accepted, Intake, parse_order};
 use shared::lifecycle::personal_data::Erased;
 use shared::lifecycle::{Lifecycle, requests};
@@ -31,13 +31,6 @@ use shared::view::{ChangesView, NumbersView, OrderView};
 pub mod settings;
 
 pub use settings::Settings;
-
-/// How long a request may take before it is answered `503` with
-/// `Retry-After` whatever its AWS calls are doing: the HTTP functions' 10 s
-/// Lambda timeout less 1.5 s for the runtime to send the answer. Each call is
-/// bounded too (`adapters::https::AwsBudget`, 3 s), but a create can make four
-/// in a row (key, label, request line, order).
-pub const ANSWER_BY: Duration = Duration::from_millis(8500);
 
 /// The ERP routes of `/apicenter/api/order`.
 #[derive(Debug)]
@@ -91,7 +84,7 @@ where
             feed: store.clone(),
             clock: clock.clone(),
             poll_settle: shared::polling::DEFAULT_SETTLE,
-            answer_by: ANSWER_BY,
+            answer_by: api::ANSWER_BY,
             intake: Intake::new(store.clone(), labels, warehouses, clock.clone()),
             lifecycle: Lifecycle::new(store, clock.clone()),
             auth: Authenticator::new(keys, clock),
@@ -163,17 +156,7 @@ where
         let request = &request;
         let route = |caller: Principal| async move { self.route(&caller, request).await };
         let answered = api::serve(&self.auth, request.raw_http_path(), request, DOOR, route);
-        let answer = match tokio::time::timeout(self.answer_by, answered).await {
-            Ok(answer) => answer,
-            // What was written stays; the same request again gets the stored
-            // result (a create is idempotent, an event carries its id).
-            Err(_) => api::answer(
-                request.method(),
-                Err(ApiError::from(StoreError::Unavailable(
-                    "no answer from storage within the request's deadline".into(),
-                ))),
-            ),
-        };
+        let answer = api::within(self.answer_by, request.method(), answered).await;
         Ok(answer.map(Body::from))
     }
 

@@ -11,6 +11,8 @@ const LAMBDA_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let api = EventsApi::new(adapters::startup::start(Settings::read, LAMBDA_TIMEOUT).await?);
+    let api = EventsApi::new(adapters::startup::start(Settings::read, LAMBDA_TIMEOUT).await?)
+        // 1.5 s for the runtime to send the answer (adapters::api::ANSWER_BY).
+        .with_answer_by(LAMBDA_TIMEOUT - Duration::from_millis(1500));
     run(service_fn(|request| api.handle(request))).await
 }
