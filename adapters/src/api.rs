@@ -206,6 +206,32 @@ where
     answer(request.method(), routed.await)
 }
 
+/// How long an HTTP function's request may take before it is answered `503`
+/// with `Retry-After` whatever its AWS calls are doing: the HTTP functions'
+/// 10 s Lambda timeout less 1.5 s for the runtime to send the answer. Each
+/// call is bounded too (`crate::https::AwsBudget`, 3 s), but a request can
+/// make four in a row (a create: key, label, request line, order).
+pub const ANSWER_BY: std::time::Duration = std::time::Duration::from_millis(8500);
+
+/// `answered`, or `503` with `Retry-After` when it is not done within
+/// `deadline`. What was written by then stays: the same request again gets
+/// the stored result (a create is idempotent, an event carries its id).
+pub async fn within(
+    deadline: std::time::Duration,
+    method: &http::Method,
+    answered: impl Future<Output = http::Response<String>>,
+) -> http::Response<String> {
+    match tokio::time::timeout(deadline, answered).await {
+        Ok(answer) => answer,
+        Err(_) => answer(
+            method,
+            Err(ApiError::from(StoreError::Unavailable(
+                "no answer from storage within the request's deadline".into(),
+            ))),
+        ),
+    }
+}
+
 /// The HTTP answer to a request made with `method`: what its route
 /// answered, or its error's answer. Every error has one; nothing is a panic.
 #[must_use]

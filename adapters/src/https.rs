@@ -27,10 +27,72 @@ use rustls::pki_types::pem::PemObject;
 
 /// The SDK's own default, kept: how long to wait for a TCP + TLS connection.
 const AWS_CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
-/// Longest silence while reading an AWS response before the attempt fails
-/// (the SDK retries it): a stalled connection must not hold a function until
-/// its own timeout. Above SQS's 20 s long poll.
+/// Longest silence while reading an AWS response before the attempt fails:
+/// above SQS's 20 s long poll (the local stack's pollers, `orderctl`). A
+/// function's attempts end sooner, at its [`AwsBudget::attempt`].
 const AWS_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long one AWS call may take, and how it is retried: every SDK call of
+/// a function runs inside it (docs/reliability.md, "Faults at the AWS
+/// boundary").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsBudget {
+    /// The whole call, every attempt and back-off included.
+    pub operation: Duration,
+    /// One attempt: a stalled connection is given up after this and retried.
+    pub attempt: Duration,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// The first retry's back-off ceiling (the SDK draws it at random below
+    /// this: full jitter), doubling up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl AwsBudget {
+    /// The budget of a function whose Lambda timeout is `timeout`: a call
+    /// may use 30 % of it (at most 15 s), so an HTTP function (10 s) can make
+    /// three calls in a row that all time out and still answer its `503`
+    /// before its own timeout; an attempt 40 % of the call (three attempts
+    /// with their back-offs fit); back-offs from 1/60 to 1/5 of the call.
+    #[must_use]
+    pub fn within(timeout: Duration) -> Self {
+        let operation = (timeout * 3 / 10).min(Duration::from_secs(15));
+        Self {
+            operation,
+            attempt: operation * 2 / 5,
+            max_attempts: 3,
+            initial_backoff: operation / 60,
+            max_backoff: operation / 5,
+        }
+    }
+
+    /// Tools and the local stack's pollers (`orderctl`, `make run`): room
+    /// for SQS's 20 s long poll in one attempt.
+    pub const TOOLS: Self = Self {
+        operation: Duration::from_secs(60),
+        attempt: Duration::from_secs(25),
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(5),
+    };
+
+    fn timeouts(&self) -> aws_config::timeout::TimeoutConfig {
+        // No connect timeout here: the connector's own (3.1 s) applies, and
+        // the attempt timeout bounds it.
+        aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+
+    fn retries(&self) -> aws_config::retry::RetryConfig {
+        aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(self.max_attempts)
+            .with_initial_backoff(self.initial_backoff)
+            .with_max_backoff(self.max_backoff)
+    }
+}
 
 /// Why outbound HTTPS cannot be set up: a start-up error, never a request's.
 #[derive(Debug, thiserror::Error)]
@@ -50,14 +112,22 @@ pub struct CertFileError {
 }
 
 /// The AWS configuration from the environment (region, credentials, endpoint
-/// overrides such as `AWS_ENDPOINT_URL_DYNAMODB`), on the shared TLS stack.
+/// overrides such as `AWS_ENDPOINT_URL_DYNAMODB`), on the shared TLS stack,
+/// with the tools' budget ([`AwsBudget::TOOLS`]).
 pub async fn aws_config() -> Result<SdkConfig, HttpsSetupError> {
+    aws_config_within(AwsBudget::TOOLS).await
+}
+
+/// [`aws_config`] with every call inside `budget`.
+pub async fn aws_config_within(budget: AwsBudget) -> Result<SdkConfig, HttpsSetupError> {
     let client = reqwest_builder()?
         .connect_timeout(AWS_CONNECT_TIMEOUT)
         .read_timeout(AWS_READ_TIMEOUT)
         .build()?;
     Ok(aws_config::defaults(BehaviorVersion::latest())
         .http_client(SharedHttpClient::new(SdkHttpClient { client }))
+        .timeout_config(budget.timeouts())
+        .retry_config(budget.retries())
         .load()
         .await)
 }
@@ -115,9 +185,9 @@ struct SdkHttpClient {
 }
 
 impl HttpClient for SdkHttpClient {
-    /// One connector for all settings: the timeouts are the client's
-    /// (connect 3.1 s as the SDK's default, 30 s read silence), and the SDK's
-    /// operation timeouts still apply on top.
+    /// One connector for all settings: the client's timeouts (connect 3.1 s
+    /// as the SDK's default, 30 s read silence) are the outer bounds; the
+    /// budget's attempt and operation timeouts apply on top.
     fn http_connector(
         &self,
         _settings: &HttpConnectorSettings,
@@ -177,5 +247,40 @@ fn connector_error(err: reqwest::Error) -> ConnectorError {
         ConnectorError::io(err.into())
     } else {
         ConnectorError::other(err.into(), None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_http_function_can_make_three_calls_that_use_their_whole_budget_before_its_timeout() {
+        let timeout = Duration::from_secs(10);
+        let budget = AwsBudget::within(timeout);
+        assert_eq!(budget.operation, Duration::from_secs(3));
+        assert_eq!(budget.attempt, Duration::from_millis(1200));
+        assert_eq!(budget.max_attempts, 3);
+        assert_eq!(budget.initial_backoff, Duration::from_millis(50));
+        assert_eq!(budget.max_backoff, Duration::from_millis(600));
+        assert!(budget.operation * 3 < timeout);
+    }
+
+    #[test]
+    fn a_long_function_gets_at_most_fifteen_seconds_a_call() {
+        for seconds in [60, 300, 900] {
+            let budget = AwsBudget::within(Duration::from_secs(seconds));
+            assert_eq!(budget.operation, Duration::from_secs(15));
+            assert_eq!(budget.attempt, Duration::from_secs(6));
+        }
+        let dispatch = AwsBudget::within(Duration::from_secs(30));
+        assert_eq!(dispatch.operation, Duration::from_secs(9));
+        assert_eq!(dispatch.attempt, Duration::from_millis(3600));
+    }
+
+    #[test]
+    fn the_tools_budget_has_room_for_a_long_poll_in_one_attempt() {
+        assert!(AwsBudget::TOOLS.attempt > Duration::from_secs(20));
+        assert!(AwsBudget::TOOLS.attempt < AWS_READ_TIMEOUT);
     }
 }

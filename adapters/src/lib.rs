@@ -17,12 +17,12 @@
 //! | label objects (PutObject, presigned links) | [`s3`] |
 //! | consumed-capacity metrics | [`capacity`] |
 //! | metric lines (CloudWatch EMF), the one place that writes them | [`emf`] |
-//! | the HTTPS client the SDK and the partner client share (rustls, roots) | [`https`] |
+//! | the HTTPS client the SDK and the partner client share (rustls, roots); every AWS call's budget (timeouts, retries) | [`https`] |
 //! | posting a callback to the partner | [`partner_http`] |
 //! | the partner's token source as configured (static or OAuth2) | [`partner_tokens`] |
 //! | the partner's credentials in Secrets Manager; the refresh lock item; CK1's token endpoint | [`token_vault`], [`token_lock`], [`token_endpoint`] |
 //! | the callback queue: its message body, retry delays, moves to the dead-letter queue | [`sqs`] |
-//! | status codes, the `{code, data, message}` envelope, reading request headers | [`api`] |
+//! | status codes, the `{code, data, message}` envelope, reading request headers; the HTTP functions' answer deadline | [`api`] |
 //! | a consistent read of one item; telling a refused call (a failed condition) from a failed one | [`sdk`] |
 //! | log format and levels | [`logging`] |
 //! | reading a function's settings from its environment (every problem listed) | [`settings`] |

@@ -2,7 +2,9 @@
 //! credential), run the batch handler.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use adapters::https::AwsBudget;
 use adapters::settings::Env;
 use adapters::{
     DynamoBreakerStore, DynamoOrderStore, HttpPartner, PartnerTokens, SqsCallbackQueue,
@@ -15,11 +17,15 @@ use shared::dispatch::Dispatcher;
 use shared::dispatch::breaker_cache::{CachedBreakerStore, FRESH_FOR};
 use shared::ports::SystemClock;
 
+/// The function's Lambda timeout (CallbackDispatchFunction in the template): its AWS calls' budget
+/// is derived from it (`adapters::https::AwsBudget::within`).
+const LAMBDA_TIMEOUT: Duration = Duration::from_secs(60);
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
     let settings = Settings::read(Env::process())?;
-    let aws = adapters::https::aws_config().await?;
+    let aws = adapters::https::aws_config_within(AwsBudget::within(LAMBDA_TIMEOUT)).await?;
     // The secret is read once per cold start; OAuth2 tokens are refreshed
     // as they expire.
     let tokens = match settings.credentials {

@@ -38,6 +38,7 @@ pub struct OrderApi<S, L, C, K> {
     feed: S,
     clock: C,
     poll_settle: Duration,
+    answer_by: Duration,
     intake: Intake<S, L, C>,
     lifecycle: Lifecycle<S, C>,
     auth: Authenticator<K, C>,
@@ -83,6 +84,7 @@ where
             feed: store.clone(),
             clock: clock.clone(),
             poll_settle: shared::polling::DEFAULT_SETTLE,
+            answer_by: api::ANSWER_BY,
             intake: Intake::new(store.clone(), labels, warehouses, clock.clone()),
             lifecycle: Lifecycle::new(store, clock.clone()),
             auth: Authenticator::new(keys, clock),
@@ -100,6 +102,13 @@ where
     #[must_use]
     pub fn with_key_cache(mut self, ttl: Duration) -> Self {
         self.auth = self.auth.with_cache(ttl);
+        self
+    }
+
+    /// Answers `503` with `Retry-After` to a request not done within `deadline`.
+    #[must_use]
+    pub fn with_answer_by(mut self, deadline: Duration) -> Self {
+        self.answer_by = deadline;
         self
     }
 
@@ -147,7 +156,8 @@ where
         let request = &request;
         let route = |caller: Principal| async move { self.route(&caller, request).await };
         let answered = api::serve(&self.auth, request.raw_http_path(), request, DOOR, route);
-        Ok(answered.await.map(Body::from))
+        let answer = api::within(self.answer_by, request.method(), answered).await;
+        Ok(answer.map(Body::from))
     }
 
     async fn route(&self, caller: &Principal, request: &Request) -> Result<ApiResponse, ApiError> {

@@ -299,3 +299,36 @@ async fn a_store_that_is_down_is_503_with_retry_after_and_no_cause() {
     assert_eq!(headers["retry-after"], "1");
     assert!(!body.to_string().contains("throttled"), "{body}");
 }
+
+/// A key table that never answers (a stalled connection).
+#[derive(Debug)]
+struct KeysStalled;
+
+impl KeyStore for KeysStalled {
+    async fn find(&self, _key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        std::future::pending().await
+    }
+
+    async fn spend_signature(&self, _: &str, _: &SignedRequest) -> Result<bool, StoreError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_request_storage_does_not_answer_is_503_with_retry_after_at_its_deadline() {
+    let deadline = std::time::Duration::from_millis(300);
+    let api = OrderApi::with_ports(
+        Arc::<MemoryStore>::default(),
+        Arc::<MemoryLabels>::default(),
+        KeysStalled,
+        warehouses(),
+        SystemClock,
+    )
+    .with_answer_by(deadline);
+
+    let answered = tokio::time::timeout(deadline * 10, post(&api, Some("wk_any"), &sample())).await;
+
+    let (status, headers, _) = answered.expect("an answer soon after the deadline");
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "1");
+}

@@ -49,6 +49,7 @@ pub struct EventsApi<S, L, C, K> {
     store: S,
     labels: L,
     auth: Authenticator<K, C>,
+    answer_by: Duration,
 }
 
 impl EventsApi<DynamoOrderStore, S3LabelStore, SystemClock, DynamoKeyStore> {
@@ -67,7 +68,15 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
             store,
             labels,
             auth: Authenticator::new(keys, clock),
+            answer_by: api::ANSWER_BY,
         }
+    }
+
+    /// Answers `503` with `Retry-After` to a request not done within `deadline`.
+    #[must_use]
+    pub fn with_answer_by(mut self, deadline: Duration) -> Self {
+        self.answer_by = deadline;
+        self
     }
 
     /// Answers one request. Never fails: every error has its HTTP answer.
@@ -75,7 +84,8 @@ impl<S: OrderStore + Clone, L: LabelStore, C: Clock + Clone, K: KeyStore> Events
         let request = &request;
         let route = |caller: Principal| async move { self.report(&caller, request).await };
         let answered = api::serve(&self.auth, request.raw_http_path(), request, DOOR, route);
-        Ok(answered.await.map(Body::from))
+        let answer = api::within(self.answer_by, request.method(), answered).await;
+        Ok(answer.map(Body::from))
     }
 
     /// Trusts keys it has read for `ttl` (`API_KEY_CACHE_SECONDS`).

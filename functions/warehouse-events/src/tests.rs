@@ -196,3 +196,51 @@ async fn an_order_without_a_label_has_no_label_to_fetch() {
     let (status, _, body) = send(&api, Method::GET, label, &wms, None).await;
     assert_eq!(status, 404, "{body}");
 }
+
+/// A key table that never answers (a stalled connection).
+#[derive(Debug)]
+struct KeysStalled;
+
+impl KeyStore for KeysStalled {
+    async fn find(
+        &self,
+        _key_hash: &str,
+    ) -> Result<Option<shared::domain::ApiKeyRecord>, shared::error::StoreError> {
+        std::future::pending().await
+    }
+
+    async fn spend_signature(
+        &self,
+        _: &str,
+        _: &shared::domain::SignedRequest,
+    ) -> Result<bool, shared::error::StoreError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn an_event_storage_does_not_answer_is_503_with_retry_after_at_its_deadline() {
+    let deadline = std::time::Duration::from_millis(300);
+    let api = EventsApi::with_ports(
+        Arc::<MemoryStore>::default(),
+        Arc::<MemoryLabels>::default(),
+        KeysStalled,
+        SystemClock,
+    )
+    .with_answer_by(deadline);
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(EVENTS)
+        .header("authorization", "Bearer wk_any")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"event_id": "e-1", "type": "allocated"}"#))
+        .unwrap();
+
+    let answered = tokio::time::timeout(deadline * 10, api.handle(request)).await;
+
+    let response = answered
+        .expect("an answer soon after the deadline")
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+}

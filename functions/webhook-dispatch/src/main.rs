@@ -1,6 +1,8 @@
 //! Lambda entry point: read the settings, build the clients once, deliver
 //! each SQS batch.
 
+use std::time::Duration;
+
 use adapters::dynamodb_webhooks::DynamoWebhooks;
 use adapters::sqs_webhooks::SqsDeliveryQueue;
 use adapters::webhook_http::HttpWebhookPoster;
@@ -11,12 +13,16 @@ use shared::ports::SystemClock;
 use shared::webhook::{POST_TIMEOUT, schedule};
 use webhook_dispatch::{DispatchHandler, Settings};
 
+/// The function's Lambda timeout (WebhookDispatchFunction in the template): its AWS calls' budget
+/// is derived from it (`adapters::https::AwsBudget::within`).
+const LAMBDA_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let started = adapters::startup::start(Settings::read).await?;
+    let started = adapters::startup::start(Settings::read, LAMBDA_TIMEOUT).await?;
     let settings = started.settings;
     let webhooks = DynamoWebhooks::new(started.dynamodb, &settings.webhooks_table, settings.reach);
-    let aws = adapters::https::aws_config().await?;
+    let aws = started.aws.clone();
     let queue = SqsDeliveryQueue::new(aws_sdk_sqs::Client::new(&aws), &settings.delivery_queue_url);
     let poster = HttpWebhookPoster::new(settings.reach)?;
     let deliverer = Deliverer::new(

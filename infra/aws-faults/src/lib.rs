@@ -1,0 +1,271 @@
+//! A fault layer at the AWS boundary (issue 27): an HTTP proxy on loopback in
+//! front of one emulator (DynamoDB Local, or moto for SQS, S3 and Secrets
+//! Manager). An SDK client whose endpoint is [`FaultProxy::url`] reaches the
+//! emulator through it, and each request's operation is matched against the
+//! proxy's [`Rule`]s: the first rule that matches and fires decides what the
+//! client gets instead of (or after) the emulator's answer.
+//!
+//! The operation is the name after the dot of `X-Amz-Target` for the JSON
+//! protocols (DynamoDB `PutItem`, SQS `SendMessage`, Secrets Manager
+//! `GetSecretValue`), else the HTTP method (S3: `PUT` is PutObject).
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`fault`] | what a fault does, and AWS's error answers (status, `__type`, body) |
+//! | [`plan`] | rules as text, for the command line and the soak |
+//! | `src/bin/aws-faults.rs` | `aws-faults exec`: a command run with its services behind proxies |
+//! | `proxy` (this file) | listening, matching rules, forwarding |
+
+pub mod fault;
+pub mod plan;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+pub use fault::{Fault, Rule};
+
+/// A proxy in front of one emulator; stops serving when dropped.
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    upstream: String,
+    client: reqwest::Client,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rules: Vec<Rule>,
+    /// Requests seen per operation, faulted or not.
+    seen: HashMap<String, u64>,
+    /// Faults given per operation.
+    faulted: HashMap<String, u64>,
+    /// xorshift state: rates are drawn reproducibly.
+    random: u64,
+}
+
+/// Why the proxy cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on loopback: {0}")]
+    Bind(std::io::Error),
+    #[error("cannot build the forwarding client: {0}")]
+    Client(String),
+}
+
+impl FaultProxy {
+    /// Listens on 127.0.0.1:<free port> and forwards to `upstream` (an
+    /// emulator's endpoint, e.g. `$AWS_ENDPOINT_URL_DYNAMODB`), with no rule
+    /// yet. `seed` makes the rates' draws reproducible.
+    ///
+    /// # Errors
+    /// No free port, or no HTTP client.
+    pub async fn start(upstream: &str, seed: u64) -> Result<Self, StartError> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(StartError::Bind)?;
+        let addr = listener.local_addr().map_err(StartError::Bind)?;
+        let client = adapters::https::reqwest_builder()
+            .map_err(|err| StartError::Client(err.to_string()))?
+            .build()
+            .map_err(|err| StartError::Client(err.to_string()))?;
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            client,
+            state: Mutex::new(State {
+                random: seed | 1,
+                ..State::default()
+            }),
+        });
+        let serving = Arc::clone(&shared);
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let shared = Arc::clone(&serving);
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let shared = Arc::clone(&shared);
+                        async move { shared.handle(request).await }
+                    });
+                    // An error here is a reset we made, or the client gone.
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            shared,
+            server,
+        })
+    }
+
+    /// The endpoint to give an SDK client instead of the emulator's.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Adds `rule` after the rules already set.
+    pub fn inject(&self, rule: Rule) {
+        self.shared.lock().rules.push(rule);
+    }
+
+    /// Removes every rule: from now on requests pass untouched.
+    pub fn heal(&self) {
+        self.shared.lock().rules.clear();
+    }
+
+    /// How many requests for `operation` arrived so far, faulted or not.
+    #[must_use]
+    pub fn seen(&self, operation: &str) -> u64 {
+        self.shared.lock().seen.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Every operation a request arrived for so far.
+    #[must_use]
+    pub fn operations(&self) -> std::collections::BTreeSet<String> {
+        self.shared.lock().seen.keys().cloned().collect()
+    }
+
+    /// How many requests for `operation` were given a fault so far.
+    #[must_use]
+    pub fn faulted(&self, operation: &str) -> u64 {
+        self.shared
+            .lock()
+            .faulted
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// What the proxy answers on a connection: a response, or a reset.
+type Answer = Result<Response<Full<Bytes>>, Reset>;
+
+/// The connection is dropped without an answer.
+#[derive(Debug, thiserror::Error)]
+#[error("connection reset by the fault proxy")]
+struct Reset;
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn handle(&self, request: Request<Incoming>) -> Answer {
+        let operation = operation(&request);
+        let fault = self.draw(&operation);
+        let (parts, body) = request.into_parts();
+        let Ok(body) = body
+            .collect()
+            .await
+            .map(http_body_util::Collected::to_bytes)
+        else {
+            return Err(Reset);
+        };
+        match fault {
+            None => self.forward(&parts, body).await,
+            Some(Fault::Answer(answer)) => Ok(answer.response()),
+            Some(Fault::Delay(delay)) => {
+                tokio::time::sleep(delay).await;
+                self.forward(&parts, body).await
+            }
+            Some(Fault::Stall) => {
+                std::future::pending::<()>().await;
+                Err(Reset)
+            }
+            Some(Fault::ResetAfterForward) => {
+                // The emulator has done the work; the client never hears.
+                let _ = self.forward(&parts, body).await;
+                Err(Reset)
+            }
+        }
+    }
+
+    /// The fault the first firing rule for `operation` gives, counting the request.
+    fn draw(&self, operation: &str) -> Option<Fault> {
+        let mut state = self.lock();
+        *state.seen.entry(operation.to_owned()).or_default() += 1;
+        let State { rules, random, .. } = &mut *state;
+        let fault = rules
+            .iter_mut()
+            .find_map(|rule| rule.fire(operation, || next_random(random)))?;
+        *state.faulted.entry(operation.to_owned()).or_default() += 1;
+        Some(fault)
+    }
+
+    async fn forward(&self, parts: &hyper::http::request::Parts, body: Bytes) -> Answer {
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", hyper::http::uri::PathAndQuery::as_str);
+        let mut forwarded = self
+            .client
+            .request(parts.method.clone(), format!("{}{path}", self.upstream))
+            .body(body);
+        for (name, value) in &parts.headers {
+            if name != hyper::header::CONTENT_LENGTH && name != hyper::header::CONNECTION {
+                forwarded = forwarded.header(name, value);
+            }
+        }
+        let upstream = forwarded.send().await.map_err(|_| Reset)?;
+        let mut response = Response::builder().status(upstream.status());
+        for (name, value) in upstream.headers() {
+            if name != hyper::header::CONTENT_LENGTH
+                && name != hyper::header::CONNECTION
+                && name != hyper::header::TRANSFER_ENCODING
+            {
+                response = response.header(name, value);
+            }
+        }
+        let body = upstream.bytes().await.map_err(|_| Reset)?;
+        response.body(Full::new(body)).map_err(|_| Reset)
+    }
+}
+
+/// The operation a request asks for: `X-Amz-Target`'s name after its dot
+/// (`DynamoDB_20120810.PutItem` → `PutItem`), else the HTTP method (S3).
+fn operation(request: &Request<Incoming>) -> String {
+    request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|target| target.to_str().ok())
+        .and_then(|target| target.rsplit_once('.'))
+        .map_or_else(|| request.method().to_string(), |(_, name)| name.to_owned())
+}
+
+/// A draw in [0, 1) (xorshift64*).
+fn next_random(state: &mut u64) -> f64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    let value = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    #[allow(clippy::cast_precision_loss)]
+    let draw = (value >> 11) as f64 / (1_u64 << 53) as f64;
+    draw
+}

@@ -1,0 +1,418 @@
+//! Faults at the AWS boundary (issue 27): the order API served as the
+//! intake function runs it (its AWS budget, `adapters::https::AwsBudget`),
+//! its DynamoDB calls going through the fault proxy (`infra/aws-faults`) to
+//! DynamoDB Local. What the ERP sees when DynamoDB stalls, throttles, or
+//! drops a connection after a write was done.
+
+use std::time::{Duration, Instant};
+
+use adapters::https::{AwsBudget, aws_config_within};
+use aws_faults::{Fault, FaultProxy, Rule};
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
+use integration_tests::partner::Partner;
+use integration_tests::{
+    TestApp, issue_key, provision_stack, sample_order, test_callback_settings,
+};
+use local_stack::Stack;
+use serde_json::Value;
+use shared::domain::Scope;
+use tokio::net::TcpListener;
+
+/// The HTTP functions' Lambda timeout (the template's Globals): the intake
+/// function's AWS budget is derived from it, and it must answer before it.
+const LAMBDA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The sample order's number.
+const ORDER_NUMBER: &str = "mabang-test002";
+
+/// The order API on a free port, its DynamoDB calls through `proxy`.
+struct FaultyApp {
+    base_url: String,
+    /// The stack's clients straight to the emulators, to read what is stored.
+    stack: Stack,
+    key: String,
+    http: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultyApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// An answer: status, `Retry-After`, JSON body, and how long it took.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    body: Value,
+    took: Duration,
+}
+
+/// Which of the order API's clients goes through the proxy.
+#[derive(Debug, Clone, Copy)]
+enum Through {
+    DynamoDb,
+    S3,
+}
+
+impl FaultyApp {
+    async fn through(proxy: &FaultProxy) -> Self {
+        Self::through_within(proxy, Through::DynamoDb, AwsBudget::within(LAMBDA_TIMEOUT)).await
+    }
+
+    async fn through_within(proxy: &FaultProxy, service: Through, budget: AwsBudget) -> Self {
+        let stack = provision_stack().await;
+        let key = issue_key(&stack, Scope::Client("20".into())).await;
+        let aws = aws_config_within(budget).await.expect("the SDK config");
+        let mut faulty = stack.clone();
+        match service {
+            Through::DynamoDb => {
+                faulty.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+                    aws_sdk_dynamodb::config::Builder::from(&aws)
+                        .endpoint_url(proxy.url())
+                        .build(),
+                );
+            }
+            Through::S3 => {
+                faulty.s3 = adapters::s3::client(
+                    &aws.to_builder()
+                        .service_config(OneServiceThrough {
+                            service_id: "S3",
+                            endpoint: proxy.url(),
+                        })
+                        .build(),
+                );
+            }
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let base_url = format!("http://{}", listener.local_addr().expect("bound"));
+        let server = tokio::spawn(async move {
+            faulty.serve(listener).await.expect("serving");
+        });
+        Self {
+            base_url,
+            stack,
+            key,
+            http: adapters::https::reqwest_builder()
+                .and_then(|builder| Ok(builder.build()?))
+                .expect("an HTTP client"),
+            server,
+        }
+    }
+
+    /// Posts the sample order as the ERP does; fails the test when no answer
+    /// comes before the function's Lambda timeout (API Gateway would answer
+    /// its own 5xx then).
+    async fn post_sample(&self) -> Answer {
+        self.post(&sample_order()).await
+    }
+
+    async fn post(&self, order: &Value) -> Answer {
+        let started = Instant::now();
+        let sent = self
+            .http
+            .post(format!("{}/apicenter/api/order", self.base_url))
+            .bearer_auth(&self.key)
+            .json(order)
+            .send();
+        let response = tokio::time::timeout(LAMBDA_TIMEOUT, sent)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("no answer within the function's Lambda timeout ({LAMBDA_TIMEOUT:?})")
+            })
+            .expect("the API answers");
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response.json().await.unwrap_or(Value::Null);
+        Answer {
+            status,
+            retry_after,
+            body,
+            took: started.elapsed(),
+        }
+    }
+
+    /// The order numbers stored in the orders table, read past the proxy.
+    async fn stored_orders(&self) -> Vec<String> {
+        self.stack
+            .dynamodb
+            .scan()
+            .table_name(self.stack.orders_table().expect("orders table"))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan")
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| item.get("order_number")?.as_s().ok().cloned())
+            .collect()
+    }
+
+    /// The keys of the objects in the labels bucket, read past the proxy.
+    async fn stored_labels(&self) -> Vec<String> {
+        self.stack
+            .s3
+            .list_objects_v2()
+            .bucket(self.stack.labels_bucket().expect("labels bucket"))
+            .send()
+            .await
+            .expect("list")
+            .contents()
+            .iter()
+            .filter_map(|object| object.key().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// The sample order with a small inline label.
+fn sample_with_label() -> Value {
+    let mut order = sample_order();
+    order["logistics_provider"]["label_base64"] = Value::from("JVBERi0xLjcKJSDi48/TCg==");
+    order
+}
+
+async fn dynamodb_proxy() -> FaultProxy {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .expect("AWS_ENDPOINT_URL_DYNAMODB: run through infra/local/emulators.sh exec");
+    FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy")
+}
+
+#[tokio::test]
+async fn an_order_is_answered_503_with_retry_after_within_its_budget_while_dynamodb_stalls() {
+    let proxy = dynamodb_proxy().await;
+    let app = FaultyApp::through(&proxy).await;
+    proxy.inject(Rule::on_every_operation(Fault::Stall));
+
+    let stalled = app.post_sample().await;
+
+    assert_eq!(stalled.status, 503, "{stalled:?}");
+    assert!(stalled.retry_after.is_some(), "{stalled:?}");
+    assert!(stalled.took < LAMBDA_TIMEOUT, "{stalled:?}");
+    // The ERP's retry, once DynamoDB answers again, creates the order.
+    proxy.heal();
+    let retried = app.post_sample().await;
+    assert!(matches!(retried.status, 200 | 201), "{retried:?}");
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+}
+
+#[tokio::test]
+async fn a_throttled_write_is_retried_and_the_order_lands_once() {
+    let proxy = dynamodb_proxy().await;
+    let app = FaultyApp::through(&proxy).await;
+    proxy.inject(
+        Rule::on(
+            "PutItem",
+            Fault::dynamodb("ProvisionedThroughputExceededException"),
+        )
+        .times(2),
+    );
+
+    let created = app.post_sample().await;
+
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(created.body["data"]["order_number"], ORDER_NUMBER);
+    assert_eq!(proxy.faulted("PutItem"), 2);
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+}
+
+#[tokio::test]
+async fn a_write_answered_500_is_retried_and_the_order_lands_once() {
+    let proxy = dynamodb_proxy().await;
+    let app = FaultyApp::through(&proxy).await;
+    proxy.inject(Rule::on("PutItem", Fault::dynamodb("InternalServerError")).times(1));
+    proxy.inject(Rule::on("PutItem", Fault::http_500()).times(1));
+
+    let created = app.post_sample().await;
+
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(proxy.faulted("PutItem"), 2);
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+}
+
+#[tokio::test]
+async fn a_reset_after_the_write_was_forwarded_neither_duplicates_nor_loses_the_order() {
+    let proxy = dynamodb_proxy().await;
+    let app = FaultyApp::through(&proxy).await;
+    // Both writes of an intake (the request line, then the order's item)
+    // are done by DynamoDB and their answers lost.
+    proxy.inject(Rule::on("PutItem", Fault::ResetAfterForward).times(2));
+
+    let first = app.post_sample().await;
+
+    // The SDK retries; the retried conditional write finds the order it wrote
+    // and answers with it: never a 500, never a second order.
+    assert!(matches!(first.status, 200 | 201), "{first:?}");
+    assert_eq!(first.body["data"]["order_number"], ORDER_NUMBER);
+    assert_eq!(proxy.faulted("PutItem"), 2);
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+    // The ERP's retry gets the stored result.
+    let retried = app.post_sample().await;
+    assert_eq!(retried.status, 200, "{retried:?}");
+    assert_eq!(retried.body["data"]["order_number"], ORDER_NUMBER);
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+}
+
+#[tokio::test]
+async fn throttling_past_the_retries_is_503_with_retry_after_and_stores_nothing() {
+    let proxy = dynamodb_proxy().await;
+    let app = FaultyApp::through(&proxy).await;
+    proxy.inject(Rule::on("PutItem", Fault::dynamodb("ThrottlingException")));
+
+    let throttled = app.post_sample().await;
+
+    assert_eq!(throttled.status, 503, "{throttled:?}");
+    assert!(throttled.retry_after.is_some(), "{throttled:?}");
+    assert_eq!(
+        proxy.faulted("PutItem"),
+        u64::from(AwsBudget::within(LAMBDA_TIMEOUT).max_attempts)
+    );
+    assert!(app.stored_orders().await.is_empty());
+}
+
+/// The environment's service settings, with one service's endpoint
+/// (`service_id` as the SDK names it) moved to the fault proxy.
+#[derive(Debug)]
+struct OneServiceThrough {
+    service_id: &'static str,
+    endpoint: String,
+}
+
+impl LoadServiceConfig for OneServiceThrough {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if key.env() == "AWS_ENDPOINT_URL" && key.service_id() == self.service_id {
+            return Some(self.endpoint.clone());
+        }
+        let service = key.service_id().to_uppercase().replace(' ', "_");
+        std::env::var(format!("{}_{service}", key.env())).ok()
+    }
+}
+
+/// The callback dispatcher's Lambda timeout (CallbackDispatchFunction).
+const DISPATCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_throttled_secret_read_is_retried_and_the_callback_is_posted_once() {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        .expect("AWS_ENDPOINT_URL_SECRETS_MANAGER: run through infra/local/emulators.sh exec");
+    let proxy = FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy");
+    proxy.inject(Rule::on("GetSecretValue", Fault::secrets_manager_throttling()).times(2));
+    let mut app = TestApp::spawn().await;
+    let partner = Partner::start(Vec::new()).await;
+    let settings = test_callback_settings(&partner.url);
+    let aws = aws_config_within(AwsBudget::within(DISPATCH_TIMEOUT))
+        .await
+        .expect("the SDK config")
+        .to_builder()
+        .service_config(OneServiceThrough {
+            service_id: "Secrets Manager",
+            endpoint: proxy.url(),
+        })
+        .build();
+    let mut faulty = app.stack.clone();
+    faulty.aws = aws;
+    let dispatcher = tokio::spawn(async move { faulty.run_dispatcher(&settings).await });
+    app.partner = Some(partner);
+
+    let numbers = app.ship_sample_orders("throttled-secret", 1).await;
+    app.wait_until_delivered(&numbers, Duration::from_secs(30))
+        .await;
+
+    assert_eq!(proxy.faulted("GetSecretValue"), 2);
+    assert_eq!(proxy.seen("GetSecretValue"), 3);
+    assert_eq!(app.partner_requests().len(), 1);
+    dispatcher.abort();
+}
+
+#[tokio::test]
+async fn a_dispatcher_whose_secret_stays_throttled_does_not_start_and_posts_nothing() {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        .expect("AWS_ENDPOINT_URL_SECRETS_MANAGER: run through infra/local/emulators.sh exec");
+    let proxy = FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy");
+    proxy.inject(Rule::on(
+        "GetSecretValue",
+        Fault::secrets_manager_throttling(),
+    ));
+    let app = TestApp::spawn().await;
+    let partner = Partner::start(Vec::new()).await;
+    let settings = test_callback_settings(&partner.url);
+    let mut faulty = app.stack.clone();
+    faulty.aws = aws_config_within(AwsBudget::within(DISPATCH_TIMEOUT))
+        .await
+        .expect("the SDK config")
+        .to_builder()
+        .service_config(OneServiceThrough {
+            service_id: "Secrets Manager",
+            endpoint: proxy.url(),
+        })
+        .build();
+    app.ship_sample_orders("throttled-secret", 1).await;
+
+    // The cold start fails (Lambda retries it; SQS keeps the message).
+    let started = tokio::time::timeout(DISPATCH_TIMEOUT, faulty.run_dispatcher(&settings))
+        .await
+        .expect("the cold start gives up within the function's timeout");
+
+    assert!(started.is_err());
+    assert_eq!(
+        proxy.faulted("GetSecretValue"),
+        u64::from(AwsBudget::within(DISPATCH_TIMEOUT).max_attempts)
+    );
+    assert!(partner.received().is_empty());
+}
+
+async fn s3_proxy() -> FaultProxy {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_S3")
+        .expect("AWS_ENDPOINT_URL_S3: run through infra/local/emulators.sh exec");
+    FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy")
+}
+
+#[tokio::test]
+async fn a_label_upload_slowed_down_is_retried_and_the_order_and_its_label_land_once() {
+    let proxy = s3_proxy().await;
+    let app =
+        FaultyApp::through_within(&proxy, Through::S3, AwsBudget::within(LAMBDA_TIMEOUT)).await;
+    proxy.inject(Rule::on("PUT", Fault::s3("SlowDown")).times(2));
+
+    let created = app.post(&sample_with_label()).await;
+
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(proxy.faulted("PUT"), 2);
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+    assert_eq!(app.stored_labels().await.len(), 1);
+}
+
+#[tokio::test]
+async fn s3_slowing_down_past_the_retries_is_503_and_stores_no_order_without_its_label() {
+    let proxy = s3_proxy().await;
+    let app =
+        FaultyApp::through_within(&proxy, Through::S3, AwsBudget::within(LAMBDA_TIMEOUT)).await;
+    proxy.inject(Rule::on("PUT", Fault::s3("SlowDown")));
+
+    let refused = app.post(&sample_with_label()).await;
+
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(refused.retry_after.is_some(), "{refused:?}");
+    assert!(app.stored_orders().await.is_empty());
+    assert!(app.stored_labels().await.is_empty());
+    // The ERP's retry once S3 answers stores both.
+    proxy.heal();
+    let retried = app.post(&sample_with_label()).await;
+    assert_eq!(retried.status, 201, "{retried:?}");
+    assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
+    assert_eq!(app.stored_labels().await.len(), 1);
+}
