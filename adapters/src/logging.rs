@@ -20,9 +20,12 @@ pub fn init() {
     let rust_log = std::env::var("RUST_LOG").unwrap_or_default();
     let lambda_level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
-        && std::env::var(crate::capacity::LINES_VARIABLE).is_ok_and(|on| on == "1")
-    {
+    if capacity_lines(
+        std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+        std::env::var(crate::capacity::LINES_VARIABLE)
+            .ok()
+            .as_deref(),
+    ) {
         crate::capacity::print_lines();
     }
     let registry = tracing_subscriber::registry().with(filter(&rust_log, lambda_level.as_deref()));
@@ -67,6 +70,13 @@ where
 
 /// The span `lambda_runtime` opens around each invocation.
 const RUNTIME_SPAN: &str = "Lambda runtime invoke";
+
+/// Whether the DynamoDB capacity lines are printed: in Lambda, and only
+/// where `DYNAMODB_CAPACITY_LINES=1` asks for them (a line per DynamoDB call
+/// was most of an order's log bytes: [`crate::capacity`]).
+fn capacity_lines(in_lambda: bool, variable: Option<&str>) -> bool {
+    in_lambda && variable == Some("1")
+}
 
 /// `RUST_LOG`'s per-target levels over a default level: Lambda's, else
 /// `RUST_LOG`'s own, else `info`. Unreadable directives count as none.
@@ -141,6 +151,14 @@ mod tests {
             !text.contains("requestId") && !text.contains("Root="),
             "{text}"
         );
+    }
+
+    #[test]
+    fn capacity_lines_are_printed_only_in_lambda_and_when_asked_for() {
+        assert!(!capacity_lines(true, None), "off by default");
+        assert!(!capacity_lines(true, Some("0")));
+        assert!(capacity_lines(true, Some("1")));
+        assert!(!capacity_lines(false, Some("1")), "stdout is the program's");
     }
 
     #[test]
