@@ -290,6 +290,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&args.json, serde_json::to_string_pretty(&results)?)?;
+    // Beside the results, for the cost model: bytes per lifecycle by function.
+    std::fs::write(
+        args.json.with_file_name("log-bytes.json"),
+        serde_json::to_string_pretty(&logs)?,
+    )?;
     results.render_into(&args.doc)?;
     let text = std::fs::read_to_string(&args.doc)?;
     let table = format!(
