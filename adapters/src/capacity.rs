@@ -1,9 +1,17 @@
-//! What each DynamoDB call consumed, as CloudWatch Embedded Metric Format
-//! lines (namespace `WarehouseOrders/DynamoDB`, dimension `Operation`):
-//! every call asks for `ReturnConsumedCapacity`, so the bill can be explained
-//! per operation (`claim`, `save`, `insert`, …) from the metrics alone.
-//! The same units are summed in the process ([`take`]), so the benchmark
-//! and the tests can price a step of an order's life.
+//! What each DynamoDB call consumed: every call asks for
+//! `ReturnConsumedCapacity`, and the units are summed in the process
+//! ([`take`]), so the benchmark and the tests can price a step of an order's
+//! life by operation (`claim`, `save`, `insert`, …).
+//!
+//! Printed as CloudWatch Embedded Metric Format lines (namespace
+//! `WarehouseOrders/DynamoDB`, dimension `Operation`) only where
+//! `DYNAMODB_CAPACITY_LINES=1` is set on a deployed function: a line per
+//! DynamoDB call was ≈ 60 % of an order's log bytes (issue 26,
+//! docs/benchmarks.md "Log bytes per lifecycle") and a custom metric per
+//! operation, while the tables' own `ConsumedRead/WriteCapacityUnits`
+//! metrics (free, per table and index) already show the bill; the split by
+//! operation is the bench's, measured in-process. Switch it on for a
+//! diagnosis, not for good.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -17,12 +25,49 @@ use crate::emf::{Measure, line as emf_line};
 
 const NAMESPACE: &str = "WarehouseOrders/DynamoDB";
 
+/// Every operation name [`record`] is called with: the closed set of the
+/// `Operation` dimension ([`crate::emf::DIMENSION_VALUES`]).
+pub const OPERATIONS: &[&str] = &[
+    "attempt_put",
+    "claim",
+    "due_query",
+    "duplicate_query",
+    "feed_batch_get",
+    "feed_query",
+    "get",
+    "history_query",
+    "insert",
+    "key_lookup",
+    "request_delete",
+    "request_get",
+    "request_put",
+    "request_query",
+    "save",
+    "signature_spend",
+    "webhook_delivery_add",
+    "webhook_delivery_claim",
+    "webhook_delivery_recent",
+    "webhook_delivery_reopen",
+    "webhook_delivery_settle",
+    "webhook_endpoint_delete",
+    "webhook_endpoint_get",
+    "webhook_endpoint_insert",
+    "webhook_endpoint_list",
+    "webhook_endpoint_save",
+    "webhook_event_append",
+    "webhook_event_since",
+];
+
+/// The environment variable that switches the lines on in Lambda.
+pub const LINES_VARIABLE: &str = "DYNAMODB_CAPACITY_LINES";
+
 /// Whether [`record`] prints its lines: in Lambda (whose log turns them into
 /// metrics), as the functions' log set-up decides at start-up; elsewhere
 /// (`orderctl`, tests) stdout belongs to the program.
 static PRINT_LINES: AtomicBool = AtomicBool::new(false);
 
-/// Prints the capacity lines from now on (`crate::logging::init`, in Lambda).
+/// Prints the capacity lines from now on (`crate::logging::init`, in Lambda
+/// with [`LINES_VARIABLE`] set to `1`).
 pub fn print_lines() {
     PRINT_LINES.store(true, Ordering::Relaxed);
 }
@@ -43,7 +88,7 @@ pub fn record(operation: &'static str, consumed: Option<&ConsumedCapacity>) {
     if PRINT_LINES.load(Ordering::Relaxed)
         && let Some(line) = line(operation, consumed)
     {
-        println!("{line}");
+        crate::emf::print(&line);
     }
 }
 
@@ -137,5 +182,51 @@ mod tests {
     #[test]
     fn a_call_without_units_writes_nothing() {
         assert!(line("get", None).is_none());
+    }
+
+    /// Each `record("…")` (and the webhook store's `judged("…")`, which
+    /// records for its caller) in the adapters' source, by its first
+    /// argument: a literal of [`OPERATIONS`], never a value from a request.
+    #[test]
+    fn every_recorded_operation_is_of_the_closed_set() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|name| name == "capacity.rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            for call in ["capacity::record(", "judged("] {
+                for (at, _) in source.match_indices(call) {
+                    let argument = source[at + call.len()..].trim_start();
+                    if call == "judged(" && !argument.starts_with('"') {
+                        continue; // its definition: `judged<R>(` never matches, `judged(\n operation` is none
+                    }
+                    let name = argument
+                        .strip_prefix('"')
+                        .and_then(|rest| rest.split_once('"'))
+                        .map(|(name, _)| name);
+                    match name {
+                        Some(name) => {
+                            assert!(
+                                OPERATIONS.contains(&name),
+                                "{}: {name:?} is not in OPERATIONS",
+                                path.display()
+                            );
+                            seen += 1;
+                        }
+                        None => assert!(
+                            argument.starts_with("operation,")
+                                && path.ends_with("dynamodb_webhooks.rs"),
+                            "{}: capacity::record with a computed operation: {}",
+                            path.display(),
+                            &argument[..argument.len().min(40)]
+                        ),
+                    }
+                }
+            }
+        }
+        assert!(seen >= OPERATIONS.len(), "only {seen} calls found");
     }
 }

@@ -1,8 +1,15 @@
 //! The one writer of CloudWatch Embedded Metric Format lines: the core's
 //! [`Metric`]s ([`EmfMetrics`]), the dispatcher's delivery counts and the
 //! DynamoDB capacity lines ([`crate::capacity`]) are all built by [`line`].
-//! Printed to stdout, CloudWatch Logs turns them into metrics: no metrics
-//! SDK, no extra API call.
+//! Printed to stdout ([`print`]), CloudWatch Logs turns them into metrics:
+//! no metrics SDK, no extra API call.
+//!
+//! Each metric name × dimension set × dimension value is a custom metric
+//! billed every month, so a dimension value comes from a closed set
+//! ([`DIMENSION_VALUES`]), never from request data (an order number, a client
+//! code, a key id): [`line`] writes any other value as [`OTHER`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -22,6 +29,38 @@ pub const ORDERS: &str = "WarehouseOrders";
 
 /// The namespace of the webhook dispatcher's metrics.
 pub const WEBHOOKS: &str = "WarehouseWebhooks";
+
+/// Every value a dimension may take, by dimension name: the DynamoDB
+/// operations of [`crate::capacity`]. A new dimension or value is added here,
+/// on purpose, with its count of series in mind.
+pub const DIMENSION_VALUES: &[(&str, &[&str])] = &[("Operation", crate::capacity::OPERATIONS)];
+
+/// What [`line`] writes for a dimension value outside [`DIMENSION_VALUES`]:
+/// one series for all of them, however many orders or clients there are.
+pub const OTHER: &str = "other";
+
+/// `value` if the closed set of dimension `name` holds it, else [`OTHER`].
+fn bounded<'a>(name: &str, value: &'a str) -> &'a str {
+    let known = DIMENSION_VALUES
+        .iter()
+        .any(|(dimension, values)| *dimension == name && values.contains(&value));
+    if known { value } else { OTHER }
+}
+
+/// Bytes [`print`] wrote since the last [`take_printed`].
+static PRINTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Writes `line` to stdout (CloudWatch Logs in Lambda), counting its bytes.
+pub fn print(line: &str) {
+    PRINTED.fetch_add(line.len() + 1, Ordering::Relaxed);
+    println!("{line}");
+}
+
+/// The bytes of metric lines printed since the last call (the bench's log
+/// bytes per lifecycle), which starts the count again.
+pub fn take_printed() -> usize {
+    PRINTED.swap(0, Ordering::Relaxed)
+}
 
 /// One value of a line: its name, CloudWatch unit and value.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +83,8 @@ impl Measure {
 }
 
 /// One EMF line at `at`: `values` in `namespace`, under one set of
-/// `dimensions` (name and value each).
+/// `dimensions` (name and value each; a value outside the closed set is
+/// written as [`OTHER`]).
 #[must_use]
 pub fn line(
     at: DateTime<Utc>,
@@ -69,7 +109,7 @@ pub fn line(
     );
     line.insert("level".into(), json!(LEVEL));
     for (name, value) in dimensions {
-        line.insert((*name).into(), json!(value));
+        line.insert((*name).into(), json!(bounded(name, value)));
     }
     for value in values {
         line.insert(value.name.into(), value.value.clone());
@@ -116,7 +156,7 @@ impl<C: Clock> EmfMetrics<C> {
 
 impl<C: Clock> Metrics for EmfMetrics<C> {
     fn record(&self, metric: Metric) {
-        println!("{}", self.line(metric));
+        print(&self.line(metric));
     }
 }
 
@@ -167,5 +207,27 @@ mod tests {
             line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             json!([["Operation"]])
         );
+    }
+
+    #[test]
+    fn a_dimension_value_from_request_data_is_never_written() {
+        for request_data in ["mabang-test002", "20", "wk_live_key_id", "claim "] {
+            let line: Value = serde_json::from_str(&line(
+                At.now(),
+                "Space",
+                &[("Operation", request_data)],
+                &[Measure::count("Calls")],
+            ))
+            .unwrap();
+            assert_eq!(line["Operation"], OTHER, "{request_data}");
+        }
+        let unknown: Value = serde_json::from_str(&line(
+            At.now(),
+            "Space",
+            &[("Client", "claim")],
+            &[Measure::count("Calls")],
+        ))
+        .unwrap();
+        assert_eq!(unknown["Client"], OTHER, "a dimension outside the set");
     }
 }

@@ -1,16 +1,21 @@
 //! Logs never carry secrets or personal data: a full flow (create, ship,
 //! callback, erasure, the scheduled redaction) runs with every log line
-//! captured, then the capture is searched for each sensitive value.
+//! captured, then the capture is searched for each sensitive value; so does
+//! the webhook path (an endpoint created, its secret rotated, events
+//! delivered and signed with it).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use integration_tests::webhook_receiver::{Receiver, Reply};
+use integration_tests::webhooks::{Rig, every_event_type};
 use integration_tests::{PARTNER_TOKEN, TestApp, sample_order};
 use reqwest::Method;
 use serde_json::json;
 use shared::auth::signature::sign;
 use shared::domain::Scope;
+use shared::webhook::{POST_TIMEOUT, Reach, schedule};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -174,5 +179,50 @@ async fn a_line_break_in_a_client_value_cannot_forge_a_local_log_line() {
     assert!(
         !logs.lines().any(|line| line.starts_with("ERROR FORGED")),
         "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn no_webhook_secret_is_logged_while_endpoints_are_made_rotated_and_delivered_to() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    // Everything of our own crates, as JSON; on this test's thread only
+    // (the runtime of a tokio::test runs every task there).
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("info,shared=trace,adapters=trace,webhook_api=trace,webhook_dispatch=trace,webhook_fanout=trace")
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
+    let erp = Receiver::start(Vec::new(), Reply::Status(204)).await;
+
+    let endpoint = rig.subscribe(&erp.url).await;
+    let rotated = rig.rotate(&endpoint).await;
+    erp.hold(&endpoint.secret);
+    erp.hold(&rotated);
+    for (before, after) in every_event_type("mabang-hook-logs").into_iter().take(2) {
+        rig.publish(before.as_ref(), &after).await;
+    }
+    rig.dispatch_until(Duration::from_secs(15), || erp.received().len() >= 2)
+        .await;
+
+    assert!(
+        erp.received().iter().all(|r| r.verifies_with(&rotated)),
+        "the deliveries were signed with the rotated secret"
+    );
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("webhook delivery") && logs.contains(&endpoint.id),
+        "the capture caught nothing:\n{logs}"
+    );
+    for secret in [&endpoint.secret, &rotated] {
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        let key = secret.trim_start_matches("whsec_");
+        assert!(!logs.contains(key), "the logs contain a webhook secret");
+    }
+    assert!(
+        !logs.contains("whsec_"),
+        "the logs contain a webhook secret"
     );
 }

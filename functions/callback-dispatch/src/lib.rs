@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Instrument;
+use tracing::instrument::WithSubscriber;
 
 use adapters::{CallbackMessage, DEAD_LETTERED_ATTRIBUTE};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -60,7 +61,11 @@ where
                 let id = message.message_id.clone().unwrap_or_default();
                 (
                     id,
-                    tokio::spawn(async move { handler.process(&message).await }),
+                    // With the caller's subscriber: one that captures (the
+                    // bench's log bytes, tests) sees the message's lines too.
+                    tokio::spawn(
+                        async move { handler.process(&message).await }.with_current_subscriber(),
+                    ),
                 )
             })
             .collect();
@@ -139,7 +144,7 @@ where
         match self.queue.dead_letter(body).await {
             Ok(()) => {
                 tracing::warn!("callback message moved to the dead-letter queue");
-                println!("{}", metrics::line("DeadLettered", None));
+                adapters::emf::print(&metrics::line("DeadLettered", None));
                 true
             }
             Err(err) => {
@@ -209,7 +214,7 @@ fn log_report(report: &DeliveryOutcome) {
                     reason,
                     "the partner rejected our credentials; the callback will be retried"
                 );
-                println!("{}", metrics::line("PartnerAuthFailed", None));
+                adapters::emf::print(&metrics::line("PartnerAuthFailed", None));
             } else {
                 tracing::warn!(reason, "callback will be retried");
             }
@@ -229,5 +234,5 @@ fn log_report(report: &DeliveryOutcome) {
             ("Skipped", None)
         }
     };
-    println!("{}", metrics::line(outcome, latency));
+    adapters::emf::print(&metrics::line(outcome, latency));
 }

@@ -34,7 +34,7 @@ pub fn breaker(transition: shared::callback::breaker::Transition) {
         Transition::Opened(_) | Transition::Reopened(_) => "BreakerOpened",
         Transition::Closed => "BreakerClosed",
     };
-    println!("{}", line(name, None));
+    adapters::emf::print(&line(name, None));
 }
 
 #[cfg(test)]

@@ -48,8 +48,10 @@ pub struct OrderApi<S, L, C, K> {
 /// ERP keys only; their requests run in an `erp` span.
 const DOOR: api::Door = api::Door {
     admit: |caller| {
-        let span = || tracing::info_span!("erp", key_id = %caller.key_id);
-        caller.client_code().map(|_| span())
+        // The client code beside the key: what an operator searches by.
+        caller
+            .client_code()
+            .map(|client| tracing::info_span!("erp", client, key_id = %caller.key_id))
     },
     refusal: "warehouse keys cannot use the order API",
 };
@@ -190,6 +192,7 @@ where
             }),
             ["apicenter", "api", "order", number] if get => {
                 let order = self.intake.get(caller, number).await?;
+                tracing::info!(order_number = %number, status = %order.status, "order read");
                 Ok(success(StatusCode::OK, &OrderView::from(&order), "ok"))
             }
             ["apicenter", "api", "order", _] => Err(ApiError::MethodNotAllowed {

@@ -40,8 +40,10 @@ pub fn serves(path: &str) -> bool {
 /// ERP keys only; their requests run in an `erp` span.
 const DOOR: api::Door = api::Door {
     admit: |caller| {
-        let span = || tracing::info_span!("erp", key_id = %caller.key_id);
-        caller.client_code().map(|_| span())
+        // The client code beside the key: what an operator searches by.
+        caller
+            .client_code()
+            .map(|client| tracing::info_span!("erp", client, key_id = %caller.key_id))
     },
     refusal: "warehouse keys cannot manage webhooks",
 };

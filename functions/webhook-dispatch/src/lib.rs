@@ -86,9 +86,9 @@ where
         let delay = match self.deliverer.deliver(&ticket, &owner).await {
             Ok(delivered) => {
                 tracing::info!(endpoint = %ticket.endpoint_id, event = %ticket.entry,
-                    outcome = ?delivered.outcome, disabled_endpoint = delivered.disabled_endpoint,
-                    "webhook delivery");
+                    outcome = ?delivered.outcome, "webhook delivery");
                 if delivered.disabled_endpoint {
+                    tracing::warn!(endpoint = %ticket.endpoint_id, "webhook endpoint disabled");
                     self.metrics.record(Metric::WebhookEndpointDisabled);
                 }
                 match delivered.next {

@@ -16,12 +16,13 @@
 //! `bench functions` prints the template's function binaries, the ones
 //! `bench.sh` builds and the cold-start step starts.
 //!
-//! `bench capacity|webhooks|tenant [--doc docs/benchmarks.md]` (under the
+//! `bench capacity|webhooks|tenant|logs [--doc docs/benchmarks.md]` (under the
 //! emulators, a debug build will do: capacity units and requests do not
 //! depend on speed, and the tenant step compares two medians measured side by
 //! side) measures only the capacity units per order lifecycle, the cost per
-//! webhook event, or the 404 medians of "Foreign or missing", prints the
-//! table and, with `--doc`, rewrites that region.
+//! webhook event, the 404 medians of "Foreign or missing", or the log bytes
+//! per order lifecycle (failing over its target), prints the table and, with
+//! `--doc`, rewrites that region.
 //!
 //! `bench cost [--doc PATH] [--results PATH]` (under the emulators) measures
 //! what the cost model needs and rewrites "Cost per million orders", "Idle
@@ -35,6 +36,7 @@ mod cost;
 mod cost_inputs;
 mod environment;
 mod events;
+mod log_bytes;
 mod partner;
 mod prices;
 mod report;
@@ -98,15 +100,24 @@ async fn one_table(
         (Some("--doc"), Some(path)) => Some(PathBuf::from(path)),
         _ => return Err(format!("usage: bench {step} [--doc PATH]").into()),
     };
-    let stack = Stack::provision(
+    let mut stack = Stack::provision(
         &format!("{step}{}", std::process::id()),
         local_warehouses()?,
     )
     .await?;
-    let table = match step {
-        "capacity" => capacity::table(&capacity::measure(&stack).await?),
-        "webhooks" => webhooks::table(&webhooks::measure(&stack).await?),
-        _ => tenant::table(&tenant::measure(&stack, TENANT_SAMPLES).await?),
+    let mut missed = None;
+    let (region, table) = match step {
+        "capacity" => (step, capacity::table(&capacity::measure(&stack).await?)),
+        "webhooks" => (step, webhooks::table(&webhooks::measure(&stack).await?)),
+        "logs" => {
+            let bytes = log_bytes::measure(&mut stack).await?;
+            missed = bytes.check().err();
+            (LOG_BYTES, log_bytes::table(&bytes))
+        }
+        _ => (
+            step,
+            tenant::table(&tenant::measure(&stack, TENANT_SAMPLES).await?),
+        ),
     };
     let machine = Machine::this();
     let commit = match machine.commit.as_str() {
@@ -117,11 +128,11 @@ async fn one_table(
     println!("{table}");
     if let Some(doc) = doc {
         let text = std::fs::read_to_string(&doc)?;
-        let text = report::replace_region(&text, step, &table)
-            .ok_or_else(|| format!("{}: no region <!-- bench:{step} -->", doc.display()))?;
+        let text = report::replace_region(&text, region, &table)
+            .ok_or_else(|| format!("{}: no region <!-- bench:{region} -->", doc.display()))?;
         std::fs::write(&doc, text)?;
     }
-    Ok(())
+    missed.map_or(Ok(()), |missed| Err(missed.into()))
 }
 
 /// The handlers' CPU per request from a throughput run, µs.
@@ -235,6 +246,8 @@ async fn cost_alone(given: impl Iterator<Item = String>) -> Result<(), Box<dyn s
     }
     Ok(())
 }
+/// The region of "Log bytes per lifecycle" in docs/benchmarks.md.
+const LOG_BYTES: &str = "log-bytes";
 
 /// Foreign/missing pairs per request kind in "Foreign or missing".
 const TENANT_SAMPLES: usize = 80;
@@ -297,7 +310,7 @@ impl Counts {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut given = std::env::args().skip(1).peekable();
     if let Some(step) =
-        given.next_if(|step| ["capacity", "tenant", "webhooks"].contains(&step.as_str()))
+        given.next_if(|step| ["capacity", "tenant", "webhooks", "logs"].contains(&step.as_str()))
     {
         return one_table(&step, given).await;
     }
@@ -384,6 +397,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stack = Stack::provision(&format!("{prefix}-tenant"), local_warehouses()?).await?;
     let tenant = tenant::measure(&stack, counts.tenant_samples).await?;
 
+    // Last: it switches the capacity lines on for its second lifecycle.
+    eprintln!("bench: log bytes per order lifecycle");
+    let mut stack = Stack::provision(&format!("{prefix}-logs"), local_warehouses()?).await?;
+    let logs = log_bytes::measure(&mut stack).await?;
+
     let results = Results {
         capacity,
         webhooks,
@@ -399,6 +417,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&args.json, serde_json::to_string_pretty(&results)?)?;
+    // Beside the results, for the cost model: bytes per lifecycle by function.
+    std::fs::write(
+        args.json.with_file_name("log-bytes.json"),
+        serde_json::to_string_pretty(&logs)?,
+    )?;
     results.render_into(&args.doc)?;
     eprintln!("bench: cost per million orders");
     let stack = Stack::provision(&format!("{prefix}-cost"), local_warehouses()?).await?;
@@ -418,10 +441,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             results.machine.date, results.machine.commit
         ),
     )?;
+    let text = std::fs::read_to_string(&args.doc)?;
+    let table = format!(
+        "{}\n_Measured {}, commit `{}`._\n",
+        log_bytes::table(&logs),
+        results.machine.date,
+        results.machine.commit
+    );
+    let text = report::replace_region(&text, LOG_BYTES, &table).ok_or_else(|| {
+        format!(
+            "{}: no region <!-- bench:{LOG_BYTES} -->",
+            args.doc.display()
+        )
+    })?;
+    std::fs::write(&args.doc, text)?;
     eprintln!(
         "bench: wrote {} and {}",
         args.json.display(),
         args.doc.display()
     );
+    logs.check()?;
     Ok(())
 }

@@ -104,6 +104,10 @@ pub struct FunctionSpec {
     pub binary: String,
     /// `Globals.Function`'s variables and the function's own (which win), by name.
     pub environment: BTreeMap<String, EnvValue>,
+    /// `LoggingConfig.SystemLogLevel` (the function's, else the globals',
+    /// else Lambda's default `INFO`): whether Lambda writes its
+    /// `platform.start` and `platform.report` records (bench: log bytes).
+    pub system_log_level: String,
 }
 
 /// The template's resources (and its parameters' defaults).
@@ -196,10 +200,16 @@ impl Template {
                         environment.insert(name.to_owned(), value);
                     }
                 }
+                let system_log_level = [body.get("Properties"), self.function_globals.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|scope| text(scope.get("LoggingConfig")?.get("SystemLogLevel")))
+                    .unwrap_or_else(|| "INFO".to_owned());
                 Ok(FunctionSpec {
                     logical_id: id.clone(),
                     binary,
                     environment,
+                    system_log_level,
                 })
             })
             .collect()
@@ -724,6 +734,7 @@ Resources:
                     ("Q".to_owned(), reference("Queue")),
                     ("T".to_owned(), reference("Table")),
                 ]),
+                system_log_level: "INFO".into(),
             }]
         );
         assert_eq!(template.parameter_default("Level").as_deref(), Some("info"));
