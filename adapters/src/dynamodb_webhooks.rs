@@ -506,6 +506,7 @@ fn endpoint_item(endpoint: &Endpoint) -> Item {
     let times = [
         ("failing_since", health.failing_since),
         ("blocked_until", health.blocked_until),
+        ("blocked_at", health.blocked_at),
         ("last_success_at", health.last_success_at),
     ];
     for (name, time) in times {
@@ -572,6 +573,7 @@ fn endpoint_from(item: &Item, reach: Reach) -> Result<Endpoint, StoreError> {
             consecutive_failures: u32::try_from(number(item, "failures").unwrap_or(0))
                 .unwrap_or(u32::MAX),
             blocked_until: time(item, "blocked_until"),
+            blocked_at: time(item, "blocked_at"),
             last_success_at: time(item, "last_success_at"),
         },
         created_at: time(item, "created_at")

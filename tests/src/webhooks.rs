@@ -25,7 +25,7 @@ use shared::callback::retry::RetryPolicy;
 use shared::domain::OrderStatus;
 use shared::domain::Scope;
 use shared::memory::MemoryMetrics;
-use shared::notify::{Deliverer, FanOut, Published, Replay, Subscriptions};
+use shared::notify::{Deliverer, ENDPOINTS_TTL, FanOut, Published, Replay, Subscriptions};
 use shared::ports::Clock;
 use shared::record::callback::CallbackStatus;
 use shared::record::progress::Progress;
@@ -182,7 +182,9 @@ impl Rig {
             .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
         Self {
             subscriptions: Subscriptions::new(webhooks.clone(), webhooks.clone(), reach),
-            fan_out: FanOut::new(webhooks.clone(), webhooks.clone(), webhooks, queue),
+            // Endpoints kept as the Lambda keeps them, by the rig's clock.
+            fan_out: FanOut::new(webhooks.clone(), webhooks.clone(), webhooks, queue)
+                .with_endpoints_kept(ENDPOINTS_TTL, clock.clone()),
             poller: PollerConfig::new(queue_url, queue_arn, region),
             api,
             erp_key,

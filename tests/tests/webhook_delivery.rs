@@ -13,6 +13,7 @@ use integration_tests::webhooks::{CLIENT, Rig, every_event_type, new_order, writ
 use serde_json::{Value, json};
 use shared::domain::OrderStatus;
 use shared::metrics::Metric;
+use shared::notify::ENDPOINTS_TTL;
 use shared::webhook::{
     DeliveryStatus, EventType, POST_TIMEOUT, ROTATION_OVERLAP, Reach, WebhookSecret, schedule,
 };
@@ -202,7 +203,9 @@ async fn a_410_disables_the_endpoint_and_nothing_more_is_posted_to_it() {
     );
     assert_eq!(rig.metrics.recorded(), [Metric::WebhookEndpointDisabled]);
 
-    // A later change of the order: nothing is even queued for it.
+    // A later change of the order, once the fan-out reads the endpoints
+    // again (it keeps them `ENDPOINTS_TTL`): nothing is even queued for it.
+    rig.clock.advance(ENDPOINTS_TTL);
     let picked = write(&allocated, |o| o.status = OrderStatus::Picked);
     let published = rig.publish(Some(&allocated), &picked).await;
     assert_eq!((published.events, published.deliveries), (1, 0));
@@ -438,6 +441,9 @@ async fn a_hanging_endpoint_delays_another_endpoints_deliveries_by_at_most_one_t
 
     let hanging = Receiver::start(Vec::new(), Reply::Hang).await;
     rig.subscribe(&hanging.url).await;
+    // The fan-out reads the client's endpoints again once its kept list is
+    // `ENDPOINTS_TTL` old.
+    rig.clock.advance(ENDPOINTS_TTL);
     let beside = backlog(&rig, &healthy, &healthy_id, "mabang-beside").await;
 
     let (baseline, _) = report("the healthy endpoint alone", &alone);

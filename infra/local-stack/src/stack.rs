@@ -498,6 +498,9 @@ impl Stack {
         if let Some(size) = mapping.batch_size {
             config.batch_size = i32::try_from(size.min(10)).unwrap_or(10);
         }
+        // A SIGKILLed dispatcher's messages come back after this, not the
+        // queue's 180 s, as the callback poller's do.
+        config.visibility_timeout = visibility_from_env()?;
         sqs_poller::run(self.sqs.clone(), config, self.webhook_dispatcher()?).await;
         Ok(())
     }
@@ -558,7 +561,7 @@ impl Stack {
 }
 
 /// `LOCAL_VISIBILITY_TIMEOUT_SECONDS`: the visibility timeout of received
-/// callback messages (default: the queue's, 360 s).
+/// callback and webhook messages (default: each queue's, 360 s and 180 s).
 fn visibility_from_env() -> Result<Option<i32>, Error> {
     std::env::var("LOCAL_VISIBILITY_TIMEOUT_SECONDS")
         .ok()

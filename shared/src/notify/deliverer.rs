@@ -172,7 +172,7 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
             // The lease passed to another delivery meanwhile: its answer counts.
             return Ok(Delivered::dropped());
         }
-        let disabled_endpoint = self.record_health(endpoint, answer, finished).await?;
+        let disabled_endpoint = self.record_health(endpoint, answer, now, finished).await?;
         let (outcome, next) = match settled {
             Settled::Delivered => (DeliveryOutcome::Delivered, Next::Done),
             Settled::Failed => (DeliveryOutcome::Failed, Next::Done),
@@ -185,16 +185,18 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
         })
     }
 
-    /// The endpoint's health after `answer`; `true` when it disabled it.
+    /// The endpoint's health after `answer` to a post admitted at
+    /// `admitted_at`; `true` when it disabled it.
     async fn record_health(
         &self,
         mut endpoint: Endpoint,
         answer: Answer,
+        admitted_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         for _ in 0..HEALTH_TRIES {
             let read_version = endpoint.version;
-            let disabled = endpoint.record(answer, now);
+            let disabled = endpoint.record(answer, admitted_at, now);
             if self.endpoints.save(&endpoint, read_version).await? == Save::Saved {
                 return Ok(disabled);
             }

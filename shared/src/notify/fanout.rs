@@ -2,11 +2,17 @@
 //! events the write made ([`changes`]), each logged once, and one delivery
 //! per endpoint of the order's client that wants it, announced on the
 //! delivery queue. Every step is idempotent, so the stream may hand the same
-//! write over again (it does, at least once) without a second delivery.
+//! write over again (it does, at least once) without a second delivery. The
+//! client's endpoints are read at most once per [`ENDPOINTS_TTL`]
+//! (`endpoint_cache.rs` says why that staleness is safe).
 
+use std::sync::Arc;
+
+pub use super::endpoint_cache::ENDPOINTS_TTL;
+use super::endpoint_cache::EndpointCache;
 use crate::error::StoreError;
-use crate::ports::{DeliveryQueue, DeliveryStore, EndpointStore, EventLog, QueueError};
-use crate::webhook::{Delivery, DeliveryTicket, OrderState, WebhookEvent, changes};
+use crate::ports::{Clock, DeliveryQueue, DeliveryStore, EndpointStore, EventLog, QueueError};
+use crate::webhook::{Delivery, DeliveryTicket, Endpoint, OrderState, WebhookEvent, changes};
 
 /// Why a write's events were not all published; the stream retries it.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +36,7 @@ pub struct FanOut<E, L, D, Q> {
     log: L,
     deliveries: D,
     queue: Q,
+    cache: EndpointCache,
 }
 
 impl<E: EndpointStore, L: EventLog, D: DeliveryStore, Q: DeliveryQueue> FanOut<E, L, D, Q> {
@@ -39,7 +46,30 @@ impl<E: EndpointStore, L: EventLog, D: DeliveryStore, Q: DeliveryQueue> FanOut<E
             log,
             deliveries,
             queue,
+            cache: EndpointCache::default(),
         }
+    }
+
+    /// Keeps each client's endpoints for `ttl` by `clock` (a test's hand
+    /// clock) instead of [`ENDPOINTS_TTL`] by the system's.
+    #[must_use]
+    pub fn with_endpoints_kept(
+        mut self,
+        ttl: chrono::Duration,
+        clock: impl Clock + 'static,
+    ) -> Self {
+        self.cache = EndpointCache::new(ttl, Arc::new(clock));
+        self
+    }
+
+    /// The client's endpoints, read again once the cached ones are too old.
+    async fn endpoints(&self, client_code: &str) -> Result<Vec<Endpoint>, FanOutError> {
+        if let Some(endpoints) = self.cache.fresh(client_code) {
+            return Ok(endpoints);
+        }
+        let endpoints = self.endpoints.list(client_code).await?;
+        self.cache.keep(client_code, &endpoints);
+        Ok(endpoints)
     }
 
     /// Publishes the events of the write that turned `before` (`None`: it
@@ -53,7 +83,7 @@ impl<E: EndpointStore, L: EventLog, D: DeliveryStore, Q: DeliveryQueue> FanOut<E
         if kinds.is_empty() {
             return Ok(Published::default());
         }
-        let endpoints = self.endpoints.list(&after.client_code).await?;
+        let endpoints = self.endpoints(&after.client_code).await?;
         let mut tickets = Vec::new();
         for kind in &kinds {
             // Stamped with the write's own time: the same write seen again

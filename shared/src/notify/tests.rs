@@ -251,3 +251,45 @@ async fn a_delivery_to_a_disabled_endpoint_fails_unposted_and_a_replay_after_ena
     );
     assert_eq!(world.poster.posted().len(), 1);
 }
+
+#[tokio::test]
+async fn a_new_endpoint_misses_the_events_of_at_most_the_time_the_endpoints_are_kept() {
+    let world = World::new();
+    world
+        .endpoint("https://erp.example.com/first", EventTypes::All)
+        .await;
+    let fan_out = FanOut::new(
+        world.endpoints.clone(),
+        world.log.clone(),
+        world.deliveries.clone(),
+        world.queue.clone(),
+    )
+    .with_endpoints_kept(ENDPOINTS_TTL, world.clock.clone());
+    let mut state = accepted();
+    let mut deliveries = Vec::new();
+    for (kind, wait) in [
+        (EventKind::Allocated, Duration::zero()),
+        // The second endpoint is created now: the kept list lacks it…
+        (EventKind::Picked, ENDPOINTS_TTL - Duration::seconds(1)),
+        // …until it is older than the TTL and read again.
+        (EventKind::Cancelled { reason: None }, Duration::seconds(1)),
+    ] {
+        if kind == EventKind::Picked {
+            world
+                .endpoint("https://erp.example.com/second", EventTypes::All)
+                .await;
+        }
+        world.clock.advance(wait);
+        let next = after(&state, kind);
+        deliveries.push(
+            fan_out
+                .publish(Some(&state), &next)
+                .await
+                .unwrap()
+                .deliveries,
+        );
+        state = next;
+    }
+
+    assert_eq!(deliveries, [1, 1, 2]);
+}

@@ -13,9 +13,11 @@ pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
 /// An endpoint whose deliveries have failed this long, with no success
 /// between, is disabled.
 pub const FAILING_LIMIT: Duration = Duration::hours(24);
-/// The first wait after a failure; each further failure doubles it, up to
-/// [`MAX_BACKOFF`]. While it lasts no delivery to the endpoint posts, so a
-/// hanging endpoint costs one timeout per step, not one per event.
+/// The first wait after a failure; each further failure of a post admitted
+/// after the current block was set doubles it, up to [`MAX_BACKOFF`]. While
+/// it lasts no delivery to the endpoint posts, so a hanging endpoint costs
+/// one timeout per step, not one per event; the posts already in flight
+/// when a block is set fail in the same outage and do not double it again.
 pub const FIRST_BACKOFF: Duration = Duration::seconds(5);
 pub const MAX_BACKOFF: Duration = Duration::minutes(10);
 
@@ -53,6 +55,10 @@ pub struct Health {
     pub consecutive_failures: u32,
     /// No delivery posts before this.
     pub blocked_until: Option<DateTime<Utc>>,
+    /// When the current block was set: its step is `blocked_until -
+    /// blocked_at`, and a failure of a post admitted before it does not
+    /// escalate it.
+    pub blocked_at: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,
 }
 
@@ -181,9 +187,15 @@ impl Endpoint {
         }
     }
 
-    /// Records how an attempt ended. A 410, or failures lasting
-    /// [`FAILING_LIMIT`], disable the endpoint; `true` when this did.
-    pub fn record(&mut self, answer: Answer, now: DateTime<Utc>) -> bool {
+    /// Records how an attempt admitted to post at `admitted_at` ended at
+    /// `now`. A 410, or failures lasting [`FAILING_LIMIT`], disable the
+    /// endpoint; `true` when this did.
+    pub fn record(
+        &mut self,
+        answer: Answer,
+        admitted_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
         let health = &mut self.health;
         match answer {
             Answer::Accepted => {
@@ -197,9 +209,16 @@ impl Endpoint {
             Answer::Failed => {
                 let since = *health.failing_since.get_or_insert(now);
                 health.consecutive_failures += 1;
-                let backoff = FIRST_BACKOFF
-                    * 2_i32.saturating_pow(health.consecutive_failures.saturating_sub(1).min(16));
-                health.blocked_until = Some(now + backoff.min(MAX_BACKOFF));
+                let step = match (health.blocked_at, health.blocked_until) {
+                    // Admitted before this block: the same outage, counted.
+                    (Some(set), Some(_)) if admitted_at < set => None,
+                    (Some(set), Some(until)) => Some((until - set) * 2),
+                    _ => Some(FIRST_BACKOFF),
+                };
+                if let Some(step) = step {
+                    health.blocked_at = Some(now);
+                    health.blocked_until = Some(now + step.clamp(FIRST_BACKOFF, MAX_BACKOFF));
+                }
                 if now - since >= FAILING_LIMIT {
                     let reason = format!(
                         "every delivery failed from {} to {}",
@@ -283,27 +302,55 @@ mod tests {
     fn failures_back_off_doubling_and_capped_and_a_success_clears_them() {
         let mut endpoint = endpoint();
         let mut waits = Vec::new();
+        let mut now = at(0);
         for _ in 0..10 {
-            endpoint.record(Answer::Failed, at(0));
-            waits.push((endpoint.health.blocked_until.unwrap() - at(0)).num_seconds());
+            // Each post admitted once the block before it is over.
+            let admitted = endpoint.health.blocked_until.unwrap_or(now);
+            now = admitted + Duration::seconds(1);
+            endpoint.record(Answer::Failed, admitted, now);
+            waits.push((endpoint.health.blocked_until.unwrap() - now).num_seconds());
         }
         assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
         assert_eq!(
-            endpoint.admission(EventType::OrderShipped, at(1)),
-            Admission::Hold(at(600))
+            endpoint.admission(EventType::OrderShipped, now),
+            Admission::Hold(now + MAX_BACKOFF)
         );
-        endpoint.record(Answer::Accepted, at(700));
+        let later = now + MAX_BACKOFF;
+        endpoint.record(Answer::Accepted, later, later);
         assert_eq!(
-            endpoint.admission(EventType::OrderShipped, at(700)),
+            endpoint.admission(EventType::OrderShipped, later),
             Admission::Post
         );
         assert_eq!(endpoint.health.failing_since, None);
     }
 
     #[test]
+    fn failures_of_posts_in_flight_together_block_once_at_the_first_step() {
+        let mut endpoint = endpoint();
+        // An ERP down for a moment: 30 posts admitted at 0 fail one after
+        // another within the post timeout.
+        for millis in 0..30 {
+            let failed_at = at(1) + Duration::milliseconds(millis * 100);
+            endpoint.record(Answer::Failed, at(0), failed_at);
+        }
+        assert_eq!(endpoint.health.consecutive_failures, 30);
+        assert_eq!(
+            endpoint.health.blocked_until,
+            Some(at(1) + FIRST_BACKOFF),
+            "the block stays at its first step, set by the first failure"
+        );
+        // A post admitted after that block was set fails: the next step.
+        endpoint.record(Answer::Failed, at(6), at(7));
+        assert_eq!(
+            endpoint.health.blocked_until,
+            Some(at(7) + FIRST_BACKOFF * 2)
+        );
+    }
+
+    #[test]
     fn a_410_disables_at_once_and_a_day_of_failures_disables_with_the_reason() {
         let mut gone = endpoint();
-        assert!(gone.record(Answer::Gone, at(0)));
+        assert!(gone.record(Answer::Gone, at(0), at(0)));
         assert_eq!(
             gone.admission(EventType::OrderShipped, at(0)),
             Admission::Skip
@@ -311,9 +358,9 @@ mod tests {
         assert!(gone.disabled_reason.as_deref().unwrap().contains("410"));
 
         let mut failing = endpoint();
-        assert!(!failing.record(Answer::Failed, at(0)));
-        assert!(!failing.record(Answer::Failed, at(86_399)));
-        assert!(failing.record(Answer::Failed, at(86_400)));
+        assert!(!failing.record(Answer::Failed, at(0), at(0)));
+        assert!(!failing.record(Answer::Failed, at(86_399), at(86_399)));
+        assert!(failing.record(Answer::Failed, at(86_400), at(86_400)));
         assert!(!failing.enabled);
         assert!(
             failing
@@ -327,7 +374,7 @@ mod tests {
     #[test]
     fn enabling_again_starts_afresh_and_unwanted_types_are_skipped() {
         let mut endpoint = endpoint();
-        endpoint.record(Answer::Gone, at(0));
+        endpoint.record(Answer::Gone, at(0), at(0));
         let enable = EndpointChange {
             enabled: Some(true),
             event_types: Some(EventTypes::Only([EventType::OrderShipped].into())),
