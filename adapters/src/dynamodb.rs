@@ -28,8 +28,10 @@
 //!   outcome has no line: the soak (docs/reliability.md) reads a delivered
 //!   try's line to tell a repeat from a post after a recorded success. No
 //!   protocol rule reads the ledger (a callback that failed before any request
-//!   is told by `attempt_count`), so the protocol model, over the in-memory
-//!   store's whole records, needs no crash point for it.
+//!   is told by `attempt_count`); the protocol model
+//!   (`tests/src/protocol_model.rs`) keeps the lines in this order, fails
+//!   the put or the save before or after either applied, and checks this rule
+//!   after every step.
 //!
 //! A read of the whole order is one consistent `GetItem` of the state and one
 //! eventually consistent `Query` of the history (immutable items, so a stale

@@ -21,8 +21,17 @@
 //!   `min_posts` so that it opens, holds, probes and closes within a case)
 //!   opens only when the posts within its window failed as if the partner
 //!   were down, and holding never costs a callback its schedule;
+//! - never a recorded outcome without its ledger line: every try the
+//!   order's state counts has its line (an attempt item in the history
+//!   table, written *before* the save that counts it), and a line whose try
+//!   the state does not show only after a failure or crash between the two;
 //! - and at the end, once the partner is healthy, every due callback ends
 //!   `delivered`.
+//!
+//! Every AWS call the dispatcher makes may fail, chosen by the generator,
+//! before it applied or after (the reply lost: the most dangerous case): the
+//! claim, the ledger put, the state's save, the breaker's store and the
+//! queue's verdict.
 //!
 //! The outbox (the table's stream in AWS) is played by the model's store
 //! wrapper: a write that applied with the callback's `send_message` sends
@@ -53,7 +62,7 @@ use shared::ports::{
     PartnerReply, Save, StaticToken, TransportError,
 };
 use shared::record::OrderRecord;
-use shared::record::callback::{CallbackStatus, Claim};
+use shared::record::callback::{Attempt, CallbackStatus, Claim};
 use tokio::sync::oneshot;
 
 const ORDERS: usize = 2;
@@ -141,14 +150,46 @@ enum Step {
     Replay { order: usize },
     /// An operator redrives a message from the dead-letter queue.
     Redrive { pick: usize },
-    /// The store fails the next write, having applied it or not.
-    StoreFault { applied: bool },
+    /// The next `call` fails, having applied or not.
+    Fault { call: Call, applied: bool },
     /// Time passes; posts older than the HTTP timeout time out.
     Advance { seconds: i64, processed: bool },
     /// A delivery still posting outlives its visibility timeout: time runs to
     /// then, and the queue hands its message to another dispatcher (the race
     /// the claim's lease fences).
     Redeliver { pick: usize },
+}
+
+/// An AWS call of the dispatcher's that a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// The claim's conditional write.
+    Claim,
+    /// The ledger lines' put, before the save that counts them.
+    LedgerPut,
+    /// The order's state write (a settle, a replay).
+    Save,
+    /// The circuit breaker's item (a read fails; a write fails applied or not).
+    Breaker,
+    /// The handler's verdict to the queue (delete, change visibility, dead-letter).
+    Queue,
+}
+
+/// A fault waiting for its call.
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    call: Call,
+    applied: bool,
+}
+
+fn call() -> impl Strategy<Value = Call> {
+    prop_oneof![
+        Just(Call::Claim),
+        Just(Call::LedgerPut),
+        Just(Call::Save),
+        Just(Call::Breaker),
+        Just(Call::Queue),
+    ]
 }
 
 fn answer() -> impl Strategy<Value = Answer> {
@@ -174,7 +215,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (any::<usize>(), prop::bool::weighted(0.15)).prop_map(|(pick, crash)| Step::Finish { pick, crash }),
         1 => (0..ORDERS).prop_map(|order| Step::Replay { order }),
         1 => any::<usize>().prop_map(|pick| Step::Redrive { pick }),
-        1 => any::<bool>().prop_map(|applied| Step::StoreFault { applied }),
+        3 => (call(), any::<bool>()).prop_map(|(call, applied)| Step::Fault { call, applied }),
         3 => (1..120i64, any::<bool>()).prop_map(|(seconds, processed)| Step::Advance { seconds, processed }),
         1 => any::<usize>().prop_map(|pick| Step::Redeliver { pick }),
     ]
@@ -195,14 +236,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The store under test, failing the next write when told to, and the
-/// outbox: the messages its writes sent.
+/// The store under test, failing the next call when told to; the outbox:
+/// the messages its writes sent; and the ledger, as the adapter writes it:
+/// a save puts the lines of its new tries first, then writes the state.
 #[derive(Debug)]
 struct FaultyStore<S> {
     inner: Arc<S>,
-    /// `Some(applied)`: the next claim or save fails, after applying or not.
-    fault: Arc<Mutex<Option<bool>>>,
+    /// The next call of this kind fails, after applying or not.
+    fault: Arc<Mutex<Option<Fault>>>,
     outbox: Arc<Mutex<Vec<OutboxMessage>>>,
+    /// The ledger lines put, per order.
+    ledger: Arc<Mutex<BTreeMap<String, Vec<Attempt>>>>,
+    /// Lines put whose state write then did not apply (a failure or a lost
+    /// race between the two), per order: how many lines may lack their state.
+    uncounted: Arc<Mutex<BTreeMap<String, usize>>>,
 }
 
 impl<S> Clone for FaultyStore<S> {
@@ -211,6 +258,8 @@ impl<S> Clone for FaultyStore<S> {
             inner: Arc::clone(&self.inner),
             fault: Arc::clone(&self.fault),
             outbox: Arc::clone(&self.outbox),
+            ledger: Arc::clone(&self.ledger),
+            uncounted: Arc::clone(&self.uncounted),
         }
     }
 }
@@ -221,11 +270,43 @@ impl<S: OrderStore> FaultyStore<S> {
             inner: Arc::new(inner),
             fault: Arc::default(),
             outbox: Arc::default(),
+            ledger: Arc::default(),
+            uncounted: Arc::default(),
         }
     }
 
-    fn take_fault(&self) -> Option<bool> {
-        lock(&self.fault).take()
+    /// `Some(applied)` when the pending fault is for `call`: it is used up.
+    fn take_fault(&self, call: Call) -> Option<bool> {
+        let mut fault = lock(&self.fault);
+        let hit = fault.filter(|f| f.call == call).map(|f| f.applied);
+        if hit.is_some() {
+            *fault = None;
+        }
+        hit
+    }
+
+    /// The ledger put: the lines of `record`'s tries not yet in the ledger
+    /// (putting a line again is a no-op, as the adapter's keyed items are);
+    /// how many were new.
+    fn put_lines(&self, record: &OrderRecord) -> usize {
+        let mut ledger = lock(&self.ledger);
+        let lines = ledger
+            .entry(record.order.order_number.to_string())
+            .or_default();
+        let mut new = 0;
+        for attempt in &record.callback.attempts {
+            if !lines.contains(attempt) {
+                lines.push(attempt.clone());
+                new += 1;
+            }
+        }
+        new
+    }
+
+    fn lines_without_state(&self, record: &OrderRecord, lines: usize) {
+        *lock(&self.uncounted)
+            .entry(record.order.order_number.to_string())
+            .or_default() += lines;
     }
 
     /// The outbox's part of a write that applied: the message of the
@@ -271,21 +352,37 @@ impl<S: OrderStore + 'static> OrderStore for FaultyStore<S> {
     }
 
     async fn save(&self, record: &mut OrderRecord, guard: Guard<'_>) -> Result<Save, StoreError> {
-        let sends = record.callback.send_message;
-        match self.take_fault() {
-            None => {
-                let saved = self.inner.save(record, guard).await?;
-                self.sent(record, sends && saved == Save::Saved);
-                Ok(saved)
+        // The ledger lines first, so that a state never counts a try without
+        // its line.
+        let lines = match self.take_fault(Call::LedgerPut) {
+            None => self.put_lines(record),
+            Some(false) => return Err(unavailable()),
+            Some(true) => {
+                let lines = self.put_lines(record);
+                self.lines_without_state(record, lines);
+                return Err(unavailable());
             }
+        };
+        let sends = record.callback.send_message;
+        let saved = match self.take_fault(Call::Save) {
+            None => self.inner.save(record, guard).await,
             Some(false) => Err(unavailable()),
             Some(true) => {
                 let mut applied = record.clone();
                 let saved = self.inner.save(&mut applied, guard).await?;
                 self.sent(&applied, sends && saved == Save::Saved);
-                Err(unavailable())
+                if saved != Save::Saved {
+                    self.lines_without_state(record, lines);
+                }
+                return Err(unavailable());
             }
+        };
+        if saved.as_ref().is_ok_and(|s| *s == Save::Saved) {
+            self.sent(record, sends);
+        } else {
+            self.lines_without_state(record, lines);
         }
+        saved
     }
 
     async fn claim(
@@ -293,7 +390,7 @@ impl<S: OrderStore + 'static> OrderStore for FaultyStore<S> {
         order_number: &OrderNumber,
         claim: &Claim,
     ) -> Result<Option<ClaimOutcome>, StoreError> {
-        match self.take_fault() {
+        match self.take_fault(Call::Claim) {
             None => self.inner.claim(order_number, claim).await,
             Some(false) => Err(unavailable()),
             Some(true) => {
@@ -305,6 +402,45 @@ impl<S: OrderStore + 'static> OrderStore for FaultyStore<S> {
 
     async fn orders_with_platform_order(&self, key: &str) -> Result<Vec<OrderNumber>, StoreError> {
         self.inner.orders_with_platform_order(key).await
+    }
+}
+
+/// The breaker's item, failing when the model's fault is for it: a read
+/// fails; a write fails after applying or not.
+#[derive(Debug, Clone)]
+struct FaultyBreaker {
+    inner: Arc<MemoryBreakerStore>,
+    fault: Arc<Mutex<Option<Fault>>>,
+}
+
+impl FaultyBreaker {
+    fn take_fault(&self) -> Option<bool> {
+        let mut fault = lock(&self.fault);
+        let hit = fault.filter(|f| f.call == Call::Breaker).map(|f| f.applied);
+        if hit.is_some() {
+            *fault = None;
+        }
+        hit
+    }
+}
+
+impl BreakerStore for FaultyBreaker {
+    async fn load(&self) -> Result<BreakerState, StoreError> {
+        if self.take_fault().is_some() {
+            return Err(unavailable());
+        }
+        self.inner.load().await
+    }
+
+    async fn save(&self, state: &BreakerState) -> Result<bool, StoreError> {
+        match self.take_fault() {
+            None => self.inner.save(state).await,
+            Some(false) => Err(unavailable()),
+            Some(true) => {
+                self.inner.save(state).await?;
+                Err(unavailable())
+            }
+        }
     }
 }
 
@@ -413,6 +549,8 @@ struct World<S> {
     last_breaker: BreakerState,
     /// Every answer the partner gave: when, and whether it said "down".
     answers: Vec<(DateTime<Utc>, bool)>,
+    /// The tries any stored state has counted, per order.
+    counted: BTreeMap<String, Vec<Attempt>>,
 }
 
 /// The deployed rule with a small sample, so that two orders open it.
@@ -467,7 +605,14 @@ impl<S: OrderStore + 'static> World<S> {
                 warehouses,
                 policy(),
             )
-            .with_breaker(breaker.clone(), breaker_policy(), |_| {}),
+            .with_breaker(
+                FaultyBreaker {
+                    inner: breaker.clone(),
+                    fault: Arc::clone(&store.fault),
+                },
+                breaker_policy(),
+                |_| {},
+            ),
         );
         let lifecycle = Lifecycle::new(store.clone(), clock.clone());
         let mut world = Self {
@@ -491,6 +636,7 @@ impl<S: OrderStore + 'static> World<S> {
             breaker,
             last_breaker: BreakerState::default(),
             answers: Vec::new(),
+            counted: BTreeMap::new(),
         };
         let set = WORLDS.fetch_add(1, Ordering::Relaxed);
         for index in 0..ORDERS {
@@ -721,7 +867,9 @@ impl<S: OrderStore + 'static> World<S> {
                     self.queue.push(message);
                 }
             }
-            Step::StoreFault { applied } => *lock(&self.store.fault) = Some(applied),
+            Step::Fault { call, applied } => {
+                *lock(&self.store.fault) = Some(Fault { call, applied })
+            }
             Step::Advance { seconds, processed } => {
                 *lock(&self.clock.0) += chrono::Duration::seconds(seconds);
                 self.time_out_old_posts(processed).await;
@@ -822,6 +970,12 @@ impl<S: OrderStore + 'static> World<S> {
         if self.queue[index].receipt != running.receipt {
             return;
         }
+        // The queue's answer to the verdict lost: the handler reports the
+        // message failed, so it stays, whether or not the verdict applied.
+        let queue_fault = self.store.take_fault(Call::Queue);
+        if queue_fault == Some(false) {
+            return;
+        }
         let now = self.now();
         let retry_in = |delay: Duration| {
             now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
@@ -832,7 +986,11 @@ impl<S: OrderStore + 'static> World<S> {
             }
             Ok((QueueAction::RetryIn(delay), _)) => self.queue[index].visible_at = retry_in(delay),
             Ok((QueueAction::DeadLetter, _)) | Err(DispatchError::UnknownOrder(_)) => {
-                let mut message = self.queue.remove(index);
+                let mut message = if queue_fault.is_some() {
+                    self.queue[index].clone()
+                } else {
+                    self.queue.remove(index)
+                };
                 message.redriven = false;
                 self.dead_letters.push(message);
             }
@@ -878,11 +1036,40 @@ impl<S: OrderStore + 'static> World<S> {
         self.last_breaker = state;
     }
 
+    /// Never a recorded outcome without its ledger line; a line whose try
+    /// the state does not show only after a failure between the two.
+    fn check_ledger(&mut self, name: &str, record: &OrderRecord, after: &Step) {
+        let lines = lock(&self.store.ledger)
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        let counted = self.counted.entry(name.to_owned()).or_default();
+        for attempt in &record.callback.attempts {
+            assert!(
+                lines.contains(attempt),
+                "{name}: the state records a try without its ledger line, after {after:?}: {attempt:?}"
+            );
+            if !counted.contains(attempt) {
+                counted.push(attempt.clone());
+            }
+        }
+        let uncounted = lines.iter().filter(|line| !counted.contains(line)).count();
+        let allowed = lock(&self.store.uncounted)
+            .get(name)
+            .copied()
+            .unwrap_or_default();
+        assert!(
+            uncounted <= allowed,
+            "{name}: {uncounted} ledger lines the state never counted, with only {allowed} failures between a line and its state, after {after:?}"
+        );
+    }
+
     /// The properties that must hold after every step.
     async fn check(&mut self, after: &Step) {
         for order in self.orders.clone() {
             let name = order.to_string();
             let record = self.stored(&order).await;
+            self.check_ledger(&name, &record, after);
             let callback = &record.callback;
             let status = callback.status;
             let successes = self.successes.get(&name).copied().unwrap_or_default();
