@@ -297,16 +297,10 @@ mod tests {
     #[test]
     fn a_success_on_a_healthy_endpoint_is_stored_once_an_hour_and_after_any_failure() {
         let mut endpoint = endpoint();
-        assert!(
-            endpoint.needs_record(Answer::Accepted, at(0)),
-            "the first success"
-        );
+        assert!(endpoint.needs_record(Answer::Accepted, at(0)), "the first success");
         endpoint.record(Answer::Accepted, at(0), at(0));
         assert!(!endpoint.needs_record(Answer::Accepted, at(1_800)));
-        assert!(
-            endpoint.needs_record(Answer::Accepted, at(3_600)),
-            "an hour on"
-        );
+        assert!(endpoint.needs_record(Answer::Accepted, at(3_600)), "an hour on");
         assert!(endpoint.needs_record(Answer::Failed, at(10)));
         assert!(endpoint.needs_record(Answer::Gone, at(10)));
         endpoint.record(Answer::Failed, at(10), at(10));
