@@ -20,11 +20,6 @@ pub const FAILING_LIMIT: Duration = Duration::hours(24);
 /// when a block is set fail in the same outage and do not double it again.
 pub const FIRST_BACKOFF: Duration = Duration::seconds(5);
 pub const MAX_BACKOFF: Duration = Duration::minutes(10);
-/// How stale `last_success_at` may grow on a healthy endpoint: a success
-/// within this of the last recorded one changes nothing worth a write (one
-/// of a delivered event's seven capacity units), so the endpoint item is not
-/// rewritten on every delivery and concurrent deliveries do not race on it.
-pub const SUCCESS_RECORDED_EVERY: Duration = Duration::hours(1);
 
 /// An endpoint's identifier: `ep_` and 20 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -192,22 +187,6 @@ impl Endpoint {
         }
     }
 
-    /// Whether [`Self::record`] of `answer` at `now` changes anything worth
-    /// storing: not a success on a healthy endpoint whose last success was
-    /// recorded less than [`SUCCESS_RECORDED_EVERY`] ago.
-    #[must_use]
-    pub fn needs_record(&self, answer: Answer, now: DateTime<Utc>) -> bool {
-        let healthy = Health {
-            last_success_at: self.health.last_success_at,
-            ..Health::default()
-        };
-        let fresh = self
-            .health
-            .last_success_at
-            .is_some_and(|last| now - last < SUCCESS_RECORDED_EVERY);
-        !(answer == Answer::Accepted && self.health == healthy && fresh)
-    }
-
     /// Records how an attempt admitted to post at `admitted_at` ended at
     /// `now`. A 410, or failures lasting [`FAILING_LIMIT`], disable the
     /// endpoint; `true` when this did.
@@ -292,22 +271,6 @@ mod tests {
             WebhookSecret::generate().unwrap(),
             at(0),
         )
-    }
-
-    #[test]
-    fn a_success_on_a_healthy_endpoint_is_stored_once_an_hour_and_after_any_failure() {
-        let mut endpoint = endpoint();
-        assert!(endpoint.needs_record(Answer::Accepted, at(0)), "the first success");
-        endpoint.record(Answer::Accepted, at(0), at(0));
-        assert!(!endpoint.needs_record(Answer::Accepted, at(1_800)));
-        assert!(endpoint.needs_record(Answer::Accepted, at(3_600)), "an hour on");
-        assert!(endpoint.needs_record(Answer::Failed, at(10)));
-        assert!(endpoint.needs_record(Answer::Gone, at(10)));
-        endpoint.record(Answer::Failed, at(10), at(10));
-        assert!(
-            endpoint.needs_record(Answer::Accepted, at(20)),
-            "a success after a failure clears the block"
-        );
     }
 
     #[test]
