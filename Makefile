@@ -54,14 +54,16 @@ core-deps:
 # the partner's log. `make soak` is the full run (about half an hour; it
 # rewrites the figures in docs/reliability.md); `make test` runs the same
 # scenario bounded to 300 orders (about three minutes with the webhooks) and
-# fails on a target missed.
+# fails on a target missed. Its webhook drain outlasts the schedule's third
+# step (5 min): a delivery that met the ERP's faults three times is late, not
+# lost (a soak-check once timed out at 300 s with one such delivery pending).
 ORDERS ?= 10000
 
 soak:
 	infra/local/soak.sh --orders $(ORDERS) --write-doc docs/reliability.md
 
 soak-check:
-	infra/local/soak.sh --orders 300 --kill-every 10 --down-seconds 10 --drain-timeout 240 --webhook-drain-timeout 300
+	infra/local/soak.sh --orders 300 --kill-every 10 --down-seconds 10 --drain-timeout 240 --webhook-drain-timeout 480
 
 # Not part of test: minutes of release builds, and numbers belong in a benchmark.
 bench:
