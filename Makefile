@@ -53,7 +53,7 @@ core-deps:
 # SIGKILLed and restarted on emulators that stay up, then reconciled against
 # the partner's log. `make soak` is the full run (about half an hour; it
 # rewrites the figures in docs/reliability.md); `make test` runs the same
-# scenario bounded to 300 orders (about three minutes with the webhooks) and
+# scenario bounded to 300 orders (three to eight minutes with the webhooks) and
 # fails on a target missed. Its webhook drain outlasts the schedule's third
 # step (5 min): a delivery that met the ERP's faults three times is late, not
 # lost (a soak-check once timed out at 300 s with one such delivery pending).

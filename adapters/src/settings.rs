@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use shared::config::{ConfigError, Warehouses};
+use shared::webhook::Reach;
 
 /// Looks a variable up by name.
 type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
@@ -89,6 +90,16 @@ impl<'a> Env<'a> {
             self.problems.push(ConfigError::Missing(name));
             String::new()
         })
+    }
+
+    /// `WEBHOOKS_LOCAL_NETWORK=1` (`make run` only): webhook endpoints may be
+    /// plain HTTP on this machine's network; anything else, the internet only.
+    pub fn webhook_reach(&self) -> Reach {
+        if self.optional("WEBHOOKS_LOCAL_NETWORK").as_deref() == Some("1") {
+            Reach::LocalNetwork
+        } else {
+            Reach::Internet
+        }
     }
 
     /// Records a problem no single reader could see (a choice between variables).
@@ -285,5 +296,30 @@ mod tests {
         assert_eq!(err.0.len(), 2, "{err}");
         assert!(err.to_string().contains("WAREHOUSES"), "{err}");
         assert!(err.to_string().contains("POLL_SETTLE_SECONDS"), "{err}");
+    }
+}
+
+/// What the webhook fan-out and the webhook dispatcher read: the same three
+/// variables, so one reader.
+#[derive(Debug, Clone)]
+pub struct WebhookWorker {
+    /// `WEBHOOKS_TABLE`: endpoints, deliveries and the event log.
+    pub webhooks_table: String,
+    /// `WEBHOOK_DELIVERY_QUEUE_URL`: one message per delivery.
+    pub delivery_queue_url: String,
+    /// `WEBHOOKS_LOCAL_NETWORK` ([`Env::webhook_reach`]).
+    pub reach: Reach,
+}
+
+impl WebhookWorker {
+    /// # Errors
+    /// Every variable that is missing or invalid.
+    pub fn read(mut env: Env<'_>) -> Result<Self, SettingsError> {
+        let settings = Self {
+            webhooks_table: env.required("WEBHOOKS_TABLE"),
+            delivery_queue_url: env.required("WEBHOOK_DELIVERY_QUEUE_URL"),
+            reach: env.webhook_reach(),
+        };
+        env.finish(settings)
     }
 }

@@ -24,11 +24,7 @@ impl Settings {
             webhooks_table: env.required("WEBHOOKS_TABLE"),
             api_keys_table: env.required("API_KEYS_TABLE"),
             delivery_queue_url: env.required("WEBHOOK_DELIVERY_QUEUE_URL"),
-            reach: if env.optional("WEBHOOKS_LOCAL_NETWORK").as_deref() == Some("1") {
-                Reach::LocalNetwork
-            } else {
-                Reach::Internet
-            },
+            reach: env.webhook_reach(),
         };
         env.finish(settings)
     }

@@ -1,32 +1,4 @@
-//! What the function reads from its environment, once, at start-up.
+//! What the function reads from its environment, once, at start-up: the
+//! reader it shares with the other webhook worker.
 
-use adapters::settings::{Env, SettingsError};
-use shared::webhook::Reach;
-
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `WEBHOOKS_TABLE`: endpoints, deliveries and the event log.
-    pub webhooks_table: String,
-    /// `WEBHOOK_DELIVERY_QUEUE_URL`: the queue this function reads.
-    pub delivery_queue_url: String,
-    /// `WEBHOOKS_LOCAL_NETWORK=1` (`make run` only): plain HTTP and loopback
-    /// endpoints allowed.
-    pub reach: Reach,
-}
-
-impl Settings {
-    /// # Errors
-    /// Every variable that is missing or invalid.
-    pub fn read(mut env: Env<'_>) -> Result<Self, SettingsError> {
-        let settings = Self {
-            webhooks_table: env.required("WEBHOOKS_TABLE"),
-            delivery_queue_url: env.required("WEBHOOK_DELIVERY_QUEUE_URL"),
-            reach: if env.optional("WEBHOOKS_LOCAL_NETWORK").as_deref() == Some("1") {
-                Reach::LocalNetwork
-            } else {
-                Reach::Internet
-            },
-        };
-        env.finish(settings)
-    }
-}
+pub use adapters::settings::WebhookWorker as Settings;

@@ -12,9 +12,7 @@ use serde_json::{Value, json};
 use shared::notify::{Issued, Replay, Subscriptions, WebhookError};
 use shared::ports::EndpointStore;
 use shared::record::format_time;
-use shared::webhook::{
-    Delivery, DeliveryStatus, Endpoint, EndpointId, EventType, EventTypes, Reach,
-};
+use shared::webhook::{Delivery, DeliveryStatus, Endpoint, EndpointId, EventType, EventTypes};
 
 use crate::{Aws, Failure, PARTIAL, output, resource};
 
@@ -105,12 +103,7 @@ pub async fn run(aws: &Aws, command: WebhooksCommand, json: bool) -> Result<u8, 
 }
 
 async fn execute(aws: &Aws, command: WebhooksCommand, json: bool) -> Result<(), Failure> {
-    let env = adapters::settings::Env::process();
-    let reach = if env.optional("WEBHOOKS_LOCAL_NETWORK").as_deref() == Some("1") {
-        Reach::LocalNetwork
-    } else {
-        Reach::Internet
-    };
+    let reach = adapters::settings::Env::process().webhook_reach();
     let store = DynamoWebhooks::new(aws.dynamodb.clone(), resource("WEBHOOKS_TABLE")?, reach);
     let subscriptions = Subscriptions::new(store.clone(), store.clone(), reach);
     let now = Utc::now();

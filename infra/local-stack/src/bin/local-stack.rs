@@ -38,9 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     stack.poll_settle = adapters::settings::poll_settle(&mut env);
     // The functions' own setting (shared::webhook::Reach): link-local and
     // metadata addresses stay refused either way.
-    if env.optional("WEBHOOKS_LOCAL_NETWORK").as_deref() == Some("1") {
-        stack.webhook_reach = shared::webhook::Reach::LocalNetwork;
-    }
+    stack.webhook_reach = env.webhook_reach();
     env.finish(())?;
     // Demo credentials: the spec sample's client "20", and the two local
     // warehouses. Fixed values from the environment make scripts repeatable.
