@@ -260,8 +260,13 @@ impl Rig {
     /// The endpoint's stored deliveries, newest first, with what the API
     /// does not show (the next attempt).
     pub async fn deliveries(&self, endpoint: &Subscribed) -> Vec<Delivery> {
+        self.deliveries_of(&endpoint.id).await
+    }
+
+    /// The stored deliveries of the endpoint `id`, newest first.
+    pub async fn deliveries_of(&self, id: &str) -> Vec<Delivery> {
         self.subscriptions
-            .get(CLIENT, &endpoint.id)
+            .get(CLIENT, id)
             .await
             .expect("the endpoint reads back")
             .1

@@ -381,7 +381,57 @@ async fn backlog(rig: &Rig, healthy: &Receiver, healthy_id: &str, prefix: &str) 
     }
     dispatcher.abort();
     let received: Vec<Received> = healthy.received().iter().filter(mine).cloned().collect();
-    assert_eq!(received.len(), ORDERS, "every healthy delivery arrived");
+    if received.len() < ORDERS {
+        // What the store says of the ones that did not arrive, for the failure.
+        let arrived: BTreeSet<&str> = received
+            .iter()
+            .filter_map(|r| r.body["data"]["order_number"].as_str())
+            .collect();
+        let missing: Vec<_> = rig
+            .deliveries_of(healthy_id)
+            .await
+            .into_iter()
+            .filter(|d| {
+                sent.contains_key(&d.order_number) && !arrived.contains(d.order_number.as_str())
+            })
+            .map(|d| {
+                (
+                    d.order_number,
+                    d.status,
+                    d.posts,
+                    d.next_attempt_at,
+                    d.lease,
+                    d.last_attempt,
+                )
+            })
+            .collect();
+        // Each batch handed over: seconds since the first send, and how many
+        // of its deliveries were the healthy endpoint's.
+        let first_sent = sent.values().min().copied().unwrap_or_else(Instant::now);
+        let batches: Vec<_> = rig
+            .batches()
+            .iter()
+            .filter(|batch| batch.at >= first_sent)
+            .map(|batch| {
+                let healthy = batch
+                    .tickets
+                    .iter()
+                    .filter(|ticket| ticket.endpoint_id == healthy_id)
+                    .count();
+                (
+                    format!("{:.3} s", seconds(batch.at - first_sent)),
+                    healthy,
+                    batch.tickets.len(),
+                )
+            })
+            .collect();
+        panic!(
+            "{} of {ORDERS} healthy deliveries arrived; the missing ones as stored: {missing:?}; \
+             queue (visible, hidden): {:?}; batches (at, healthy, all): {batches:?}",
+            received.len(),
+            rig.queued().await
+        );
+    }
 
     // When each healthy delivery's batch was handed to the dispatcher.
     let mut handed: Vec<(String, Instant)> = Vec::new();
@@ -434,6 +484,13 @@ fn report(title: &str, latencies: &[Latency]) -> (Duration, Duration) {
 /// without the hanging endpoint is the baseline.
 #[tokio::test]
 async fn a_hanging_endpoint_delays_another_endpoints_deliveries_by_at_most_one_timeout() {
+    // The dispatcher's line per delivery (outcome, store errors), shown when
+    // the test fails.
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _log = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::INFO)
+        .set_default();
     let rig = Rig::new(Reach::LocalNetwork, schedule(POST_TIMEOUT)).await;
     let healthy = Receiver::start(Vec::new(), Reply::Status(204)).await;
     let healthy_id = rig.subscribe(&healthy.url).await.id;
