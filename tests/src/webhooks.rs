@@ -99,6 +99,22 @@ pub struct Rig {
     batches: Arc<Mutex<Vec<Batch>>>,
 }
 
+/// The dispatcher running in the background ([`Rig::run_dispatcher`]).
+#[derive(Debug)]
+pub struct Dispatcher {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Dispatcher {
+    /// Stops polling after the receive in flight, and returns once its
+    /// batches are handled: no message is left taken and unhandled.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("the dispatcher stops");
+    }
+}
+
 /// One batch the dispatcher was handed: when, and which deliveries.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -319,12 +335,17 @@ impl Rig {
     /// The event source mapping with one poller (the least concurrency
     /// Lambda would give), in the background until the task is aborted.
     #[must_use]
-    pub fn run_dispatcher(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(sqs_poller::run(
+    pub fn run_dispatcher(&self) -> Dispatcher {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(sqs_poller::run_until(
             self.stack.sqs.clone(),
             self.poller.clone(),
             Arc::clone(&self.dispatch),
-        ))
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Dispatcher { stop, task }
     }
 
     /// Messages on the delivery queue: (visible, hidden).

@@ -379,7 +379,7 @@ async fn backlog(rig: &Rig, healthy: &Receiver, healthy_id: &str, prefix: &str) 
     while healthy.received().iter().filter(mine).count() < ORDERS && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    dispatcher.abort();
+    dispatcher.stop().await;
     let received: Vec<Received> = healthy.received().iter().filter(mine).cloned().collect();
     if received.len() < ORDERS {
         // What the store says of the ones that did not arrive, for the failure.

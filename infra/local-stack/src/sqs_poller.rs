@@ -86,11 +86,31 @@ impl PollerConfig {
 /// received as fast as batches finish. Errors are logged, never fatal: a
 /// local stack should outlive a hiccup.
 pub async fn run(sqs: aws_sdk_sqs::Client, config: PollerConfig, function: SqsFunction) {
+    run_until(sqs, config, function, std::future::pending()).await;
+}
+
+/// [`run`] until `stop` completes, then returns once the batches in hand
+/// are handled. It stops between receives, never during one: a long poll
+/// dropped on the client's side still takes the messages that arrive while
+/// the emulator waits, and hides them for the visibility timeout (a test
+/// that aborted its poller and queued more lost one message so).
+pub async fn run_until(
+    sqs: aws_sdk_sqs::Client,
+    config: PollerConfig,
+    function: SqsFunction,
+    stop: impl Future<Output = ()>,
+) {
     let free = Arc::new(Semaphore::new(config.concurrency));
     let config = Arc::new(config);
+    let mut stop = std::pin::pin!(stop);
     loop {
-        let Ok(handler) = Arc::clone(&free).acquire_owned().await else {
-            return;
+        let handler = tokio::select! {
+            biased;
+            () = &mut stop => break,
+            handler = Arc::clone(&free).acquire_owned() => match handler {
+                Ok(handler) => handler,
+                Err(_) => return,
+            },
         };
         match receive(&sqs, &config).await {
             // With long polling the receive itself paces the loop; without
@@ -116,6 +136,9 @@ pub async fn run(sqs: aws_sdk_sqs::Client, config: PollerConfig, function: SqsFu
             }
         }
     }
+    // Every handler free again: the batches in hand are handled.
+    let all = u32::try_from(config.concurrency).unwrap_or(u32::MAX);
+    let _handled = free.acquire_many(all).await;
 }
 
 /// One receive and its batch, handled: what a test drives step by step.
