@@ -507,6 +507,7 @@ fn endpoint_item(endpoint: &Endpoint) -> Item {
         ("failing_since", health.failing_since),
         ("blocked_until", health.blocked_until),
         ("blocked_at", health.blocked_at),
+        ("probe_until", health.probe_until),
         ("last_success_at", health.last_success_at),
     ];
     for (name, time) in times {
@@ -574,6 +575,7 @@ fn endpoint_from(item: &Item, reach: Reach) -> Result<Endpoint, StoreError> {
                 .unwrap_or(u32::MAX),
             blocked_until: time(item, "blocked_until"),
             blocked_at: time(item, "blocked_at"),
+            probe_until: time(item, "probe_until"),
             last_success_at: time(item, "last_success_at"),
         },
         created_at: time(item, "created_at")

@@ -1,6 +1,6 @@
-//! One delivery, end to end: ask the endpoint's health, claim the delivery,
-//! sign, post, record the answer under the lease, then the endpoint's
-//! health. A delivery its endpoint no longer wants is given up (failed, for
+//! One delivery, end to end: ask the endpoint's health (taking its probe
+//! when a block is over), claim the delivery, sign, post, record the answer
+//! under the lease, then the endpoint's health. A delivery its endpoint no longer wants is given up (failed, for
 //! a replay to re-open). What the queue is told comes back as a [`Next`].
 
 use std::time::Duration;
@@ -11,7 +11,8 @@ use crate::callback::retry::RetryPolicy;
 use crate::error::StoreError;
 use crate::ports::{Clock, DeliveryClaim, DeliveryStore, EndpointStore, Save, WebhookPoster};
 use crate::webhook::{
-    Admission, Answer, DeliveryTicket, Endpoint, EndpointId, EventType, PostResult, Settled, sign,
+    Admission, Answer, DeliveryTicket, Endpoint, EndpointId, EventType, PROBE_RECHECK, PostResult,
+    Settled, sign,
 };
 
 /// Tries of the endpoint's health write when deliverers race for it.
@@ -100,7 +101,7 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
         ) else {
             return Ok(Delivered::dropped());
         };
-        let Some(endpoint) = self.endpoints.get(&ticket.client_code, &id).await? else {
+        let Some(mut endpoint) = self.endpoints.get(&ticket.client_code, &id).await? else {
             return Ok(Delivered::dropped());
         };
         let now = self.clock.now();
@@ -111,6 +112,12 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
         let skip = match endpoint.admission(kind, now) {
             Admission::Skip => true,
             Admission::Hold(until) => return Ok(Delivered::held_until(until, now)),
+            Admission::Probe => {
+                if let Some(until) = self.take_probe(&mut endpoint, now).await? {
+                    return Ok(Delivered::held_until(until, now));
+                }
+                false
+            }
             Admission::Post => false,
         };
         let mut delivery = match self
@@ -182,6 +189,24 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
             outcome,
             next,
             disabled_endpoint,
+        })
+    }
+
+    /// Takes the endpoint's probe for this delivery's post, for as long as
+    /// its lease; `Some(until)` when another deliverer changed the endpoint
+    /// first (most likely taking the probe): this one looks again then,
+    /// shortly.
+    async fn take_probe(
+        &self,
+        endpoint: &mut Endpoint,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let until = now + chrono::Duration::from_std(self.policy.lease).unwrap_or_default();
+        let read_version = endpoint.version;
+        endpoint.take_probe(until);
+        Ok(match self.endpoints.save(endpoint, read_version).await? {
+            Save::Saved => None,
+            Save::Stale => Some(until.min(now + PROBE_RECHECK)),
         })
     }
 

@@ -293,3 +293,79 @@ async fn a_new_endpoint_misses_the_events_of_at_most_the_time_the_endpoints_are_
 
     assert_eq!(deliveries, [1, 1, 2]);
 }
+
+/// A poster answered only after the other deliveries handled at once have
+/// started, as a real endpoint's round trip is.
+#[derive(Clone, Default)]
+struct RoundTrip(MemoryPoster);
+
+impl crate::ports::WebhookPoster for RoundTrip {
+    async fn post(
+        &self,
+        url: &EndpointUrl,
+        headers: &SignedHeaders,
+        body: &str,
+        timeout: std::time::Duration,
+    ) -> PostResult {
+        tokio::task::yield_now().await;
+        self.0.post(url, headers, body, timeout).await
+    }
+}
+
+#[tokio::test]
+async fn once_a_block_is_over_one_delivery_probes_and_the_others_wait_for_its_answer() {
+    let world = World::new();
+    let url = "https://recovering.example.com/";
+    world.endpoint(url, EventTypes::All).await;
+    world.poster.script(url, &[None, None]);
+    let mut state = accepted();
+    let mut tickets = Vec::new();
+    for kind in [
+        EventKind::Shortage { message: None },
+        EventKind::Allocated,
+        EventKind::Picked,
+        EventKind::Cancelled { reason: None },
+    ] {
+        let next = after(&state, kind);
+        tickets.extend(world.publish(&state, &next).await);
+        state = next;
+    }
+    let deliverer = Deliverer::new(
+        world.endpoints.clone(),
+        world.deliveries.clone(),
+        RoundTrip(world.poster.clone()),
+        world.clock.clone(),
+        schedule(POST_TIMEOUT),
+    );
+    // The first post fails: the endpoint is blocked, the others held.
+    let first = deliverer.deliver(&tickets[0], "m0").await.unwrap();
+    assert_eq!(first.outcome, DeliveryOutcome::Retrying);
+
+    // The block is over and the held three come back together: one probes.
+    world.clock.advance(FIRST_BACKOFF + Duration::seconds(1));
+    let together = tokio::join!(
+        deliverer.deliver(&tickets[1], "b1"),
+        deliverer.deliver(&tickets[2], "b2"),
+        deliverer.deliver(&tickets[3], "b3"),
+    );
+    let outcomes = [together.0, together.1, together.2].map(|d| d.unwrap().outcome);
+    assert_eq!(world.poster.posted().len(), 2, "{outcomes:?}");
+    assert_eq!(
+        outcomes,
+        [
+            DeliveryOutcome::Retrying,
+            DeliveryOutcome::Held,
+            DeliveryOutcome::Held
+        ]
+    );
+
+    // The probe failed: a longer block, then the next probe succeeds and
+    // the rest follow.
+    world
+        .clock
+        .advance(FIRST_BACKOFF * 2 + Duration::seconds(1));
+    let probe = deliverer.deliver(&tickets[2], "c0").await.unwrap();
+    assert_eq!(probe.outcome, DeliveryOutcome::Delivered);
+    let follower = deliverer.deliver(&tickets[3], "c1").await.unwrap();
+    assert_eq!(follower.outcome, DeliveryOutcome::Delivered);
+}

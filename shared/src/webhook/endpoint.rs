@@ -20,6 +20,10 @@ pub const FAILING_LIMIT: Duration = Duration::hours(24);
 /// when a block is set fail in the same outage and do not double it again.
 pub const FIRST_BACKOFF: Duration = Duration::seconds(5);
 pub const MAX_BACKOFF: Duration = Duration::minutes(10);
+/// While one delivery probes the endpoint after a block, the others look
+/// again this often: a probe answered at once lets them follow within it,
+/// and a hanging one costs each a few cheap looks, not a post.
+pub const PROBE_RECHECK: Duration = Duration::seconds(1);
 
 /// An endpoint's identifier: `ep_` and 20 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,6 +63,11 @@ pub struct Health {
     /// blocked_at`, and a failure of a post admitted before it does not
     /// escalate it.
     pub blocked_at: Option<DateTime<Utc>>,
+    /// Once a block is over, the one delivery that tries the endpoint holds
+    /// this until its post is answered or times out; the others wait for its
+    /// answer instead of all posting at once into an endpoint that may still
+    /// be down (each such post would spend a try of its own schedule).
+    pub probe_until: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,
 }
 
@@ -66,7 +75,11 @@ pub struct Health {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     Post,
-    /// Wait until then: the endpoint is backing off.
+    /// The endpoint's block is over and nobody is trying it: this delivery
+    /// may, once it holds the probe ([`Endpoint::take_probe`]).
+    Probe,
+    /// Wait until then: the endpoint is backing off, or another delivery is
+    /// probing it.
     Hold(DateTime<Utc>),
     /// The endpoint is disabled (or no longer wants this type): drop it.
     Skip,
@@ -180,11 +193,23 @@ impl Endpoint {
     /// What a delivery of `kind` may do at `now`.
     #[must_use]
     pub fn admission(&self, kind: EventType, now: DateTime<Utc>) -> Admission {
-        match self.health.blocked_until {
+        match (self.health.blocked_until, self.health.probe_until) {
             _ if !self.wants(kind) => Admission::Skip,
-            Some(until) if now < until => Admission::Hold(until),
-            _ => Admission::Post,
+            (Some(until), _) if now < until => Admission::Hold(until),
+            (Some(_), Some(probing)) if now < probing => {
+                Admission::Hold(probing.min(now + PROBE_RECHECK))
+            }
+            (Some(_), _) => Admission::Probe,
+            (None, _) => Admission::Post,
         }
+    }
+
+    /// Holds the probe until `until` (the probing delivery's lease). It
+    /// counts as a change: saved under the version read, so that of two
+    /// deliveries taking it at once only one succeeds.
+    pub fn take_probe(&mut self, until: DateTime<Utc>) {
+        self.health.probe_until = Some(until);
+        self.version += 1;
     }
 
     /// Records how an attempt admitted to post at `admitted_at` ended at
@@ -218,6 +243,9 @@ impl Endpoint {
                 if let Some(step) = step {
                     health.blocked_at = Some(now);
                     health.blocked_until = Some(now + step.clamp(FIRST_BACKOFF, MAX_BACKOFF));
+                    // The probe, if this was it, is answered: the next block
+                    // ends with a probe of its own.
+                    health.probe_until = None;
                 }
                 if now - since >= FAILING_LIMIT {
                     let reason = format!(
@@ -344,6 +372,52 @@ mod tests {
         assert_eq!(
             endpoint.health.blocked_until,
             Some(at(7) + FIRST_BACKOFF * 2)
+        );
+    }
+
+    #[test]
+    fn once_a_block_is_over_one_delivery_probes_and_the_others_wait_for_its_answer() {
+        let kind = EventType::OrderShipped;
+        let mut endpoint = endpoint();
+        endpoint.record(Answer::Failed, at(0), at(1));
+        let over = at(1) + FIRST_BACKOFF;
+        assert_eq!(endpoint.admission(kind, over), Admission::Probe);
+
+        let version = endpoint.version;
+        endpoint.take_probe(over + Duration::seconds(5));
+        assert_eq!(
+            endpoint.version,
+            version + 1,
+            "taken under the version read"
+        );
+        assert_eq!(
+            endpoint.admission(kind, over + Duration::seconds(1)),
+            Admission::Hold(over + Duration::seconds(1) + PROBE_RECHECK),
+            "the others look again shortly for the probe's answer"
+        );
+        assert_eq!(
+            endpoint.admission(kind, over + Duration::milliseconds(4_500)),
+            Admission::Hold(over + Duration::seconds(5)),
+        );
+        // A probe that never answered (its deliverer died) is taken again.
+        assert_eq!(
+            endpoint.admission(kind, over + Duration::seconds(5)),
+            Admission::Probe
+        );
+
+        // The probe fails: a longer block, then a probe of its own.
+        endpoint.record(Answer::Failed, over, over + Duration::seconds(2));
+        let longer = over + Duration::seconds(2) + FIRST_BACKOFF * 2;
+        assert_eq!(endpoint.health.blocked_until, Some(longer));
+        assert_eq!(endpoint.health.probe_until, None);
+        assert_eq!(endpoint.admission(kind, longer), Admission::Probe);
+
+        // The probe succeeds: everyone posts.
+        endpoint.take_probe(longer + Duration::seconds(5));
+        endpoint.record(Answer::Accepted, longer, longer + Duration::seconds(1));
+        assert_eq!(
+            endpoint.admission(kind, longer + Duration::seconds(1)),
+            Admission::Post
         );
     }
 

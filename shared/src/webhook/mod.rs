@@ -25,7 +25,7 @@ pub use delivery::{
 };
 pub use endpoint::{
     Admission, Answer, Endpoint, EndpointId, FAILING_LIMIT, FIRST_BACKOFF, Health, MAX_BACKOFF,
-    MAX_ENDPOINTS, ROTATION_OVERLAP,
+    MAX_ENDPOINTS, PROBE_RECHECK, ROTATION_OVERLAP,
 };
 pub use endpoint_url::{EndpointUrl, MAX_URL_CHARS, Reach, Unreachable};
 pub use event::{EventType, OrderState, WebhookEvent, changes};
