@@ -2,7 +2,8 @@
 //! intake function runs it (its AWS budget, `adapters::https::AwsBudget`),
 //! its DynamoDB calls going through the fault proxy (`infra/aws-faults`) to
 //! DynamoDB Local. What the ERP sees when DynamoDB stalls, throttles, or
-//! drops a connection after a write was done.
+//! drops a connection after a write was done; what becomes of a callback or
+//! a webhook delivery when its dispatcher's AWS calls fail.
 
 use std::time::{Duration, Instant};
 
@@ -10,12 +11,15 @@ use adapters::https::{AwsBudget, aws_config_within};
 use aws_faults::{Fault, FaultProxy, Rule};
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use integration_tests::partner::Partner;
+use integration_tests::webhook_receiver::{Receiver, Reply};
+use integration_tests::webhooks::{Rig, new_order};
 use integration_tests::{
     TestApp, issue_key, provision_stack, sample_order, test_callback_settings,
 };
 use local_stack::Stack;
 use serde_json::Value;
 use shared::domain::Scope;
+use shared::webhook::{DeliveryStatus, POST_TIMEOUT, Reach, schedule};
 use tokio::net::TcpListener;
 
 /// The HTTP functions' Lambda timeout (the template's Globals): the intake
@@ -415,4 +419,56 @@ async fn s3_slowing_down_past_the_retries_is_503_and_stores_no_order_without_its
     assert_eq!(retried.status, 201, "{retried:?}");
     assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
     assert_eq!(app.stored_labels().await.len(), 1);
+}
+
+/// The webhook deliverer's Lambda timeout (WebhookDispatchFunction).
+const WEBHOOK_DISPATCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A DynamoDB client with the function's budget, its calls through `proxy`.
+async fn dynamodb_through(proxy: &FaultProxy, timeout: Duration) -> aws_sdk_dynamodb::Client {
+    let aws = aws_config_within(AwsBudget::within(timeout))
+        .await
+        .expect("the SDK config");
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&aws)
+            .endpoint_url(proxy.url())
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn a_webhook_claim_whose_answer_was_lost_is_posted_once_without_waiting_for_its_lease() {
+    let proxy = dynamodb_proxy().await;
+    let policy = schedule(POST_TIMEOUT);
+    let rig = Rig::with_deliverer_dynamodb(
+        Reach::LocalNetwork,
+        policy.clone(),
+        Some(dynamodb_through(&proxy, WEBHOOK_DISPATCH_TIMEOUT).await),
+    )
+    .await;
+    let erp = Receiver::start(Vec::new(), Reply::Status(204)).await;
+    let endpoint = rig.subscribe(&erp.url).await;
+    let order = new_order("mabang-claim-reset");
+    rig.publish(None, &order).await;
+    // The claim (the deliverer's first UpdateItem) is done by DynamoDB and
+    // its answer lost: the SDK sends it again.
+    proxy.inject(Rule::on("UpdateItem", Fault::ResetAfterForward).times(1));
+    let started = Instant::now();
+
+    rig.dispatch_until(policy.lease, || !erp.received().is_empty())
+        .await;
+
+    let took = started.elapsed();
+    assert_eq!(proxy.faulted("UpdateItem"), 1);
+    assert!(
+        took < policy.lease,
+        "posted after {took:?}, the lease is {:?}",
+        policy.lease
+    );
+    rig.drain(Duration::from_secs(10)).await;
+    assert_eq!(erp.received().len(), 1);
+    let deliveries = rig.deliveries(&endpoint).await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0].status, DeliveryStatus::Delivered);
+    assert_eq!(deliveries[0].posts, 1, "one post counted: {deliveries:?}");
 }
