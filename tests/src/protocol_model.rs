@@ -895,6 +895,7 @@ impl<S: OrderStore + 'static> World<S> {
             receipt: format!("r-{}", message.receipt),
             redriven: message.redriven,
             sent_at: None,
+            deadline: None,
         };
         let dispatcher = Arc::clone(&self.dispatcher);
         let task = tokio::spawn(async move { dispatcher.dispatch(&delivery).await });
@@ -1307,6 +1308,7 @@ pub async fn check_a_slow_token_posts_nothing<S: OrderStore + 'static>(store: S)
         receipt: "r-slow".into(),
         redriven: false,
         sent_at: None,
+        deadline: None,
     };
 
     // A post would wait for the model partner's answer forever.

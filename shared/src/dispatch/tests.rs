@@ -39,6 +39,7 @@ fn delivery(record: &OrderRecord) -> Delivery {
         receipt: "receipt-1".into(),
         redriven: false,
         sent_at: None,
+        deadline: None,
     }
 }
 

@@ -98,7 +98,7 @@ impl World {
             self.clock.clone(),
             schedule(POST_TIMEOUT),
         );
-        deliverer.deliver(ticket, owner).await.unwrap()
+        deliverer.deliver(ticket, owner, None).await.unwrap()
     }
 }
 
