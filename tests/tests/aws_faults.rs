@@ -114,13 +114,21 @@ impl FaultyApp {
     }
 
     async fn post(&self, order: &Value) -> Answer {
+        self.send(reqwest::Method::POST, "/apicenter/api/order", Some(order))
+            .await
+    }
+
+    /// A request to `path` with the ERP's key, as [`FaultyApp::post`].
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Answer {
         let started = Instant::now();
-        let sent = self
+        let mut request = self
             .http
-            .post(format!("{}/apicenter/api/order", self.base_url))
-            .bearer_auth(&self.key)
-            .json(order)
-            .send();
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let sent = request.send();
         let response = tokio::time::timeout(LAMBDA_TIMEOUT, sent)
             .await
             .unwrap_or_else(|_| {
@@ -471,4 +479,34 @@ async fn a_webhook_claim_whose_answer_was_lost_is_posted_once_without_waiting_fo
     assert_eq!(deliveries.len(), 1, "{deliveries:?}");
     assert_eq!(deliveries[0].status, DeliveryStatus::Delivered);
     assert_eq!(deliveries[0].posts, 1, "one post counted: {deliveries:?}");
+}
+
+#[tokio::test]
+async fn a_webhook_route_is_answered_503_with_retry_after_within_its_budget_while_dynamodb_stalls()
+{
+    let proxy = dynamodb_proxy().await;
+    // Each DynamoDB call may take 15 s here, longer than the function's own
+    // budget gives it (3 s): the route's answer deadline alone keeps the
+    // answer inside the Lambda timeout, whatever its calls are doing.
+    let app = FaultyApp::through_within(
+        &proxy,
+        Through::DynamoDb,
+        AwsBudget::within(Duration::from_secs(60)),
+    )
+    .await;
+    proxy.inject(Rule::on_every_operation(Fault::Stall));
+
+    let stalled = app
+        .send(reqwest::Method::GET, "/apicenter/api/webhooks", None)
+        .await;
+
+    assert_eq!(stalled.status, 503, "{stalled:?}");
+    assert!(stalled.retry_after.is_some(), "{stalled:?}");
+    assert!(stalled.took < LAMBDA_TIMEOUT, "{stalled:?}");
+    // The ERP's retry, once DynamoDB answers again, is served.
+    proxy.heal();
+    let retried = app
+        .send(reqwest::Method::GET, "/apicenter/api/webhooks", None)
+        .await;
+    assert_eq!(retried.status, 200, "{retried:?}");
 }
