@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use adapters::https::{AwsBudget, aws_config_within};
 use aws_faults::{Fault, FaultProxy, Rule};
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
-use integration_tests::partner::Partner;
+use integration_tests::partner::{CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH_TOKEN, Partner};
 use integration_tests::webhook_receiver::{Receiver, Reply};
 use integration_tests::webhooks::{Rig, new_order};
 use integration_tests::{
     TestApp, issue_key, provision_stack, sample_order, test_callback_settings,
 };
 use local_stack::Stack;
+use local_stack::stack::OAuthClient;
 use serde_json::Value;
 use shared::domain::Scope;
 use shared::webhook::{DeliveryStatus, POST_TIMEOUT, Reach, schedule};
@@ -509,4 +510,91 @@ async fn a_webhook_route_is_answered_503_with_retry_after_within_its_budget_whil
         .send(reqwest::Method::GET, "/apicenter/api/webhooks", None)
         .await;
     assert_eq!(retried.status, 200, "{retried:?}");
+}
+
+/// The order's callback as stored, read past any proxy.
+async fn stored_callback(app: &TestApp, number: &str) -> shared::record::callback::Callback {
+    let number = shared::domain::OrderNumber::parse(number).expect("an order number");
+    let store = app.stack.store().expect("the orders table");
+    match shared::ports::OrderStore::get(&store, &number, shared::ports::Access::Service)
+        .await
+        .expect("the store answers")
+    {
+        shared::ports::Lookup::Found(record) => record.callback,
+        other => panic!("order {number} is {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_secret_throttled_during_the_token_refresh_backs_off_without_posting_or_spending_a_try() {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        .expect("AWS_ENDPOINT_URL_SECRETS_MANAGER: run through infra/local/emulators.sh exec");
+    let proxy = FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy");
+    let mut app = TestApp::spawn().await;
+    let partner = Partner::start_oauth(Vec::new(), Duration::from_secs(600)).await;
+    let mut settings = test_callback_settings(&partner.url);
+    settings.token = String::new();
+    settings.oauth = Some(OAuthClient {
+        token_url: partner.token_url(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        refresh_token: FIRST_REFRESH_TOKEN.into(),
+        max_lifetime: None,
+    });
+    let mut faulty = app.stack.clone();
+    faulty.aws = aws_config_within(AwsBudget::within(DISPATCH_TIMEOUT))
+        .await
+        .expect("the SDK config")
+        .to_builder()
+        .service_config(OneServiceThrough {
+            service_id: "Secrets Manager",
+            endpoint: proxy.url(),
+        })
+        .build();
+    let dispatcher = tokio::spawn(async move { faulty.run_dispatcher(&settings).await });
+    app.partner = Some(partner.clone());
+    // The cold start reads the secret; from then on every read is throttled,
+    // past the SDK's retries: the first callback's token refresh meets it.
+    let started = tokio::time::Instant::now() + Duration::from_secs(20);
+    while proxy.seen("GetSecretValue") == 0 {
+        assert!(
+            tokio::time::Instant::now() < started,
+            "the dispatcher never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.inject(Rule::on(
+        "GetSecretValue",
+        Fault::secrets_manager_throttling(),
+    ));
+
+    let [number] = <[String; 1]>::try_from(app.ship_sample_orders("throttled-refresh", 1).await)
+        .expect("one order");
+    let retrying = app
+        .wait_for_order(&number, Duration::from_secs(30), |data| {
+            data["callback"]["status"] == "retrying"
+        })
+        .await;
+
+    assert!(
+        proxy.faulted("GetSecretValue") >= 3,
+        "past the SDK's retries"
+    );
+    assert!(partner.received().is_empty(), "nothing posted");
+    let reason = retrying["callback"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("not posted"), "{reason}");
+    assert_eq!(
+        stored_callback(&app, &number).await.posts,
+        0,
+        "no try spent"
+    );
+    // Once Secrets Manager answers, the next receive refreshes and posts.
+    proxy.heal();
+    app.wait_until_delivered(std::slice::from_ref(&number), Duration::from_secs(30))
+        .await;
+    assert_eq!(partner.received().len(), 1);
+    assert_eq!(stored_callback(&app, &number).await.posts, 1);
+    dispatcher.abort();
 }

@@ -268,7 +268,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             .await;
         let latency = started.elapsed();
         let failed_probe = permit.finish(result.breaker_outcome(), &self.clock).await;
-        let refund = failed_probe || result == PostResult::TooLate;
+        let refund = failed_probe || result.gives_back_the_try();
         self.settle_post(record, owner, result, latency, refund)
             .await
     }

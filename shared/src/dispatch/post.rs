@@ -50,6 +50,17 @@ impl PostResult {
         }
     }
 
+    /// Whether the try goes back to the schedule: nothing was posted, and
+    /// for no fault of the partner's (the lease ran short, the credentials'
+    /// store was out of reach).
+    #[must_use]
+    pub const fn gives_back_the_try(&self) -> bool {
+        matches!(
+            self,
+            Self::TooLate | Self::NoToken(TokenError::Unavailable(_))
+        )
+    }
+
     fn from(result: Result<PartnerReply, TransportError>) -> Self {
         result.map_or_else(Self::Unanswered, Self::Answered)
     }
