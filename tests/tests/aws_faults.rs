@@ -598,3 +598,60 @@ async fn a_secret_throttled_during_the_token_refresh_backs_off_without_posting_o
     assert_eq!(stored_callback(&app, &number).await.posts, 1);
     dispatcher.abort();
 }
+
+#[tokio::test]
+async fn an_enqueue_failing_past_its_retries_is_sent_by_the_outbox_later_and_posted_once() {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_SQS")
+        .expect("AWS_ENDPOINT_URL_SQS: run through infra/local/emulators.sh exec");
+    let proxy = FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy");
+    // The outbox (the pipe from the orders table's stream to the callback
+    // queue) sends through the proxy; SQS answers it 500, then throttles it.
+    let outbox_aws = aws_config_within(AwsBudget::TOOLS)
+        .await
+        .expect("the SDK config")
+        .to_builder()
+        .service_config(OneServiceThrough {
+            service_id: "SQS",
+            endpoint: proxy.url(),
+        })
+        .build();
+    let mut app = TestApp::spawn_with_outbox_aws(Some(outbox_aws)).await;
+    let partner = Partner::start(Vec::new()).await;
+    app.start_dispatcher(&test_callback_settings(&partner.url));
+    app.partner = Some(partner.clone());
+    proxy.inject(Rule::on("SendMessageBatch", Fault::sqs("InternalFailure")).times(3));
+    proxy.inject(Rule::on("SendMessageBatch", Fault::sqs("RequestThrottled")));
+
+    // The ERP's order and the warehouse's hand-over are answered as usual:
+    // neither waits for the queue.
+    let created = app.post_order(&sample_order()).await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    app.hand_over(ORDER_NUMBER).await;
+    let past_retries = tokio::time::Instant::now() + Duration::from_secs(20);
+    while proxy.faulted("SendMessageBatch") < 6 {
+        assert!(
+            tokio::time::Instant::now() < past_retries,
+            "the outbox stopped trying"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(partner.received().is_empty(), "no message, no post yet");
+    let waiting = app.get_order(ORDER_NUMBER).await.body;
+    assert_eq!(
+        waiting["data"]["callback"]["status"], "pending",
+        "{waiting:#}"
+    );
+
+    // Once SQS takes messages again, the outbox sends the one it kept.
+    proxy.heal();
+    app.wait_until_delivered(&[ORDER_NUMBER.to_owned()], Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(partner.received().len(), 1, "posted once");
+    assert_eq!(
+        proxy.seen("SendMessageBatch") - proxy.faulted("SendMessageBatch"),
+        1
+    );
+}
