@@ -321,16 +321,22 @@ impl DeliveryStore for DynamoWebhooks {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        Ok(judged(
-            "webhook_delivery_claim",
-            claimed,
-            |delivery| delivery.check_claim(now),
-            "claim",
-        )?
-        .map(|judged| match judged {
-            Ok(delivery) => DeliveryClaim::Claimed(delivery),
-            Err(refused) => DeliveryClaim::Refused(refused),
-        }))
+        // Refused because `owner` holds it: the SDK retried this write after
+        // its answer was lost, the first try applied. Claimed as it stands.
+        let rule = |delivery: &Delivery| {
+            if delivery.claimed_by(owner, now) {
+                return Err(Box::new(DeliveryClaim::Claimed(delivery.clone())));
+            }
+            delivery
+                .check_claim(now)
+                .map_err(|refused| Box::new(DeliveryClaim::Refused(refused)))
+        };
+        Ok(
+            judged("webhook_delivery_claim", claimed, rule, "claim")?.map(|judged| match judged {
+                Ok(delivery) => DeliveryClaim::Claimed(delivery),
+                Err(answer) => *answer,
+            }),
+        )
     }
 
     async fn settle(

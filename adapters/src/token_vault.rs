@@ -1,6 +1,7 @@
 //! The partner's credentials in one Secrets Manager secret
 //! ([`shared::token_refresh::TokenVault`]), and what a secret may hold.
 
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -59,7 +60,13 @@ impl SecretsVault {
             .secret_id(&self.secret_id)
             .send()
             .await
-            .map_err(|err| failed("reading the secret", &err))?;
+            .map_err(|err| {
+                if transient(&err) {
+                    TokenError::Unavailable(context("reading the secret", &err))
+                } else {
+                    failed("reading the secret", &err)
+                }
+            })?;
         Ok(SecretContent::parse(
             secret.secret_string().unwrap_or_default(),
         ))
@@ -95,10 +102,29 @@ impl TokenVault for SecretsVault {
 
 /// A failed Secrets Manager call, with the SDK's context (never the secret).
 fn failed(doing: &str, err: &impl std::error::Error) -> TokenError {
-    TokenError::Vault(format!(
+    TokenError::Vault(context(doing, err))
+}
+
+fn context(doing: &str, err: &impl std::error::Error) -> String {
+    format!(
         "{doing}: {}",
         aws_sdk_secretsmanager::error::DisplayErrorContext(err)
-    ))
+    )
+}
+
+/// Whether a call may succeed when simply made again: throttled, failed on
+/// Secrets Manager's side, or unanswered (past the SDK's own retries).
+fn transient<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => matches!(
+            service.err().code(),
+            Some("ThrottlingException" | "InternalServiceError" | "InternalFailure")
+        ),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -300,6 +300,10 @@ pub enum TokenError {
     /// The stored credentials could not be read or written.
     #[error("the partner credentials could not be read or stored: {0}")]
     Vault(String),
+    /// The stored credentials are out of reach for now (their store
+    /// throttled, failed or did not answer): nothing was spent, try later.
+    #[error("the partner credentials are out of reach for now: {0}")]
+    Unavailable(String),
 }
 
 /// A fixed bearer token (`CALLBACK_TOKEN`, or a plain-string secret).

@@ -58,6 +58,8 @@ fn settled(status: DeliveryStatus) -> Delivery {
 /// What a claim at [`now`] must answer.
 enum Claimed {
     Yes,
+    /// Claimed as it stands: nothing written, no post counted again.
+    Again,
     Refused(NotClaimed),
 }
 
@@ -79,6 +81,15 @@ fn claim_cases() -> Vec<ClaimCase> {
             name: "a_live_lease_keeps_another_holder_out",
             stored: leased_by(OTHER, later),
             expect: Claimed::Refused(NotClaimed::Leased(later)),
+        },
+        ClaimCase {
+            // The SDK's retry of a claim that applied, its answer lost.
+            name: "the_holder_retrying_its_applied_claim_holds_it_without_a_second_post",
+            stored: leased_by(
+                OWNER,
+                now() + Duration::from_std(schedule(POST_TIMEOUT).lease).expect("a lease"),
+            ),
+            expect: Claimed::Again,
         },
         ClaimCase {
             name: "a_lease_that_ends_at_the_claim_has_ended",
@@ -232,6 +243,23 @@ async fn check_claim<S: DeliveryStore>(
                 ));
             }
             Ok(())
+        }
+        (Claimed::Again, Some(DeliveryClaim::Claimed(delivery))) => {
+            if delivery != case.stored {
+                return Err(format!("claimed as {delivery:?}"));
+            }
+            let stored = store
+                .claim(&ticket, OTHER, now(), &policy)
+                .await
+                .map_err(|err| err.to_string())?;
+            match stored {
+                Some(DeliveryClaim::Refused(NotClaimed::Leased(until)))
+                    if case.stored.lease.as_ref().is_some_and(|l| l.until == until) =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("then another holder's claim answered {other:?}")),
+            }
         }
         (Claimed::Refused(expected), Some(DeliveryClaim::Refused(refused)))
             if *expected == refused =>

@@ -153,6 +153,12 @@ pub async fn issue_key(stack: &Stack, scope: Scope) -> String {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with_outbox_aws(None).await
+    }
+
+    /// [`TestApp::spawn`], the outbox's SDK calls made with `aws` (through a
+    /// fault proxy) when given.
+    pub async fn spawn_with_outbox_aws(aws: Option<aws_types::SdkConfig>) -> Self {
         let stack = Stack::provision(&unique_prefix(), local_warehouses().expect("warehouses"))
             .await
             .unwrap_or_else(|err| panic!("cannot start the test stack: {err}"));
@@ -170,7 +176,11 @@ impl TestApp {
         });
         // The outbox always runs, as the pipe does in AWS: writes that make a
         // callback due put its message on the queue.
-        let pipe = stack.outbox_pipe(None).expect("the outbox pipe");
+        let mut outbox_stack = stack.clone();
+        if let Some(aws) = aws {
+            outbox_stack.aws = aws;
+        }
+        let pipe = outbox_stack.outbox_pipe(None).expect("the outbox pipe");
         let outbox = tokio::spawn(pipe.run());
         Self {
             base_url,

@@ -31,7 +31,8 @@
 //! Every AWS call the dispatcher makes may fail, chosen by the generator,
 //! before it applied or after (the reply lost: the most dangerous case): the
 //! claim, the ledger put, the state's save, the breaker's store and the
-//! queue's verdict.
+//! queue's verdict; and the claim may apply, lose its reply and be sent again
+//! by the SDK, which must find it claimed (not leased by another).
 //!
 //! The outbox (the table's stream in AWS) is played by the model's store
 //! wrapper: a write that applied with the callback's `send_message` sends
@@ -165,6 +166,10 @@ enum Step {
 enum Call {
     /// The claim's conditional write.
     Claim,
+    /// The claim's conditional write applies, its reply is lost, and the
+    /// SDK sends it again (the same delivery's token): the dispatcher gets
+    /// the retry's answer, which must be the claim it made.
+    ClaimRetried,
     /// The ledger lines' put, before the save that counts them.
     LedgerPut,
     /// The order's state write (a settle, a replay).
@@ -185,6 +190,7 @@ struct Fault {
 fn call() -> impl Strategy<Value = Call> {
     prop_oneof![
         Just(Call::Claim),
+        Just(Call::ClaimRetried),
         Just(Call::LedgerPut),
         Just(Call::Save),
         Just(Call::Breaker),
@@ -250,6 +256,8 @@ struct FaultyStore<S> {
     /// Lines put whose state write then did not apply (a failure or a lost
     /// race between the two), per order: how many lines may lack their state.
     uncounted: Arc<Mutex<BTreeMap<String, usize>>>,
+    /// Claims whose write applied, refused when the SDK sent them again.
+    refused_retries: Arc<Mutex<Vec<String>>>,
 }
 
 impl<S> Clone for FaultyStore<S> {
@@ -260,6 +268,7 @@ impl<S> Clone for FaultyStore<S> {
             outbox: Arc::clone(&self.outbox),
             ledger: Arc::clone(&self.ledger),
             uncounted: Arc::clone(&self.uncounted),
+            refused_retries: Arc::clone(&self.refused_retries),
         }
     }
 }
@@ -272,6 +281,7 @@ impl<S: OrderStore> FaultyStore<S> {
             outbox: Arc::default(),
             ledger: Arc::default(),
             uncounted: Arc::default(),
+            refused_retries: Arc::default(),
         }
     }
 
@@ -390,6 +400,25 @@ impl<S: OrderStore + 'static> OrderStore for FaultyStore<S> {
         order_number: &OrderNumber,
         claim: &Claim,
     ) -> Result<Option<ClaimOutcome>, StoreError> {
+        if self.take_fault(Call::ClaimRetried).is_some() {
+            let first = self.inner.claim(order_number, claim).await?;
+            let again = self.inner.claim(order_number, claim).await;
+            if matches!(first, Some(ClaimOutcome::Claimed(_)))
+                && !matches!(again, Ok(Some(ClaimOutcome::Claimed(_))))
+            {
+                lock(&self.refused_retries).push(format!(
+                    "{order_number}: {}'s retried claim answered {:?}",
+                    claim.owner,
+                    again
+                        .as_ref()
+                        .map(|outcome| outcome.as_ref().map(|o| match o {
+                            ClaimOutcome::Claimed(_) => "claimed".to_owned(),
+                            ClaimOutcome::Refused(why, _) => format!("refused: {why:?}"),
+                        }))
+                ));
+            }
+            return again;
+        }
         match self.take_fault(Call::Claim) {
             None => self.inner.claim(order_number, claim).await,
             Some(false) => Err(unavailable()),
@@ -895,6 +924,7 @@ impl<S: OrderStore + 'static> World<S> {
             receipt: format!("r-{}", message.receipt),
             redriven: message.redriven,
             sent_at: None,
+            deadline: None,
         };
         let dispatcher = Arc::clone(&self.dispatcher);
         let task = tokio::spawn(async move { dispatcher.dispatch(&delivery).await });
@@ -1066,6 +1096,11 @@ impl<S: OrderStore + 'static> World<S> {
 
     /// The properties that must hold after every step.
     async fn check(&mut self, after: &Step) {
+        let refused = lock(&self.store.refused_retries).clone();
+        assert!(
+            refused.is_empty(),
+            "a claim retried after its reply was lost was refused: {refused:?}, after {after:?}"
+        );
         for order in self.orders.clone() {
             let name = order.to_string();
             let record = self.stored(&order).await;
@@ -1307,6 +1342,7 @@ pub async fn check_a_slow_token_posts_nothing<S: OrderStore + 'static>(store: S)
         receipt: "r-slow".into(),
         redriven: false,
         sent_at: None,
+        deadline: None,
     };
 
     // A post would wait for the model partner's answer forever.

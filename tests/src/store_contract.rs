@@ -67,6 +67,9 @@ pub enum Then {
     /// lease, the generation is bound to [`MESSAGE`], `posts` posts are
     /// counted, the version is one up; nothing else changes.
     Claimed { posts: u32 },
+    /// The claim is [`OWNER`]'s already (its retried write): claimed as it
+    /// stands, nothing written, no post counted again.
+    ClaimedAgain,
     /// The claim is refused for this reason; nothing changes.
     Refused(NotClaimable),
     /// No such order: nothing is claimed, and nothing is created.
@@ -286,6 +289,13 @@ pub fn cases() -> Vec<Case> {
             given: Some(|c| held(c, OTHER_OWNER, now() + ms(1))),
             when: claim(1),
             then: Then::Refused(NotClaimable::Leased(now() + ms(1))),
+        },
+        Case {
+            // The SDK's retry of a claim that applied, its answer lost.
+            name: "the_holder_retrying_its_applied_claim_holds_it_without_a_second_post",
+            given: Some(claimed_by_owner),
+            when: claim(1),
+            then: Then::ClaimedAgain,
         },
         Case {
             name: "a_lease_that_ends_at_the_claim_has_ended",
@@ -532,6 +542,11 @@ async fn claim_case<S: OrderStore>(
             expected.version += 1;
             same("stored", &expected, &Protocol::of(&after))?;
             same("returned", &expected, &Protocol::of(&returned))
+        }
+        (Then::ClaimedAgain, Some(ClaimOutcome::Claimed(returned)), Some(before)) => {
+            let after = after.ok_or("claimed, then missing")?;
+            same("stored", &Protocol::of(&before), &Protocol::of(&after))?;
+            same("returned", &Protocol::of(&before), &Protocol::of(&returned))
         }
         (Then::Refused(reason), Some(ClaimOutcome::Refused(why, returned)), Some(before)) => {
             if why != *reason {

@@ -136,6 +136,16 @@ impl Rig {
     /// allows (`LocalNetwork`: `make run`; `Internet`: deployed), and
     /// deliveries retry on `policy`.
     pub async fn new(reach: Reach, policy: RetryPolicy) -> Self {
+        Self::with_deliverer_dynamodb(reach, policy, None).await
+    }
+
+    /// [`Rig::new`], the deliverer's DynamoDB calls made with `dynamodb`
+    /// (through a fault proxy) when given.
+    pub async fn with_deliverer_dynamodb(
+        reach: Reach,
+        policy: RetryPolicy,
+        dynamodb: Option<aws_sdk_dynamodb::Client>,
+    ) -> Self {
         let stack = crate::provision_stack().await;
         let table = stack
             .resources
@@ -167,9 +177,13 @@ impl Rig {
             clock.clone(),
         );
         let erp_key = crate::issue_key(&stack, Scope::Client(CLIENT.to_owned())).await;
+        let delivered_through = dynamodb.map_or_else(
+            || webhooks.clone(),
+            |client| DynamoWebhooks::new(client, table, reach),
+        );
         let deliverer = Deliverer::new(
-            webhooks.clone(),
-            webhooks.clone(),
+            delivered_through.clone(),
+            delivered_through,
             HttpWebhookPoster::new(reach).expect("an HTTP client"),
             clock.clone(),
             policy,

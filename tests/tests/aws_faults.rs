@@ -2,20 +2,25 @@
 //! intake function runs it (its AWS budget, `adapters::https::AwsBudget`),
 //! its DynamoDB calls going through the fault proxy (`infra/aws-faults`) to
 //! DynamoDB Local. What the ERP sees when DynamoDB stalls, throttles, or
-//! drops a connection after a write was done.
+//! drops a connection after a write was done; what becomes of a callback or
+//! a webhook delivery when its dispatcher's AWS calls fail.
 
 use std::time::{Duration, Instant};
 
 use adapters::https::{AwsBudget, aws_config_within};
 use aws_faults::{Fault, FaultProxy, Rule};
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
-use integration_tests::partner::Partner;
+use integration_tests::partner::{CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH_TOKEN, Partner};
+use integration_tests::webhook_receiver::{Receiver, Reply};
+use integration_tests::webhooks::{Rig, new_order};
 use integration_tests::{
     TestApp, issue_key, provision_stack, sample_order, test_callback_settings,
 };
 use local_stack::Stack;
+use local_stack::stack::OAuthClient;
 use serde_json::Value;
 use shared::domain::Scope;
+use shared::webhook::{DeliveryStatus, POST_TIMEOUT, Reach, schedule};
 use tokio::net::TcpListener;
 
 /// The HTTP functions' Lambda timeout (the template's Globals): the intake
@@ -110,13 +115,21 @@ impl FaultyApp {
     }
 
     async fn post(&self, order: &Value) -> Answer {
+        self.send(reqwest::Method::POST, "/apicenter/api/order", Some(order))
+            .await
+    }
+
+    /// A request to `path` with the ERP's key, as [`FaultyApp::post`].
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Answer {
         let started = Instant::now();
-        let sent = self
+        let mut request = self
             .http
-            .post(format!("{}/apicenter/api/order", self.base_url))
-            .bearer_auth(&self.key)
-            .json(order)
-            .send();
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let sent = request.send();
         let response = tokio::time::timeout(LAMBDA_TIMEOUT, sent)
             .await
             .unwrap_or_else(|_| {
@@ -415,4 +428,230 @@ async fn s3_slowing_down_past_the_retries_is_503_and_stores_no_order_without_its
     assert_eq!(retried.status, 201, "{retried:?}");
     assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
     assert_eq!(app.stored_labels().await.len(), 1);
+}
+
+/// The webhook deliverer's Lambda timeout (WebhookDispatchFunction).
+const WEBHOOK_DISPATCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A DynamoDB client with the function's budget, its calls through `proxy`.
+async fn dynamodb_through(proxy: &FaultProxy, timeout: Duration) -> aws_sdk_dynamodb::Client {
+    let aws = aws_config_within(AwsBudget::within(timeout))
+        .await
+        .expect("the SDK config");
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&aws)
+            .endpoint_url(proxy.url())
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn a_webhook_claim_whose_answer_was_lost_is_posted_once_without_waiting_for_its_lease() {
+    let proxy = dynamodb_proxy().await;
+    let policy = schedule(POST_TIMEOUT);
+    let rig = Rig::with_deliverer_dynamodb(
+        Reach::LocalNetwork,
+        policy.clone(),
+        Some(dynamodb_through(&proxy, WEBHOOK_DISPATCH_TIMEOUT).await),
+    )
+    .await;
+    let erp = Receiver::start(Vec::new(), Reply::Status(204)).await;
+    let endpoint = rig.subscribe(&erp.url).await;
+    let order = new_order("mabang-claim-reset");
+    rig.publish(None, &order).await;
+    // The claim (the deliverer's first UpdateItem) is done by DynamoDB and
+    // its answer lost: the SDK sends it again.
+    proxy.inject(Rule::on("UpdateItem", Fault::ResetAfterForward).times(1));
+    let started = Instant::now();
+
+    rig.dispatch_until(policy.lease, || !erp.received().is_empty())
+        .await;
+
+    let took = started.elapsed();
+    assert_eq!(proxy.faulted("UpdateItem"), 1);
+    assert!(
+        took < policy.lease,
+        "posted after {took:?}, the lease is {:?}",
+        policy.lease
+    );
+    rig.drain(Duration::from_secs(10)).await;
+    assert_eq!(erp.received().len(), 1);
+    let deliveries = rig.deliveries(&endpoint).await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0].status, DeliveryStatus::Delivered);
+    assert_eq!(deliveries[0].posts, 1, "one post counted: {deliveries:?}");
+}
+
+#[tokio::test]
+async fn a_webhook_route_is_answered_503_with_retry_after_within_its_budget_while_dynamodb_stalls()
+{
+    let proxy = dynamodb_proxy().await;
+    // Each DynamoDB call may take 15 s here, longer than the function's own
+    // budget gives it (3 s): the route's answer deadline alone keeps the
+    // answer inside the Lambda timeout, whatever its calls are doing.
+    let app = FaultyApp::through_within(
+        &proxy,
+        Through::DynamoDb,
+        AwsBudget::within(Duration::from_secs(60)),
+    )
+    .await;
+    proxy.inject(Rule::on_every_operation(Fault::Stall));
+
+    let stalled = app
+        .send(reqwest::Method::GET, "/apicenter/api/webhooks", None)
+        .await;
+
+    assert_eq!(stalled.status, 503, "{stalled:?}");
+    assert!(stalled.retry_after.is_some(), "{stalled:?}");
+    assert!(stalled.took < LAMBDA_TIMEOUT, "{stalled:?}");
+    // The ERP's retry, once DynamoDB answers again, is served.
+    proxy.heal();
+    let retried = app
+        .send(reqwest::Method::GET, "/apicenter/api/webhooks", None)
+        .await;
+    assert_eq!(retried.status, 200, "{retried:?}");
+}
+
+/// The order's callback as stored, read past any proxy.
+async fn stored_callback(app: &TestApp, number: &str) -> shared::record::callback::Callback {
+    let number = shared::domain::OrderNumber::parse(number).expect("an order number");
+    let store = app.stack.store().expect("the orders table");
+    match shared::ports::OrderStore::get(&store, &number, shared::ports::Access::Service)
+        .await
+        .expect("the store answers")
+    {
+        shared::ports::Lookup::Found(record) => record.callback,
+        other => panic!("order {number} is {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_secret_throttled_during_the_token_refresh_backs_off_without_posting_or_spending_a_try() {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        .expect("AWS_ENDPOINT_URL_SECRETS_MANAGER: run through infra/local/emulators.sh exec");
+    let proxy = FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy");
+    let mut app = TestApp::spawn().await;
+    let partner = Partner::start_oauth(Vec::new(), Duration::from_secs(600)).await;
+    let mut settings = test_callback_settings(&partner.url);
+    settings.token = String::new();
+    settings.oauth = Some(OAuthClient {
+        token_url: partner.token_url(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        refresh_token: FIRST_REFRESH_TOKEN.into(),
+        max_lifetime: None,
+    });
+    let mut faulty = app.stack.clone();
+    faulty.aws = aws_config_within(AwsBudget::within(DISPATCH_TIMEOUT))
+        .await
+        .expect("the SDK config")
+        .to_builder()
+        .service_config(OneServiceThrough {
+            service_id: "Secrets Manager",
+            endpoint: proxy.url(),
+        })
+        .build();
+    let dispatcher = tokio::spawn(async move { faulty.run_dispatcher(&settings).await });
+    app.partner = Some(partner.clone());
+    // The cold start reads the secret; from then on every read is throttled,
+    // past the SDK's retries: the first callback's token refresh meets it.
+    let started = tokio::time::Instant::now() + Duration::from_secs(20);
+    while proxy.seen("GetSecretValue") == 0 {
+        assert!(
+            tokio::time::Instant::now() < started,
+            "the dispatcher never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.inject(Rule::on(
+        "GetSecretValue",
+        Fault::secrets_manager_throttling(),
+    ));
+
+    let [number] = <[String; 1]>::try_from(app.ship_sample_orders("throttled-refresh", 1).await)
+        .expect("one order");
+    let retrying = app
+        .wait_for_order(&number, Duration::from_secs(30), |data| {
+            data["callback"]["status"] == "retrying"
+        })
+        .await;
+
+    assert!(
+        proxy.faulted("GetSecretValue") >= 3,
+        "past the SDK's retries"
+    );
+    assert!(partner.received().is_empty(), "nothing posted");
+    let reason = retrying["callback"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("not posted"), "{reason}");
+    assert_eq!(
+        stored_callback(&app, &number).await.posts,
+        0,
+        "no try spent"
+    );
+    // Once Secrets Manager answers, the next receive refreshes and posts.
+    proxy.heal();
+    app.wait_until_delivered(std::slice::from_ref(&number), Duration::from_secs(30))
+        .await;
+    assert_eq!(partner.received().len(), 1);
+    assert_eq!(stored_callback(&app, &number).await.posts, 1);
+    dispatcher.abort();
+}
+
+#[tokio::test]
+async fn an_enqueue_failing_past_its_retries_is_sent_by_the_outbox_later_and_posted_once() {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_SQS")
+        .expect("AWS_ENDPOINT_URL_SQS: run through infra/local/emulators.sh exec");
+    let proxy = FaultProxy::start(&upstream, 27)
+        .await
+        .expect("the fault proxy");
+    // The outbox (the pipe from the orders table's stream to the callback
+    // queue) sends through the proxy; SQS answers it 500, then throttles it.
+    let outbox_aws = aws_config_within(AwsBudget::TOOLS)
+        .await
+        .expect("the SDK config")
+        .to_builder()
+        .service_config(OneServiceThrough {
+            service_id: "SQS",
+            endpoint: proxy.url(),
+        })
+        .build();
+    let mut app = TestApp::spawn_with_outbox_aws(Some(outbox_aws)).await;
+    let partner = Partner::start(Vec::new()).await;
+    app.start_dispatcher(&test_callback_settings(&partner.url));
+    app.partner = Some(partner.clone());
+    proxy.inject(Rule::on("SendMessageBatch", Fault::sqs("InternalFailure")).times(3));
+    proxy.inject(Rule::on("SendMessageBatch", Fault::sqs("RequestThrottled")));
+
+    // The ERP's order and the warehouse's hand-over are answered as usual:
+    // neither waits for the queue.
+    let created = app.post_order(&sample_order()).await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    app.hand_over(ORDER_NUMBER).await;
+    let past_retries = tokio::time::Instant::now() + Duration::from_secs(20);
+    while proxy.faulted("SendMessageBatch") < 6 {
+        assert!(
+            tokio::time::Instant::now() < past_retries,
+            "the outbox stopped trying"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(partner.received().is_empty(), "no message, no post yet");
+    let waiting = app.get_order(ORDER_NUMBER).await.body;
+    assert_eq!(
+        waiting["data"]["callback"]["status"], "pending",
+        "{waiting:#}"
+    );
+
+    // Once SQS takes messages again, the outbox sends the one it kept.
+    proxy.heal();
+    app.wait_until_delivered(&[ORDER_NUMBER.to_owned()], Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(partner.received().len(), 1, "posted once");
+    assert_eq!(
+        proxy.seen("SendMessageBatch") - proxy.faulted("SendMessageBatch"),
+        1
+    );
 }

@@ -21,6 +21,7 @@ pub use settings::{Settings, breaker_policy, schedule_from_env};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tracing::Instrument;
 use tracing::instrument::WithSubscriber;
 
@@ -53,6 +54,17 @@ where
 
     /// Handles a batch; the response lists the messages SQS must keep.
     pub async fn handle(self: Arc<Self>, event: SqsEvent) -> SqsBatchResponse {
+        self.handle_until(event, None).await
+    }
+
+    /// Handles a batch in an invocation that ends at `deadline` (Lambda's
+    /// context): a message whose post could not be recorded by then is
+    /// left for the next receive, unposted.
+    pub async fn handle_until(
+        self: Arc<Self>,
+        event: SqsEvent,
+        deadline: Option<DateTime<Utc>>,
+    ) -> SqsBatchResponse {
         let tasks: Vec<_> = event
             .records
             .into_iter()
@@ -64,7 +76,8 @@ where
                     // With the caller's subscriber: one that captures (the
                     // bench's log bytes, tests) sees the message's lines too.
                     tokio::spawn(
-                        async move { handler.process(&message).await }.with_current_subscriber(),
+                        async move { handler.process(&message, deadline).await }
+                            .with_current_subscriber(),
                     ),
                 )
             })
@@ -87,9 +100,9 @@ where
     }
 
     /// Handles one message; `true` when SQS must keep it.
-    async fn process(&self, message: &SqsMessage) -> bool {
+    async fn process(&self, message: &SqsMessage, deadline: Option<DateTime<Utc>>) -> bool {
         let message_id = message.message_id.as_deref().unwrap_or_default();
-        let Some(delivery) = delivery(message) else {
+        let Some(delivery) = delivery(message, deadline) else {
             tracing::error!(message_id, "unreadable callback message");
             return !self.dead_letter(message).await;
         };
@@ -168,7 +181,7 @@ where
 }
 
 /// The delivery an SQS message carries; `None` when its body is unreadable.
-fn delivery(message: &SqsMessage) -> Option<Delivery> {
+fn delivery(message: &SqsMessage, deadline: Option<DateTime<Utc>>) -> Option<Delivery> {
     let CallbackMessage {
         order_number,
         generation,
@@ -191,6 +204,7 @@ fn delivery(message: &SqsMessage) -> Option<Delivery> {
             .get("SentTimestamp")
             .and_then(|millis| millis.parse::<i64>().ok())
             .and_then(chrono::DateTime::from_timestamp_millis),
+        deadline,
     })
 }
 

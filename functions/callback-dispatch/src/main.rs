@@ -21,11 +21,16 @@ use shared::ports::SystemClock;
 /// is derived from it (`adapters::https::AwsBudget::within`).
 const LAMBDA_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The writes that record a post's answer (the ledger line, then the
+/// callback's state), each within the function's AWS budget.
+const RECORD_WRITES: u32 = 2;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
     let settings = Settings::read(Env::process())?;
-    let aws = adapters::https::aws_config_within(AwsBudget::within(LAMBDA_TIMEOUT)).await?;
+    let budget = AwsBudget::within(LAMBDA_TIMEOUT);
+    let aws = adapters::https::aws_config_within(budget).await?;
     // The secret is read once per cold start; OAuth2 tokens are refreshed
     // as they expire.
     let tokens = match settings.credentials {
@@ -49,7 +54,8 @@ async fn main() -> Result<(), Error> {
         SystemClock,
         settings.warehouses,
         settings.policy,
-    );
+    )
+    .with_record_budget(budget.operation * RECORD_WRITES);
     if let (Some(table), Some(policy)) = (&settings.state_table, settings.breaker) {
         dispatcher = dispatcher.with_breaker(
             CachedBreakerStore::new(
@@ -68,7 +74,8 @@ async fn main() -> Result<(), Error> {
     let handler = Arc::new(DispatchHandler::new(dispatcher, queue));
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let handler = Arc::clone(&handler);
-        async move { Ok::<_, Error>(handler.handle(event.payload).await) }
+        let deadline = chrono::DateTime::<chrono::Utc>::from(event.context.deadline());
+        async move { Ok::<_, Error>(handler.handle_until(event.payload, Some(deadline)).await) }
     }))
     .await
 }

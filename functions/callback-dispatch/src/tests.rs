@@ -33,6 +33,9 @@ fn policy(max_posts: u32) -> RetryPolicy {
     }
 }
 
+/// What the handler's writes that record a post may take.
+const RECORD_BUDGET: Duration = Duration::from_secs(20);
+
 type Handler<S> = DispatchHandler<S, MemoryPartner, SystemClock, StaticToken, Arc<MemoryQueue>>;
 
 /// A handler over in-memory fakes.
@@ -87,6 +90,22 @@ impl World {
     async fn handle(&self, messages: Vec<SqsMessage>) -> Vec<String> {
         failures(Arc::clone(&self.handler), messages).await
     }
+
+    /// [`World::handle`] in an invocation that ends in `left`.
+    async fn handle_with_left(&self, messages: Vec<SqsMessage>, left: Duration) -> Vec<String> {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        let deadline = Utc::now() + chrono::Duration::from_std(left).expect("a duration");
+        let mut ids: Vec<String> = Arc::clone(&self.handler)
+            .handle_until(event, Some(deadline))
+            .await
+            .batch_item_failures
+            .into_iter()
+            .map(|failure| failure.item_identifier)
+            .collect();
+        ids.sort();
+        ids
+    }
 }
 
 fn handler<S: OrderStore + 'static>(
@@ -102,7 +121,8 @@ fn handler<S: OrderStore + 'static>(
         SystemClock,
         Warehouses::from_json(WAREHOUSES).expect("warehouses"),
         policy(max_posts),
-    );
+    )
+    .with_record_budget(RECORD_BUDGET);
     Arc::new(DispatchHandler::new(dispatcher, queue))
 }
 
@@ -466,4 +486,40 @@ async fn an_answer_that_comes_after_the_lease_is_only_kept_in_the_ledger_and_the
         1,
         "the answer is in the ledger"
     );
+}
+
+#[tokio::test]
+async fn a_message_whose_post_could_not_be_recorded_before_the_deadline_is_left_unposted() {
+    let world = World::new(3);
+    let message = world.shipped("o-late");
+    // The post's 10 s and the record's 20 s do not fit in 25 s.
+    let kept = world
+        .handle_with_left(vec![message], Duration::from_secs(25))
+        .await;
+
+    assert_eq!(kept, ["m-o-late"]);
+    assert_eq!(world.partner.posted(), Vec::<String>::new());
+    assert_eq!(
+        world.queue.calls(),
+        [retry_in("m-o-late", Duration::from_secs(1))]
+    );
+    let number = OrderNumber::parse("o-late").expect("an order number");
+    let callback = world.store.stored(&number).expect("stored").callback;
+    assert_eq!(callback.status, CallbackStatus::Pending);
+    assert_eq!(callback.posts, 0, "no try used up");
+    assert_eq!(callback.lease, None, "nothing claimed");
+}
+
+#[tokio::test]
+async fn a_message_is_posted_when_the_invocation_has_time_to_record_it() {
+    let world = World::new(3);
+    let message = world.shipped("o-1");
+
+    let kept = world
+        .handle_with_left(vec![message], Duration::from_secs(35))
+        .await;
+
+    assert_eq!(kept, Vec::<String>::new());
+    assert_eq!(world.partner.posted(), ["o-1"]);
+    assert_eq!(world.status("o-1"), CallbackStatus::Delivered);
 }

@@ -11,6 +11,9 @@
 //! | `DELETE /apicenter/api/webhooks/{id}` | 200 · 404 |
 //! | `POST /apicenter/api/webhooks/{id}/rotate-secret` | 200 with the new `data.secret` · 404 |
 //! | `POST /apicenter/api/webhooks/{id}/replay?since=T` | 202, what it missed since `T` (RFC 3339) is queued · 400 naming `since` · 404 |
+//!
+//! Every route answers within [`api::ANSWER_BY`]: `503` with `Retry-After`
+//! while its storage does not answer, as the order API does.
 
 pub mod settings;
 mod view;
@@ -18,6 +21,7 @@ mod view;
 pub use settings::Settings;
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use adapters::api::{self, ApiError, ApiResponse, path_segments, reads, require_json, success};
 use lambda_http::http::{Method, StatusCode};
@@ -54,6 +58,8 @@ pub struct WebhooksApi<E, D, L, Q, C, K> {
     replay: Replay<E, L, D, Q>,
     auth: Authenticator<K, C>,
     clock: C,
+    /// The request is answered by then, a `503` if storage has not.
+    answer_by: Duration,
 }
 
 impl<E, D, L, Q, C, K> WebhooksApi<E, D, L, Q, C, K>
@@ -76,7 +82,16 @@ where
             replay,
             auth: Authenticator::new(keys, clock.clone()),
             clock,
+            answer_by: api::ANSWER_BY,
         }
+    }
+
+    /// Answers `503` with `Retry-After` when a request is not done within
+    /// `deadline` (tests shorten it).
+    #[must_use]
+    pub const fn with_answer_by(mut self, deadline: Duration) -> Self {
+        self.answer_by = deadline;
+        self
     }
 
     /// Answers one request. Never fails: every error has its HTTP answer.
@@ -87,9 +102,9 @@ where
             &request,
             DOOR,
             |caller| self.route(caller, &request),
-        )
-        .await;
-        Ok(served.map(Body::from))
+        );
+        let answer = api::within(self.answer_by, request.method(), served).await;
+        Ok(answer.map(Body::from))
     }
 
     async fn route(&self, caller: Principal, request: &Request) -> Result<ApiResponse, ApiError> {

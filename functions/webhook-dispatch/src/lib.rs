@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use adapters::emf::EmfMetrics;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
 use shared::metrics::{Metric, Metrics};
 use shared::notify::{Deliverer, Next};
 use shared::ports::{Clock, DeliveryQueue, DeliveryStore, EndpointStore, WebhookPoster};
@@ -56,7 +57,24 @@ where
 
     /// Handles a batch; the response lists the messages SQS must keep.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let kept = futures::future::join_all(event.records.iter().map(|m| self.process(m))).await;
+        self.handle_until(event, None).await
+    }
+
+    /// Handles a batch in an invocation that ends at `deadline` (Lambda's
+    /// context): a delivery whose post could not be recorded by then is
+    /// left for the next receive, unposted.
+    pub async fn handle_until(
+        &self,
+        event: SqsEvent,
+        deadline: Option<DateTime<Utc>>,
+    ) -> SqsBatchResponse {
+        let kept = futures::future::join_all(
+            event
+                .records
+                .iter()
+                .map(|message| self.process(message, deadline)),
+        )
+        .await;
         let mut response = SqsBatchResponse::default();
         for (message, keep) in event.records.iter().zip(kept) {
             if let (true, Some(id)) = (keep, message.message_id.clone()) {
@@ -67,7 +85,7 @@ where
     }
 
     /// Delivers one message; `true` when SQS must keep it.
-    async fn process(&self, message: &SqsMessage) -> bool {
+    async fn process(&self, message: &SqsMessage, deadline: Option<DateTime<Utc>>) -> bool {
         let message_id = message.message_id.as_deref().unwrap_or_default();
         let Some(ticket) = message
             .body
@@ -83,7 +101,7 @@ where
             .get("ApproximateReceiveCount")
             .map_or("1", String::as_str);
         let owner = format!("{message_id}#{receive_count}");
-        let delay = match self.deliverer.deliver(&ticket, &owner).await {
+        let delay = match self.deliverer.deliver(&ticket, &owner, deadline).await {
             Ok(delivered) => {
                 tracing::info!(endpoint = %ticket.endpoint_id, event = %ticket.entry,
                     outcome = ?delivered.outcome, "webhook delivery");

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use adapters::dynamodb_webhooks::DynamoWebhooks;
+use adapters::https::AwsBudget;
 use adapters::sqs_webhooks::SqsDeliveryQueue;
 use adapters::webhook_http::HttpWebhookPoster;
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -16,6 +17,10 @@ use webhook_dispatch::{DispatchHandler, Settings};
 /// The function's Lambda timeout (WebhookDispatchFunction in the template): its AWS calls' budget
 /// is derived from it (`adapters::https::AwsBudget::within`).
 const LAMBDA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The writes that record a post's answer (the delivery's settle, then its
+/// endpoint's health), each within the function's AWS budget.
+const RECORD_WRITES: u32 = 2;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -31,11 +36,13 @@ async fn main() -> Result<(), Error> {
         poster,
         SystemClock,
         schedule(POST_TIMEOUT),
-    );
+    )
+    .with_record_budget(AwsBudget::within(LAMBDA_TIMEOUT).operation * RECORD_WRITES);
     let handler = DispatchHandler::new(deliverer, queue);
     let handler = &handler;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(handler.handle(event.payload).await)
+        let deadline = chrono::DateTime::<chrono::Utc>::from(event.context.deadline());
+        Ok::<_, Error>(handler.handle_until(event.payload, Some(deadline)).await)
     }))
     .await
 }

@@ -14,6 +14,9 @@ use shared::webhook::{
 
 use super::*;
 
+/// What the writes that record a post may take.
+const RECORD_BUDGET: std::time::Duration = std::time::Duration::from_secs(18);
+
 struct World {
     metrics: Arc<MemoryMetrics>,
     endpoints: MemoryEndpoints,
@@ -68,18 +71,29 @@ impl World {
     }
 
     async fn handle(&self, messages: Vec<SqsMessage>) -> Vec<String> {
+        self.handle_until(messages, None).await
+    }
+
+    /// Handles `messages` in an invocation that ends at `deadline`, with
+    /// [`RECORD_BUDGET`] for the writes that record a post.
+    async fn handle_until(
+        &self,
+        messages: Vec<SqsMessage>,
+        deadline: Option<chrono::DateTime<Utc>>,
+    ) -> Vec<String> {
         let deliverer = Deliverer::new(
             self.endpoints.clone(),
             self.deliveries.clone(),
             self.poster.clone(),
             HandClock::at(Utc::now()),
             schedule(POST_TIMEOUT),
-        );
+        )
+        .with_record_budget(RECORD_BUDGET);
         let handler =
             DispatchHandler::new(deliverer, self.queue.clone()).with_metrics(self.metrics.clone());
         let mut event = SqsEvent::default();
         event.records = messages;
-        let response = handler.handle(event).await;
+        let response = handler.handle_until(event, deadline).await;
         response
             .batch_item_failures
             .into_iter()
@@ -145,4 +159,42 @@ async fn an_endpoint_answering_gone_is_disabled_and_counted_for_the_alarm() {
         [Metric::WebhookEndpointDisabled],
         "one disabled endpoint, one count"
     );
+}
+
+/// An invocation ending in `seconds`.
+fn ending_in(seconds: i64) -> Option<chrono::DateTime<Utc>> {
+    Some(Utc::now() + chrono::Duration::seconds(seconds))
+}
+
+#[tokio::test]
+async fn a_delivery_whose_post_could_not_be_recorded_before_the_deadline_is_left_unposted() {
+    let world = World::new();
+    let late = world.delivery_to("https://up.example.com/", 1).await;
+    let ticket: DeliveryTicket =
+        serde_json::from_str(late.body.as_deref().unwrap_or_default()).unwrap();
+
+    // The post's 5 s and the record's 18 s do not fit in 20 s.
+    let kept = world.handle_until(vec![late], ending_in(20)).await;
+
+    assert_eq!(kept, ["m-1"]);
+    assert!(world.poster.posted().is_empty());
+    let delays = world.queue.delays();
+    assert_eq!(
+        delays,
+        [("receipt-m-1".to_owned(), std::time::Duration::from_secs(1))]
+    );
+    let delivery = world.deliveries.stored(&ticket).expect("the delivery");
+    assert_eq!(delivery.posts, 0, "no try used up");
+    assert_eq!(delivery.lease, None, "nothing claimed");
+}
+
+#[tokio::test]
+async fn a_delivery_is_posted_when_the_invocation_has_time_to_record_it() {
+    let world = World::new();
+    let message = world.delivery_to("https://up.example.com/", 1).await;
+
+    let kept = world.handle_until(vec![message], ending_in(25)).await;
+
+    assert_eq!(kept, Vec::<String>::new());
+    assert_eq!(world.poster.posted().len(), 1);
 }

@@ -24,7 +24,8 @@ pub enum RetryCause {
     /// A 2xx whose `Success` we could not read: it may or may not have been
     /// taken.
     Unreadable,
-    /// Nothing was posted: getting the token took most of the lease.
+    /// Nothing was posted: getting the token took most of the lease, or the
+    /// credentials' store was out of reach (the try is given back).
     NotPosted,
 }
 

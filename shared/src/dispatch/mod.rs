@@ -17,7 +17,8 @@
 //! or why not) → build ([`crate::callback::body`]) → [`post`] (token, post,
 //! a refresh after a 401: a [`PostResult`]) → `settle` (what the answer
 //! means, [`answer`]; when it is tried again; written under the lease).
-//! [`breaker_cache`] keeps a warm instance's copy of a closed breaker.
+//! [`breaker_cache`] keeps a warm instance's copy of a closed breaker;
+//! [`deadline`] says whether the invocation has time left to post and record.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,7 @@ pub mod admission;
 pub mod answer;
 pub mod breaker_cache;
 mod claim;
+pub mod deadline;
 pub mod post;
 mod settle;
 #[cfg(test)]
@@ -64,6 +66,9 @@ pub struct Delivery {
     /// When the message was first sent (SQS `SentTimestamp`): about when the
     /// callback fell due.
     pub sent_at: Option<DateTime<Utc>>,
+    /// When the Lambda invocation handling it ends; `None`: never (tools,
+    /// tests).
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 impl Delivery {
@@ -143,6 +148,8 @@ pub struct Dispatcher<S, P, C, T> {
     warehouses: Warehouses,
     policy: RetryPolicy,
     breaker: Option<Breaker>,
+    /// What the writes that record a post's answer may take.
+    record_budget: Duration,
 }
 
 impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P, C, T> {
@@ -162,7 +169,16 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             warehouses,
             policy,
             breaker: None,
+            record_budget: Duration::ZERO,
         }
+    }
+
+    /// A post starts only when the invocation's deadline leaves its timeout
+    /// and `record` (the budget of the writes that record its answer).
+    #[must_use]
+    pub const fn with_record_budget(mut self, record: Duration) -> Self {
+        self.record_budget = record;
+        self
     }
 
     /// Puts the fleet-wide circuit breaker, kept in `store`, in front of the
@@ -183,12 +199,20 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
     /// Handles one delivery of a callback message.
     pub async fn dispatch(&self, delivery: &Delivery) -> Result<Reply, DispatchError> {
         let owner = delivery.owner();
+        // Not even a claim when the invocation could not record a post.
+        let last_start = deadline::last_record_start(delivery.deadline, self.record_budget);
+        if !deadline::affords(self.clock.now(), self.policy.post_timeout, last_start) {
+            return Ok((
+                QueueAction::RetryIn(Duration::from_secs(1)),
+                DeliveryOutcome::Skipped(NO_TIME_TO_RECORD.into()),
+            ));
+        }
         let permit = match self.admit(delivery, &owner).await {
             Ok(permit) => permit,
             Err(held) => return Ok(held_reply(held, &owner)),
         };
         match self.claim(delivery, &owner).await? {
-            Claimed::Won(record) => self.deliver(*record, &owner, &permit).await,
+            Claimed::Won(record) => self.deliver(*record, &owner, &permit, last_start).await,
             Claimed::Refused(why, record, now) => {
                 permit.release().await;
                 self.not_claimed(why, &record, now).await
@@ -227,6 +251,7 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         record: OrderRecord,
         owner: &str,
         permit: &PostPermit<'_>,
+        last_start: Option<DateTime<Utc>>,
     ) -> Result<Reply, DispatchError> {
         let body = match build(&record, &self.warehouses) {
             Ok(body) => body,
@@ -235,15 +260,23 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         let started = Instant::now();
         let lease_until = record.callback.lease.as_ref().map(|lease| lease.until);
         let result = self
-            .post(&body, &idempotency_key(&record), lease_until)
+            .post(
+                &body,
+                &idempotency_key(&record),
+                deadline::earliest(lease_until, last_start),
+            )
             .await;
         let latency = started.elapsed();
         let failed_probe = permit.finish(result.breaker_outcome(), &self.clock).await;
-        let refund = failed_probe || result == PostResult::TooLate;
+        let refund = failed_probe || result.gives_back_the_try();
         self.settle_post(record, owner, result, latency, refund)
             .await
     }
 }
+
+/// Why a delivery was left unposted for the next receive.
+pub const NO_TIME_TO_RECORD: &str =
+    "the invocation ends before a post and its record would be done";
 
 /// What the queue is told about a held delivery.
 fn held_reply(held: Held, owner: &str) -> Reply {

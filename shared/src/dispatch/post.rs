@@ -5,8 +5,9 @@
 //!
 //! Getting a token may wait (for another dispatcher's refresh, for the token
 //! endpoint): a post is started only while the lease outlasts the partner
-//! timeout. A post started later could not have its answer recorded, and
-//! another delivery could post the same shipment meanwhile.
+//! timeout, and the invocation the post's timeout and its record
+//! ([`super::deadline`]). A post started later could not have its answer
+//! recorded, and another delivery could post the same shipment meanwhile.
 
 use chrono::{DateTime, Utc};
 
@@ -30,7 +31,7 @@ pub enum PostResult {
     /// No token could be had: nothing was posted.
     NoToken(TokenError),
     /// Nothing was posted: getting the token left too little of the lease
-    /// for a post and its record.
+    /// (or of the invocation) for a post and its record.
     TooLate,
 }
 
@@ -49,18 +50,30 @@ impl PostResult {
         }
     }
 
+    /// Whether the try goes back to the schedule: nothing was posted, and
+    /// for no fault of the partner's (the lease ran short, the credentials'
+    /// store was out of reach).
+    #[must_use]
+    pub const fn gives_back_the_try(&self) -> bool {
+        matches!(
+            self,
+            Self::TooLate | Self::NoToken(TokenError::Unavailable(_))
+        )
+    }
+
     fn from(result: Result<PartnerReply, TransportError>) -> Self {
         result.map_or_else(Self::Unanswered, Self::Answered)
     }
 }
 
 impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P, C, T> {
-    /// Posts `body` under the lease held until `lease_until`.
+    /// Posts `body` if it can be answered by `until` (the lease's end, or
+    /// the invocation's last moment to record).
     pub(super) async fn post(
         &self,
         body: &CallbackBody,
         key: &str,
-        lease_until: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
     ) -> PostResult {
         let token = match self.tokens.token().await {
             Ok(token) => token,
@@ -69,14 +82,13 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 return PostResult::NoToken(err);
             }
         };
-        if self.too_late(lease_until) {
+        if self.too_late(until) {
             return PostResult::TooLate;
         }
         let result = self.partner.post_callback(body, key, &token).await;
         match result {
             Ok(reply) if reply.status == 401 => {
-                self.post_refreshed(body, key, lease_until, &token, reply)
-                    .await
+                self.post_refreshed(body, key, until, &token, reply).await
             }
             result => PostResult::from(result),
         }
@@ -88,14 +100,14 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         &self,
         body: &CallbackBody,
         key: &str,
-        lease_until: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
         token: &AccessToken,
         rejected: PartnerReply,
     ) -> PostResult {
         tracing::info!("the partner rejected the access token (401); refreshing it");
         match self.tokens.refresh(token).await {
             Ok(fresh) => {
-                if self.too_late(lease_until) {
+                if self.too_late(until) {
                     return PostResult::TooLate;
                 }
                 tracing::info!("partner access token refreshed after a 401; posting again");
@@ -108,10 +120,8 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         }
     }
 
-    /// Whether a post started now could outlast the lease.
-    fn too_late(&self, lease_until: Option<DateTime<Utc>>) -> bool {
-        let post_timeout =
-            chrono::Duration::from_std(self.policy.post_timeout).unwrap_or(chrono::Duration::MAX);
-        lease_until.is_some_and(|until| self.clock.now() + post_timeout >= until)
+    /// Whether a post started now could outlast `until`.
+    fn too_late(&self, until: Option<DateTime<Utc>>) -> bool {
+        !super::deadline::affords(self.clock.now(), self.policy.post_timeout, until)
     }
 }

@@ -10,7 +10,9 @@ use super::answer::{self, CREDENTIALS_REJECTED, RetryCause, Verdict};
 use super::post::PostResult;
 use super::{DeliveryOutcome, DispatchError, Dispatcher, QueueAction, Reply, until};
 use crate::callback::body::Unsendable;
-use crate::ports::{Access, Clock, Guard, OrderStore, PartnerClient, Save, TokenSource};
+use crate::ports::{
+    Access, Clock, Guard, OrderStore, PartnerClient, Save, TokenError, TokenSource,
+};
 use crate::record::OrderRecord;
 use crate::record::callback::{Attempt, AttemptOutcome, AttemptStatus, Callback, PartnerAnswer};
 use crate::update::{Change, update_order};
@@ -36,6 +38,10 @@ impl Judged {
             PostResult::TooLate => {
                 unanswered(Verdict::retry(RetryCause::NotPosted, NOT_POSTED.into()))
             }
+            PostResult::NoToken(err @ TokenError::Unavailable(_)) => unanswered(Verdict::retry(
+                RetryCause::NotPosted,
+                format!("not posted: {err}"),
+            )),
             PostResult::NoToken(err) => unanswered(Verdict::retry(
                 RetryCause::Credentials,
                 format!("{CREDENTIALS_REJECTED}: no access token ({err})"),

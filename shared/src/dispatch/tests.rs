@@ -39,6 +39,7 @@ fn delivery(record: &OrderRecord) -> Delivery {
         receipt: "receipt-1".into(),
         redriven: false,
         sent_at: None,
+        deadline: None,
     }
 }
 
@@ -122,4 +123,44 @@ async fn a_probe_without_a_token_posts_nothing_gives_its_slot_back_and_retries_f
         (0, Duration::from_secs(30)),
         "nor reopens it for longer"
     );
+}
+
+/// The credentials' store throttles past the SDK's retries.
+#[derive(Debug)]
+struct VaultThrottled;
+
+impl TokenSource for VaultThrottled {
+    async fn token(&self) -> Result<AccessToken, TokenError> {
+        Err(TokenError::Unavailable("ThrottlingException".into()))
+    }
+
+    async fn refresh(&self, _: &AccessToken) -> Result<AccessToken, TokenError> {
+        Err(TokenError::Unavailable("ThrottlingException".into()))
+    }
+}
+
+#[tokio::test]
+async fn credentials_out_of_reach_back_off_without_posting_or_spending_a_try() {
+    let store = Arc::new(MemoryStore::default());
+    let mut record = shipped_order("o-1");
+    store.put(&mut record);
+    let dispatcher = dispatcher(&store, VaultThrottled);
+
+    let (action, outcome) = dispatcher.dispatch(&delivery(&record)).await.unwrap();
+
+    assert!(matches!(action, QueueAction::RetryIn(_)), "{action:?}");
+    assert!(
+        matches!(
+            &outcome,
+            DeliveryOutcome::Retrying {
+                cause: RetryCause::NotPosted,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let stored = store.stored(&record.order.order_number).expect("stored");
+    assert_eq!(stored.callback.posts, 0, "the try is given back");
+    assert_eq!(stored.callback.status, CallbackStatus::Retrying);
+    assert_eq!(stored.callback.lease, None);
 }

@@ -151,6 +151,10 @@ impl OrderStore for MemoryStore {
         let Some(mut record) = self.stored(order_number) else {
             return Ok(None);
         };
+        // The same delivery's retried write: claimed already, as it stands.
+        if record.callback.claimed_by(claim) {
+            return Ok(Some(ClaimOutcome::Claimed(Box::new(record))));
+        }
         if let Err(why) = record.callback.check_claim(claim) {
             return Ok(Some(ClaimOutcome::Refused(why, Box::new(record))));
         }

@@ -1,13 +1,17 @@
 //! One delivery, end to end: ask the endpoint's health (taking its probe
 //! when a block is over), claim the delivery, sign, post, record the answer
-//! under the lease, then the endpoint's health. A delivery its endpoint no longer wants is given up (failed, for
-//! a replay to re-open). What the queue is told comes back as a [`Next`].
+//! under the lease, then the endpoint's health. A delivery its endpoint no
+//! longer wants is given up (failed, for a replay to re-open). A post is
+//! made only when the invocation has time left for it and its record
+//! ([`crate::dispatch::deadline`]). What the queue is told comes back as a
+//! [`Next`].
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::callback::retry::RetryPolicy;
+use crate::dispatch::deadline;
 use crate::error::StoreError;
 use crate::ports::{Clock, DeliveryClaim, DeliveryStore, EndpointStore, Save, WebhookPoster};
 use crate::webhook::{
@@ -76,6 +80,8 @@ pub struct Deliverer<E, D, P, C> {
     poster: P,
     clock: C,
     policy: RetryPolicy,
+    /// What the writes that record a post's answer may take.
+    record_budget: Duration,
 }
 
 impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E, D, P, C> {
@@ -86,14 +92,25 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
             poster,
             clock,
             policy,
+            record_budget: Duration::ZERO,
         }
     }
 
-    /// Delivers the ticket's event; `owner` is the message's fencing token.
+    /// A post starts only when the invocation's deadline leaves its timeout
+    /// and `record` (the budget of the writes that record its answer).
+    #[must_use]
+    pub const fn with_record_budget(mut self, record: Duration) -> Self {
+        self.record_budget = record;
+        self
+    }
+
+    /// Delivers the ticket's event; `owner` is the message's fencing token,
+    /// `deadline` the end of the invocation (`None`: none).
     pub async fn deliver(
         &self,
         ticket: &DeliveryTicket,
         owner: &str,
+        deadline: Option<DateTime<Utc>>,
     ) -> Result<Delivered, StoreError> {
         let (Some(id), Some(kind)) = (
             EndpointId::parse(&ticket.endpoint_id),
@@ -105,6 +122,12 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
             return Ok(Delivered::dropped());
         };
         let now = self.clock.now();
+        // Not even a probe or a claim (it counts a post) when the invocation
+        // could not record one: the next receive has the delivery, untouched.
+        let last_start = deadline::last_record_start(deadline, self.record_budget);
+        if !deadline::affords(now, self.policy.post_timeout, last_start) {
+            return Ok(Delivered::held_until(now, now));
+        }
         // An endpoint that does not want it (disabled, or the type dropped)
         // still has the delivery claimed, to be given up under the lease:
         // failed, not left pending without a message, so that a replay
@@ -143,17 +166,16 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
             return Ok(Delivered::dropped());
         }
         // A post must be answered (or time out) while the lease holds, so
-        // that no other holder can claim and post meanwhile: one that cannot
-        // start in time leaves the delivery to the next holder.
-        let lease_left = delivery
-            .lease
-            .as_ref()
-            .map_or(chrono::Duration::zero(), |lease| {
-                lease.until - self.clock.now()
-            });
-        if lease_left < chrono::Duration::from_std(self.policy.post_timeout).unwrap_or_default() {
-            let until = delivery.lease.map_or(now, |lease| lease.until);
-            return Ok(Delivered::held_until(until, now));
+        // that no other holder can claim and post meanwhile, and be recorded
+        // before the invocation ends: one that cannot start in time leaves
+        // the delivery to the next holder.
+        let lease_until = delivery.lease.as_ref().map_or(now, |lease| lease.until);
+        if !deadline::affords(
+            self.clock.now(),
+            self.policy.post_timeout,
+            deadline::earliest(Some(lease_until), last_start),
+        ) {
+            return Ok(Delivered::held_until(lease_until, now));
         }
         let headers = sign(
             &endpoint.signing_secrets(now),

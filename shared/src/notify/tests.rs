@@ -98,7 +98,7 @@ impl World {
             self.clock.clone(),
             schedule(POST_TIMEOUT),
         );
-        deliverer.deliver(ticket, owner).await.unwrap()
+        deliverer.deliver(ticket, owner, None).await.unwrap()
     }
 }
 
@@ -338,15 +338,15 @@ async fn once_a_block_is_over_one_delivery_probes_and_the_others_wait_for_its_an
         schedule(POST_TIMEOUT),
     );
     // The first post fails: the endpoint is blocked, the others held.
-    let first = deliverer.deliver(&tickets[0], "m0").await.unwrap();
+    let first = deliverer.deliver(&tickets[0], "m0", None).await.unwrap();
     assert_eq!(first.outcome, DeliveryOutcome::Retrying);
 
     // The block is over and the held three come back together: one probes.
     world.clock.advance(FIRST_BACKOFF + Duration::seconds(1));
     let together = tokio::join!(
-        deliverer.deliver(&tickets[1], "b1"),
-        deliverer.deliver(&tickets[2], "b2"),
-        deliverer.deliver(&tickets[3], "b3"),
+        deliverer.deliver(&tickets[1], "b1", None),
+        deliverer.deliver(&tickets[2], "b2", None),
+        deliverer.deliver(&tickets[3], "b3", None),
     );
     let outcomes = [together.0, together.1, together.2].map(|d| d.unwrap().outcome);
     assert_eq!(world.poster.posted().len(), 2, "{outcomes:?}");
@@ -364,8 +364,8 @@ async fn once_a_block_is_over_one_delivery_probes_and_the_others_wait_for_its_an
     world
         .clock
         .advance(FIRST_BACKOFF * 2 + Duration::seconds(1));
-    let probe = deliverer.deliver(&tickets[2], "c0").await.unwrap();
+    let probe = deliverer.deliver(&tickets[2], "c0", None).await.unwrap();
     assert_eq!(probe.outcome, DeliveryOutcome::Delivered);
-    let follower = deliverer.deliver(&tickets[3], "c1").await.unwrap();
+    let follower = deliverer.deliver(&tickets[3], "c1", None).await.unwrap();
     assert_eq!(follower.outcome, DeliveryOutcome::Delivered);
 }

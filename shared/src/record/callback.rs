@@ -362,6 +362,20 @@ impl Callback {
         Ok(())
     }
 
+    /// Whether `claim` is written already: its live lease is `claim`'s
+    /// owner's (one receive of its message). A write retried after its
+    /// answer was lost (a connection reset once DynamoDB applied it) finds
+    /// this; it holds the callback as claimed, with nothing more to write.
+    #[must_use]
+    pub fn claimed_by(&self, claim: &Claim) -> bool {
+        self.generation == claim.generation
+            && self.status.in_flight()
+            && self.message_id.as_deref() == Some(claim.message_id.as_str())
+            && self
+                .live_lease(claim.now)
+                .is_some_and(|lease| lease.owner == claim.owner)
+    }
+
     /// The claim's change: the lease, the message binding, one more post.
     pub fn apply_claim(&mut self, claim: &Claim) {
         self.lease = Some(Lease {

@@ -181,13 +181,17 @@ impl Delivery {
     }
 
     /// Claims the delivery for `owner` at `now`: it counts the post and
-    /// holds the lease for `policy.lease`.
+    /// holds the lease for `policy.lease`. Already claimed by `owner` (its
+    /// retried write): claimed as it stands.
     pub fn claim(
         &mut self,
         owner: &str,
         now: DateTime<Utc>,
         policy: &RetryPolicy,
     ) -> Result<(), NotClaimed> {
+        if self.claimed_by(owner, now) {
+            return Ok(());
+        }
         self.check_claim(now)?;
         self.posts += 1;
         self.lease = Some(Lease {
@@ -195,6 +199,19 @@ impl Delivery {
             until: now + chrono::Duration::from_std(policy.lease).unwrap_or_default(),
         });
         Ok(())
+    }
+
+    /// Whether `owner` (one receive of the delivery's message) holds the
+    /// live lease at `now`: its claim is written already. A write retried
+    /// after its answer was lost (a connection reset once DynamoDB applied
+    /// it) finds this; it holds the delivery as claimed, nothing more to write.
+    #[must_use]
+    pub fn claimed_by(&self, owner: &str, now: DateTime<Utc>) -> bool {
+        self.status == DeliveryStatus::Pending
+            && self
+                .lease
+                .as_ref()
+                .is_some_and(|lease| lease.owner == owner && now < lease.until)
     }
 
     /// The claim's rule alone (the store's conditional write says the same).
