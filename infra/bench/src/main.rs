@@ -28,8 +28,13 @@
 //! `bench cost [--doc PATH] [--results PATH]` (under the emulators) measures
 //! what the cost model needs and rewrites "Cost per million orders", "Idle
 //! cost per month" and "Scale" (the full run does too), with the CPU per
-//! request of a previous run's `results.json`; `bench log-run` is its child
-//! (`cost_inputs`), whose stdout is the functions' log.
+//! request of a previous run's `results.json`. `bench log-run` is the log
+//! step's child (`log_bytes::measure_in_child`), whose stdout is the
+//! functions' EMF lines: the metric series are counted from it.
+//!
+//! The full run rewrites every `<!-- bench:… -->` region of the page, each
+//! ending with the run's stamp (date and commit), and fails if one is left
+//! without it: a table no step writes any more.
 
 mod capacity;
 mod cold;
