@@ -3,7 +3,7 @@
 #   make test           fmt, clippy, the core's dependencies, tests against emulators, a bench smoke run,
 #                       the soak bounded, template checks (= CI)
 #   make soak           10,000 orders through faults and SIGKILLs → docs/reliability.md (ORDERS=… to change)
-#   make bench          release build: cold start, CPU per order, throughput, capacity → docs/benchmarks.md
+#   make bench          release build: every table of docs/benchmarks.md at one commit, stamped (minutes; ≈ 36 from a fresh clone)
 #   make bench-capacity debug build: DynamoDB capacity units per order lifecycle → docs/benchmarks.md (seconds)
 #   make lint-template  cfn-lint, sam validate --lint, checkov, sam build, the built bootstraps
 #   make tools          install the pinned local tools into .local/

@@ -5,7 +5,10 @@
 #      (`bench functions` lists them), in release: the deploy profile;
 #   2. runs criterion (adapters/benches: CPU per order) while the box is quiet;
 #   3. runs the harness against fresh emulators: cold starts against a Runtime
-#      API stub, intake and dispatch throughput against raw baselines, sizes.
+#      API stub, intake and dispatch throughput against raw baselines, sizes,
+#      capacity units, webhook events, 404 timings, log bytes, the cost, idle
+#      cost and scale tables: every region of the page, each stamped with the
+#      run's commit (the harness fails on a region it left unstamped).
 # QUICK=1: the release build, every step with tiny counts (numbers
 # meaningless, doc untouched: a copy under the target directory is written).
 # --smoke (make test): the same on the debug build with criterion run for a

@@ -2,13 +2,15 @@
 //! bills for one order's life, counted from what the bench measured
 //! ([`Measured`]: capacity units of `capacity::measure`, the webhook events'
 //! units and SQS requests of `webhooks::measure`, the handlers' CPU per
-//! request from the throughput runs, the bytes the functions print), the rest
+//! request from the throughput runs, the log bytes and metric series of
+//! `log_bytes`), the rest
 //! stated in [`Assumptions`], priced with [`Prices`], beside a floor: what the
 //! API requests, the minimal writes and one callback must cost.
 
 use serde::Serialize;
 
 use crate::capacity::Lifecycle;
+use crate::log_bytes::{LogBytes, platform_records};
 use crate::prices::{Prices, READ_ON, SOURCES};
 use crate::webhooks::WebhookCost;
 
@@ -25,12 +27,9 @@ pub struct Measured {
     /// dispatch (per callback).
     pub intake_cpu_us: f64,
     pub dispatch_cpu_us: f64,
-    /// Bytes the functions printed for the lifecycle (JSON logs and EMF
-    /// lines), and the distinct custom-metric series those EMF lines name.
-    pub log_bytes: f64,
-    /// Of those, the webhook run's (its order's create and events included).
-    pub webhook_log_bytes: f64,
-    pub metric_series: usize,
+    /// What the lifecycle writes to CloudWatch Logs, by function, and the
+    /// custom-metric series its EMF lines name (`log_bytes::measure`).
+    pub log: LogBytes,
     /// Standard alarms in the template.
     pub alarms: usize,
 }
@@ -72,21 +71,23 @@ impl Default for Assumptions {
     }
 }
 
-/// Lambda's platform records per invocation in the JSON log format, as
-/// documented (`platform.start`, `platform.report`; the `END` line of the
-/// text format is not sent in JSON), with a request id and typical figures.
-pub const PLATFORM_RECORDS: [&str; 2] = [
-    r#"{"time":"2026-12-06T12:00:00.000Z","type":"platform.start","record":{"requestId":"6f7f0961-0000-4a3c-9c8f-1f2d3e4f5a6b","version":"$LATEST"}}"#,
-    r#"{"time":"2026-12-06T12:00:00.010Z","type":"platform.report","record":{"requestId":"6f7f0961-0000-4a3c-9c8f-1f2d3e4f5a6b","metrics":{"durationMs":9.512,"billedDurationMs":10,"memorySizeMB":128,"maxMemoryUsedMB":18},"status":"success"}}"#,
-];
-
 const SECONDS_PER_MONTH: f64 = 30.0 * 24.0 * 3600.0;
 const MINUTES_PER_MONTH: f64 = SECONDS_PER_MONTH / 60.0;
 
-/// Bytes of the platform records of one invocation.
+/// Bytes of Lambda's platform records of one invocation (`log_bytes`
+/// builds them as documented), for the invocations the log step does not
+/// run: the polls, and the floor's.
 #[must_use]
 pub fn platform_bytes() -> f64 {
-    PLATFORM_RECORDS.iter().map(|r| r.len() + 1).sum::<usize>() as f64
+    platform_records("6f7f0961-0000-4a3c-9c8f-1f2d3e4f5a6b")
+        .iter()
+        .map(|record| record.len() + 1)
+        .sum::<usize>() as f64
+}
+
+/// The webhook functions, whose log the order's own life does not write.
+fn is_webhook_function(function: &str) -> bool {
+    function.starts_with("webhook")
 }
 
 /// One kind of invocation of a lifecycle.
@@ -125,8 +126,7 @@ impl Measured {
                 units: Default::default(),
                 sqs: Default::default(),
             },
-            log_bytes: self.log_bytes - self.webhook_log_bytes,
-            webhook_log_bytes: 0.0,
+            log: self.log.without(is_webhook_function),
             ..self.clone()
         }
     }
@@ -285,7 +285,11 @@ impl Measured {
         // send), the event source's receive and delete; the webhooks' as measured.
         let webhook_sqs: f64 = self.webhooks.sqs.values().map(|n| f64::from(*n)).sum();
         let sqs = 3.0 + webhook_sqs;
-        let log_bytes = self.log_bytes + count * platform_bytes();
+        // The functions' lines and Lambda's records as the log step measured
+        // them (none for a function whose `SystemLogLevel` is WARN), plus the
+        // polls' records, which it does not run.
+        let printed = self.log.printed() as f64;
+        let log_bytes = printed + self.log.platform() as f64 + polls * platform_bytes();
         let floor_log_bytes = floor_count * platform_bytes();
         let puts = f64::from(self.order.s3_puts);
         vec![
@@ -359,8 +363,8 @@ impl Measured {
                 quantity: format!(
                     "{:.1} KB ({:.1} KB printed, {:.1} KB platform records; floor {:.1} KB)",
                     log_bytes / 1000.0,
-                    self.log_bytes / 1000.0,
-                    (log_bytes - self.log_bytes) / 1000.0,
+                    printed / 1000.0,
+                    (log_bytes - printed) / 1000.0,
                     floor_log_bytes / 1000.0
                 ),
                 dollars: per_million(log_bytes, p.log_byte),
@@ -397,9 +401,9 @@ impl Measured {
                 service: "Custom metric series",
                 quantity: format!(
                     "{} series named by the functions' EMF lines",
-                    self.metric_series
+                    self.log.metric_series
                 ),
-                dollars: self.metric_series as f64 * p.metric_month,
+                dollars: self.log.metric_series as f64 * p.metric_month,
                 floor: 0.0,
             },
             Line {
@@ -519,12 +523,12 @@ pub fn table(measured: &Measured, p: &Prices, a: &Assumptions) -> String {
         );
     }
     out += &format!(
-        "\nMeasured: intake CPU {:.0} µs per request, dispatch {:.0} µs per callback; DynamoDB units from `capacity` and `webhooks`, a poll {} RRU; {:.0} bytes printed per lifecycle, {:.0} of them by the webhook run. Stated: {} clients polling once a minute share {} orders a month.\n",
+        "\nMeasured: intake CPU {:.0} µs per request, dispatch {:.0} µs per callback; DynamoDB units from `capacity` and `webhooks`, a poll {} RRU; {} bytes printed per lifecycle, {} of them by the webhook functions. Stated: {} clients polling once a minute share {} orders a month.\n",
         measured.intake_cpu_us,
         measured.dispatch_cpu_us,
         number(measured.poll_units),
-        measured.log_bytes,
-        measured.webhook_log_bytes,
+        measured.log.printed(),
+        measured.log.printed() - measured.without_webhooks().log.printed(),
         a.clients,
         a.orders_per_month
     );
@@ -557,6 +561,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::capacity::Step;
+    use crate::log_bytes::FunctionBytes;
 
     fn step(name: &str, floor: f64, ops: &[(&str, f64)]) -> Step {
         Step {
@@ -564,6 +569,18 @@ pub(crate) mod tests {
             units: ops.iter().map(|(_, u)| u).sum(),
             floor,
             operations: ops.iter().map(|(o, u)| ((*o).to_owned(), *u)).collect(),
+        }
+    }
+
+    /// A function's log over the lifecycle: invocations, printed bytes,
+    /// platform bytes.
+    fn bytes(invocations: usize, printed: usize, platform: usize) -> FunctionBytes {
+        FunctionBytes {
+            invocations,
+            lines: invocations,
+            app_bytes: printed,
+            metric_bytes: 0,
+            platform_bytes: platform,
         }
     }
 
@@ -606,9 +623,14 @@ pub(crate) mod tests {
             },
             intake_cpu_us: 600.0,
             dispatch_cpu_us: 1200.0,
-            log_bytes: 5000.0,
-            webhook_log_bytes: 1000.0,
-            metric_series: 30,
+            log: LogBytes {
+                functions: BTreeMap::from([
+                    ("order-intake".to_owned(), bytes(4, 4000, 1500)),
+                    ("webhook-dispatch".to_owned(), bytes(6, 1000, 0)),
+                ]),
+                with_capacity_lines: 0,
+                metric_series: 30,
+            },
             alarms: 26,
         }
     }
@@ -682,8 +704,8 @@ pub(crate) mod tests {
                 .all(|i| !i.function.starts_with("webhook") || i.count == 0.0)
         );
         let logs = |m: &Measured| m.bill(&p, &a)[9].dollars;
-        // 1,000 bytes and 12 invocations' platform records fewer.
-        let fewer = 1000.0 + 12.0 * platform_bytes();
+        // The webhook functions' 1,000 bytes fewer (they write no platform records).
+        let fewer = 1000.0;
         assert!((logs(&m) - logs(&bare) - fewer * p.log_byte * 1e6).abs() < 1e-9);
     }
 

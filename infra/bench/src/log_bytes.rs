@@ -31,14 +31,11 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adapters::dynamodb_state::{Attr, order_state};
-use adapters::sdk::read_item;
 use aws_lambda_events::event::dynamodb::Event;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_lambda_events::event::sqs::SqsEvent;
 use local_stack::Stack;
 use local_stack::template::Template;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::notify::{FanOut, Subscriptions};
 use shared::webhook::Reach;
@@ -48,17 +45,15 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use webhook_fanout::FanOutHandler;
 
-use crate::events::{
-    SAMPLE_ORDER, api_request, client_key, lifecycle_events, sqs_event, stream_insert_event,
-    warehouse_key,
-};
+use crate::events::{api_request, sqs_event, stream_insert_event};
+use crate::life::{self, Writes};
 use crate::partner::Partner;
 
 /// The target: bytes per order lifecycle, platform records included.
 pub const TARGET_BYTES: usize = 10 * 1024;
 
 /// What one function wrote over the lifecycle.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FunctionBytes {
     pub invocations: usize,
     /// Application lines (tracing) and their bytes, newline included.
@@ -78,19 +73,52 @@ impl FunctionBytes {
 }
 
 /// One lifecycle's log bytes, by function.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogBytes {
-    pub functions: BTreeMap<&'static str, FunctionBytes>,
+    pub functions: BTreeMap<String, FunctionBytes>,
     /// The same lifecycle's bytes with `DYNAMODB_CAPACITY_LINES=1` (a
     /// capacity line per DynamoDB call), for the prose: what switching the
     /// lines on costs.
     pub with_capacity_lines: usize,
+    /// The custom-metric series the lifecycle's EMF lines name (as
+    /// deployed, capacity lines off): known only when measured in a child
+    /// process ([`measure_in_child`]), whose stdout is the functions' log.
+    pub metric_series: usize,
 }
 
 impl LogBytes {
     #[must_use]
     pub fn total(&self) -> usize {
         self.functions.values().map(FunctionBytes::total).sum()
+    }
+
+    /// What the functions printed themselves (their lines and EMF lines).
+    #[must_use]
+    pub fn printed(&self) -> usize {
+        self.functions
+            .values()
+            .map(|row| row.app_bytes + row.metric_bytes)
+            .sum()
+    }
+
+    /// Lambda's platform records.
+    #[must_use]
+    pub fn platform(&self) -> usize {
+        self.functions.values().map(|row| row.platform_bytes).sum()
+    }
+
+    /// The lifecycle without the functions `leave_out` names.
+    #[must_use]
+    pub fn without(&self, leave_out: impl Fn(&str) -> bool) -> Self {
+        Self {
+            functions: self
+                .functions
+                .iter()
+                .filter(|(function, _)| !leave_out(function))
+                .map(|(function, row)| (function.clone(), row.clone()))
+                .collect(),
+            ..self.clone()
+        }
     }
 
     /// An error when the lifecycle is over [`TARGET_BYTES`]: `make bench`
@@ -130,6 +158,7 @@ pub async fn measure(stack: &mut Stack) -> Result<LogBytes, String> {
     if delivered == 0 {
         return Err("no webhook event was delivered".into());
     }
+    println!("{CAPACITY_LINES_ON}");
     adapters::capacity::print_lines();
     let with_capacity_lines = run
         .lifecycle("logs-capacity")
@@ -140,7 +169,92 @@ pub async fn measure(stack: &mut Stack) -> Result<LogBytes, String> {
     Ok(LogBytes {
         functions,
         with_capacity_lines,
+        metric_series: 0,
     })
+}
+
+/// Between the child's lifecycles on stdout: the capacity lines go on.
+const CAPACITY_LINES_ON: &str = "bench-log-run: capacity lines on";
+/// Before the child's result on stdout.
+const RESULT: &str = "bench-log-run: result";
+
+/// `bench log-run`: [`measure`] on a stack of its own, in a child process
+/// whose stdout is the functions' log: the EMF lines, then the result.
+pub async fn log_run() -> Result<(), Box<dyn std::error::Error>> {
+    let mut stack = Stack::provision(
+        &format!("logrun{}", std::process::id()),
+        local_stack::stack::local_warehouses()?,
+    )
+    .await?;
+    let bytes = measure(&mut stack).await?;
+    println!("{RESULT}\n{}", serde_json::to_string(&bytes)?);
+    Ok(())
+}
+
+/// [`measure`] in a child process (`bench log-run`), the metric series
+/// counted from what it printed (the EMF lines of the lifecycle as deployed).
+pub async fn measure_in_child() -> Result<LogBytes, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = tokio::process::Command::new(exe)
+        .arg("log-run")
+        .output()
+        .await
+        .map_err(|e| format!("bench log-run: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "bench log-run failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    from_child(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// The child's result, with the series its first lifecycle's EMF lines name.
+fn from_child(stdout: &str) -> Result<LogBytes, String> {
+    let (log, result) = stdout
+        .split_once(RESULT)
+        .ok_or("bench log-run printed no result")?;
+    let mut bytes: LogBytes =
+        serde_json::from_str(result.trim()).map_err(|e| format!("bench log-run: {e}"))?;
+    let deployed = log
+        .split_once(CAPACITY_LINES_ON)
+        .map_or(log, |(before, _)| before);
+    bytes.metric_series = series(deployed);
+    Ok(bytes)
+}
+
+/// Distinct (namespace, metric, dimension values) of the EMF lines.
+fn series(log: &str) -> usize {
+    let mut seen = std::collections::BTreeSet::new();
+    for line in log.lines() {
+        let Ok(json) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let Some(directives) = json["_aws"]["CloudWatchMetrics"].as_array() else {
+            continue;
+        };
+        for directive in directives {
+            let namespace = directive["Namespace"].as_str().unwrap_or_default();
+            let sets = directive["Dimensions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for metric in directive["Metrics"].as_array().into_iter().flatten() {
+                let name = metric["Name"].as_str().unwrap_or_default();
+                for set in &sets {
+                    let values: Vec<String> = set
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(|dim| format!("{dim}={}", json[dim]))
+                        .collect();
+                    seen.insert(format!("{namespace}|{name}|{}", values.join(",")));
+                }
+            }
+        }
+    }
+    seen.len()
 }
 
 /// The table of docs/benchmarks.md's "Log bytes per lifecycle".
@@ -174,7 +288,8 @@ pub fn table(bytes: &LogBytes) -> String {
     ));
     out.push_str(&format!(
         "Target ≤ {TARGET_BYTES} B per lifecycle: **{}** ({:.0} % of it). \
-         With `DYNAMODB_CAPACITY_LINES=1` (a capacity line per DynamoDB call): {} B.\n",
+         With `DYNAMODB_CAPACITY_LINES=1` (a capacity line per DynamoDB call): {} B. \
+         Custom-metric series the lifecycle's EMF lines name: {}.\n",
         if total <= TARGET_BYTES {
             "met"
         } else {
@@ -182,6 +297,7 @@ pub fn table(bytes: &LogBytes) -> String {
         },
         100.0 * total as f64 / TARGET_BYTES as f64,
         bytes.with_capacity_lines,
+        bytes.metric_series,
     ));
     out
 }
@@ -254,8 +370,7 @@ struct Run<'a> {
         adapters::dynamodb_webhooks::DynamoWebhooks,
         adapters::sqs_webhooks::SqsDeliveryQueue,
     >,
-    client: String,
-    warehouse: String,
+    writes: Writes,
     capture: Capture,
     subscriber: tracing::Dispatch,
     /// Each function's `SystemLogLevel`, by binary, from the template.
@@ -284,8 +399,7 @@ impl<'a> Run<'a> {
                 webhooks,
                 stack.webhook_queue().map_err(|e| e.to_string())?,
             )),
-            client: client_key(stack).await?,
-            warehouse: warehouse_key(stack).await?,
+            writes: Writes::new(stack).await?,
             capture,
             subscriber: tracing::Dispatch::new(subscriber),
             platform_records: Template::project()
@@ -300,8 +414,8 @@ impl<'a> Run<'a> {
     /// Runs `invocation` as `function`'s, adding what it wrote to `into`.
     async fn invoke<T>(
         &self,
-        into: &mut BTreeMap<&'static str, FunctionBytes>,
-        function: &'static str,
+        into: &mut BTreeMap<String, FunctionBytes>,
+        function: &str,
         invocation: impl Future<Output = T>,
     ) -> T {
         self.capture.take();
@@ -319,7 +433,7 @@ impl<'a> Run<'a> {
         .with_subscriber(self.subscriber.clone())
         .await;
         let written = self.capture.take();
-        let row = into.entry(function).or_default();
+        let row = into.entry(function.to_owned()).or_default();
         row.invocations += 1;
         row.lines += written.iter().filter(|byte| **byte == b'\n').count();
         row.app_bytes += written.len();
@@ -337,44 +451,22 @@ impl<'a> Run<'a> {
         output
     }
 
-    async fn lifecycle(
-        &self,
-        number: &str,
-    ) -> Result<BTreeMap<&'static str, FunctionBytes>, String> {
+    async fn lifecycle(&self, number: &str) -> Result<BTreeMap<String, FunctionBytes>, String> {
         let mut bytes = BTreeMap::new();
         let api = self.stack.api().map_err(|e| e.to_string())?;
-        let mut order: Value = serde_json::from_str(SAMPLE_ORDER).map_err(|e| e.to_string())?;
-        order["package"]["order_number"] = json!(number);
-        order["platform_order_number"] = json!(format!("po-{number}"));
-        let mut writes = vec![(
-            "order-intake",
-            "/apicenter/api/order".to_owned(),
-            order.to_string(),
-            &self.client,
-        )];
-        for (_, event) in lifecycle_events(chrono::Utc::now()) {
-            writes.push((
-                "warehouse-events",
-                format!("/apicenter/api/order/{number}/events"),
-                event.to_string(),
-                &self.warehouse,
-            ));
-        }
         let mut before: Option<Value> = None;
-        for (function, path, body, key) in writes {
-            let request = api_request("POST", &path, Some(&body), key, 0)?;
-            let response = self.invoke(&mut bytes, function, api(request)).await;
-            if !response.status().is_success() {
-                return Err(format!("POST {path} answered {}", response.status()));
-            }
-            let image = self.stream_image(number).await?;
+        for write in 0..self.writes.count() {
+            let (function, request) = self.writes.request(number, write)?;
+            life::answered(&self.invoke(&mut bytes, function, api(request)).await)?;
+            let (item, _) = life::state(self.stack, number).await?;
+            let image = stream_insert_event(&item);
             let event = stream_event(before.as_ref(), &image)?;
             before = Some(image);
             let failed = self
                 .invoke(&mut bytes, "webhook-fanout", self.fan_out.handle(event))
                 .await;
             if !failed.batch_item_failures.is_empty() {
-                return Err(format!("the fan-out of {path} failed"));
+                return Err(format!("the fan-out of write {write} failed"));
             }
             self.deliver_webhooks(&mut bytes).await?;
         }
@@ -397,7 +489,7 @@ impl<'a> Run<'a> {
                 "GET",
                 &format!("/apicenter/api/order/{number}"),
                 None,
-                &self.client,
+                self.writes.client(),
                 0,
             )?;
             let response = self.invoke(&mut bytes, "order-intake", api(request)).await;
@@ -408,82 +500,31 @@ impl<'a> Run<'a> {
         Ok(bytes)
     }
 
-    /// The order's state item as the stream's image holds it (strings and
-    /// numbers, in DynamoDB's JSON).
-    async fn stream_image(&self, number: &str) -> Result<Value, String> {
-        let table = self.stack.orders_table().map_err(|e| e.to_string())?;
-        let item = read_item(
-            &self.stack.dynamodb,
-            table,
-            "order_number",
-            number.to_owned(),
-        )
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .item
-        .ok_or(format!("{number} is not stored"))?;
-        // Checked readable as the fan-out will read it.
-        order_state(|name| match item.get(name)? {
-            AttributeValue::S(value) => Some(Attr::S(value)),
-            AttributeValue::N(value) => Some(Attr::N(value)),
-            _ => None,
-        })
-        .map_err(|e| e.to_string())?;
-        Ok(stream_insert_event(&item))
-    }
-
     /// As the delivery queue's event source mapping does: what the fan-out
     /// queued, handed to the webhook dispatcher, one invocation per message.
     async fn deliver_webhooks(
         &self,
-        bytes: &mut BTreeMap<&'static str, FunctionBytes>,
+        bytes: &mut BTreeMap<String, FunctionBytes>,
     ) -> Result<(), String> {
         let queue_url = self
             .stack
             .resources
             .queue_url("WebhookDeliveryQueue")
             .map_err(|e| e.to_string())?;
-        let received = self
-            .stack
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .map_err(|e| format!("receive: {e}"))?;
-        for message in received.messages() {
-            let mut record = SqsMessage::default();
-            record.message_id = message.message_id().map(str::to_owned);
-            record.receipt_handle = message.receipt_handle().map(str::to_owned);
-            record.body = message.body().map(str::to_owned);
-            record.attributes = message
-                .attributes()
-                .into_iter()
-                .flatten()
-                .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
-                .collect();
-            let mut event = SqsEvent::default();
-            event.records = vec![record];
+        let messages = life::receive(&self.stack.sqs, queue_url).await?;
+        for message in messages.chunks(1) {
             let kept = self
-                .invoke(bytes, "webhook-dispatch", (self.webhook_dispatcher)(event))
+                .invoke(
+                    bytes,
+                    "webhook-dispatch",
+                    (self.webhook_dispatcher)(life::event(message)),
+                )
                 .await;
             if !kept.batch_item_failures.is_empty() {
                 return Err("a webhook delivery was not settled".into());
             }
-            self.stack
-                .sqs
-                .delete_message()
-                .queue_url(queue_url)
-                .set_receipt_handle(message.receipt_handle().map(str::to_owned))
-                .send()
-                .await
-                .map_err(|e| format!("delete: {e}"))?;
         }
-        Ok(())
+        life::delete(&self.stack.sqs, queue_url, &messages).await
     }
 }
 
@@ -522,7 +563,7 @@ mod tests {
     fn a_lifecycle_over_the_target_fails_the_bench() {
         let mut functions = BTreeMap::new();
         functions.insert(
-            "order-intake",
+            "order-intake".to_owned(),
             FunctionBytes {
                 invocations: 4,
                 lines: 4,
@@ -534,8 +575,49 @@ mod tests {
         let over = LogBytes {
             functions,
             with_capacity_lines: 0,
+            metric_series: 0,
         };
         assert!(over.check().is_err());
         assert!(table(&over).contains("missed"));
+    }
+
+    #[test]
+    fn a_series_is_a_metric_under_one_set_of_dimension_values() {
+        let line = |op: &str| {
+            format!(
+                r#"{{"_aws":{{"Timestamp":1,"CloudWatchMetrics":[{{"Namespace":"N","Dimensions":[["Operation"]],"Metrics":[{{"Name":"Units","Unit":"Count"}}]}}]}},"Operation":"{op}","Units":1}}"#
+            )
+        };
+        let log = [
+            line("get"),
+            line("get"),
+            line("save"),
+            "{\"level\":\"INFO\"}".into(),
+        ]
+        .join("\n");
+        assert_eq!(series(&log), 2);
+    }
+
+    #[test]
+    fn the_series_are_counted_before_the_capacity_lines_go_on() {
+        let line = |op: &str| {
+            format!(
+                r#"{{"_aws":{{"Timestamp":1,"CloudWatchMetrics":[{{"Namespace":"N","Dimensions":[["Operation"]],"Metrics":[{{"Name":"Units","Unit":"Count"}}]}}]}},"Operation":"{op}","Units":1}}"#
+            )
+        };
+        let result = LogBytes {
+            functions: BTreeMap::new(),
+            with_capacity_lines: 7,
+            metric_series: 0,
+        };
+        let stdout = format!(
+            "{}\n{CAPACITY_LINES_ON}\n{}\n{}\n{RESULT}\n{}\n",
+            line("get"),
+            line("save"),
+            line("claim"),
+            serde_json::to_string(&result).unwrap()
+        );
+        let bytes = from_child(&stdout).unwrap();
+        assert_eq!((bytes.metric_series, bytes.with_capacity_lines), (1, 7));
     }
 }

@@ -22,13 +22,19 @@
 //! side) measures only the capacity units per order lifecycle, the cost per
 //! webhook event, the 404 medians of "Foreign or missing", or the log bytes
 //! per order lifecycle (failing over its target), prints the table and, with
-//! `--doc`, rewrites that region.
+//! `--doc`, rewrites that region. `bench dispatch` does the same for the
+//! dispatch throughput (a release build: it measures speed).
 //!
 //! `bench cost [--doc PATH] [--results PATH]` (under the emulators) measures
 //! what the cost model needs and rewrites "Cost per million orders", "Idle
 //! cost per month" and "Scale" (the full run does too), with the CPU per
-//! request of a previous run's `results.json`; `bench log-run` is its child
-//! (`cost_inputs`), whose stdout is the functions' log.
+//! request of a previous run's `results.json`. `bench log-run` is the log
+//! step's child (`log_bytes::measure_in_child`), whose stdout is the
+//! functions' EMF lines: the metric series are counted from it.
+//!
+//! The full run rewrites every `<!-- bench:… -->` region of the page, each
+//! ending with the run's stamp (date and commit), and fails if one is left
+//! without it: a table no step writes any more.
 
 mod capacity;
 mod cold;
@@ -36,6 +42,7 @@ mod cost;
 mod cost_inputs;
 mod environment;
 mod events;
+mod life;
 mod log_bytes;
 mod partner;
 mod prices;
@@ -90,7 +97,7 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// `bench capacity|tenant [--doc PATH]`: one table alone.
+/// `bench capacity|tenant|webhooks|logs|dispatch [--doc PATH]`: one table alone.
 async fn one_table(
     step: &str,
     mut given: impl Iterator<Item = String>,
@@ -100,7 +107,7 @@ async fn one_table(
         (Some("--doc"), Some(path)) => Some(PathBuf::from(path)),
         _ => return Err(format!("usage: bench {step} [--doc PATH]").into()),
     };
-    let mut stack = Stack::provision(
+    let stack = Stack::provision(
         &format!("{step}{}", std::process::id()),
         local_warehouses()?,
     )
@@ -108,9 +115,16 @@ async fn one_table(
     let mut missed = None;
     let (region, table) = match step {
         "capacity" => (step, capacity::table(&capacity::measure(&stack).await?)),
+        "dispatch" => {
+            let counts = Counts::full();
+            let dispatch =
+                throughput::dispatch(&stack, counts.callbacks, counts.warm_up, PARTNER_DELAY)
+                    .await?;
+            (step, report::dispatch_table(&dispatch))
+        }
         "webhooks" => (step, webhooks::table(&webhooks::measure(&stack).await?)),
         "logs" => {
-            let bytes = log_bytes::measure(&mut stack).await?;
+            let bytes = log_bytes::measure_in_child().await?;
             missed = bytes.check().err();
             (LOG_BYTES, log_bytes::table(&bytes))
         }
@@ -147,26 +161,25 @@ async fn measure_cost(
     capacity: Vec<capacity::Lifecycle>,
     webhooks: webhooks::WebhookCost,
     cpu: Cpu,
+    log: log_bytes::LogBytes,
 ) -> Result<cost::Measured, Box<dyn std::error::Error>> {
     let order = capacity
         .into_iter()
         .next()
         .ok_or("capacity measured no lifecycle")?;
-    let printed = cost_inputs::printed().await?;
     Ok(cost::Measured {
         order,
         poll_units: cost_inputs::poll_units(stack).await?,
         webhooks,
         intake_cpu_us: cpu.intake_us.ok_or("the intake run measured no CPU")?,
         dispatch_cpu_us: cpu.dispatch_us.ok_or("the dispatch run measured no CPU")?,
-        log_bytes: printed.bytes_per_lifecycle,
-        webhook_log_bytes: printed.webhook_bytes,
-        metric_series: printed.series,
+        log,
         alarms: cost_inputs::alarms()?,
     })
 }
 
-/// Rewrites the regions `cost`, `idle-cost` and `scale` of `doc`.
+/// Rewrites the regions `cost`, `idle-cost` and `scale` of `doc`, each
+/// ending with `stamp`.
 fn write_cost(
     measured: &cost::Measured,
     doc: &std::path::Path,
@@ -183,7 +196,7 @@ fn write_cost(
         ),
         ("scale", scale::table(measured, &assumptions)),
     ] {
-        let table = format!("{table}\n_Measured {stamp}._\n");
+        let table = format!("{table}\n{stamp}\n");
         println!("{table}");
         text = report::replace_region(&text, region, &table)
             .ok_or_else(|| format!("{}: no region <!-- bench:{region} -->", doc.display()))?;
@@ -224,10 +237,11 @@ async fn cost_alone(given: impl Iterator<Item = String>) -> Result<(), Box<dyn s
         Stack::provision(&format!("cost{}", std::process::id()), local_warehouses()?).await?;
     let capacity = capacity::measure(&stack).await?;
     let webhooks = webhooks::measure(&stack).await?;
-    let measured = measure_cost(&stack, capacity, webhooks, cpu).await?;
+    let logs = log_bytes::measure_in_child().await?;
+    let measured = measure_cost(&stack, capacity, webhooks, cpu, logs).await?;
     let machine = Machine::this();
     let stamp = format!(
-        "{}, commit `{}`, CPU from {}",
+        "_Measured {}, commit `{}`, CPU from {}._",
         machine.date,
         git_commit(),
         results.display()
@@ -246,6 +260,12 @@ async fn cost_alone(given: impl Iterator<Item = String>) -> Result<(), Box<dyn s
     }
     Ok(())
 }
+/// The steps that measure one table alone (`bench STEP [--doc PATH]`).
+const ONE_TABLE: [&str; 5] = ["capacity", "tenant", "webhooks", "logs", "dispatch"];
+
+/// How long the dispatch runs' partner takes to answer.
+const PARTNER_DELAY: Duration = Duration::from_millis(20);
+
 /// The region of "Log bytes per lifecycle" in docs/benchmarks.md.
 const LOG_BYTES: &str = "log-bytes";
 
@@ -309,13 +329,11 @@ impl Counts {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut given = std::env::args().skip(1).peekable();
-    if let Some(step) =
-        given.next_if(|step| ["capacity", "tenant", "webhooks", "logs"].contains(&step.as_str()))
-    {
+    if let Some(step) = given.next_if(|step| ONE_TABLE.contains(&step.as_str())) {
         return one_table(&step, given).await;
     }
     if given.next_if(|step| step == "log-run").is_some() {
-        return cost_inputs::log_run().await;
+        return log_bytes::log_run().await;
     }
     if given.next_if(|step| step == "cost").is_some() {
         return cost_alone(given).await;
@@ -377,13 +395,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     eprintln!("bench: dispatch throughput");
     let stack = Stack::provision(&format!("{prefix}-dispatch"), local_warehouses()?).await?;
-    let dispatch = throughput::dispatch(
-        &stack,
-        counts.callbacks,
-        counts.warm_up,
-        Duration::from_millis(20),
-    )
-    .await?;
+    let dispatch =
+        throughput::dispatch(&stack, counts.callbacks, counts.warm_up, PARTNER_DELAY).await?;
 
     eprintln!("bench: capacity units per order lifecycle");
     let stack = Stack::provision(&format!("{prefix}-capacity"), local_warehouses()?).await?;
@@ -397,10 +410,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stack = Stack::provision(&format!("{prefix}-tenant"), local_warehouses()?).await?;
     let tenant = tenant::measure(&stack, counts.tenant_samples).await?;
 
-    // Last: it switches the capacity lines on for its second lifecycle.
+    // In a child process: its stdout is the functions' log (the metric
+    // series), and its second lifecycle switches the capacity lines on.
     eprintln!("bench: log bytes per order lifecycle");
-    let mut stack = Stack::provision(&format!("{prefix}-logs"), local_warehouses()?).await?;
-    let logs = log_bytes::measure(&mut stack).await?;
+    let logs = log_bytes::measure_in_child().await?;
+    let missed = logs.check().err();
 
     let results = Results {
         capacity,
@@ -412,16 +426,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         intake,
         dispatch,
         sizes,
+        logs,
     };
     if let Some(dir) = args.json.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&args.json, serde_json::to_string_pretty(&results)?)?;
-    // Beside the results, for the cost model: bytes per lifecycle by function.
-    std::fs::write(
-        args.json.with_file_name("log-bytes.json"),
-        serde_json::to_string_pretty(&logs)?,
-    )?;
     results.render_into(&args.doc)?;
     eprintln!("bench: cost per million orders");
     let stack = Stack::provision(&format!("{prefix}-cost"), local_warehouses()?).await?;
@@ -432,34 +442,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|l| l.handler.cpu_us_per_request),
         dispatch_us: results.dispatch.handler.cpu_us_per_request,
     };
-    let measured = measure_cost(&stack, results.capacity, results.webhooks, cpu).await?;
-    write_cost(
-        &measured,
-        &args.doc,
-        &format!(
-            "{}, commit `{}`",
-            results.machine.date, results.machine.commit
-        ),
-    )?;
-    let text = std::fs::read_to_string(&args.doc)?;
-    let table = format!(
-        "{}\n_Measured {}, commit `{}`._\n",
-        log_bytes::table(&logs),
-        results.machine.date,
-        results.machine.commit
-    );
-    let text = report::replace_region(&text, LOG_BYTES, &table).ok_or_else(|| {
-        format!(
-            "{}: no region <!-- bench:{LOG_BYTES} -->",
-            args.doc.display()
+    let stamp = results.stamp();
+    let measured = measure_cost(
+        &stack,
+        results.capacity,
+        results.webhooks,
+        cpu,
+        results.logs,
+    )
+    .await?;
+    write_cost(&measured, &args.doc, &stamp)?;
+    // Every table of the page is this run's: one left unstamped is a region
+    // no step writes any more, and fails the run (and make test's smoke run).
+    let written = std::fs::read_to_string(&args.doc)?;
+    let stale = report::unstamped(&written, &stamp);
+    if !stale.is_empty() {
+        return Err(format!(
+            "{}: regions not regenerated by this run: {}",
+            args.doc.display(),
+            stale.join(", ")
         )
-    })?;
-    std::fs::write(&args.doc, text)?;
+        .into());
+    }
     eprintln!(
         "bench: wrote {} and {}",
         args.json.display(),
         args.doc.display()
     );
-    logs.check()?;
-    Ok(())
+    missed.map_or(Ok(()), |missed| Err(missed.into()))
 }

@@ -14,10 +14,13 @@
 //!   message, so no baseline sends one either.)
 //! - Dispatch: the dispatcher handler on batches of 10 against a partner that
 //!   answers after 20 ms, next to raw reqwest posting the same requests (same
-//!   bodies and headers), 10 at a time, to the same partner; and next to the
-//!   same calls raw: per callback a consistent `GetItem`, a conditional
-//!   `UpdateItem` (the claim), the post, a conditional `UpdateItem` (the
-//!   answer), which is what the handler's exactly-once delivery costs.
+//!   bodies and headers), 10 at a time, to the same partner; next to the two
+//!   calls on the orders table raw around each post (the claim, a conditional
+//!   `UpdateItem` returning the new item; the answer, a conditional
+//!   `UpdateItem`); and next to every call the handler makes, raw: the claim,
+//!   the history `Query` the callback body is built from, the post, the
+//!   ledger line's `PutItem`, the answer. The last baseline also times each
+//!   of its calls ([`DispatchSteps`]): where a callback's time goes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -326,8 +329,14 @@ pub struct Dispatch {
     /// Callbacks per second; latency per batch of 10.
     pub handler: Summary,
     pub raw: Summary,
-    /// The handler's calls made raw: claim `UpdateItem`, post, record `UpdateItem`.
+    /// The two calls on the orders table raw: claim `UpdateItem`, post,
+    /// record `UpdateItem`.
+    pub two_calls: Summary,
+    /// Every call the handler makes, raw: claim, history `Query`, post,
+    /// ledger `PutItem`, record.
     pub same_calls: Summary,
+    /// Mean time of each call of `same_calls`, ms.
+    pub steps: DispatchSteps,
     /// The floor the partner's delay puts on both: batch size / delay.
     pub ceiling_per_second: f64,
 }
@@ -388,8 +397,13 @@ pub async fn dispatch(
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
-    let table = stack.orders_table().map_err(|e| e.to_string())?;
-    let (mut handler, mut raw, mut same_calls) = (Run::default(), Run::default(), Run::default());
+    let tables = Tables {
+        orders: stack.orders_table().map_err(|e| e.to_string())?,
+        history: stack.order_history_table().map_err(|e| e.to_string())?,
+    };
+    let steps = StepTimes::default();
+    let mut handler = Run::default();
+    let (mut raw, mut two_calls, mut same_calls) = (Run::default(), Run::default(), Run::default());
     let chunks: Vec<&[String]> = numbers.chunks(batch).collect();
     let (warm, measured) = chunks.split_at(warm_callbacks / batch);
     let per_round = measured.len().div_ceil(ROUNDS);
@@ -397,7 +411,9 @@ pub async fn dispatch(
     for (index, round) in rounds.enumerate() {
         if index == 1 {
             // What the warm-up round measured is dropped.
-            (handler, raw, same_calls) = (Run::default(), Run::default(), Run::default());
+            (handler, raw) = (Run::default(), Run::default());
+            (two_calls, same_calls) = (Run::default(), Run::default());
+            steps.take();
         }
         // The handler, one batch after another, as one Lambda instance.
         let events = round
@@ -432,8 +448,9 @@ pub async fn dispatch(
                 round.iter().map(|c| c.len()).sum::<usize>()
             ));
         }
+        let batches = || received.chunks(batch).zip(round.iter());
         raw.absorb(
-            timed_batches(received.chunks(batch).map(|requests| {
+            timed_batches(batches().map(|(requests, _)| {
                 requests
                     .iter()
                     .map(|request| sent(raw_post(&raw_client, &partner.url, request)))
@@ -443,26 +460,28 @@ pub async fn dispatch(
         );
         partner.take();
 
-        // The same requests again, with the handler's DynamoDB calls around each.
-        same_calls.absorb(
-            timed_batches(
-                received
-                    .chunks(batch)
-                    .zip(round.iter())
-                    .map(|(requests, chunk)| {
-                        requests
-                            .iter()
-                            .zip(chunk.iter())
-                            .map(|(request, number)| {
-                                let post = raw_post(&raw_client, &partner.url, request);
-                                claim_post_record(&stack.dynamodb, table, number, post)
-                            })
-                            .collect()
-                    }),
-            )
-            .await,
-        );
-        partner.take();
+        // The same requests again, with the two calls on the orders table
+        // around each, then with every call the handler makes (each timed).
+        for (calls, run) in [
+            (Calls::Two, &mut two_calls),
+            (Calls::Every, &mut same_calls),
+        ] {
+            let steps = (calls == Calls::Every).then_some(&steps);
+            run.absorb(
+                timed_batches(batches().map(|(requests, chunk)| {
+                    requests
+                        .iter()
+                        .zip(chunk.iter())
+                        .map(|(request, number)| {
+                            let post = raw_post(&raw_client, &partner.url, request);
+                            Raw::new(&stack.dynamodb, &tables, number, steps).make(calls, post)
+                        })
+                        .collect()
+                }))
+                .await,
+            );
+            partner.take();
+        }
     }
     #[allow(clippy::cast_precision_loss)]
     let ceiling_per_second = batch as f64 / partner_delay.as_secs_f64();
@@ -472,16 +491,20 @@ pub async fn dispatch(
         partner_delay_ms: u64::try_from(partner_delay.as_millis()).unwrap_or(u64::MAX),
         handler: handler.summary(),
         raw: raw.summary(),
+        two_calls: two_calls.summary(),
         same_calls: same_calls.summary(),
+        steps: steps.take(),
         ceiling_per_second,
     };
     eprintln!(
-        "bench: dispatch: handler {:.0}/s (batch p50 {:.1} ms), raw reqwest {:.0}/s (batch p50 {:.1} ms), same calls raw {:.0}/s",
+        "bench: dispatch: handler {:.0}/s (batch p50 {:.1} ms), raw reqwest {:.0}/s (batch p50 {:.1} ms), two calls raw {:.0}/s, same calls raw {:.0}/s; steps {:?}",
         result.handler.per_second,
         ms(percentile(&handler.latencies, 50.0)),
         result.raw.per_second,
         ms(percentile(&raw.latencies, 50.0)),
+        result.two_calls.per_second,
         result.same_calls.per_second,
+        result.steps,
     );
     Ok(result)
 }
@@ -535,61 +558,189 @@ async fn sent(post: reqwest::RequestBuilder) -> bool {
     }
 }
 
-/// The dispatcher's DynamoDB calls around one post, made raw: claim the
-/// order (one conditional `UpdateItem` returning the new item), post, record
-/// (a second conditional `UpdateItem`).
-async fn claim_post_record(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    number: &str,
-    post: reqwest::RequestBuilder,
-) -> bool {
-    let Ok(claimed) = dynamodb
-        .update_item()
-        .table_name(table)
-        .key("order_number", AttributeValue::S(number.to_owned()))
-        .condition_expression("attribute_exists(order_number)")
-        .update_expression("SET version = version + :one, lease_owner = :owner")
-        .expression_attribute_values(":one", AttributeValue::N("1".into()))
-        .expression_attribute_values(":owner", AttributeValue::S(format!("raw-{number}")))
-        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-        .send()
-        .await
-    else {
-        return false;
-    };
-    let Some(item) = claimed.attributes else {
-        return false;
-    };
-    let (Some(AttributeValue::N(version)), Some(AttributeValue::S(callback))) =
-        (item.get("version"), item.get("callback"))
-    else {
-        return false;
-    };
-    let Ok(version) = version.parse::<u64>() else {
-        return false;
-    };
-    sent(post).await && versioned_update(dynamodb, table, number, version, callback).await
+/// Mean time of each call of the raw baseline that makes every call the
+/// handler makes, ms: where a callback's time goes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DispatchSteps {
+    pub claim_ms: f64,
+    pub history_query_ms: f64,
+    pub post_ms: f64,
+    pub ledger_put_ms: f64,
+    pub record_ms: f64,
 }
 
-/// `SET version = version + 1, callback = …` if the version is still `version`.
-async fn versioned_update(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    number: &str,
-    version: u64,
-    callback: &str,
-) -> bool {
-    dynamodb
-        .update_item()
-        .table_name(table)
-        .key("order_number", AttributeValue::S(number.to_owned()))
-        .condition_expression("version = :expected")
-        .update_expression("SET version = :next, callback = :callback")
-        .expression_attribute_values(":expected", AttributeValue::N(version.to_string()))
-        .expression_attribute_values(":next", AttributeValue::N((version + 1).to_string()))
-        .expression_attribute_values(":callback", AttributeValue::S(callback.to_owned()))
-        .send()
-        .await
-        .is_ok()
+/// The sums behind [`DispatchSteps`], shared by a batch's callbacks.
+#[derive(Debug, Default)]
+struct StepTimes(std::sync::Mutex<[(Duration, u32); 5]>);
+
+impl StepTimes {
+    fn add(&self, step: usize, took: Duration) {
+        let mut sums = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        sums[step].0 += took;
+        sums[step].1 += 1;
+    }
+
+    /// The means so far, which starts the sums again.
+    fn take(&self) -> DispatchSteps {
+        let sums = std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mean = |(total, count): (Duration, u32)| ms(total) / f64::from(count.max(1));
+        DispatchSteps {
+            claim_ms: mean(sums[0]),
+            history_query_ms: mean(sums[1]),
+            post_ms: mean(sums[2]),
+            ledger_put_ms: mean(sums[3]),
+            record_ms: mean(sums[4]),
+        }
+    }
+}
+
+/// Which of the handler's calls a raw baseline makes around each post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Calls {
+    /// The claim and the record, on the orders table.
+    Two,
+    /// Those, the history `Query` and the ledger line.
+    Every,
+}
+
+/// The two tables the dispatcher reads and writes.
+struct Tables<'a> {
+    orders: &'a str,
+    history: &'a str,
+}
+
+/// One callback's calls, made raw with the SDK.
+struct Raw<'a> {
+    dynamodb: &'a aws_sdk_dynamodb::Client,
+    tables: &'a Tables<'a>,
+    number: &'a str,
+    steps: Option<&'a StepTimes>,
+}
+
+impl<'a> Raw<'a> {
+    fn new(
+        dynamodb: &'a aws_sdk_dynamodb::Client,
+        tables: &'a Tables<'a>,
+        number: &'a str,
+        steps: Option<&'a StepTimes>,
+    ) -> Self {
+        Self {
+            dynamodb,
+            tables,
+            number,
+            steps,
+        }
+    }
+
+    /// Runs step `index`, timing it when asked to.
+    async fn step<T>(&self, index: usize, work: impl Future<Output = T>) -> T {
+        let began = Instant::now();
+        let output = work.await;
+        if let Some(steps) = self.steps {
+            steps.add(index, began.elapsed());
+        }
+        output
+    }
+
+    /// The claim (one conditional `UpdateItem` returning the new item), the
+    /// post, the record (a second conditional `UpdateItem`); with
+    /// [`Calls::Every`] also the history `Query` after the claim (the
+    /// request the body is built from, eventually consistent) and the
+    /// ledger line's `PutItem` before the record, as the handler makes them.
+    async fn make(self, calls: Calls, post: reqwest::RequestBuilder) -> bool {
+        let Some((version, callback)) = self.step(0, self.claim()).await else {
+            return false;
+        };
+        let every = calls == Calls::Every;
+        (!every || self.step(1, self.history()).await)
+            && self.step(2, sent(post)).await
+            && (!every || self.step(3, self.ledger_line()).await)
+            && self.step(4, self.record(version, &callback)).await
+    }
+
+    /// `SET version = version + 1, lease_owner = …`, the new item returned:
+    /// its version and callback.
+    async fn claim(&self) -> Option<(u64, String)> {
+        let claimed = self
+            .dynamodb
+            .update_item()
+            .table_name(self.tables.orders)
+            .key("order_number", AttributeValue::S(self.number.to_owned()))
+            .condition_expression("attribute_exists(order_number)")
+            .update_expression("SET version = version + :one, lease_owner = :owner")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(
+                ":owner",
+                AttributeValue::S(format!("raw-{}", self.number)),
+            )
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .ok()?;
+        let item = claimed.attributes?;
+        let (Some(AttributeValue::N(version)), Some(AttributeValue::S(callback))) =
+            (item.get("version"), item.get("callback"))
+        else {
+            return None;
+        };
+        Some((version.parse().ok()?, callback.clone()))
+    }
+
+    /// The order's history, newest first, as the handler reads it.
+    async fn history(&self) -> bool {
+        self.dynamodb
+            .query()
+            .table_name(self.tables.history)
+            .key_condition_expression("order_number = :number")
+            .expression_attribute_values(":number", AttributeValue::S(self.number.to_owned()))
+            .scan_index_forward(false)
+            .limit(11)
+            .send()
+            .await
+            .is_ok_and(|output| !output.items().is_empty())
+    }
+
+    /// One ledger line of the size the handler writes.
+    async fn ledger_line(&self) -> bool {
+        let at = Utc::now().timestamp_millis();
+        self.dynamodb
+            .put_item()
+            .table_name(self.tables.history)
+            .item("order_number", AttributeValue::S(self.number.to_owned()))
+            .item("entry", AttributeValue::S(format!("attempt#raw#{at:015}")))
+            .item(
+                "attempt",
+                AttributeValue::S(format!(
+                    r#"{{"at":"{}","outcome":"sent","http_status":200,"latency_ms":21}}"#,
+                    Utc::now().to_rfc3339()
+                )),
+            )
+            .send()
+            .await
+            .is_ok()
+    }
+
+    /// `SET version = version + 1, callback = …` if the version is still `version`.
+    async fn record(&self, version: u64, callback: &str) -> bool {
+        self.dynamodb
+            .update_item()
+            .table_name(self.tables.orders)
+            .key("order_number", AttributeValue::S(self.number.to_owned()))
+            .condition_expression("version = :expected")
+            .update_expression("SET version = :next, callback = :callback")
+            .expression_attribute_values(":expected", AttributeValue::N(version.to_string()))
+            .expression_attribute_values(":next", AttributeValue::N((version + 1).to_string()))
+            .expression_attribute_values(":callback", AttributeValue::S(callback.to_owned()))
+            .send()
+            .await
+            .is_ok()
+    }
 }

@@ -26,16 +26,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adapters::capacity;
-use adapters::dynamodb_state::{Attr, order_state};
 use adapters::dynamodb_webhooks::DynamoWebhooks;
-use adapters::sdk::read_item;
 use adapters::sqs_webhooks::SqsDeliveryQueue;
 use adapters::webhook_http::HttpWebhookPoster;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use local_stack::Stack;
 use serde::Serialize;
 use serde_json::json;
@@ -44,7 +39,7 @@ use shared::ports::SystemClock;
 use shared::webhook::{OrderState, POST_TIMEOUT, Reach, schedule};
 use webhook_dispatch::DispatchHandler;
 
-use crate::events::{SAMPLE_ORDER, api_request, client_key, lifecycle_events, warehouse_key};
+use crate::life::{self, Writes};
 use crate::partner::Partner;
 use crate::prices::Prices;
 
@@ -147,7 +142,8 @@ pub async fn measure(stack: &Stack) -> Result<WebhookCost, String> {
         queue,
     );
 
-    let order = Order::new(stack).await?;
+    let writes = Writes::new(stack).await?;
+    let api = stack.api().map_err(|e| e.to_string())?;
     let mut cost = WebhookCost {
         events: 0,
         delivered: 0,
@@ -155,9 +151,10 @@ pub async fn measure(stack: &Stack) -> Result<WebhookCost, String> {
         sqs: BTreeMap::new(),
     };
     let mut before: Option<OrderState> = None;
-    for write in 0..=order.events.len() {
-        order.write(write).await?;
-        let after = order.state().await?;
+    for write in 0..writes.count() {
+        let (_, request) = writes.request(NUMBER, write)?;
+        life::answered(&api(request).await)?;
+        let (_, after) = life::state(stack, NUMBER).await?;
         capacity::take();
         requests.take();
         let published = fan_out
@@ -198,140 +195,25 @@ async fn deliver(
     >,
     expected: usize,
 ) -> Result<(), String> {
-    let received = sqs
-        .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(10)
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .map_err(|e| format!("receive: {e}"))?;
-    let messages = received.messages();
+    let messages = life::receive(sqs, queue_url).await?;
     if messages.len() != expected {
         return Err(format!(
             "{} delivery message(s) received, {expected} sent",
             messages.len()
         ));
     }
-    let mut event = SqsEvent::default();
-    event.records = messages
-        .iter()
-        .map(|message| {
-            let mut record = SqsMessage::default();
-            record.message_id = message.message_id().map(str::to_owned);
-            record.receipt_handle = message.receipt_handle().map(str::to_owned);
-            record.body = message.body().map(str::to_owned);
-            record.attributes = message
-                .attributes()
-                .into_iter()
-                .flatten()
-                .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
-                .collect();
-            record
-        })
-        .collect();
-    let kept = dispatcher.handle(event).await.batch_item_failures;
+    let kept = dispatcher
+        .handle(life::event(&messages))
+        .await
+        .batch_item_failures;
     if !kept.is_empty() {
         return Err(format!("{} delivery message(s) not settled", kept.len()));
     }
-    let entries = messages
-        .iter()
-        .enumerate()
-        .map(|(index, message)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(index.to_string())
-                .set_receipt_handle(message.receipt_handle().map(str::to_owned))
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if !entries.is_empty() {
-        sqs.delete_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| format!("delete: {e}"))?;
-    }
-    Ok(())
+    life::delete(sqs, queue_url, &messages).await
 }
 
-/// The spec sample through the in-process API: write 0 creates it, write n
-/// posts its n-th warehouse event.
-struct Order<'a> {
-    stack: &'a Stack,
-    client: String,
-    warehouse: String,
-    events: Vec<serde_json::Value>,
-}
-
+/// The order whose life the events are of.
 const NUMBER: &str = "hook-sample";
-
-impl<'a> Order<'a> {
-    async fn new(stack: &'a Stack) -> Result<Self, String> {
-        let events = lifecycle_events(chrono::Utc::now())
-            .into_iter()
-            .map(|(_, event)| event)
-            .collect();
-        Ok(Self {
-            stack,
-            client: client_key(stack).await?,
-            warehouse: warehouse_key(stack).await?,
-            events,
-        })
-    }
-
-    async fn write(&self, write: usize) -> Result<(), String> {
-        let (path, body, key) = match write.checked_sub(1) {
-            None => {
-                let mut order: serde_json::Value =
-                    serde_json::from_str(SAMPLE_ORDER).map_err(|e| e.to_string())?;
-                order["package"]["order_number"] = json!(NUMBER);
-                order["platform_order_number"] = json!(format!("po-{NUMBER}"));
-                (
-                    "/apicenter/api/order".to_owned(),
-                    order.to_string(),
-                    &self.client,
-                )
-            }
-            Some(index) => (
-                format!("/apicenter/api/order/{NUMBER}/events"),
-                self.events[index].to_string(),
-                &self.warehouse,
-            ),
-        };
-        let api = self.stack.api().map_err(|e| e.to_string())?;
-        let response = api(api_request("POST", &path, Some(&body), key, 0)?).await;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("POST {path} answered {}", response.status()))
-        }
-    }
-
-    /// The order's state item, as the stream's image of the write holds it.
-    async fn state(&self) -> Result<OrderState, String> {
-        let table = self.stack.orders_table().map_err(|e| e.to_string())?;
-        let item = read_item(
-            &self.stack.dynamodb,
-            table,
-            "order_number",
-            NUMBER.to_owned(),
-        )
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .item
-        .ok_or(format!("{NUMBER} is not stored"))?;
-        order_state(|name| match item.get(name)? {
-            AttributeValue::S(value) => Some(Attr::S(value)),
-            AttributeValue::N(value) => Some(Attr::N(value)),
-            _ => None,
-        })
-        .map_err(|e| e.to_string())
-    }
-}
 
 /// Which DynamoDB operations are writes (the rest are reads), for the price.
 fn is_write(operation: &str) -> bool {
