@@ -75,7 +75,7 @@ impl TokenEndpoint for HttpTokenEndpoint {
             .send()
             .await
             .map_err(|err| {
-                TokenError::Refresh(if err.is_timeout() {
+                TokenError::Unreachable(if err.is_timeout() {
                     "the token endpoint did not answer in time".into()
                 } else {
                     format!("could not reach the token endpoint ({})", kind(&err))
@@ -83,10 +83,16 @@ impl TokenEndpoint for HttpTokenEndpoint {
             })?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|err| {
-            TokenError::Refresh(format!("reading the token answer ({})", kind(&err)))
+            TokenError::Unreachable(format!("reading the token answer ({})", kind(&err)))
         })?;
         let answer = match serde_json::from_slice::<TokenAnswer>(&bytes) {
             Ok(answer) if (200..300).contains(&status) && answer.access_token.is_some() => answer,
+            other if status == 408 || status >= 500 => {
+                return Err(TokenError::Unreachable(refusal(
+                    status,
+                    other.ok().as_ref(),
+                )));
+            }
             other => return Err(TokenError::Refresh(refusal(status, other.ok().as_ref()))),
         };
         Ok(Grant {

@@ -294,9 +294,13 @@ pub enum TokenError {
     /// A fixed token cannot be refreshed.
     #[error("the partner token is static and cannot be refreshed")]
     Static,
-    /// The token endpoint refused or could not be reached.
+    /// The token endpoint refused the refresh.
     #[error("the partner's token refresh failed: {0}")]
     Refresh(String),
+    /// The token endpoint did not answer, or answered 5xx: the partner is
+    /// down, as a post that gets no answer says (the breaker counts it).
+    #[error("the partner's token endpoint is out of reach: {0}")]
+    Unreachable(String),
     /// The stored credentials could not be read or written.
     #[error("the partner credentials could not be read or stored: {0}")]
     Vault(String),

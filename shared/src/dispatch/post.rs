@@ -40,8 +40,12 @@ impl PostResult {
     #[must_use]
     pub fn breaker_outcome(&self) -> Option<PostOutcome> {
         match self {
+            // The token endpoint out of reach is the partner down, as an
+            // unanswered post is; any other missing token says nothing of it.
+            Self::Unanswered(_) | Self::NoToken(TokenError::Unreachable(_)) => {
+                Some(PostOutcome::Down)
+            }
             Self::NoToken(_) | Self::TooLate => None,
-            Self::Unanswered(_) => Some(PostOutcome::Down),
             Self::Answered(reply) | Self::RefreshFailed(reply, _) => Some(match reply.status {
                 429 => PostOutcome::Throttled,
                 408 | 500..=599 => PostOutcome::Down,

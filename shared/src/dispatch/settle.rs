@@ -42,6 +42,9 @@ impl Judged {
                 RetryCause::NotPosted,
                 format!("not posted: {err}"),
             )),
+            PostResult::NoToken(err @ TokenError::Unreachable(_)) => {
+                unanswered(Verdict::retry(RetryCause::Unavailable, err.to_string()))
+            }
             PostResult::NoToken(err) => unanswered(Verdict::retry(
                 RetryCause::Credentials,
                 format!("{CREDENTIALS_REJECTED}: no access token ({err})"),

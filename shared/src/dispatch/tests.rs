@@ -125,6 +125,51 @@ async fn a_probe_without_a_token_posts_nothing_gives_its_slot_back_and_retries_f
     );
 }
 
+/// The partner's token endpoint does not answer: the partner is down.
+#[derive(Debug)]
+struct TokenEndpointDown;
+
+impl TokenSource for TokenEndpointDown {
+    async fn token(&self) -> Result<AccessToken, TokenError> {
+        Err(TokenError::Unreachable("connection refused".into()))
+    }
+
+    async fn refresh(&self, _: &AccessToken) -> Result<AccessToken, TokenError> {
+        Err(TokenError::Unreachable("connection refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_probe_whose_token_endpoint_does_not_answer_finds_the_partner_down() {
+    let store = Arc::new(MemoryStore::default());
+    let mut record = shipped_order("o-1");
+    store.put(&mut record);
+    let (breaker, policy) = half_open().await;
+    let dispatcher =
+        dispatcher(&store, TokenEndpointDown).with_breaker(Arc::clone(&breaker), policy, |_| {});
+
+    let (action, outcome) = dispatcher.dispatch(&delivery(&record)).await.unwrap();
+
+    assert!(matches!(action, QueueAction::RetryIn(_)), "{action:?}");
+    assert!(
+        matches!(
+            &outcome,
+            DeliveryOutcome::Retrying {
+                cause: RetryCause::Unavailable,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let state = breaker.load().await.expect("the breaker");
+    assert!(state.is_open());
+    assert_eq!(
+        state.cool_down,
+        Duration::from_secs(60),
+        "a failed probe: open again, for longer"
+    );
+}
+
 /// The credentials' store throttles past the SDK's retries.
 #[derive(Debug)]
 struct VaultThrottled;
