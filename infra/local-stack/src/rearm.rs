@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use adapters::DynamoOrderStore;
 use shared::auth::Principal;
+use shared::domain::OrderNumber;
 use shared::domain::Scope;
 use shared::lifecycle::{Lifecycle, LifecycleError};
 use shared::polling;
-use shared::ports::SystemClock;
+use shared::ports::{Access, Lookup, OrderStore, SystemClock};
 use shared::record::callback::CallbackStatus;
 
 use crate::Error;
@@ -108,6 +109,12 @@ pub async fn rearm_due_callbacks(store: &DynamoOrderStore, pace: &Pace) -> Resul
             if index > 0 && index % pace.per_second.max(1) == 0 {
                 pace.wait_turn().await;
             }
+            // The listing is seconds old by now (the index lags, the pace
+            // waits): a callback that failed meanwhile is replayable by an
+            // operator, but not due, so not this re-arm's to revive.
+            if !still_due(store, &number).await {
+                continue;
+            }
             let operator = Principal {
                 key_id: "local-stack-rearm".into(),
                 scope: Scope::Client(client.clone()),
@@ -139,6 +146,22 @@ pub async fn rearm_due_callbacks(store: &DynamoOrderStore, pace: &Pace) -> Resul
         );
     }
     Ok(rearmed)
+}
+
+/// Whether the order's callback is still pending or retrying (read
+/// consistently); `true` when the store cannot say (the replay decides).
+async fn still_due(store: &DynamoOrderStore, number: &str) -> bool {
+    let Ok(number) = OrderNumber::parse(number) else {
+        return true;
+    };
+    match store.get(&number, Access::Service).await {
+        Ok(Lookup::Found(record)) => matches!(
+            record.callback.status,
+            CallbackStatus::Pending | CallbackStatus::Retrying
+        ),
+        Ok(_) => false,
+        Err(_) => true,
+    }
 }
 
 /// (order number, client) of every callback the index lists as pending or retrying.

@@ -283,6 +283,10 @@ pub struct Figures {
     pub webhooks: Option<crate::webhook_report::WebhookFigures>,
     /// The ERP's faults, for the settings line.
     pub erp_settings: Option<String>,
+    /// The orders, request items and labels as stored, reconciled.
+    pub stored_state: Option<crate::aws_state::StoreFigures>,
+    /// The AWS-boundary faults given, when the run had them.
+    pub aws: Option<crate::aws::AwsFigures>,
 }
 
 impl Figures {
@@ -636,6 +640,10 @@ impl Figures {
                 .webhooks
                 .as_ref()
                 .is_none_or(crate::webhook_report::WebhookFigures::passed)
+            && self
+                .stored_state
+                .as_ref()
+                .is_none_or(crate::aws_state::StoreFigures::passed)
     }
 
     fn rows(&self) -> Vec<(String, String)> {
@@ -773,15 +781,28 @@ impl Figures {
         if let Some(webhooks) = &self.webhooks {
             rows.extend(webhooks.rows());
         }
+        if let Some(stored) = &self.stored_state {
+            rows.extend(stored.rows());
+        }
+        if let Some(aws) = &self.aws {
+            rows.extend(aws.rows());
+        }
         rows
     }
 
     /// What the run did, the ERP's faults included.
     fn settings_line(&self) -> String {
-        match &self.erp_settings {
+        let mut line = match &self.erp_settings {
             Some(erp) => format!("{}; {erp}", self.settings),
             None => self.settings.clone(),
+        };
+        if let Some(aws) = &self.aws {
+            line = format!(
+                "{line}; the service's AWS calls through fault proxies (the soak's own reads not), per operation: {}",
+                aws.plan
+            );
         }
+        line
     }
 
     /// The samples of what went wrong, the webhooks' after the callbacks'.
@@ -789,6 +810,7 @@ impl Figures {
         self.samples
             .iter()
             .chain(self.webhooks.iter().flat_map(|webhooks| &webhooks.samples))
+            .chain(self.stored_state.iter().flat_map(|stored| &stored.samples))
     }
 
     pub fn text(&self) -> String {
