@@ -98,9 +98,19 @@ async fn visible_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> Option<u64> {
 /// Replays every pending or retrying callback at `pace`; returns how many
 /// were re-armed.
 pub async fn rearm_due_callbacks(store: &DynamoOrderStore, pace: &Pace) -> Result<usize, Error> {
+    rearm_listed(store, pace, due_orders(store).await?).await
+}
+
+/// Replays the callbacks `listed` by [`due_orders`] that are still due, at
+/// `pace`; returns how many were re-armed.
+pub async fn rearm_listed(
+    store: &DynamoOrderStore,
+    pace: &Pace,
+    listed: Vec<(String, String)>,
+) -> Result<usize, Error> {
     let lifecycle = Lifecycle::new(store.clone(), SystemClock);
     let started = tokio::time::Instant::now();
-    let mut waiting = due_orders(store).await?;
+    let mut waiting = listed;
     let mut rearmed = 0;
     let deadline = tokio::time::Instant::now() + IN_FLIGHT_PATIENCE;
     while !waiting.is_empty() {
@@ -165,7 +175,7 @@ async fn still_due(store: &DynamoOrderStore, number: &str) -> bool {
 }
 
 /// (order number, client) of every callback the index lists as pending or retrying.
-async fn due_orders(store: &DynamoOrderStore) -> Result<Vec<(String, String)>, Error> {
+pub async fn due_orders(store: &DynamoOrderStore) -> Result<Vec<(String, String)>, Error> {
     let mut due = Vec::new();
     for status in [CallbackStatus::Pending, CallbackStatus::Retrying] {
         let records = polling::orders_with_callback_status(store, status, "0".to_owned())
