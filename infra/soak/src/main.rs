@@ -103,10 +103,7 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     kill_every: u64,
     /// How long the partner is down completely (from 40 % of the orders on).
-    /// Longer than the breaker's 30 s window: it opens at 90 % of the
-    /// window's posts failed, so a shorter outage opens it only when the
-    /// dispatcher's window happens to start near the outage (a restart).
-    #[arg(long, default_value_t = 35)]
+    #[arg(long, default_value_t = 15)]
     down_seconds: u64,
     /// Seeds the fault plan and the timings.
     #[arg(long, default_value_t = 1)]
