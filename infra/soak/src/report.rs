@@ -235,6 +235,8 @@ pub struct Figures {
     pub due: usize,
     pub delivered: usize,
     pub failed_refused: usize,
+    /// Dead-lettered (or failed) after every post failed at the partner.
+    pub exhausted_by_partner_faults: usize,
     pub lost: usize,
     pub duplicated_after_success: usize,
     pub repeated_after_timeout: usize,
@@ -422,6 +424,24 @@ impl Figures {
                         && posts.iter().any(|post| post.answer == Answer::Refused) =>
                 {
                     figures.failed_refused += 1;
+                }
+                // Every post failed at the partner (its faults, 8 in a row
+                // at the flaky phase's ~43 % per post: about 1 in 800
+                // callbacks there): the schedule ran out as documented and
+                // the message went to the dead-letter queue for an operator.
+                "dead_lettered" | "failed"
+                    if processed.is_empty()
+                        && !posts.is_empty()
+                        && posts.iter().all(|post| post.answer != Answer::Refused) =>
+                {
+                    figures.exhausted_by_partner_faults += 1;
+                    sample(
+                        &mut figures,
+                        format!(
+                            "{number}: callback {callback} after {} post(s), every one failed at the partner (explained, not lost)",
+                            posts.len()
+                        ),
+                    );
                 }
                 other => {
                     figures.lost += 1;
@@ -657,6 +677,10 @@ impl Figures {
             (
                 "failed because the partner refused".into(),
                 self.failed_refused.to_string(),
+            ),
+            (
+                "dead-lettered after every post failed at the partner (its faults; an operator replays them)".into(),
+                self.exhausted_by_partner_faults.to_string(),
             ),
             (
                 "**lost** (due, neither delivered nor failed)".into(),
