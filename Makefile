@@ -2,7 +2,7 @@
 #   make run            local stack on 127.0.0.1:$(PORT); keeps its data (FRESH=1: start empty)
 #   make test           fmt, clippy, the core's dependencies, tests against emulators, a bench smoke run,
 #                       the soak bounded, template checks (= CI)
-#   make soak           10,000 orders through faults and SIGKILLs → docs/reliability.md (ORDERS=… to change)
+#   make soak           10,000 orders through partner and AWS faults and SIGKILLs → docs/reliability.md (ORDERS=… to change)
 #   make bench          release build: cold start, CPU per order, throughput, capacity → docs/benchmarks.md
 #   make bench-capacity debug build: DynamoDB capacity units per order lifecycle → docs/benchmarks.md (seconds)
 #   make lint-template  cfn-lint, sam validate --lint, checkov, sam build, the built bootstraps
