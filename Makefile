@@ -2,7 +2,7 @@
 #   make run            local stack on 127.0.0.1:$(PORT); keeps its data (FRESH=1: start empty)
 #   make test           fmt, clippy, the core's dependencies, tests against emulators, a bench smoke run,
 #                       the soak bounded, template checks (= CI)
-#   make soak           10,000 orders through faults and SIGKILLs → docs/reliability.md (ORDERS=… to change)
+#   make soak           10,000 orders through partner and AWS faults and SIGKILLs → docs/reliability.md (ORDERS=… to change)
 #   make bench          release build: every table of docs/benchmarks.md at one commit, stamped (minutes; ≈ 36 from a fresh clone)
 #   make bench-capacity debug build: DynamoDB capacity units per order lifecycle → docs/benchmarks.md (seconds)
 #   make lint-template  cfn-lint, sam validate --lint, checkov, sam build, the built bootstraps
@@ -57,6 +57,8 @@ core-deps:
 # fails on a target missed. Its webhook drain outlasts the schedule's third
 # step (5 min): a delivery that met the ERP's faults three times is late, not
 # lost (a soak-check once timed out at 300 s with one such delivery pending).
+# Both run the service's AWS calls through fault proxies (DynamoDB, SQS, S3,
+# Secrets Manager at low rates: docs/reliability.md, "The soak's fault plan").
 ORDERS ?= 10000
 
 soak:

@@ -25,6 +25,8 @@ pub enum Fault {
 /// An error answer as AWS sends it.
 #[derive(Debug, Clone)]
 pub struct ErrorAnswer {
+    /// The error code (`SlowDown`), or `HTTP 500` for a bare 500.
+    code: String,
     status: u16,
     content_type: &'static str,
     headers: Vec<(&'static str, String)>,
@@ -47,6 +49,19 @@ impl ErrorAnswer {
 }
 
 impl Fault {
+    /// What kind of fault it is, for counting: the error code it answers
+    /// (`ThrottlingException`, `SlowDown`, `HTTP 500` …), `delay`, `stall`
+    /// or `reset`.
+    #[must_use]
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Answer(answer) => &answer.code,
+            Self::Delay(_) => "delay",
+            Self::Stall => "stall",
+            Self::ResetAfterForward => "reset",
+        }
+    }
+
     /// DynamoDB's error `code` (`ProvisionedThroughputExceededException`,
     /// `ThrottlingException`: HTTP 400; `InternalServerError`: HTTP 500).
     #[must_use]
@@ -57,6 +72,7 @@ impl Fault {
             400
         };
         Self::Answer(ErrorAnswer {
+            code: code.to_owned(),
             status,
             content_type: "application/x-amz-json-1.0",
             headers: Vec::new(),
@@ -71,6 +87,7 @@ impl Fault {
     #[must_use]
     pub fn http_500() -> Self {
         Self::Answer(ErrorAnswer {
+            code: "HTTP 500".to_owned(),
             status: 500,
             content_type: "application/x-amz-json-1.0",
             headers: Vec::new(),
@@ -88,6 +105,7 @@ impl Fault {
             (400, "Sender")
         };
         Self::Answer(ErrorAnswer {
+            code: code.to_owned(),
             status,
             content_type: "application/x-amz-json-1.0",
             headers: vec![("x-amzn-query-error", format!("{code};{side}"))],
@@ -103,6 +121,7 @@ impl Fault {
     pub fn s3(code: &str) -> Self {
         let status = if code == "SlowDown" { 503 } else { 500 };
         Self::Answer(ErrorAnswer {
+            code: code.to_owned(),
             status,
             content_type: "application/xml",
             headers: Vec::new(),
@@ -118,6 +137,7 @@ impl Fault {
     #[must_use]
     pub fn secrets_manager_throttling() -> Self {
         Self::Answer(ErrorAnswer {
+            code: "ThrottlingException".to_owned(),
             status: 400,
             content_type: "application/x-amz-json-1.1",
             headers: Vec::new(),

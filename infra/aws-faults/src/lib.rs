@@ -55,6 +55,10 @@ struct State {
     seen: HashMap<String, u64>,
     /// Faults given per operation.
     faulted: HashMap<String, u64>,
+    /// Faults given per operation and kind ([`Fault::kind`]).
+    given: HashMap<(String, String), u64>,
+    /// While set, requests pass untouched (still counted as seen).
+    paused: bool,
     /// xorshift state: rates are drawn reproducibly.
     random: u64,
 }
@@ -134,6 +138,13 @@ impl FaultProxy {
         self.shared.lock().rules.clear();
     }
 
+    /// Lets requests pass untouched while `paused`, keeping the rules for
+    /// when it is lifted (the soak pauses while the service provisions its
+    /// tables and queues at a start, the work of no function).
+    pub fn pause(&self, paused: bool) {
+        self.shared.lock().paused = paused;
+    }
+
     /// How many requests for `operation` arrived so far, faulted or not.
     #[must_use]
     pub fn seen(&self, operation: &str) -> u64 {
@@ -144,6 +155,21 @@ impl FaultProxy {
     #[must_use]
     pub fn operations(&self) -> std::collections::BTreeSet<String> {
         self.shared.lock().seen.keys().cloned().collect()
+    }
+
+    /// The faults given so far, by operation and kind ([`Fault::kind`]),
+    /// sorted.
+    #[must_use]
+    pub fn faults_given(&self) -> Vec<(String, String, u64)> {
+        let mut given: Vec<(String, String, u64)> = self
+            .shared
+            .lock()
+            .given
+            .iter()
+            .map(|((operation, kind), count)| (operation.clone(), kind.clone(), *count))
+            .collect();
+        given.sort();
+        given
     }
 
     /// How many requests for `operation` were given a fault so far.
@@ -211,11 +237,18 @@ impl Shared {
     fn draw(&self, operation: &str) -> Option<Fault> {
         let mut state = self.lock();
         *state.seen.entry(operation.to_owned()).or_default() += 1;
+        if state.paused {
+            return None;
+        }
         let State { rules, random, .. } = &mut *state;
         let fault = rules
             .iter_mut()
             .find_map(|rule| rule.fire(operation, || next_random(random)))?;
         *state.faulted.entry(operation.to_owned()).or_default() += 1;
+        *state
+            .given
+            .entry((operation.to_owned(), fault.kind().to_owned()))
+            .or_default() += 1;
         Some(fault)
     }
 
@@ -268,4 +301,48 @@ fn next_random(state: &mut u64) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let draw = (value >> 11) as f64 / (1_u64 << 53) as f64;
     draw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn put_item(proxy: &FaultProxy) -> Result<u16, reqwest::Error> {
+        let answer = reqwest::Client::new()
+            .post(proxy.url())
+            .header("x-amz-target", "DynamoDB_20120810.PutItem")
+            .body("{}")
+            .send()
+            .await?;
+        Ok(answer.status().as_u16())
+    }
+
+    #[tokio::test]
+    async fn faults_are_counted_by_operation_and_kind_and_none_given_while_paused() {
+        let _ = rustls_provider();
+        // Nothing listens upstream: a forwarded request is a reset.
+        let proxy = FaultProxy::start("http://127.0.0.1:9", 1)
+            .await
+            .expect("a proxy");
+        proxy.inject(Rule::on("PutItem", Fault::dynamodb("ThrottlingException")).times(1));
+        proxy.inject(Rule::on("PutItem", Fault::http_500()));
+        assert_eq!(put_item(&proxy).await.ok(), Some(400));
+        assert_eq!(put_item(&proxy).await.ok(), Some(500));
+        proxy.pause(true);
+        assert!(put_item(&proxy).await.is_err(), "forwarded while paused");
+        proxy.pause(false);
+        assert_eq!(put_item(&proxy).await.ok(), Some(500));
+        assert_eq!(
+            proxy.faults_given(),
+            [
+                ("PutItem".to_owned(), "HTTP 500".to_owned(), 2),
+                ("PutItem".to_owned(), "ThrottlingException".to_owned(), 1),
+            ]
+        );
+        assert_eq!(proxy.seen("PutItem"), 4);
+    }
+
+    fn rustls_provider() -> Result<(), std::sync::Arc<rustls::crypto::CryptoProvider>> {
+        rustls::crypto::ring::default_provider().install_default()
+    }
 }

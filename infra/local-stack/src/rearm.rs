@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use adapters::DynamoOrderStore;
 use shared::auth::Principal;
+use shared::domain::OrderNumber;
 use shared::domain::Scope;
 use shared::lifecycle::{Lifecycle, LifecycleError};
 use shared::polling;
-use shared::ports::SystemClock;
+use shared::ports::{Access, Lookup, OrderStore, SystemClock};
 use shared::record::callback::CallbackStatus;
 
 use crate::Error;
@@ -97,9 +98,19 @@ async fn visible_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> Option<u64> {
 /// Replays every pending or retrying callback at `pace`; returns how many
 /// were re-armed.
 pub async fn rearm_due_callbacks(store: &DynamoOrderStore, pace: &Pace) -> Result<usize, Error> {
+    rearm_listed(store, pace, due_orders(store).await?).await
+}
+
+/// Replays the callbacks `listed` by [`due_orders`] that are still due, at
+/// `pace`; returns how many were re-armed.
+pub async fn rearm_listed(
+    store: &DynamoOrderStore,
+    pace: &Pace,
+    listed: Vec<(String, String)>,
+) -> Result<usize, Error> {
     let lifecycle = Lifecycle::new(store.clone(), SystemClock);
     let started = tokio::time::Instant::now();
-    let mut waiting = due_orders(store).await?;
+    let mut waiting = listed;
     let mut rearmed = 0;
     let deadline = tokio::time::Instant::now() + IN_FLIGHT_PATIENCE;
     while !waiting.is_empty() {
@@ -107,6 +118,12 @@ pub async fn rearm_due_callbacks(store: &DynamoOrderStore, pace: &Pace) -> Resul
         for (index, (number, client)) in waiting.into_iter().enumerate() {
             if index > 0 && index % pace.per_second.max(1) == 0 {
                 pace.wait_turn().await;
+            }
+            // The listing is seconds old by now (the index lags, the pace
+            // waits): a callback that failed meanwhile is replayable by an
+            // operator, but not due, so not this re-arm's to revive.
+            if !still_due(store, &number).await {
+                continue;
             }
             let operator = Principal {
                 key_id: "local-stack-rearm".into(),
@@ -141,8 +158,24 @@ pub async fn rearm_due_callbacks(store: &DynamoOrderStore, pace: &Pace) -> Resul
     Ok(rearmed)
 }
 
+/// Whether the order's callback is still pending or retrying (read
+/// consistently); `true` when the store cannot say (the replay decides).
+async fn still_due(store: &DynamoOrderStore, number: &str) -> bool {
+    let Ok(number) = OrderNumber::parse(number) else {
+        return true;
+    };
+    match store.get(&number, Access::Service).await {
+        Ok(Lookup::Found(record)) => matches!(
+            record.callback.status,
+            CallbackStatus::Pending | CallbackStatus::Retrying
+        ),
+        Ok(_) => false,
+        Err(_) => true,
+    }
+}
+
 /// (order number, client) of every callback the index lists as pending or retrying.
-async fn due_orders(store: &DynamoOrderStore) -> Result<Vec<(String, String)>, Error> {
+pub async fn due_orders(store: &DynamoOrderStore) -> Result<Vec<(String, String)>, Error> {
     let mut due = Vec::new();
     for status in [CallbackStatus::Pending, CallbackStatus::Retrying] {
         let records = polling::orders_with_callback_status(store, status, "0".to_owned())

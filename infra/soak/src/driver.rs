@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{Value, json};
 
@@ -279,6 +280,12 @@ fn order_body(index: usize) -> Value {
     let mut order: Value = serde_json::from_str(SAMPLE_ORDER).unwrap_or(Value::Null);
     order["package"]["order_number"] = json!(scenario::order_number(index));
     order["platform_order_number"] = json!(format!("78{index:011}"));
+    if Plan::for_index(index).label {
+        // A small PDF of its own per order.
+        let pdf = format!("%PDF-1.7\n% soak label {index}\n");
+        order["logistics_provider"]["label_base64"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(pdf));
+    }
     order
 }
 

@@ -45,6 +45,8 @@
 //! it without the breaker; `--leave-due` and `--already-sent` set up the
 //! burst that meets callbacks already due (infra/local/burst.sh).
 
+mod aws;
+mod aws_state;
 mod driver;
 mod erp;
 mod partner;
@@ -157,6 +159,22 @@ struct Args {
     /// the orders by tens of minutes.
     #[arg(long, default_value_t = 2400)]
     webhook_drain_timeout: u64,
+    /// Runs the service without the AWS-boundary faults (no proxies).
+    #[arg(long)]
+    no_aws_faults: bool,
+    /// The fault plan of the service's DynamoDB calls
+    /// (`infra/aws-faults/src/plan.rs`'s syntax; "" for none).
+    #[arg(long, default_value = aws::DYNAMODB_PLAN)]
+    aws_dynamodb: String,
+    /// The fault plan of its SQS calls.
+    #[arg(long, default_value = aws::SQS_PLAN)]
+    aws_sqs: String,
+    /// The fault plan of its S3 calls (labels).
+    #[arg(long, default_value = aws::S3_PLAN)]
+    aws_s3: String,
+    /// The fault plan of its Secrets Manager calls.
+    #[arg(long, default_value = aws::SECRETS_MANAGER_PLAN)]
+    aws_secrets_manager: String,
 }
 
 /// The client the soak's ERP key belongs to (the spec sample's).
@@ -303,11 +321,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let service = Arc::new(Mutex::new(Service::new(
-        exe,
-        env,
-        run_dir.join("service.log"),
-    )));
+    // The AWS faults: not in issue 21's burst (a throughput measurement)
+    // nor in setting up its due callbacks.
+    let aws_faults = if args.no_aws_faults || args.burst || args.leave_due {
+        None
+    } else {
+        Some(
+            aws::AwsFaults::start(
+                aws::default_plans(
+                    &args.aws_dynamodb,
+                    &args.aws_sqs,
+                    &args.aws_s3,
+                    &args.aws_secrets_manager,
+                ),
+                args.seed,
+            )
+            .await?,
+        )
+    };
+    let mut env = env;
+    if let Some(faults) = &aws_faults {
+        env.extend(faults.service_env());
+    }
+    let mut service = Service::new(exe, env, run_dir.join("service.log"));
+    if let Some(faults) = &aws_faults {
+        service = service.with_aws_faults(Arc::clone(faults), port);
+    }
+    let service = Arc::new(Mutex::new(service));
     let api = Arc::new(driver::Api::new(base, erp_key, wms_key)?);
     println!(
         "soak: {} orders, {} at once; service log {}",
@@ -448,6 +488,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     progress.abort();
     prober.abort();
 
+    // What the service stored, read from the emulators directly.
+    let stored = aws_state::Emulators::from_env(&run_dir.join("env"))?
+        .read()
+        .await?;
     let mut service = service.lock().await;
     let usage = service
         .usage
@@ -502,6 +546,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     });
     let mut figures = figures;
+    figures.stored_state = Some(aws_state::StoreFigures::reconcile(&stored, &accepted));
+    figures.aws = aws_faults.as_ref().map(|faults| faults.figures());
     if let (Some(erp), Some(read)) = (&erp, &webhooks) {
         figures.webhooks = Some(WebhookFigures::reconcile(&webhook_report::Inputs {
             events: &read.events,

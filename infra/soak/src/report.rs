@@ -235,6 +235,8 @@ pub struct Figures {
     pub due: usize,
     pub delivered: usize,
     pub failed_refused: usize,
+    /// Dead-lettered (or failed) after every post failed at the partner.
+    pub exhausted_by_partner_faults: usize,
     pub lost: usize,
     pub duplicated_after_success: usize,
     pub repeated_after_timeout: usize,
@@ -283,6 +285,10 @@ pub struct Figures {
     pub webhooks: Option<crate::webhook_report::WebhookFigures>,
     /// The ERP's faults, for the settings line.
     pub erp_settings: Option<String>,
+    /// The orders, request items and labels as stored, reconciled.
+    pub stored_state: Option<crate::aws_state::StoreFigures>,
+    /// The AWS-boundary faults given, when the run had them.
+    pub aws: Option<crate::aws::AwsFigures>,
 }
 
 impl Figures {
@@ -418,6 +424,24 @@ impl Figures {
                         && posts.iter().any(|post| post.answer == Answer::Refused) =>
                 {
                     figures.failed_refused += 1;
+                }
+                // Every post failed at the partner (its faults, 8 in a row
+                // at the flaky phase's ~43 % per post: about 1 in 800
+                // callbacks there): the schedule ran out as documented and
+                // the message went to the dead-letter queue for an operator.
+                "dead_lettered" | "failed"
+                    if processed.is_empty()
+                        && !posts.is_empty()
+                        && posts.iter().all(|post| post.answer != Answer::Refused) =>
+                {
+                    figures.exhausted_by_partner_faults += 1;
+                    sample(
+                        &mut figures,
+                        format!(
+                            "{number}: callback {callback} after {} post(s), every one failed at the partner (explained, not lost)",
+                            posts.len()
+                        ),
+                    );
                 }
                 other => {
                     figures.lost += 1;
@@ -636,6 +660,10 @@ impl Figures {
                 .webhooks
                 .as_ref()
                 .is_none_or(crate::webhook_report::WebhookFigures::passed)
+            && self
+                .stored_state
+                .as_ref()
+                .is_none_or(crate::aws_state::StoreFigures::passed)
     }
 
     fn rows(&self) -> Vec<(String, String)> {
@@ -649,6 +677,10 @@ impl Figures {
             (
                 "failed because the partner refused".into(),
                 self.failed_refused.to_string(),
+            ),
+            (
+                "dead-lettered after every post failed at the partner (its faults; an operator replays them)".into(),
+                self.exhausted_by_partner_faults.to_string(),
             ),
             (
                 "**lost** (due, neither delivered nor failed)".into(),
@@ -773,15 +805,28 @@ impl Figures {
         if let Some(webhooks) = &self.webhooks {
             rows.extend(webhooks.rows());
         }
+        if let Some(stored) = &self.stored_state {
+            rows.extend(stored.rows());
+        }
+        if let Some(aws) = &self.aws {
+            rows.extend(aws.rows());
+        }
         rows
     }
 
     /// What the run did, the ERP's faults included.
     fn settings_line(&self) -> String {
-        match &self.erp_settings {
+        let mut line = match &self.erp_settings {
             Some(erp) => format!("{}; {erp}", self.settings),
             None => self.settings.clone(),
+        };
+        if let Some(aws) = &self.aws {
+            line = format!(
+                "{line}; the service's AWS calls through fault proxies (the soak's own reads not), per operation: {}",
+                aws.plan
+            );
         }
+        line
     }
 
     /// The samples of what went wrong, the webhooks' after the callbacks'.
@@ -789,6 +834,7 @@ impl Figures {
         self.samples
             .iter()
             .chain(self.webhooks.iter().flat_map(|webhooks| &webhooks.samples))
+            .chain(self.stored_state.iter().flat_map(|stored| &stored.samples))
     }
 
     pub fn text(&self) -> String {

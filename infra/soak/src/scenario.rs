@@ -47,6 +47,8 @@ pub struct Plan {
     pub events: Events,
     /// The ERP replays the callback while its attempts may be in flight.
     pub erp_replay: bool,
+    /// The order carries an inline label (stored in S3 before the order).
+    pub label: bool,
 }
 
 impl Plan {
@@ -67,6 +69,8 @@ impl Plan {
             identical_replay: index % 10 == 5,
             events,
             erp_replay: index % 10 == 4 && events != Events::Cancelled,
+            // Every 4th, some of them created twice at once (index 10, 30 …).
+            label: index % 4 == 2,
         }
     }
 

@@ -34,6 +34,9 @@ pub struct Service {
     pub kills: Vec<DateTime<Utc>>,
     pub starts: u32,
     pub usage: Arc<Mutex<Usage>>,
+    /// The AWS faults, paused at each start until the service listens on
+    /// this port.
+    aws_faults: Option<(Arc<crate::aws::AwsFaults>, u16)>,
 }
 
 impl Service {
@@ -46,7 +49,14 @@ impl Service {
             kills: Vec::new(),
             starts: 0,
             usage: Arc::default(),
+            aws_faults: None,
         }
+    }
+
+    /// Pauses `faults` at each start until the service listens on `port`.
+    pub fn with_aws_faults(mut self, faults: Arc<crate::aws::AwsFaults>, port: u16) -> Self {
+        self.aws_faults = Some((faults, port));
+        self
     }
 
     pub fn log_path(&self) -> &Path {
@@ -58,6 +68,9 @@ impl Service {
             .create(true)
             .append(true)
             .open(&self.log)?;
+        if let Some((faults, port)) = &self.aws_faults {
+            faults.pause_while_starting(*port);
+        }
         let child = Command::new(&self.exe)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
