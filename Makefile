@@ -65,7 +65,7 @@ soak:
 	infra/local/soak.sh --orders $(ORDERS) --write-doc docs/reliability.md
 
 soak-check:
-	infra/local/soak.sh --orders 300 --kill-every 10 --down-seconds 10 --drain-timeout 240 --webhook-drain-timeout 480
+	infra/local/soak.sh --orders 300 --kill-every 10 --down-seconds 35 --drain-timeout 240 --webhook-drain-timeout 480
 
 # Not part of test: minutes of release builds, and numbers belong in a benchmark.
 bench:
