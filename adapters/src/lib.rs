@@ -39,6 +39,7 @@ pub mod dynamodb_state;
 pub mod dynamodb_webhooks;
 pub mod emf;
 pub mod https;
+pub mod invocation;
 pub mod logging;
 pub mod partner_http;
 pub mod partner_tokens;

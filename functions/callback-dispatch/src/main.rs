@@ -74,8 +74,8 @@ async fn main() -> Result<(), Error> {
     let handler = Arc::new(DispatchHandler::new(dispatcher, queue));
     run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let handler = Arc::clone(&handler);
-        let deadline = chrono::DateTime::<chrono::Utc>::from(event.context.deadline());
-        async move { Ok::<_, Error>(handler.handle_until(event.payload, Some(deadline)).await) }
+        let deadline = adapters::invocation::deadline(event.context.deadline());
+        async move { Ok::<_, Error>(handler.handle_until(event.payload, deadline).await) }
     }))
     .await
 }

@@ -41,8 +41,8 @@ async fn main() -> Result<(), Error> {
     let handler = DispatchHandler::new(deliverer, queue);
     let handler = &handler;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = chrono::DateTime::<chrono::Utc>::from(event.context.deadline());
-        Ok::<_, Error>(handler.handle_until(event.payload, Some(deadline)).await)
+        let deadline = adapters::invocation::deadline(event.context.deadline());
+        Ok::<_, Error>(handler.handle_until(event.payload, deadline).await)
     }))
     .await
 }
