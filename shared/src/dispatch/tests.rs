@@ -82,17 +82,17 @@ async fn a_probe_whose_claim_is_refused_gives_its_slot_back_at_once() {
     assert_eq!(state.gate("next", Utc::now(), &policy), Gate::Probe);
 }
 
-/// No token can be had.
+/// A token source that always fails with its error.
 #[derive(Debug)]
-struct NoToken;
+struct FailingTokens(TokenError);
 
-impl TokenSource for NoToken {
+impl TokenSource for FailingTokens {
     async fn token(&self) -> Result<AccessToken, TokenError> {
-        Err(TokenError::Refresh("the token endpoint is down".into()))
+        Err(self.0.clone())
     }
 
     async fn refresh(&self, _: &AccessToken) -> Result<AccessToken, TokenError> {
-        Err(TokenError::Refresh("the token endpoint is down".into()))
+        Err(self.0.clone())
     }
 }
 
@@ -102,7 +102,11 @@ async fn a_probe_without_a_token_posts_nothing_gives_its_slot_back_and_retries_f
     let mut record = shipped_order("o-1");
     store.put(&mut record);
     let (breaker, policy) = half_open().await;
-    let dispatcher = dispatcher(&store, NoToken).with_breaker(Arc::clone(&breaker), policy, |_| {});
+    let dispatcher = dispatcher(
+        &store,
+        FailingTokens(TokenError::Refresh("the token endpoint refused".into())),
+    )
+    .with_breaker(Arc::clone(&breaker), policy, |_| {});
 
     let (action, outcome) = dispatcher.dispatch(&delivery(&record)).await.unwrap();
 
@@ -125,28 +129,17 @@ async fn a_probe_without_a_token_posts_nothing_gives_its_slot_back_and_retries_f
     );
 }
 
-/// The partner's token endpoint does not answer: the partner is down.
-#[derive(Debug)]
-struct TokenEndpointDown;
-
-impl TokenSource for TokenEndpointDown {
-    async fn token(&self) -> Result<AccessToken, TokenError> {
-        Err(TokenError::Unreachable("connection refused".into()))
-    }
-
-    async fn refresh(&self, _: &AccessToken) -> Result<AccessToken, TokenError> {
-        Err(TokenError::Unreachable("connection refused".into()))
-    }
-}
-
 #[tokio::test]
 async fn a_probe_whose_token_endpoint_does_not_answer_finds_the_partner_down() {
     let store = Arc::new(MemoryStore::default());
     let mut record = shipped_order("o-1");
     store.put(&mut record);
     let (breaker, policy) = half_open().await;
-    let dispatcher =
-        dispatcher(&store, TokenEndpointDown).with_breaker(Arc::clone(&breaker), policy, |_| {});
+    let dispatcher = dispatcher(
+        &store,
+        FailingTokens(TokenError::Unreachable("connection refused".into())),
+    )
+    .with_breaker(Arc::clone(&breaker), policy, |_| {});
 
     let (action, outcome) = dispatcher.dispatch(&delivery(&record)).await.unwrap();
 
@@ -170,26 +163,15 @@ async fn a_probe_whose_token_endpoint_does_not_answer_finds_the_partner_down() {
     );
 }
 
-/// The credentials' store throttles past the SDK's retries.
-#[derive(Debug)]
-struct VaultThrottled;
-
-impl TokenSource for VaultThrottled {
-    async fn token(&self) -> Result<AccessToken, TokenError> {
-        Err(TokenError::Unavailable("ThrottlingException".into()))
-    }
-
-    async fn refresh(&self, _: &AccessToken) -> Result<AccessToken, TokenError> {
-        Err(TokenError::Unavailable("ThrottlingException".into()))
-    }
-}
-
 #[tokio::test]
 async fn credentials_out_of_reach_back_off_without_posting_or_spending_a_try() {
     let store = Arc::new(MemoryStore::default());
     let mut record = shipped_order("o-1");
     store.put(&mut record);
-    let dispatcher = dispatcher(&store, VaultThrottled);
+    let dispatcher = dispatcher(
+        &store,
+        FailingTokens(TokenError::Unavailable("ThrottlingException".into())),
+    );
 
     let (action, outcome) = dispatcher.dispatch(&delivery(&record)).await.unwrap();
 
