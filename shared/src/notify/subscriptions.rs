@@ -175,6 +175,7 @@ impl<E: EndpointStore, D: DeliveryStore> Subscriptions<E, D> {
 mod tests {
     use super::*;
     use crate::memory::webhooks::{MemoryDeliveries, MemoryEndpoints};
+    use crate::webhook::Answer;
 
     fn subscriptions() -> Subscriptions<MemoryEndpoints, MemoryDeliveries> {
         Subscriptions::new(
@@ -185,6 +186,86 @@ mod tests {
     }
 
     const BODY: &[u8] = br#"{"url": "https://erp.example.com/hooks"}"#;
+
+    /// Endpoints where a delivery records a failed post between the ERP's
+    /// read of an endpoint and its first save: the race a change meets in
+    /// production, where the deliverers write the endpoint's health.
+    #[derive(Clone, Default)]
+    struct FailedBeforeTheFirstSave {
+        inner: MemoryEndpoints,
+        raced: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl EndpointStore for FailedBeforeTheFirstSave {
+        async fn insert(&self, endpoint: &Endpoint) -> Result<bool, StoreError> {
+            self.inner.insert(endpoint).await
+        }
+
+        async fn list(&self, client_code: &str) -> Result<Vec<Endpoint>, StoreError> {
+            self.inner.list(client_code).await
+        }
+
+        async fn get(
+            &self,
+            client_code: &str,
+            id: &EndpointId,
+        ) -> Result<Option<Endpoint>, StoreError> {
+            self.inner.get(client_code, id).await
+        }
+
+        async fn save(&self, endpoint: &Endpoint, read_version: u64) -> Result<Save, StoreError> {
+            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let mut delivered = self
+                    .inner
+                    .get(&endpoint.client_code, &endpoint.id)
+                    .await?
+                    .unwrap();
+                let version = delivered.version;
+                delivered.record(Answer::Failed, Utc::now(), Utc::now());
+                assert_eq!(self.inner.save(&delivered, version).await?, Save::Saved);
+            }
+            self.inner.save(endpoint, read_version).await
+        }
+
+        async fn delete(&self, client_code: &str, id: &EndpointId) -> Result<bool, StoreError> {
+            self.inner.delete(client_code, id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_racing_a_failed_delivery_keeps_the_change_and_the_endpoints_block() {
+        let hooks = Subscriptions::new(
+            FailedBeforeTheFirstSave::default(),
+            MemoryDeliveries::default(),
+            Reach::Internet,
+        );
+        let id = hooks
+            .create("20", BODY, Utc::now())
+            .await
+            .unwrap()
+            .endpoint
+            .id;
+        let changed = hooks
+            .change(
+                "20",
+                id.as_str(),
+                br#"{"description": "orders for the Berlin shop"}"#,
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let (stored, _) = hooks.get("20", id.as_str()).await.unwrap();
+        assert_eq!(stored, changed);
+        assert_eq!(
+            stored.description.as_deref(),
+            Some("orders for the Berlin shop")
+        );
+        assert!(
+            stored.health.blocked_until.is_some() && stored.health.consecutive_failures == 1,
+            "the failure recorded meanwhile was lost: {:?}",
+            stored.health
+        );
+    }
 
     #[tokio::test]
     async fn a_created_endpoint_shows_its_secret_once_and_lists_without_it() {

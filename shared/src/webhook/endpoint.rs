@@ -214,13 +214,16 @@ impl Endpoint {
 
     /// Records how an attempt admitted to post at `admitted_at` ended at
     /// `now`. A 410, or failures lasting [`FAILING_LIMIT`], disable the
-    /// endpoint; `true` when this did.
+    /// endpoint; `true` when this did. A change like any other: saved
+    /// under the version read, so an ERP's change read before it fails and
+    /// is applied again on the recorded health rather than erasing it.
     pub fn record(
         &mut self,
         answer: Answer,
         admitted_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> bool {
+        self.version += 1;
         let health = &mut self.health;
         match answer {
             Answer::Accepted => {
