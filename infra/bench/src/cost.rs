@@ -195,7 +195,7 @@ impl Measured {
         let fan_out_calls = self.webhook_calls(true) + 1.0; // + the SQS send
         let dispatch_calls = self.webhook_calls(false);
         out.push(Invocation {
-            function: "webhook-fan-out",
+            function: "webhook-fanout",
             what: "webhook events (one per write, the dear case)".into(),
             count: events,
             billed_ms: billed(self.dispatch_cpu_us, fan_out_calls * a.dynamodb_ms),

@@ -49,7 +49,7 @@ pub fn rows(m: &Measured, a: &Assumptions, concurrency: Concurrency) -> Vec<Row>
         "order-intake",
         "warehouse-events",
         "callback-dispatch",
-        "webhook-fan-out",
+        "webhook-fanout",
         "webhook-dispatch",
     ]
     .iter()
