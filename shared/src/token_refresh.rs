@@ -17,6 +17,13 @@
 //!   minutes?): it is read as seconds, the shorter reading, so a token is
 //!   refreshed early rather than late, and at most `max_lifetime` after it
 //!   was issued; a 401 refreshes it anyway.
+//! - **A new pair the vault will not take** is not thrown away: the refresh
+//!   spent the stored refresh token, so dropping the pair would leave every
+//!   dispatcher presenting a spent token. The holder writes it again under
+//!   the lock (the SDK's retries come on top), and if the vault still
+//!   refuses, the instance keeps the pair ([`Unsaved`]), posts with it,
+//!   refreshes with it, and stores it at a later call, unless the vault has
+//!   moved on meanwhile (another instance stored a pair since).
 //!
 //! Nothing here logs a token or secret: [`PartnerCredentials`] has a
 //! redacting `Debug`.
@@ -160,6 +167,7 @@ pub struct TokenRefresh<V, L, E, C> {
     clock: C,
     settings: RefreshSettings,
     cache: tokio::sync::Mutex<Option<Cached>>,
+    unsaved: std::sync::Mutex<Option<kept::Unsaved>>,
 }
 
 impl<V: TokenVault, L: RefreshLock, E: TokenEndpoint, C: Clock> TokenRefresh<V, L, E, C> {
@@ -171,6 +179,7 @@ impl<V: TokenVault, L: RefreshLock, E: TokenEndpoint, C: Clock> TokenRefresh<V, 
             clock,
             settings,
             cache: tokio::sync::Mutex::new(None),
+            unsaved: std::sync::Mutex::new(None),
         }
     }
 
@@ -183,6 +192,16 @@ impl<V: TokenVault, L: RefreshLock, E: TokenEndpoint, C: Clock> TokenRefresh<V, 
                 .fresh_token(self.clock.now())
                 .filter(|cached| stale.is_none_or(|stale| cached.token != *stale))
         };
+        if let Some(kept) = self.kept_pair() {
+            // This instance holds the newest pair, and the lock: the vault lags.
+            if let Some(cached) = replaced(&kept) {
+                return Ok(cached);
+            }
+            self.hold_the_lock().await?;
+            let result = self.refresh_at_partner(kept).await;
+            self.release_unless_kept().await;
+            return result;
+        }
         let deadline = tokio::time::Instant::now() + self.settings.wait_for_other;
         loop {
             if let Some(cached) = replaced(&self.vault.read().await?) {
@@ -200,7 +219,7 @@ impl<V: TokenVault, L: RefreshLock, E: TokenEndpoint, C: Clock> TokenRefresh<V, 
                     },
                     Err(err) => Err(err),
                 };
-                self.lock.release().await;
+                self.release_unless_kept().await;
                 return result;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -219,6 +238,11 @@ impl<V: TokenVault, L: RefreshLock, E: TokenEndpoint, C: Clock> TokenRefresh<V, 
         mut credentials: PartnerCredentials,
     ) -> Result<Cached, TokenError> {
         let grant = self.endpoint.refresh(&credentials).await?;
+        // What the vault holds: the refresh token spent here, or, when
+        // this refreshed with a kept pair, the one that pair replaces.
+        let spent = self
+            .spent_by_kept_pair()
+            .unwrap_or_else(|| credentials.refresh_token.clone());
         let lifetime = grant.expires_in.map_or(self.settings.max_lifetime, |said| {
             said.min(self.settings.max_lifetime)
         });
@@ -228,14 +252,17 @@ impl<V: TokenVault, L: RefreshLock, E: TokenEndpoint, C: Clock> TokenRefresh<V, 
         if let Some(refresh_token) = grant.refresh_token.filter(|t| !t.is_empty()) {
             credentials.refresh_token = refresh_token;
         }
-        if let Err(err) = self.vault.write(&credentials).await {
-            // The new pair lives in this instance only: if the refresh token
-            // rotated, the next refresh elsewhere fails until an operator acts.
-            tracing::error!(error = %err, "the refreshed partner token could not be stored");
-            return Err(err);
+        if let Err(err) = self.write_while_holding_the_lock(&credentials).await {
+            // The partner took the stored refresh token: this pair is the
+            // only one that works now. Keep it, store it later.
+            tracing::error!(error = %err, expires_at = %expires_at,
+                "partner access token refreshed but not stored; this instance keeps it and stores it later");
+            self.keep(spent, credentials);
+        } else {
+            self.forget_kept_pair();
+            tracing::info!(expires_at = %expires_at, lifetime_s = lifetime.as_secs(),
+                "partner access token refreshed and stored");
         }
-        tracing::info!(expires_at = %expires_at, lifetime_s = lifetime.as_secs(),
-            "partner access token refreshed and stored");
         Ok(Cached {
             token: AccessToken::new(grant.access_token),
             expires_at,
@@ -252,6 +279,7 @@ impl<V: TokenVault, L: RefreshLock, E: TokenEndpoint, C: Clock> TokenSource
 {
     async fn token(&self) -> Result<AccessToken, TokenError> {
         let mut cache = self.cache.lock().await;
+        self.store_kept_pair().await;
         if let Some(cached) = cache.as_ref().filter(|c| c.expires_at > self.clock.now()) {
             return Ok(cached.token.clone());
         }
@@ -263,6 +291,7 @@ impl<V: TokenVault, L: RefreshLock, E: TokenEndpoint, C: Clock> TokenSource
 
     async fn refresh(&self, rejected: &AccessToken) -> Result<AccessToken, TokenError> {
         let mut cache = self.cache.lock().await;
+        self.store_kept_pair().await;
         // Another task of this instance already replaced it.
         if let Some(cached) = cache
             .as_ref()
@@ -278,5 +307,6 @@ impl<V: TokenVault, L: RefreshLock, E: TokenEndpoint, C: Clock> TokenSource
     }
 }
 
+mod kept;
 #[cfg(test)]
 mod tests;

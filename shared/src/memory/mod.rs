@@ -427,8 +427,9 @@ impl crate::metrics::Metrics for MemoryMetrics {
 #[derive(Debug)]
 pub struct MemoryVault {
     credentials: Mutex<crate::token_refresh::PartnerCredentials>,
-    /// When set, writes fail (a vault that is down).
-    pub refuse_writes: std::sync::atomic::AtomicBool,
+    /// How many of the next writes fail; [`u32::MAX`]: every one (a vault
+    /// that is down).
+    pub failing_writes: std::sync::atomic::AtomicU32,
 }
 
 impl MemoryVault {
@@ -436,7 +437,7 @@ impl MemoryVault {
     pub fn new(credentials: crate::token_refresh::PartnerCredentials) -> Self {
         Self {
             credentials: Mutex::new(credentials),
-            refuse_writes: std::sync::atomic::AtomicBool::new(false),
+            failing_writes: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -458,7 +459,16 @@ impl crate::token_refresh::TokenVault for MemoryVault {
         &self,
         credentials: &crate::token_refresh::PartnerCredentials,
     ) -> Result<(), crate::ports::TokenError> {
-        if self.refuse_writes.load(std::sync::atomic::Ordering::SeqCst) {
+        let failed = self.failing_writes.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |failing| match failing {
+                0 => None,
+                u32::MAX => Some(u32::MAX),
+                n => Some(n - 1),
+            },
+        );
+        if failed.is_ok() {
             return Err(crate::ports::TokenError::Vault("the vault is down".into()));
         }
         *lock(&self.credentials) = credentials.clone();
