@@ -32,7 +32,8 @@ pub const SQS_PLAN: &str = "SendMessage=sqs-internal@0.003,SendMessageBatch=sqs-
      ReceiveMessage=sqs-throttled@0.002,*=delay-200@0.005";
 pub const S3_PLAN: &str = "PUT=slowdown@0.02,PUT=s3-internal@0.01,GET=slowdown@0.02,\
      DELETE=s3-internal@0.02,PUT=stall@0.002,PUT=reset@0.005,*=delay-300@0.02";
-pub const SECRETS_MANAGER_PLAN: &str = "GetSecretValue=secret-throttling@0.05";
+pub const SECRETS_MANAGER_PLAN: &str =
+    "GetSecretValue=secret-throttling@0.05,PutSecretValue=secret-throttling@0.5";
 
 /// One service's endpoint variable, its name in the report, and its plan.
 #[derive(Debug)]
