@@ -207,12 +207,21 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
                 DeliveryOutcome::Skipped(NO_TIME_TO_RECORD.into()),
             ));
         }
-        let permit = match self.admit(delivery, &owner).await {
+        let within_span = self.within_span(delivery);
+        let permit = match self.admit(within_span, &owner).await {
             Ok(permit) => permit,
             Err(held) => return Ok(held_reply(held, &owner)),
         };
         match self.claim(delivery, &owner).await? {
-            Claimed::Won(record) => self.deliver(*record, &owner, &permit, last_start).await,
+            Claimed::Won(record) => {
+                let sent = Sent {
+                    owner: &owner,
+                    permit: &permit,
+                    last_start,
+                    within_span,
+                };
+                self.deliver(*record, &sent).await
+            }
             Claimed::Refused(why, record, now) => {
                 permit.release().await;
                 self.not_claimed(why, &record, now).await
@@ -226,17 +235,23 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         }
     }
 
+    /// Whether the message was first sent within the schedule's span: only
+    /// then may a delivery be held, or its try given back, without using up
+    /// its schedule. An outage longer than that (the partner's, or the
+    /// credentials store's) dead-letters as if nothing held it.
+    fn within_span(&self, delivery: &Delivery) -> bool {
+        let span = chrono::Duration::from_std(self.policy.span()).unwrap_or(chrono::Duration::MAX);
+        delivery
+            .sent_at
+            .is_none_or(|sent| self.clock.now() - sent < span)
+    }
+
     /// The breaker's word, before the claim: a held message does not use up
-    /// its schedule. Only within the schedule's span: an outage longer than
-    /// that dead-letters as if there were no breaker.
-    async fn admit(&self, delivery: &Delivery, owner: &str) -> Result<PostPermit<'_>, Held> {
+    /// its schedule (only `within_span`).
+    async fn admit(&self, within_span: bool, owner: &str) -> Result<PostPermit<'_>, Held> {
         let Some(breaker) = &self.breaker else {
             return Ok(PostPermit::unguarded(owner));
         };
-        let span = chrono::Duration::from_std(self.policy.span()).unwrap_or(chrono::Duration::MAX);
-        let within_span = delivery
-            .sent_at
-            .is_none_or(|sent| self.clock.now() - sent < span);
         let admission = if within_span {
             breaker.admission(owner, &self.clock).await
         } else {
@@ -246,13 +261,13 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
     }
 
     /// The claim was written: build the body, post it, settle the callback.
-    async fn deliver(
-        &self,
-        record: OrderRecord,
-        owner: &str,
-        permit: &PostPermit<'_>,
-        last_start: Option<DateTime<Utc>>,
-    ) -> Result<Reply, DispatchError> {
+    async fn deliver(&self, record: OrderRecord, sent: &Sent<'_>) -> Result<Reply, DispatchError> {
+        let &Sent {
+            owner,
+            permit,
+            last_start,
+            within_span,
+        } = sent;
         let body = match build(&record, &self.warehouses) {
             Ok(body) => body,
             Err(unsendable) => return self.fail_unsendable(record, owner, &unsendable).await,
@@ -268,10 +283,19 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
             .await;
         let latency = started.elapsed();
         let failed_probe = permit.finish(result.breaker_outcome(), &self.clock).await;
-        let refund = failed_probe || result.gives_back_the_try();
+        let refund = failed_probe || result.gives_back_the_try(within_span);
         self.settle_post(record, owner, result, latency, refund)
             .await
     }
+}
+
+/// A claimed delivery, as [`Dispatcher::deliver`] needs it.
+struct Sent<'a> {
+    owner: &'a str,
+    permit: &'a PostPermit<'a>,
+    /// The invocation's last moment to start recording.
+    last_start: Option<DateTime<Utc>>,
+    within_span: bool,
 }
 
 /// Why a delivery was left unposted for the next receive.

@@ -55,14 +55,16 @@ impl PostResult {
     }
 
     /// Whether the try goes back to the schedule: nothing was posted, and
-    /// for no fault of the partner's (the lease ran short, the credentials'
-    /// store was out of reach).
+    /// for no fault of the partner's (the lease ran short, or the
+    /// credentials' store was out of reach, only while the message is
+    /// `within_span`: a store that never comes back must not hold it for ever).
     #[must_use]
-    pub const fn gives_back_the_try(&self) -> bool {
-        matches!(
-            self,
-            Self::TooLate | Self::NoToken(TokenError::Unavailable(_))
-        )
+    pub const fn gives_back_the_try(&self, within_span: bool) -> bool {
+        match self {
+            Self::TooLate => true,
+            Self::NoToken(TokenError::Unavailable(_)) => within_span,
+            _ => false,
+        }
     }
 
     fn from(result: Result<PartnerReply, TransportError>) -> Self {

@@ -191,3 +191,38 @@ async fn credentials_out_of_reach_back_off_without_posting_or_spending_a_try() {
     assert_eq!(stored.callback.status, CallbackStatus::Retrying);
     assert_eq!(stored.callback.lease, None);
 }
+
+/// A credentials store that never comes back must not hold a callback for
+/// ever (only the queue's `maxReceiveCount` would end it, with the order
+/// still `retrying`): past the schedule's span the try is spent, so the
+/// schedule runs out and the callback is dead-lettered with its reason.
+#[tokio::test]
+async fn credentials_out_of_reach_past_the_schedules_span_spend_the_try() {
+    let store = Arc::new(MemoryStore::default());
+    let mut record = shipped_order("o-1");
+    store.put(&mut record);
+    let dispatcher = dispatcher(
+        &store,
+        FailingTokens(TokenError::Unavailable("ThrottlingException".into())),
+    );
+    let span = chrono::Duration::from_std(RetryPolicy::default().span()).expect("a span");
+    let long_due = Delivery {
+        sent_at: Some(Utc::now() - span - chrono::Duration::hours(1)),
+        ..delivery(&record)
+    };
+
+    let (action, _) = dispatcher.dispatch(&long_due).await.unwrap();
+
+    assert!(matches!(action, QueueAction::RetryIn(_)), "{action:?}");
+    let stored = store.stored(&record.order.order_number).expect("stored");
+    assert_eq!(stored.callback.posts, 1, "the try is spent");
+    assert!(
+        stored
+            .callback
+            .reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("out of reach")),
+        "{:?}",
+        stored.callback.reason
+    );
+}
