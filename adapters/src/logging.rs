@@ -78,6 +78,15 @@ fn capacity_lines(in_lambda: bool, variable: Option<&str>) -> bool {
     in_lambda && variable == Some("1")
 }
 
+/// The SDK's connection-poisoning interceptor logs an ERROR on every
+/// retried transient error (a throttle, a 500, a timeout) when the HTTP
+/// client gives it no connection to mark, and ours (reqwest,
+/// [`crate::https`]) never does: a line per retried attempt that says
+/// nothing of the call (1,319 in a 10,000-order soak with AWS faults),
+/// while the call itself succeeds or fails with its own error. Off unless
+/// `RUST_LOG` names it.
+pub const CONNECTION_POISONING: &str = "aws_smithy_runtime::client::http::connection_poisoning";
+
 /// `RUST_LOG`'s per-target levels over a default level: Lambda's, else
 /// `RUST_LOG`'s own, else `info`. Unreadable directives count as none.
 fn filter(rust_log: &str, lambda_level: Option<&str>) -> Targets {
@@ -92,6 +101,11 @@ fn filter(rust_log: &str, lambda_level: Option<&str>) -> Targets {
         .and_then(level)
         .or(targets.default_level())
         .unwrap_or(LevelFilter::INFO);
+    let targets = if rust_log.contains(CONNECTION_POISONING) {
+        targets
+    } else {
+        targets.with_target(CONNECTION_POISONING, LevelFilter::OFF)
+    };
     targets.with_default(default)
 }
 
@@ -181,6 +195,21 @@ mod tests {
         let lambda_debug = filter("info,aws_smithy_runtime=warn", Some("DEBUG"));
         assert!(lambda_debug.would_enable("shared::intake", &Level::DEBUG));
         assert!(!lambda_debug.would_enable("aws_smithy_runtime::client", &Level::INFO));
+    }
+
+    #[test]
+    fn the_sdks_connection_poisoning_complaint_is_off_unless_asked_for() {
+        for (rust_log, lambda_level) in [("", None), ("debug", None), ("", Some("DEBUG"))] {
+            assert!(
+                !filter(rust_log, lambda_level).would_enable(CONNECTION_POISONING, &Level::ERROR),
+                "{rust_log:?} {lambda_level:?}"
+            );
+            assert!(
+                filter(rust_log, lambda_level).would_enable("aws_smithy_runtime", &Level::ERROR)
+            );
+        }
+        let asked = format!("info,{CONNECTION_POISONING}=error");
+        assert!(filter(&asked, None).would_enable(CONNECTION_POISONING, &Level::ERROR));
     }
 
     #[test]

@@ -22,8 +22,13 @@ const SAMPLE_ORDER: &str = include_str!("../../../../tests/fixtures/spec-000-sam
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                format!(
+                    "info,aws_config=warn,aws_smithy_runtime=warn,{}=off",
+                    adapters::logging::CONNECTION_POISONING
+                )
+                .into()
+            }),
         )
         .init();
     let port: u16 = match std::env::var("PORT") {
