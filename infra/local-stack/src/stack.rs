@@ -14,6 +14,7 @@ use adapters::{
 };
 use aws_sdk_secretsmanager::operation::create_secret::CreateSecretError;
 use callback_dispatch::DispatchHandler;
+use chrono::Utc;
 use order_intake::OrderApi;
 use personal_data_sweep::PersonalDataSweep;
 use shared::auth::IssuedKey;
@@ -411,9 +412,11 @@ impl Stack {
                 self.dead_letter_queue_url()?,
             ),
         ));
+        let timeout = function_timeout("CallbackDispatchFunction")?;
         Ok(Arc::new(move |event| {
             let handler = Arc::clone(&handler);
-            Box::pin(handler.handle(event))
+            let deadline = Utc::now() + timeout;
+            Box::pin(handler.handle_until(event, Some(deadline)))
         }))
     }
 
@@ -469,9 +472,11 @@ impl Stack {
             ),
             self.webhook_queue()?,
         ));
+        let timeout = function_timeout("WebhookDispatchFunction")?;
         Ok(Arc::new(move |event| {
             let handler = Arc::clone(&handler);
-            Box::pin(async move { handler.handle(event).await })
+            let deadline = Utc::now() + timeout;
+            Box::pin(async move { handler.handle_until(event, Some(deadline)).await })
         }))
     }
 
@@ -581,4 +586,13 @@ pub fn local_warehouses() -> Result<Warehouses, Error> {
     let json = std::fs::read_to_string(&path)
         .map_err(|err| Error::Template(format!("{}: {err}", path.display())))?;
     Ok(Warehouses::from_json(&json)?)
+}
+
+/// A function's timeout from the template: each batch a local poller hands
+/// it ends by then, as a Lambda invocation does, so the dispatchers' "no
+/// post without time to record it" runs locally and in the soak too.
+fn function_timeout(logical_id: &str) -> Result<chrono::Duration, Error> {
+    let timeout = Template::project()?.function(logical_id)?.timeout;
+    chrono::Duration::from_std(timeout)
+        .map_err(|err| Error::Template(format!("{logical_id}'s timeout: {err}")))
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_norway::Value;
 
@@ -108,7 +109,13 @@ pub struct FunctionSpec {
     /// else Lambda's default `INFO`): whether Lambda writes its
     /// `platform.start` and `platform.report` records (bench: log bytes).
     pub system_log_level: String,
+    /// `Timeout` (the function's, else the globals', else Lambda's 3 s):
+    /// the local pollers give each batch this deadline, as Lambda does.
+    pub timeout: Duration,
 }
+
+/// Lambda's timeout when a template says none.
+const LAMBDA_DEFAULT_TIMEOUT_SECONDS: u64 = 3;
 
 /// The template's resources (and its parameters' defaults).
 #[derive(Debug, Clone)]
@@ -205,14 +212,31 @@ impl Template {
                     .flatten()
                     .find_map(|scope| text(scope.get("LoggingConfig")?.get("SystemLogLevel")))
                     .unwrap_or_else(|| "INFO".to_owned());
+                let timeout = [body.get("Properties"), self.function_globals.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|scope| number(scope.get("Timeout")))
+                    .unwrap_or(LAMBDA_DEFAULT_TIMEOUT_SECONDS);
                 Ok(FunctionSpec {
                     logical_id: id.clone(),
                     binary,
                     environment,
                     system_log_level,
+                    timeout: Duration::from_secs(timeout),
                 })
             })
             .collect()
+    }
+
+    /// One function, by logical id.
+    ///
+    /// # Errors
+    /// The template has no such function, or cannot be read.
+    pub fn function(&self, logical_id: &str) -> Result<FunctionSpec, Error> {
+        self.functions()?
+            .into_iter()
+            .find(|function| function.logical_id == logical_id)
+            .ok_or_else(|| Error::Template(format!("no function {logical_id}")))
     }
 
     /// A numeric parameter's default, e.g. `DispatchConcurrency`.
@@ -587,6 +611,15 @@ Resources:
     }
 
     #[test]
+    fn a_functions_timeout_is_its_own_else_the_globals() {
+        let template = Template::project().unwrap();
+        let timeout = |id: &str| template.function(id).unwrap().timeout.as_secs();
+        assert_eq!(timeout("CallbackDispatchFunction"), 60);
+        assert_eq!(timeout("WebhookDispatchFunction"), 30);
+        assert_eq!(timeout("OrderIntakeFunction"), 10, "the globals'");
+    }
+
+    #[test]
     fn the_callback_queue_hides_messages_for_six_dispatcher_timeouts() {
         let template = Template::project().unwrap();
         let queues = template.queues().unwrap();
@@ -735,6 +768,7 @@ Resources:
                     ("T".to_owned(), reference("Table")),
                 ]),
                 system_log_level: "INFO".into(),
+                timeout: Duration::from_secs(3),
             }]
         );
         assert_eq!(template.parameter_default("Level").as_deref(), Some("info"));
