@@ -506,25 +506,21 @@ impl<'a> Run<'a> {
         &self,
         bytes: &mut BTreeMap<String, FunctionBytes>,
     ) -> Result<(), String> {
-        let queue_url = self
-            .stack
-            .resources
-            .queue_url("WebhookDeliveryQueue")
-            .map_err(|e| e.to_string())?;
-        let messages = life::receive(&self.stack.sqs, queue_url).await?;
+        let mapping = life::delivery_mapping(self.stack)?;
+        let messages = life::receive(&self.stack.sqs, &mapping).await?;
         for message in messages.chunks(1) {
             let kept = self
                 .invoke(
                     bytes,
                     "webhook-dispatch",
-                    (self.webhook_dispatcher)(life::event(message)),
+                    (self.webhook_dispatcher)(life::event(message, &mapping)?),
                 )
                 .await;
             if !kept.batch_item_failures.is_empty() {
                 return Err("a webhook delivery was not settled".into());
             }
         }
-        life::delete(&self.stack.sqs, queue_url, &messages).await
+        life::delete(&self.stack.sqs, &mapping, &messages).await
     }
 }
 
