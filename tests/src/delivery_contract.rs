@@ -187,6 +187,21 @@ fn ticket(prefix: &str, case: &str) -> DeliveryTicket {
     }
 }
 
+/// `delivery` stored as case `case`'s; its ticket.
+async fn added<S: DeliveryStore>(
+    store: &S,
+    prefix: &str,
+    case: &str,
+    delivery: &Delivery,
+) -> Result<DeliveryTicket, String> {
+    let ticket = ticket(prefix, case);
+    store
+        .add(&ticket, delivery)
+        .await
+        .map_err(|err| err.to_string())?;
+    Ok(ticket)
+}
+
 /// Runs every case on `store`; panics listing each broken one.
 pub async fn assert_contract<S: DeliveryStore>(store: &S, prefix: &str) {
     let mut broken = Vec::new();
@@ -218,12 +233,8 @@ async fn check_claim<S: DeliveryStore>(
     prefix: &str,
     case: &ClaimCase,
 ) -> Result<(), String> {
-    let ticket = ticket(prefix, case.name);
+    let ticket = added(store, prefix, case.name, &case.stored).await?;
     let policy = schedule(POST_TIMEOUT);
-    store
-        .add(&ticket, &case.stored)
-        .await
-        .map_err(|err| err.to_string())?;
     let answer = store
         .claim(&ticket, OWNER, now(), &policy)
         .await
@@ -275,12 +286,8 @@ async fn check_reopen<S: DeliveryStore>(
     prefix: &str,
     case: &ReopenCase,
 ) -> Result<(), String> {
-    let ticket = ticket(prefix, case.name);
+    let ticket = added(store, prefix, case.name, &case.stored).await?;
     let policy = schedule(POST_TIMEOUT);
-    store
-        .add(&ticket, &case.stored)
-        .await
-        .map_err(|err| err.to_string())?;
     let answer = store
         .reopen(&ticket, now())
         .await
@@ -317,12 +324,8 @@ async fn check_reopen<S: DeliveryStore>(
 }
 
 async fn check_settle<S: DeliveryStore>(store: &S, prefix: &str) -> Result<(), String> {
-    let ticket = ticket(prefix, "settle");
+    let ticket = added(store, prefix, "settle", &pending()).await?;
     let policy = schedule(POST_TIMEOUT);
-    store
-        .add(&ticket, &pending())
-        .await
-        .map_err(|err| err.to_string())?;
     let Some(DeliveryClaim::Claimed(mut delivery)) = store
         .claim(&ticket, OWNER, now(), &policy)
         .await

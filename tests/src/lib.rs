@@ -5,6 +5,7 @@
 //! test started without them fails with a message saying so.
 
 pub mod delivery_contract;
+pub mod faulty_aws;
 pub mod partner;
 pub mod protocol_model;
 pub mod store_contract;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use local_stack::Stack;
-use local_stack::stack::{CallbackSettings, local_warehouses};
+use local_stack::stack::{CallbackSettings, OAuthClient, local_warehouses};
 use partner::{Answer, Partner};
 use serde_json::Value;
 use shared::domain::Scope;
@@ -119,6 +120,23 @@ pub fn test_callback_settings(url: &str) -> CallbackSettings {
         retry_delays: Some(vec![Duration::from_secs(1)]),
         max_posts: None,
     }
+}
+
+/// [`test_callback_settings`] for a partner that issues OAuth2 tokens
+/// ([`Partner::start_oauth`]): no static token, the test client's
+/// credentials and first refresh token.
+#[must_use]
+pub fn oauth_callback_settings(partner: &Partner) -> CallbackSettings {
+    let mut settings = test_callback_settings(&partner.url);
+    settings.token = String::new();
+    settings.oauth = Some(OAuthClient {
+        token_url: partner.token_url(),
+        client_id: partner::CLIENT_ID.into(),
+        client_secret: partner::CLIENT_SECRET.into(),
+        refresh_token: partner::FIRST_REFRESH_TOKEN.into(),
+        max_lifetime: None,
+    });
+    settings
 }
 
 /// A warehouse event `kind` that happened `at` (RFC 3339), with `extra`'s
@@ -403,18 +421,7 @@ impl TestApp {
 
     /// The keys of every object in this test's labels bucket.
     pub async fn stored_labels(&self) -> Vec<String> {
-        self.stack
-            .s3
-            .list_objects_v2()
-            .bucket(self.stack.labels_bucket().expect("labels bucket"))
-            .send()
-            .await
-            .expect("list the labels bucket")
-            .contents
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|object| object.key)
-            .collect()
+        stored_labels(&self.stack).await
     }
 
     /// The keys of every version and delete marker in this test's labels
@@ -440,16 +447,7 @@ impl TestApp {
     }
 
     async fn scan(&self, table: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-        self.stack
-            .dynamodb
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("scan")
-            .items
-            .unwrap_or_default()
+        scan(&self.stack, table).await
     }
 
     /// Ships the sample order under `{prefix}-0` … `{prefix}-{count - 1}`
@@ -522,6 +520,40 @@ async fn into_reply(response: reqwest::Response) -> Reply {
         headers,
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     }
+}
+
+/// Every item of `table`, read straight from the stack's DynamoDB
+/// (consistently).
+pub async fn scan(
+    stack: &Stack,
+    table: &str,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    stack
+        .dynamodb
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default()
+}
+
+/// The keys of every object in the stack's labels bucket.
+pub async fn stored_labels(stack: &Stack) -> Vec<String> {
+    stack
+        .s3
+        .list_objects_v2()
+        .bucket(stack.labels_bucket().expect("labels bucket"))
+        .send()
+        .await
+        .expect("list the labels bucket")
+        .contents
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|object| object.key)
+        .collect()
 }
 
 /// A fresh set of the template's tables and queues on the emulators, without

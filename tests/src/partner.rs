@@ -8,7 +8,6 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use partner::{Credentials, Reply, TokenEndpoint};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -232,12 +231,7 @@ async fn answer(
     if let Some(reply) = oauth(&state, &request) {
         return Ok(reply);
     }
-    let bytes = request
-        .into_body()
-        .collect()
-        .await
-        .map(http_body_util::Collected::to_bytes)
-        .unwrap_or_default();
+    let bytes = partner::read_body(request).await.unwrap_or_default();
     let scripted = {
         let mut state = state.lock().expect("partner state");
         state.received.push(Received {

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -142,12 +141,7 @@ async fn answer(
             .unwrap_or_default()
             .to_owned()
     };
-    let bytes = request
-        .into_body()
-        .collect()
-        .await
-        .map(http_body_util::Collected::to_bytes)
-        .unwrap_or_default();
+    let bytes = partner::read_body(request).await.unwrap_or_default();
     let reply = {
         let mut state = state.lock().expect("receiver state");
         let verified_with = state

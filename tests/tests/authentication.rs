@@ -1,6 +1,6 @@
 //! API keys, signatures and tenant isolation, end to end.
 
-use integration_tests::{TestApp, sample_order};
+use integration_tests::{Reply, TestApp, sample_order};
 use reqwest::Method;
 use serde_json::json;
 use shared::auth::signature::sign;
@@ -25,6 +25,39 @@ async fn signing_key(app: &TestApp) -> (String, String) {
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// The headers of a request of the key `auth` (a bearer value) signed with
+/// `secret` at `ts` over `method`, `path` and `body`.
+fn signed(
+    auth: &str,
+    secret: &str,
+    ts: i64,
+    (method, path, body): (&str, &str, &[u8]),
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("authorization", auth.to_owned()),
+        ("x-signature-timestamp", ts.to_string()),
+        ("x-signature", sign(secret, ts, method, path, body)),
+    ]
+}
+
+/// `headers` as [`TestApp::send`] takes them.
+fn borrowed<'a>(headers: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    headers.iter().map(|(n, v)| (*n, v.as_str())).collect()
+}
+
+/// The sample order's status, as its client reads it.
+async fn sample_status(app: &TestApp) -> serde_json::Value {
+    app.get_order("mabang-test002").await.body["data"]["status"].clone()
+}
+
+/// An `allocated` event for the sample order, sent with `key`.
+async fn allocated_event_as(app: &TestApp, key: &str) -> Reply {
+    let event =
+        json!({"event_id": "e", "type": "allocated", "occurred_at": "2026-11-20T08:00:00Z"});
+    app.post_json_as(key, &format!("{ORDER}/mabang-test002/events"), &event)
+        .await
 }
 
 #[tokio::test]
@@ -146,40 +179,27 @@ async fn a_signing_client_must_sign_the_exact_body_within_five_minutes() {
     let post = |headers: Vec<(&'static str, String)>, body: Vec<u8>| {
         let app = &app;
         async move {
-            let headers: Vec<(&str, &str)> =
-                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            app.send(Method::POST, ORDER, &headers, Some(&body)).await
+            app.send(Method::POST, ORDER, &borrowed(&headers), Some(&body))
+                .await
         }
     };
 
     let unsigned = post(vec![("authorization", auth.clone())], body.clone()).await;
     let stale = now() - 301;
     let too_old = post(
-        vec![
-            ("authorization", auth.clone()),
-            ("x-signature-timestamp", stale.to_string()),
-            ("x-signature", sign(&secret, stale, "POST", ORDER, &body)),
-        ],
+        signed(&auth, &secret, stale, ("POST", ORDER, &body)),
         body.clone(),
     )
     .await;
     let mut changed = sample_order();
     changed["desc"] = json!("changed in transit");
     let tampered = post(
-        vec![
-            ("authorization", auth.clone()),
-            ("x-signature-timestamp", now().to_string()),
-            ("x-signature", sign(&secret, now(), "POST", ORDER, &body)),
-        ],
+        signed(&auth, &secret, now(), ("POST", ORDER, &body)),
         serde_json::to_vec(&changed).unwrap(),
     )
     .await;
     let good = post(
-        vec![
-            ("authorization", auth.clone()),
-            ("x-signature-timestamp", now().to_string()),
-            ("x-signature", sign(&secret, now(), "POST", ORDER, &body)),
-        ],
+        signed(&auth, &secret, now(), ("POST", ORDER, &body)),
         body.clone(),
     )
     .await;
@@ -247,34 +267,20 @@ async fn another_clients_order_is_404_to_read_cancel_and_replay_exactly_like_a_m
                 .replace("never-sent", "X"),
         );
     }
-    assert_eq!(
-        app.get_order("mabang-test002").await.body["data"]["status"],
-        "pending"
-    );
+    assert_eq!(sample_status(&app).await, "pending");
 }
 
 #[tokio::test]
 async fn an_erp_key_cannot_post_events_and_a_warehouse_key_cannot_create_orders() {
     let app = TestApp::spawn().await;
     assert_eq!(app.post_order(&sample_order()).await.status, 201);
-    let event =
-        json!({"event_id": "e", "type": "allocated", "occurred_at": "2026-11-20T08:00:00Z"});
 
-    let erp_on_events = app
-        .post_json_as(
-            &app.erp_key,
-            &format!("{ORDER}/mabang-test002/events"),
-            &event,
-        )
-        .await;
+    let erp_on_events = allocated_event_as(&app, &app.erp_key).await;
     let wms_on_orders = app.post_order_as(&app.wms_key, &sample_order()).await;
 
     assert_eq!(erp_on_events.status, 403);
     assert_eq!(wms_on_orders.status, 403);
-    assert_eq!(
-        app.get_order("mabang-test002").await.body["data"]["status"],
-        "pending"
-    );
+    assert_eq!(sample_status(&app).await, "pending");
 }
 
 #[tokio::test]
@@ -287,22 +293,11 @@ async fn a_warehouse_key_reaches_only_orders_of_its_centres() {
         .await
         .unwrap()
         .key;
-    let event =
-        json!({"event_id": "e", "type": "allocated", "occurred_at": "2026-11-20T08:00:00Z"});
 
-    let reply = app
-        .post_json_as(
-            &other_warehouse,
-            &format!("{ORDER}/mabang-test002/events"),
-            &event,
-        )
-        .await;
+    let reply = allocated_event_as(&app, &other_warehouse).await;
 
     assert_eq!(reply.status, 404);
-    assert_eq!(
-        app.get_order("mabang-test002").await.body["data"]["status"],
-        "pending"
-    );
+    assert_eq!(sample_status(&app).await, "pending");
 }
 
 #[tokio::test]
@@ -316,13 +311,9 @@ async fn a_signature_for_one_route_is_refused_on_another() {
         assert_eq!(app.post_order(&order).await.status, 201);
     }
     // What an eavesdropper saw: a signed read of one order, with an empty body.
-    let ts = now();
-    let seen = sign(&secret, ts, "GET", &format!("{ORDER}/mabang-test002"), b"");
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("x-signature-timestamp", &ts.to_string()),
-        ("x-signature", seen.as_str()),
-    ];
+    let read_path = format!("{ORDER}/mabang-test002");
+    let seen = signed(&auth, &secret, now(), ("GET", &read_path, b""));
+    let headers = borrowed(&seen);
 
     let mut answers = Vec::new();
     for (method, path) in [
@@ -408,14 +399,8 @@ async fn a_signed_callback_replay_sent_again_is_refused_and_posts_nothing_more()
     app.ship_sample_order("mabang-test002").await;
     app.wait_for_order("mabang-test002", wait, failed).await;
     let path = format!("{ORDER}/mabang-test002/callback/retry");
-    let ts = now();
-    let signature = sign(&secret, ts, "POST", &path, b"");
-    let auth = bearer(&key);
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("x-signature-timestamp", &ts.to_string()),
-        ("x-signature", signature.as_str()),
-    ];
+    let signature = signed(&bearer(&key), &secret, now(), ("POST", &path, b""));
+    let headers = borrowed(&signature);
 
     let mut answers = Vec::new();
     for _ in 0..3 {

@@ -7,17 +7,17 @@
 
 use std::time::{Duration, Instant};
 
-use adapters::https::{AwsBudget, aws_config_within};
-use aws_faults::{Fault, FaultProxy, Rule};
-use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
-use integration_tests::partner::{CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH_TOKEN, Partner};
+use adapters::https::AwsBudget;
+use aws_faults::{Fault, Rule};
+use integration_tests::faulty_aws::{FaultyService, Service};
+use integration_tests::partner::Partner;
 use integration_tests::webhook_receiver::{Receiver, Reply};
 use integration_tests::webhooks::{Rig, new_order};
 use integration_tests::{
-    TestApp, issue_key, provision_stack, sample_order, test_callback_settings,
+    TestApp, issue_key, oauth_callback_settings, provision_stack, sample_order, scan,
+    stored_labels, test_callback_settings,
 };
 use local_stack::Stack;
-use local_stack::stack::OAuthClient;
 use serde_json::Value;
 use shared::domain::Scope;
 use shared::webhook::{DeliveryStatus, POST_TIMEOUT, Reach, schedule};
@@ -30,7 +30,7 @@ const LAMBDA_TIMEOUT: Duration = Duration::from_secs(10);
 /// The sample order's number.
 const ORDER_NUMBER: &str = "mabang-test002";
 
-/// The order API on a free port, its DynamoDB calls through `proxy`.
+/// The order API on a free port, one service's calls through a fault proxy.
 struct FaultyApp {
     base_url: String,
     /// The stack's clients straight to the emulators, to read what is stored.
@@ -55,48 +55,31 @@ struct Answer {
     took: Duration,
 }
 
-/// Which of the order API's clients goes through the proxy.
-#[derive(Debug, Clone, Copy)]
-enum Through {
-    DynamoDb,
-    S3,
-}
-
 impl FaultyApp {
-    async fn through(proxy: &FaultProxy) -> Self {
-        Self::through_within(proxy, Through::DynamoDb, AwsBudget::within(LAMBDA_TIMEOUT)).await
+    /// The order API within the intake function's budget, `service`'s calls
+    /// through a fresh proxy; the proxy, and the API.
+    async fn through(service: Service) -> (FaultyService, Self) {
+        Self::through_within(service, AwsBudget::within(LAMBDA_TIMEOUT)).await
     }
 
-    async fn through_within(proxy: &FaultProxy, service: Through, budget: AwsBudget) -> Self {
+    /// [`FaultyApp::through`] within `budget`.
+    async fn through_within(service: Service, budget: AwsBudget) -> (FaultyService, Self) {
+        let proxy = FaultyService::start(service).await;
         let stack = provision_stack().await;
         let key = issue_key(&stack, Scope::Client("20".into())).await;
-        let aws = aws_config_within(budget).await.expect("the SDK config");
+        let aws = proxy.aws(budget).await;
         let mut faulty = stack.clone();
         match service {
-            Through::DynamoDb => {
-                faulty.dynamodb = aws_sdk_dynamodb::Client::from_conf(
-                    aws_sdk_dynamodb::config::Builder::from(&aws)
-                        .endpoint_url(proxy.url())
-                        .build(),
-                );
-            }
-            Through::S3 => {
-                faulty.s3 = adapters::s3::client(
-                    &aws.to_builder()
-                        .service_config(OneServiceThrough {
-                            service_id: "S3",
-                            endpoint: proxy.url(),
-                        })
-                        .build(),
-                );
-            }
+            Service::DynamoDb => faulty.dynamodb = aws_sdk_dynamodb::Client::new(&aws),
+            Service::S3 => faulty.s3 = adapters::s3::client(&aws),
+            other => panic!("the order API's {other:?} calls are not proxied here"),
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("bound"));
         let server = tokio::spawn(async move {
             faulty.serve(listener).await.expect("serving");
         });
-        Self {
+        let app = Self {
             base_url,
             stack,
             key,
@@ -104,7 +87,8 @@ impl FaultyApp {
                 .and_then(|builder| Ok(builder.build()?))
                 .expect("an HTTP client"),
             server,
-        }
+        };
+        (proxy, app)
     }
 
     /// Posts the sample order as the ERP does; fails the test when no answer
@@ -153,34 +137,19 @@ impl FaultyApp {
 
     /// The order numbers stored in the orders table, read past the proxy.
     async fn stored_orders(&self) -> Vec<String> {
-        self.stack
-            .dynamodb
-            .scan()
-            .table_name(self.stack.orders_table().expect("orders table"))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("scan")
-            .items
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|item| item.get("order_number")?.as_s().ok().cloned())
-            .collect()
+        scan(
+            &self.stack,
+            self.stack.orders_table().expect("orders table"),
+        )
+        .await
+        .iter()
+        .filter_map(|item| item.get("order_number")?.as_s().ok().cloned())
+        .collect()
     }
 
     /// The keys of the objects in the labels bucket, read past the proxy.
     async fn stored_labels(&self) -> Vec<String> {
-        self.stack
-            .s3
-            .list_objects_v2()
-            .bucket(self.stack.labels_bucket().expect("labels bucket"))
-            .send()
-            .await
-            .expect("list")
-            .contents()
-            .iter()
-            .filter_map(|object| object.key().map(str::to_owned))
-            .collect()
+        stored_labels(&self.stack).await
     }
 }
 
@@ -191,18 +160,9 @@ fn sample_with_label() -> Value {
     order
 }
 
-async fn dynamodb_proxy() -> FaultProxy {
-    let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .expect("AWS_ENDPOINT_URL_DYNAMODB: run through infra/local/emulators.sh exec");
-    FaultProxy::start(&upstream, 27)
-        .await
-        .expect("the fault proxy")
-}
-
 #[tokio::test]
 async fn an_order_is_answered_503_with_retry_after_within_its_budget_while_dynamodb_stalls() {
-    let proxy = dynamodb_proxy().await;
-    let app = FaultyApp::through(&proxy).await;
+    let (proxy, app) = FaultyApp::through(Service::DynamoDb).await;
     proxy.inject(Rule::on_every_operation(Fault::Stall));
 
     let stalled = app.post_sample().await;
@@ -219,8 +179,7 @@ async fn an_order_is_answered_503_with_retry_after_within_its_budget_while_dynam
 
 #[tokio::test]
 async fn a_throttled_write_is_retried_and_the_order_lands_once() {
-    let proxy = dynamodb_proxy().await;
-    let app = FaultyApp::through(&proxy).await;
+    let (proxy, app) = FaultyApp::through(Service::DynamoDb).await;
     proxy.inject(
         Rule::on(
             "PutItem",
@@ -239,8 +198,7 @@ async fn a_throttled_write_is_retried_and_the_order_lands_once() {
 
 #[tokio::test]
 async fn a_write_answered_500_is_retried_and_the_order_lands_once() {
-    let proxy = dynamodb_proxy().await;
-    let app = FaultyApp::through(&proxy).await;
+    let (proxy, app) = FaultyApp::through(Service::DynamoDb).await;
     proxy.inject(Rule::on("PutItem", Fault::dynamodb("InternalServerError")).times(1));
     proxy.inject(Rule::on("PutItem", Fault::http_500()).times(1));
 
@@ -253,8 +211,7 @@ async fn a_write_answered_500_is_retried_and_the_order_lands_once() {
 
 #[tokio::test]
 async fn a_reset_after_the_write_was_forwarded_neither_duplicates_nor_loses_the_order() {
-    let proxy = dynamodb_proxy().await;
-    let app = FaultyApp::through(&proxy).await;
+    let (proxy, app) = FaultyApp::through(Service::DynamoDb).await;
     // Both writes of an intake (the request line, then the order's item)
     // are done by DynamoDB and their answers lost.
     proxy.inject(Rule::on("PutItem", Fault::ResetAfterForward).times(2));
@@ -276,8 +233,7 @@ async fn a_reset_after_the_write_was_forwarded_neither_duplicates_nor_loses_the_
 
 #[tokio::test]
 async fn throttling_past_the_retries_is_503_with_retry_after_and_stores_nothing() {
-    let proxy = dynamodb_proxy().await;
-    let app = FaultyApp::through(&proxy).await;
+    let (proxy, app) = FaultyApp::through(Service::DynamoDb).await;
     proxy.inject(Rule::on("PutItem", Fault::dynamodb("ThrottlingException")));
 
     let throttled = app.post_sample().await;
@@ -291,49 +247,26 @@ async fn throttling_past_the_retries_is_503_with_retry_after_and_stores_nothing(
     assert!(app.stored_orders().await.is_empty());
 }
 
-/// The environment's service settings, with one service's endpoint
-/// (`service_id` as the SDK names it) moved to the fault proxy.
-#[derive(Debug)]
-struct OneServiceThrough {
-    service_id: &'static str,
-    endpoint: String,
-}
-
-impl LoadServiceConfig for OneServiceThrough {
-    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
-        if key.env() == "AWS_ENDPOINT_URL" && key.service_id() == self.service_id {
-            return Some(self.endpoint.clone());
-        }
-        let service = key.service_id().to_uppercase().replace(' ', "_");
-        std::env::var(format!("{}_{service}", key.env())).ok()
-    }
-}
-
 /// The callback dispatcher's Lambda timeout (CallbackDispatchFunction).
 const DISPATCH_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// `app`'s stack with its Secrets Manager calls through a fresh proxy,
+/// within the callback dispatcher's budget; the proxy, and the stack to run
+/// the dispatcher on.
+async fn secrets_through_a_proxy(app: &TestApp) -> (FaultyService, Stack) {
+    let proxy = FaultyService::start(Service::SecretsManager).await;
+    let mut faulty = app.stack.clone();
+    faulty.aws = proxy.aws(AwsBudget::within(DISPATCH_TIMEOUT)).await;
+    (proxy, faulty)
+}
+
 #[tokio::test]
 async fn a_throttled_secret_read_is_retried_and_the_callback_is_posted_once() {
-    let upstream = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-        .expect("AWS_ENDPOINT_URL_SECRETS_MANAGER: run through infra/local/emulators.sh exec");
-    let proxy = FaultProxy::start(&upstream, 27)
-        .await
-        .expect("the fault proxy");
-    proxy.inject(Rule::on("GetSecretValue", Fault::secrets_manager_throttling()).times(2));
     let mut app = TestApp::spawn().await;
+    let (proxy, faulty) = secrets_through_a_proxy(&app).await;
+    proxy.inject(Rule::on("GetSecretValue", Fault::secrets_manager_throttling()).times(2));
     let partner = Partner::start(Vec::new()).await;
     let settings = test_callback_settings(&partner.url);
-    let aws = aws_config_within(AwsBudget::within(DISPATCH_TIMEOUT))
-        .await
-        .expect("the SDK config")
-        .to_builder()
-        .service_config(OneServiceThrough {
-            service_id: "Secrets Manager",
-            endpoint: proxy.url(),
-        })
-        .build();
-    let mut faulty = app.stack.clone();
-    faulty.aws = aws;
     let dispatcher = tokio::spawn(async move { faulty.run_dispatcher(&settings).await });
     app.partner = Some(partner);
 
@@ -349,28 +282,14 @@ async fn a_throttled_secret_read_is_retried_and_the_callback_is_posted_once() {
 
 #[tokio::test]
 async fn a_dispatcher_whose_secret_stays_throttled_does_not_start_and_posts_nothing() {
-    let upstream = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-        .expect("AWS_ENDPOINT_URL_SECRETS_MANAGER: run through infra/local/emulators.sh exec");
-    let proxy = FaultProxy::start(&upstream, 27)
-        .await
-        .expect("the fault proxy");
+    let app = TestApp::spawn().await;
+    let (proxy, faulty) = secrets_through_a_proxy(&app).await;
     proxy.inject(Rule::on(
         "GetSecretValue",
         Fault::secrets_manager_throttling(),
     ));
-    let app = TestApp::spawn().await;
     let partner = Partner::start(Vec::new()).await;
     let settings = test_callback_settings(&partner.url);
-    let mut faulty = app.stack.clone();
-    faulty.aws = aws_config_within(AwsBudget::within(DISPATCH_TIMEOUT))
-        .await
-        .expect("the SDK config")
-        .to_builder()
-        .service_config(OneServiceThrough {
-            service_id: "Secrets Manager",
-            endpoint: proxy.url(),
-        })
-        .build();
     app.ship_sample_orders("throttled-secret", 1).await;
 
     // The cold start fails (Lambda retries it; SQS keeps the message).
@@ -386,19 +305,9 @@ async fn a_dispatcher_whose_secret_stays_throttled_does_not_start_and_posts_noth
     assert!(partner.received().is_empty());
 }
 
-async fn s3_proxy() -> FaultProxy {
-    let upstream = std::env::var("AWS_ENDPOINT_URL_S3")
-        .expect("AWS_ENDPOINT_URL_S3: run through infra/local/emulators.sh exec");
-    FaultProxy::start(&upstream, 27)
-        .await
-        .expect("the fault proxy")
-}
-
 #[tokio::test]
 async fn a_label_upload_slowed_down_is_retried_and_the_order_and_its_label_land_once() {
-    let proxy = s3_proxy().await;
-    let app =
-        FaultyApp::through_within(&proxy, Through::S3, AwsBudget::within(LAMBDA_TIMEOUT)).await;
+    let (proxy, app) = FaultyApp::through(Service::S3).await;
     proxy.inject(Rule::on("PUT", Fault::s3("SlowDown")).times(2));
 
     let created = app.post(&sample_with_label()).await;
@@ -411,9 +320,7 @@ async fn a_label_upload_slowed_down_is_retried_and_the_order_and_its_label_land_
 
 #[tokio::test]
 async fn s3_slowing_down_past_the_retries_is_503_and_stores_no_order_without_its_label() {
-    let proxy = s3_proxy().await;
-    let app =
-        FaultyApp::through_within(&proxy, Through::S3, AwsBudget::within(LAMBDA_TIMEOUT)).await;
+    let (proxy, app) = FaultyApp::through(Service::S3).await;
     proxy.inject(Rule::on("PUT", Fault::s3("SlowDown")));
 
     let refused = app.post(&sample_with_label()).await;
@@ -433,26 +340,15 @@ async fn s3_slowing_down_past_the_retries_is_503_and_stores_no_order_without_its
 /// The webhook deliverer's Lambda timeout (WebhookDispatchFunction).
 const WEBHOOK_DISPATCH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A DynamoDB client with the function's budget, its calls through `proxy`.
-async fn dynamodb_through(proxy: &FaultProxy, timeout: Duration) -> aws_sdk_dynamodb::Client {
-    let aws = aws_config_within(AwsBudget::within(timeout))
-        .await
-        .expect("the SDK config");
-    aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&aws)
-            .endpoint_url(proxy.url())
-            .build(),
-    )
-}
-
 #[tokio::test]
 async fn a_webhook_claim_whose_answer_was_lost_is_posted_once_without_waiting_for_its_lease() {
-    let proxy = dynamodb_proxy().await;
+    let proxy = FaultyService::start(Service::DynamoDb).await;
     let policy = schedule(POST_TIMEOUT);
+    let aws = proxy.aws(AwsBudget::within(WEBHOOK_DISPATCH_TIMEOUT)).await;
     let rig = Rig::with_deliverer_dynamodb(
         Reach::LocalNetwork,
         policy.clone(),
-        Some(dynamodb_through(&proxy, WEBHOOK_DISPATCH_TIMEOUT).await),
+        Some(aws_sdk_dynamodb::Client::new(&aws)),
     )
     .await;
     let erp = Receiver::start(Vec::new(), Reply::Status(204)).await;
@@ -485,13 +381,11 @@ async fn a_webhook_claim_whose_answer_was_lost_is_posted_once_without_waiting_fo
 #[tokio::test]
 async fn a_webhook_route_is_answered_503_with_retry_after_within_its_budget_while_dynamodb_stalls()
 {
-    let proxy = dynamodb_proxy().await;
     // Each DynamoDB call may take 15 s here, longer than the function's own
     // budget gives it (3 s): the route's answer deadline alone keeps the
     // answer inside the Lambda timeout, whatever its calls are doing.
-    let app = FaultyApp::through_within(
-        &proxy,
-        Through::DynamoDb,
+    let (proxy, app) = FaultyApp::through_within(
+        Service::DynamoDb,
         AwsBudget::within(Duration::from_secs(60)),
     )
     .await;
@@ -527,32 +421,10 @@ async fn stored_callback(app: &TestApp, number: &str) -> shared::record::callbac
 
 #[tokio::test]
 async fn a_secret_throttled_during_the_token_refresh_backs_off_without_posting_or_spending_a_try() {
-    let upstream = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-        .expect("AWS_ENDPOINT_URL_SECRETS_MANAGER: run through infra/local/emulators.sh exec");
-    let proxy = FaultProxy::start(&upstream, 27)
-        .await
-        .expect("the fault proxy");
     let mut app = TestApp::spawn().await;
+    let (proxy, faulty) = secrets_through_a_proxy(&app).await;
     let partner = Partner::start_oauth(Vec::new(), Duration::from_secs(600)).await;
-    let mut settings = test_callback_settings(&partner.url);
-    settings.token = String::new();
-    settings.oauth = Some(OAuthClient {
-        token_url: partner.token_url(),
-        client_id: CLIENT_ID.into(),
-        client_secret: CLIENT_SECRET.into(),
-        refresh_token: FIRST_REFRESH_TOKEN.into(),
-        max_lifetime: None,
-    });
-    let mut faulty = app.stack.clone();
-    faulty.aws = aws_config_within(AwsBudget::within(DISPATCH_TIMEOUT))
-        .await
-        .expect("the SDK config")
-        .to_builder()
-        .service_config(OneServiceThrough {
-            service_id: "Secrets Manager",
-            endpoint: proxy.url(),
-        })
-        .build();
+    let settings = oauth_callback_settings(&partner);
     let dispatcher = tokio::spawn(async move { faulty.run_dispatcher(&settings).await });
     app.partner = Some(partner.clone());
     // The cold start reads the secret; from then on every read is throttled,
@@ -601,23 +473,10 @@ async fn a_secret_throttled_during_the_token_refresh_backs_off_without_posting_o
 
 #[tokio::test]
 async fn an_enqueue_failing_past_its_retries_is_sent_by_the_outbox_later_and_posted_once() {
-    let upstream = std::env::var("AWS_ENDPOINT_URL_SQS")
-        .expect("AWS_ENDPOINT_URL_SQS: run through infra/local/emulators.sh exec");
-    let proxy = FaultProxy::start(&upstream, 27)
-        .await
-        .expect("the fault proxy");
+    let proxy = FaultyService::start(Service::Sqs).await;
     // The outbox (the pipe from the orders table's stream to the callback
     // queue) sends through the proxy; SQS answers it 500, then throttles it.
-    let outbox_aws = aws_config_within(AwsBudget::TOOLS)
-        .await
-        .expect("the SDK config")
-        .to_builder()
-        .service_config(OneServiceThrough {
-            service_id: "SQS",
-            endpoint: proxy.url(),
-        })
-        .build();
-    let mut app = TestApp::spawn_with_outbox_aws(Some(outbox_aws)).await;
+    let mut app = TestApp::spawn_with_outbox_aws(Some(proxy.aws(AwsBudget::TOOLS).await)).await;
     let partner = Partner::start(Vec::new()).await;
     app.start_dispatcher(&test_callback_settings(&partner.url));
     app.partner = Some(partner.clone());

@@ -10,9 +10,9 @@ use local_stack::Stack;
 use local_stack::stack::local_warehouses;
 use serde_json::json;
 
-#[tokio::test]
-async fn a_callback_due_at_the_stop_is_delivered_after_the_restart() {
-    // Before the stop: an order handed over, its callback due, no dispatcher.
+/// The sample order created, shipped and handed over, its callback due; no
+/// dispatcher.
+async fn app_with_a_due_callback() -> TestApp {
     let app = TestApp::spawn().await;
     assert_eq!(app.post_order(&sample_order()).await.status, 201);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -24,6 +24,13 @@ async fn a_callback_due_at_the_stop_is_delivered_after_the_restart() {
     ] {
         assert_eq!(app.post_event("mabang-test002", &event).await.status, 200);
     }
+    app
+}
+
+#[tokio::test]
+async fn a_callback_due_at_the_stop_is_delivered_after_the_restart() {
+    // Before the stop: an order handed over, its callback due, no dispatcher.
+    let app = app_with_a_due_callback().await;
     let queue = app.stack.callback_queue_url().expect("queue").to_owned();
     // The stop: the emulator's queue forgets the message the outbox sent.
     assert_eq!(receive_all(&app, &queue).await.len(), 1);
@@ -75,17 +82,7 @@ async fn a_callback_due_at_the_stop_is_delivered_after_the_restart() {
 /// generation still pending when the run ended.
 #[tokio::test]
 async fn a_callback_that_failed_after_the_listing_is_not_re_armed() {
-    let app = TestApp::spawn().await;
-    assert_eq!(app.post_order(&sample_order()).await.status, 201);
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    for event in [
-        json!({"event_id": "e-1", "type": "shipped", "occurred_at": now, "tracking_number": "YT1",
-               "logistic_provider_code": "jito", "shipping_fee": "12.50", "currency": "USD",
-               "shipping_provider_product": "Standard"}),
-        json!({"event_id": "e-2", "type": "handed_over", "occurred_at": now}),
-    ] {
-        assert_eq!(app.post_event("mabang-test002", &event).await.status, 200);
-    }
+    let app = app_with_a_due_callback().await;
     let store = app.stack.store().expect("store");
     let listed = local_stack::rearm::due_orders(&store)
         .await

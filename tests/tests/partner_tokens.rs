@@ -5,30 +5,16 @@
 
 use std::time::Duration;
 
-use integration_tests::partner::{Answer, CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH_TOKEN, Partner};
-use integration_tests::{TestApp, callback_is, test_callback_settings};
-use local_stack::stack::{CallbackSettings, OAuthClient};
+use integration_tests::partner::{Answer, CLIENT_SECRET, FIRST_REFRESH_TOKEN, Partner};
+use integration_tests::{TestApp, callback_is, oauth_callback_settings};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn oauth_settings(partner: &Partner) -> CallbackSettings {
-    let mut settings = test_callback_settings(&partner.url);
-    settings.token = String::new();
-    settings.oauth = Some(OAuthClient {
-        token_url: partner.token_url(),
-        client_id: CLIENT_ID.into(),
-        client_secret: CLIENT_SECRET.into(),
-        refresh_token: FIRST_REFRESH_TOKEN.into(),
-        max_lifetime: None,
-    });
-    settings
-}
-
 async fn app_with_oauth_partner(lifetime: Duration, dispatchers: usize) -> (TestApp, Partner) {
     let mut app = TestApp::spawn().await;
     let partner = Partner::start_oauth(vec![], lifetime).await;
-    let settings = oauth_settings(&partner);
+    let settings = oauth_callback_settings(&partner);
     for _ in 0..dispatchers {
         app.start_dispatcher(&settings);
     }
@@ -106,7 +92,7 @@ async fn the_token_endpoint_down_retries_the_callback_with_the_reason_in_its_led
     let mut app = TestApp::spawn().await;
     let partner = Partner::start_oauth(vec![Answer::ok()], Duration::from_secs(600)).await;
     partner.set_token_endpoint_down(true);
-    app.start_dispatcher(&oauth_settings(&partner));
+    app.start_dispatcher(&oauth_callback_settings(&partner));
     app.partner = Some(partner.clone());
 
     app.ship_sample_order("down-1").await;

@@ -93,19 +93,18 @@ impl World {
 
     /// [`World::handle`] in an invocation that ends in `left`.
     async fn handle_with_left(&self, messages: Vec<SqsMessage>, left: Duration) -> Vec<String> {
-        let mut event = SqsEvent::default();
-        event.records = messages;
         let deadline = Utc::now() + chrono::Duration::from_std(left).expect("a duration");
-        let mut ids: Vec<String> = Arc::clone(&self.handler)
-            .handle_until(event, Some(deadline))
-            .await
-            .batch_item_failures
-            .into_iter()
-            .map(|failure| failure.item_identifier)
-            .collect();
-        ids.sort();
-        ids
+        failures_until(Arc::clone(&self.handler), messages, Some(deadline)).await
     }
+}
+
+/// A world with order `number` shipped and its message handled in an
+/// invocation that ends in `left`; the ids the batch response names.
+async fn shipped_and_handled_with_left(number: &str, left: Duration) -> (World, Vec<String>) {
+    let world = World::new(3);
+    let message = world.shipped(number);
+    let kept = world.handle_with_left(vec![message], left).await;
+    (world, kept)
 }
 
 fn handler<S: OrderStore + 'static>(
@@ -131,10 +130,19 @@ async fn failures<S: OrderStore + 'static>(
     handler: Arc<Handler<S>>,
     messages: Vec<SqsMessage>,
 ) -> Vec<String> {
+    failures_until(handler, messages, None).await
+}
+
+/// [`failures`] in an invocation that ends at `deadline`.
+async fn failures_until<S: OrderStore + 'static>(
+    handler: Arc<Handler<S>>,
+    messages: Vec<SqsMessage>,
+    deadline: Option<chrono::DateTime<Utc>>,
+) -> Vec<String> {
     let mut event = SqsEvent::default();
     event.records = messages;
     let mut ids: Vec<String> = handler
-        .handle(event)
+        .handle_until(event, deadline)
         .await
         .batch_item_failures
         .into_iter()
@@ -490,12 +498,8 @@ async fn an_answer_that_comes_after_the_lease_is_only_kept_in_the_ledger_and_the
 
 #[tokio::test]
 async fn a_message_whose_post_could_not_be_recorded_before_the_deadline_is_left_unposted() {
-    let world = World::new(3);
-    let message = world.shipped("o-late");
     // The post's 10 s and the record's 20 s do not fit in 25 s.
-    let kept = world
-        .handle_with_left(vec![message], Duration::from_secs(25))
-        .await;
+    let (world, kept) = shipped_and_handled_with_left("o-late", Duration::from_secs(25)).await;
 
     assert_eq!(kept, ["m-o-late"]);
     assert_eq!(world.partner.posted(), Vec::<String>::new());
@@ -512,12 +516,7 @@ async fn a_message_whose_post_could_not_be_recorded_before_the_deadline_is_left_
 
 #[tokio::test]
 async fn a_message_is_posted_when_the_invocation_has_time_to_record_it() {
-    let world = World::new(3);
-    let message = world.shipped("o-1");
-
-    let kept = world
-        .handle_with_left(vec![message], Duration::from_secs(35))
-        .await;
+    let (world, kept) = shipped_and_handled_with_left("o-1", Duration::from_secs(35)).await;
 
     assert_eq!(kept, Vec::<String>::new());
     assert_eq!(world.partner.posted(), ["o-1"]);

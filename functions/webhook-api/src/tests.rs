@@ -74,6 +74,21 @@ async fn send(
 
 const HOOKS: &str = "/apicenter/api/webhooks";
 
+/// Subscribes `https://erp.example.com/` with `key`: the endpoint as
+/// created, and its path.
+async fn subscribed(api: &Api, key: &str) -> (Value, String) {
+    let (_, created) = send(
+        api,
+        Method::POST,
+        HOOKS,
+        key,
+        Some(json!({"url": "https://erp.example.com/"})),
+    )
+    .await;
+    let path = format!("{HOOKS}/{}", created["data"]["id"].as_str().unwrap());
+    (created, path)
+}
+
 #[tokio::test]
 async fn an_erp_creates_an_endpoint_sees_its_secret_once_and_lists_it_without() {
     let (api, [erp, ..]) = api();
@@ -98,15 +113,7 @@ async fn an_erp_creates_an_endpoint_sees_its_secret_once_and_lists_it_without() 
 #[tokio::test]
 async fn another_clients_endpoint_is_a_404_on_every_route() {
     let (api, [erp, other, _]) = api();
-    let (_, created) = send(
-        &api,
-        Method::POST,
-        HOOKS,
-        &other,
-        Some(json!({"url": "https://erp.example.com/"})),
-    )
-    .await;
-    let path = format!("{HOOKS}/{}", created["data"]["id"].as_str().unwrap());
+    let (_, path) = subscribed(&api, &other).await;
     for (method, path, body) in [
         (Method::GET, path.clone(), None),
         (Method::PATCH, path.clone(), Some(json!({"enabled": false}))),
@@ -123,15 +130,7 @@ async fn another_clients_endpoint_is_a_404_on_every_route() {
 #[tokio::test]
 async fn a_change_a_rotation_and_a_removal_are_answered() {
     let (api, [erp, ..]) = api();
-    let (_, created) = send(
-        &api,
-        Method::POST,
-        HOOKS,
-        &erp,
-        Some(json!({"url": "https://erp.example.com/"})),
-    )
-    .await;
-    let path = format!("{HOOKS}/{}", created["data"]["id"].as_str().unwrap());
+    let (created, path) = subscribed(&api, &erp).await;
 
     let (status, changed) = send(
         &api,
@@ -191,15 +190,8 @@ async fn a_bad_body_lists_its_problems_and_a_warehouse_key_is_refused() {
 #[tokio::test]
 async fn a_replay_needs_a_time_since_and_queues_what_was_missed() {
     let (api, [erp, ..]) = api();
-    let (_, created) = send(
-        &api,
-        Method::POST,
-        HOOKS,
-        &erp,
-        Some(json!({"url": "https://erp.example.com/"})),
-    )
-    .await;
-    let path = format!("{HOOKS}/{}/replay", created["data"]["id"].as_str().unwrap());
+    let (_, endpoint) = subscribed(&api, &erp).await;
+    let path = format!("{endpoint}/replay");
 
     let (status, refused) = send(&api, Method::POST, &path, &erp, None).await;
     assert_eq!(

@@ -206,12 +206,7 @@ async fn an_unreadable_image_is_retried_and_holds_back_the_records_after_it() {
 
     let response = handler.handle(batch).await;
 
-    let failed: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
-    assert_eq!(failed, [Some("7".to_owned())]);
+    assert_eq!(failed(&response), [Some("7".to_owned())]);
     assert!(
         queue.take().is_empty(),
         "nothing after the failed record went out"

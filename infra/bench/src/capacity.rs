@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use adapters::capacity;
 use adapters::sdk::read_item;
-use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use local_stack::Stack;
@@ -32,7 +31,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::events::{
-    SAMPLE_ORDER, api_request, client_key, lifecycle_events, sqs_event, warehouse_key,
+    SAMPLE_ORDER, api_request, callback_event, client_key, lifecycle_events, warehouse_key,
 };
 use crate::partner::Partner;
 
@@ -149,13 +148,7 @@ impl Run<'_> {
             steps.push(measured(kind).with_floor(1.0 + 1.0));
         }
 
-        let queue_arn = self
-            .stack
-            .resources
-            .queue_arn("CallbackQueue")
-            .map_err(|e| e.to_string())?;
-        let event: SqsEvent = serde_json::from_value(sqs_event(queue_arn, &[number.to_owned()]))
-            .map_err(|e| format!("SqsEvent: {e}"))?;
+        let event = callback_event(self.stack, number)?;
         let response = (self.dispatcher)(event).await;
         if !response.batch_item_failures.is_empty() {
             return Err(format!("dispatching {number} failed"));

@@ -5,6 +5,7 @@
 //! Every API request is built by [`api_event`]: the headers a client sends
 //! (its API key among them) are in [`client_headers`], in one place.
 
+use aws_lambda_events::event::sqs::SqsEvent;
 use local_stack::Stack;
 use serde_json::{Value, json};
 use shared::domain::Scope;
@@ -97,6 +98,17 @@ pub fn api_request(
 ) -> Result<lambda_http::Request, String> {
     lambda_http::request::from_str(&api_event(method, path, body, key, request_id).to_string())
         .map_err(|err| format!("lambda_http cannot read the event: {err}"))
+}
+
+/// The callback queue's event for order `number`'s first message, decoded
+/// as the callback dispatcher takes it.
+pub fn callback_event(stack: &Stack, number: &str) -> Result<SqsEvent, String> {
+    let queue_arn = stack
+        .resources
+        .queue_arn("CallbackQueue")
+        .map_err(|e| e.to_string())?;
+    serde_json::from_value(sqs_event(queue_arn, &[number.to_owned()]))
+        .map_err(|e| format!("SqsEvent: {e}"))
 }
 
 /// An SQS event of one callback message per order, as the event source

@@ -8,10 +8,11 @@ use std::collections::HashMap;
 
 use adapters::dynamodb_state::{Attr, order_state};
 use adapters::sdk::read_item;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
+use aws_sdk_sqs::types::Message;
 use local_stack::Stack;
+use local_stack::sqs_poller::{self, PollerConfig};
 use serde_json::{Value, json};
 use shared::webhook::OrderState;
 
@@ -114,70 +115,49 @@ pub async fn state(stack: &Stack, number: &str) -> Result<(Item, OrderState), St
     Ok((item, state))
 }
 
-/// What the webhook delivery queue holds, received as its event source
-/// mapping does (up to ten, with their system attributes).
-pub async fn receive(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Vec<Message>, String> {
-    Ok(sqs
-        .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(10)
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .wait_time_seconds(1)
-        .send()
+/// The webhook delivery queue's event source mapping as the local stack
+/// plays it (`local_stack::sqs_poller`: batches of ten, 1 s long polls),
+/// for its receive, the event it hands the function, and its delete.
+pub fn delivery_mapping(stack: &Stack) -> Result<PollerConfig, String> {
+    let queue = "WebhookDeliveryQueue";
+    let resources = &stack.resources;
+    Ok(PollerConfig::new(
+        resources.queue_url(queue).map_err(|e| e.to_string())?,
+        resources.queue_arn(queue).map_err(|e| e.to_string())?,
+        stack
+            .sqs
+            .config()
+            .region()
+            .map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
+    ))
+}
+
+/// What the queue holds, received as its mapping does.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    mapping: &PollerConfig,
+) -> Result<Vec<Message>, String> {
+    sqs_poller::receive(sqs, mapping)
         .await
-        .map_err(|e| format!("receive: {e}"))?
-        .messages
-        .unwrap_or_default())
+        .map_err(|e| format!("receive: {e}"))
+}
+
+/// Deletes `messages` (the function settled them).
+pub async fn delete(
+    sqs: &aws_sdk_sqs::Client,
+    mapping: &PollerConfig,
+    messages: &[Message],
+) -> Result<(), String> {
+    let receipts: Vec<&str> = messages
+        .iter()
+        .filter_map(Message::receipt_handle)
+        .collect();
+    sqs_poller::delete(sqs, mapping, &receipts)
+        .await
+        .map_err(|e| format!("delete: {e}"))
 }
 
 /// The event the mapping hands the function for `messages`.
-#[must_use]
-pub fn event(messages: &[Message]) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = messages
-        .iter()
-        .map(|message| {
-            let mut record = SqsMessage::default();
-            record.message_id = message.message_id().map(str::to_owned);
-            record.receipt_handle = message.receipt_handle().map(str::to_owned);
-            record.body = message.body().map(str::to_owned);
-            record.attributes = message
-                .attributes()
-                .into_iter()
-                .flatten()
-                .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
-                .collect();
-            record
-        })
-        .collect();
-    event
-}
-
-/// Deletes `messages` (the function settled them), in one request.
-pub async fn delete(
-    sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-    messages: &[Message],
-) -> Result<(), String> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    let entries = messages
-        .iter()
-        .enumerate()
-        .map(|(index, message)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(index.to_string())
-                .set_receipt_handle(message.receipt_handle().map(str::to_owned))
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    sqs.delete_message_batch()
-        .queue_url(queue_url)
-        .set_entries(Some(entries))
-        .send()
-        .await
-        .map_err(|e| format!("delete: {e}"))?;
-    Ok(())
+pub fn event(messages: &[Message], mapping: &PollerConfig) -> Result<SqsEvent, String> {
+    sqs_poller::sqs_event(messages, mapping).map_err(|e| e.to_string())
 }

@@ -32,7 +32,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
-use aws_lambda_events::event::sqs::SqsEvent;
 use local_stack::Stack;
 use local_stack::template::Template;
 use serde::{Deserialize, Serialize};
@@ -45,7 +44,7 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use webhook_fanout::FanOutHandler;
 
-use crate::events::{api_request, sqs_event, stream_insert_event};
+use crate::events::{api_request, callback_event, stream_insert_event};
 use crate::life::{self, Writes};
 use crate::partner::Partner;
 
@@ -471,13 +470,7 @@ impl<'a> Run<'a> {
             self.deliver_webhooks(&mut bytes).await?;
         }
 
-        let queue_arn = self
-            .stack
-            .resources
-            .queue_arn("CallbackQueue")
-            .map_err(|e| e.to_string())?;
-        let event: SqsEvent = serde_json::from_value(sqs_event(queue_arn, &[number.to_owned()]))
-            .map_err(|e| format!("SqsEvent: {e}"))?;
+        let event = callback_event(self.stack, number)?;
         let response = self
             .invoke(&mut bytes, "callback-dispatch", (self.dispatcher)(event))
             .await;
@@ -506,25 +499,21 @@ impl<'a> Run<'a> {
         &self,
         bytes: &mut BTreeMap<String, FunctionBytes>,
     ) -> Result<(), String> {
-        let queue_url = self
-            .stack
-            .resources
-            .queue_url("WebhookDeliveryQueue")
-            .map_err(|e| e.to_string())?;
-        let messages = life::receive(&self.stack.sqs, queue_url).await?;
+        let mapping = life::delivery_mapping(self.stack)?;
+        let messages = life::receive(&self.stack.sqs, &mapping).await?;
         for message in messages.chunks(1) {
             let kept = self
                 .invoke(
                     bytes,
                     "webhook-dispatch",
-                    (self.webhook_dispatcher)(life::event(message)),
+                    (self.webhook_dispatcher)(life::event(message, &mapping)?),
                 )
                 .await;
             if !kept.batch_item_failures.is_empty() {
                 return Err("a webhook delivery was not settled".into());
             }
         }
-        life::delete(&self.stack.sqs, queue_url, &messages).await
+        life::delete(&self.stack.sqs, &mapping, &messages).await
     }
 }
 

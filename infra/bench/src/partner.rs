@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use hyper::Request;
 use hyper::body::{Bytes, Incoming};
 use local_stack::stack::CallbackSettings;
@@ -77,12 +76,7 @@ async fn answer(
 ) -> Result<Reply, Infallible> {
     let authorization = partner::header(&request, "authorization");
     let idempotency_key = partner::header(&request, "idempotency-key");
-    let body = request
-        .into_body()
-        .collect()
-        .await
-        .map(http_body_util::Collected::to_bytes)
-        .unwrap_or_default();
+    let body = partner::read_body(request).await.unwrap_or_default();
     received.lock().expect("partner state").push(Received {
         body,
         authorization,

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -160,11 +160,9 @@ async fn answer(
             None
         }
     };
-    let body = request
-        .into_body()
-        .collect()
+    let body = partner::read_body(request)
         .await
-        .map(|body| String::from_utf8_lossy(&body.to_bytes()).into_owned())
+        .map(|body| String::from_utf8_lossy(&body).into_owned())
         .unwrap_or_default();
     let Some(outcome) = outcome(body) else {
         return Ok(plain(StatusCode::NOT_FOUND));

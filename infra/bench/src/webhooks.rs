@@ -32,6 +32,7 @@ use adapters::webhook_http::HttpWebhookPoster;
 use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use local_stack::Stack;
+use local_stack::sqs_poller::PollerConfig;
 use serde::Serialize;
 use serde_json::json;
 use shared::notify::{Deliverer, FanOut, Subscriptions};
@@ -110,11 +111,7 @@ pub async fn measure(stack: &Stack) -> Result<WebhookCost, String> {
         .resources
         .table("WebhooksTable")
         .map_err(|e| e.to_string())?;
-    let queue_url = stack
-        .resources
-        .queue_url("WebhookDeliveryQueue")
-        .map_err(|e| e.to_string())?
-        .to_owned();
+    let mapping = life::delivery_mapping(stack)?;
     let requests = SqsRequests::default();
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&stack.aws)
@@ -128,7 +125,7 @@ pub async fn measure(stack: &Stack) -> Result<WebhookCost, String> {
         .create("20", endpoint.as_bytes(), chrono::Utc::now())
         .await
         .map_err(|e| format!("registering the endpoint: {e}"))?;
-    let queue = SqsDeliveryQueue::new(sqs.clone(), &queue_url);
+    let queue = SqsDeliveryQueue::new(sqs.clone(), &mapping.queue_url);
     let fan_out = FanOut::new(store.clone(), store.clone(), store.clone(), queue.clone());
     let poster = HttpWebhookPoster::new(Reach::LocalNetwork).map_err(|e| e.to_string())?;
     let dispatcher = DispatchHandler::new(
@@ -162,7 +159,7 @@ pub async fn measure(stack: &Stack) -> Result<WebhookCost, String> {
             .await
             .map_err(|e| format!("fan-out: {e}"))?;
         cost.events += published.events;
-        deliver(&sqs, &queue_url, &dispatcher, published.deliveries).await?;
+        deliver(&sqs, &mapping, &dispatcher, published.deliveries).await?;
         for (operation, units) in capacity::take().operations {
             *cost.units.entry(operation.to_owned()).or_default() += units;
         }
@@ -185,7 +182,7 @@ pub async fn measure(stack: &Stack) -> Result<WebhookCost, String> {
 /// hands them to the dispatcher, deletes those it settled.
 async fn deliver(
     sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
+    mapping: &PollerConfig,
     dispatcher: &DispatchHandler<
         DynamoWebhooks,
         DynamoWebhooks,
@@ -195,7 +192,7 @@ async fn deliver(
     >,
     expected: usize,
 ) -> Result<(), String> {
-    let messages = life::receive(sqs, queue_url).await?;
+    let messages = life::receive(sqs, mapping).await?;
     if messages.len() != expected {
         return Err(format!(
             "{} delivery message(s) received, {expected} sent",
@@ -203,13 +200,13 @@ async fn deliver(
         ));
     }
     let kept = dispatcher
-        .handle(life::event(&messages))
+        .handle(life::event(&messages, mapping)?)
         .await
         .batch_item_failures;
     if !kept.is_empty() {
         return Err(format!("{} delivery message(s) not settled", kept.len()));
     }
-    life::delete(sqs, queue_url, &messages).await
+    life::delete(sqs, mapping, &messages).await
 }
 
 /// The order whose life the events are of.

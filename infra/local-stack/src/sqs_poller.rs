@@ -155,8 +155,12 @@ pub async fn poll_once(
     Ok(messages.len())
 }
 
-/// One ReceiveMessage: up to a batch, waiting up to the long-poll time.
-async fn receive(sqs: &aws_sdk_sqs::Client, config: &PollerConfig) -> Result<Vec<Message>, Error> {
+/// One ReceiveMessage: up to a batch, waiting up to the long-poll time,
+/// with the messages' system attributes, as the mapping receives.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    config: &PollerConfig,
+) -> Result<Vec<Message>, Error> {
     let received = sqs
         .receive_message()
         .queue_url(&config.queue_url)
@@ -237,7 +241,9 @@ fn to_delete(received: &[String], failures: &[String]) -> Option<Vec<String>> {
     )
 }
 
-async fn delete(
+/// Deletes the messages of `receipts` (their function settled them), ten a
+/// request.
+pub async fn delete(
     sqs: &aws_sdk_sqs::Client,
     config: &PollerConfig,
     receipts: &[&str],
@@ -277,7 +283,7 @@ async fn delete(
 
 /// The event Lambda would send for `messages`, built from its documented JSON
 /// shape because the `aws_lambda_events` structs are `#[non_exhaustive]`.
-fn sqs_event(messages: &[Message], config: &PollerConfig) -> Result<SqsEvent, Error> {
+pub fn sqs_event(messages: &[Message], config: &PollerConfig) -> Result<SqsEvent, Error> {
     let records: Vec<serde_json::Value> = messages
         .iter()
         .map(|message| sqs_record(message, config))

@@ -3,8 +3,8 @@
 //! the soak's fault-injecting one, the bench's) keeps only its own answers.
 //!
 //! - [`serve`]: the HTTP/1 server on a listener, one task per connection;
-//! - [`reply`], [`header`], [`query_param`]: the JSON answers and what a
-//!   request carries;
+//! - [`reply`], [`header`], [`query_param`], [`read_body`]: the JSON
+//!   answers and what a request carries;
 //! - [`TokenEndpoint`]: CK1's OAuth2 token endpoint (parameters in the query
 //!   string, PascalCase answer), access tokens that expire, a refresh token
 //!   that rotates on every refresh, and CK1's 401 envelope for a callback
@@ -16,8 +16,8 @@ pub use oauth::{Credentials, TokenEndpoint};
 
 use std::future::Future;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -85,6 +85,14 @@ pub fn header<B>(request: &Request<B>, name: &str) -> Option<String> {
         .get(name)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned)
+}
+
+/// A request's whole body.
+///
+/// # Errors
+/// When the body cannot be read to its end (the client went away).
+pub async fn read_body<B: Body>(request: Request<B>) -> Result<Bytes, B::Error> {
+    Ok(request.into_body().collect().await?.to_bytes())
 }
 
 /// The bearer token of `Authorization`, if any.

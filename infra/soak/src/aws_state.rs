@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::emulator_dynamodb::{EmulatorDynamoDb, env_value};
+
 /// The stored state the reconciliation needs.
 #[derive(Debug, Default)]
 pub struct Stored {
@@ -138,46 +140,30 @@ impl StoreFigures {
 /// not the service's proxies) and the stack's resource names.
 pub struct Emulators {
     http: reqwest::Client,
-    dynamodb: String,
+    dynamodb: EmulatorDynamoDb,
     s3: String,
     orders_table: String,
     history_table: String,
     bucket: String,
-    authorization: String,
 }
 
 impl Emulators {
     /// The endpoints from the soak's environment, the names from the local
     /// stack's `env` file.
     pub fn from_env(env_file: &Path) -> Result<Self, String> {
-        let endpoint = |name: &str| {
-            std::env::var(name).map_err(|_| format!("{name} is not set: run under emulators.sh"))
-        };
         let env = std::fs::read_to_string(env_file)
             .map_err(|err| format!("{}: {err}", env_file.display()))?;
         let value = |name: &str| {
-            env.lines()
-                .find_map(|line| {
-                    line.strip_prefix(&format!("export {name}='"))
-                        .and_then(|rest| rest.strip_suffix('\''))
-                        .map(str::to_owned)
-                })
-                .ok_or_else(|| format!("{name} is not in {}", env_file.display()))
+            env_value(&env, name).ok_or_else(|| format!("{name} is not in {}", env_file.display()))
         };
-        let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "local".into());
-        let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
         Ok(Self {
             http: reqwest::Client::new(),
-            dynamodb: endpoint("AWS_ENDPOINT_URL_DYNAMODB")?,
-            s3: endpoint("AWS_ENDPOINT_URL_S3")?,
+            dynamodb: EmulatorDynamoDb::from_env()?,
+            s3: std::env::var("AWS_ENDPOINT_URL_S3")
+                .map_err(|_| "AWS_ENDPOINT_URL_S3 is not set: run under emulators.sh")?,
             orders_table: value("ORDERS_TABLE")?,
             history_table: value("ORDER_HISTORY_TABLE")?,
             bucket: value("LABELS_BUCKET")?,
-            // DynamoDB Local keeps one database per access key and region:
-            // the service's.
-            authorization: format!(
-                "AWS4-HMAC-SHA256 Credential={key}/20260101/{region}/dynamodb/aws4_request, SignedHeaders=host, Signature=0"
-            ),
         })
     }
 
@@ -220,56 +206,33 @@ impl Emulators {
         Ok(stored)
     }
 
-    /// Every item of `table` (the attributes `projection` names), page after page.
+    /// Every item of `table` (the attributes `projection` names).
     async fn scan(
         &self,
         table: &str,
         projection: &str,
         filter: Option<&str>,
     ) -> Result<Vec<Value>, String> {
-        let mut items = Vec::new();
-        let mut start: Option<Value> = None;
-        loop {
-            let mut request = json!({
-                "TableName": table,
-                "ProjectionExpression": projection,
-                "ConsistentRead": true,
-            });
-            if projection.contains('#') {
-                request["ExpressionAttributeNames"] = json!({"#entry": "entry", "#order": "order"});
-            }
-            if let Some(filter) = filter {
-                request["FilterExpression"] = json!(filter);
-                request["ExpressionAttributeValues"] = json!({":request": {"S": "request#"}});
-            }
-            if let Some(start) = start.take() {
-                request["ExclusiveStartKey"] = start;
-            }
-            let answer = self
-                .http
-                .post(&self.dynamodb)
-                .header("X-Amz-Target", "DynamoDB_20120810.Scan")
-                .header("Content-Type", "application/x-amz-json-1.0")
-                .header("Authorization", &self.authorization)
-                .timeout(Duration::from_secs(120))
-                .body(request.to_string())
-                .send()
-                .await
-                .map_err(|err| format!("scan {table}: {err}"))?;
-            let status = answer.status();
-            let page: Value = answer
-                .json()
-                .await
-                .map_err(|err| format!("scan {table}: {err}"))?;
-            if !status.is_success() {
-                return Err(format!("scan {table}: {status} {page}"));
-            }
-            items.extend(page["Items"].as_array().cloned().unwrap_or_default());
-            match &page["LastEvaluatedKey"] {
-                Value::Object(_) => start = Some(page["LastEvaluatedKey"].clone()),
-                _ => return Ok(items),
-            }
+        let mut request = json!({
+            "TableName": table,
+            "ProjectionExpression": projection,
+            "ConsistentRead": true,
+        });
+        if projection.contains('#') {
+            request["ExpressionAttributeNames"] = json!({"#entry": "entry", "#order": "order"});
         }
+        if let Some(filter) = filter {
+            request["FilterExpression"] = json!(filter);
+            request["ExpressionAttributeValues"] = json!({":request": {"S": "request#"}});
+        }
+        self.dynamodb
+            .items(
+                "Scan",
+                request,
+                Duration::from_secs(120),
+                &format!("scan {table}"),
+            )
+            .await
     }
 
     /// Every key under `labels/` in the bucket (`ListObjectsV2`, every page).

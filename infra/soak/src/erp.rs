@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use http_body_util::BodyExt;
 use hyper::Request;
 use hyper::body::Incoming;
 use partner::{Reply, reply};
@@ -202,12 +201,9 @@ impl Erp {
             return Ok(reply(404, "{}"));
         }
         let headers = request.headers().clone();
-        let body = request
-            .into_body()
-            .collect()
+        let body = partner::read_body(request)
             .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
+            .map_err(std::io::Error::other)?;
         let (answer, status) = {
             let mut state = self.state();
             let arrival = arrive(state.secret.as_deref(), &headers, &body);

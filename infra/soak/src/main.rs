@@ -13,6 +13,9 @@
 //!   start: every delivery verified with the `standardwebhooks` crate and
 //!   logged, answered with its own faults (5xx, answers after the 5 s post
 //!   timeout, resets, down twice for a stretch);
+//! - [`emulator_dynamodb`]: the emulator's DynamoDB read past the fault
+//!   proxies (every page of a query or a scan), and the local stack's
+//!   resource names from its `env` file;
 //! - [`webhook_log`] and [`webhook_report`]: the webhooks' event log and
 //!   delivery items read from `WebhooksTable`, and their reconciliation
 //!   against the ERP's log (nothing lost, nothing posted after a recorded
@@ -48,6 +51,7 @@
 mod aws;
 mod aws_state;
 mod driver;
+mod emulator_dynamodb;
 mod erp;
 mod partner;
 mod report;

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use http_body_util::BodyExt;
 use hyper::Request;
 use hyper::body::Incoming;
 use partner::{Credentials, Reply, TokenEndpoint, reply};
@@ -206,12 +205,9 @@ impl Partner {
             return Ok(reply(404, "{}"));
         }
         let bearer = partner::bearer(&request);
-        let body = request
-            .into_body()
-            .collect()
+        let body = partner::read_body(request)
             .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
+            .map_err(std::io::Error::other)?;
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let field = |name: &str| json[name].as_str().unwrap_or_default().to_owned();
         let order_number = field("ParcelId");

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::driver::{Api, Stats};
+use crate::emulator_dynamodb::env_file_value;
 use crate::partner::{Answer, FaultPlan, Post};
 use crate::scenario::{self, Plan};
 use crate::service::Usage;
@@ -123,13 +124,7 @@ pub async fn probe_queue(env_file: PathBuf, probe: Arc<Mutex<QueueProbe>>) {
     let http = reqwest::Client::new();
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let Some(queue_url) = std::fs::read_to_string(&env_file).ok().and_then(|env| {
-            env.lines().find_map(|line| {
-                line.strip_prefix("export CALLBACK_QUEUE_URL='")
-                    .and_then(|rest| rest.strip_suffix('\''))
-                    .map(str::to_owned)
-            })
-        }) else {
+        let Some(queue_url) = env_file_value(&env_file, "CALLBACK_QUEUE_URL") else {
             continue;
         };
         let started = Instant::now();

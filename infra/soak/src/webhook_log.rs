@@ -10,6 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::emulator_dynamodb::{EmulatorDynamoDb, env_file_value};
+
 /// The table's name when the local stack's `env` file does not say it: the
 /// local stack provisions `local-{LogicalId}`.
 const DEFAULT_TABLE: &str = "local-WebhooksTable";
@@ -47,39 +49,18 @@ pub struct DeliveryItem {
 /// Reads the table on the emulator the soak runs under.
 #[derive(Debug, Clone)]
 pub struct WebhookTable {
-    http: reqwest::Client,
-    endpoint: String,
+    dynamodb: EmulatorDynamoDb,
     table: String,
-    authorization: String,
 }
 
 impl WebhookTable {
     /// The emulator from `AWS_ENDPOINT_URL_DYNAMODB`, the table from the local
     /// stack's `env` file (`WEBHOOKS_TABLE`) or its fixed name.
     pub fn from_env(env_file: &Path) -> Result<Self, String> {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-            .map_err(|_| "AWS_ENDPOINT_URL_DYNAMODB is not set: run under emulators.sh")?;
-        let table = std::fs::read_to_string(env_file)
-            .ok()
-            .and_then(|env| {
-                env.lines().find_map(|line| {
-                    line.strip_prefix("export WEBHOOKS_TABLE='")
-                        .and_then(|rest| rest.strip_suffix('\''))
-                        .map(str::to_owned)
-                })
-            })
-            .unwrap_or_else(|| DEFAULT_TABLE.to_owned());
-        // DynamoDB Local keeps one database per access key and region: the
-        // service's.
-        let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "local".into());
-        let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
         Ok(Self {
-            http: reqwest::Client::new(),
-            endpoint,
-            table,
-            authorization: format!(
-                "AWS4-HMAC-SHA256 Credential={key}/20260101/{region}/dynamodb/aws4_request, SignedHeaders=host, Signature=0"
-            ),
+            dynamodb: EmulatorDynamoDb::from_env()?,
+            table: env_file_value(env_file, "WEBHOOKS_TABLE")
+                .unwrap_or_else(|| DEFAULT_TABLE.to_owned()),
         })
     }
 
@@ -95,45 +76,22 @@ impl WebhookTable {
         items.iter().map(delivery_item).collect()
     }
 
-    /// Every item of the partition `pk`, page after page.
+    /// Every item of the partition `pk`.
     async fn query(&self, pk: &str) -> Result<Vec<Value>, String> {
-        let mut items = Vec::new();
-        let mut start: Option<Value> = None;
-        loop {
-            let mut request = json!({
-                "TableName": self.table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": {"S": pk}},
-                "ConsistentRead": true,
-            });
-            if let Some(start) = start.take() {
-                request["ExclusiveStartKey"] = start;
-            }
-            let answer = self
-                .http
-                .post(&self.endpoint)
-                .header("X-Amz-Target", "DynamoDB_20120810.Query")
-                .header("Content-Type", "application/x-amz-json-1.0")
-                .header("Authorization", &self.authorization)
-                .timeout(Duration::from_secs(60))
-                .body(request.to_string())
-                .send()
-                .await
-                .map_err(|err| format!("query {pk}: {err}"))?;
-            let status = answer.status();
-            let page: Value = answer
-                .json()
-                .await
-                .map_err(|err| format!("query {pk}: {err}"))?;
-            if !status.is_success() {
-                return Err(format!("query {pk} on {}: {status} {page}", self.table));
-            }
-            items.extend(page["Items"].as_array().cloned().unwrap_or_default());
-            match &page["LastEvaluatedKey"] {
-                Value::Object(_) => start = Some(page["LastEvaluatedKey"].clone()),
-                _ => return Ok(items),
-            }
-        }
+        let request = json!({
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": true,
+        });
+        self.dynamodb
+            .items(
+                "Query",
+                request,
+                Duration::from_secs(60),
+                &format!("query {pk} on {}", self.table),
+            )
+            .await
     }
 }
 

@@ -96,19 +96,26 @@ impl TokenSource for FailingTokens {
     }
 }
 
-#[tokio::test]
-async fn a_probe_without_a_token_posts_nothing_gives_its_slot_back_and_retries_for_credentials() {
+/// A half-open breaker's probe: order o-1's callback dispatched while
+/// every token fails with `error`. What SQS is told, the outcome, and the
+/// breaker.
+async fn probe_without_a_token(
+    error: TokenError,
+) -> (QueueAction, DeliveryOutcome, Arc<MemoryBreakerStore>) {
     let store = Arc::new(MemoryStore::default());
     let mut record = shipped_order("o-1");
     store.put(&mut record);
     let (breaker, policy) = half_open().await;
-    let dispatcher = dispatcher(
-        &store,
-        FailingTokens(TokenError::Refresh("the token endpoint refused".into())),
-    )
-    .with_breaker(Arc::clone(&breaker), policy, |_| {});
-
+    let dispatcher =
+        dispatcher(&store, FailingTokens(error)).with_breaker(Arc::clone(&breaker), policy, |_| {});
     let (action, outcome) = dispatcher.dispatch(&delivery(&record)).await.unwrap();
+    (action, outcome, breaker)
+}
+
+#[tokio::test]
+async fn a_probe_without_a_token_posts_nothing_gives_its_slot_back_and_retries_for_credentials() {
+    let (action, outcome, breaker) =
+        probe_without_a_token(TokenError::Refresh("the token endpoint refused".into())).await;
 
     assert!(matches!(action, QueueAction::RetryIn(_)), "{action:?}");
     assert!(
@@ -131,17 +138,8 @@ async fn a_probe_without_a_token_posts_nothing_gives_its_slot_back_and_retries_f
 
 #[tokio::test]
 async fn a_probe_whose_token_endpoint_does_not_answer_finds_the_partner_down() {
-    let store = Arc::new(MemoryStore::default());
-    let mut record = shipped_order("o-1");
-    store.put(&mut record);
-    let (breaker, policy) = half_open().await;
-    let dispatcher = dispatcher(
-        &store,
-        FailingTokens(TokenError::Unreachable("connection refused".into())),
-    )
-    .with_breaker(Arc::clone(&breaker), policy, |_| {});
-
-    let (action, outcome) = dispatcher.dispatch(&delivery(&record)).await.unwrap();
+    let (action, outcome, breaker) =
+        probe_without_a_token(TokenError::Unreachable("connection refused".into())).await;
 
     assert!(matches!(action, QueueAction::RetryIn(_)), "{action:?}");
     assert!(
