@@ -14,8 +14,10 @@
 //!   replay re-opens a failed one (never a delivered or pending one);
 //! - no holder that claimed before a re-opening records an answer after it;
 //! - no more posts than the schedule allows, and each claim counts one post:
-//!   the store's count is the claims granted in the delivery's life (an
-//!   SDK-retried claim that applied is granted once, as `Claimed`);
+//!   the store's count is the claims granted in the delivery's life, less
+//!   those given back unposted (an SDK-retried claim that applied is
+//!   granted once, as `Claimed`; a holder too late to post under its lease
+//!   gives its claim back, as the deliverer does);
 //! - a post starts only with at least one post timeout left on its lease, so
 //!   two posts of one delivery are never in flight at once.
 //!
@@ -320,7 +322,16 @@ impl<S: DeliveryStore> World<'_, S> {
                     .until;
                 let timeout = chrono::Duration::from_std(POST_TIMEOUT).expect("a duration");
                 if until - self.now < timeout {
-                    Phase::Gone // too late to post under this lease: left to the next holder
+                    // Too late to post under this lease: the claim is given
+                    // back, its count undone, unless its lease passed on.
+                    let mut released = delivery;
+                    if released.release(&holder.owner).is_ok() {
+                        let saved = self.store.settle(ticket, &holder.owner, &released).await;
+                        if saved.expect("the store answers") == Save::Saved {
+                            self.claims[holder.ticket] -= 1;
+                        }
+                    }
+                    Phase::Gone
                 } else {
                     assert!(
                         self.settled[holder.ticket].is_none(),
