@@ -599,6 +599,11 @@ async fn a_message_claimed_in_time_whose_time_runs_out_before_the_post_is_posted
     let [QueueCall::RetryIn(_, delay)] = &calls[..] else {
         panic!("one retry delay: {calls:?}");
     };
+    assert_eq!(
+        *delay,
+        Duration::from_secs(60),
+        "the schedule's first delay"
+    );
 
     // The message's next receive, with time enough: posted, once.
     clock.advance(chrono::Duration::from_std(*delay).expect("a delay"));
