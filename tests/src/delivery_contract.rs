@@ -218,6 +218,9 @@ pub async fn assert_contract<S: DeliveryStore>(store: &S, prefix: &str) {
     if let Err(why) = check_settle(store, prefix).await {
         broken.push(format!("settle: {why}"));
     }
+    if let Err(why) = check_release(store, prefix).await {
+        broken.push(format!("release: {why}"));
+    }
     if let Err(why) = check_add_and_missing(store, prefix).await {
         broken.push(format!("add: {why}"));
     }
@@ -357,6 +360,41 @@ async fn check_settle<S: DeliveryStore>(store: &S, prefix: &str) -> Result<(), S
     match again {
         Some(DeliveryClaim::Refused(NotClaimed::Settled(DeliveryStatus::Delivered))) => Ok(()),
         other => Err(format!("after the settle a claim answered {other:?}")),
+    }
+}
+
+/// A claim given back unposted (`Delivery::release`, saved as a settle):
+/// the next holder claims it at once, its count as if the first had not.
+async fn check_release<S: DeliveryStore>(store: &S, prefix: &str) -> Result<(), String> {
+    let ticket = ticket(prefix, "release");
+    let policy = schedule(POST_TIMEOUT);
+    store
+        .add(&ticket, &pending())
+        .await
+        .map_err(|err| err.to_string())?;
+    let Some(DeliveryClaim::Claimed(mut delivery)) = store
+        .claim(&ticket, OWNER, now(), &policy)
+        .await
+        .map_err(|err| err.to_string())?
+    else {
+        return Err("not claimed".into());
+    };
+    delivery.release(OWNER).map_err(|err| err.to_string())?;
+    if store
+        .settle(&ticket, OWNER, &delivery)
+        .await
+        .map_err(|e| e.to_string())?
+        != Save::Saved
+    {
+        return Err("the lease holder could not give it back".into());
+    }
+    match store
+        .claim(&ticket, OTHER, now(), &policy)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(DeliveryClaim::Claimed(claimed)) if claimed.posts == 1 => Ok(()),
+        other => Err(format!("after the release a claim answered {other:?}")),
     }
 }
 

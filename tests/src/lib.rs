@@ -5,6 +5,7 @@
 //! test started without them fails with a message saying so.
 
 pub mod delivery_contract;
+pub mod endpoint_model;
 pub mod faulty_aws;
 pub mod partner;
 pub mod protocol_model;

@@ -2,7 +2,9 @@
 //! messages for the same delivery (duplicates, redrives), holders that claim,
 //! post and settle in any order with the clock moving between their steps,
 //! crashes between any two steps, every endpoint answer (a 410 fails a
-//! delivery at once), and replays that re-open failed deliveries and queue
+//! delivery at once), claims whose write applied but whose answer was lost
+//! and which the SDK sent again (the holder must find its own claim, the
+//! post counted once), and replays that re-open failed deliveries and queue
 //! them again. Run against any [`DeliveryStore`]: the in-memory one and the
 //! DynamoDB adapter.
 //!
@@ -11,7 +13,11 @@
 //!   a delivered or failed delivery never changes again, except that a
 //!   replay re-opens a failed one (never a delivered or pending one);
 //! - no holder that claimed before a re-opening records an answer after it;
-//! - no more posts than the schedule allows;
+//! - no more posts than the schedule allows, and each claim counts one post:
+//!   the store's count is the claims granted in the delivery's life, less
+//!   those given back unposted (an SDK-retried claim that applied is
+//!   granted once, as `Claimed`; a holder too late to post under its lease
+//!   gives its claim back, as the deliverer does);
 //! - a post starts only with at least one post timeout left on its lease, so
 //!   two posts of one delivery are never in flight at once.
 //!
@@ -38,6 +44,10 @@ pub enum Op {
     Redeliver(usize),
     /// Holder `n % holders` takes its next step.
     Step(usize),
+    /// Holder `n % holders` takes its next step; if that is its claim, the
+    /// write applies, its answer is lost and the SDK sends it again: the
+    /// holder gets the retry's answer.
+    ClaimRetried(usize),
     /// Holder `n % holders` dies where it stands.
     Crash(usize),
     /// The clock moves on.
@@ -62,6 +72,7 @@ pub fn ops() -> impl Strategy<Value = Vec<Op>> {
             2 => (0..3_usize).prop_map(Op::Message),
             2 => (0..6_usize).prop_map(Op::Redeliver),
             5 => (0..6_usize).prop_map(Op::Step),
+            1 => (0..6_usize).prop_map(Op::ClaimRetried),
             1 => (0..6_usize).prop_map(Op::Crash),
             2 => prop_oneof![Just(1_u32), Just(6), Just(20), Just(400)].prop_map(Op::Tick),
             2 => (0..3_usize).prop_map(Op::Replay),
@@ -109,6 +120,9 @@ struct World<'a, S> {
     settled: Vec<Option<(DeliveryStatus, u32, bool)>>,
     /// Re-openings of each delivery so far: its life.
     lives: Vec<usize>,
+    /// Claims granted to each delivery in its life: the posts its store
+    /// item must count.
+    claims: Vec<u32>,
     messages: usize,
 }
 
@@ -130,6 +144,7 @@ pub async fn run<S: DeliveryStore>(store: &S, prefix: &str, ops: &[Op], replies:
         posts: vec![0; DELIVERIES],
         settled: vec![None; DELIVERIES],
         lives: vec![0; DELIVERIES],
+        claims: vec![0; DELIVERIES],
         messages: 0,
     };
     for n in 0..DELIVERIES {
@@ -183,7 +198,12 @@ impl<S: DeliveryStore> World<'_, S> {
             }
             Op::Step(n) => {
                 if let Some(index) = pick(n) {
-                    self.step(index).await;
+                    self.step(index, false).await;
+                }
+            }
+            Op::ClaimRetried(n) => {
+                if let Some(index) = pick(n) {
+                    self.step(index, true).await;
                 }
             }
             Op::Crash(n) => {
@@ -213,6 +233,7 @@ impl<S: DeliveryStore> World<'_, S> {
                 );
                 self.settled[ticket] = None;
                 self.lives[ticket] += 1;
+                self.claims[ticket] = 0;
                 self.message(ticket);
             }
             Some(Reopen::Refused(NotReopened::NotFailed(status))) => assert_eq!(
@@ -235,19 +256,51 @@ impl<S: DeliveryStore> World<'_, S> {
         });
     }
 
-    async fn step(&mut self, index: usize) {
+    async fn step(&mut self, index: usize, retried: bool) {
         let policy = schedule(POST_TIMEOUT);
         let holder = &mut self.holders[index];
         let ticket = &self.tickets[holder.ticket];
         let phase = std::mem::replace(&mut holder.phase, Phase::Gone);
         holder.phase = match phase {
             Phase::Start => {
-                match self
+                let mut answer = self
                     .store
                     .claim(ticket, &holder.owner, self.now, &policy)
-                    .await
-                {
+                    .await;
+                if retried {
+                    // The first answer is lost; the SDK's retry is the same
+                    // write, at the same moment.
+                    let first = answer;
+                    answer = self
+                        .store
+                        .claim(ticket, &holder.owner, self.now, &policy)
+                        .await;
+                    if let Ok(Some(DeliveryClaim::Claimed(applied))) = &first {
+                        match &answer {
+                            Ok(Some(DeliveryClaim::Claimed(again))) => assert_eq!(
+                                again.posts, applied.posts,
+                                "the retried claim counted a second post"
+                            ),
+                            other => panic!(
+                                "{}'s retried claim, applied before, answered {other:?}",
+                                holder.owner
+                            ),
+                        }
+                    }
+                }
+                match answer {
                     Ok(Some(DeliveryClaim::Claimed(delivery))) => {
+                        self.claims[holder.ticket] += 1;
+                        assert_eq!(
+                            delivery.posts, self.claims[holder.ticket],
+                            "the store counts other posts than the claims it granted"
+                        );
+                        assert!(
+                            delivery.posts <= policy.max_posts,
+                            "claimed for post {} of {}",
+                            delivery.posts,
+                            policy.max_posts
+                        );
                         Phase::Claimed(delivery, self.lives[holder.ticket])
                     }
                     Ok(Some(DeliveryClaim::Refused(refused))) => {
@@ -269,7 +322,16 @@ impl<S: DeliveryStore> World<'_, S> {
                     .until;
                 let timeout = chrono::Duration::from_std(POST_TIMEOUT).expect("a duration");
                 if until - self.now < timeout {
-                    Phase::Gone // too late to post under this lease: left to the next holder
+                    // Too late to post under this lease: the claim is given
+                    // back, its count undone, unless its lease passed on.
+                    let mut released = delivery;
+                    if released.release(&holder.owner).is_ok() {
+                        let saved = self.store.settle(ticket, &holder.owner, &released).await;
+                        if saved.expect("the store answers") == Save::Saved {
+                            self.claims[holder.ticket] -= 1;
+                        }
+                    }
+                    Phase::Gone
                 } else {
                     assert!(
                         self.settled[holder.ticket].is_none(),
@@ -321,7 +383,7 @@ impl<S: DeliveryStore> World<'_, S> {
                     self.message(ticket);
                     let holder = self.holders.len() - 1;
                     for _ in 0..3 {
-                        self.step(holder).await;
+                        self.step(holder, false).await;
                     }
                 }
             }

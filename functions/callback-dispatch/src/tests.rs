@@ -522,3 +522,95 @@ async fn a_message_is_posted_when_the_invocation_has_time_to_record_it() {
     assert_eq!(world.partner.posted(), ["o-1"]);
     assert_eq!(world.status("o-1"), CallbackStatus::Delivered);
 }
+
+/// A token that takes `stall` of the invocation to get, once (the clock
+/// moves on meanwhile): the time between the claim and the post.
+struct SlowToken {
+    clock: shared::memory::webhooks::HandClock,
+    stall: std::sync::Mutex<Option<chrono::Duration>>,
+}
+
+impl shared::ports::TokenSource for SlowToken {
+    async fn token(&self) -> Result<shared::ports::AccessToken, shared::ports::TokenError> {
+        let stall = self.stall.lock().expect("the stall").take();
+        if let Some(stall) = stall {
+            self.clock.advance(stall);
+        }
+        Ok(shared::ports::AccessToken::new("test-token"))
+    }
+
+    async fn refresh(
+        &self,
+        _rejected: &shared::ports::AccessToken,
+    ) -> Result<shared::ports::AccessToken, shared::ports::TokenError> {
+        Err(shared::ports::TokenError::Static)
+    }
+}
+
+#[tokio::test]
+async fn a_message_claimed_in_time_whose_time_runs_out_before_the_post_is_posted_once_later() {
+    let clock = shared::memory::webhooks::HandClock::at(Utc::now());
+    let store = Arc::new(MemoryStore::default());
+    let partner = MemoryPartner::default();
+    let queue = Arc::new(MemoryQueue::default());
+    let tokens = SlowToken {
+        clock: clock.clone(),
+        stall: std::sync::Mutex::new(Some(chrono::Duration::seconds(6))),
+    };
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        partner.clone(),
+        tokens,
+        clock.clone(),
+        Warehouses::from_json(WAREHOUSES).expect("warehouses"),
+        policy(3),
+    )
+    .with_record_budget(RECORD_BUDGET);
+    let handler = Arc::new(DispatchHandler::new(dispatcher, queue.clone()));
+    let mut record = shipped_order("o-late");
+    store.put(&mut record);
+    let [sent] = &store.take_outbox()[..] else {
+        panic!("one outbox message");
+    };
+    let body = format!(
+        r#"{{"order_number":"o-late","generation":"{}"}}"#,
+        sent.generation
+    );
+    let number = OrderNumber::parse("o-late").expect("an order number");
+    let handle = |left: i64| {
+        let mut event = SqsEvent::default();
+        event.records = vec![message("m-o-late", &body)];
+        let deadline = clock.now() + chrono::Duration::seconds(left);
+        Arc::clone(&handler).handle_until(event, Some(deadline))
+    };
+
+    // 35 s leave the post's 10 s and the record's 20 s at the claim; the
+    // token takes 6 s of them: 29 s left before the post.
+    let kept = handle(35).await.batch_item_failures;
+
+    assert_eq!(kept.len(), 1, "SQS keeps it for a later receive");
+    assert_eq!(partner.posted(), Vec::<String>::new(), "nothing posted");
+    let callback = store.stored(&number).expect("stored").callback;
+    assert_eq!(callback.status, CallbackStatus::Retrying);
+    assert_eq!(callback.posts, 0, "the claim's try is given back");
+    assert_eq!(callback.lease, None, "the claim is given back");
+    let calls = queue.calls();
+    let [QueueCall::RetryIn(_, delay)] = &calls[..] else {
+        panic!("one retry delay: {calls:?}");
+    };
+    assert_eq!(
+        *delay,
+        Duration::from_secs(60),
+        "the schedule's first delay"
+    );
+
+    // The message's next receive, with time enough: posted, once.
+    clock.advance(chrono::Duration::from_std(*delay).expect("a delay"));
+    let kept = handle(35).await.batch_item_failures;
+
+    assert!(kept.is_empty(), "delivered: {kept:?}");
+    assert_eq!(partner.posted(), ["o-late"]);
+    let callback = store.stored(&number).expect("stored").callback;
+    assert_eq!(callback.status, CallbackStatus::Delivered);
+    assert_eq!(callback.posts, 1);
+}

@@ -198,3 +198,116 @@ async fn a_delivery_is_posted_when_the_invocation_has_time_to_record_it() {
     assert_eq!(kept, Vec::<String>::new());
     assert_eq!(world.poster.posted().len(), 1);
 }
+
+/// The in-memory deliveries, whose claim takes `stall` of the invocation
+/// once (it applies, and its answer comes back that much later).
+struct SlowClaim {
+    deliveries: MemoryDeliveries,
+    clock: HandClock,
+    stall: std::sync::Mutex<Option<chrono::Duration>>,
+}
+
+impl DeliveryStore for SlowClaim {
+    async fn add(
+        &self,
+        ticket: &DeliveryTicket,
+        delivery: &Delivery,
+    ) -> Result<bool, shared::error::StoreError> {
+        self.deliveries.add(ticket, delivery).await
+    }
+
+    async fn claim(
+        &self,
+        ticket: &DeliveryTicket,
+        owner: &str,
+        now: chrono::DateTime<Utc>,
+        policy: &shared::callback::retry::RetryPolicy,
+    ) -> Result<Option<shared::ports::DeliveryClaim>, shared::error::StoreError> {
+        let claimed = self.deliveries.claim(ticket, owner, now, policy).await;
+        let stall = self.stall.lock().expect("the stall").take();
+        if let Some(stall) = stall {
+            self.clock.advance(stall);
+        }
+        claimed
+    }
+
+    async fn settle(
+        &self,
+        ticket: &DeliveryTicket,
+        owner: &str,
+        delivery: &Delivery,
+    ) -> Result<shared::ports::Save, shared::error::StoreError> {
+        self.deliveries.settle(ticket, owner, delivery).await
+    }
+
+    async fn reopen(
+        &self,
+        ticket: &DeliveryTicket,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Option<shared::ports::Reopen>, shared::error::StoreError> {
+        self.deliveries.reopen(ticket, now).await
+    }
+
+    async fn recent(
+        &self,
+        endpoint: &EndpointId,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, shared::error::StoreError> {
+        self.deliveries.recent(endpoint, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_claimed_in_time_whose_time_runs_out_before_the_post_is_posted_once_later() {
+    let world = World::new();
+    let late = world.delivery_to("https://up.example.com/", 1).await;
+    let ticket: DeliveryTicket =
+        serde_json::from_str(late.body.as_deref().unwrap_or_default()).unwrap();
+    let clock = HandClock::at(Utc::now());
+    let deliveries = SlowClaim {
+        deliveries: world.deliveries.clone(),
+        clock: clock.clone(),
+        stall: std::sync::Mutex::new(Some(chrono::Duration::seconds(3))),
+    };
+    let deliverer = Deliverer::new(
+        world.endpoints.clone(),
+        deliveries,
+        world.poster.clone(),
+        clock.clone(),
+        schedule(POST_TIMEOUT),
+    )
+    .with_record_budget(RECORD_BUDGET);
+    let handler = DispatchHandler::new(deliverer, world.queue.clone());
+    let handle = |left: i64| {
+        let mut event = SqsEvent::default();
+        event.records = vec![late.clone()];
+        handler.handle_until(event, Some(clock.now() + chrono::Duration::seconds(left)))
+    };
+
+    // 25 s leave the post's 5 s and the record's 18 s at the claim; the
+    // claim's answer takes 3 s of them: 22 s left before the post.
+    let kept = handle(25).await.batch_item_failures;
+
+    assert_eq!(kept.len(), 1, "SQS keeps it for a later receive");
+    assert!(world.poster.posted().is_empty(), "nothing posted");
+    let delivery = world.deliveries.stored(&ticket).expect("the delivery");
+    assert_eq!(delivery.status, shared::webhook::DeliveryStatus::Pending);
+    assert_eq!(delivery.posts, 0, "the claim's try is given back");
+    assert_eq!(delivery.lease, None, "the claim is given back");
+    let delays = world.queue.delays();
+    assert_eq!(
+        delays,
+        [("receipt-m-1".to_owned(), std::time::Duration::from_secs(1))],
+        "received again at once"
+    );
+
+    // The message's next receive, with time enough: posted, once.
+    clock.advance(chrono::Duration::seconds(1));
+    let kept = handle(25).await.batch_item_failures;
+
+    assert!(kept.is_empty(), "delivered: {kept:?}");
+    assert_eq!(world.poster.posted().len(), 1);
+    let delivery = world.deliveries.stored(&ticket).expect("the delivery");
+    assert_eq!(delivery.status, shared::webhook::DeliveryStatus::Delivered);
+    assert_eq!(delivery.posts, 1, "one post, one try");
+}

@@ -167,15 +167,21 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
         }
         // A post must be answered (or time out) while the lease holds, so
         // that no other holder can claim and post meanwhile, and be recorded
-        // before the invocation ends: one that cannot start in time leaves
-        // the delivery to the next holder.
+        // before the invocation ends: one that cannot start in time (the
+        // claim's answer took the time) gives the claim back, its try
+        // undone, for the next receive.
         let lease_until = delivery.lease.as_ref().map_or(now, |lease| lease.until);
+        let checked = self.clock.now();
         if !deadline::affords(
-            self.clock.now(),
+            checked,
             self.policy.post_timeout,
             deadline::earliest(Some(lease_until), last_start),
         ) {
-            return Ok(Delivered::held_until(lease_until, now));
+            if delivery.release(owner).is_ok() {
+                // Stale: the lease passed to another holder, which decides.
+                self.deliveries.settle(ticket, owner, &delivery).await?;
+            }
+            return Ok(Delivered::held_until(checked, checked));
         }
         let headers = sign(
             &endpoint.signing_secrets(now),

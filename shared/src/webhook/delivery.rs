@@ -245,6 +245,19 @@ impl Delivery {
         Ok(())
     }
 
+    /// Gives back the claim `owner` made without posting: the invocation
+    /// could not afford the post by the time the claim answered. The post
+    /// it counted is undone and its lease ended, so the next receive
+    /// claims it at once with no try of its schedule spent.
+    pub fn release(&mut self, owner: &str) -> Result<(), StaleLease> {
+        if self.lease.as_ref().is_none_or(|lease| lease.owner != owner) {
+            return Err(StaleLease);
+        }
+        self.posts = self.posts.saturating_sub(1);
+        self.lease = None;
+        Ok(())
+    }
+
     /// Re-opens a failed delivery for a replay: pending again with a fresh
     /// schedule (no posts counted, due at once). Its last attempt stays, so
     /// its owner still sees why it failed.
