@@ -471,6 +471,71 @@ async fn a_secret_throttled_during_the_token_refresh_backs_off_without_posting_o
     dispatcher.abort();
 }
 
+/// A refresh spends the stored refresh token (the test partner, like CK1,
+/// rotates it and refuses a spent one): a new pair Secrets Manager will not
+/// take is kept by the dispatcher, used for its posts and its next refresh,
+/// and stored once Secrets Manager takes writes again.
+#[tokio::test]
+async fn a_refreshed_pair_secrets_manager_refuses_is_kept_used_and_stored_once_it_answers() {
+    let mut app = TestApp::spawn().await;
+    let (proxy, faulty) = secrets_through_a_proxy(&app).await;
+    let partner = Partner::start_oauth(Vec::new(), Duration::from_secs(600)).await;
+    let settings = oauth_callback_settings(&partner);
+    proxy.inject(Rule::on(
+        "PutSecretValue",
+        Fault::secrets_manager_throttling(),
+    ));
+    let running = settings.clone();
+    let dispatcher = tokio::spawn(async move { faulty.run_dispatcher(&running).await });
+    app.partner = Some(partner.clone());
+
+    let first = app.ship_sample_orders("refused-pair", 1).await;
+    app.wait_until_delivered(&first, Duration::from_secs(30))
+        .await;
+    assert_eq!(partner.refreshes(), 1);
+    assert!(
+        proxy.faulted("PutSecretValue") >= 3,
+        "the pair was refused past the SDK's retries"
+    );
+    // Its access token rejected, the dispatcher refreshes with the pair it
+    // kept: the stored refresh token is spent.
+    partner.expire_tokens();
+    let second = app.ship_sample_orders("kept-pair", 1).await;
+    app.wait_until_delivered(&second, Duration::from_secs(30))
+        .await;
+    assert_eq!(partner.refreshes(), 2);
+    assert_eq!(
+        partner.spent_refresh_tokens(),
+        0,
+        "no spent refresh token presented"
+    );
+
+    // Secrets Manager takes writes again: the kept pair is stored at a call
+    // a few seconds on, so a dispatcher starting from the secret would
+    // present the partner's last refresh token.
+    proxy.heal();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let third = app.ship_sample_orders("stored-pair", 1).await;
+    app.wait_until_delivered(&third, Duration::from_secs(30))
+        .await;
+    let secret = aws_sdk_secretsmanager::Client::new(&app.stack.aws)
+        .get_secret_value()
+        .secret_id(
+            app.stack
+                .partner_secret(&settings)
+                .await
+                .expect("the secret"),
+        )
+        .send()
+        .await
+        .expect("the secret reads");
+    let stored: serde_json::Value =
+        serde_json::from_str(secret.secret_string().unwrap_or_default()).expect("JSON");
+    assert_eq!(stored["refresh_token"], "refresh-2", "the partner's last");
+    assert_eq!(partner.refreshes(), 2);
+    dispatcher.abort();
+}
+
 #[tokio::test]
 async fn an_enqueue_failing_past_its_retries_is_sent_by_the_outbox_later_and_posted_once() {
     let proxy = FaultyService::start(Service::Sqs).await;
