@@ -177,8 +177,8 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
             self.policy.post_timeout,
             deadline::earliest(Some(lease_until), last_start),
         ) {
+            // A lease that already passed to another holder is its to settle.
             if delivery.release(owner).is_ok() {
-                // Stale: the lease passed to another holder, which decides.
                 self.deliveries.settle(ticket, owner, &delivery).await?;
             }
             return Ok(Delivered::held_until(checked, checked));
