@@ -20,6 +20,16 @@ pub const FAILING_LIMIT: Duration = Duration::hours(24);
 /// when a block is set fail in the same outage and do not double it again.
 pub const FIRST_BACKOFF: Duration = Duration::seconds(5);
 pub const MAX_BACKOFF: Duration = Duration::minutes(10);
+/// An endpoint that accepted a post within [`ANSWERING_LATELY`] is blocked
+/// only at this many failures in a row: a flaky ERP (a few per cent of
+/// posts failing between successes) is not a down one, and blocking it at
+/// each failure held every delivery behind a block and a probe. Five in a
+/// row at 5 % independent failures: about 3 in 10⁷ posts; an ERP that goes
+/// down fails the posts in flight together, five within one timeout.
+pub const FAILURES_TO_BLOCK: u32 = 5;
+/// See [`FAILURES_TO_BLOCK`]; one that has not (new, or down for a while,
+/// or hanging) is blocked at its first failure.
+pub const ANSWERING_LATELY: Duration = Duration::minutes(1);
 /// While one delivery probes the endpoint after a block, the others look
 /// again this often: a probe answered at once lets them follow within it,
 /// and a hanging one costs each a few cheap looks, not a post.
@@ -237,10 +247,17 @@ impl Endpoint {
             Answer::Failed => {
                 let since = *health.failing_since.get_or_insert(now);
                 health.consecutive_failures += 1;
+                let answering_lately = health
+                    .last_success_at
+                    .is_some_and(|success| now - success < ANSWERING_LATELY);
                 let step = match (health.blocked_at, health.blocked_until) {
                     // Admitted before this block: the same outage, counted.
                     (Some(set), Some(_)) if admitted_at < set => None,
                     (Some(set), Some(until)) => Some((until - set) * 2),
+                    // Flaky, not down (yet).
+                    _ if answering_lately && health.consecutive_failures < FAILURES_TO_BLOCK => {
+                        None
+                    }
                     _ => Some(FIRST_BACKOFF),
                 };
                 if let Some(step) = step {
@@ -353,6 +370,63 @@ mod tests {
             Admission::Post
         );
         assert_eq!(endpoint.health.failing_since, None);
+    }
+
+    /// A flaky ERP (a few per cent of posts failing between successes) is
+    /// not down: blocking it at each failure held every delivery behind a
+    /// 5 s block and a probe, and a 10,000-order soak with 2 % 5xx, 1 %
+    /// resets and 1 % late answers delivered 5,776 of 62,047 webhooks in
+    /// 40 minutes.
+    #[test]
+    fn an_erp_failing_now_and_then_between_successes_is_never_blocked() {
+        let kind = EventType::OrderShipped;
+        let mut endpoint = endpoint();
+        for post in 0..1_000 {
+            let now = at(0) + Duration::milliseconds(post * 50);
+            // Failures in runs of up to four, one post in ten or more.
+            let answer = if post % 25 >= 21 || post % 10 == 7 {
+                Answer::Failed
+            } else {
+                Answer::Accepted
+            };
+            endpoint.record(answer, now, now);
+            assert_eq!(
+                endpoint.admission(kind, now),
+                Admission::Post,
+                "post {post}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_erp_that_was_answering_is_blocked_at_its_fifth_failure_in_a_row() {
+        let kind = EventType::OrderShipped;
+        let mut endpoint = endpoint();
+        endpoint.record(Answer::Accepted, at(0), at(0));
+        for second in 1..FAILURES_TO_BLOCK {
+            endpoint.record(Answer::Failed, at(second.into()), at(second.into()));
+            assert_eq!(endpoint.admission(kind, at(second.into())), Admission::Post);
+        }
+        let fifth = at(FAILURES_TO_BLOCK.into());
+        endpoint.record(Answer::Failed, fifth, fifth);
+        assert_eq!(
+            endpoint.admission(kind, fifth),
+            Admission::Hold(fifth + FIRST_BACKOFF)
+        );
+        // An ERP that has not answered well for a while is blocked at once.
+        let mut quiet = endpoint_with_success_at(at(0));
+        let later = at(0) + ANSWERING_LATELY;
+        quiet.record(Answer::Failed, later, later);
+        assert_eq!(
+            quiet.admission(kind, later),
+            Admission::Hold(later + FIRST_BACKOFF)
+        );
+    }
+
+    fn endpoint_with_success_at(time: DateTime<Utc>) -> Endpoint {
+        let mut endpoint = endpoint();
+        endpoint.record(Answer::Accepted, time, time);
+        endpoint
     }
 
     #[test]
