@@ -22,10 +22,13 @@ const BEGIN: &str = "<!-- soak:begin -->";
 const END: &str = "<!-- soak:end -->";
 
 /// A callback is settled once it is delivered or failed.
+/// A final state: delivered, failed, or dead-lettered (the schedule ran out;
+/// only an operator's replay moves it). Without the last, one dead-lettered
+/// callback kept the 10,000-order soak's drain waiting its whole 900 s.
 fn settled(view: &Value) -> bool {
     matches!(
         view["callback"]["status"].as_str(),
-        Some("delivered" | "failed")
+        Some("delivered" | "failed" | "dead_lettered")
     )
 }
 
@@ -967,6 +970,14 @@ mod tests {
                 answer,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_dead_lettered_callback_is_settled_and_a_retrying_one_is_not() {
+        let view = |status: &str| serde_json::json!({"callback": {"status": status}});
+        assert!(settled(&view("dead_lettered")));
+        assert!(settled(&view("delivered")) && settled(&view("failed")));
+        assert!(!settled(&view("retrying")) && !settled(&view("pending")));
     }
 
     #[test]
