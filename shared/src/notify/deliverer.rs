@@ -248,6 +248,9 @@ impl<E: EndpointStore, D: DeliveryStore, P: WebhookPoster, C: Clock> Deliverer<E
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         for _ in 0..HEALTH_TRIES {
+            if endpoint.notes_already(answer, now) {
+                return Ok(false);
+            }
             let read_version = endpoint.version;
             let disabled = endpoint.record(answer, admitted_at, now);
             if self.endpoints.save(&endpoint, read_version).await? == Save::Saved {

@@ -30,6 +30,9 @@ pub const FAILURES_TO_BLOCK: u32 = 5;
 /// See [`FAILURES_TO_BLOCK`]; one that has not (new, or down for a while,
 /// or hanging) is blocked at its first failure.
 pub const ANSWERING_LATELY: Duration = Duration::minutes(1);
+/// A success on a healthy endpoint is written at most this often (well
+/// within [`ANSWERING_LATELY`], which reads it).
+pub const SUCCESS_NOTED_FOR: Duration = Duration::seconds(10);
 /// While one delivery probes the endpoint after a block, the others look
 /// again this often: a probe answered at once lets them follow within it,
 /// and a hanging one costs each a few cheap looks, not a post.
@@ -220,6 +223,24 @@ impl Endpoint {
     pub fn take_probe(&mut self, until: DateTime<Utc>) {
         self.health.probe_until = Some(until);
         self.version += 1;
+    }
+
+    /// Whether recording `answer` at `now` would change nothing worth a
+    /// write: a success on a healthy endpoint whose last success is under
+    /// [`SUCCESS_NOTED_FOR`] old. Writing every success made the endpoint
+    /// item the hottest one, and since a health write bumps the version,
+    /// concurrent deliverers' successes collided on it: a soak-check had
+    /// thousands of deliveries fail with "the endpoint kept changing".
+    #[must_use]
+    pub fn notes_already(&self, answer: Answer, now: DateTime<Utc>) -> bool {
+        let last_success = self.health.last_success_at;
+        answer == Answer::Accepted
+            && last_success.is_some_and(|at| now - at < SUCCESS_NOTED_FOR)
+            && self.health
+                == Health {
+                    last_success_at: last_success,
+                    ..Health::default()
+                }
     }
 
     /// Records how an attempt admitted to post at `admitted_at` ended at
@@ -420,6 +441,27 @@ mod tests {
         assert_eq!(
             quiet.admission(kind, later),
             Admission::Hold(later + FIRST_BACKOFF)
+        );
+    }
+
+    #[test]
+    fn a_success_on_a_healthy_endpoint_is_noted_once_per_ten_seconds() {
+        let mut endpoint = endpoint();
+        assert!(
+            !endpoint.notes_already(Answer::Accepted, at(0)),
+            "never noted"
+        );
+        endpoint.record(Answer::Accepted, at(0), at(0));
+        assert!(endpoint.notes_already(Answer::Accepted, at(9)));
+        assert!(
+            !endpoint.notes_already(Answer::Accepted, at(10)),
+            "noted too long ago"
+        );
+        assert!(!endpoint.notes_already(Answer::Failed, at(1)));
+        endpoint.record(Answer::Failed, at(1), at(1));
+        assert!(
+            !endpoint.notes_already(Answer::Accepted, at(2)),
+            "a success after a failure clears it"
         );
     }
 
