@@ -96,11 +96,7 @@ where
             tracing::error!(message_id, "unreadable webhook delivery message");
             return true;
         };
-        let receive_count = message
-            .attributes
-            .get("ApproximateReceiveCount")
-            .map_or("1", String::as_str);
-        let owner = format!("{message_id}#{receive_count}");
+        let owner = owner(message);
         let delay = match self.deliverer.deliver(&ticket, &owner, deadline).await {
             Ok(delivered) => {
                 tracing::info!(endpoint = %ticket.endpoint_id, event = %ticket.entry,
@@ -127,6 +123,23 @@ where
         }
         true
     }
+}
+
+/// This receive's lease owner. With the message id and receive count only,
+/// two receives of one message with the same count (an SQS duplicate) were
+/// one owner: the second's claim was taken for the first's claim retried,
+/// and both posted (soak-check: 8 posts after a recorded success).
+fn owner(message: &SqsMessage) -> String {
+    let receive_count = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1);
+    shared::dispatch::receive_owner(
+        message.message_id.as_deref().unwrap_or_default(),
+        receive_count,
+        message.receipt_handle.as_deref().unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]

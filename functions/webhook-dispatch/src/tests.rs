@@ -6,7 +6,7 @@ use shared::memory::MemoryMetrics;
 use shared::memory::webhooks::{
     HandClock, MemoryDeliveries, MemoryDeliveryQueue, MemoryEndpoints, MemoryPoster,
 };
-use shared::ports::{DeliveryStore, EndpointStore};
+use shared::ports::{DeliveryClaim, DeliveryStore, EndpointStore};
 use shared::webhook::{
     Delivery, DeliveryTicket, Endpoint, EndpointId, EndpointUrl, EventTypes, NewEndpoint,
     POST_TIMEOUT, Reach, WebhookEvent, WebhookSecret, schedule,
@@ -310,4 +310,36 @@ async fn a_delivery_claimed_in_time_whose_time_runs_out_before_the_post_is_poste
     let delivery = world.deliveries.stored(&ticket).expect("the delivery");
     assert_eq!(delivery.status, shared::webhook::DeliveryStatus::Delivered);
     assert_eq!(delivery.posts, 1, "one post, one try");
+}
+
+/// SQS may hand one message to two receivers with the same receive count
+/// (a duplicate): while the first holds the delivery mid-post, the second
+/// must find it held, not take the first's lease for its own retried claim.
+#[tokio::test]
+async fn a_duplicate_receive_with_the_same_count_does_not_post_beside_the_first() {
+    let world = World::new();
+    let first = world.delivery_to("https://up.example.com/", 1).await;
+    let ticket: DeliveryTicket =
+        serde_json::from_str(first.body.as_deref().unwrap_or_default()).unwrap();
+    let mut duplicate = first.clone();
+    duplicate.receipt_handle = Some("receipt-m-1-duplicate".into());
+    // The first receive has claimed it and is posting.
+    let claimed = world
+        .deliveries
+        .claim(&ticket, &owner(&first), Utc::now(), &schedule(POST_TIMEOUT))
+        .await
+        .unwrap();
+    assert!(
+        matches!(claimed, Some(DeliveryClaim::Claimed(_))),
+        "{claimed:?}"
+    );
+
+    let kept = world.handle(vec![duplicate]).await;
+
+    assert!(
+        world.poster.posted().is_empty(),
+        "posted beside the first receive"
+    );
+    assert_eq!(kept, ["m-1"], "SQS keeps the duplicate for later");
+    assert_eq!(world.deliveries.stored(&ticket).expect("stored").posts, 1);
 }

@@ -78,14 +78,22 @@ impl Delivery {
     /// uniqueness: SQS may count a redriven message's receives from 1 again).
     #[must_use]
     pub fn owner(&self) -> String {
-        let digest = crate::hex::encode(&sha2::Sha256::digest(self.receipt.as_bytes()));
-        format!(
-            "{}#{}#{}",
-            self.message_id,
-            self.receive_count,
-            digest.get(..12).unwrap_or_default()
-        )
+        receive_owner(&self.message_id, self.receive_count, &self.receipt)
     }
+}
+
+/// Who holds a lease while one receive of a queue message handles it: the
+/// message, its receive count (for people reading the record) and a digest
+/// of the receipt handle, unique to the receive. Callbacks and webhooks
+/// both fence with it: the same owner claiming again is taken as its own
+/// claim retried, so two receives must never share one.
+#[must_use]
+pub fn receive_owner(message_id: &str, receive_count: u32, receipt: &str) -> String {
+    let digest = crate::hex::encode(&sha2::Sha256::digest(receipt.as_bytes()));
+    format!(
+        "{message_id}#{receive_count}#{}",
+        digest.get(..12).unwrap_or_default()
+    )
 }
 
 /// What the queue should do with the message (an instruction, not an outcome).
