@@ -241,3 +241,47 @@ async fn an_event_time_outside_the_order_s_life_is_a_400_naming_occurred_at() {
     let order = app.get_order("mabang-test002").await.body["data"].clone();
     assert_eq!(order["status"], "pending");
 }
+
+/// The soak's `Events::Concurrent` orders, without its SIGKILLs: every
+/// event of the order at once, as a warehouse retrying a backlog may send
+/// them. One soak-check ended an order `shipped` with its callback still
+/// `awaiting_shipment` though its hand-over was answered 200.
+#[tokio::test]
+async fn an_orders_events_sent_all_at_once_end_handed_over_with_its_callback_due() {
+    let app = TestApp::spawn().await;
+    let at = |minutes: i64| {
+        shared::record::format_time(chrono::Utc::now() - chrono::Duration::minutes(minutes))
+    };
+    for n in 0..10 {
+        let number = format!("together-{n}");
+        let mut order = sample_order();
+        order["package"]["order_number"] = json!(number);
+        order["platform_order_number"] = json!(format!("p-{number}"));
+        assert_eq!(app.post_order(&order).await.status, 201);
+        let events = [
+            json!({"event_id": "e-1", "type": "allocated", "occurred_at": at(60)}),
+            json!({"event_id": "e-2", "type": "picked", "occurred_at": at(50)}),
+            json!({"event_id": "e-3", "type": "packed", "occurred_at": at(40)}),
+            json!({"event_id": "e-4", "type": "shipped", "occurred_at": at(30),
+                   "tracking_number": format!("T{n}CN"), "logistic_provider_code": "jito"}),
+            json!({"event_id": "e-5", "type": "handed_over", "occurred_at": at(20)}),
+        ];
+        let replies =
+            futures::future::join_all(events.iter().map(|event| app.post_event(&number, event)))
+                .await;
+        for reply in &replies {
+            assert_eq!(reply.status, 200, "{:#}", reply.body);
+        }
+        let order = app.get_order(&number).await.body;
+        assert_eq!(
+            order["data"]["status"], "handed_over",
+            "{:#}",
+            order["data"]
+        );
+        assert_ne!(
+            order["data"]["callback"]["status"], "awaiting_shipment",
+            "{:#}",
+            order["data"]
+        );
+    }
+}
