@@ -458,3 +458,14 @@ pub fn every_event_type(order_number: &str) -> Vec<(Option<OrderState>, OrderSta
     }
     writes
 }
+
+/// The webhook store over a freshly provisioned stack's `WebhooksTable`
+/// (DynamoDB Local): what the contract and model tests run on.
+pub async fn dynamo_webhooks() -> DynamoWebhooks {
+    let stack = crate::provision_stack().await;
+    let table = stack
+        .resources
+        .table("WebhooksTable")
+        .expect("the webhooks table");
+    DynamoWebhooks::new(stack.dynamodb.clone(), table, Reach::LocalNetwork)
+}

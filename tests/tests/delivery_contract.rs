@@ -12,15 +12,6 @@ async fn the_in_memory_delivery_store_keeps_the_contract() {
 
 #[tokio::test]
 async fn the_dynamodb_delivery_store_keeps_the_contract() {
-    let stack = integration_tests::provision_stack().await;
-    let table = stack
-        .resources
-        .table("WebhooksTable")
-        .expect("the webhooks table");
-    let store = adapters::dynamodb_webhooks::DynamoWebhooks::new(
-        stack.dynamodb.clone(),
-        table,
-        shared::webhook::Reach::LocalNetwork,
-    );
+    let store = integration_tests::webhooks::dynamo_webhooks().await;
     assert_contract(&store, "contract").await;
 }

@@ -31,17 +31,7 @@ fn every_interleaving_keeps_one_probe_per_block_and_every_health_write_on_dynamo
         .enable_all()
         .build()
         .expect("a runtime");
-    let stack = runtime.block_on(integration_tests::provision_stack());
-    let table = stack
-        .resources
-        .table("WebhooksTable")
-        .expect("the webhooks table")
-        .to_owned();
-    let store = adapters::dynamodb_webhooks::DynamoWebhooks::new(
-        stack.dynamodb.clone(),
-        table,
-        shared::webhook::Reach::LocalNetwork,
-    );
+    let store = runtime.block_on(integration_tests::webhooks::dynamo_webhooks());
     let mut runner = TestRunner::deterministic();
     for case in 0..30 {
         let up = any::<bool>()

@@ -28,17 +28,7 @@ fn every_interleaving_keeps_the_webhook_delivery_protocol_on_dynamodb() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let stack = runtime.block_on(integration_tests::provision_stack());
-    let table = stack
-        .resources
-        .table("WebhooksTable")
-        .expect("the webhooks table")
-        .to_owned();
-    let store = adapters::dynamodb_webhooks::DynamoWebhooks::new(
-        stack.dynamodb.clone(),
-        table,
-        shared::webhook::Reach::LocalNetwork,
-    );
+    let store = runtime.block_on(integration_tests::webhooks::dynamo_webhooks());
     let mut runner = TestRunner::deterministic();
     for case in 0..40 {
         let ops = ops().new_tree(&mut runner).expect("a history").current();
@@ -68,15 +58,6 @@ async fn a_second_holder_is_kept_out_while_the_first_holds_the_lease() {
 
 #[tokio::test]
 async fn a_second_holder_is_kept_out_while_the_first_holds_the_lease_on_dynamodb() {
-    let stack = integration_tests::provision_stack().await;
-    let table = stack
-        .resources
-        .table("WebhooksTable")
-        .expect("the webhooks table");
-    let store = adapters::dynamodb_webhooks::DynamoWebhooks::new(
-        stack.dynamodb.clone(),
-        table,
-        shared::webhook::Reach::LocalNetwork,
-    );
+    let store = integration_tests::webhooks::dynamo_webhooks().await;
     run(&store, "race", &RACE, &[]).await;
 }
