@@ -347,30 +347,8 @@ pub async fn run<E: EndpointStore, D: DeliveryStore>(
     );
     let mut tickets = Vec::new();
     for n in 0..DELIVERIES {
-        let ticket = DeliveryTicket {
-            client_code: client_code.clone(),
-            endpoint_id: id.as_str().into(),
-            entry: format!("{prefix}#{n}"),
-            event_type: KIND.as_str().into(),
-        };
-        let delivery = Delivery {
-            event_id: format!("evt_{prefix}_{n}"),
-            kind: KIND,
-            order_number: format!("{prefix}-{n}"),
-            sequence: 1,
-            body: "{}".into(),
-            status: DeliveryStatus::Pending,
-            posts: 0,
-            next_attempt_at: None,
-            lease: None,
-            last_attempt: None,
-        };
-        assert!(
-            deliveries
-                .add(&ticket, &delivery)
-                .await
-                .expect("the store answers")
-        );
+        let ticket =
+            crate::webhook_model::add_pending(deliveries, &client_code, &id, prefix, n).await;
         tickets.push(ticket);
     }
     let mut world = World {

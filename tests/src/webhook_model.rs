@@ -128,6 +128,44 @@ struct World<'a, S> {
 
 const DELIVERIES: usize = 3;
 
+/// Adds to `store` a pending delivery of a bare `order.shipped` event
+/// (order `{prefix}-{n}`) to `endpoint`; its ticket. The models' starting
+/// point.
+pub async fn add_pending<S: DeliveryStore>(
+    store: &S,
+    client_code: &str,
+    endpoint: &EndpointId,
+    prefix: &str,
+    n: usize,
+) -> DeliveryTicket {
+    let kind = shared::webhook::EventType::OrderShipped;
+    let ticket = DeliveryTicket {
+        client_code: client_code.into(),
+        endpoint_id: endpoint.as_str().into(),
+        entry: format!("{prefix}#{n}"),
+        event_type: kind.as_str().into(),
+    };
+    let delivery = Delivery {
+        event_id: format!("evt_{prefix}_{n}"),
+        kind,
+        order_number: format!("{prefix}-{n}"),
+        sequence: 1,
+        body: "{}".into(),
+        status: DeliveryStatus::Pending,
+        posts: 0,
+        next_attempt_at: None,
+        lease: None,
+        last_attempt: None,
+    };
+    assert!(
+        store
+            .add(&ticket, &delivery)
+            .await
+            .expect("the store answers")
+    );
+    ticket
+}
+
 /// Runs one generated history against `store`; `prefix` keeps the runs of
 /// one store apart. Panics on a broken property.
 pub async fn run<S: DeliveryStore>(store: &S, prefix: &str, ops: &[Op], replies: &[Reply]) {
@@ -148,30 +186,7 @@ pub async fn run<S: DeliveryStore>(store: &S, prefix: &str, ops: &[Op], replies:
         messages: 0,
     };
     for n in 0..DELIVERIES {
-        let ticket = DeliveryTicket {
-            client_code: "20".into(),
-            endpoint_id: endpoint.as_str().into(),
-            entry: format!("{prefix}#{n}"),
-            event_type: "order.shipped".into(),
-        };
-        let delivery = Delivery {
-            event_id: format!("evt_{prefix}_{n}"),
-            kind: shared::webhook::EventType::OrderShipped,
-            order_number: format!("{prefix}-{n}"),
-            sequence: 1,
-            body: "{}".into(),
-            status: DeliveryStatus::Pending,
-            posts: 0,
-            next_attempt_at: None,
-            lease: None,
-            last_attempt: None,
-        };
-        assert!(
-            store
-                .add(&ticket, &delivery)
-                .await
-                .expect("the store answers")
-        );
+        let ticket = add_pending(store, "20", &endpoint, prefix, n).await;
         world.tickets.push(ticket);
     }
     for op in ops {
