@@ -222,13 +222,8 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         };
         match self.claim(delivery, &owner).await? {
             Claimed::Won(record) => {
-                let sent = Sent {
-                    owner: &owner,
-                    permit: &permit,
-                    last_start,
-                    within_span,
-                };
-                self.deliver(*record, &sent).await
+                self.deliver(*record, &owner, &permit, last_start, within_span)
+                    .await
             }
             Claimed::Refused(why, record, now) => {
                 permit.release().await;
@@ -269,13 +264,14 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
     }
 
     /// The claim was written: build the body, post it, settle the callback.
-    async fn deliver(&self, record: OrderRecord, sent: &Sent<'_>) -> Result<Reply, DispatchError> {
-        let &Sent {
-            owner,
-            permit,
-            last_start,
-            within_span,
-        } = sent;
+    async fn deliver(
+        &self,
+        record: OrderRecord,
+        owner: &str,
+        permit: &PostPermit<'_>,
+        last_start: Option<DateTime<Utc>>,
+        within_span: bool,
+    ) -> Result<Reply, DispatchError> {
         let body = match build(&record, &self.warehouses) {
             Ok(body) => body,
             Err(unsendable) => return self.fail_unsendable(record, owner, &unsendable).await,
@@ -295,15 +291,6 @@ impl<S: OrderStore, P: PartnerClient, C: Clock, T: TokenSource> Dispatcher<S, P,
         self.settle_post(record, owner, result, latency, refund)
             .await
     }
-}
-
-/// A claimed delivery, as [`Dispatcher::deliver`] needs it.
-struct Sent<'a> {
-    owner: &'a str,
-    permit: &'a PostPermit<'a>,
-    /// The invocation's last moment to start recording.
-    last_start: Option<DateTime<Utc>>,
-    within_span: bool,
 }
 
 /// Why a delivery was left unposted for the next receive.
