@@ -42,3 +42,39 @@ fn every_interleaving_keeps_one_probe_per_block_and_every_health_write_on_dynamo
         runtime.block_on(run(&store, &store, &format!("{case:x}"), up, &ops));
     }
 }
+
+/// A history the generated runs found once: two deliveries fail at the same
+/// instant the first sets the block, the clock passes it, and a probe is
+/// taken while the second's failure is still to be recorded.
+#[test]
+fn a_failure_recorded_after_the_probe_was_taken_does_not_let_a_second_probe_through() {
+    use integration_tests::endpoint_model::Op::{Message, Step, Tick};
+    let ops = [
+        Message(0),
+        Message(1),
+        Step(1),
+        Step(1),
+        Step(2),
+        Step(1),
+        Step(1),
+        Step(2),
+        Message(0),
+        Step(1),
+        Step(2),
+        Tick(16),
+        Message(1),
+        Step(2),
+        Step(2),
+        Step(2),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(run(
+        &MemoryEndpoints::default(),
+        &MemoryDeliveries::default(),
+        "1",
+        false,
+        &ops,
+    ));
+}

@@ -272,8 +272,12 @@ impl Endpoint {
                     .last_success_at
                     .is_some_and(|success| now - success < ANSWERING_LATELY);
                 let step = match (health.blocked_at, health.blocked_until) {
-                    // Admitted before this block: the same outage, counted.
-                    (Some(set), Some(_)) if admitted_at < set => None,
+                    // Admitted before this block, or the instant it was set
+                    // (a probe is admitted a step after it): the same
+                    // outage, counted. Taking the instant for a probe's
+                    // answer ended the probe in flight, and let a second
+                    // one through once the block was over.
+                    (Some(set), Some(_)) if admitted_at <= set => None,
                     (Some(set), Some(until)) => Some((until - set) * 2),
                     // Flaky, not down (yet).
                     _ if answering_lately && health.consecutive_failures < FAILURES_TO_BLOCK => {
@@ -491,6 +495,26 @@ mod tests {
         assert_eq!(
             endpoint.health.blocked_until,
             Some(at(7) + FIRST_BACKOFF * 2)
+        );
+    }
+
+    #[test]
+    fn a_post_admitted_the_instant_the_block_was_set_fails_without_ending_the_probe() {
+        let kind = EventType::OrderShipped;
+        let mut endpoint = endpoint();
+        // Two posts admitted at 0; the first fails at once and sets the block.
+        endpoint.record(Answer::Failed, at(0), at(0));
+        let over = at(0) + FIRST_BACKOFF;
+        endpoint.take_probe(over + Duration::seconds(15));
+        // The second's failure, answered at 0, is recorded once the probe
+        // is out: the same outage, not an answer to the probe.
+        endpoint.record(Answer::Failed, at(0), at(0));
+        assert_eq!(endpoint.health.consecutive_failures, 2);
+        assert_eq!(endpoint.health.blocked_until, Some(over));
+        assert_eq!(
+            endpoint.admission(kind, over + Duration::seconds(1)),
+            Admission::Hold(over + Duration::seconds(2)),
+            "the probe in flight stays the only one"
         );
     }
 
