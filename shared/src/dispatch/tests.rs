@@ -43,10 +43,10 @@ fn delivery(record: &OrderRecord) -> Delivery {
     }
 }
 
-fn dispatcher<T: TokenSource>(
-    store: &Arc<MemoryStore>,
-    tokens: T,
-) -> Dispatcher<Arc<MemoryStore>, MemoryPartner, SystemClock, T> {
+/// A dispatcher over the in-memory store and partner, on the system clock.
+type TestDispatcher<T> = Dispatcher<Arc<MemoryStore>, MemoryPartner, SystemClock, T>;
+
+fn dispatcher<T: TokenSource>(store: &Arc<MemoryStore>, tokens: T) -> TestDispatcher<T> {
     Dispatcher::new(
         Arc::clone(store),
         MemoryPartner::default(),
@@ -161,8 +161,9 @@ async fn a_probe_whose_token_endpoint_does_not_answer_finds_the_partner_down() {
     );
 }
 
-#[tokio::test]
-async fn credentials_out_of_reach_back_off_without_posting_or_spending_a_try() {
+/// A shipped order whose dispatcher cannot read the partner's credentials
+/// (Secrets Manager throttling every read).
+fn credentials_out_of_reach() -> (Arc<MemoryStore>, OrderRecord, TestDispatcher<FailingTokens>) {
     let store = Arc::new(MemoryStore::default());
     let mut record = shipped_order("o-1");
     store.put(&mut record);
@@ -170,6 +171,12 @@ async fn credentials_out_of_reach_back_off_without_posting_or_spending_a_try() {
         &store,
         FailingTokens(TokenError::Unavailable("ThrottlingException".into())),
     );
+    (store, record, dispatcher)
+}
+
+#[tokio::test]
+async fn credentials_out_of_reach_back_off_without_posting_or_spending_a_try() {
+    let (store, record, dispatcher) = credentials_out_of_reach();
 
     let (action, outcome) = dispatcher.dispatch(&delivery(&record)).await.unwrap();
 
@@ -196,13 +203,7 @@ async fn credentials_out_of_reach_back_off_without_posting_or_spending_a_try() {
 /// schedule runs out and the callback is dead-lettered with its reason.
 #[tokio::test]
 async fn credentials_out_of_reach_past_the_schedules_span_spend_the_try() {
-    let store = Arc::new(MemoryStore::default());
-    let mut record = shipped_order("o-1");
-    store.put(&mut record);
-    let dispatcher = dispatcher(
-        &store,
-        FailingTokens(TokenError::Unavailable("ThrottlingException".into())),
-    );
+    let (store, record, dispatcher) = credentials_out_of_reach();
     let span = chrono::Duration::from_std(RetryPolicy::default().span()).expect("a span");
     let long_due = Delivery {
         sent_at: Some(Utc::now() - span - chrono::Duration::hours(1)),
