@@ -197,11 +197,11 @@ mod tests {
                 continue;
             }
             let source = std::fs::read_to_string(&path).unwrap();
-            for call in ["capacity::record(", "judged("] {
+            for call in ["capacity::record(", "judged(", "put_once("] {
                 for (at, _) in source.match_indices(call) {
                     let argument = source[at + call.len()..].trim_start();
-                    if call == "judged(" && !argument.starts_with('"') {
-                        continue; // its definition: `judged<R>(` never matches, `judged(\n operation` is none
+                    if call != "capacity::record(" && !argument.starts_with('"') {
+                        continue; // a definition: `judged<R>(` never matches, `put_once(\n operation` is none
                     }
                     let name = argument
                         .strip_prefix('"')

@@ -379,6 +379,40 @@ async fn a_webhook_claim_whose_answer_was_lost_is_posted_once_without_waiting_fo
 }
 
 #[tokio::test]
+async fn a_failed_webhook_whose_record_lost_its_answer_stays_queued_for_its_retry() {
+    let proxy = FaultyService::start(Service::DynamoDb).await;
+    let policy = schedule(POST_TIMEOUT);
+    let aws = proxy.aws(AwsBudget::within(WEBHOOK_DISPATCH_TIMEOUT)).await;
+    let rig = Rig::with_deliverer_dynamodb(
+        Reach::LocalNetwork,
+        policy.clone(),
+        Some(aws_sdk_dynamodb::Client::new(&aws)),
+    )
+    .await;
+    let erp = Receiver::start(Vec::new(), Reply::Status(503)).await;
+    let endpoint = rig.subscribe(&erp.url).await;
+    rig.publish(None, &new_order("mabang-settle-reset")).await;
+    // The post fails; the record of it (the deliverer's first PutItem) is
+    // done by DynamoDB and its answer lost: the SDK sends it again, and
+    // the retry's condition (the lease) meets the first try's write.
+    proxy.inject(Rule::on("PutItem", Fault::ResetAfterForward).times(1));
+
+    rig.dispatch_until(policy.lease, || !erp.received().is_empty())
+        .await;
+
+    assert_eq!(proxy.faulted("PutItem"), 1);
+    let deliveries = rig.deliveries(&endpoint).await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0].status, DeliveryStatus::Pending);
+    assert_eq!(deliveries[0].posts, 1, "{deliveries:?}");
+    assert_ne!(
+        rig.queued().await,
+        (0, 0),
+        "the failed delivery's message was deleted: nothing would ever try it again"
+    );
+}
+
+#[tokio::test]
 async fn a_webhook_route_is_answered_503_with_retry_after_within_its_budget_while_dynamodb_stalls()
 {
     // Each DynamoDB call may take 15 s here, longer than the function's own
