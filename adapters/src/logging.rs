@@ -89,7 +89,8 @@ pub const CONNECTION_POISONING: &str = "aws_smithy_runtime::client::http::connec
 
 /// `RUST_LOG`'s per-target levels over a default level: Lambda's, else
 /// `RUST_LOG`'s own, else `info`. Unreadable directives count as none.
-fn filter(rust_log: &str, lambda_level: Option<&str>) -> Targets {
+/// The local stack filters with it too.
+pub fn filter(rust_log: &str, lambda_level: Option<&str>) -> Targets {
     let rust_log = rust_log.trim();
     // An empty string would parse as "everything at TRACE".
     let targets: Targets = if rust_log.is_empty() {

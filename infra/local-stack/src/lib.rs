@@ -15,9 +15,11 @@
 //!   messages the SQS emulator lost when it stopped;
 //! - [`receiver`] is an ERP's webhook endpoint on this machine, verifying
 //!   with the `standardwebhooks` crate (`webhook-receiver`);
-//! - [`Stack`] wires the functions to provisioned resources.
+//! - [`Stack`] wires the functions to provisioned resources; [`log`] is
+//!   `make run`'s log filter.
 
 pub mod gateway;
+pub mod log;
 pub mod outbox_pipe;
 pub mod partner;
 pub mod provision;

@@ -510,7 +510,8 @@ impl Stack {
         Ok(())
     }
 
-    fn region(&self) -> String {
+    /// The region the stack's clients talk to (an SQS event source names it).
+    pub fn region(&self) -> String {
         self.sqs
             .config()
             .region()

@@ -15,21 +15,18 @@ use local_stack::stack::{CallbackSettings, local_warehouses};
 use local_stack::{Stack, partner};
 use shared::domain::Scope;
 use tokio::net::TcpListener;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 const SAMPLE_ORDER: &str = include_str!("../../../../tests/fixtures/spec-000-sample.json");
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                format!(
-                    "info,aws_config=warn,aws_smithy_runtime=warn,{}=off",
-                    adapters::logging::CONNECTION_POISONING
-                )
-                .into()
-            }),
-        )
+    tracing_subscriber::registry()
+        .with(local_stack::log::filter(
+            std::env::var("RUST_LOG").ok().as_deref(),
+        ))
+        .with(tracing_subscriber::fmt::layer())
         .init();
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port
