@@ -205,11 +205,7 @@ impl Rig {
             let handler = Arc::clone(&handler);
             Box::pin(async move { handler.handle(event).await })
         });
-        let region = stack
-            .sqs
-            .config()
-            .region()
-            .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
+        let region = stack.region();
         Self {
             subscriptions: Subscriptions::new(webhooks.clone(), webhooks.clone(), reach),
             // Endpoints kept as the Lambda keeps them, by the rig's clock.
