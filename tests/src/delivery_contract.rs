@@ -218,6 +218,9 @@ pub async fn assert_contract<S: DeliveryStore>(store: &S, prefix: &str) {
     if let Err(why) = check_settle(store, prefix).await {
         broken.push(format!("settle: {why}"));
     }
+    if let Err(why) = check_settle_sent_again(store, prefix).await {
+        broken.push(format!("settle sent again: {why}"));
+    }
     if let Err(why) = check_release(store, prefix).await {
         broken.push(format!("release: {why}"));
     }
@@ -360,6 +363,43 @@ async fn check_settle<S: DeliveryStore>(store: &S, prefix: &str) -> Result<(), S
     match again {
         Some(DeliveryClaim::Refused(NotClaimed::Settled(DeliveryStatus::Delivered))) => Ok(()),
         other => Err(format!("after the settle a claim answered {other:?}")),
+    }
+}
+
+/// The SDK sends a settle again when its answer was lost after the store
+/// did it: the retry meets the first try's write (the lease gone) and is
+/// saved, not stale; the deliverer deletes the queue message of a stale
+/// settle, and a failed delivery was then never tried again. Another
+/// holder's settle stays stale.
+async fn check_settle_sent_again<S: DeliveryStore>(store: &S, prefix: &str) -> Result<(), String> {
+    let ticket = added(store, prefix, "settle-again", &pending()).await?;
+    let policy = schedule(POST_TIMEOUT);
+    let Some(DeliveryClaim::Claimed(mut delivery)) = store
+        .claim(&ticket, OWNER, now(), &policy)
+        .await
+        .map_err(|err| err.to_string())?
+    else {
+        return Err("not claimed".into());
+    };
+    delivery.lease = None;
+    delivery.next_attempt_at = Some(now() + Duration::seconds(5));
+    for (try_, owner) in [("first", OWNER), ("retried", OWNER)] {
+        if store
+            .settle(&ticket, owner, &delivery)
+            .await
+            .map_err(|e| e.to_string())?
+            != Save::Saved
+        {
+            return Err(format!(
+                "the {try_} settle of the lease holder was not saved"
+            ));
+        }
+    }
+    let mut theirs = delivery.clone();
+    theirs.status = DeliveryStatus::Delivered;
+    match store.settle(&ticket, OTHER, &theirs).await {
+        Ok(Save::Stale) => Ok(()),
+        other => Err(format!("another holder's settle answered {other:?}")),
     }
 }
 

@@ -2,9 +2,10 @@
 //! messages for the same delivery (duplicates, redrives), holders that claim,
 //! post and settle in any order with the clock moving between their steps,
 //! crashes between any two steps, every endpoint answer (a 410 fails a
-//! delivery at once), claims whose write applied but whose answer was lost
-//! and which the SDK sent again (the holder must find its own claim, the
-//! post counted once), and replays that re-open failed deliveries and queue
+//! delivery at once), claims and settles whose write applied but whose
+//! answer was lost and which the SDK sent again (the holder must find its
+//! own claim, the post counted once, and its settle saved, not stale: the
+//! deliverer deletes a stale settle's message), and replays that re-open failed deliveries and queue
 //! them again. Run against any [`DeliveryStore`]: the in-memory one and the
 //! DynamoDB adapter.
 //!
@@ -44,10 +45,11 @@ pub enum Op {
     Redeliver(usize),
     /// Holder `n % holders` takes its next step.
     Step(usize),
-    /// Holder `n % holders` takes its next step; if that is its claim, the
-    /// write applies, its answer is lost and the SDK sends it again: the
-    /// holder gets the retry's answer.
-    ClaimRetried(usize),
+    /// Holder `n % holders` takes its next step; if that is a write (its
+    /// claim, or the settle of its post's answer), the write applies, its
+    /// answer is lost and the SDK sends it again: the holder gets the
+    /// retry's answer.
+    Retried(usize),
     /// Holder `n % holders` dies where it stands.
     Crash(usize),
     /// The clock moves on.
@@ -72,7 +74,7 @@ pub fn ops() -> impl Strategy<Value = Vec<Op>> {
             2 => (0..3_usize).prop_map(Op::Message),
             2 => (0..6_usize).prop_map(Op::Redeliver),
             5 => (0..6_usize).prop_map(Op::Step),
-            1 => (0..6_usize).prop_map(Op::ClaimRetried),
+            1 => (0..6_usize).prop_map(Op::Retried),
             1 => (0..6_usize).prop_map(Op::Crash),
             2 => prop_oneof![Just(1_u32), Just(6), Just(20), Just(400)].prop_map(Op::Tick),
             2 => (0..3_usize).prop_map(Op::Replay),
@@ -216,7 +218,7 @@ impl<S: DeliveryStore> World<'_, S> {
                     self.step(index, false).await;
                 }
             }
-            Op::ClaimRetried(n) => {
+            Op::Retried(n) => {
                 if let Some(index) = pick(n) {
                     self.step(index, true).await;
                 }
@@ -361,7 +363,19 @@ impl<S: DeliveryStore> World<'_, S> {
             Phase::Posted(mut delivery, result, life) => {
                 let gone = result.gone();
                 if let Ok(settled) = delivery.settle(&holder.owner, result, self.now, &policy) {
-                    let saved = self.store.settle(ticket, &holder.owner, &delivery).await;
+                    let mut saved = self.store.settle(ticket, &holder.owner, &delivery).await;
+                    if retried {
+                        let first = saved.expect("the store answers");
+                        saved = self.store.settle(ticket, &holder.owner, &delivery).await;
+                        if first == Save::Saved {
+                            assert_eq!(
+                                saved.as_ref().ok(),
+                                Some(&Save::Saved),
+                                "{}'s retried settle, applied before, was not saved",
+                                holder.owner
+                            );
+                        }
+                    }
                     if saved.expect("the store answers") == Save::Saved {
                         assert_eq!(
                             life, self.lives[holder.ticket],

@@ -148,6 +148,8 @@ impl DeliveryStore for MemoryDeliveries {
                 *stored = delivery.clone();
                 Ok(Save::Saved)
             }
+            // The same settle sent again after it was done (its answer lost).
+            Some(stored) if stored == delivery => Ok(Save::Saved),
             _ => Ok(Save::Stale),
         }
     }
