@@ -160,6 +160,9 @@ pub struct Rule {
     rate: f64,
     /// How many more times it may fire; `None`: no limit.
     left: Option<u64>,
+    /// Only requests whose body holds this text (one write among others of
+    /// the same operation: a save's `:progress`, not a claim).
+    containing: Option<String>,
 }
 
 impl Rule {
@@ -172,6 +175,7 @@ impl Rule {
             fault,
             rate: 1.0,
             left: None,
+            containing: None,
         }
     }
 
@@ -183,6 +187,7 @@ impl Rule {
             fault,
             rate: 1.0,
             left: None,
+            containing: None,
         }
     }
 
@@ -201,9 +206,28 @@ impl Rule {
         self
     }
 
-    /// The fault, when this rule fires on a request for `operation`.
-    pub(crate) fn fire(&mut self, operation: &str, draw: impl FnOnce() -> f64) -> Option<Fault> {
+    /// Fires only on requests whose body holds `text`.
+    #[must_use]
+    pub fn containing(mut self, text: &str) -> Self {
+        self.containing = Some(text.to_owned());
+        self
+    }
+
+    /// The fault, when this rule fires on a request for `operation` with `body`.
+    pub(crate) fn fire(
+        &mut self,
+        operation: &str,
+        body: &[u8],
+        draw: impl FnOnce() -> f64,
+    ) -> Option<Fault> {
         if self.operation.as_deref().is_some_and(|op| op != operation) || self.left == Some(0) {
+            return None;
+        }
+        if let Some(text) = &self.containing
+            && !body
+                .windows(text.len())
+                .any(|window| window == text.as_bytes())
+        {
             return None;
         }
         if self.rate < 1.0 && draw() >= self.rate {

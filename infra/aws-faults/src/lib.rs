@@ -205,7 +205,6 @@ impl Shared {
 
     async fn handle(&self, request: Request<Incoming>) -> Answer {
         let operation = operation(&request);
-        let fault = self.draw(&operation);
         let (parts, body) = request.into_parts();
         let Ok(body) = body
             .collect()
@@ -214,7 +213,7 @@ impl Shared {
         else {
             return Err(Reset);
         };
-        match fault {
+        match self.draw(&operation, &body) {
             None => self.forward(&parts, body).await,
             Some(Fault::Answer(answer)) => Ok(answer.response()),
             Some(Fault::Delay(delay)) => {
@@ -233,8 +232,9 @@ impl Shared {
         }
     }
 
-    /// The fault the first firing rule for `operation` gives, counting the request.
-    fn draw(&self, operation: &str) -> Option<Fault> {
+    /// The fault the first firing rule for `operation` and `body` gives,
+    /// counting the request.
+    fn draw(&self, operation: &str, body: &[u8]) -> Option<Fault> {
         let mut state = self.lock();
         *state.seen.entry(operation.to_owned()).or_default() += 1;
         if state.paused {
@@ -243,7 +243,7 @@ impl Shared {
         let State { rules, random, .. } = &mut *state;
         let fault = rules
             .iter_mut()
-            .find_map(|rule| rule.fire(operation, || next_random(random)))?;
+            .find_map(|rule| rule.fire(operation, body, || next_random(random)))?;
         *state.faulted.entry(operation.to_owned()).or_default() += 1;
         *state
             .given
@@ -340,6 +340,31 @@ mod tests {
             ]
         );
         assert_eq!(proxy.seen("PutItem"), 4);
+    }
+
+    #[tokio::test]
+    async fn a_rule_containing_a_text_fires_only_on_the_requests_that_hold_it() {
+        let _ = rustls_provider();
+        let proxy = FaultProxy::start("http://127.0.0.1:9", 1)
+            .await
+            .expect("a proxy");
+        proxy.inject(Rule::on("UpdateItem", Fault::http_500()).containing(":progress"));
+        let update = |body: &'static str| {
+            reqwest::Client::new()
+                .post(proxy.url())
+                .header("x-amz-target", "DynamoDB_20120810.UpdateItem")
+                .body(body)
+                .send()
+        };
+        assert!(
+            update(r#"{"UpdateExpression":"SET lease_owner = :owner"}"#)
+                .await
+                .is_err(),
+            "a claim is forwarded"
+        );
+        let save = update(r#"{"UpdateExpression":"SET progress = :progress"}"#).await;
+        assert_eq!(save.map(|answer| answer.status().as_u16()).ok(), Some(500));
+        assert_eq!(proxy.faulted("UpdateItem"), 1);
     }
 
     fn rustls_provider() -> Result<(), std::sync::Arc<rustls::crypto::CryptoProvider>> {
