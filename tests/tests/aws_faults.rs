@@ -281,6 +281,58 @@ async fn a_throttled_secret_read_is_retried_and_the_callback_is_posted_once() {
 }
 
 #[tokio::test]
+async fn a_callback_answer_whose_record_lost_its_answer_is_recorded_once() {
+    let mut app = TestApp::spawn().await;
+    let proxy = FaultyService::start(Service::DynamoDb).await;
+    let mut faulty = app.stack.clone();
+    faulty.dynamodb =
+        aws_sdk_dynamodb::Client::new(&proxy.aws(AwsBudget::within(DISPATCH_TIMEOUT)).await);
+    // The dispatcher's record of the partner's answer (its save of the
+    // order: the one UpdateItem that sets `progress`; a claim does not) is
+    // done by DynamoDB and its answer lost: the SDK sends it again.
+    proxy.inject(
+        Rule::on("UpdateItem", Fault::ResetAfterForward)
+            .containing(":progress")
+            .times(1),
+    );
+    let partner = Partner::start(Vec::new()).await;
+    let settings = test_callback_settings(&partner.url);
+    let dispatcher = tokio::spawn(async move { faulty.run_dispatcher(&settings).await });
+    app.partner = Some(partner);
+
+    let numbers = app.ship_sample_orders("settle-reset", 1).await;
+    app.wait_until_delivered(&numbers, Duration::from_secs(30))
+        .await;
+    // Delivered shows as soon as the first try is done: the SDK's retry
+    // (the claim, the reset write, the retry) comes after, and then what
+    // the dispatcher makes of its answer.
+    let retried = tokio::time::Instant::now() + Duration::from_secs(10);
+    while proxy.seen("UpdateItem") < 3 {
+        assert!(
+            tokio::time::Instant::now() < retried,
+            "the SDK did not send the write again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    assert_eq!(proxy.faulted("UpdateItem"), 1);
+    assert_eq!(app.partner_requests().len(), 1);
+    let callback = stored_callback(&app, &numbers[0]).await;
+    assert_eq!(
+        (
+            callback.attempt_count,
+            callback.attempts.len(),
+            callback.posts
+        ),
+        (1, 1, 1),
+        "one post, one attempt recorded: {:?}",
+        callback.attempts
+    );
+    dispatcher.abort();
+}
+
+#[tokio::test]
 async fn a_dispatcher_whose_secret_stays_throttled_does_not_start_and_posts_nothing() {
     let app = TestApp::spawn().await;
     let (proxy, faulty) = secrets_through_a_proxy(&app).await;
