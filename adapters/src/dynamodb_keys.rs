@@ -9,7 +9,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
@@ -125,34 +124,33 @@ impl KeyStore for DynamoKeyStore {
         signed: &SignedRequest,
     ) -> Result<bool, StoreError> {
         let purge_at = signed.valid_until.timestamp() + SPENT_KEPT_PAST_WINDOW_SECONDS;
+        // Who spends it, so that the SDK's retry of this put, sent again
+        // after its answer was lost, finds its own item rather than a
+        // replay of the request ([`sdk::put_once`]).
+        let mut spender = [0_u8; 8];
+        shared::random::fill(&mut spender).map_err(|err| StoreError::Failed(Box::new(err)))?;
+        let item = HashMap::from([
+            (
+                "key_hash".to_owned(),
+                AttributeValue::S(format!("{SPENT_PREFIX}{key_id}#{}", signed.digest)),
+            ),
+            (
+                "purge_at".to_owned(),
+                AttributeValue::N(purge_at.to_string()),
+            ),
+            (
+                "spent_by".to_owned(),
+                AttributeValue::S(shared::hex::encode(&spender)),
+            ),
+        ]);
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(
-                "key_hash",
-                AttributeValue::S(format!("{SPENT_PREFIX}{key_id}#{}", signed.digest)),
-            )
-            .item("purge_at", AttributeValue::N(purge_at.to_string()))
-            .condition_expression("attribute_not_exists(key_hash)")
-            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match put {
-            Ok(output) => {
-                super::capacity::record("signature_spend", output.consumed_capacity());
-                Ok(true)
-            }
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(super::dynamodb::classify(err)),
-        }
+            .condition_expression("attribute_not_exists(key_hash)");
+        sdk::put_once("signature_spend", put, item)
+            .await
+            .map_err(super::dynamodb::classify)
     }
 }
 

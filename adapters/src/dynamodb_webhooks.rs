@@ -21,8 +21,6 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{
@@ -33,7 +31,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use shared::callback::retry::RetryPolicy;
 
-use crate::capacity;
+use crate::{capacity, sdk};
 use shared::error::StoreError;
 use shared::ports::{DeliveryClaim, DeliveryStore, EndpointStore, EventLog, Reopen, Save};
 use shared::webhook::{
@@ -201,7 +199,7 @@ impl EndpointStore for DynamoWebhooks {
             .table_name(&self.table)
             .condition_expression("version = :read")
             .expression_attribute_values(":read", n(read_version));
-        put_once("webhook_endpoint_save", request, endpoint_item(endpoint)).await
+        saved(sdk::put_once("webhook_endpoint_save", request, endpoint_item(endpoint)).await)
     }
 
     async fn delete(&self, client_code: &str, id: &EndpointId) -> Result<bool, StoreError> {
@@ -339,7 +337,7 @@ impl DeliveryStore for DynamoWebhooks {
             .table_name(&self.table)
             .condition_expression("lease_owner = :owner")
             .expression_attribute_values(":owner", s(owner));
-        put_once("webhook_delivery_settle", request, item).await
+        saved(sdk::put_once("webhook_delivery_settle", request, item).await)
     }
 
     async fn reopen(
@@ -671,68 +669,15 @@ fn judged<R>(
     Ok(Some(Err(refused)))
 }
 
-/// Puts `item` under the request's condition: `Stale` when the condition
-/// failed, unless the item standing is `item` itself. That is the SDK's
-/// retry of this very put, sent again after DynamoDB did it and its answer
-/// was lost (a reset, an attempt timeout), meeting the first try's write:
-/// saved. Taking it for `Stale` dropped a failed delivery's queue message
-/// (the deliverer deletes it when another holder has the delivery), so the
-/// delivery was never tried again; a health write was counted twice.
-async fn put_once(
-    operation: &'static str,
-    request: PutItemFluentBuilder,
-    item: Item,
+/// A conditional put's answer ([`sdk::put_once`]) as a versioned save's.
+fn saved(
+    put: Result<bool, SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, HttpResponse>>,
 ) -> Result<Save, StoreError> {
-    let written = request
-        .set_item(Some(item.clone()))
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-        .send()
-        .await;
-    match written {
-        Ok(output) => {
-            capacity::record(operation, output.consumed_capacity());
-            Ok(Save::Saved)
-        }
-        Err(err) => match err.as_service_error() {
-            Some(PutItemError::ConditionalCheckFailedException(failed)) => Ok(
-                if failed
-                    .item
-                    .as_ref()
-                    .is_some_and(|stored| same_item(stored, &item))
-                {
-                    Save::Saved
-                } else {
-                    Save::Stale
-                },
-            ),
-            _ => Err(super::dynamodb::classify(err)),
-        },
+    match put {
+        Ok(true) => Ok(Save::Saved),
+        Ok(false) => Ok(Save::Stale),
+        Err(err) => Err(super::dynamodb::classify(err)),
     }
-}
-
-/// Whether two items hold the same attributes; a set's members may come
-/// back in any order.
-fn same_item(a: &Item, b: &Item) -> bool {
-    fn members(value: &AttributeValue) -> Option<Vec<&String>> {
-        let mut members: Vec<&String> = match value {
-            AttributeValue::Ss(members) | AttributeValue::Ns(members) => members.iter().collect(),
-            _ => return None,
-        };
-        members.sort();
-        Some(members)
-    }
-    a.len() == b.len()
-        && a.iter().all(|(name, value)| {
-            b.get(name)
-                .is_some_and(|other| match (members(value), members(other)) {
-                    (Some(mine), Some(theirs)) => {
-                        mine == theirs
-                            && std::mem::discriminant(value) == std::mem::discriminant(other)
-                    }
-                    _ => value == other,
-                })
-        })
 }
 
 fn status_name(status: DeliveryStatus) -> &'static str {
@@ -801,39 +746,4 @@ fn millis(time: DateTime<Utc>) -> u64 {
 /// Epoch seconds, as DynamoDB's TTL reads them.
 fn expiry(at: DateTime<Utc>) -> u64 {
     u64::try_from(at.timestamp()).unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_item_is_the_same_whatever_order_its_sets_come_back_in() {
-        let item = |types: [&str; 2], version: u64| {
-            Item::from([
-                (
-                    "event_types".into(),
-                    AttributeValue::Ss(types.map(String::from).to_vec()),
-                ),
-                ("version".into(), n(version)),
-            ])
-        };
-        let put = item(["order.shipped", "order.accepted"], 3);
-        assert!(same_item(
-            &put,
-            &item(["order.accepted", "order.shipped"], 3)
-        ));
-        assert!(!same_item(
-            &put,
-            &item(["order.accepted", "order.picked"], 3)
-        ));
-        assert!(!same_item(
-            &put,
-            &item(["order.shipped", "order.accepted"], 4)
-        ));
-        let mut more = put.clone();
-        more.insert("lease_owner".into(), s("another"));
-        assert!(!same_item(&put, &more), "another holder's lease");
-        assert!(!same_item(&more, &put));
-    }
 }

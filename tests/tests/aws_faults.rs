@@ -231,6 +231,51 @@ async fn a_reset_after_the_write_was_forwarded_neither_duplicates_nor_loses_the_
     assert_eq!(app.stored_orders().await, [ORDER_NUMBER]);
 }
 
+/// A callback replay is a route a repeat would act on again, so a signed
+/// one spends its signature first (the replay guard).
+#[tokio::test]
+async fn a_signed_replay_whose_signature_record_lost_its_answer_is_judged_not_refused_as_its_own_repeat()
+ {
+    let (proxy, app) = FaultyApp::through(Service::DynamoDb).await;
+    assert_eq!(app.post_sample().await.status, 201);
+    let signing = app
+        .stack
+        .issue_key(Scope::Client("20".into()), None, true)
+        .await
+        .expect("a signing key");
+    let secret = signing.record.signing_secret.clone().expect("a secret");
+    // The record that spends the request's signature is done by DynamoDB
+    // and its answer lost: the SDK sends it again.
+    proxy.inject(
+        Rule::on("PutItem", Fault::ResetAfterForward)
+            .containing("spent#")
+            .times(1),
+    );
+    let path = format!("/apicenter/api/order/{ORDER_NUMBER}/callback/retry");
+    let timestamp = chrono::Utc::now().timestamp();
+
+    let answer = app
+        .http
+        .post(format!("{}{path}", app.base_url))
+        .bearer_auth(&signing.key)
+        .header("x-signature-timestamp", timestamp.to_string())
+        .header(
+            "x-signature",
+            shared::auth::signature::sign(&secret, timestamp, "POST", &path, b""),
+        )
+        .send()
+        .await
+        .expect("the API answers");
+
+    let status = answer.status().as_u16();
+    let body: Value = answer.json().await.unwrap_or(Value::Null);
+    assert_eq!(proxy.faulted("PutItem"), 1, "{status} {body}");
+    // Answered on the order's merits: its callback is not due yet.
+    assert_eq!(status, 409, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("awaiting_shipment"), "{message}");
+}
+
 #[tokio::test]
 async fn throttling_past_the_retries_is_503_with_retry_after_and_stores_nothing() {
     let (proxy, app) = FaultyApp::through(Service::DynamoDb).await;
