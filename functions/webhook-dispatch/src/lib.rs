@@ -111,8 +111,8 @@ where
                 }
             }
             Err(err) => {
-                tracing::error!(endpoint = %ticket.endpoint_id, error = %err,
-                    "webhook store failure; the message will be delivered again");
+                tracing::error!(endpoint = %ticket.endpoint_id, event = %ticket.entry,
+                    error = %err, "webhook store failure; the message will be delivered again");
                 STORE_BACKOFF
             }
         };

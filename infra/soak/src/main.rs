@@ -563,6 +563,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             receipts: &erp.log(),
             views: &views,
             kills: &service.kills[..service.kills.len().saturating_sub(1)],
+            store_failures: &webhook_report::store_failures(&service_log),
             endpoint_enabled: read.endpoint_enabled,
             drained: read.drained,
             drain_time: read.drain_time,

@@ -34,6 +34,8 @@ pub struct Inputs<'a> {
     pub views: &'a HashMap<String, Value>,
     /// When the service was SIGKILLed.
     pub kills: &'a [DateTime<Utc>],
+    /// When a delivery's store call failed, by event id ([`store_failures`]).
+    pub store_failures: &'a HashMap<String, Vec<DateTime<Utc>>>,
     /// The endpoint is still enabled at the end.
     pub endpoint_enabled: bool,
     pub drained: bool,
@@ -59,6 +61,7 @@ pub struct WebhookFigures {
     pub beyond_posts: usize,
     pub repeated_after_late: usize,
     pub repeated_after_crash: usize,
+    pub repeated_after_failed_record: usize,
     pub repeated_unexplained: usize,
     pub shared_sequences: usize,
     pub out_of_step: usize,
@@ -109,6 +112,36 @@ fn final_kind(view: &Value, prefix: &str) -> Option<String> {
     implied(view)
         .into_iter()
         .rfind(|kind| kind.starts_with(prefix) && kind != "order.accepted")
+}
+
+/// The webhook dispatcher's store failures in the service log, by event
+/// id: `<time> ERROR webhook_dispatch: webhook store failure; … event=<entry>
+/// …`, the entry ending `#<event id>`.
+pub fn store_failures(service_log: &str) -> HashMap<String, Vec<DateTime<Utc>>> {
+    let mut failures: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+    for line in service_log
+        .lines()
+        .filter(|line| line.contains("webhook store failure"))
+    {
+        let mut words = line.split_whitespace();
+        let Some(at) = words
+            .next()
+            .and_then(|time| DateTime::parse_from_rfc3339(time).ok())
+        else {
+            continue;
+        };
+        let Some(id) = words
+            .find_map(|word| word.strip_prefix("event="))
+            .and_then(|entry| entry.rsplit('#').next())
+        else {
+            continue;
+        };
+        failures
+            .entry(id.to_owned())
+            .or_default()
+            .push(at.with_timezone(&Utc));
+    }
+    failures
 }
 
 /// Whether the delivery items and the log have caught up with the orders:
@@ -234,7 +267,11 @@ impl WebhookFigures {
                     ));
                 }
             }
-            self.count_repeats(&event.id, &processed, input.kills);
+            let failures = input
+                .store_failures
+                .get(event.id.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            self.count_repeats(&event.id, &processed, input.kills, failures);
             match items.get(event.id.as_str()) {
                 Some(item) => self.check_item(item, &got),
                 None => {
@@ -261,12 +298,21 @@ impl WebhookFigures {
     }
 
     /// Why the ERP processed an event more than once: its 200 came after
-    /// the timeout, or the service died between the post and its record
-    /// (within the lease after the post: the record follows the answer at
-    /// once, so a kill later than that explains nothing); anything else is
-    /// counted apart (and fails the soak). A delivered item claimed again
-    /// rewrites its end and its count of posts, so this is what sees it.
-    fn count_repeats(&mut self, id: &str, processed: &[&Receipt], kills: &[DateTime<Utc>]) {
+    /// the timeout, the service died between the post and its record, or
+    /// the record failed (the store did not answer: the message comes back
+    /// and the delivery is posted again, as docs/webhooks.md says), each
+    /// within the lease after the post (the record follows the answer at
+    /// once, so a kill or a failure later than that explains nothing);
+    /// anything else is counted apart (and fails the soak). A delivered
+    /// item claimed again rewrites its end and its count of posts, so this
+    /// is what sees it.
+    fn count_repeats(
+        &mut self,
+        id: &str,
+        processed: &[&Receipt],
+        kills: &[DateTime<Utc>],
+        failures: &[DateTime<Utc>],
+    ) {
         for pair in processed.windows(2) {
             let (before, repeat) = (pair[0], pair[1]);
             let record_by = (before.received_at + DELIVERY_LEASE).min(repeat.received_at);
@@ -274,10 +320,15 @@ impl WebhookFigures {
                 self.repeated_after_late += 1;
             } else if crate::report::killed_between(kills, before.received_at, record_by) {
                 self.repeated_after_crash += 1;
+            } else if failures
+                .iter()
+                .any(|failed| (before.received_at..=record_by).contains(failed))
+            {
+                self.repeated_after_failed_record += 1;
             } else {
                 self.repeated_unexplained += 1;
                 self.note(format!(
-                    "{id}: processed again at {} after a 200 in time at {} with no crash between",
+                    "{id}: processed again at {} after a 200 in time at {} with no crash or failed record between",
                     repeat.received_at, before.received_at
                 ));
             }
@@ -422,10 +473,13 @@ impl WebhookFigures {
                 format!("{} ; {}", self.unknown_received, self.without_delivery),
             ),
             (
-                "webhooks processed again: after a late 200 / after a crash / with neither".into(),
+                "webhooks processed again: after a late 200 / after a crash / after its record failed / with none of these".into(),
                 format!(
-                    "{} / {} / {}",
-                    self.repeated_after_late, self.repeated_after_crash, self.repeated_unexplained
+                    "{} / {} / {} / {}",
+                    self.repeated_after_late,
+                    self.repeated_after_crash,
+                    self.repeated_after_failed_record,
+                    self.repeated_unexplained
                 ),
             ),
             (

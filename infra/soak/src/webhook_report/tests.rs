@@ -18,6 +18,7 @@ struct Run {
     receipts: Vec<Receipt>,
     views: HashMap<String, Value>,
     kills: Vec<DateTime<Utc>>,
+    store_failures: HashMap<String, Vec<DateTime<Utc>>>,
 }
 
 impl Run {
@@ -70,6 +71,7 @@ impl Run {
             receipts,
             views,
             kills: Vec::new(),
+            store_failures: HashMap::new(),
         }
     }
 
@@ -80,6 +82,7 @@ impl Run {
             receipts: &self.receipts,
             views: &self.views,
             kills: &self.kills,
+            store_failures: &self.store_failures,
             endpoint_enabled: true,
             drained: true,
             drain_time: Duration::from_secs(1),
@@ -241,6 +244,38 @@ fn a_crash_long_after_a_200_in_time_does_not_explain_posting_it_again() {
     assert!(!figures.passed());
     run.kills = vec![at(6_300)];
     assert_eq!(run.figures().repeated_after_crash, 1);
+}
+
+#[test]
+fn a_repeat_after_the_record_of_its_200_failed_is_explained_and_a_failure_long_after_is_not() {
+    let mut run = Run::clean();
+    let shipped = run.event("order.shipped");
+    let item = run.item("order.shipped");
+    item.posts = 2;
+    item.last_at = Some(at(70_050));
+    // Delivered at 6.2 s; its record failed at 9 s (the store did not
+    // answer); the message came back and it was posted again.
+    run.receipts
+        .push(receipt(&shipped, at(70_000), ErpAnswer::Accepted));
+    run.store_failures = store_failures(&format!(
+        "2026-12-06T12:00:09.000000Z ERROR webhook_dispatch: webhook store failure; the message \
+         will be delivered again endpoint=ep_1 event=6000#{} error=the order store is unavailable\n",
+        shipped.id
+    ));
+    let figures = run.figures();
+    assert_eq!(
+        (
+            figures.repeated_after_failed_record,
+            figures.repeated_unexplained
+        ),
+        (1, 0)
+    );
+    assert!(figures.passed(), "{figures:#?}");
+    run.store_failures = store_failures(&format!(
+        "2026-12-06T12:00:40.000000Z ERROR webhook_dispatch: webhook store failure; endpoint=ep_1 event=6000#{} error=x\n",
+        shipped.id
+    ));
+    assert_eq!(run.figures().repeated_unexplained, 1);
 }
 
 #[test]
