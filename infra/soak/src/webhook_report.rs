@@ -298,12 +298,14 @@ impl WebhookFigures {
     }
 
     /// Why the ERP processed an event more than once: its 200 came after
-    /// the timeout, the service died between the post and its record, or
-    /// the record failed (the store did not answer: the message comes back
-    /// and the delivery is posted again, as docs/webhooks.md says), each
-    /// within the lease after the post (the record follows the answer at
-    /// once, so a kill or a failure later than that explains nothing);
-    /// anything else is counted apart (and fails the soak). A delivered
+    /// the timeout, the service died between the post and its record
+    /// (within the lease after the post: the record follows the answer at
+    /// once, so a kill later than that explains nothing), or a store call
+    /// of that delivery failed between the two posts (the store did not
+    /// answer: the message comes back and the delivery is posted again;
+    /// had its record been written, the repeat would count as a post after
+    /// a recorded success, which is checked apart); anything else is
+    /// counted apart (and fails the soak). A delivered
     /// item claimed again rewrites its end and its count of posts, so this
     /// is what sees it.
     fn count_repeats(
@@ -322,7 +324,7 @@ impl WebhookFigures {
                 self.repeated_after_crash += 1;
             } else if failures
                 .iter()
-                .any(|failed| (before.received_at..=record_by).contains(failed))
+                .any(|failed| (before.received_at..=repeat.received_at).contains(failed))
             {
                 self.repeated_after_failed_record += 1;
             } else {

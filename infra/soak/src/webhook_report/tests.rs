@@ -247,7 +247,7 @@ fn a_crash_long_after_a_200_in_time_does_not_explain_posting_it_again() {
 }
 
 #[test]
-fn a_repeat_after_the_record_of_its_200_failed_is_explained_and_a_failure_long_after_is_not() {
+fn a_repeat_after_a_store_failure_of_its_delivery_is_explained_and_one_after_the_repeat_is_not() {
     let mut run = Run::clean();
     let shipped = run.event("order.shipped");
     let item = run.item("order.shipped");
@@ -271,8 +271,9 @@ fn a_repeat_after_the_record_of_its_200_failed_is_explained_and_a_failure_long_a
         (1, 0)
     );
     assert!(figures.passed(), "{figures:#?}");
+    // A failure after the repeat explains nothing.
     run.store_failures = store_failures(&format!(
-        "2026-12-06T12:00:40.000000Z ERROR webhook_dispatch: webhook store failure; endpoint=ep_1 event=6000#{} error=x\n",
+        "2026-12-06T12:01:20.000000Z ERROR webhook_dispatch: webhook store failure; endpoint=ep_1 event=6000#{} error=x\n",
         shipped.id
     ));
     assert_eq!(run.figures().repeated_unexplained, 1);
