@@ -202,6 +202,24 @@ async fn added<S: DeliveryStore>(
     Ok(ticket)
 }
 
+/// A pending delivery stored as case `case`'s and claimed by `OWNER`; its
+/// ticket, and the delivery as claimed.
+async fn claimed<S: DeliveryStore>(
+    store: &S,
+    prefix: &str,
+    case: &str,
+) -> Result<(DeliveryTicket, Delivery), String> {
+    let ticket = added(store, prefix, case, &pending()).await?;
+    match store
+        .claim(&ticket, OWNER, now(), &schedule(POST_TIMEOUT))
+        .await
+        .map_err(|err| err.to_string())?
+    {
+        Some(DeliveryClaim::Claimed(delivery)) => Ok((ticket, delivery)),
+        other => Err(format!("not claimed: {other:?}")),
+    }
+}
+
 /// Runs every case on `store`; panics listing each broken one.
 pub async fn assert_contract<S: DeliveryStore>(store: &S, prefix: &str) {
     let mut broken = Vec::new();
@@ -330,15 +348,8 @@ async fn check_reopen<S: DeliveryStore>(
 }
 
 async fn check_settle<S: DeliveryStore>(store: &S, prefix: &str) -> Result<(), String> {
-    let ticket = added(store, prefix, "settle", &pending()).await?;
+    let (ticket, mut delivery) = claimed(store, prefix, "settle").await?;
     let policy = schedule(POST_TIMEOUT);
-    let Some(DeliveryClaim::Claimed(mut delivery)) = store
-        .claim(&ticket, OWNER, now(), &policy)
-        .await
-        .map_err(|err| err.to_string())?
-    else {
-        return Err("not claimed".into());
-    };
     delivery.status = DeliveryStatus::Delivered;
     if store
         .settle(&ticket, OTHER, &delivery)
@@ -372,15 +383,7 @@ async fn check_settle<S: DeliveryStore>(store: &S, prefix: &str) -> Result<(), S
 /// settle, and a failed delivery was then never tried again. Another
 /// holder's settle stays stale.
 async fn check_settle_sent_again<S: DeliveryStore>(store: &S, prefix: &str) -> Result<(), String> {
-    let ticket = added(store, prefix, "settle-again", &pending()).await?;
-    let policy = schedule(POST_TIMEOUT);
-    let Some(DeliveryClaim::Claimed(mut delivery)) = store
-        .claim(&ticket, OWNER, now(), &policy)
-        .await
-        .map_err(|err| err.to_string())?
-    else {
-        return Err("not claimed".into());
-    };
+    let (ticket, mut delivery) = claimed(store, prefix, "settle-again").await?;
     delivery.lease = None;
     delivery.next_attempt_at = Some(now() + Duration::seconds(5));
     for (try_, owner) in [("first", OWNER), ("retried", OWNER)] {
@@ -406,19 +409,8 @@ async fn check_settle_sent_again<S: DeliveryStore>(store: &S, prefix: &str) -> R
 /// A claim given back unposted (`Delivery::release`, saved as a settle):
 /// the next holder claims it at once, its count as if the first had not.
 async fn check_release<S: DeliveryStore>(store: &S, prefix: &str) -> Result<(), String> {
-    let ticket = ticket(prefix, "release");
+    let (ticket, mut delivery) = claimed(store, prefix, "release").await?;
     let policy = schedule(POST_TIMEOUT);
-    store
-        .add(&ticket, &pending())
-        .await
-        .map_err(|err| err.to_string())?;
-    let Some(DeliveryClaim::Claimed(mut delivery)) = store
-        .claim(&ticket, OWNER, now(), &policy)
-        .await
-        .map_err(|err| err.to_string())?
-    else {
-        return Err("not claimed".into());
-    };
     delivery.release(OWNER).map_err(|err| err.to_string())?;
     if store
         .settle(&ticket, OWNER, &delivery)

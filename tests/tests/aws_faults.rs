@@ -19,6 +19,7 @@ use integration_tests::{
 };
 use local_stack::Stack;
 use serde_json::Value;
+use shared::callback::retry::RetryPolicy;
 use shared::domain::Scope;
 use shared::webhook::{DeliveryStatus, POST_TIMEOUT, Reach, schedule};
 use tokio::net::TcpListener;
@@ -437,8 +438,10 @@ async fn s3_slowing_down_past_the_retries_is_503_and_stores_no_order_without_its
 /// The webhook deliverer's Lambda timeout (WebhookDispatchFunction).
 const WEBHOOK_DISPATCH_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[tokio::test]
-async fn a_webhook_claim_whose_answer_was_lost_is_posted_once_without_waiting_for_its_lease() {
+/// A webhook rig whose deliverer's DynamoDB calls go through a fresh proxy,
+/// within the webhook dispatcher's budget; the proxy, the deployed
+/// schedule, and the rig.
+async fn deliverer_through_a_proxy() -> (FaultyService, RetryPolicy, Rig) {
     let proxy = FaultyService::start(Service::DynamoDb).await;
     let policy = schedule(POST_TIMEOUT);
     let aws = proxy.aws(AwsBudget::within(WEBHOOK_DISPATCH_TIMEOUT)).await;
@@ -448,6 +451,12 @@ async fn a_webhook_claim_whose_answer_was_lost_is_posted_once_without_waiting_fo
         Some(aws_sdk_dynamodb::Client::new(&aws)),
     )
     .await;
+    (proxy, policy, rig)
+}
+
+#[tokio::test]
+async fn a_webhook_claim_whose_answer_was_lost_is_posted_once_without_waiting_for_its_lease() {
+    let (proxy, policy, rig) = deliverer_through_a_proxy().await;
     let erp = Receiver::start(Vec::new(), Reply::Status(204)).await;
     let endpoint = rig.subscribe(&erp.url).await;
     let order = new_order("mabang-claim-reset");
@@ -477,15 +486,7 @@ async fn a_webhook_claim_whose_answer_was_lost_is_posted_once_without_waiting_fo
 
 #[tokio::test]
 async fn a_failed_webhook_whose_record_lost_its_answer_stays_queued_for_its_retry() {
-    let proxy = FaultyService::start(Service::DynamoDb).await;
-    let policy = schedule(POST_TIMEOUT);
-    let aws = proxy.aws(AwsBudget::within(WEBHOOK_DISPATCH_TIMEOUT)).await;
-    let rig = Rig::with_deliverer_dynamodb(
-        Reach::LocalNetwork,
-        policy.clone(),
-        Some(aws_sdk_dynamodb::Client::new(&aws)),
-    )
-    .await;
+    let (proxy, policy, rig) = deliverer_through_a_proxy().await;
     let erp = Receiver::start(Vec::new(), Reply::Status(503)).await;
     let endpoint = rig.subscribe(&erp.url).await;
     rig.publish(None, &new_order("mabang-settle-reset")).await;
